@@ -1,0 +1,55 @@
+"""``fixgw bench``: one front door for every benchmark.
+
+    fixgw bench replication [--json]                   LMDB group commit + MQTT replication
+    fixgw bench matching [--json]                      the exchange matching engine in process
+    fixgw bench --connect H:P --sender S --target T    FIX load client against any acceptor
+    fixgw bench --config F                             end to end against ``fixgw up``
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from typing import Any
+
+from fixgw.cli import CliError
+
+# which function runs each benchmark: "module:function", each taking the parsed args
+TARGETS = {
+    "replication": "replication.bench:main",
+    "matching": "venues.bench:main",
+    "fix": "fixgw.loadclient:main",
+    "e2e": "fixgw.cli.e2e_bench:main",
+}
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser("bench", help="benchmarks (throughput, latency percentiles)")
+    p.add_argument("what", nargs="?", choices=["replication", "matching"], help="an in-process benchmark")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--connect", metavar="HOST:PORT", help="FIX load against this acceptor")
+    p.add_argument("--sender", default="BENCH", help="our SenderCompID (FIX load)")
+    p.add_argument("--target", default="ISLD", help="the acceptor's CompID (FIX load)")
+    p.add_argument("--begin", default="FIX.4.4", help="BeginString (FIX load)")
+    p.add_argument("--orders", type=int, default=None, help="orders to send")
+    p.add_argument("--inflight", type=int, default=100, help="orders outstanding at once (FIX load)")
+    p.add_argument("--config", help="cluster config: end-to-end bench against fixgw up")
+    p.add_argument("--sessions", type=int, default=None, help="FIX sessions (end to end)")
+    p.add_argument("--rate", type=float, default=None, help="orders/s to offer (end to end); 0 = as fast as possible")
+    p.add_argument("--seconds", type=float, default=None, help="upper bound on the run time")
+    p.add_argument("--data", help="working directory for files the bench writes")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.what:
+        target = args.what
+    elif args.connect:
+        target = "fix"
+    elif args.config:
+        target = "e2e"
+    else:
+        raise CliError("say what to bench: 'replication', 'matching', --connect HOST:PORT or --config FILE")
+    module_name, func_name = TARGETS[target].split(":")
+    func = getattr(importlib.import_module(module_name), func_name)
+    return int(func(args) or 0)

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# The one entry point a new user needs: sets up everything, then runs fixgw.
+#   bash fixgw/run.sh up      start the whole system on configs/local.toml
+#   bash fixgw/run.sh test    run the test suite
+#   bash fixgw/run.sh ARGS    any other fixgw command (fixgw ARGS)
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$here"
+venv="$here/.venv"
+py="${PYTHON:-python3}"
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo "$@"; else return 1; fi
+}
+
+apt_install() {
+  # Debian packages we need; installs only when root (or password-less sudo) is available.
+  if ! command -v apt-get >/dev/null 2>&1; then return 1; fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null 2>&1 || true
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+if ! "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  echo "fixgw needs Python >= 3.11 (found: $("$py" --version 2>&1)). Set PYTHON=/path/to/python3.11." >&2
+  exit 1
+fi
+
+if [ ! -x "$venv/bin/python" ]; then
+  if ! "$py" -m venv "$venv" >/dev/null 2>&1; then
+    rm -rf "$venv"
+    apt_install python3-venv || { echo "python3 -m venv failed and python3-venv cannot be installed (not root): install python3-venv." >&2; exit 1; }
+    "$py" -m venv "$venv"
+  fi
+fi
+
+extra="test"
+stamp="$venv/.fixgw-installed"
+want="$(cat pyproject.toml | sha256sum | cut -d' ' -f1)-$extra"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  echo "fixgw: installing Python packages into .venv (the QuickFIX engine compiles once, about 5 minutes)..." >&2
+  "$venv/bin/python" -m pip install -q --upgrade pip >/dev/null
+  "$venv/bin/python" -m pip install -q -e ".[$extra]"
+  echo "$want" > "$stamp"
+fi
+
+if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
+  if apt_install mosquitto; then
+    # Debian starts a system-wide broker on 1883; we run our own, so stop it.
+    as_root systemctl disable --now mosquitto >/dev/null 2>&1 || as_root service mosquitto stop >/dev/null 2>&1 || true
+  else
+    echo "fixgw: mosquitto is not installed and cannot be installed here (not root)." >&2
+    if [ "${1:-}" = test ]; then
+      echo "fixgw: the integration tests need a real broker: run 'sudo apt-get install mosquitto'." >&2
+      exit 1
+    fi
+    echo "fixgw: 'up' will use the embedded amqtt broker instead." >&2
+  fi
+fi
+
+cmd="${1:-up}"
+[ $# -gt 0 ] && shift
+case "$cmd" in
+  test)
+    exec "$venv/bin/python" -m pytest "$@" ;;
+  *)
+    exec "$venv/bin/fixgw" "$cmd" "$@" ;;
+esac
