@@ -1,0 +1,299 @@
+"""The cluster configuration: which nodes, venues, customers, accounts and broker.
+
+One TOML file describes the whole brokerage (``configs/local.toml``). Every mistake names
+the file, the key and what was expected, because operators edit this file by hand.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, Mapping
+
+ROLES = ("customer", "street", "firm")
+VENUE_KINDS = ("exchange", "fund")
+BROKER_KINDS = ("auto", "mosquitto", "amqtt", "external")
+BEGIN_STRINGS = ("FIX.4.2", "FIX.4.4")
+
+
+class ClusterConfigError(ValueError):
+    """A mistake in a cluster config file; the message names file, key and expectation."""
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerConfig:
+    kind: str
+    host: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class VenueConfig:
+    name: str
+    kind: str
+    host: str
+    port: int
+    comp_id: str
+    config: Path | None          # venue-specific file (symbols, funds); None = built-in set
+    day_seconds: float | None    # fund only: a simulated business day of N seconds
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    name: str
+    role: str
+    host: str = "127.0.0.1"
+    port: int | None = None              # customer: FIX acceptor port
+    comp_id: str = ""                    # customer: our CompID towards clients; street: towards venues
+    venues: tuple[str, ...] = ()         # street: venues it connects to
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerConfig:
+    comp_id: str
+    accounts: tuple[str, ...]
+    password: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AccountConfig:
+    id: str
+    cash: Decimal
+    positions: Mapping[str, Decimal]
+    active: bool = True
+    max_order_qty: Decimal | None = None
+    max_notional: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterConfig:
+    source: Path
+    name: str
+    data_dir: Path
+    broker: BrokerConfig
+    venues: Mapping[str, VenueConfig]
+    nodes: Mapping[str, NodeConfig]
+    customers: Mapping[str, CustomerConfig]
+    accounts: Mapping[str, AccountConfig]
+    heartbeat_s: float = 1.0             # node liveness beacons
+    dead_after_s: float = 3.0            # a peer silent this long is taken as dead
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+    def nodes_with_role(self, role: str) -> list[NodeConfig]:
+        return [n for n in self.nodes.values() if n.role == role]
+
+    def node(self, name: str) -> NodeConfig:
+        try:
+            return self.nodes[name]
+        except KeyError:
+            raise ClusterConfigError(
+                f"{self.source}: no node named {name!r} (nodes: {', '.join(self.nodes)})"
+            ) from None
+
+    def node_data_dir(self, name: str) -> Path:
+        return self.data_dir / name
+
+
+class _Reader:
+    def __init__(self, source: Path) -> None:
+        self.source = source
+
+    def fail(self, key: str, expected: str, got: Any = None) -> ClusterConfigError:
+        tail = "" if got is None else f", got {got!r}"
+        return ClusterConfigError(f"{self.source}: key '{key}': expected {expected}{tail}")
+
+    def table(self, data: Mapping[str, Any], key: str, where: str, required: bool = False) -> dict[str, Any]:
+        value = data.get(key)
+        if value is None:
+            if required:
+                raise self.fail(f"{where}{key}", "a table")
+            return {}
+        if not isinstance(value, dict):
+            raise self.fail(f"{where}{key}", "a table", value)
+        return value
+
+    def str_(self, data: Mapping[str, Any], key: str, where: str, default: str | None = None) -> str:
+        value = data.get(key, default)
+        if not isinstance(value, str) or not value:
+            raise self.fail(f"{where}{key}", "a non-empty string", value)
+        return value
+
+    def port(self, data: Mapping[str, Any], key: str, where: str, default: int | None = None) -> int:
+        value = data.get(key, default)
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 65535:
+            raise self.fail(f"{where}{key}", "an integer port 1..65535", value)
+        return value
+
+    def decimal(self, value: Any, key: str) -> Decimal:
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise self.fail(key, "a decimal number written as a string or an integer (never a float)", value)
+        try:
+            d = Decimal(str(value))
+        except InvalidOperation:
+            raise self.fail(key, "a decimal number", value) from None
+        if not d.is_finite():
+            raise self.fail(key, "a finite decimal number", value)
+        return d
+
+    def check_keys(self, data: Mapping[str, Any], allowed: set[str], where: str) -> None:
+        for key in data:
+            if key not in allowed:
+                raise ClusterConfigError(
+                    f"{self.source}: unknown key '{where}{key}' (expected one of: {', '.join(sorted(allowed))})"
+                )
+
+
+def load_cluster_config(path: str | Path) -> ClusterConfig:
+    source = Path(path)
+    try:
+        text = source.read_text()
+    except OSError as exc:
+        raise ClusterConfigError(f"{source}: cannot read the cluster config: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ClusterConfigError(f"{source}: not valid TOML: {exc}") from None
+    return parse_cluster_config(data, source)
+
+
+def parse_cluster_config(data: Mapping[str, Any], source: Path) -> ClusterConfig:
+    r = _Reader(source)
+    r.check_keys(data, {"cluster", "broker", "venues", "nodes", "customers", "accounts", "settings"}, "")
+    cluster = r.table(data, "cluster", "", required=True)
+    r.check_keys(cluster, {"name", "data_dir", "heartbeat_s", "dead_after_s"}, "cluster.")
+    name = r.str_(cluster, "name", "cluster.")
+    data_dir = Path(r.str_(cluster, "data_dir", "cluster.", "var/" + name))
+    if not data_dir.is_absolute():
+        # relative to the project root when the config sits in configs/, else to the file
+        base = source.resolve().parent
+        data_dir = (base.parent if base.name == "configs" else base) / data_dir
+    heartbeat_s = _positive_number(r, cluster, "heartbeat_s", "cluster.", 1.0)
+    dead_after_s = _positive_number(r, cluster, "dead_after_s", "cluster.", 3.0)
+
+    b = r.table(data, "broker", "")
+    r.check_keys(b, {"kind", "host", "port"}, "broker.")
+    kind = b.get("kind", "auto")
+    if kind not in BROKER_KINDS:
+        raise r.fail("broker.kind", "one of " + ", ".join(BROKER_KINDS), kind)
+    broker = BrokerConfig(kind=kind, host=r.str_(b, "host", "broker.", "127.0.0.1"), port=r.port(b, "port", "broker.", 1883))
+
+    venues: dict[str, VenueConfig] = {}
+    for vname, v in r.table(data, "venues", "").items():
+        where = f"venues.{vname}."
+        if not isinstance(v, dict):
+            raise r.fail(f"venues.{vname}", "a table", v)
+        r.check_keys(v, {"kind", "host", "port", "comp_id", "config", "day_seconds"}, where)
+        vkind = v.get("kind")
+        if vkind not in VENUE_KINDS:
+            raise r.fail(where + "kind", "one of " + ", ".join(VENUE_KINDS), vkind)
+        vconf = v.get("config")
+        venues[vname] = VenueConfig(
+            name=vname,
+            kind=vkind,
+            host=r.str_(v, "host", where, "127.0.0.1"),
+            port=r.port(v, "port", where),
+            comp_id=r.str_(v, "comp_id", where, "EXCH" if vkind == "exchange" else "FUND"),
+            config=None if vconf is None else (source.resolve().parent / r.str_(v, "config", where)),
+            day_seconds=None if "day_seconds" not in v else _positive_number(r, v, "day_seconds", where, 0.0),
+        )
+
+    nodes: dict[str, NodeConfig] = {}
+    raw_nodes = data.get("nodes", [])
+    if not isinstance(raw_nodes, list) or not raw_nodes:
+        raise r.fail("nodes", "a non-empty array of tables ([[nodes]])", raw_nodes)
+    for i, n in enumerate(raw_nodes):
+        where = f"nodes[{i}]."
+        if not isinstance(n, dict):
+            raise r.fail(f"nodes[{i}]", "a table", n)
+        r.check_keys(n, {"name", "role", "host", "port", "comp_id", "venues"}, where)
+        nname = r.str_(n, "name", where)
+        if nname in nodes:
+            raise r.fail(where + "name", "a unique node name", nname)
+        if "/" in nname or "-" in nname or "+" in nname or "#" in nname:
+            raise r.fail(where + "name", "a name without '/', '-', '+' or '#'", nname)
+        role = n.get("role")
+        if role not in ROLES:
+            raise r.fail(where + "role", "one of " + ", ".join(ROLES), role)
+        port = r.port(n, "port", where) if role == "customer" else None
+        nvenues = n.get("venues", list(venues) if role == "street" else [])
+        if not isinstance(nvenues, list) or not all(isinstance(x, str) for x in nvenues):
+            raise r.fail(where + "venues", "an array of venue names", nvenues)
+        for vn in nvenues:
+            if vn not in venues:
+                raise r.fail(where + "venues", f"names of venues defined under [venues] ({', '.join(venues)})", vn)
+        default_comp = {"customer": "FIXGW", "street": "FIXGW-" + nname.upper(), "firm": ""}[role]
+        comp_id = n.get("comp_id", default_comp)
+        if not isinstance(comp_id, str):
+            raise r.fail(where + "comp_id", "a string", comp_id)
+        nodes[nname] = NodeConfig(
+            name=nname, role=role, host=r.str_(n, "host", where, "127.0.0.1"), port=port,
+            comp_id=comp_id, venues=tuple(nvenues),
+        )
+    firms = [n for n in nodes.values() if n.role == "firm"]
+    if len(firms) != 1:
+        raise r.fail("nodes", "exactly one node with role = \"firm\"", len(firms))
+
+    customers: dict[str, CustomerConfig] = {}
+    raw_customers = data.get("customers", [])
+    if not isinstance(raw_customers, list):
+        raise r.fail("customers", "an array of tables ([[customers]])", raw_customers)
+    for i, c in enumerate(raw_customers):
+        where = f"customers[{i}]."
+        if not isinstance(c, dict):
+            raise r.fail(f"customers[{i}]", "a table", c)
+        r.check_keys(c, {"comp_id", "accounts", "password"}, where)
+        comp = r.str_(c, "comp_id", where)
+        accts = c.get("accounts")
+        if not isinstance(accts, list) or not accts or not all(isinstance(a, str) for a in accts):
+            raise r.fail(where + "accounts", "a non-empty array of account ids", accts)
+        pw = c.get("password", "")
+        if not isinstance(pw, str):
+            raise r.fail(where + "password", "a string", pw)
+        customers[comp] = CustomerConfig(comp_id=comp, accounts=tuple(accts), password=pw)
+
+    accounts: dict[str, AccountConfig] = {}
+    raw_accounts = data.get("accounts", [])
+    if not isinstance(raw_accounts, list):
+        raise r.fail("accounts", "an array of tables ([[accounts]])", raw_accounts)
+    for i, a in enumerate(raw_accounts):
+        where = f"accounts[{i}]."
+        if not isinstance(a, dict):
+            raise r.fail(f"accounts[{i}]", "a table", a)
+        r.check_keys(a, {"id", "cash", "positions", "active", "max_order_qty", "max_notional"}, where)
+        aid = r.str_(a, "id", where)
+        pos_raw = a.get("positions", {})
+        if not isinstance(pos_raw, dict):
+            raise r.fail(where + "positions", "a table of symbol = quantity", pos_raw)
+        positions = {sym: r.decimal(q, f"{where}positions.{sym}") for sym, q in pos_raw.items()}
+        active = a.get("active", True)
+        if not isinstance(active, bool):
+            raise r.fail(where + "active", "true or false", active)
+        accounts[aid] = AccountConfig(
+            id=aid,
+            cash=r.decimal(a.get("cash", 0), where + "cash"),
+            positions=positions,
+            active=active,
+            max_order_qty=None if "max_order_qty" not in a else r.decimal(a["max_order_qty"], where + "max_order_qty"),
+            max_notional=None if "max_notional" not in a else r.decimal(a["max_notional"], where + "max_notional"),
+        )
+    for comp, cust in customers.items():
+        for acct in cust.accounts:
+            if acct not in accounts:
+                raise ClusterConfigError(
+                    f"{source}: customer {comp!r} may trade account {acct!r}, which no [[accounts]] entry defines"
+                )
+    settings = r.table(data, "settings", "")
+    return ClusterConfig(
+        source=source, name=name, data_dir=data_dir, broker=broker, venues=venues, nodes=nodes,
+        customers=customers, accounts=accounts, heartbeat_s=heartbeat_s, dead_after_s=dead_after_s,
+        settings=settings,
+    )
+
+
+def _positive_number(r: _Reader, data: Mapping[str, Any], key: str, where: str, default: float) -> float:
+    value = data.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise r.fail(where + key, "a non-negative number", value)
+    return float(value)
