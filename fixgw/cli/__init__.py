@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "bench": "bench",
     "at-server": "at_server",
     "venue": "venue",
+    "broker": "broker",
 }
 
 
