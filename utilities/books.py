@@ -1,0 +1,591 @@
+"""The firm's books and records as a pure fold over the records the firm holds.
+
+Input: any collection of records, in any order, with duplicates — the firm's own ACCOUNT and
+SETTLED records, the customer utilities' order records and the street utilities' fills.
+Output: per account, positions, cash, reserved cash, buying power, trades and what is due
+for settlement. Like the status fold (:mod:`utilities.status`), the result depends only on
+the SET of records: no I/O, no wall clock, no dependence on arrival order.
+
+Rules
+
+Opening balances
+    An ACCOUNT record (written by the firm, see :func:`account_record`) carries the account's
+    opening cash in ``extra["cash"]`` and opening positions in ``extra["position.<SYMBOL>"]``
+    (Decimal, or a str/int that parses as one). If several ACCOUNT records exist for an
+    account, the latest by clock (then record key) is the opening state: a correction
+    replaces, it does not add. Other ``extra`` keys (limits, ...) are left to their readers.
+
+Trades
+    The records of each order are folded with :func:`utilities.status.fold`; each distinct
+    fill of an order (de-duplicated by ``exec_id`` within the order, exactly as the fold does) is
+    one trade, identified by ``ref = "<txn>|<fill key>"``. Account, symbol and side are the
+    order's (from the fold, so a fill with no order record still books). Side '1'/'3' is a buy,
+    '2'/'4'/'5'/'6' a sell. Notional = qty x price, exact. A fund order (CashOrderQty) fills in
+    shares at the NAV: same math. Trade date = the fill's clock (its earliest copy) as a date in
+    America/New_York; settlement date = T+1 business days (weekends, and optional holidays,
+    skipped).
+
+Settlement
+    A SETTLED record (written by the firm, see :func:`settled_record`) names a trade by
+    ``extra["fill_ref"]``. A trade is settled when such a record exists. A SETTLED record whose
+    fill the firm does not hold (yet) still books, from its own denormalised fields.
+
+Positions and cash (per account)
+    ``traded`` = opening + every trade; ``settled`` = opening + settled trades;
+    ``pending`` = traded - settled. Buys add shares and cost cash, sells the reverse.
+
+Buying power
+    ``cash.traded - reserved``: cash after every executed trade, settled or not (unsettled sale
+    proceeds count, as in a cash account's "cash available to trade"), minus what open buy
+    orders may still spend: leaves qty x limit price, or x a reference price for market orders
+    (``reference_prices[symbol]``, else the symbol's last trade price in the books, else the
+    order's own price; with none, nothing is reserved and an anomaly is noted). A buy by cash
+    amount (fund) reserves CashOrderQty minus the filled notional. ``sellable`` = traded
+    position minus open sell orders' leaves qty.
+
+Anomalies
+    Records that cannot be booked (no account, unknown side, unparsable opening balance, fill
+    without a price, ...) never raise: they are skipped or booked as far as possible and
+    described in :attr:`Books.anomalies`, because one bad record from another node must not stop
+    the firm's books.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from replication.hlc import Hlc
+from replication.record import Record, RecordType, Scalar
+from utilities.status import Fill, OrderStatus, fold_all
+
+NEW_YORK = ZoneInfo("America/New_York")
+BUY_SIDES = frozenset({"1", "3"})
+SELL_SIDES = frozenset({"2", "4", "5", "6"})
+CASH_KEY = "cash"
+POSITION_PREFIX = "position."
+SETTLED_STATUS = "settled"
+
+_EXACT = decimal.Context(prec=80, rounding=decimal.ROUND_HALF_EVEN)
+_ZERO = Decimal(0)
+
+
+def _key(r: Record) -> tuple[Hlc, str, int]:
+    return (r.hlc, r.origin, r.seq)
+
+
+def trade_date_of(hlc: Hlc) -> dt.date:
+    """The New York calendar date of a clock reading (the trade date of a fill)."""
+    return _ny_time(hlc).date()
+
+
+def _ny_time(hlc: Hlc) -> dt.datetime:
+    # whole seconds from integer division: no float rounding across midnight
+    return dt.datetime.fromtimestamp(hlc.wall_ns // 1_000_000_000, tz=dt.UTC).astimezone(NEW_YORK)
+
+
+def settlement_date(trade_date: dt.date, holidays: Collection[dt.date] = ()) -> dt.date:
+    """T+1: the next business day after ``trade_date`` (Saturdays, Sundays, holidays skipped)."""
+    d = trade_date + dt.timedelta(days=1)
+    while d.weekday() >= 5 or d in holidays:
+        d += dt.timedelta(days=1)
+    return d
+
+
+def fill_ref(txn: str, fill: Fill) -> str:
+    """The firm's identifier of a trade: ``"<txn>|<fill key>"`` (unique across venues)."""
+    return f"{txn}|{fill.key}"
+
+
+def dec_str(d: Decimal) -> str:
+    """A Decimal as plain digits (never exponent notation), for reports and JSON."""
+    s = format(d, "f")
+    return "0" if s in ("-0", "") else s
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    """One booked execution of an account."""
+
+    ref: str
+    txn: str
+    exec_id: str
+    account: str
+    symbol: str
+    side: str                  # FIX Side
+    qty: Decimal
+    price: Decimal | None
+    hlc: Hlc
+    trade_date: dt.date
+    settle_date: dt.date
+    settled: bool
+    cl_ord_id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.ref or not self.account or not self.symbol:
+            raise ValueError(f"Trade needs ref, account and symbol, got {self.ref!r} {self.account!r} {self.symbol!r}")
+        if self.side not in BUY_SIDES | SELL_SIDES:
+            raise ValueError(f"Trade.side must be a buy or sell FIX Side, got {self.side!r}")
+        if not isinstance(self.qty, Decimal) or self.qty <= 0:
+            raise ValueError(f"Trade.qty must be a Decimal > 0, got {self.qty!r}")
+
+    @property
+    def is_buy(self) -> bool:
+        return self.side in BUY_SIDES
+
+    @property
+    def notional(self) -> Decimal:
+        with decimal.localcontext(_EXACT):
+            return self.qty * self.price if self.price is not None else _ZERO
+
+    @property
+    def qty_delta(self) -> Decimal:
+        return self.qty if self.is_buy else -self.qty
+
+    @property
+    def cash_delta(self) -> Decimal:
+        return -self.notional if self.is_buy else self.notional
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """A trade due for settlement: what the firm settles and records with a SETTLED record."""
+
+    ref: str
+    txn: str
+    exec_id: str
+    account: str
+    symbol: str
+    side: str
+    qty: Decimal
+    price: Decimal | None
+    notional: Decimal
+    trade_date: dt.date
+    settle_date: dt.date
+
+    @classmethod
+    def of(cls, t: Trade) -> Settlement:
+        return cls(ref=t.ref, txn=t.txn, exec_id=t.exec_id, account=t.account, symbol=t.symbol,
+                   side=t.side, qty=t.qty, price=t.price, notional=t.notional,
+                   trade_date=t.trade_date, settle_date=t.settle_date)
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    account: str
+    symbol: str
+    opening: Decimal
+    settled: Decimal
+    traded: Decimal
+
+    @property
+    def pending(self) -> Decimal:
+        return self.traded - self.settled
+
+
+@dataclass(frozen=True, slots=True)
+class Cash:
+    account: str
+    opening: Decimal
+    settled: Decimal
+    traded: Decimal
+
+    @property
+    def pending(self) -> Decimal:
+        """Net cash of trades not settled yet (negative when unsettled buys dominate)."""
+        return self.traded - self.settled
+
+
+@dataclass(frozen=True, slots=True)
+class AccountOpening:
+    account: str
+    cash: Decimal
+    positions: Mapping[str, Decimal] = field(default_factory=dict)
+
+
+def account_record(*, origin: str, seq: int, hlc: Hlc, account: str, cash: Decimal,
+                   positions: Mapping[str, Decimal], extra: Mapping[str, Scalar] | None = None,
+                   txn: str = "") -> Record:
+    """The ACCOUNT record the firm writes to open (or correct) an account's opening balances."""
+    if not account:
+        raise ValueError("account_record needs a non-empty account")
+    body: dict[str, Scalar] = dict(extra or {})
+    body[CASH_KEY] = cash
+    for sym, qty in sorted(positions.items()):
+        if not sym:
+            raise ValueError(f"account_record {account!r}: empty symbol in positions")
+        body[POSITION_PREFIX + sym] = qty
+    return Record(origin=origin, seq=seq, txn=txn or f"account:{account}", type=RecordType.ACCOUNT,
+                  status="open", hlc=hlc, account=account, extra=body)
+
+
+def _as_decimal(v: Scalar) -> Decimal:
+    # ValueError for every bad value: a wrong type in a replicated record is bad data, and the
+    # caller turns ValueError into an anomaly rather than a crash
+    if isinstance(v, bool):
+        raise ValueError(f"expected a decimal number, got {v!r}")  # noqa: TRY004
+    if isinstance(v, Decimal):
+        d = v
+    elif isinstance(v, int | str):
+        try:
+            d = Decimal(v)
+        except InvalidOperation:
+            raise ValueError(f"expected a decimal number, got {v!r}") from None
+    else:
+        raise ValueError(f"expected a decimal number, got {v!r}")  # noqa: TRY004
+    if not d.is_finite():
+        raise ValueError(f"expected a finite decimal number, got {v!r}")
+    return d
+
+
+def account_opening(r: Record) -> AccountOpening:
+    """Parse an ACCOUNT record; ValueError names the record and the bad key."""
+    if r.type is not RecordType.ACCOUNT or not r.account:
+        raise ValueError(f"record {r.origin}:{r.seq} is not an ACCOUNT record with an account")
+    try:
+        cash = _as_decimal(r.extra.get(CASH_KEY, 0))
+    except ValueError as e:
+        raise ValueError(f"ACCOUNT record {r.origin}:{r.seq} extra[{CASH_KEY!r}]: {e}") from None
+    positions: dict[str, Decimal] = {}
+    for k, v in r.extra.items():
+        if k.startswith(POSITION_PREFIX) and len(k) > len(POSITION_PREFIX):
+            try:
+                positions[k[len(POSITION_PREFIX):]] = _as_decimal(v)
+            except ValueError as e:
+                raise ValueError(f"ACCOUNT record {r.origin}:{r.seq} extra[{k!r}]: {e}") from None
+    return AccountOpening(account=r.account, cash=cash, positions=dict(sorted(positions.items())))
+
+
+def settled_record(s: Settlement, *, origin: str, seq: int, hlc: Hlc) -> Record:
+    """The SETTLED record the firm writes once it has settled ``s``."""
+    return Record(origin=origin, seq=seq, txn=s.txn, type=RecordType.SETTLED, status=SETTLED_STATUS,
+                  hlc=hlc, account=s.account, symbol=s.symbol, side=s.side, exec_id=s.exec_id,
+                  last_qty=s.qty, last_px=s.price,
+                  extra={"fill_ref": s.ref, "trade_date": s.trade_date.isoformat(),
+                         "settle_date": s.settle_date.isoformat()})
+
+
+def _settled_ref(r: Record) -> str:
+    ref = r.extra.get("fill_ref")
+    if isinstance(ref, str) and ref:
+        return ref
+    return f"{r.txn}|{r.exec_id}" if r.exec_id else ""
+
+
+class Books:
+    """Positions, cash, buying power and trades per account; build with :meth:`from_records`."""
+
+    def __init__(self, *, openings: Mapping[str, AccountOpening], trades: Iterable[Trade],
+                 orders: Mapping[str, OrderStatus], reserved: Mapping[str, Decimal],
+                 sell_reserved: Mapping[tuple[str, str], Decimal], anomalies: Iterable[str]) -> None:
+        self._openings = dict(openings)
+        self._trades = tuple(sorted(trades, key=lambda t: (t.hlc, t.ref)))
+        self._orders = dict(orders)
+        self._reserved = dict(reserved)
+        self._sell_reserved = dict(sell_reserved)
+        self.anomalies: tuple[str, ...] = tuple(sorted(set(anomalies)))
+        pos: dict[tuple[str, str], list[Decimal]] = defaultdict(lambda: [_ZERO, _ZERO, _ZERO])
+        cash: dict[str, list[Decimal]] = defaultdict(lambda: [_ZERO, _ZERO, _ZERO])
+        with decimal.localcontext(_EXACT):
+            for acct, o in self._openings.items():
+                cash[acct] = [o.cash, o.cash, o.cash]
+                for sym, q in o.positions.items():
+                    pos[(acct, sym)] = [q, q, q]
+            for t in self._trades:
+                p = pos[(t.account, t.symbol)]
+                c = cash[t.account]
+                p[2] += t.qty_delta
+                c[2] += t.cash_delta
+                if t.settled:
+                    p[1] += t.qty_delta
+                    c[1] += t.cash_delta
+        self._positions = {k: Position(k[0], k[1], v[0], v[1], v[2]) for k, v in sorted(pos.items())}
+        self._cash = {k: Cash(k, v[0], v[1], v[2]) for k, v in sorted(cash.items())}
+        accts = set(self._cash) | set(self._reserved) | {o.account for o in self._orders.values() if o.account}
+        self._accounts = tuple(sorted(accts))
+
+    # ---- construction ------------------------------------------------------------------
+
+    @classmethod
+    def from_records(cls, records: Iterable[Record], *,
+                     reference_prices: Mapping[str, Decimal] | None = None,
+                     holidays: Collection[dt.date] = ()) -> Books:
+        refs = dict(reference_prices or {})
+        anomalies: list[str] = []
+        unique: dict[tuple[str, int], Record] = {}
+        for r in records:
+            if not isinstance(r, Record):
+                raise TypeError(f"Books.from_records takes Record values, got {type(r).__name__}")
+            prev = unique.get((r.origin, r.seq))
+            if prev is None or repr(r) < repr(prev):
+                unique[(r.origin, r.seq)] = r
+        recs = sorted(unique.values(), key=_key)
+
+        # opening balances: latest ACCOUNT record per account
+        openings: dict[str, AccountOpening] = {}
+        for r in recs:
+            if r.type is RecordType.ACCOUNT:
+                try:
+                    openings[r.account] = account_opening(r)
+                except ValueError as e:
+                    anomalies.append(str(e))
+
+        # settlement marks
+        settled: dict[str, Record] = {}
+        for r in recs:
+            if r.type is RecordType.SETTLED:
+                ref = _settled_ref(r)
+                if ref:
+                    settled.setdefault(ref, r)
+                else:
+                    anomalies.append(f"SETTLED record {r.origin}:{r.seq} names no fill (extra['fill_ref'])")
+
+        orders = fold_all(recs)
+        trades: dict[str, Trade] = {}
+        last_px: dict[str, tuple[Hlc, Decimal]] = {}
+        for txn, o in orders.items():
+            for f in o.fills:
+                ref = fill_ref(txn, f)
+                problem = _unbookable(o.account, o.symbol, o.side)
+                if problem:
+                    anomalies.append(f"fill {ref}: {problem}; not booked")
+                    continue
+                if f.px is None:
+                    anomalies.append(f"fill {ref}: no price; booked with zero cash")
+                else:
+                    prev_px = last_px.get(o.symbol)
+                    if prev_px is None or prev_px[0] < f.hlc:
+                        last_px[o.symbol] = (f.hlc, f.px)
+                td = trade_date_of(f.hlc)
+                trades[ref] = Trade(ref=ref, txn=txn, exec_id=f.exec_id, account=o.account,
+                                    symbol=o.symbol, side=o.side, qty=f.qty, price=f.px, hlc=f.hlc,
+                                    trade_date=td, settle_date=settlement_date(td, holidays),
+                                    settled=ref in settled, cl_ord_id=o.cl_ord_id)
+        # settled trades whose fill we do not hold: book them from the SETTLED record itself
+        for ref, r in settled.items():
+            if ref in trades:
+                continue
+            problem = _unbookable(r.account, r.symbol, r.side)
+            if problem or r.last_qty is None or r.last_qty <= 0:
+                anomalies.append(f"SETTLED record {r.origin}:{r.seq} ({ref}): {problem or 'no quantity'}; not booked")
+                continue
+            td = _iso_date(r.extra.get("trade_date")) or trade_date_of(r.hlc)
+            sd = _iso_date(r.extra.get("settle_date")) or settlement_date(td, holidays)
+            trades[ref] = Trade(ref=ref, txn=r.txn, exec_id=r.exec_id, account=r.account,
+                                symbol=r.symbol, side=r.side, qty=r.last_qty, price=r.last_px,
+                                hlc=r.hlc, trade_date=td, settle_date=sd, settled=True)
+
+        # reservations of open orders
+        reserved: dict[str, Decimal] = defaultdict(lambda: _ZERO)
+        sell_reserved: dict[tuple[str, str], Decimal] = defaultdict(lambda: _ZERO)
+        with decimal.localcontext(_EXACT):
+            for txn, o in orders.items():
+                if o.is_terminal or not o.account or o.side not in BUY_SIDES | SELL_SIDES:
+                    continue
+                ref_px = refs.get(o.symbol)
+                if ref_px is None and o.symbol in last_px:
+                    ref_px = last_px[o.symbol][1]
+                if ref_px is None:
+                    ref_px = o.price
+                filled_notional = sum((f.qty * f.px for f in o.fills if f.px is not None), _ZERO)
+                if o.side in BUY_SIDES:
+                    if o.order_qty is None and o.cash_order_qty is not None:
+                        reserved[o.account] += max(o.cash_order_qty - filled_notional, _ZERO)
+                        continue
+                    px = o.price if o.price is not None and o.ord_type != "1" else ref_px
+                    if px is None:
+                        anomalies.append(f"open order {txn}: no limit or reference price for "
+                                         f"{o.symbol!r}; nothing reserved")
+                        continue
+                    reserved[o.account] += o.leaves_qty * px
+                else:
+                    if o.order_qty is None and o.cash_order_qty is not None:
+                        if ref_px is None or ref_px <= 0:
+                            anomalies.append(f"open order {txn}: cash-amount sell without a reference "
+                                             f"price for {o.symbol!r}; no shares reserved")
+                            continue
+                        sell_reserved[(o.account, o.symbol)] += max(
+                            o.cash_order_qty - filled_notional, _ZERO) / ref_px
+                    else:
+                        sell_reserved[(o.account, o.symbol)] += o.leaves_qty
+        return cls(openings=openings, trades=trades.values(), orders=orders, reserved=reserved,
+                   sell_reserved=sell_reserved, anomalies=anomalies)
+
+    # ---- queries -----------------------------------------------------------------------
+
+    def accounts(self) -> tuple[str, ...]:
+        """Every account with an opening record, a trade or an order, sorted."""
+        return self._accounts
+
+    def opening(self, account: str) -> AccountOpening | None:
+        return self._openings.get(account)
+
+    def position(self, account: str, symbol: str) -> Position:
+        return self._positions.get((account, symbol)) or Position(account, symbol, _ZERO, _ZERO, _ZERO)
+
+    def positions(self, account: str) -> tuple[Position, ...]:
+        return tuple(p for (a, _), p in self._positions.items() if a == account)
+
+    def cash(self, account: str) -> Cash:
+        return self._cash.get(account) or Cash(account, _ZERO, _ZERO, _ZERO)
+
+    def reserved(self, account: str) -> Decimal:
+        """Cash that open buy orders of the account may still spend."""
+        return self._reserved.get(account, _ZERO)
+
+    def buying_power(self, account: str) -> Decimal:
+        return self.cash(account).traded - self.reserved(account)
+
+    def sellable(self, account: str, symbol: str) -> Decimal:
+        """Traded position minus what open sell orders may still sell."""
+        return self.position(account, symbol).traded - self._sell_reserved.get((account, symbol), _ZERO)
+
+    def orders(self) -> Mapping[str, OrderStatus]:
+        """The status of every order the books saw, by txn."""
+        return dict(self._orders)
+
+    def open_orders(self, account: str) -> tuple[OrderStatus, ...]:
+        return tuple(o for _, o in sorted(self._orders.items())
+                     if o.account == account and not o.is_terminal)
+
+    def trades(self, account: str | None = None) -> tuple[Trade, ...]:
+        """Trades in clock order, all or of one account."""
+        return tuple(t for t in self._trades if account is None or t.account == account)
+
+    def unsettled(self) -> tuple[Trade, ...]:
+        return tuple(t for t in self._trades if not t.settled)
+
+
+def _unbookable(account: str, symbol: str, side: str) -> str:
+    if not account:
+        return "no account"
+    if not symbol:
+        return "no symbol"
+    if side not in BUY_SIDES | SELL_SIDES:
+        return f"side {side!r} is neither a buy nor a sell"
+    return ""
+
+
+def _iso_date(v: object) -> dt.date | None:
+    if isinstance(v, str):
+        try:
+            return dt.date.fromisoformat(v)
+        except ValueError:
+            return None
+    return None
+
+
+def settlements_due(books_or_records: Books | Iterable[Record], on_date: dt.date, *,
+                    holidays: Collection[dt.date] = ()) -> list[Settlement]:
+    """Unsettled trades whose settlement date is ``on_date`` or earlier (overdue included),
+    sorted by (settlement date, account, symbol, ref)."""
+    books = books_or_records if isinstance(books_or_records, Books) else \
+        Books.from_records(books_or_records, holidays=holidays)
+    due = [Settlement.of(t) for t in books.unsettled() if t.settle_date <= on_date]
+    due.sort(key=lambda s: (s.settle_date, s.account, s.symbol, s.ref))
+    return due
+
+
+def end_of_day_report(records: Iterable[Record], trade_date: dt.date, *,
+                      reference_prices: Mapping[str, Decimal] | None = None,
+                      holidays: Collection[dt.date] = ()) -> dict[str, Any]:
+    """The books as of the end of ``trade_date`` (New York): records stamped later are left out.
+
+    JSON-serialisable (Decimals and dates as strings), deterministic: the same records give
+    the same report, key for key, on every node.
+    """
+    books = Books.from_records((r for r in records if trade_date_of(r.hlc) <= trade_date),
+                               reference_prices=reference_prices, holidays=holidays)
+    accounts: list[dict[str, Any]] = []
+    all_bought = all_sold = _ZERO
+    n_trades = 0
+    with decimal.localcontext(_EXACT):
+        for acct in books.accounts():
+            day = [t for t in books.trades(acct) if t.trade_date == trade_date]
+            bought = sum((t.notional for t in day if t.is_buy), _ZERO)
+            sold = sum((t.notional for t in day if not t.is_buy), _ZERO)
+            all_bought += bought
+            all_sold += sold
+            n_trades += len(day)
+            c = books.cash(acct)
+            accounts.append({
+                "account": acct,
+                "cash": {"opening": dec_str(c.opening), "settled": dec_str(c.settled),
+                         "traded": dec_str(c.traded), "pending_settlement": dec_str(c.pending)},
+                "reserved": dec_str(books.reserved(acct)),
+                "buying_power": dec_str(books.buying_power(acct)),
+                "positions": [
+                    {"symbol": p.symbol, "opening": dec_str(p.opening), "settled": dec_str(p.settled),
+                     "traded": dec_str(p.traded), "pending_settlement": dec_str(p.pending)}
+                    for p in books.positions(acct)
+                ],
+                "trades": [_trade_json(t) for t in sorted(day, key=lambda t: (t.hlc, t.ref))],
+                "open_orders": [
+                    {"txn": o.txn, "cl_ord_id": o.cl_ord_id, "symbol": o.symbol, "side": o.side,
+                     "ord_status": o.ord_status,
+                     "order_qty": dec_str(o.order_qty) if o.order_qty is not None else None,
+                     "cash_order_qty": dec_str(o.cash_order_qty) if o.cash_order_qty is not None else None,
+                     "cum_qty": dec_str(o.cum_qty), "leaves_qty": dec_str(o.leaves_qty),
+                     "price": dec_str(o.price) if o.price is not None else None}
+                    for o in books.open_orders(acct)
+                ],
+                "day": {"trades": len(day), "bought": dec_str(bought), "sold": dec_str(sold)},
+            })
+    return {
+        "report": "end_of_day",
+        "trade_date": trade_date.isoformat(),
+        "timezone": "America/New_York",
+        "accounts": accounts,
+        "totals": {"trades": n_trades, "bought": dec_str(all_bought), "sold": dec_str(all_sold)},
+        "settlements_due_next": [
+            {"ref": s.ref, "account": s.account, "symbol": s.symbol, "side": s.side,
+             "qty": dec_str(s.qty), "notional": dec_str(s.notional), "settle_date": s.settle_date.isoformat()}
+            for s in settlements_due(books, settlement_date(trade_date, holidays))
+        ],
+        "anomalies": list(books.anomalies),
+    }
+
+
+def _trade_json(t: Trade) -> dict[str, Any]:
+    at = _ny_time(t.hlc)
+    return {"ref": t.ref, "txn": t.txn, "exec_id": t.exec_id, "cl_ord_id": t.cl_ord_id,
+            "symbol": t.symbol, "side": "buy" if t.is_buy else "sell", "fix_side": t.side,
+            "qty": dec_str(t.qty), "price": dec_str(t.price) if t.price is not None else None,
+            "notional": dec_str(t.notional), "time": at.isoformat(),
+            "settle_date": t.settle_date.isoformat(), "settled": t.settled}
+
+
+def format_report_text(report: Mapping[str, Any]) -> str:
+    """A plain-text rendering of :func:`end_of_day_report` for people (deterministic)."""
+    lines = [f"END OF DAY {report['trade_date']} ({report['timezone']})", ""]
+    for a in report["accounts"]:
+        c = a["cash"]
+        lines.append(f"Account {a['account']}")
+        lines.append(f"  cash  opening {c['opening']:>16}  settled {c['settled']:>16}  "
+                     f"traded {c['traded']:>16}  pending {c['pending_settlement']:>16}")
+        lines.append(f"  reserved {a['reserved']}  buying power {a['buying_power']}")
+        for p in a["positions"]:
+            lines.append(f"  {p['symbol']:<10} opening {p['opening']:>12}  settled {p['settled']:>12}  "
+                         f"traded {p['traded']:>12}")
+        for t in a["trades"]:
+            lines.append(f"  {t['time'][11:19]} {t['side']:<4} {t['qty']:>10} {t['symbol']:<10} @ "
+                         f"{t['price'] or '?':>10} = {t['notional']:>14}  settles {t['settle_date']}"
+                         f"{'  (settled)' if t['settled'] else ''}  {t['txn']} {t['exec_id']}")
+        for o in a["open_orders"]:
+            lines.append(f"  open {o['txn']} {o['cl_ord_id']} {o['side']} {o['symbol']} "
+                         f"status {o['ord_status']} cum {o['cum_qty']} leaves {o['leaves_qty']}")
+        d = a["day"]
+        lines.append(f"  day: {d['trades']} trades, bought {d['bought']}, sold {d['sold']}")
+        lines.append("")
+    tot = report["totals"]
+    lines.append(f"TOTAL {tot['trades']} trades, bought {tot['bought']}, sold {tot['sold']}")
+    if report["anomalies"]:
+        lines.append("ANOMALIES")
+        lines.extend(f"  {x}" for x in report["anomalies"])
+    return "\n".join(lines) + "\n"
