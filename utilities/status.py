@@ -141,6 +141,9 @@ _ORDER_VIEW_TYPES = frozenset(
 )
 # A cancel request carries the order's current quantity/price (FIX OrderQty on a cancel).
 _QTY_FALLBACK_TYPES = frozenset({RecordType.CANCEL_REQUEST, RecordType.CANCEL_SENT})
+_ORDER_TYPES = frozenset({RecordType.ORDER})
+# the rest (replace requests and answers): used for identity fields only, as a last resort
+_OTHER_TYPES = ORDER_FLOW_TYPES - _ORDER_TYPES - _ORDER_VIEW_TYPES - _QTY_FALLBACK_TYPES
 _ROUTING_TYPES = frozenset(
     {RecordType.ROUTED, RecordType.SENT, RecordType.CANCEL_SENT, RecordType.REPLACE_SENT,
      RecordType.TAKEOVER}
@@ -285,15 +288,18 @@ def distinct_fills(records: Iterable[Record]) -> list[Fill]:
     return fills
 
 
-def _pick(records: Sequence[Record], attr: str, tiers: Sequence[frozenset[RecordType]]) -> object:
+def _pick(tiered: Sequence[Sequence[Record]], attr: str) -> object:
     """First non-empty ``attr`` in tier order, earliest record first within a tier."""
-    for tier in tiers:
-        for r in records:  # records are sorted by _order_key
-            if r.type in tier:
-                v = getattr(r, attr)
-                if v is not None and v != "":
-                    return v
+    for tier in tiered:
+        for r in tier:  # each tier is sorted by _order_key
+            v = getattr(r, attr)
+            if v is not None and v != "":
+                return v
     return None
+
+
+def _tiers(recs: Sequence[Record], *tiers: frozenset[RecordType]) -> list[list[Record]]:
+    return [[r for r in recs if r.type in tier] for tier in tiers]
 
 
 def _str(v: object) -> str:
@@ -364,7 +370,7 @@ def fold(records: Iterable[Record]) -> OrderStatus | None:
     Returns None when no order-flow record is given. Raises ValueError if the records belong to
     more than one ``txn`` (use :func:`fold_all` to fold a mixed collection).
     """
-    by_key: dict[RecordKey, Record] = {}
+    by_key: dict[tuple[str, int], Record] = {}
     txns: set[str] = set()
     for r in records:
         if not isinstance(r, Record):
@@ -373,9 +379,10 @@ def fold(records: Iterable[Record]) -> OrderStatus | None:
             continue
         txns.add(r.txn)
         # same key = same record; keep a deterministic copy if a broken writer reused a key
-        prev = by_key.get(r.key)
-        if prev is None or repr(r) < repr(prev):
-            by_key[r.key] = r
+        k = (r.origin, r.seq)
+        prev = by_key.get(k)
+        if prev is None or (prev is not r and repr(r) < repr(prev)):
+            by_key[k] = r
     if not by_key:
         return None
     if len(txns) > 1:
@@ -404,28 +411,28 @@ def fold_all(records: Iterable[Record]) -> dict[str, OrderStatus]:
 
 def _fold_sorted(txn: str, recs: list[Record]) -> OrderStatus:
     types = {r.type for r in recs}
-    order_tier = frozenset({RecordType.ORDER})
-    any_tier = frozenset(ORDER_FLOW_TYPES)
-    ident_tiers = (order_tier, _ORDER_VIEW_TYPES, any_tier)
-    term_tiers = (order_tier, _ORDER_VIEW_TYPES)
-    qty_tiers = (order_tier, _ORDER_VIEW_TYPES, _QTY_FALLBACK_TYPES)
+    orders, views, qty_fallback, others = _tiers(
+        recs, _ORDER_TYPES, _ORDER_VIEW_TYPES, _QTY_FALLBACK_TYPES, _OTHER_TYPES)
+    ident_tiers = (orders, views, qty_fallback, others)
+    term_tiers = (orders, views)
+    qty_tiers = (orders, views, qty_fallback)
 
-    account = _str(_pick(recs, "account", ident_tiers))
-    symbol = _str(_pick(recs, "symbol", ident_tiers))
-    side = _str(_pick(recs, "side", ident_tiers))
-    venue = _str(_pick(recs, "venue", ident_tiers))
-    session = _str(_pick(recs, "session", ident_tiers))
-    ord_type = _str(_pick(recs, "ord_type", qty_tiers))
-    tif = _str(_pick(recs, "tif", qty_tiers))
-    cl_ord_id = _str(_pick(recs, "cl_ord_id", term_tiers))
-    orig_cl_ord_id = _str(_pick(recs, "orig_cl_ord_id", term_tiers))
-    order_qty = _positive(_dec(_pick(recs, "order_qty", qty_tiers)))
-    cash_order_qty = _positive(_dec(_pick(recs, "cash_order_qty", qty_tiers)))
-    price = _dec(_pick(recs, "price", qty_tiers))
+    account = _str(_pick(ident_tiers, "account"))
+    symbol = _str(_pick(ident_tiers, "symbol"))
+    side = _str(_pick(ident_tiers, "side"))
+    venue = _str(_pick(ident_tiers, "venue"))
+    session = _str(_pick(ident_tiers, "session"))
+    ord_type = _str(_pick(qty_tiers, "ord_type"))
+    tif = _str(_pick(qty_tiers, "tif"))
+    cl_ord_id = _str(_pick(term_tiers, "cl_ord_id"))
+    orig_cl_ord_id = _str(_pick(term_tiers, "orig_cl_ord_id"))
+    order_qty = _positive(_dec(_pick(qty_tiers, "order_qty")))
+    cash_order_qty = _positive(_dec(_pick(qty_tiers, "cash_order_qty")))
+    price = _dec(_pick(qty_tiers, "price"))
     if not cl_ord_id:
         # only requests held: a request's OrigClOrdID is the order's ClOrdID
-        cl_ord_id = _str(_pick(recs, "orig_cl_ord_id", (frozenset({RecordType.CANCEL_REQUEST,
-                                                                   RecordType.REPLACE_REQUEST}),)))
+        requests = [r for r in recs if r.type in (RecordType.CANCEL_REQUEST, RecordType.REPLACE_REQUEST)]
+        cl_ord_id = _str(_pick((requests,), "orig_cl_ord_id"))
 
     # a confirmed replace changes the terms; the latest one wins
     replaced = [r for r in recs if r.type is RecordType.REPLACED]
