@@ -130,8 +130,6 @@ def steps(now: datetime | None = None) -> Iterator[ScriptStep]:
 def expected_reject(answer: bytes) -> dict[int, bytes] | None:
     """The fields of an expected Reject (35=3) as tag -> value, or None if not a Reject."""
     fields = {
-        int(p.partition(b"=")[0]): p.partition(b"=")[2]
-        for p in answer.rstrip(SOH).split(SOH)
-        if p
+        int(p.partition(b"=")[0]): p.partition(b"=")[2] for p in answer.rstrip(SOH).split(SOH) if p
     }
     return fields if fields.get(35) == b"3" else None
