@@ -333,3 +333,35 @@ def test_fast_path_agrees_with_exact_check(
         else:
             assert result == exact
     assert result is None or isinstance(result, SessionReject)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    msgtype=st.sampled_from([b"D", b"0", b"A", b"4", b"*", b"", b"8"]),
+    tail=st.lists(
+        st.tuples(
+            st.one_of(st.sampled_from(_TAGS), st.integers(-5, 10000)),
+            st.one_of(st.sampled_from(_VALUES), st.binary(max_size=12)),
+        ),
+        max_size=30,
+    ),
+    dd=st.sampled_from([DD42, DD44, TDD]),
+    opts=st.tuples(*[st.booleans()] * 4),
+)
+def test_validate_never_raises_on_garbage(
+    msgtype: bytes,
+    tail: list[tuple[int, bytes]],
+    dd: DataDictionary,
+    opts: tuple[bool, bool, bool, bool],
+) -> None:
+    fields = [(8, b"FIX.4.4"), (9, b"10"), (35, msgtype), *tail, (10, b"000")]
+    ooo, hv, ud, au = opts
+    r = validate(
+        dd,
+        fields,
+        check_fields_out_of_order=ooo,
+        check_fields_have_values=hv,
+        check_user_defined_fields=ud,
+        allow_unknown_msg_fields=au,
+    )
+    assert r is None or (isinstance(r, SessionReject) and r.text)
