@@ -1,0 +1,385 @@
+"""The record codec: msgpack on the wire and in LMDB, JSON lines for the ops tools.
+
+Wire/storage form (schema version 1) is one msgpack array, positional for speed::
+
+    [1, origin, seq, txn, type, status, hlc_wall_ns, hlc_logical, hlc_node,
+     account, symbol, side, order_qty, cash_order_qty, price, ord_type, tif,
+     cl_ord_id, orig_cl_ord_id, venue, session, venue_order_id, exec_id,
+     last_qty, last_px, cum_qty, avg_px, text, extra]
+
+The leading schema version lets a later build read old records (and refuse newer ones
+with a clear message). Decimal fields are canonical decimal strings (``str(Decimal)``) or
+nil, never floats; a Decimal inside ``extra`` is a msgpack ext type 1 holding the same
+string, so that it comes back as a Decimal and not as a str.
+
+Decoding anything malformed -- truncated, random bytes, wrong types, a future schema --
+raises :class:`RecordDecodeError` and nothing else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import threading
+from decimal import Decimal, InvalidOperation
+from types import MappingProxyType
+from typing import Any, Callable, Mapping, Sequence
+
+import msgpack
+
+from replication.errors import RecordDecodeError, RecordEncodeError
+from replication.hlc import Hlc
+from replication.record import Record, RecordType, Scalar
+
+SCHEMA_VERSION = 1
+_DECIMAL_EXT = 1
+
+# Field layout of schema version 1 after the version number (index 1..28).
+_STR_FIELDS_A = ("account", "symbol", "side")
+_DEC_FIELDS_A = ("order_qty", "cash_order_qty", "price")
+_STR_FIELDS_B = (
+    "ord_type", "tif", "cl_ord_id", "orig_cl_ord_id", "venue", "session", "venue_order_id", "exec_id",
+)
+_DEC_FIELDS_B = ("last_qty", "last_px", "cum_qty", "avg_px")
+_V1_LEN = 29
+
+DECIMAL_FIELDS = _DEC_FIELDS_A + _DEC_FIELDS_B
+STR_FIELDS = ("txn", "status") + _STR_FIELDS_A + _STR_FIELDS_B + ("text",)
+
+
+def _dec_out(name: str, v: Decimal) -> str:
+    if not v.is_finite():
+        raise RecordEncodeError(f"Record.{name} must be a finite Decimal, got {v!r}")
+    return str(v)
+
+
+def _default(obj: object) -> Any:
+    if isinstance(obj, Decimal):
+        if not obj.is_finite():
+            raise RecordEncodeError(f"a Decimal in Record.extra must be finite, got {obj!r}")
+        return msgpack.ExtType(_DECIMAL_EXT, str(obj).encode("ascii"))
+    raise RecordEncodeError(f"cannot encode {type(obj).__name__} value {obj!r} in Record.extra")
+
+
+_tls = threading.local()
+
+
+def _packer() -> msgpack.Packer:
+    # One Packer per thread: building one per call costs ~0.7 us, and a Packer is not thread-safe.
+    try:
+        return _tls.packer  # type: ignore[no-any-return]
+    except AttributeError:
+        _tls.packer = msgpack.Packer(default=_default, use_bin_type=True, autoreset=True)
+        return _tls.packer  # type: ignore[no-any-return]
+
+
+def _check_extra(extra: Mapping[str, Scalar]) -> dict[str, Scalar]:
+    out: dict[str, Scalar] = {}
+    for k, v in extra.items():
+        if type(k) is not str:
+            raise RecordEncodeError(f"Record.extra keys must be str, got {k!r}")
+        if v is not None and type(v) not in (str, int, bool, Decimal):
+            raise RecordEncodeError(
+                f"Record.extra[{k!r}] must be str, int, bool, Decimal or None, got {type(v).__name__}"
+            )
+        out[k] = v
+    return out
+
+
+def encode_record(rec: Record) -> bytes:
+    """The msgpack bytes of ``rec`` (deterministic: equal records give equal bytes)."""
+    h = rec.hlc
+    extra = _check_extra(rec.extra) if rec.extra else None
+    try:
+        return _packer().pack(
+            [
+                SCHEMA_VERSION, rec.origin, rec.seq, rec.txn, rec.type.value, rec.status,
+                h.wall_ns, h.logical, h.node,
+                rec.account, rec.symbol, rec.side,
+                None if rec.order_qty is None else _dec_out("order_qty", rec.order_qty),
+                None if rec.cash_order_qty is None else _dec_out("cash_order_qty", rec.cash_order_qty),
+                None if rec.price is None else _dec_out("price", rec.price),
+                rec.ord_type, rec.tif, rec.cl_ord_id, rec.orig_cl_ord_id, rec.venue, rec.session,
+                rec.venue_order_id, rec.exec_id,
+                None if rec.last_qty is None else _dec_out("last_qty", rec.last_qty),
+                None if rec.last_px is None else _dec_out("last_px", rec.last_px),
+                None if rec.cum_qty is None else _dec_out("cum_qty", rec.cum_qty),
+                None if rec.avg_px is None else _dec_out("avg_px", rec.avg_px),
+                rec.text, extra,
+            ]
+        )
+    except RecordEncodeError:
+        raise
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise RecordEncodeError(f"cannot encode record {rec.origin}#{rec.seq}: {exc}") from None
+
+
+def _ext_hook(code: int, data: bytes) -> Any:
+    if code != _DECIMAL_EXT:
+        raise RecordDecodeError(f"unknown msgpack ext type {code}")
+    return _parse_decimal("extra", data.decode("ascii"))
+
+
+def _parse_decimal(name: str, s: object) -> Decimal:
+    if type(s) is not str:
+        raise RecordDecodeError(f"field {name!r} must be a decimal string or nil, got {type(s).__name__}")
+    try:
+        d = Decimal(s)
+    except (InvalidOperation, ValueError):
+        raise RecordDecodeError(f"field {name!r} is not a decimal: {s[:40]!r}") from None
+    # Canonical form only: one spelling per value keeps the stored bytes deterministic.
+    if not d.is_finite() or str(d) != s:
+        raise RecordDecodeError(f"field {name!r} is not a canonical finite decimal: {s[:40]!r}")
+    return d
+
+
+_NODE_ID = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+_GOOD_NODE_IDS: set[str] = set()
+
+
+def check_node_id(node_id: object, what: str = "node id") -> str:
+    """``node_id`` if it is a valid node id: 1-64 of ``A-Z a-z 0-9 _ . -``.
+
+    Node ids are MQTT topic levels and LMDB key prefixes, so wildcards, '/' and NUL are out.
+    """
+    if type(node_id) is str and node_id in _GOOD_NODE_IDS:
+        return node_id
+    if type(node_id) is not str or not _NODE_ID.fullmatch(node_id):
+        raise ValueError(f"{what} must be 1-64 characters of A-Z a-z 0-9 _ . -, got {node_id!r:.80}")
+    if len(_GOOD_NODE_IDS) < 100_000:  # a cache, bounded so hostile input cannot grow it forever
+        _GOOD_NODE_IDS.add(node_id)
+    return node_id
+
+
+# --- fast construction ------------------------------------------------------------------
+# A frozen 26-field dataclass costs ~10 us to build through __init__ on this machine, which
+# alone would eat half of the 20 us budget per durable append. Records built here set the
+# slots directly and then run Record.__post_init__, so Record's own validation still applies.
+
+_RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(Record))
+_EXPECTED_FIELDS = ("origin", "seq", "txn", "type", "status", "hlc") + _STR_FIELDS_A + _DEC_FIELDS_A \
+    + _STR_FIELDS_B + _DEC_FIELDS_B + ("text", "extra")
+if _RECORD_FIELDS != _EXPECTED_FIELDS:  # pragma: no cover - guards a change of record.py
+    raise RuntimeError(
+        "replication.record.Record fields changed; update replication/codec.py (and bump "
+        f"SCHEMA_VERSION): got {_RECORD_FIELDS}"
+    )
+_SETTERS = tuple(getattr(Record, name).__set__ for name in _RECORD_FIELDS)
+_POST_INIT = Record.__post_init__
+_new = object.__new__
+FIELD_NAMES = frozenset(_RECORD_FIELDS)
+_DEFAULTS: dict[str, Any] = {
+    f.name: f.default for f in dataclasses.fields(Record) if f.default is not dataclasses.MISSING
+}
+_EMPTY: Mapping[str, Scalar] = MappingProxyType({})
+_DEFAULTS["extra"] = _EMPTY  # shared and read-only, so no record can alter another's
+
+
+def _compile_builder() -> Callable[[Sequence[Any]], Record]:
+    # Straight-line slot stores (no Python loop): ~2 us instead of ~10 us for Record(...).
+    names = [f"s{i}" for i in range(len(_SETTERS))]
+    body = "\n".join(f"    {n}(r, v[{i}])" for i, n in enumerate(names))
+    params = ", ".join(f"{n}=_S[{i}]" for i, n in enumerate(names))
+    src = f"def build(v, _new=_new, _R=_R, _post=_post, {params}):\n    r = _new(_R)\n{body}\n    _post(r)\n    return r\n"
+    ns: dict[str, Any] = {"_S": _SETTERS, "_new": _new, "_R": Record, "_post": _POST_INIT}
+    exec(src, ns)  # noqa: S102 - generated from the dataclass's own field list above
+    return ns["build"]  # type: ignore[no-any-return]
+
+
+make_record: Callable[[Sequence[Any]], Record] = _compile_builder()
+"""A Record from all its field values in declaration order (validated by Record itself)."""
+
+_INDEX = {name: i for i, name in enumerate(_RECORD_FIELDS)}
+_DEFAULT_VALUES: list[Any] = [_DEFAULTS.get(name) for name in _RECORD_FIELDS]
+
+
+def record_values(origin: str, seq: int, hlc: Hlc, fields: Mapping[str, Any]) -> list[Any]:
+    """Field values in declaration order for a new record: ``fields`` over the defaults.
+
+    Raises ValueError for a field name that Record does not have, or a missing txn/type/status.
+    """
+    v = _DEFAULT_VALUES.copy()
+    index = _INDEX
+    try:
+        for k, x in fields.items():
+            v[index[k]] = x
+    except KeyError:
+        unknown = sorted(set(fields) - FIELD_NAMES)
+        raise ValueError(f"Record has no field(s) {', '.join(unknown)}") from None
+    if v[2] is None or v[3] is None or v[4] is None:
+        missing = [n for n in ("txn", "type", "status") if n not in fields]
+        raise ValueError(f"Record field(s) {', '.join(missing)} required")
+    v[0] = origin
+    v[1] = seq
+    v[5] = hlc
+    extra = v[25]
+    if extra is not _EMPTY:
+        # Copy into a read-only mapping so that a caller mutating its dict later changes nothing.
+        v[25] = MappingProxyType(dict(extra)) if extra else _EMPTY
+    return v
+
+
+# --- decoding -----------------------------------------------------------------------------
+
+_TYPES = {t.value: t for t in RecordType}
+_OPT_DEC = (str, type(None))
+# expected msgpack types of each element of a version 1 array
+_V1_TYPES: tuple[tuple[type, ...], ...] = (
+    (int,), (str,), (int,), (str,), (str,), (str,), (int,), (int,), (str,),
+    (str,), (str,), (str,), _OPT_DEC, _OPT_DEC, _OPT_DEC,
+    (str,), (str,), (str,), (str,), (str,), (str,), (str,), (str,),
+    _OPT_DEC, _OPT_DEC, _OPT_DEC, _OPT_DEC, (str,), (dict, type(None)),
+)
+_V1_NAMES = ("version", "origin", "seq", "txn", "type", "status", "hlc.wall_ns", "hlc.logical", "hlc.node") \
+    + _EXPECTED_FIELDS[6:]
+_DEC_IDX = (12, 13, 14, 23, 24, 25, 26)
+# Type patterns already checked: the common shapes of records hit this set and skip the
+# element-by-element check (bounded: 2^7 decimal/nil combinations x 2 for extra).
+_OK_SHAPES: set[tuple[type, ...]] = set()
+
+
+def _check_shape(obj: list[Any]) -> None:
+    shape = tuple(map(type, obj))
+    if shape in _OK_SHAPES:
+        return
+    for i, (value, allowed) in enumerate(zip(obj, _V1_TYPES)):
+        if type(value) not in allowed:
+            want = " or ".join("nil" if t is type(None) else t.__name__ for t in allowed)
+            raise RecordDecodeError(
+                f"field {_V1_NAMES[i]!r} must be {want}, got {type(value).__name__}"
+            )
+    _OK_SHAPES.add(shape)
+
+
+def decode_record(data: bytes) -> Record:
+    """The record in ``data``; :class:`RecordDecodeError` for anything malformed."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise RecordDecodeError(f"a record is bytes, got {type(data).__name__}")
+    try:
+        obj = msgpack.unpackb(data, raw=False, ext_hook=_ext_hook, strict_map_key=True)
+    except RecordDecodeError:
+        raise
+    except Exception as exc:  # msgpack raises many types (ValueError, ExtraData, StackError, ...)
+        raise RecordDecodeError(f"record is not valid msgpack: {type(exc).__name__}: {exc}") from None
+    return record_from_array(obj)
+
+
+def record_from_array(obj: object) -> Record:
+    """Build a record from an already unpacked msgpack array (schema version first)."""
+    if type(obj) is not list or not obj:
+        raise RecordDecodeError(f"a record is a non-empty msgpack array, got {type(obj).__name__}")
+    version = obj[0]
+    if type(version) is not int or version != SCHEMA_VERSION:
+        raise RecordDecodeError(
+            f"unsupported record schema version {version!r:.20} (this build reads version {SCHEMA_VERSION})"
+        )
+    if len(obj) != _V1_LEN:
+        raise RecordDecodeError(f"a version 1 record has {_V1_LEN} elements, got {len(obj)}")
+    _check_shape(obj)
+    try:
+        check_node_id(obj[1], "field 'origin'")
+        check_node_id(obj[8], "field 'hlc.node'")
+    except ValueError as exc:
+        raise RecordDecodeError(str(exc)) from None
+    if obj[2] < 1:
+        raise RecordDecodeError(f"field 'seq' must be >= 1, got {obj[2]}")
+    rtype = _TYPES.get(obj[4])
+    if rtype is None:
+        raise RecordDecodeError(f"unknown record type {obj[4][:40]!r}")
+    for i in _DEC_IDX:
+        if obj[i] is not None:
+            obj[i] = _parse_decimal(_V1_NAMES[i], obj[i])
+    extra = obj[28]
+    if extra:
+        for k, x in extra.items():
+            if type(k) is not str:
+                raise RecordDecodeError(f"field 'extra' has a non-string key {k!r:.40}")
+            if x is not None and type(x) not in (str, int, bool, Decimal):
+                raise RecordDecodeError(
+                    f"field 'extra' value for {k!r:.40} has unsupported type {type(x).__name__}"
+                )
+        extra = MappingProxyType(extra)
+    else:
+        extra = _EMPTY
+    try:
+        hlc = Hlc(obj[6], obj[7], obj[8])
+        values = obj[1:6]
+        values[3] = rtype
+        values.append(hlc)
+        values.extend(obj[9:28])
+        values.append(extra)
+        return make_record(values)
+    except (ValueError, TypeError) as exc:  # Record/Hlc validation in __post_init__
+        raise RecordDecodeError(f"invalid record: {exc}") from None
+
+
+# ---------------------------------------------------------------------------------------
+# JSON lines (ops: dump --json, export, import). Decimals are strings; a Decimal inside
+# ``extra`` is {"decimal": "1.5"} so that import gives back exactly the same record.
+
+_JSON_FIELDS = ("origin", "seq", "txn", "type", "status", "hlc") + _STR_FIELDS_A + _DEC_FIELDS_A \
+    + _STR_FIELDS_B + _DEC_FIELDS_B + ("text", "extra")
+
+
+def record_to_json(rec: Record) -> dict[str, Any]:
+    """A JSON-ready dict of ``rec`` (round-trips through :func:`record_from_json`)."""
+    out: dict[str, Any] = {}
+    for name in _JSON_FIELDS:
+        v = getattr(rec, name)
+        if name == "type":
+            v = rec.type.value
+        elif name == "hlc":
+            v = {"wall_ns": rec.hlc.wall_ns, "logical": rec.hlc.logical, "node": rec.hlc.node}
+        elif name == "extra":
+            v = {k: ({"decimal": str(x)} if isinstance(x, Decimal) else x) for k, x in rec.extra.items()}
+        elif isinstance(v, Decimal):
+            v = str(v)
+        out[name] = v
+    return out
+
+
+def record_from_json(obj: object) -> Record:
+    """The record of a :func:`record_to_json` dict; :class:`RecordDecodeError` if malformed."""
+    if type(obj) is not dict:
+        raise RecordDecodeError(f"a JSON record is an object, got {type(obj).__name__}")
+    unknown = set(obj) - set(_JSON_FIELDS)
+    if unknown:
+        raise RecordDecodeError(f"unknown record field(s): {', '.join(sorted(map(str, unknown)))[:200]}")
+    for required in ("origin", "seq", "txn", "type", "status", "hlc"):
+        if required not in obj:
+            raise RecordDecodeError(f"JSON record lacks field {required!r}")
+    hlc = obj["hlc"]
+    if type(hlc) is not dict or set(hlc) != {"wall_ns", "logical", "node"}:
+        raise RecordDecodeError("field 'hlc' must be an object with wall_ns, logical and node")
+    extra_in = obj.get("extra") or {}
+    if type(extra_in) is not dict:
+        raise RecordDecodeError("field 'extra' must be an object")
+    extra: dict[str, Any] = {}
+    for k, x in extra_in.items():
+        if type(x) is dict:
+            if set(x) != {"decimal"}:
+                raise RecordDecodeError(f"field 'extra' value for {k!r:.40} is an object other than {{'decimal': ...}}")
+            extra[k] = _parse_decimal("extra", x["decimal"])
+        else:
+            extra[k] = x
+    arr: list[Any] = [SCHEMA_VERSION, obj["origin"], obj["seq"], obj["txn"], obj["type"], obj["status"],
+                      hlc["wall_ns"], hlc["logical"], hlc["node"]]
+    for name in _STR_FIELDS_A:
+        arr.append(obj.get(name, ""))
+    for name in _DEC_FIELDS_A:
+        arr.append(obj.get(name))
+    for name in _STR_FIELDS_B:
+        arr.append(obj.get(name, ""))
+    for name in _DEC_FIELDS_B:
+        arr.append(obj.get(name))
+    arr.append(obj.get("text", ""))
+    arr.append(extra)
+    return record_from_array(arr)
+
+
+def record_to_json_line(rec: Record, **more: Any) -> str:
+    """One JSON line for ``rec``; ``more`` adds keys next to the record (e.g. origin_role)."""
+    d = record_to_json(rec)
+    d.update(more)
+    return json.dumps(d, separators=(",", ":"), ensure_ascii=False)

@@ -1,0 +1,39 @@
+"""The one small exception hierarchy of the replication package.
+
+Callers catch :class:`ReplicationError` for anything this package raises on purpose;
+the subclasses say which part failed so that the message can be acted upon.
+"""
+
+from __future__ import annotations
+
+
+class ReplicationError(Exception):
+    """Base class of every error the replication package raises on purpose."""
+
+
+class RecordDecodeError(ReplicationError):
+    """Bytes (or a JSON line) that are not a valid record or bus message.
+
+    Decoding anything malformed raises this and nothing else, so a receiver can log,
+    count and drop a bad payload without ever crashing.
+    """
+
+
+class RecordEncodeError(ReplicationError, ValueError):
+    """A record that cannot be encoded (e.g. an ``extra`` value of an unsupported type)."""
+
+
+class LogError(ReplicationError):
+    """The LMDB record log failed (cannot open, cannot write)."""
+
+
+class LogFullError(LogError):
+    """The LMDB map or the disk is full: the append was NOT made durable."""
+
+
+class LogClosedError(LogError):
+    """The log (or its writer) was closed before the operation could run."""
+
+
+class LogConflictError(LogError):
+    """The data directory belongs to another node or role than the one asked for."""

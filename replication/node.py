@@ -1,0 +1,516 @@
+"""A replication node: its LMDB log, group commit, and replication over MQTT.
+
+    async with ReplicationNode(node_id="cfu1", role=Role.CUSTOMER, cluster="local",
+                               data_dir=Path("data/cfu1"), broker_port=1883) as node:
+        node.add_listener(on_record)            # every newly inserted record, once
+        rec = await node.append(type=RecordType.ORDER, txn="cfu1-1", status="new", ...)
+        # rec is durable here: acknowledge the client now
+        node.log.records_for_txn("cfu1-1")
+
+Own records get the next own seq and an HLC timestamp and are made durable by group
+commit before ``append`` returns; the publisher then sends them on
+``fixgw/<cluster>/rec/<role>/<node>``, many per publish, and moves on only after the
+broker's PUBACK, so nothing is skipped across reconnects. Received records are inserted
+idempotently; a gap or a digest announcing a higher head makes the node ask the origin to
+resend (see :mod:`replication.catchup`). Appends keep working while the broker is away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from dataclasses import dataclass
+from functools import partial
+from itertools import islice
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Callable
+
+from replication.bus import BusDisconnected, MqttBus
+from replication.catchup import CatchUp
+from replication.codec import check_node_id
+from replication.errors import LogError, RecordDecodeError
+from replication.hlc import HybridLogicalClock
+from replication.log import DEFAULT_MAP_SIZE, InsertOutcome, Inserted, RecordLog
+from replication.matrix import holding_for, roles_held_by
+from replication.record import Record, RecordType, Role
+from replication.wire import (
+    Batch,
+    Digest,
+    ResendRequest,
+    Topics,
+    decode_message,
+    encode_batch,
+    encode_digest,
+    encode_request,
+)
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[Record], None]
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStats:
+    """A snapshot of a node's counters (for ``fixgw status``)."""
+
+    node_id: str
+    role: Role
+    connected: bool
+    connects: int
+    head: int              # highest own seq committed
+    published_upto: int    # own records up to here were acknowledged by the broker
+    appended: int          # own records committed since start
+    published: int         # own records published live (PUBACKed)
+    publishes: int         # MQTT publishes of record batches (live and resent)
+    received: int          # records of others newly inserted
+    duplicates: int        # records received that were already here
+    malformed: int         # payloads that did not decode (logged, dropped)
+    rejected: int          # records refused (role not held, role clash)
+    gaps_requested: int    # resend requests sent
+    resends_served: int    # resend requests answered
+    resent: int            # records resent on request
+    commits: int           # LMDB transactions committed
+    hwms: dict[str, int]   # per origin: contiguous high-water mark
+
+
+class _Counters:
+    __slots__ = ("appended", "published", "publishes", "received", "duplicates", "malformed",
+                 "rejected", "gaps_requested", "resends_served", "resent")
+
+    def __init__(self) -> None:
+        for name in self.__slots__:
+            setattr(self, name, 0)
+
+
+class ReplicationNode:
+    """One node of the cluster. Use as ``async with``; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        node_id: str,
+        role: Role,
+        cluster: str,
+        data_dir: Path | str,
+        broker_host: str = "127.0.0.1",
+        broker_port: int = 1883,
+        clock: HybridLogicalClock | None = None,
+        map_size: int = DEFAULT_MAP_SIZE,
+        digest_interval: float = 1.0,
+        retry_after: float | None = None,
+        max_batch_records: int = 500,
+        max_batch_bytes: int = 256 * 1024,
+        resend_chunk: int = 5000,
+        outbox_limit: int = 100_000,
+        backoff_max: float = 2.0,
+        mqtt: bool = True,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.node_id = check_node_id(node_id)
+        self.role = Role(role)
+        self.topics = Topics(cluster)
+        self.data_dir = Path(data_dir)
+        self.broker_host = broker_host
+        self.broker_port = broker_port
+        self.clock = clock or HybridLogicalClock(node_id)
+        if self.clock.node != node_id:
+            raise ValueError(f"the clock belongs to node {self.clock.node!r}, not {node_id!r}")
+        if digest_interval <= 0 or max_batch_records < 1 or resend_chunk < 1:
+            raise ValueError("digest_interval > 0, max_batch_records >= 1 and resend_chunk >= 1 are required")
+        self._map_size = map_size
+        self._digest_interval = digest_interval
+        self._max_batch_records = max_batch_records
+        self._max_batch_bytes = max_batch_bytes
+        self._resend_chunk = resend_chunk
+        self._outbox_limit = outbox_limit
+        self._backoff_max = backoff_max
+        self._mqtt = mqtt
+        self._catchup = CatchUp(
+            retry_after=retry_after if retry_after is not None else max(2 * digest_interval, 0.5),
+            chunk=resend_chunk,
+            grace=min(digest_interval, 0.5),
+            monotonic=monotonic,
+        )
+        self._listeners: list[Listener] = []
+        self._counters = _Counters()
+        self._outbox: collections.deque[tuple[int, bytes]] = collections.deque()
+        self._log: RecordLog | None = None
+        self._writer: Any = None
+        self._bus: MqttBus | None = None
+        self._pub_wakeup = asyncio.Event()
+        self._resend_queue: asyncio.Queue[ResendRequest] = asyncio.Queue()
+        self._resend_pending: set[tuple[str, int, int]] = set()
+        self._committed_head = 0
+        self._published_upto = 0
+        self._peer_digests: dict[str, Digest] = {}
+        self._malformed_logged = 0
+        self._background: set[asyncio.Task[Any]] = set()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def __aenter__(self) -> "ReplicationNode":
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        from replication.writer import GroupCommitWriter  # one import cycle less for ops tools
+
+        self._log = RecordLog(self.data_dir, node_id=self.node_id, role=self.role, map_size=self._map_size)
+        head = self._log.head
+        if head:
+            # Our clock must run ahead of what we wrote before a restart, even if the wall
+            # clock went back meanwhile.
+            last = self._log.get(self.node_id, head)
+            if last is not None:
+                self.clock.observe(last.hlc)
+        self._committed_head = self._published_upto = head
+        self._writer = GroupCommitWriter(self._log, self.clock, on_commit=self._on_commit)
+        self._writer.start()
+        if self._mqtt:
+            self._bus = MqttBus(
+                client_id=self.node_id,
+                host=self.broker_host,
+                port=self.broker_port,
+                subscriptions=self._subscriptions(),
+                on_message=self._on_message,
+                on_connected=self._connected,
+                backoff_max=self._backoff_max,
+            )
+            self._bus.start()
+
+    async def close(self, drain_timeout: float = 1.0) -> None:
+        """Publish what is pending (up to ``drain_timeout`` s), disconnect, close the log."""
+        if self._bus is not None:
+            if self._bus.connected and drain_timeout > 0:
+                try:
+                    await self.flush(drain_timeout)
+                except asyncio.TimeoutError:
+                    pass
+            await self._bus.close()
+            self._bus = None
+        for t in list(self._background):
+            t.cancel()
+        if self._writer is not None:
+            await self._writer.close()
+            self._writer = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def _subscriptions(self) -> list[tuple[str, int]]:
+        t = self.topics
+        subs: list[tuple[str, int]] = [(t.requests(self.node_id), 1), (t.resends(self.node_id), 1)]
+        for role in roles_held_by(self.role):
+            subs.append((t.records_of_role(role), 1))
+            subs.append((t.digests_of_role(role), 0))
+        return subs
+
+    # -- the API the utilities use -----------------------------------------------------------
+
+    @property
+    def log(self) -> RecordLog:
+        if self._log is None:
+            raise LogError(f"node {self.node_id} is not started")
+        return self._log
+
+    @property
+    def connected(self) -> bool:
+        return self._bus is not None and self._bus.connected
+
+    async def wait_connected(self, timeout: float | None = None) -> None:
+        if self._bus is None:
+            raise RuntimeError(f"node {self.node_id} has no MQTT bus")
+        await self._bus.wait_connected(timeout)
+
+    async def append(self, *, type: RecordType, txn: str, status: str, **fields: Any) -> Record:
+        """Append an own record; returns it (seq, HLC assigned) once it is durable in LMDB.
+
+        Raises ValueError for invalid fields, LogFullError when the map or disk is full.
+        """
+        if self._writer is None:
+            raise LogError(f"node {self.node_id} is not started")
+        fields["type"] = type
+        fields["txn"] = txn
+        fields["status"] = status
+        rec: Record = await self._writer.append(fields)
+        return rec
+
+    def add_listener(self, callback: Listener) -> None:
+        """Call ``callback(record)`` on the loop thread for every newly inserted record (own
+        or replicated), once, after its commit; own records before ``append`` returns."""
+        self._listeners.append(callback)
+
+    def remove_listener(self, callback: Listener) -> None:
+        self._listeners.remove(callback)
+
+    @property
+    def stats(self) -> NodeStats:
+        c = self._counters
+        return NodeStats(
+            node_id=self.node_id,
+            role=self.role,
+            connected=self.connected,
+            connects=self._bus.connects if self._bus else 0,
+            head=self._committed_head,
+            published_upto=self._published_upto,
+            appended=c.appended,
+            published=c.published,
+            publishes=c.publishes,
+            received=c.received,
+            duplicates=c.duplicates,
+            malformed=c.malformed,
+            rejected=c.rejected,
+            gaps_requested=c.gaps_requested,
+            resends_served=c.resends_served,
+            resent=c.resent,
+            commits=self._writer.commits if self._writer else 0,
+            hwms=self._log.high_water_marks() if self._log else {},
+        )
+
+    def peer_digests(self) -> dict[str, Digest]:
+        """The latest digest heard from each node whose records this node holds."""
+        return dict(self._peer_digests)
+
+    async def flush(self, timeout: float | None = None) -> None:
+        """Wait until every own record committed so far has been acknowledged by the broker."""
+        async def _wait() -> None:
+            while self._published_upto < self._committed_head:
+                await asyncio.sleep(0.005)
+        await asyncio.wait_for(_wait(), timeout)
+
+    # -- commits (loop thread) -------------------------------------------------------------
+
+    def _on_commit(self, new: list[Inserted]) -> None:
+        own = self.node_id
+        c = self._counters
+        outbox = self._outbox
+        appended = 0
+        for item in new:
+            rec = item.record
+            if rec.origin == own:
+                if rec.seq > self._committed_head:
+                    self._committed_head = rec.seq
+                    outbox.append((rec.seq, item.data))
+                    appended += 1
+            else:
+                c.received += 1
+        if appended:
+            c.appended += appended
+            while len(outbox) > self._outbox_limit:
+                outbox.popleft()  # the publisher reads those back from LMDB
+            self._pub_wakeup.set()
+        listeners = self._listeners
+        if listeners:
+            for item in new:
+                for cb in listeners:
+                    try:
+                        cb(item.record)
+                    except Exception:
+                        log.exception("%s: record listener %r failed", self.node_id, cb)
+
+    # -- receiving (loop thread) -----------------------------------------------------------
+
+    def _malformed(self, topic: str, why: str) -> None:
+        self._counters.malformed += 1
+        self._malformed_logged += 1
+        if self._malformed_logged <= 20 or self._malformed_logged % 1000 == 0:
+            log.warning("%s: dropped a malformed payload on %s (%d so far): %s",
+                        self.node_id, topic, self._counters.malformed, why)
+
+    def _on_message(self, topic: str, payload: bytes) -> None:
+        prefix = self.topics.prefix
+        if not topic.startswith(prefix):
+            self._malformed(topic, "topic outside this cluster")
+            return
+        parts = topic[len(prefix):].split("/")
+        kind = parts[0]
+        if kind == "rec" and len(parts) == 3 and parts[2] == self.node_id:
+            return  # our own records, echoed back by the broker to our role subscription
+        try:
+            msg = decode_message(payload)
+        except RecordDecodeError as exc:
+            self._malformed(topic, str(exc))
+            return
+        if isinstance(msg, Batch):
+            if kind == "rec" and (len(parts) != 3 or parts[1] != msg.origin_role.value or parts[2] != msg.origin):
+                self._malformed(topic, f"batch of {msg.origin_role.value} {msg.origin} on the wrong topic")
+                return
+            if kind not in ("rec", "resend"):
+                self._malformed(topic, "a record batch on a non-record topic")
+                return
+            self._receive_batch(msg)
+        elif isinstance(msg, Digest):
+            if kind != "digest":
+                self._malformed(topic, "a digest on a non-digest topic")
+                return
+            self._receive_digest(msg)
+        elif isinstance(msg, ResendRequest):
+            if kind != "req" or msg.origin != self.node_id:
+                self._malformed(topic, f"a resend request for {msg.origin} on {topic}")
+                return
+            key = (msg.requester, msg.first, msg.last)
+            if key not in self._resend_pending:
+                self._resend_pending.add(key)
+                self._resend_queue.put_nowait(msg)
+
+    def _receive_batch(self, batch: Batch) -> None:
+        origin = batch.origin
+        if origin == self.node_id or not batch.records:
+            return
+        if holding_for(self.node_id, self.role, origin, batch.origin_role) is None:
+            self._counters.rejected += len(batch.records)
+            return
+        self.clock.observe(max(r.hlc for r, _ in batch.records))
+        st = self.log.origin_state(origin)
+        items = list(batch.records)
+        if st is not None:
+            hwm = st.hwm
+            fresh = [it for it in items if it[0].seq > hwm]
+            self._counters.duplicates += len(items) - len(fresh)
+            items = fresh
+            if not items:
+                return
+        fut = self._writer.insert(batch.origin_role, items)
+        fut.add_done_callback(partial(self._inserted, origin))
+
+    def _inserted(self, origin: str, fut: "asyncio.Future[InsertOutcome]") -> None:
+        if fut.cancelled():
+            return
+        exc = fut.exception()
+        if exc is not None:
+            log.error("%s: could not store records of %s: %s", self.node_id, origin, exc)
+            return
+        out = fut.result()
+        self._counters.duplicates += out.duplicates
+        if out.rejected:
+            self._counters.rejected += len(out.rejected)
+            log.warning("%s: refused %d record(s) of %s: %s", self.node_id, len(out.rejected), origin, out.rejected[0])
+        self._check_gap(origin)
+
+    def _receive_digest(self, digest: Digest) -> None:
+        if digest.node == self.node_id:
+            return
+        if holding_for(self.node_id, self.role, digest.node, digest.role) is None:
+            return
+        self._peer_digests[digest.node] = digest
+        self._catchup.saw_head(digest.node, digest.head)
+        st = self.log.origin_state(digest.node)
+        if st is not None and st.role is not digest.role:
+            self._malformed("digest", f"{digest.node} claims role {digest.role.value}, known as {st.role.value}")
+            return
+        self._check_gap(digest.node)
+
+    def _check_gap(self, origin: str) -> None:
+        if self._log is None:
+            return
+        st = self._log.origin_state(origin)
+        hwm = st.hwm if st else 0
+        next_held = self._log.first_held_after(origin, hwm) if st and st.max_seq > hwm else None
+        rng = self._catchup.wanted(origin, hwm, next_held)
+        if rng is None:
+            return
+        bus = self._bus
+        if bus is None or not bus.connected:
+            self._catchup.forget(origin)
+            return
+        self._counters.gaps_requested += 1
+        req = ResendRequest(self.node_id, origin, rng.first, rng.last)
+        log.debug("%s: asking %s for %d..%d", self.node_id, origin, rng.first, rng.last)
+        self._spawn(self._send_request(bus, req))
+
+    async def _send_request(self, bus: MqttBus, req: ResendRequest) -> None:
+        try:
+            await bus.publish(self.topics.requests(req.origin), encode_request(req), qos=1)
+        except BusDisconnected:
+            self._catchup.forget(req.origin)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -- while connected -------------------------------------------------------------------
+
+    async def _connected(self, bus: MqttBus) -> None:
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._publisher(bus))
+                tg.create_task(self._digests(bus))
+                tg.create_task(self._resend_server(bus))
+        except* BusDisconnected as eg:
+            raise BusDisconnected(str(eg.exceptions[0])) from None
+
+    async def _publisher(self, bus: MqttBus) -> None:
+        topic = self.topics.records(self.role, self.node_id)
+        c = self._counters
+        while True:
+            if self._published_upto >= self._committed_head:
+                self._pub_wakeup.clear()
+                await self._pub_wakeup.wait()
+                continue
+            batch = self._next_batch()
+            if not batch:
+                await asyncio.sleep(0.01)
+                continue
+            await bus.publish(topic, encode_batch(self.node_id, self.role, (d for _, d in batch)), qos=1)
+            self._published_upto = batch[-1][0]
+            c.published += len(batch)
+            c.publishes += 1
+
+    def _next_batch(self) -> list[tuple[int, bytes]]:
+        """Own records after ``published_upto``: from the outbox, or LMDB if it was trimmed."""
+        outbox = self._outbox
+        start = self._published_upto + 1
+        while outbox and outbox[0][0] < start:
+            outbox.popleft()
+        limit, max_bytes = self._max_batch_records, self._max_batch_bytes
+        out: list[tuple[int, bytes]] = []
+        size = 0
+        if outbox and outbox[0][0] == start:
+            source: Any = islice(outbox, limit)
+        else:
+            source = self.log.iter_raw(self.node_id, start, min(self._committed_head, start + limit - 1))
+        for seq, data in source:
+            if out and size + len(data) > max_bytes:
+                break
+            out.append((seq, data))
+            size += len(data)
+        return out
+
+    async def _digests(self, bus: MqttBus) -> None:
+        topic = self.topics.digest(self.role, self.node_id)
+        while True:
+            payload = encode_digest(self.node_id, self.role, self._committed_head, self.log.high_water_marks())
+            await bus.publish(topic, payload, qos=0, retain=True)
+            # Re-check every held origin: covers requests or resends that were lost.
+            for origin, st in self.log.origin_states().items():
+                if origin != self.node_id and (st.max_seq > st.hwm or self._catchup.head(origin) > st.hwm):
+                    self._check_gap(origin)
+            await asyncio.sleep(self._digest_interval)
+
+    async def _resend_server(self, bus: MqttBus) -> None:
+        c = self._counters
+        while True:
+            req = await self._resend_queue.get()
+            try:
+                last = min(req.last, self._committed_head, req.first + self._resend_chunk - 1)
+                if last < req.first:
+                    continue
+                records = [d for _, d in self.log.iter_raw(self.node_id, req.first, last)]
+                topic = self.topics.resends(req.requester)
+                for i in range(0, len(records), self._max_batch_records):
+                    chunk = records[i:i + self._max_batch_records]
+                    await bus.publish(topic, encode_batch(self.node_id, self.role, chunk), qos=1)
+                    c.publishes += 1
+                    c.resent += len(chunk)
+                c.resends_served += 1
+            finally:
+                self._resend_pending.discard((req.requester, req.first, req.last))

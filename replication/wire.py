@@ -1,0 +1,172 @@
+"""What goes over MQTT: topic names and the three message kinds.
+
+Topics (``<cluster>`` and node ids are single topic levels)::
+
+    fixgw/<cluster>/rec/<role>/<node>      a node's records (live, QoS 1)
+    fixgw/<cluster>/digest/<role>/<node>   a node's digest: its head and high-water marks
+                                           (retained, so a subscriber learns heads at once)
+    fixgw/<cluster>/req/<node>             requests to <node> to resend a range of its records
+    fixgw/<cluster>/resend/<node>          records resent to <node> on its request
+
+Payloads are msgpack arrays that start with the wire version and a kind letter:
+
+    [1, "B", origin, origin_role, [record bytes, ...]]        a batch of one origin's records
+    [1, "D", node, role, head, {origin: hwm, ...}]           a digest
+    [1, "Q", requester, origin, first, last]                 a resend request
+
+Decoding anything malformed raises :class:`RecordDecodeError` (and nothing else).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Union
+
+import msgpack
+
+from replication.codec import check_node_id, decode_record
+from replication.errors import RecordDecodeError
+from replication.record import Record, Role
+
+WIRE_VERSION = 1
+_ROLES = {r.value: r for r in Role}
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    """Topic names of one cluster."""
+
+    cluster: str
+
+    def __post_init__(self) -> None:
+        check_node_id(self.cluster, "cluster name")
+
+    @property
+    def prefix(self) -> str:
+        return f"fixgw/{self.cluster}/"
+
+    def records(self, role: Role, node: str) -> str:
+        return f"fixgw/{self.cluster}/rec/{role.value}/{node}"
+
+    def records_of_role(self, role: Role) -> str:
+        return f"fixgw/{self.cluster}/rec/{role.value}/+"
+
+    def digest(self, role: Role, node: str) -> str:
+        return f"fixgw/{self.cluster}/digest/{role.value}/{node}"
+
+    def digests_of_role(self, role: Role) -> str:
+        return f"fixgw/{self.cluster}/digest/{role.value}/+"
+
+    def requests(self, node: str) -> str:
+        return f"fixgw/{self.cluster}/req/{node}"
+
+    def resends(self, node: str) -> str:
+        return f"fixgw/{self.cluster}/resend/{node}"
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Records of one origin, in one publish. ``records`` pairs each record with its bytes."""
+
+    origin: str
+    origin_role: Role
+    records: tuple[tuple[Record, bytes], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    """A node's periodic summary: its own head (highest own seq) and what it holds."""
+
+    node: str
+    role: Role
+    head: int
+    hwms: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class ResendRequest:
+    """``requester`` asks ``origin`` to resend its records first..last (inclusive)."""
+
+    requester: str
+    origin: str
+    first: int
+    last: int
+
+    def __post_init__(self) -> None:
+        if self.first < 1 or self.last < self.first:
+            raise ValueError(f"bad resend range {self.first}..{self.last}")
+
+
+Message = Union[Batch, Digest, ResendRequest]
+
+
+def encode_batch(origin: str, origin_role: Role, records: Iterable[bytes]) -> bytes:
+    return msgpack.packb([WIRE_VERSION, "B", origin, origin_role.value, list(records)], use_bin_type=True)
+
+
+def encode_digest(node: str, role: Role, head: int, hwms: dict[str, int]) -> bytes:
+    return msgpack.packb([WIRE_VERSION, "D", node, role.value, head, hwms], use_bin_type=True)
+
+
+def encode_request(req: ResendRequest) -> bytes:
+    return msgpack.packb([WIRE_VERSION, "Q", req.requester, req.origin, req.first, req.last], use_bin_type=True)
+
+
+def _node(v: object, what: str) -> str:
+    try:
+        return check_node_id(v, what)
+    except ValueError as exc:
+        raise RecordDecodeError(str(exc)) from None
+
+
+def _role(v: object) -> Role:
+    role = _ROLES.get(v) if type(v) is str else None
+    if role is None:
+        raise RecordDecodeError(f"unknown role {v!r:.40}")
+    return role
+
+
+def _count(v: object, what: str) -> int:
+    if type(v) is not int or v < 0:
+        raise RecordDecodeError(f"{what} must be a non-negative integer, got {v!r:.40}")
+    return v
+
+
+def decode_message(payload: bytes) -> Message:
+    """The message in an MQTT payload; :class:`RecordDecodeError` for anything malformed."""
+    try:
+        obj = msgpack.unpackb(payload, raw=False, strict_map_key=True, use_list=True)
+    except Exception as exc:  # msgpack raises many types
+        raise RecordDecodeError(f"payload is not valid msgpack: {type(exc).__name__}: {exc}") from None
+    if type(obj) is not list or len(obj) < 2:
+        raise RecordDecodeError("payload is not a [version, kind, ...] array")
+    if obj[0] != WIRE_VERSION or type(obj[0]) is not int:
+        raise RecordDecodeError(f"unsupported wire version {obj[0]!r:.20} (this build speaks {WIRE_VERSION})")
+    kind = obj[1]
+    if kind == "B" and len(obj) == 5:
+        origin, role, recs = _node(obj[2], "batch origin"), _role(obj[3]), obj[4]
+        if type(recs) is not list:
+            raise RecordDecodeError("batch records must be an array")
+        out = []
+        for data in recs:
+            if type(data) is not bytes:
+                raise RecordDecodeError("a batch holds records as binary strings")
+            rec = decode_record(data)
+            if rec.origin != origin:
+                raise RecordDecodeError(f"batch of {origin} holds a record of {rec.origin}")
+            out.append((rec, data))
+        return Batch(origin, role, tuple(out))
+    if kind == "D" and len(obj) == 6:
+        node, role, head, hwms = _node(obj[2], "digest node"), _role(obj[3]), _count(obj[4], "head"), obj[5]
+        if type(hwms) is not dict:
+            raise RecordDecodeError("digest high-water marks must be a map")
+        for k, v in hwms.items():
+            _node(k, "digest origin")
+            _count(v, "digest high-water mark")
+        return Digest(node, role, head, hwms)
+    if kind == "Q" and len(obj) == 6:
+        first, last = _count(obj[4], "first"), _count(obj[5], "last")
+        if first < 1 or last < first:
+            raise RecordDecodeError(f"bad resend range {first}..{last}")
+        return ResendRequest(_node(obj[2], "requester"), _node(obj[3], "origin"), first, last)
+    raise RecordDecodeError(f"unknown message kind {kind!r:.20} with {len(obj)} elements")

@@ -1,0 +1,187 @@
+"""Group commit: every write made during one event-loop turn goes into one synced LMDB
+transaction, run on a dedicated writer thread so the loop never waits on a disk sync.
+
+``append()``/``insert()`` return futures that resolve only after the commit that holds
+them: an order is acknowledged only once its record is durable. While one commit runs,
+the writes of the following loop turns queue up and go into the next transaction, so the
+batch size grows with the load (a synced commit costs ~250 us whatever its size).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Union
+
+from replication.errors import LogClosedError, LogError, RecordEncodeError
+from replication.hlc import HybridLogicalClock
+from replication.log import Inserted, InsertOutcome, RecordLog
+from replication.record import Record, Role
+
+log = logging.getLogger(__name__)
+
+CommitListener = Callable[[list[Inserted]], None]
+
+
+@dataclass(slots=True)
+class _Append:
+    fields: Mapping[str, Any]
+    future: "asyncio.Future[Record]"
+
+
+@dataclass(slots=True)
+class _Insert:
+    origin_role: Role
+    items: list[tuple[Record, bytes]]
+    future: "asyncio.Future[InsertOutcome]"
+
+
+_Job = Union[_Append, _Insert]
+
+
+class GroupCommitWriter:
+    """The only writer of a :class:`RecordLog` while a node runs.
+
+    ``on_commit`` is called on the loop thread after each commit with the records that
+    commit newly inserted (own and received, in commit order), before any future of that
+    commit resolves.
+    """
+
+    def __init__(
+        self,
+        log: RecordLog,
+        clock: HybridLogicalClock,
+        on_commit: CommitListener | None = None,
+    ) -> None:
+        self._log = log
+        self._clock = clock
+        self._on_commit = on_commit
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending: list[_Job] = []
+        self._queue: "queue.SimpleQueue[list[_Job] | None]" = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self.commits = 0
+        self.committed_records = 0
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(target=self._run, name=f"lmdb-writer-{self._log.node_id}", daemon=True)
+        self._thread.start()
+
+    async def close(self) -> None:
+        """Commit what is queued, then stop the thread."""
+        if self._closed:
+            return
+        self._closed = True
+        self._flush()
+        self._queue.put(None)
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join)
+
+    # -- the loop side ---------------------------------------------------------------------
+
+    def append(self, fields: Mapping[str, Any]) -> "asyncio.Future[Record]":
+        """Queue an own record; the future gives it (seq and HLC assigned) once durable."""
+        loop = self._loop
+        if loop is None or self._closed:
+            raise LogClosedError(f"the writer of {self._log.path} is not running")
+        fut: asyncio.Future[Record] = loop.create_future()
+        if not self._pending:
+            loop.call_soon(self._flush)  # end of this loop turn: hand the batch to the thread
+        self._pending.append(_Append(fields, fut))
+        return fut
+
+    def insert(self, origin_role: Role, items: list[tuple[Record, bytes]]) -> "asyncio.Future[InsertOutcome]":
+        """Queue received records (already decoded); idempotent per key."""
+        loop = self._loop
+        if loop is None or self._closed:
+            raise LogClosedError(f"the writer of {self._log.path} is not running")
+        fut: asyncio.Future[InsertOutcome] = loop.create_future()
+        if not self._pending:
+            loop.call_soon(self._flush)
+        self._pending.append(_Insert(origin_role, items, fut))
+        return fut
+
+    def _flush(self) -> None:
+        if self._pending:
+            batch, self._pending = self._pending, []
+            self._queue.put(batch)
+
+    def _complete(self, jobs: list[_Job], results: list[Any], new: list[Inserted], error: BaseException | None) -> None:
+        if error is None:
+            self.commits += 1
+            self.committed_records += len(new)
+            if new and self._on_commit is not None:
+                try:
+                    self._on_commit(new)
+                except Exception:  # a listener bug must not lose acknowledgements
+                    log.exception("commit listener failed")
+        for job, result in zip(jobs, results):
+            fut = job.future
+            if fut.done():
+                continue
+            if error is not None:
+                fut.set_exception(error)
+            elif isinstance(result, BaseException):
+                fut.set_exception(result)
+            else:
+                fut.set_result(result)
+
+    # -- the writer thread -----------------------------------------------------------------
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            first = self._queue.get()
+            if first is None:
+                break
+            jobs = list(first)
+            while True:  # take everything queued meanwhile: one transaction for all of it
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                jobs.extend(more)
+            self._commit(jobs)
+        # anything queued after the stop marker can no longer be written
+        while True:
+            try:
+                rest = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if rest:
+                self._post(rest, [None] * len(rest), [], LogClosedError(f"{self._log.path}: writer closed"))
+
+    def _commit(self, jobs: list[_Job]) -> None:
+        results: list[Any] = []
+        try:
+            with self._log.write(self._clock) as batch:
+                for job in jobs:
+                    if isinstance(job, _Append):
+                        try:
+                            results.append(batch.append(job.fields).record)
+                        except (ValueError, TypeError, RecordEncodeError) as exc:
+                            results.append(exc if isinstance(exc, ValueError) else ValueError(str(exc)))
+                    else:
+                        results.append(batch.insert(job.origin_role, job.items))
+            self._post(jobs, results, batch.new, None)
+        except LogError as exc:
+            self._post(jobs, [None] * len(jobs), [], exc)
+        except BaseException as exc:  # never leave an appender waiting forever
+            log.exception("LMDB writer failed")
+            self._post(jobs, [None] * len(jobs), [], LogError(f"{self._log.path}: writer failed: {exc!r}"))
+
+    def _post(self, jobs: list[_Job], results: list[Any], new: list[Inserted], error: BaseException | None) -> None:
+        loop = self._loop
+        assert loop is not None
+        try:
+            loop.call_soon_threadsafe(self._complete, jobs, results, new, error)
+        except RuntimeError:  # the loop is closed: nobody is waiting any more
+            pass

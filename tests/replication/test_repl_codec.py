@@ -1,0 +1,157 @@
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import msgpack
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from strategies_repl import records
+
+from replication.codec import (
+    SCHEMA_VERSION,
+    decode_record,
+    encode_record,
+    record_from_json,
+    record_to_json,
+    record_to_json_line,
+)
+from replication.errors import RecordDecodeError, RecordEncodeError
+from replication.hlc import Hlc
+from replication.record import Record, RecordType
+
+
+def sample(**over: object) -> Record:
+    fields: dict[str, object] = dict(
+        origin="cfu1", seq=7, txn="cfu1-42", type=RecordType.FILL, status="partially_filled",
+        hlc=Hlc(1_700_000_000_000_000_000, 3, "cfu1"), account="ACC", symbol="IBM", side="1",
+        order_qty=Decimal("100"), price=Decimal("12.50"), last_qty=Decimal("10"),
+        last_px=Decimal("12.49"), cum_qty=Decimal("10"), avg_px=Decimal("12.49"),
+        extra={"fee": Decimal("0.01"), "n": 3, "flag": True, "none": None, "s": "x"},
+    )
+    fields.update(over)
+    return Record(**fields)  # type: ignore[arg-type]
+
+
+def test_round_trip_keeps_every_field_and_decimal_exactly() -> None:
+    rec = sample()
+    back = decode_record(encode_record(rec))
+    assert back == rec
+    assert str(back.price) == "12.50"  # exponent kept: "12.50", not "12.5"
+    assert isinstance(back.extra["fee"], Decimal) and back.extra["fee"] == Decimal("0.01")
+
+
+def test_encoding_is_versioned_and_uses_strings_for_decimals() -> None:
+    arr = msgpack.unpackb(encode_record(sample()), raw=False, strict_map_key=False, ext_hook=lambda c, d: (c, d))
+    assert arr[0] == SCHEMA_VERSION
+    assert "12.50" in arr and not any(isinstance(x, float) for x in arr)
+
+
+@given(records())
+@settings(max_examples=300)
+def test_any_record_round_trips(rec: Record) -> None:
+    data = encode_record(rec)
+    assert decode_record(data) == rec
+    assert encode_record(decode_record(data)) == data  # deterministic bytes
+
+
+@given(st.binary(max_size=300))
+@settings(max_examples=500)
+def test_random_bytes_raise_only_record_decode_error(data: bytes) -> None:
+    try:
+        decode_record(data)
+    except RecordDecodeError:
+        pass
+
+
+@given(records(), st.data())
+@settings(max_examples=300)
+def test_corrupted_encodings_raise_only_record_decode_error(rec: Record, data: st.DataObject) -> None:
+    raw = bytearray(encode_record(rec))
+    op = data.draw(st.sampled_from(["flip", "truncate", "insert"]))
+    i = data.draw(st.integers(0, len(raw) - 1))
+    if op == "flip":
+        raw[i] ^= data.draw(st.integers(1, 255))
+    elif op == "truncate":
+        del raw[i:]
+    else:
+        raw[i:i] = data.draw(st.binary(min_size=1, max_size=5))
+    try:
+        out = decode_record(bytes(raw))
+    except RecordDecodeError:
+        return
+    assert isinstance(out, Record)  # a corruption may still spell a valid record
+
+
+@given(st.recursive(st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats() | st.text() | st.binary(),
+                    lambda c: st.lists(c, max_size=30) | st.dictionaries(st.text(), c, max_size=5),
+                    max_leaves=60))
+@settings(max_examples=500)
+def test_arbitrary_msgpack_values_raise_only_record_decode_error(value: object) -> None:
+    try:
+        decode_record(msgpack.packb(value))
+    except RecordDecodeError:
+        pass
+
+
+def _with(index: int, value: object) -> bytes:
+    arr = msgpack.unpackb(encode_record(sample()), raw=False, ext_hook=msgpack.ExtType)
+    arr[index] = value
+    return msgpack.packb(arr)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"", "not valid msgpack"),
+        (msgpack.packb({"a": 1}), "non-empty msgpack array"),
+        (_with(0, 2), "unsupported record schema version 2"),
+        (_with(2, 0), "'seq' must be >= 1"),
+        (_with(2, True), "field 'seq' must be int"),
+        (_with(4, "teleport"), "unknown record type 'teleport'"),
+        (_with(14, 12.5), "field 'price' must be str or nil"),
+        (_with(14, "12.5000000000000000000000000001e0"), "not a canonical finite decimal"),
+        (_with(14, "NaN"), "not a canonical finite decimal"),
+        (_with(14, "abc"), "not a decimal"),
+        (_with(1, "bad/origin"), "field 'origin' must be"),
+        (_with(28, {"x": 1.5}), "unsupported type float"),
+        (msgpack.packb([1, 2, 3]), "has 29 elements"),
+    ],
+)
+def test_malformed_records_say_what_is_wrong(raw: bytes, message: str) -> None:
+    with pytest.raises(RecordDecodeError, match=message):
+        decode_record(raw)
+
+
+def test_decode_rejects_non_bytes() -> None:
+    with pytest.raises(RecordDecodeError):
+        decode_record("text")  # type: ignore[arg-type]
+
+
+def test_encode_refuses_floats_and_non_finite_decimals() -> None:
+    with pytest.raises(RecordEncodeError, match="float"):
+        encode_record(sample(extra={"x": 1.5}))
+    with pytest.raises(RecordEncodeError, match="finite"):
+        encode_record(sample(price=Decimal("NaN")))
+
+
+@given(records())
+@settings(max_examples=200)
+def test_json_round_trip(rec: Record) -> None:
+    line = record_to_json_line(rec)
+    assert record_from_json(json.loads(line)) == rec
+
+
+def test_json_is_readable_and_strict() -> None:
+    d = record_to_json(sample())
+    assert d["price"] == "12.50" and d["extra"]["fee"] == {"decimal": "0.01"}
+    assert d["hlc"] == {"wall_ns": 1_700_000_000_000_000_000, "logical": 3, "node": "cfu1"}
+    with pytest.raises(RecordDecodeError, match="unknown record field"):
+        record_from_json({**d, "bogus": 1})
+    with pytest.raises(RecordDecodeError, match="lacks field 'seq'"):
+        record_from_json({k: v for k, v in d.items() if k != "seq"})
+    with pytest.raises(RecordDecodeError):
+        record_from_json({**d, "price": 12.5})
+    with pytest.raises(RecordDecodeError):
+        record_from_json([1, 2])

@@ -1,0 +1,149 @@
+"""The LMDB record log and group commit, on real LMDB files."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from replication.codec import encode_record
+from replication.errors import LogConflictError, LogError, LogFullError
+from replication.hlc import Hlc, HybridLogicalClock
+from replication.log import RecordLog
+from replication.matrix import Holding
+from replication.record import Record, RecordType, Role
+from replication.writer import GroupCommitWriter
+
+
+def rec(origin: str, seq: int, txn: str = "T", rtype: RecordType = RecordType.NOTE) -> tuple[Record, bytes]:
+    r = Record(origin=origin, seq=seq, txn=txn, type=rtype, status="s", hlc=Hlc(seq, 0, origin))
+    return r, encode_record(r)
+
+
+def order_fields(i: int) -> dict[str, object]:
+    return {"type": RecordType.ORDER, "txn": f"c1-{i}", "status": "new", "symbol": "IBM",
+            "side": "1", "order_qty": Decimal("100"), "price": Decimal("1.25")}
+
+
+def test_append_assigns_contiguous_seqs_and_survives_reopen(tmp_path: Path) -> None:
+    clock = HybridLogicalClock("c1")
+    with RecordLog(tmp_path, node_id="c1", role=Role.CUSTOMER) as log:
+        with log.write(clock) as b:
+            a1 = b.append(order_fields(1)).record
+            a2 = b.append(order_fields(2)).record
+        assert (a1.seq, a2.seq) == (1, 2) and a1.hlc < a2.hlc
+        assert log.head == 2 and log.high_water_marks() == {"c1": 2}
+    with RecordLog(tmp_path, readonly=True) as log:
+        assert (log.node_id, log.role) == ("c1", Role.CUSTOMER)
+        assert log.get("c1", 2) == a2
+        assert log.records_for_txn("c1-1") == [a1]
+    with RecordLog(tmp_path, node_id="c1", role=Role.CUSTOMER) as log:
+        with log.write(clock) as b:
+            assert b.append(order_fields(3)).record.seq == 3
+
+
+def test_authoritative_and_read_only_are_kept_apart(tmp_path: Path) -> None:
+    with RecordLog(tmp_path, node_id="c1", role=Role.CUSTOMER) as log:
+        with log.write(HybridLogicalClock("c1")) as b:
+            b.append(order_fields(1))
+            b.insert(Role.CUSTOMER, [rec("c2", 1, "c1-1")])
+            b.insert(Role.STREET, [rec("s1", 1, "c1-1", RecordType.FILL)])
+            b.insert(Role.FIRM, [rec("f1", 1)])
+        auth = sorted((r.origin, r.seq) for r in log.iter_authoritative())
+        ro = sorted((r.origin, r.seq) for r in log.iter_read_only())
+        assert auth == [("c1", 1), ("c2", 1)]
+        assert ro == [("f1", 1), ("s1", 1)]
+        assert log.holding_of("s1") is Holding.READ_ONLY and log.holding_of("c2") is Holding.AUTHORITATIVE
+        assert [(r.origin, r.type) for r in log.records_for_txn("c1-1")] == [
+            ("c2", RecordType.NOTE), ("s1", RecordType.FILL), ("c1", RecordType.ORDER)]  # HLC order
+        assert [r.origin for r in log.iter_type(RecordType.FILL)] == ["s1"]
+        assert log.count() == 4 and log.count(Holding.READ_ONLY) == 2
+
+
+def test_a_street_node_refuses_customer_records(tmp_path: Path) -> None:
+    with RecordLog(tmp_path, node_id="s1", role=Role.STREET) as log:
+        with log.write() as b:
+            out = b.insert(Role.CUSTOMER, [rec("c1", 1)])
+        assert out.inserted == [] and "does not hold" in out.rejected[0]
+        assert log.count() == 0
+
+
+def test_duplicates_are_no_ops_and_gaps_hold_the_high_water_mark(tmp_path: Path) -> None:
+    with RecordLog(tmp_path, node_id="c1", role=Role.CUSTOMER) as log:
+        with log.write() as b:
+            out = b.insert(Role.CUSTOMER, [rec("c2", 1), rec("c2", 2), rec("c2", 2), rec("c2", 5)])
+        assert len(out.inserted) == 3 and out.duplicates == 1
+        st = log.origin_state("c2")
+        assert st is not None and (st.hwm, st.max_seq) == (2, 5)
+        assert log.first_held_after("c2", 2) == 5
+        with log.write() as b:
+            again = b.insert(Role.CUSTOMER, [rec("c2", 5), rec("c2", 1)])
+            assert again.duplicates == 2 and not again.inserted
+            b.insert(Role.CUSTOMER, [rec("c2", 4), rec("c2", 3)])
+        assert log.high_water_marks()["c2"] == 5
+        assert [s for s, _ in log.iter_raw("c2", 2, 4)] == [2, 3, 4]
+
+
+def test_origin_with_another_role_is_refused(tmp_path: Path) -> None:
+    with RecordLog(tmp_path, node_id="c1", role=Role.CUSTOMER) as log:
+        with log.write() as b:
+            b.insert(Role.CUSTOMER, [rec("x", 1)])
+            out = b.insert(Role.FIRM, [rec("x", 2)])
+        assert "is a customer node here" in out.rejected[0]
+
+
+def test_one_writer_per_log_and_the_node_id_is_checked(tmp_path: Path) -> None:
+    with RecordLog(tmp_path, node_id="c1", role=Role.CUSTOMER):
+        with pytest.raises(LogError, match="open for writing elsewhere"):
+            RecordLog(tmp_path, node_id="c1", role=Role.CUSTOMER)
+    with pytest.raises(LogConflictError, match="belongs to customer node 'c1'"):
+        RecordLog(tmp_path, node_id="c9", role=Role.CUSTOMER)
+    with pytest.raises(LogConflictError):
+        RecordLog(tmp_path, node_id="c1", role=Role.STREET)
+    with pytest.raises(LogError, match="not a record log"):
+        RecordLog(tmp_path / "nothing", readonly=True)
+
+
+async def test_group_commit_one_transaction_per_loop_turn(tmp_path: Path) -> None:
+    log = RecordLog(tmp_path, node_id="c1", role=Role.CUSTOMER)
+    seen: list[int] = []
+    writer = GroupCommitWriter(log, HybridLogicalClock("c1"), on_commit=lambda new: seen.extend(i.record.seq for i in new))
+    writer.start()
+    try:
+        futs = [writer.append(order_fields(i)) for i in range(100)]  # all in this loop turn
+        assert not any(f.done() for f in futs)
+        recs = await asyncio.gather(*futs)
+        assert [r.seq for r in recs] == list(range(1, 101))
+        assert writer.commits == 1
+        assert seen == list(range(1, 101))  # the commit listener ran before the futures resolved
+        # a bad append fails alone and takes no seq
+        bad = writer.append({"type": RecordType.ORDER, "txn": "x", "status": "new", "price": 1.5})
+        good = writer.append(order_fields(101))
+        with pytest.raises(ValueError, match="price must be a Decimal"):
+            await bad
+        assert (await good).seq == 101
+        with pytest.raises(ValueError, match="no field"):
+            await writer.append({"type": RecordType.ORDER, "txn": "x", "status": "new", "colour": "red"})
+    finally:
+        await writer.close()
+        log.close()
+
+
+async def test_a_full_map_fails_the_append_clearly(tmp_path: Path) -> None:
+    log = RecordLog(tmp_path, node_id="c1", role=Role.CUSTOMER, map_size=256 * 1024)
+    writer = GroupCommitWriter(log, HybridLogicalClock("c1"))
+    writer.start()
+    try:
+        durable = 0
+        with pytest.raises(LogFullError, match="map is full"):
+            for i in range(200):  # bounded: 256 KiB holds far fewer than 200 x 50 big records
+                await asyncio.gather(*(writer.append({**order_fields(i), "text": "x" * 1000}) for _ in range(50)))
+                durable += 50
+        assert 0 < durable < 10_000
+        assert log.head == durable  # the failed batch left nothing behind, not even a seq
+        assert log.get("c1", durable) is not None
+    finally:
+        await writer.close()
+        log.close()
