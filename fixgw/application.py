@@ -1,0 +1,151 @@
+"""The application interface (as QuickFIX/J's ``Application``), with dispatch by MsgType.
+
+Callbacks that receive something are coroutines (``on_create``, ``on_logon``, ``on_logout``,
+``from_admin``, ``from_app``); the two hooks on the way out (``to_admin``, ``to_app``) are
+plain functions, because they run while the session seals a message (they may modify it in
+place, e.g. add Username/Password to a Logon; ``to_app`` may raise :class:`DoNotSend`).
+
+Raise from ``from_app`` / ``from_admin``:
+
+- :class:`UnsupportedMessageType` -> BusinessMessageReject 380=3;
+- ``FieldNotFound(tag)`` (also raised by ``msg[tag]``) -> BusinessMessageReject 380=5 for an
+  application message (Reject 373=1 for an admin one), as QuickFIX does;
+- ``IncorrectTagValue(tag)`` / ``IncorrectDataFormat(tag)`` -> Reject 373=5 / 373=6;
+- :class:`RejectLogon` (from ``from_admin`` on a Logon) -> Logout with the text, disconnect.
+
+Dispatch by type::
+
+    class Venue(MessageCracker):
+        @handles("D")
+        async def new_order(self, msg, session_id): ...
+
+        async def on_message_F(self, msg, session_id): ...   # by name also works
+
+A :class:`MessageCracker` tells the session which types it supports, so an unsupported type
+is answered with BusinessMessageReject before its body is validated.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, TypeVar
+
+from fixgw.message import FieldNotFound, IncorrectDataFormat, IncorrectTagValue, Message
+
+if TYPE_CHECKING:
+    from fixgw.engine import Engine, SessionID
+
+__all__ = [
+    "Application",
+    "DoNotSend",
+    "FieldNotFound",
+    "IncorrectDataFormat",
+    "IncorrectTagValue",
+    "MessageCracker",
+    "RejectLogon",
+    "UnsupportedMessageType",
+    "handles",
+]
+
+
+class RejectLogon(Exception):
+    """Raised by ``from_admin`` on a Logon to refuse it; the text goes into the Logout (58)."""
+
+    def __init__(self, text: str = "Logon rejected") -> None:
+        super().__init__(text)
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class UnsupportedMessageType(Exception):
+    """Raised by ``from_app`` for a MsgType the application does not handle (BMR 380=3)."""
+
+
+class DoNotSend(Exception):
+    """Raised by ``to_app`` to drop an outgoing message (on a resend it is gap-filled)."""
+
+
+class Application:
+    """Default callbacks do nothing; override what you need.
+
+    ``self.engine`` is set by the :class:`~fixgw.engine.Engine` the application is given to, so
+    that callbacks can answer with ``self.engine.send_to_target(msg, session_id)``.
+    """
+
+    engine: Engine | None = None
+
+    def attach(self, engine: Engine) -> None:
+        self.engine = engine
+
+    async def on_create(self, session_id: SessionID) -> None:
+        return None
+
+    async def on_logon(self, session_id: SessionID) -> None:
+        return None
+
+    async def on_logout(self, session_id: SessionID) -> None:
+        return None
+
+    def to_admin(self, message: Message, session_id: SessionID) -> None:
+        return None
+
+    async def from_admin(self, message: Message, session_id: SessionID) -> None:
+        return None
+
+    def to_app(self, message: Message, session_id: SessionID) -> None:
+        return None
+
+    async def from_app(self, message: Message, session_id: SessionID) -> None:
+        return None
+
+    def supports(self, msg_type: bytes) -> bool:
+        """Whether from_app handles this MsgType (the base application accepts every type)."""
+        return True
+
+    def send(self, message: Message, session_id: SessionID) -> bool:
+        """Send through the engine this application is attached to."""
+        if self.engine is None:
+            raise RuntimeError("the application is not attached to an engine")
+        return self.engine.send_to_target(message, session_id)
+
+
+Handler = Callable[[Any, Message, "SessionID"], Awaitable[None]]
+F = TypeVar("F", bound=Callable[..., Awaitable[None]])
+
+
+def handles(*msg_types: str) -> Callable[[F], F]:
+    """Mark a coroutine method of a MessageCracker as the handler of these MsgTypes."""
+
+    def mark(func: F) -> F:
+        func.__fix_msg_types__ = tuple(msg_types)  # type: ignore[attr-defined]
+        return func
+
+    return mark
+
+
+class MessageCracker(Application):
+    """``from_app`` dispatches by MsgType to ``@handles`` methods or ``on_message_<type>``;
+    a type with no handler raises :class:`UnsupportedMessageType`."""
+
+    _handlers: dict[bytes, str] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        table: dict[bytes, str] = {}
+        for klass in reversed(cls.__mro__):
+            for name, attr in vars(klass).items():
+                if name.startswith("on_message_") and callable(attr):
+                    table[name[len("on_message_") :].encode()] = name
+                for mt in getattr(attr, "__fix_msg_types__", ()):
+                    table[mt.encode()] = name
+        cls._handlers = table
+
+    def supports(self, msg_type: bytes) -> bool:
+        return msg_type in self._handlers
+
+    async def from_app(self, message: Message, session_id: SessionID) -> None:
+        name = self._handlers.get(message.msg_type)
+        if name is None:
+            raise UnsupportedMessageType(message.msg_type.decode("latin-1"))
+        await getattr(self, name)(message, session_id)

@@ -1,0 +1,685 @@
+"""The engine: wires sessions to sockets, stores, logs and the application.
+
+    settings = load_settings("sessions.cfg")            # QuickFIX-style file (fixgw.config)
+    async with Engine(settings, MyApp()) as engine:      # acceptors listen, initiators connect
+        await engine.wait_logged_on(sid, timeout=5)
+        engine.send_to_target(Message.new("D", [(11, "A1"), ...]), sid)
+
+- Acceptor: one listener per (host, port); several sessions share it, the Logon's
+  BeginString and CompIDs pick the session; ``TargetCompID=*`` creates a session per client.
+- Initiator: connects, logs on, reconnects with exponential back-off.
+- Group commit: everything a session sends during one event-loop turn, with the updated
+  sequence numbers, is stored in ONE durable transaction (in a worker thread), and only then
+  written to the socket (TCP_NODELAY, one write per turn).
+- TLS on both sides (``SocketUseSSL=Y``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import dataclasses
+import functools
+import logging
+import socket
+import ssl
+import time
+from typing import Any, Callable, Protocol, Sequence
+
+from fixgw.application import Application, RejectLogon
+from fixgw.config import SessionID, SessionSettings
+from fixgw.framing import Framer, Garbled
+from fixgw.message import Message
+from fixgw.session import (
+    Batch,
+    Close,
+    Deliver,
+    LoggedOn,
+    LoggedOut,
+    Session,
+    SessionConfig,
+    VerifyLogon,
+)
+from fixgw.session_state import State
+
+__all__ = ["Engine", "SessionID", "SessionRuntime", "config_from_settings"]
+
+_log = logging.getLogger("fixgw.engine")
+_READ_SIZE = 1 << 16
+_TICK = 0.2
+
+
+class StoreLike(Protocol):
+    @property
+    def next_sender_seq(self) -> int: ...
+    @property
+    def next_target_seq(self) -> int: ...
+    def get_range(self, begin: int, end: int) -> list[tuple[int, bytes]]: ...
+    def commit_batch(self, messages: Sequence[tuple[int, bytes]], next_sender_seq: int, next_target_seq: int) -> None: ...
+    def reset(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class LogLike(Protocol):
+    def incoming(self, raw: bytes) -> None: ...
+    def outgoing(self, raw: bytes) -> None: ...
+    def event(self, text: str) -> None: ...
+    def flush(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class _NullLog:
+    def incoming(self, raw: bytes) -> None: ...
+    def outgoing(self, raw: bytes) -> None: ...
+    def event(self, text: str) -> None: ...
+    def flush(self) -> None: ...
+    def close(self) -> None: ...
+
+
+def default_store_factory(settings: SessionSettings, sid: SessionID) -> Any:
+    """LmdbStore under FileStorePath when it is set, MemoryStore otherwise."""
+    from fixgw import store
+
+    if settings.file_store_path is not None:
+        return store.LmdbStore(settings.file_store_path, sid)
+    return store.MemoryStore(sid)
+
+
+def default_log_factory(settings: SessionSettings, sid: SessionID) -> Any:
+    """File logs under FileLogPath when it is set, no log otherwise."""
+    if settings.file_log_path is None:
+        return _NullLog()
+    from fixgw import fixlog
+
+    return fixlog.FileLog(settings.file_log_path, sid)
+
+
+def config_from_settings(s: SessionSettings) -> SessionConfig:
+    return SessionConfig(
+        begin_string=s.begin_string,
+        sender_comp_id=s.sender_comp_id,
+        target_comp_id=s.target_comp_id,
+        initiator=not s.is_acceptor,
+        heartbeat_int=s.heart_bt_int,
+        reset_on_logon=s.reset_on_logon,
+        reset_on_logout=s.reset_on_logout,
+        reset_on_disconnect=s.reset_on_disconnect,
+        check_latency=s.check_latency,
+        max_latency=s.max_latency,
+        logon_timeout=float(s.logon_timeout),
+        logout_timeout=float(s.logout_timeout),
+        resend_request_chunk_size=s.resend_request_chunk_size,
+        username=s.username,
+        password=s.password,
+        sender_sub_id=s.sender_sub_id,
+        target_sub_id=s.target_sub_id,
+        validate_fields_out_of_order=s.validate_fields_out_of_order,
+        validate_fields_have_values=s.validate_fields_have_values,
+        validate_user_defined_fields=s.validate_user_defined_fields,
+        allow_unknown_msg_fields=s.allow_unknown_msg_fields,
+        millis_in_timestamp=s.timestamp_precision != 0,
+    )
+
+
+def _dictionary(s: SessionSettings) -> Any:
+    from fixgw.dictionary import DataDictionary
+
+    if not s.use_data_dictionary:
+        return None
+    if s.data_dictionary is not None:
+        return _load_dd(str(s.data_dictionary))
+    return DataDictionary.builtin(s.begin_string)
+
+
+@functools.lru_cache(maxsize=32)
+def _load_dd(path: str) -> Any:
+    from fixgw.dictionary import DataDictionary
+
+    return DataDictionary.load(path)
+
+
+def server_ssl_context(s: SessionSettings) -> ssl.SSLContext | None:
+    if not s.socket_use_ssl:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    assert s.socket_certificate_file is not None and s.socket_private_key_file is not None
+    ctx.load_cert_chain(str(s.socket_certificate_file), str(s.socket_private_key_file))
+    if s.socket_ca_file is not None:
+        ctx.load_verify_locations(str(s.socket_ca_file))
+        ctx.verify_mode = ssl.CERT_REQUIRED  # a CA file on an acceptor means: client certificates
+    return ctx
+
+
+def client_ssl_context(s: SessionSettings) -> ssl.SSLContext | None:
+    if not s.socket_use_ssl:
+        return None
+    ctx = ssl.create_default_context(
+        ssl.Purpose.SERVER_AUTH, cafile=str(s.socket_ca_file) if s.socket_ca_file else None
+    )
+    if s.socket_certificate_file is not None and s.socket_private_key_file is not None:
+        ctx.load_cert_chain(str(s.socket_certificate_file), str(s.socket_private_key_file))
+    return ctx
+
+
+class _Conn:
+    """One TCP (or TLS) connection."""
+
+    __slots__ = ("reader", "writer", "framer", "closing", "peer")
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, max_size: int) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.framer = Framer(max_size)
+        self.closing = False
+        self.peer = writer.get_extra_info("peername")
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def close(self) -> None:
+        if not self.closing:
+            self.closing = True
+            with contextlib.suppress(Exception):
+                self.writer.close()
+
+
+class SessionRuntime:
+    """A session as the engine runs it: state machine + store + log + connection."""
+
+    def __init__(self, engine: Engine, settings: SessionSettings, store: Any, log: Any) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.session_id = settings.session_id
+        self.store = store
+        self.log = log
+        app = engine.app
+        sid = self.session_id
+        dd = _dictionary(settings)
+        validator: Callable[[Sequence[tuple[int, bytes]]], object | None] | None = None
+        is_app: Callable[[bytes], bool] | None = None
+        if dd is not None:
+            from fixgw.validation import validate
+
+            validator = functools.partial(
+                validate,
+                dd,
+                check_fields_out_of_order=settings.validate_fields_out_of_order,
+                check_fields_have_values=settings.validate_fields_have_values,
+                check_user_defined_fields=settings.validate_user_defined_fields,
+                allow_unknown_msg_fields=settings.allow_unknown_msg_fields,
+            )
+
+            def is_app(mt: bytes, _dd: Any = dd) -> bool:
+                m = _dd.message_b(mt)
+                return m is not None and not m.is_admin
+
+        supports = app.supports if type(app).supports is not Application.supports else None
+        self.session = Session(
+            config_from_settings(settings),
+            next_sender_seq=store.next_sender_seq,
+            next_target_seq=store.next_target_seq,
+            store=store,
+            validator=validator,
+            supports=supports,
+            is_app_type=is_app,
+            to_admin=lambda m: app.to_admin(m, sid),
+            to_app=lambda m: app.to_app(m, sid),
+            event=log.event,
+        )
+        self.conn: _Conn | None = None
+        self.logons = 0
+        self._flushing = False
+        self._flush_idle = asyncio.Event()
+        self._flush_idle.set()
+        self._logged_on = asyncio.Event()
+        self._disconnected = asyncio.Event()
+        self._disconnected.set()
+        # a store that syncs to disk is committed in a worker thread; a memory store inline
+        self.durable = not type(store).__name__.startswith("Memory")
+
+    # ---- app-facing
+    def send(self, msg: Message) -> bool:
+        ok = self.session.send(msg, self.engine.clock())
+        self.kick()
+        return ok
+
+    @property
+    def logged_on(self) -> bool:
+        return self.session.logged_on
+
+    async def wait_logged_on(self, timeout: float | None = None) -> None:
+        await asyncio.wait_for(self._logged_on.wait(), timeout)
+
+    async def wait_disconnected(self, timeout: float | None = None) -> None:
+        await asyncio.wait_for(self._disconnected.wait(), timeout)
+
+    def logout(self, text: str = "") -> None:
+        self.session.logout(self.engine.clock(), text)
+        self.kick()
+
+    # ---- engine internals
+    async def run_actions(self, actions: list[Any]) -> None:
+        app = self.engine.app
+        sid = self.session_id
+        session = self.session
+        for a in actions:
+            if type(a) is Deliver:
+                try:
+                    if a.admin:
+                        await app.from_admin(a.message, sid)
+                    else:
+                        await app.from_app(a.message, sid)
+                except Exception as exc:  # the application's answer is a reject of some kind
+                    more = session.app_error(a.message, exc, self.engine.clock())
+                    if not isinstance(exc, (RejectLogon,)) and type(exc).__module__ == "builtins":
+                        _log.exception("application error in %s", sid)
+                    await self.run_actions(more)
+            elif type(a) is VerifyLogon:
+                try:
+                    await app.from_admin(a.message, sid)
+                except RejectLogon as exc:
+                    more = session.logon_rejected(str(exc), self.engine.clock())
+                except Exception as exc:  # a broken authentication hook refuses the logon
+                    _log.exception("from_admin(Logon) failed in %s", sid)
+                    more = session.logon_rejected(f"logon refused: {exc}", self.engine.clock())
+                else:
+                    more = session.logon_accepted(self.engine.clock())
+                await self.run_actions(more)
+            elif type(a) is LoggedOn:
+                self.logons += 1
+                self._logged_on.set()
+                await app.on_logon(sid)
+            elif type(a) is LoggedOut:
+                self._logged_on.clear()
+                await app.on_logout(sid)
+
+    async def handle(self, item: Message | Garbled) -> None:
+        now = self.engine.clock()
+        session = self.session
+        if type(item) is Garbled:
+            actions = session.on_garbled(item.raw, item.reason, now)
+        else:
+            self.log.incoming(item.raw)  # type: ignore[union-attr]
+            actions = session.on_message(item, now)  # type: ignore[arg-type]
+        if actions:
+            await self.run_actions(actions)
+        if session._queue:
+            while (more := session.next_queued(now)) is not None:
+                await self.run_actions(more)
+
+    def kick(self) -> None:
+        """Make sure what the session produced gets committed and written."""
+        if self._flushing:
+            return
+        s = self.session
+        if not s.outbox and not s._to_store and not s._dirty and not s._reset_pending:
+            return
+        if not self.durable:
+            self._flush_sync()
+            return
+        self._flushing = True
+        self._flush_idle.clear()
+        asyncio.get_running_loop().create_task(self._flush_loop())
+
+    def _write(self, out: list[bytes | Close]) -> None:
+        conn = self.conn
+        if conn is None or conn.closing:
+            return
+        data: list[bytes] = []
+        close: Close | None = None
+        log_out = self.log.outgoing
+        for item in out:
+            if type(item) is Close:
+                close = item  # type: ignore[assignment]
+                break
+            data.append(item)  # type: ignore[arg-type]
+            log_out(item)
+        if data:
+            try:
+                conn.writer.write(b"".join(data) if len(data) > 1 else data[0])
+            except Exception:  # the peer is gone; the reader notices
+                conn.close()
+                return
+        if close is not None:
+            conn.close()
+
+    def _flush_sync(self) -> None:
+        s = self.session
+        batch = s.take_batch()
+        out = s.take_outbox()
+        if batch is not None:
+            self._commit(batch)
+            s.batch_committed(batch)
+        if out:
+            self._write(out)
+
+    def _commit(self, batch: Batch) -> None:
+        if batch.reset:
+            self.store.reset()
+        self.store.commit_batch(batch.messages, batch.next_sender_seq, batch.next_target_seq)
+
+    async def _flush_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        s = self.session
+        try:
+            while True:
+                batch = s.take_batch()
+                out = s.take_outbox()
+                if batch is None and not out:
+                    break
+                if batch is not None:
+                    await loop.run_in_executor(self.engine.executor, self._commit, batch)
+                    s.batch_committed(batch)
+                if out:
+                    self._write(out)
+                    conn = self.conn
+                    if conn is not None and not conn.closing:
+                        transport = conn.writer.transport
+                        if transport.get_write_buffer_size() > 4 << 20:
+                            with contextlib.suppress(Exception):
+                                await conn.writer.drain()
+        except Exception:
+            _log.exception("store commit failed for %s: closing the connection", self.session_id)
+            if self.conn is not None:
+                self.conn.close()
+        finally:
+            self._flushing = False
+            self._flush_idle.set()
+
+    async def flushed(self) -> None:
+        """Wait until everything produced so far is committed and written."""
+        self.kick()
+        while not self._flush_idle.is_set():
+            await self._flush_idle.wait()
+            self.kick()
+
+    async def run_connection(self, conn: _Conn, first: list[Message | Garbled]) -> None:
+        """Drive one connection: the session reads, answers, and ends when it closes."""
+        self.conn = conn
+        self._disconnected.clear()
+        session = self.session
+        try:
+            await self.run_actions(session.connected(self.engine.clock()))
+            for item in first:
+                await self.handle(item)
+                if conn.closing or session.state is State.DISCONNECTING:
+                    break
+            self.kick()
+            reader = conn.reader
+            framer = conn.framer
+            while not conn.closing and session.state is not State.DISCONNECTING:
+                try:
+                    data = await reader.read(_READ_SIZE)
+                except (ConnectionError, OSError, ssl.SSLError):
+                    break
+                if not data:
+                    break
+                framer.feed(data)
+                while (item := framer.next()) is not None:
+                    await self.handle(item)
+                    if session.state is State.DISCONNECTING:
+                        break
+                self.kick()
+        finally:
+            await self.flushed()
+            conn.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(conn.writer.wait_closed(), 2.0)
+            self.conn = None
+            actions = session.disconnected(self.engine.clock())
+            self._logged_on.clear()
+            await self.run_actions(actions)
+            await self.flushed()
+            with contextlib.suppress(Exception):
+                self.log.flush()
+            self._disconnected.set()
+
+    async def tick(self, now: float) -> None:
+        s = self.session
+        if s.state is State.DISCONNECTED:
+            return
+        actions = s.on_timer(now)
+        if actions:
+            await self.run_actions(actions)
+        self.kick()
+
+
+class Engine:
+    """Acceptors and initiators for a list of sessions, one application."""
+
+    def __init__(
+        self,
+        settings: Sequence[SessionSettings],
+        app: Application,
+        *,
+        store_factory: Callable[[SessionSettings, SessionID], Any] | None = None,
+        log_factory: Callable[[SessionSettings, SessionID], Any] | None = None,
+        clock: Callable[[], float] = time.time,
+        tick_interval: float = _TICK,
+    ) -> None:
+        if not settings:
+            raise ValueError("an engine needs at least one session")
+        self.settings = list(settings)
+        self.app = app
+        self.store_factory = store_factory or default_store_factory
+        self.log_factory = log_factory or default_log_factory
+        self.clock = clock
+        self.tick_interval = tick_interval
+        self.sessions: dict[SessionID, SessionRuntime] = {}
+        self._templates: dict[tuple[str, str], SessionSettings] = {}
+        self._listeners: dict[tuple[str, int], list[SessionSettings]] = {}
+        self._servers: list[asyncio.base_events.Server] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._stopping = False
+        self._started = False
+        self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="fixgw-store")
+        self.bound_ports: dict[tuple[str, int], int] = {}
+        app.attach(self)
+        for s in self.settings:
+            if s.is_acceptor:
+                key = (s.socket_accept_host, int(s.socket_accept_port or 0))
+                self._listeners.setdefault(key, []).append(s)
+                if s.session_id.is_dynamic:
+                    self._templates[(s.begin_string, s.sender_comp_id)] = s
+
+    # ---------------------------------------------------------------- lifecycle
+    async def __aenter__(self) -> Engine:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        for s in self.settings:
+            if not s.session_id.is_dynamic:
+                await self._create_runtime(s)
+        for (host, port), group in self._listeners.items():
+            ctx = server_ssl_context(group[0])
+            server = await asyncio.start_server(
+                functools.partial(self._on_accept, group=group), host, port, ssl=ctx,
+                reuse_address=True, limit=_READ_SIZE * 4,
+            )
+            self._servers.append(server)
+            sock = server.sockets[0]
+            self.bound_ports[(host, port)] = sock.getsockname()[1]
+        for rt in list(self.sessions.values()):
+            if not rt.settings.is_acceptor:
+                self._spawn(self._initiate(rt))
+        self._spawn(self._ticker())
+
+    async def stop(self, timeout: float = 3.0) -> None:
+        """Log out every logged-on session (waiting up to ``timeout``), then close everything."""
+        if self._stopping:
+            return
+        self._stopping = True
+        for server in self._servers:
+            server.close()
+        waits = []
+        for rt in self.sessions.values():
+            if rt.logged_on:
+                rt.logout("")
+                waits.append(rt.wait_disconnected(timeout))
+            elif rt.conn is not None:
+                rt.conn.close()
+        if waits:
+            await asyncio.gather(*waits, return_exceptions=True)
+        for rt in self.sessions.values():
+            if rt.conn is not None:
+                rt.conn.close()
+        for t in list(self._tasks):
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for rt in self.sessions.values():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(rt.flushed(), 2.0)
+            with contextlib.suppress(Exception):
+                rt.store.close()
+            with contextlib.suppress(Exception):
+                rt.log.close()
+        for server in self._servers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), 1.0)
+        self.executor.shutdown(wait=True)
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        t = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(t)
+        t.add_done_callback(self._tasks.discard)
+        return t
+
+    async def _create_runtime(self, s: SessionSettings) -> SessionRuntime:
+        sid = s.session_id
+        loop = asyncio.get_running_loop()
+        store = await loop.run_in_executor(self.executor, self.store_factory, s, sid)
+        log = self.log_factory(s, sid)
+        rt = SessionRuntime(self, s, store, log)
+        self.sessions[sid] = rt
+        await self.app.on_create(sid)
+        return rt
+
+    # ---------------------------------------------------------------- app-facing
+    def session(self, session_id: SessionID) -> SessionRuntime:
+        try:
+            return self.sessions[session_id]
+        except KeyError:
+            raise KeyError(f"no session {session_id}") from None
+
+    def send_to_target(self, msg: Message, session_id: SessionID) -> bool:
+        """Send an application message on a session (from the engine's event loop)."""
+        return self.session(session_id).send(msg)
+
+    async def wait_logged_on(self, session_id: SessionID, timeout: float | None = None) -> None:
+        await self.session(session_id).wait_logged_on(timeout)
+
+    def port(self, host: str, port: int) -> int:
+        return self.bound_ports[(host, port)]
+
+    # ---------------------------------------------------------------- timers
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_interval)
+            now = self.clock()
+            for rt in list(self.sessions.values()):
+                try:
+                    await rt.tick(now)
+                except Exception:
+                    _log.exception("timer failed for %s", rt.session_id)
+
+    # ---------------------------------------------------------------- acceptor
+    def _lookup(self, group: list[SessionSettings], msg: Message) -> SessionSettings | None:
+        begin = msg.get_str(8) or ""
+        ours = msg.get_str(56) or ""
+        theirs = msg.get_str(49) or ""
+        for s in group:
+            if s.begin_string == begin and s.sender_comp_id == ours and s.target_comp_id == theirs:
+                return s
+        for s in group:
+            if s.session_id.is_dynamic and s.begin_string == begin and s.sender_comp_id == ours and theirs:
+                try:
+                    return dataclasses.replace(s, target_comp_id=theirs)
+                except ValueError:
+                    return None
+        return None
+
+    async def _on_accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, group: list[SessionSettings]) -> None:
+        conn = _Conn(reader, writer, max(s.max_message_size for s in group))
+        try:
+            first = await asyncio.wait_for(self._read_first(conn), min(s.logon_timeout for s in group))
+        except (asyncio.TimeoutError, ConnectionError, OSError, ssl.SSLError):
+            conn.close()
+            return
+        if not first or type(first[0]) is not Message:
+            _log.info("connection from %s: no valid first message, closing", conn.peer)
+            conn.close()
+            return
+        msg = first[0]
+        s = self._lookup(group, msg)  # type: ignore[arg-type]
+        if s is None:
+            _log.info("connection from %s: unknown session in %r, closing", conn.peer, msg)
+            conn.close()
+            return
+        rt = self.sessions.get(s.session_id)
+        if rt is None:
+            rt = await self._create_runtime(s)
+        if rt.conn is not None or rt.session.state is not State.DISCONNECTED or self._stopping:
+            rt.log.event(f"second connection from {conn.peer} for a session in use: closed")
+            conn.close()
+            return
+        try:
+            await rt.run_connection(conn, first)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            _log.exception("session %s failed", rt.session_id)
+
+    @staticmethod
+    async def _read_first(conn: _Conn) -> list[Message | Garbled]:
+        framer = conn.framer
+        while True:
+            item = framer.next()
+            if item is not None:
+                out: list[Message | Garbled] = [item]
+                return out
+            data = await conn.reader.read(_READ_SIZE)
+            if not data:
+                return []
+            framer.feed(data)
+
+    # ---------------------------------------------------------------- initiator
+    async def _initiate(self, rt: SessionRuntime) -> None:
+        s = rt.settings
+        assert s.socket_connect_host is not None and s.socket_connect_port is not None
+        ctx = client_ssl_context(s)
+        interval = float(s.reconnect_interval)
+        while not self._stopping:
+            try:
+                reader, writer = await asyncio.open_connection(
+                    s.socket_connect_host, s.socket_connect_port, ssl=ctx, limit=_READ_SIZE * 4,
+                    server_hostname=s.socket_connect_host if ctx is not None else None,
+                )
+            except (OSError, ssl.SSLError) as exc:
+                rt.log.event(f"connect to {s.socket_connect_host}:{s.socket_connect_port} failed: {exc}")
+                await asyncio.sleep(interval)
+                interval = min(interval * 2, float(s.effective_max_reconnect_interval))
+                continue
+            conn = _Conn(reader, writer, s.max_message_size)
+            rt.log.event(f"connected to {s.socket_connect_host}:{s.socket_connect_port}")
+            logons_before = rt.logons
+            try:
+                await rt.run_connection(conn, [])
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                _log.exception("session %s failed", rt.session_id)
+            if self._stopping:
+                break
+            if rt.logons > logons_before:
+                interval = float(s.reconnect_interval)  # it worked: start the back-off afresh
+            await asyncio.sleep(interval)
+            interval = min(interval * 2, float(s.effective_max_reconnect_interval))
