@@ -164,7 +164,8 @@ class SessionSettings:
     end_time: time | None = None
     username: str | None = None
     password: str | None = field(default=None, repr=False)
-    extras: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # keys the caller declared with parse_settings(extra_keys=...); not part of the hash
+    extras: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), hash=False)
 
     def __post_init__(self) -> None:
         # SessionID checks BeginString and the CompIDs

@@ -239,6 +239,7 @@ def test_extra_keys_and_file_errors(tmp_path: Path) -> None:
     text = ACCEPTOR + "VenueName=exchange\n"
     (s42, s44) = parse_settings(text, "x.cfg", extra_keys={"VenueName"})
     assert s44.extras == {"VenueName": "exchange"} and s42.extras == {}
+    assert len({s42, s44, s42}) == 2  # hashable values
     with pytest.raises(ConfigError, match="already standard keys"):
         parse_settings(ACCEPTOR, "x.cfg", extra_keys={"HeartBtInt"})
     with pytest.raises(ConfigError, match="cannot read settings file"):
