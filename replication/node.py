@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import socket
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -224,6 +225,10 @@ class ReplicationNode:
     @property
     def connected(self) -> bool:
         return self._bus is not None and self._bus.connected
+
+    def mqtt_socket(self) -> "socket.socket | None":
+        """The TCP socket of the current broker connection (to check its options)."""
+        return self._bus.client_socket() if self._bus is not None else None
 
     async def wait_connected(self, timeout: float | None = None) -> None:
         if self._bus is None:

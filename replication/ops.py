@@ -1,0 +1,296 @@
+"""Operations on record logs without MQTT: dump, verify, export, import.
+
+These open data directories directly (read-only, except import), so they work on a
+stopped node and, for the read-only ones, on a running node's directory from another
+process. The command line wiring is in ``fixgw/cli/log.py``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Iterable, Iterator
+
+from replication.codec import encode_record, record_from_json, record_to_json_line
+from replication.errors import RecordDecodeError
+from replication.log import RecordLog, split_key
+from replication.matrix import Holding, holding_for
+from replication.record import Record, Role
+
+# -- dump ---------------------------------------------------------------------------------
+
+
+def format_record(rec: Record, holding: Holding | None = None) -> str:
+    """One readable line: key, time, type, status, txn, then the fields that are set."""
+    when = datetime.fromtimestamp(rec.hlc.wall_ns / 1e9, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    parts = [f"{rec.origin}#{rec.seq}", f"{when}Z+{rec.hlc.logical}", rec.type.value, rec.status or "-",
+             f"txn={rec.txn}"]
+    for name in ("account", "symbol", "side", "order_qty", "cash_order_qty", "price", "ord_type", "tif",
+                 "cl_ord_id", "orig_cl_ord_id", "venue", "session", "venue_order_id", "exec_id",
+                 "last_qty", "last_px", "cum_qty", "avg_px"):
+        v = getattr(rec, name)
+        if v is not None and v != "":
+            parts.append(f"{name}={v}")
+    if rec.text:
+        parts.append(f"text={rec.text!r}")
+    for k, v in rec.extra.items():
+        parts.append(f"{k}={v}")
+    if holding is not None:
+        parts.append("[ro]" if holding is Holding.READ_ONLY else "[auth]")
+    return " ".join(parts)
+
+
+def select(log: RecordLog, origin: str | None = None, txn: str | None = None) -> Iterator[Record]:
+    """Records of a log: one order (``txn``), one origin, or all (own first, then by key)."""
+    if txn is not None:
+        for rec in log.records_for_txn(txn):
+            if origin is None or rec.origin == origin:
+                yield rec
+        return
+    if origin is not None:
+        yield from log.iter_origin(origin)
+        return
+    yield from log.iter_all()
+
+
+def dump(data_dir: Path, out: IO[str], *, origin: str | None = None, txn: str | None = None,
+         as_json: bool = False) -> int:
+    """Write the selected records to ``out``; returns how many."""
+    n = 0
+    with RecordLog(data_dir, readonly=True) as log:
+        for rec in select(log, origin, txn):
+            how = log.holding_of(rec.origin)
+            if as_json:
+                st = log.origin_state(rec.origin)
+                out.write(record_to_json_line(rec, origin_role=st.role.value if st else None,
+                                              holding=how.value if how else None) + "\n")
+            else:
+                out.write(format_record(rec, how) + "\n")
+            n += 1
+    return n
+
+
+# -- verify -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OriginSummary:
+    """What one node holds of one origin: enough to tell whether two nodes agree."""
+
+    count: int
+    hwm: int
+    max_seq: int
+    sha256: str
+    holdings: frozenset[Holding]
+
+    def describe(self) -> str:
+        return f"{self.count} records (hwm {self.hwm}, max seq {self.max_seq})"
+
+
+@dataclass(slots=True)
+class NodeView:
+    path: Path
+    node_id: str
+    role: Role
+    origins: dict[str, OriginSummary]
+    roles: dict[str, Role]
+    seqs: dict[str, list[int]]
+
+
+def read_node(path: Path) -> NodeView:
+    with RecordLog(path, readonly=True) as log:
+        states = log.origin_states()
+        hashes: dict[str, "hashlib._Hash"] = {}
+        counts: dict[str, int] = {}
+        seqs: dict[str, list[int]] = {}
+        holdings: dict[str, set[Holding]] = {}
+        for how in (Holding.AUTHORITATIVE, Holding.READ_ONLY):
+            for key, raw in log.iter_holding(how):
+                origin, seq = split_key(key)
+                hashes.setdefault(origin, hashlib.sha256()).update(key + raw)
+                counts[origin] = counts.get(origin, 0) + 1
+                seqs.setdefault(origin, []).append(seq)
+                holdings.setdefault(origin, set()).add(how)
+        origins = {}
+        for origin, n in counts.items():
+            st = states.get(origin)
+            origins[origin] = OriginSummary(n, st.hwm if st else 0, st.max_seq if st else 0,
+                                            hashes[origin].hexdigest(), frozenset(holdings[origin]))
+        roles = {o: st.role for o, st in states.items()}
+        roles[log.node_id] = log.role
+        return NodeView(path, log.node_id, log.role, origins, roles, seqs)
+
+
+@dataclass(slots=True)
+class VerifyReport:
+    ok: bool = True
+    lines: list[str] = field(default_factory=list)
+
+
+def _ranges(seqs: Iterable[int], limit: int = 8) -> str:
+    out: list[str] = []
+    run: list[int] = []
+    for s in sorted(seqs):
+        if run and s == run[-1] + 1:
+            run.append(s)
+            continue
+        if run:
+            out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+        run = [s]
+    if run:
+        out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+    return ", ".join(out[:limit]) + (f", ... ({len(out) - limit} more ranges)" if len(out) > limit else "")
+
+
+def verify(paths: list[Path]) -> VerifyReport:
+    """Compare, per origin, what each node holds against what the matrix says it must hold.
+
+    The reference for an origin is the origin's own log when its directory is given, else
+    the most complete copy among the others. A node must hold exactly the reference
+    records of every origin its role holds (in the right database), and nothing of the
+    origins it does not hold.
+    """
+    report = VerifyReport()
+    views = [read_node(p) for p in paths]
+    ids = [v.node_id for v in views]
+    if len(set(ids)) != len(ids):
+        report.ok = False
+        report.lines.append(f"the same node id appears twice: {', '.join(ids)}")
+        return report
+    roles: dict[str, Role] = {}
+    for v in views:
+        for origin, role in v.roles.items():
+            if roles.setdefault(origin, role) is not role:
+                report.ok = False
+                report.lines.append(f"origin {origin}: {v.node_id} says {role.value}, another says {roles[origin].value}")
+    by_id = {v.node_id: v for v in views}
+    for origin in sorted(roles):
+        role = roles[origin]
+        owner = by_id.get(origin)
+        holders = [v for v in views if holding_for(v.node_id, v.role, origin, role) is not None]
+        if owner is not None:
+            ref = owner.origins.get(origin)
+            ref_view: NodeView | None = owner
+        else:
+            copies = [(v.origins[origin], v) for v in holders if origin in v.origins]
+            ref, ref_view = max(copies, key=lambda c: c[0].count) if copies else (None, None)
+        problems: list[str] = []
+        for v in views:
+            how = holding_for(v.node_id, v.role, origin, role)
+            has = v.origins.get(origin)
+            if how is None:
+                if has is not None:
+                    problems.append(f"{v.node_id} ({v.role.value}) holds {has.count} records it must not hold")
+                continue
+            if ref is None:
+                continue
+            if has is None:
+                problems.append(f"{v.node_id}: holds none, expected {ref.describe()}")
+                continue
+            if has.holdings != frozenset({how}):
+                problems.append(f"{v.node_id}: records stored as {sorted(h.value for h in has.holdings)}, "
+                                f"expected {how.value}")
+            if (has.count, has.hwm, has.max_seq, has.sha256) != (ref.count, ref.hwm, ref.max_seq, ref.sha256):
+                assert ref_view is not None
+                mine, theirs = set(v.seqs.get(origin, [])), set(ref_view.seqs.get(origin, []))
+                detail = f"{v.node_id}: {has.describe()}, expected {ref.describe()}"
+                if theirs - mine:
+                    detail += f"; missing seq {_ranges(theirs - mine)}"
+                if mine - theirs:
+                    detail += f"; extra seq {_ranges(mine - theirs)}"
+                if mine == theirs:
+                    detail += "; same keys, different record contents"
+                problems.append(detail)
+        held_on = [v.node_id for v in holders]
+        if problems:
+            report.ok = False
+            report.lines.append(f"origin {origin} ({role.value}): DIFFERS")
+            report.lines.extend(f"  {p}" for p in problems)
+        else:
+            n = ref.count if ref is not None else 0
+            where = ", ".join(held_on) if held_on else "no given node"
+            src = "" if owner is not None else " (origin's own log not given)"
+            report.lines.append(f"origin {origin} ({role.value}): OK, {n} records on {where}{src}")
+    return report
+
+
+# -- export / import ----------------------------------------------------------------------
+
+
+def export(data_dir: Path, out: IO[str], *, origin: str | None = None) -> int:
+    """Every record (or one origin's) as JSON lines with its ``origin_role``; returns count."""
+    n = 0
+    with RecordLog(data_dir, readonly=True) as log:
+        roles = {o: st.role.value for o, st in log.origin_states().items()}
+        for rec in select(log, origin):
+            out.write(record_to_json_line(rec, origin_role=roles[rec.origin]) + "\n")
+            n += 1
+    return n
+
+
+@dataclass(slots=True)
+class ImportResult:
+    inserted: int = 0
+    duplicates: int = 0
+    not_held: int = 0
+    malformed: list[str] = field(default_factory=list)
+
+
+def parse_export_line(line: str) -> tuple[Role, Record]:
+    """One export line; RecordDecodeError if it is not one."""
+    try:
+        obj = json.loads(line)
+    except ValueError as exc:
+        raise RecordDecodeError(f"not JSON: {exc}") from None
+    if type(obj) is not dict:
+        raise RecordDecodeError("a line must be a JSON object")
+    role_s = obj.pop("origin_role", None)
+    obj.pop("holding", None)  # present in dump --json output; not part of the record
+    try:
+        role = Role(role_s)
+    except ValueError:
+        raise RecordDecodeError(f"origin_role must be one of {[r.value for r in Role]}, got {role_s!r}") from None
+    return role, record_from_json(obj)
+
+
+def import_lines(data_dir: Path, lines: Iterable[str], *, node_id: str | None = None,
+                 role: Role | None = None, batch_size: int = 2000) -> ImportResult:
+    """Insert exported records into a node's log, idempotently (the node must be stopped).
+
+    Records the node's role does not hold are skipped (counted in ``not_held``), so a
+    node can be rebuilt from any peer's export.
+    """
+    result = ImportResult()
+    with RecordLog(data_dir, node_id=node_id, role=role) as log:
+        pending: dict[Role, list[tuple[Record, bytes]]] = {}
+        count = 0
+
+        def flush() -> None:
+            nonlocal count
+            with log.write() as batch:
+                for r, items in pending.items():
+                    out = batch.insert(r, items)
+                    result.inserted += len(out.inserted)
+                    result.duplicates += out.duplicates
+                    result.not_held += len(out.rejected)
+            pending.clear()
+            count = 0
+
+        for lineno, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                origin_role, rec = parse_export_line(line)
+            except RecordDecodeError as exc:
+                result.malformed.append(f"line {lineno}: {exc}")
+                continue
+            pending.setdefault(origin_role, []).append((rec, encode_record(rec)))
+            count += 1
+            if count >= batch_size:
+                flush()
+        if pending:
+            flush()
+    return result
