@@ -135,6 +135,11 @@ async def serve(
         await stop.wait()
     finally:
         await engine.stop()
+        if announce:
+            commits = sum(rt.commits for rt in engine.sessions.values())
+            msgs = sum(rt.committed_messages for rt in engine.sessions.values())
+            print(f"fixgw at-server stopped: {app.echoed} messages echoed, {msgs} stored in "
+                  f"{commits} store commits", flush=True)
     return 0
 
 

@@ -48,6 +48,7 @@ __all__ = ["Engine", "SessionID", "SessionRuntime", "config_from_settings"]
 _log = logging.getLogger("fixgw.engine")
 _READ_SIZE = 1 << 16
 _TICK = 0.2
+_SLICE = 24  # messages handled before the loop lets a commit / write start
 
 
 class StoreLike(Protocol):
@@ -230,6 +231,9 @@ class SessionRuntime:
         )
         self.conn: _Conn | None = None
         self.logons = 0
+        self.commits = 0  # store transactions (group commits) and the messages they held
+        self.committed_messages = 0
+        self._kick_scheduled = False
         self._flushing = False
         self._flush_idle = asyncio.Event()
         self._flush_idle.set()
@@ -242,8 +246,15 @@ class SessionRuntime:
     # ---- app-facing
     def send(self, msg: Message) -> bool:
         ok = self.session.send(msg, self.engine.clock())
-        self.kick()
+        if not self._kick_scheduled:
+            # flush at the end of this loop turn: everything sent meanwhile goes in one batch
+            self._kick_scheduled = True
+            asyncio.get_running_loop().call_soon(self._scheduled_kick)
         return ok
+
+    def _scheduled_kick(self) -> None:
+        self._kick_scheduled = False
+        self.kick()
 
     @property
     def logged_on(self) -> bool:
@@ -356,6 +367,8 @@ class SessionRuntime:
             self._write(out)
 
     def _commit(self, batch: Batch) -> None:
+        self.commits += 1
+        self.committed_messages += len(batch.messages)
         if batch.reset:
             self.store.reset()
         self.store.commit_batch(batch.messages, batch.next_sender_seq, batch.next_target_seq)
@@ -417,10 +430,17 @@ class SessionRuntime:
                 if not data:
                     break
                 framer.feed(data)
+                n = 0
                 while (item := framer.next()) is not None:
                     await self.handle(item)
                     if session.state is State.DISCONNECTING:
                         break
+                    n += 1
+                    if n % _SLICE == 0:
+                        # let the store commit what is done so far (in its thread) while we
+                        # go on: the first answers leave sooner and the client refills sooner
+                        self.kick()
+                        await asyncio.sleep(0)
                 self.kick()
         finally:
             await self.flushed()

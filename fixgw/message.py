@@ -10,6 +10,7 @@ Values are kept as the wire bytes (no decoding on the hot path); ``get_str`` / `
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Final, Iterable, Iterator, Sequence
 
@@ -31,6 +32,9 @@ _DATA_LENGTH_TAGS: Final = {
     90: 91, 93: 89, 95: 96, 212: 213, 348: 349, 350: 351, 352: 353, 354: 355, 356: 357,
     358: 359, 360: 361, 362: 363, 364: 365, 445: 446, 618: 619, 621: 622,
 }
+
+
+_DATA_LENGTH_SET: Final = frozenset(_DATA_LENGTH_TAGS)
 
 
 class FieldNotFound(KeyError):
@@ -94,6 +98,11 @@ def to_bytes(value: object) -> bytes:
     raise TypeError(f"cannot put {type(value).__name__} into a FIX field")
 
 
+# a field that starts at the beginning or right after an SOH: when the number of matches equals
+# the number of SOHs, the matches cover the message exactly (fast path, one C-level scan)
+_FIELD_RE: Final = re.compile(rb"(?:^|(?<=\x01))(-?\d+)=([^\x01]*)\x01")
+
+
 def parse_fields(raw: bytes) -> list[tuple[int, bytes]] | None:
     """Split a framed message into ``(tag, value)`` pairs, or ``None`` when it is not FIX.
 
@@ -101,6 +110,15 @@ def parse_fields(raw: bytes) -> list[tuple[int, bytes]] | None:
     a negative tag number, as the FIX test cases want). Data fields announced by their
     length field (e.g. 95/96) may contain SOH.
     """
+    pairs = _FIELD_RE.findall(raw)
+    if len(pairs) == raw.count(SOH) and raw.endswith(SOH):
+        out = [(int(t), v) for t, v in pairs]
+        if _DATA_LENGTH_SET.isdisjoint([t for t, _ in out]):
+            return out
+    return _parse_slow(raw)
+
+
+def _parse_slow(raw: bytes) -> list[tuple[int, bytes]] | None:
     parts = raw.split(SOH)
     if parts[-1] != b"":
         return None
@@ -166,11 +184,7 @@ class Message:
     def _index(self) -> dict[int, bytes]:
         m = self._map
         if m is None:
-            m = {}
-            for tag, value in self.fields:
-                if tag not in m:
-                    m[tag] = value
-            self._map = m
+            m = self._map = dict(reversed(self.fields))  # first occurrence wins
         return m
 
     def get(self, tag: int, default: bytes | None = None) -> bytes | None:

@@ -98,6 +98,31 @@ def utc_timestamp(now: float, millis: bool = True) -> bytes:
     return _TsCache.prefix + b".%03d" % int((now - s) * 1000)
 
 
+class _SecCache:
+    key = b""
+    epoch = 0.0
+
+
+def _fast_ts(value: bytes) -> float | None:
+    """Epoch seconds of a UTCTimestamp; the seconds part is parsed once per distinct second."""
+    n = len(value)
+    if n != 17 and n != 21:
+        return None
+    head = value[:17]
+    if head != _SecCache.key:
+        t = parse_utc_timestamp(head)
+        if t is None:
+            return None
+        _SecCache.key = head
+        _SecCache.epoch = t.timestamp()
+    if n == 21:
+        frac = value[18:]
+        if value[17:18] != b"." or not frac.isdigit():
+            return None
+        return _SecCache.epoch + int(frac) / 1000.0
+    return _SecCache.epoch
+
+
 def _parse_ts(value: bytes | None) -> float | None:
     if value is None:
         return None
@@ -597,6 +622,9 @@ class Session:
         st = msg.get(52)
         if st is None:
             return False
+        t = _fast_ts(st)
+        if t is not None:
+            return abs(now - t) <= self.config.max_latency
         return check_sending_time(st, datetime.fromtimestamp(now, UTC), self.config.max_latency)
 
     def _validate(self, msg: Message) -> object | None:
