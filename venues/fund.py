@@ -124,10 +124,13 @@ class FundCompany:
             raise VenueConfigError(f"{where}: no NAVs for fund(s) {sorted(missing)}; expected a row per fund")
         self._orders: dict[tuple[str, str], _FundOrder] = {}
         self._by_id: dict[str, _FundOrder] = {}
-        self._pending: dict[date, list[_FundOrder]] = {}  # valuation date -> orders to fill
+        self._ended_before: set[str] = set()  # order ids already done at the last valuation
+        # valuation date -> orders to fill then, by order id (in arrival order)
+        self._pending: dict[date, dict[str, _FundOrder]] = {}
         self._order_seq = 0
         self._exec_seq = 0
         self._last = self._clock.now()
+        self._next_valuation = self._valuation_after(self._last)
 
     def _default_navs(self) -> NavSource:
         cfg = self._cfg
@@ -175,7 +178,7 @@ class FundCompany:
         )
         self._orders[(cmd.owner, cmd.cl_ord_id)] = order
         self._by_id[order.order_id] = order
-        self._pending.setdefault(day, []).append(order)
+        self._pending.setdefault(day, {})[order.order_id] = order
         out.append(self._report(OrderAccepted, order, now))
         return out
 
@@ -189,7 +192,7 @@ class FundCompany:
             return out
         assert order is not None
         order.status = OrdStatus.CANCELED
-        self._pending[order.valuation_date].remove(order)
+        del self._pending[order.valuation_date][order.order_id]
         orig = order.cl_ord_id
         order.cl_ord_id = cmd.cl_ord_id
         self._orders[(cmd.owner, cmd.cl_ord_id)] = order
@@ -290,14 +293,37 @@ class FundCompany:
     def _advance(self, now: datetime) -> list[VenueEvent]:
         """Fill every order whose valuation point has come, oldest date first."""
         out: list[VenueEvent] = []
+        if now < self._next_valuation:
+            return out
         for day in sorted(self._pending):
             value_at = local_instant(day, self._cfg.valuation_at, self._zone)
             if value_at > now:
                 break
-            orders = self._pending.pop(day)
-            for order in orders:
+            for order in self._pending.pop(day).values():
                 self._value(order, self._navs.nav(order.fund, day), value_at, out)
+        self._forget_old_orders()
+        self._next_valuation = self._valuation_after(now)
         return out
+
+    def _valuation_after(self, at: datetime) -> datetime:
+        """The first valuation point strictly after ``at``."""
+        day = at.astimezone(self._zone).date()
+        if is_business_day(day):
+            value_at = local_instant(day, self._cfg.valuation_at, self._zone)
+            if value_at > at:
+                return value_at
+        return local_instant(next_business_day(day), self._cfg.valuation_at, self._zone)
+
+    def _forget_old_orders(self) -> None:
+        """At each valuation point, drop the orders that were already done at the previous
+        one: an order can be asked about until the valuation after the one that ended it,
+        and memory stays bounded."""
+        old = self._ended_before
+        if old:
+            self._orders = {k: o for k, o in self._orders.items() if o.order_id not in old}
+            for order_id in old:
+                del self._by_id[order_id]
+        self._ended_before = {i for i, o in self._by_id.items() if o.status.is_terminal}
 
     def _value(self, order: _FundOrder, nav: Decimal, at: datetime, out: list[VenueEvent]) -> None:
         if order.qty is not None:

@@ -470,3 +470,22 @@ def test_open_orders_and_the_venue_protocol() -> None:
         ("m", "a1", "50"), ("n", "a2", "100")]
     assert [r.cl_ord_id for r in x.open_orders("n")] == ["a2"]
     assert x.book("AAA").depth(False) == [(10000, D(50), 1), (10005, D(100), 1)]
+
+
+def test_done_orders_are_kept_a_session_then_forgotten() -> None:
+    x, clock = make_exchange()
+    x.submit(order("m", "a1", "S", "100", "100.00"))
+    x.submit(order("c", "b1", "B", "100", "100.00"))  # both filled on Tuesday
+    x.submit(order("c", "g1", "B", "100", "99.00", tif=GTC))  # still live for days
+    clock.advance(timedelta(days=1))  # Wednesday: after Tuesday's close
+    x.tick()
+    (rep,) = x.status(status("c", "b1"))
+    assert isinstance(rep, OrderStatusReport) and rep.ord_status is OrdStatus.FILLED
+    clock.advance(timedelta(days=1))  # Thursday: after Wednesday's close
+    x.tick()
+    (rep,) = x.status(status("c", "b1"))
+    assert isinstance(rep, OrderStatusReport) and rep.ord_status is OrdStatus.REJECTED
+    # the ClOrdID may be used again; the live GTC order is still known
+    assert isinstance(x.submit(order("c", "b1", "B", "100", "98.00"))[0], OrderAccepted)
+    (rep,) = x.status(status("c", "g1"))
+    assert isinstance(rep, OrderStatusReport) and rep.ord_status is OrdStatus.NEW

@@ -278,3 +278,24 @@ def test_simulated_day_values_every_day_seconds() -> None:
     f.submit(buy("2", shares="10", fund="FSIDX"))
     nxt = f.next_timer()
     assert nxt is not None and clock.real_seconds_until(nxt) == pytest.approx(30, abs=0.05)
+
+
+def test_done_orders_are_kept_a_day_then_forgotten(navs: CsvNavs) -> None:
+    f, clock = company(navs, ny(4, 10))
+    f.submit(buy("1", shares="10"))
+    f.submit(buy("2", shares="10"))
+    clock.set(ny(4, 12))
+    f.cancel(CancelOrder("c", "2x", "2", "GROW", Side.BUY))
+    clock.set(ny(5, 15))  # Monday's valuation is past; both orders are done
+    f.tick()
+    f.submit(buy("3", shares="10"))
+    for cl, st in (("1", OrdStatus.FILLED), ("2x", OrdStatus.CANCELED)):
+        (rep,) = f.status(QueryStatus("c", cl))
+        assert isinstance(rep, OrderStatusReport) and rep.ord_status is st
+    clock.set(ny(5, 16))  # the next valuation point: they are forgotten
+    f.tick()
+    for cl in ("1", "2", "2x"):
+        (rep,) = f.status(QueryStatus("c", cl))
+        assert isinstance(rep, OrderStatusReport) and rep.ord_status is OrdStatus.REJECTED
+    (rep,) = f.status(QueryStatus("c", "3"))
+    assert isinstance(rep, OrderStatusReport) and rep.ord_status is OrdStatus.FILLED
