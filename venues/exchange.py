@@ -42,6 +42,7 @@ from venues.events import (
     VenueEvent,
     fast_constructor,
 )
+from venues.limits import MAX_PRICE, MAX_QUANTITY, QUANTITY_QUANTUM
 from venues.liquidity import LiquidityProvider
 from venues.venue_config import ExchangeConfig, SymbolSpec
 
@@ -184,8 +185,8 @@ class Exchange:
                        "CashOrderQty is not supported by the exchange: send OrderQty")
         elif qty is None:
             problem = OrdRejReason.INCORRECT_QUANTITY, "OrderQty is required"
-        elif not qty > _ZERO:
-            problem = OrdRejReason.INCORRECT_QUANTITY, f"OrderQty must be positive, got {_fmt(qty)}"
+        elif not _ZERO < qty <= MAX_QUANTITY or qty % QUANTITY_QUANTUM:
+            problem = OrdRejReason.INCORRECT_QUANTITY, self._quantity_problem(qty)
         elif cmd.order_type is OrdType.LIMIT:
             cache = self._tick_cache[cmd.symbol]
             ticks = cache.get(price)  # type: ignore[arg-type]
@@ -283,6 +284,8 @@ class Exchange:
         return out
 
     def tick(self, now: datetime | None = None) -> list[VenueEvent]:
+        if now is not None and (now.tzinfo is None or now.utcoffset() is None):
+            raise ValueError(f"tick needs a timezone-aware datetime, got {now!r}")
         at = self._now() if now is None else self._now_at(now)
         return self._advance(at)
 
@@ -438,11 +441,19 @@ class Exchange:
     # -- checks and reports ------------------------------------------------------------
 
     @staticmethod
+    def _quantity_problem(qty: Decimal) -> str:
+        if not qty > 0:
+            return f"OrderQty must be positive, got {_fmt(qty)}"
+        if qty > MAX_QUANTITY:
+            return f"OrderQty must be at most {_fmt(MAX_QUANTITY)}, got {_fmt(qty)}"
+        return f"OrderQty has at most 8 decimals, got {_fmt(qty)}"
+
+    @staticmethod
     def _ticks(spec: SymbolSpec, price: Decimal | None) -> tuple[int | None, str]:
         if price is None:
             return None, "a limit order needs a Price"
-        if not price > 0:
-            return None, f"Price must be positive, got {_fmt(price)}"
+        if not 0 < price <= MAX_PRICE:
+            return None, f"Price must be positive and at most {_fmt(MAX_PRICE)}, got {_fmt(price)}"
         if price % spec.tick_size:
             return None, f"Price {_fmt(price)} is not a multiple of the tick size {_fmt(spec.tick_size)}"
         return int(price / spec.tick_size), ""
@@ -485,8 +496,8 @@ class Exchange:
         qty = cmd.quantity
         if qty is None:
             return "OrderQty is required", None, None
-        if not qty > 0:
-            return f"OrderQty must be positive, got {_fmt(qty)}", None, None
+        if not _ZERO < qty <= MAX_QUANTITY or qty % QUANTITY_QUANTUM:
+            return self._quantity_problem(qty), None, None
         if qty < order.cum:
             return f"OrderQty {_fmt(qty)} is below the filled quantity {_fmt(order.cum)}", None, None
         if order.order_type is OrdType.MARKET:

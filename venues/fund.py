@@ -45,13 +45,13 @@ from venues.events import (
     OrderStatusReport,
     VenueEvent,
 )
+from venues.limits import MAX_QUANTITY
 from venues.navs import CsvNavs, NavSource, RandomWalkNavs
 from venues.venue_config import FundCompanyConfig, FundSpec, VenueConfigError
 
 _ZERO = Decimal(0)
 SHARE_QUANTUM = Decimal("0.001")
 CASH_QUANTUM = Decimal("0.01")
-MAX_QUANTITY = Decimal(10) ** 12  # keeps every product and sum exact in 28 digits
 
 
 class _FundOrder:
@@ -238,6 +238,8 @@ class FundCompany:
         return out
 
     def tick(self, now: datetime | None = None) -> list[VenueEvent]:
+        if now is not None and (now.tzinfo is None or now.utcoffset() is None):
+            raise ValueError(f"tick needs a timezone-aware datetime, got {now!r}")
         return self._advance(self._now() if now is None else self._now_at(now))
 
     def next_timer(self) -> datetime | None:

@@ -184,6 +184,10 @@ REJECTS = [
     ("zero quantity", order("c", "1", "B", "0", "100.00"), OrdRejReason.INCORRECT_QUANTITY, "positive"),
     ("negative quantity", order("c", "1", "B", "-5", "100.00"), OrdRejReason.INCORRECT_QUANTITY, "positive"),
     ("no quantity", order("c", "1", "B", None, "100.00"), OrdRejReason.INCORRECT_QUANTITY, "required"),
+    ("huge quantity", order("c", "1", "B", "1E+13", "100.00"), OrdRejReason.INCORRECT_QUANTITY, "at most"),
+    ("quantity with 9 decimals", order("c", "1", "B", "1.000000001", "100.00"), OrdRejReason.INCORRECT_QUANTITY,
+     "8 decimals"),
+    ("huge price", order("c", "1", "B", "1", "1E+10"), OrdRejReason.OTHER, "at most"),
     ("price off the tick", order("c", "1", "B", "100", "100.005"), OrdRejReason.OTHER, "tick size 0.01"),
     ("price off a 0.05 tick", order("c", "1", "B", "100", "50.02", symbol="BBB"), OrdRejReason.OTHER, "tick size 0.05"),
     ("zero price", order("c", "1", "B", "100", "0"), OrdRejReason.OTHER, "positive"),
@@ -489,3 +493,10 @@ def test_done_orders_are_kept_a_session_then_forgotten() -> None:
     assert isinstance(x.submit(order("c", "b1", "B", "100", "98.00"))[0], OrderAccepted)
     (rep,) = x.status(status("c", "g1"))
     assert isinstance(rep, OrderStatusReport) and rep.ord_status is OrdStatus.NEW
+
+
+def test_tick_refuses_a_naive_time() -> None:
+    from datetime import datetime
+    x, _ = make_exchange()
+    with pytest.raises(ValueError, match="timezone-aware"):
+        x.tick(datetime(2024, 1, 2, 12))

@@ -129,3 +129,20 @@ def test_invariants_hold_with_the_market_maker(ops: list[tuple[Any, ...]]) -> No
     events = play(x, ops, clock.advance, live_orders_consistent)
     # the market maker trades, but its own fills are never reported
     assert all(e.owner in OWNERS for e in events)
+
+
+any_decimal = st.decimals(allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=200, deadline=None)
+@given(qty=any_decimal, price=st.one_of(st.none(), any_decimal), rqty=any_decimal, rprice=any_decimal)
+def test_any_numbers_give_events_never_a_crash(qty: Decimal, price: Decimal | None, rqty: Decimal,
+                                                rprice: Decimal) -> None:
+    x, _ = make_exchange()
+    x.submit(SubmitOrder("m", "a", "AAA", Side.SELL, Decimal(50), OrdType.LIMIT, Decimal("100.00")))
+    otype = OrdType.MARKET if price is None else OrdType.LIMIT
+    events = x.submit(SubmitOrder("c", "b", "AAA", Side.BUY, qty, otype, price, TimeInForce.GTC))
+    assert events
+    events = x.replace(ReplaceOrder("c", "b2", "b", "AAA", Side.BUY, rqty, rprice))
+    assert events
+    book_agrees_with_orders(x)

@@ -8,6 +8,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from venues.clock import FrozenClock, SimulatedDayClock
 from venues.commands import CancelOrder, QueryStatus, ReplaceOrder, SubmitOrder
@@ -289,9 +291,9 @@ def test_done_orders_are_kept_a_day_then_forgotten(navs: CsvNavs) -> None:
     clock.set(ny(5, 15))  # Monday's valuation is past; both orders are done
     f.tick()
     f.submit(buy("3", shares="10"))
-    for cl, st in (("1", OrdStatus.FILLED), ("2x", OrdStatus.CANCELED)):
+    for cl, want in (("1", OrdStatus.FILLED), ("2x", OrdStatus.CANCELED)):
         (rep,) = f.status(QueryStatus("c", cl))
-        assert isinstance(rep, OrderStatusReport) and rep.ord_status is st
+        assert isinstance(rep, OrderStatusReport) and rep.ord_status is want
     clock.set(ny(5, 16))  # the next valuation point: they are forgotten
     f.tick()
     for cl in ("1", "2", "2x"):
@@ -299,3 +301,17 @@ def test_done_orders_are_kept_a_day_then_forgotten(navs: CsvNavs) -> None:
         assert isinstance(rep, OrderStatusReport) and rep.ord_status is OrdStatus.REJECTED
     (rep,) = f.status(QueryStatus("c", "3"))
     assert isinstance(rep, OrderStatusReport) and rep.ord_status is OrdStatus.FILLED
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(qty=st.one_of(st.none(), st.decimals(allow_nan=False, allow_infinity=False)),
+       cash=st.one_of(st.none(), st.decimals(allow_nan=False, allow_infinity=False)),
+       rcash=st.decimals(allow_nan=False, allow_infinity=False))
+def test_any_numbers_give_events_never_a_crash(navs: CsvNavs, qty: Decimal | None, cash: Decimal | None,
+                                                rcash: Decimal) -> None:
+    f, clock = company(navs, ny(4, 10))
+    assert f.submit(SubmitOrder("c", "1", "GROW", Side.SELL, qty, OrdType.MARKET, cash_quantity=cash))
+    assert f.replace(ReplaceOrder("c", "2", "1", "GROW", Side.SELL, cash_quantity=rcash))
+    clock.set(ny(4, 17))
+    for e in f.tick():
+        assert isinstance(e, (OrderFilled, OrderExpired))
