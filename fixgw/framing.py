@@ -136,9 +136,11 @@ class Framer:
             body_end = body_start + length
             if n < body_end:
                 return None
-            t = buf.find(_TRAILER, body_end - 1 if length else body_start - 1)
-            if t < 0 or buf.find(SOH, t + 4) < 0:
-                if n - p > self.max_message_size + 64:
+            # the trailer must be within the maximum size: junk cannot swallow what follows
+            limit = p + self.max_message_size + 64
+            t = buf.find(_TRAILER, body_end - 1 if length else body_start - 1, limit)
+            if t < 0 or buf.find(SOH, t + 4, limit + 8) < 0:
+                if n > limit:
                     start = p
                     self._resync(p + 1)
                     return Garbled(buf[start : self._pos], "no CheckSum(10) within the maximum message size")
