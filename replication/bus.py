@@ -17,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from typing import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
 import aiomqtt
 
@@ -39,7 +40,7 @@ class MqttBus:
         port: int,
         subscriptions: Sequence[tuple[str, int]],
         on_message: Callable[[str, bytes], None],
-        on_connected: Callable[["MqttBus"], Awaitable[None]] | None = None,
+        on_connected: Callable[[MqttBus], Coroutine[Any, Any, None]] | None = None,
         backoff_initial: float = 0.05,
         backoff_max: float = 2.0,
         keepalive: int = 10,
@@ -85,7 +86,7 @@ class MqttBus:
         client = self._client
         if client is None:
             return None
-        sock = client._client.socket()  # noqa: SLF001 - aiomqtt exposes no public accessor
+        sock = client._client.socket()
         return sock if isinstance(sock, socket.socket) else None
 
     async def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
@@ -166,4 +167,4 @@ class MqttBus:
         raise aiomqtt.MqttError("message stream ended")
 
 
-__all__ = ["MqttBus", "BusDisconnected", "NODELAY"]
+__all__ = ["NODELAY", "BusDisconnected", "MqttBus"]

@@ -16,8 +16,8 @@ before the digest may still be on their way, and asking for them would only dupl
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ arriving record is stored, what ``fixgw log verify`` expects) is derived from th
 from __future__ import annotations
 
 import enum
-from typing import Mapping
+from collections.abc import Mapping
 
 from replication.record import Role
 

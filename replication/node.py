@@ -22,19 +22,20 @@ import collections
 import logging
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from itertools import islice
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Callable
+from typing import Any, Self
 
 from replication.bus import BusDisconnected, MqttBus
 from replication.catchup import CatchUp
 from replication.codec import check_node_id
 from replication.errors import LogError, RecordDecodeError
 from replication.hlc import HybridLogicalClock
-from replication.log import DEFAULT_MAP_SIZE, InsertOutcome, Inserted, RecordLog
+from replication.log import DEFAULT_MAP_SIZE, Inserted, InsertOutcome, RecordLog
 from replication.matrix import holding_for, roles_held_by
 from replication.record import Record, RecordType, Role
 from replication.wire import (
@@ -78,12 +79,17 @@ class NodeStats:
 
 
 class _Counters:
-    __slots__ = ("appended", "published", "publishes", "received", "duplicates", "malformed",
-                 "rejected", "gaps_requested", "resends_served", "resent")
-
     def __init__(self) -> None:
-        for name in self.__slots__:
-            setattr(self, name, 0)
+        self.appended = 0
+        self.published = 0
+        self.publishes = 0
+        self.received = 0
+        self.duplicates = 0
+        self.malformed = 0
+        self.rejected = 0
+        self.gaps_requested = 0
+        self.resends_served = 0
+        self.resent = 0
 
 
 class ReplicationNode:
@@ -152,7 +158,7 @@ class ReplicationNode:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    async def __aenter__(self) -> "ReplicationNode":
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 
@@ -193,7 +199,7 @@ class ReplicationNode:
             if self._bus.connected and drain_timeout > 0:
                 try:
                     await self.flush(drain_timeout)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
             await self._bus.close()
             self._bus = None
@@ -226,7 +232,7 @@ class ReplicationNode:
     def connected(self) -> bool:
         return self._bus is not None and self._bus.connected
 
-    def mqtt_socket(self) -> "socket.socket | None":
+    def mqtt_socket(self) -> socket.socket | None:
         """The TCP socket of the current broker connection (to check its options)."""
         return self._bus.client_socket() if self._bus is not None else None
 
@@ -386,7 +392,7 @@ class ReplicationNode:
         fut = self._writer.insert(batch.origin_role, items)
         fut.add_done_callback(partial(self._inserted, origin))
 
-    def _inserted(self, origin: str, fut: "asyncio.Future[InsertOutcome]") -> None:
+    def _inserted(self, origin: str, fut: asyncio.Future[InsertOutcome]) -> None:
         if fut.cancelled():
             return
         exc = fut.exception()

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Iterable, Iterator
+from typing import IO
 
 from replication.codec import encode_record, record_from_json, record_to_json_line
 from replication.errors import RecordDecodeError
@@ -25,7 +26,7 @@ from replication.record import Record, Role
 
 def format_record(rec: Record, holding: Holding | None = None) -> str:
     """One readable line: key, time, type, status, txn, then the fields that are set."""
-    when = datetime.fromtimestamp(rec.hlc.wall_ns / 1e9, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    when = datetime.fromtimestamp(rec.hlc.wall_ns / 1e9, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
     parts = [f"{rec.origin}#{rec.seq}", f"{when}Z+{rec.hlc.logical}", rec.type.value, rec.status or "-",
              f"txn={rec.txn}"]
     for name in ("account", "symbol", "side", "order_qty", "cash_order_qty", "price", "ord_type", "tif",
@@ -103,7 +104,7 @@ class NodeView:
 def read_node(path: Path) -> NodeView:
     with RecordLog(path, readonly=True) as log:
         states = log.origin_states()
-        hashes: dict[str, "hashlib._Hash"] = {}
+        hashes: dict[str, hashlib._Hash] = {}
         counts: dict[str, int] = {}
         seqs: dict[str, list[int]] = {}
         holdings: dict[str, set[Holding]] = {}

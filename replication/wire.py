@@ -19,8 +19,9 @@ Decoding anything malformed raises :class:`RecordDecodeError` (and nothing else)
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Union
+from typing import cast
 
 import msgpack
 
@@ -97,19 +98,19 @@ class ResendRequest:
             raise ValueError(f"bad resend range {self.first}..{self.last}")
 
 
-Message = Union[Batch, Digest, ResendRequest]
+Message = Batch | Digest | ResendRequest
 
 
 def encode_batch(origin: str, origin_role: Role, records: Iterable[bytes]) -> bytes:
-    return msgpack.packb([WIRE_VERSION, "B", origin, origin_role.value, list(records)], use_bin_type=True)
+    return cast(bytes, msgpack.packb([WIRE_VERSION, "B", origin, origin_role.value, list(records)], use_bin_type=True))
 
 
 def encode_digest(node: str, role: Role, head: int, hwms: dict[str, int]) -> bytes:
-    return msgpack.packb([WIRE_VERSION, "D", node, role.value, head, hwms], use_bin_type=True)
+    return cast(bytes, msgpack.packb([WIRE_VERSION, "D", node, role.value, head, hwms], use_bin_type=True))
 
 
 def encode_request(req: ResendRequest) -> bytes:
-    return msgpack.packb([WIRE_VERSION, "Q", req.requester, req.origin, req.first, req.last], use_bin_type=True)
+    return cast(bytes, msgpack.packb([WIRE_VERSION, "Q", req.requester, req.origin, req.first, req.last], use_bin_type=True))
 
 
 def _node(v: object, what: str) -> str:
@@ -136,7 +137,7 @@ def decode_message(payload: bytes) -> Message:
     """The message in an MQTT payload; :class:`RecordDecodeError` for anything malformed."""
     try:
         obj = msgpack.unpackb(payload, raw=False, strict_map_key=True, use_list=True)
-    except Exception as exc:  # msgpack raises many types
+    except Exception as exc:  # noqa: BLE001 - msgpack raises many types; all mean malformed
         raise RecordDecodeError(f"payload is not valid msgpack: {type(exc).__name__}: {exc}") from None
     if type(obj) is not list or len(obj) < 2:
         raise RecordDecodeError("payload is not a [version, kind, ...] array")

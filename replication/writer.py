@@ -13,8 +13,9 @@ import asyncio
 import logging
 import queue
 import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Union
+from typing import Any
 
 from replication.errors import LogClosedError, LogError, RecordEncodeError
 from replication.hlc import HybridLogicalClock
@@ -29,17 +30,18 @@ CommitListener = Callable[[list[Inserted]], None]
 @dataclass(slots=True)
 class _Append:
     fields: Mapping[str, Any]
-    future: "asyncio.Future[Record]"
+    future: asyncio.Future[Record]
 
 
 @dataclass(slots=True)
 class _Insert:
     origin_role: Role
     items: list[tuple[Record, bytes]]
-    future: "asyncio.Future[InsertOutcome]"
+    future: asyncio.Future[InsertOutcome]
 
 
-_Job = Union[_Append, _Insert]
+_Job = _Append | _Insert
+_Future = asyncio.Future
 
 
 class GroupCommitWriter:
@@ -61,7 +63,7 @@ class GroupCommitWriter:
         self._on_commit = on_commit
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: list[_Job] = []
-        self._queue: "queue.SimpleQueue[list[_Job] | None]" = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[list[_Job] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._closed = False
         self.commits = 0
@@ -84,18 +86,20 @@ class GroupCommitWriter:
 
     # -- the loop side ---------------------------------------------------------------------
 
-    def append(self, fields: Mapping[str, Any]) -> "asyncio.Future[Record]":
+    def append(self, fields: Mapping[str, Any]) -> asyncio.Future[Record]:
         """Queue an own record; the future gives it (seq and HLC assigned) once durable."""
         loop = self._loop
         if loop is None or self._closed:
             raise LogClosedError(f"the writer of {self._log.path} is not running")
-        fut: asyncio.Future[Record] = loop.create_future()
-        if not self._pending:
+        # asyncio.Future directly: loop.create_future() adds a Python frame (~0.5 us) per append
+        fut: asyncio.Future[Record] = _Future(loop=loop)
+        pending = self._pending
+        if not pending:
             loop.call_soon(self._flush)  # end of this loop turn: hand the batch to the thread
-        self._pending.append(_Append(fields, fut))
+        pending.append(_Append(fields, fut))
         return fut
 
-    def insert(self, origin_role: Role, items: list[tuple[Record, bytes]]) -> "asyncio.Future[InsertOutcome]":
+    def insert(self, origin_role: Role, items: list[tuple[Record, bytes]]) -> asyncio.Future[InsertOutcome]:
         """Queue received records (already decoded); idempotent per key."""
         loop = self._loop
         if loop is None or self._closed:
@@ -120,13 +124,16 @@ class GroupCommitWriter:
                     self._on_commit(new)
                 except Exception:  # a listener bug must not lose acknowledgements
                     log.exception("commit listener failed")
+        if error is not None:
+            for job in jobs:
+                if not job.future.done():
+                    job.future.set_exception(error)
+            return
         for job, result in zip(jobs, results):
             fut = job.future
-            if fut.done():
+            if fut.done():  # cancelled by its caller; the record is durable all the same
                 continue
-            if error is not None:
-                fut.set_exception(error)
-            elif isinstance(result, BaseException):
+            if isinstance(result, BaseException):
                 fut.set_exception(result)
             else:
                 fut.set_result(result)
@@ -163,6 +170,7 @@ class GroupCommitWriter:
         results: list[Any] = []
         try:
             with self._log.write(self._clock) as batch:
+                batch.reserve_stamps(sum(1 for job in jobs if type(job) is _Append))
                 for job in jobs:
                     if isinstance(job, _Append):
                         try:

@@ -23,11 +23,11 @@ from replication.record import Record, RecordType
 
 
 def sample(**over: object) -> Record:
-    fields: dict[str, object] = dict(
+    fields: dict[str, object] = dict(  # noqa: C408 - reads like the Record(...) call it feeds
         origin="cfu1", seq=7, txn="cfu1-42", type=RecordType.FILL, status="partially_filled",
         hlc=Hlc(1_700_000_000_000_000_000, 3, "cfu1"), account="ACC", symbol="IBM", side="1",
-        order_qty=Decimal("100"), price=Decimal("12.50"), last_qty=Decimal("10"),
-        last_px=Decimal("12.49"), cum_qty=Decimal("10"), avg_px=Decimal("12.49"),
+        order_qty=Decimal(100), price=Decimal("12.50"), last_qty=Decimal(10),
+        last_px=Decimal("12.49"), cum_qty=Decimal(10), avg_px=Decimal("12.49"),
         extra={"fee": Decimal("0.01"), "n": 3, "flag": True, "none": None, "s": "x"},
     )
     fields.update(over)

@@ -24,7 +24,7 @@ def rec(origin: str, seq: int, txn: str = "T", rtype: RecordType = RecordType.NO
 
 def order_fields(i: int) -> dict[str, object]:
     return {"type": RecordType.ORDER, "txn": f"c1-{i}", "status": "new", "symbol": "IBM",
-            "side": "1", "order_qty": Decimal("100"), "price": Decimal("1.25")}
+            "side": "1", "order_qty": Decimal(100), "price": Decimal("1.25")}
 
 
 def test_append_assigns_contiguous_seqs_and_survives_reopen(tmp_path: Path) -> None:
@@ -39,9 +39,8 @@ def test_append_assigns_contiguous_seqs_and_survives_reopen(tmp_path: Path) -> N
         assert (log.node_id, log.role) == ("c1", Role.CUSTOMER)
         assert log.get("c1", 2) == a2
         assert log.records_for_txn("c1-1") == [a1]
-    with RecordLog(tmp_path, node_id="c1", role=Role.CUSTOMER) as log:
-        with log.write(clock) as b:
-            assert b.append(order_fields(3)).record.seq == 3
+    with RecordLog(tmp_path, node_id="c1", role=Role.CUSTOMER) as log, log.write(clock) as b:
+        assert b.append(order_fields(3)).record.seq == 3
 
 
 def test_authoritative_and_read_only_are_kept_apart(tmp_path: Path) -> None:
@@ -95,9 +94,9 @@ def test_origin_with_another_role_is_refused(tmp_path: Path) -> None:
 
 
 def test_one_writer_per_log_and_the_node_id_is_checked(tmp_path: Path) -> None:
-    with RecordLog(tmp_path, node_id="c1", role=Role.CUSTOMER):
-        with pytest.raises(LogError, match="open for writing elsewhere"):
-            RecordLog(tmp_path, node_id="c1", role=Role.CUSTOMER)
+    with RecordLog(tmp_path, node_id="c1", role=Role.CUSTOMER), \
+            pytest.raises(LogError, match="open for writing elsewhere"):
+        RecordLog(tmp_path, node_id="c1", role=Role.CUSTOMER)
     with pytest.raises(LogConflictError, match="belongs to customer node 'c1'"):
         RecordLog(tmp_path, node_id="c9", role=Role.CUSTOMER)
     with pytest.raises(LogConflictError):

@@ -1,0 +1,244 @@
+"""``fixgw bench replication [--json] [--seconds S] [--data DIR]``.
+
+Three measurements, each bounded in count and time:
+
+1. durable appends/s: ``ReplicationNode.append`` from many concurrent tasks, each
+   returning only after its group-committed, synced LMDB transaction (no broker);
+2. records/s replicated between two nodes over a real broker (our own mosquitto on a
+   free loopback port, or amqtt if mosquitto is not installed): from the first append
+   on node A until node B holds all of them durably. B runs in its own process, as
+   nodes do in a deployment;
+3. replication lag at a fixed 1,000 records/s: from the append on A (the record's HLC
+   wall time, taken at commit time) to the moment B's listener sees it committed in B's
+   LMDB; p50 and p99. Same machine, so both ends read the same clock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import sys
+import tempfile
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from replication.broker import LocalBroker
+from replication.node import ReplicationNode
+from replication.record import Record, RecordType, Role
+
+APPEND_RECORDS = 200_000
+APPEND_PRODUCERS = 2000
+REPLICATE_RECORDS = 60_000
+LAG_RATE = 1000.0
+LAG_SECONDS = 5.0
+
+
+def _fields(i: int) -> dict[str, Any]:
+    return {"account": "ACC1", "symbol": "IBM", "side": "1", "order_qty": Decimal(100),
+            "price": Decimal("12.50"), "ord_type": "2", "tif": "0", "cl_ord_id": f"C{i}", "session": "CLIENT1"}
+
+
+async def _append_as_fast_as_possible(node: ReplicationNode, total: int, producers: int, deadline: float) -> int:
+    """Concurrent producers, each awaiting its own durable append; returns records appended."""
+    done = 0
+    per = max(1, total // producers)
+
+    async def producer(p: int) -> None:
+        nonlocal done
+        for j in range(per):
+            if time.monotonic() > deadline:
+                return
+            await node.append(type=RecordType.ORDER, txn=f"{node.node_id}-{p}-{j}", status="new", **_fields(j))
+            done += 1
+
+    await asyncio.gather(*(producer(p) for p in range(producers)))
+    return done
+
+
+async def bench_appends(data: Path, budget: float) -> dict[str, float]:
+    async with ReplicationNode(node_id="bench-a", role=Role.CUSTOMER, cluster="bench",
+                               data_dir=data / "appends", mqtt=False) as node:
+        await _append_as_fast_as_possible(node, 5000, 500, time.monotonic() + budget)  # warm-up
+        t0 = time.perf_counter()
+        n = await _append_as_fast_as_possible(node, APPEND_RECORDS, APPEND_PRODUCERS, time.monotonic() + budget)
+        elapsed = time.perf_counter() - t0
+        commits = node.stats.commits
+    return {"durable_appends_per_s": n / elapsed, "appends": n, "append_commits": commits}
+
+
+class _Peer:
+    """Node B in its own process (as in a deployment): no GIL shared with node A."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+
+    @classmethod
+    async def start(cls, data: Path, broker: LocalBroker, node_id: str, origin: str, expect: int,
+                    measure_from: int, timeout: float) -> _Peer:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "replication.bench", "peer", str(data / node_id), str(broker.port), node_id,
+            origin, str(expect), str(measure_from), str(timeout),
+            stdout=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL)
+        peer = cls(proc)
+        line = await asyncio.wait_for(peer._line(), 20)
+        if line.get("ready") is not True:
+            raise RuntimeError(f"bench peer did not start: {line}")
+        return peer
+
+    async def _line(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        raw = await self.proc.stdout.readline()
+        if not raw:
+            raise RuntimeError("bench peer exited early")
+        return json.loads(raw)  # type: ignore[no-any-return]
+
+    async def result(self, timeout: float) -> dict[str, Any]:
+        try:
+            return await asyncio.wait_for(self._line(), timeout)
+        finally:
+            if self.proc.returncode is None:
+                try:
+                    await asyncio.wait_for(self.proc.wait(), 5)
+                except TimeoutError:
+                    self.proc.kill()
+                    await self.proc.wait()
+
+
+async def _peer(data: str, port: str, node_id: str, origin: str, expect: str, measure_from: str, timeout: str) -> None:
+    lags: list[int] = []
+    first_from = int(measure_from)
+    done = asyncio.Event()
+    target = int(expect)
+
+    async with ReplicationNode(node_id=node_id, role=Role.CUSTOMER, cluster="bench", data_dir=Path(data),
+                               broker_port=int(port), digest_interval=0.5) as node:
+        def on_record(rec: Record) -> None:
+            if rec.origin == origin:
+                if rec.seq >= first_from:
+                    lags.append(time.time_ns() - rec.hlc.wall_ns)
+                if node.log.high_water_marks().get(origin, 0) >= target:
+                    done.set()
+
+        node.add_listener(on_record)
+        await node.wait_connected(10)
+        print(json.dumps({"ready": True}), flush=True)
+        try:
+            await asyncio.wait_for(done.wait(), float(timeout))
+        except TimeoutError:
+            pass
+        done_ns = time.time_ns()
+        print(json.dumps({"done_ns": done_ns, "hwm": node.log.high_water_marks().get(origin, 0),
+                          **_percentiles(lags)}), flush=True)
+
+
+def _percentiles(lags_ns: list[int]) -> dict[str, float]:
+    if not lags_ns:
+        return {"lag_p50_ms": float("nan"), "lag_p99_ms": float("nan"), "lag_max_ms": float("nan"), "lag_samples": 0}
+    lags_ns.sort()
+    n = len(lags_ns)
+    return {"lag_p50_ms": lags_ns[n // 2] / 1e6, "lag_p99_ms": lags_ns[min(n - 1, int(n * 0.99))] / 1e6,
+            "lag_max_ms": lags_ns[-1] / 1e6, "lag_samples": n}
+
+
+async def _node_a(data: Path, broker: LocalBroker, tag: str) -> ReplicationNode:
+    a = ReplicationNode(node_id=f"{tag}-a", role=Role.CUSTOMER, cluster="bench", data_dir=data / f"{tag}-a",
+                        broker_port=broker.port, digest_interval=0.5)
+    await a.start()
+    await a.wait_connected(10)
+    return a
+
+
+async def bench_replication(data: Path, broker: LocalBroker, budget: float) -> dict[str, float]:
+    a = await _node_a(data, broker, "repl")
+    try:
+        deadline = time.monotonic() + budget
+        warm = 2000
+        peer = await _Peer.start(data, broker, "repl-b", a.node_id, warm + REPLICATE_RECORDS, warm + 1, budget + 10)
+        await _append_as_fast_as_possible(a, warm, 200, deadline)  # warm-up
+        t0 = time.time_ns()
+        n = await _append_as_fast_as_possible(a, REPLICATE_RECORDS, 500, deadline)
+        if n < REPLICATE_RECORDS:  # out of time: tell the peer what to wait for by publishing nothing more
+            pass
+        res = await peer.result(budget + 15)
+        got = min(res["hwm"], warm + n) - warm
+        elapsed = (res["done_ns"] - t0) / 1e9
+        return {"replicated_per_s": got / elapsed, "replicated": got, "replicate_appended": n,
+                "publishes": a.stats.publishes}
+    finally:
+        await a.close()
+
+
+async def bench_lag(data: Path, broker: LocalBroker, seconds: float) -> dict[str, float]:
+    a = await _node_a(data, broker, "lag")
+    warm = 200
+    total = int(LAG_RATE * seconds)
+    try:
+        peer = await _Peer.start(data, broker, "lag-b", a.node_id, warm + total, warm + 1, seconds + 30)
+        for i in range(warm):  # warm-up, not measured
+            await a.append(type=RecordType.ORDER, txn=f"w{i}", status="new", **_fields(i))
+        await asyncio.sleep(0.2)
+        pending: set[asyncio.Future[Record]] = set()
+        t0 = time.monotonic()
+        sent = 0
+        while sent < total:
+            due = min(total, int((time.monotonic() - t0) * LAG_RATE) + 1)
+            while sent < due:  # a fixed rate, whatever the append latency
+                fut = asyncio.ensure_future(a.append(type=RecordType.ORDER, txn=f"l{sent}", status="new",
+                                                     **_fields(sent)))
+                pending.add(fut)
+                fut.add_done_callback(pending.discard)
+                sent += 1
+            await asyncio.sleep(max(0.0, t0 + sent / LAG_RATE - time.monotonic()))
+        if pending:
+            await asyncio.gather(*pending)
+        res = await peer.result(30)
+        return {k: res[k] for k in ("lag_p50_ms", "lag_p99_ms", "lag_max_ms", "lag_samples")} | {
+            "lag_rate_per_s": LAG_RATE}
+    finally:
+        await a.close()
+
+
+async def run(data: Path, seconds: float) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    result.update(await bench_appends(data, min(15.0, seconds * 0.3)))
+    with LocalBroker() as broker:
+        result["broker"] = broker.kind
+        result.update(await bench_replication(data, broker, min(20.0, seconds * 0.35)))
+        result.update(await bench_lag(data, broker, min(LAG_SECONDS, seconds * 0.15)))
+    return result
+
+
+def main(args: argparse.Namespace) -> int:
+    seconds = float(getattr(args, "seconds", None) or 60.0)
+    given = getattr(args, "data", None)
+    data = Path(given) if given else Path(tempfile.mkdtemp(prefix="fixgw-bench-"))
+    if given and data.exists() and any(data.iterdir()):
+        data = Path(tempfile.mkdtemp(prefix="replication-", dir=data))
+    try:
+        result = asyncio.run(run(data, seconds))
+    finally:
+        if not given:
+            shutil.rmtree(data, ignore_errors=True)
+    if getattr(args, "json", False):
+        print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in result.items()}))
+    else:
+        print(f"durable appends (group commit, synced): {result['durable_appends_per_s']:>10,.0f} /s "
+              f"({result['appends']} records, {result['append_commits']} commits)")
+        print(f"replicated between two nodes ({result['broker']}): {result['replicated_per_s']:>10,.0f} /s "
+              f"({result['replicated']} records, {result['publishes']} publishes)")
+        print(f"replication lag at {LAG_RATE:,.0f}/s: p50 {result['lag_p50_ms']:.2f} ms, "
+              f"p99 {result['lag_p99_ms']:.2f} ms, max {result.get('lag_max_ms', float('nan')):.2f} ms "
+              f"({result['lag_samples']} samples)")
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":  # the peer process of the replication measurements
+    if len(sys.argv) == 9 and sys.argv[1] == "peer":
+        asyncio.run(_peer(*sys.argv[2:]))
+    else:
+        sys.exit("usage: fixgw bench replication [--json] (python -m replication.bench peer ... is internal)")

@@ -1,0 +1,31 @@
+"""``fixgw bench replication --json`` end to end, with small counts so that it stays quick."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from replication import bench
+
+
+@pytest.mark.timeout(90)
+def test_bench_prints_one_json_object_with_the_figures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(bench, "APPEND_RECORDS", 4000)
+    monkeypatch.setattr(bench, "APPEND_PRODUCERS", 200)
+    monkeypatch.setattr(bench, "REPLICATE_RECORDS", 3000)
+    monkeypatch.setattr(bench, "LAG_SECONDS", 0.5)
+    rc = bench.main(argparse.Namespace(json=True, seconds=30.0, data=str(tmp_path)))
+    assert rc == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1
+    result = json.loads(out[0])
+    for key in ("durable_appends_per_s", "replicated_per_s", "lag_p50_ms", "lag_p99_ms"):
+        assert isinstance(result[key], (int, float)) and math.isfinite(result[key]) and result[key] > 0, key
+    assert result["appends"] == 4000 and result["replicated"] == 3000
+    assert result["lag_samples"] == 500 and result["lag_p50_ms"] <= result["lag_p99_ms"]
+    assert result["broker"] == "mosquitto"
