@@ -89,10 +89,10 @@ def default_store_factory(settings: SessionSettings, sid: SessionID) -> Any:
 
 def default_log_factory(settings: SessionSettings, sid: SessionID) -> Any:
     """File logs under FileLogPath when it is set, no log otherwise."""
-    if settings.file_log_path is None:
-        return _NullLog()
     from fixgw import fixlog
 
+    if settings.file_log_path is None:
+        return fixlog.NullLog()
     return fixlog.FileLog(settings.file_log_path, sid)
 
 
