@@ -75,6 +75,7 @@ class NodeStats:
     resends_served: int    # resend requests answered
     resent: int            # records resent on request
     commits: int           # LMDB transactions committed
+    behind_peers: bool     # a peer holds own records this log lacks (lost data directory?)
     hwms: dict[str, int]   # per origin: contiguous high-water mark
 
 
@@ -154,6 +155,8 @@ class ReplicationNode:
         self._published_upto = 0
         self._peer_digests: dict[str, Digest] = {}
         self._malformed_logged = 0
+        self.behind_peers = False
+        """True once a peer's digest showed more of our own records than our log holds."""
         self._background: set[asyncio.Task[Any]] = set()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -283,6 +286,7 @@ class ReplicationNode:
             resends_served=c.resends_served,
             resent=c.resent,
             commits=self._writer.commits if self._writer else 0,
+            behind_peers=self.behind_peers,
             hwms=self._log.high_water_marks() if self._log else {},
         )
 
@@ -409,6 +413,15 @@ class ReplicationNode:
     def _receive_digest(self, digest: Digest) -> None:
         if digest.node == self.node_id:
             return
+        theirs = digest.hwms.get(self.node_id, 0)
+        if theirs > self._committed_head and not self.behind_peers:
+            # A peer holds more of our own records than we do: our data directory was lost
+            # or restored from an old copy. New appends would reuse seqs peers already
+            # hold (they would keep their copies and ignore ours): say so loudly.
+            self.behind_peers = True
+            log.error("%s: %s holds our records up to seq %d but our log ends at %d; rebuild "
+                      "this node's log from a peer (fixgw log export/import) before appending",
+                      self.node_id, digest.node, theirs, self._committed_head)
         if holding_for(self.node_id, self.role, digest.node, digest.role) is None:
             return
         self._peer_digests[digest.node] = digest

@@ -95,3 +95,17 @@ def test_invalid_hlc_values_are_refused(wall: int, logical: int, node: str) -> N
 def test_clock_needs_a_node() -> None:
     with pytest.raises(ValueError):
         HybridLogicalClock("")
+
+
+def test_now_many_continues_the_same_sequence_as_now() -> None:
+    phys = FrozenClock(1000)
+    clock = HybridLogicalClock("a", phys)
+    first = clock.now()
+    batch = clock.now_many(3)
+    after = clock.now()
+    assert [first, *batch, after] == [Hlc(1000, i, "a") for i in range(5)]
+    phys.t = 2000
+    assert clock.now_many(2) == [Hlc(2000, 0, "a"), Hlc(2000, 1, "a")]
+    assert clock.now_many(0) == []
+    assert clock.now() == Hlc(2000, 2, "a")
+    assert all(isinstance(h, Hlc) and h.node == "a" for h in batch)

@@ -123,6 +123,8 @@ async def test_group_commit_one_transaction_per_loop_turn(tmp_path: Path) -> Non
         with pytest.raises(ValueError, match="price must be a Decimal"):
             await bad
         assert (await good).seq == 101
+        with pytest.raises(ValueError, match="assigned by the log"):
+            await writer.append({**order_fields(1), "seq": 7})
         with pytest.raises(ValueError, match="no field"):
             await writer.append({"type": RecordType.ORDER, "txn": "x", "status": "new", "colour": "red"})
     finally:

@@ -108,7 +108,8 @@ async def test_digest_catches_a_silently_lost_tail(tmp_path: Path, mosquitto: Mo
 
 @pytest.mark.timeout(40)
 async def test_appends_continue_while_the_broker_is_down(tmp_path: Path, mosquitto: Mosquitto) -> None:
-    async with node(tmp_path, mosquitto, "c1", Role.CUSTOMER, backoff_max=0.3) as a, \
+    # outbox_limit=10: most records appended meanwhile are published from LMDB, not memory
+    async with node(tmp_path, mosquitto, "c1", Role.CUSTOMER, backoff_max=0.3, outbox_limit=10) as a, \
             node(tmp_path, mosquitto, "c2", Role.CUSTOMER, backoff_max=0.3) as b:
         await a.wait_connected(5)
         await b.wait_connected(5)
@@ -122,3 +123,18 @@ async def test_appends_continue_while_the_broker_is_down(tmp_path: Path, mosquit
         mosquitto.start()
         await until(lambda: b.log.high_water_marks().get("c1") == 51, timeout=20, what="catch-up after restart")
         assert a.stats.connects >= 2
+        assert [r.txn for r in b.log.iter_origin("c1")] == ["before"] + [f"during{i}" for i in range(50)]
+
+
+@pytest.mark.timeout(30)
+async def test_a_node_whose_log_was_lost_notices(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    async with node(tmp_path, mosquitto, "c1", Role.CUSTOMER) as a, node(tmp_path, mosquitto, "c2", Role.CUSTOMER) as b:
+        await a.wait_connected(5)
+        await b.wait_connected(5)
+        for i in range(3):
+            await a.append(type=RecordType.ORDER, txn=f"t{i}", status="new")
+        await until(lambda: b.log.high_water_marks().get("c1") == 3)
+    # c1 comes back with an empty data directory: c2's digest tells it
+    async with node(tmp_path / "lost", mosquitto, "c1", Role.CUSTOMER) as a2, \
+            node(tmp_path, mosquitto, "c2", Role.CUSTOMER):
+        await until(lambda: a2.stats.behind_peers, what="c1 to notice that c2 holds more of its records")
