@@ -15,6 +15,7 @@ import argparse
 import gc
 import json
 import random
+import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -121,10 +122,12 @@ def run(orders: int, seconds: float) -> dict[str, float]:
 
 
 def main(args: argparse.Namespace) -> int:
-    orders = getattr(args, "orders", None) or DEFAULT_ORDERS
-    seconds = getattr(args, "seconds", None) or DEFAULT_SECONDS
+    orders = getattr(args, "orders", None)
+    seconds = getattr(args, "seconds", None)
+    orders = DEFAULT_ORDERS if orders is None else orders
+    seconds = DEFAULT_SECONDS if seconds is None else seconds
     if orders < 1 or seconds <= 0:
-        print("fixgw bench matching: --orders must be >= 1 and --seconds > 0")
+        print("fixgw bench matching: --orders must be >= 1 and --seconds > 0", file=sys.stderr)
         return 2
     result = run(orders, seconds)
     if getattr(args, "json", False):

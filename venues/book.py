@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from typing import NamedTuple
 
@@ -51,6 +51,9 @@ class Trade(NamedTuple):
     resting: BookOrder
     qty: Decimal
     price: Decimal
+
+
+_NO_TRADES: tuple[Trade, ...] = ()
 
 
 class _Level:
@@ -195,28 +198,32 @@ class OrderBook:
             level.qty -= order.leaves - leaves
         order.leaves = leaves
 
-    def match(self, incoming: BookOrder) -> list[Trade]:
+    def match(self, incoming: BookOrder) -> Sequence[Trade]:
         """Trade ``incoming`` against the other side as far as its price allows.
 
         Updates ``leaves`` of both sides, drops filled resting orders, and returns the
         trades in the order they happened. ``incoming`` is not added to the book.
         """
-        trades: list[Trade] = []
-        leaves = incoming.leaves
-        if not leaves > 0:
-            return trades
         contra = self._asks if incoming.is_buy else self._bids
         price = incoming.price
+        ticks = incoming.ticks
+        keys = contra.keys
+        # most orders do not cross: leave before allocating anything
+        if (price is None or not contra.market.live) and (
+            not keys or (ticks is not None and keys[-1] < (-ticks if incoming.is_buy else ticks))
+        ):
+            return _NO_TRADES
+        trades: list[Trade] = []
+        leaves = incoming.leaves
+        if not leaves > _ZERO:
+            return trades
         if price is not None and contra.market.live:
             leaves = self._sweep(contra.market, leaves, price, trades)
             if contra.market.live == 0:
                 contra.market.queue.clear()
         if leaves:
-            keys = contra.keys
             levels = contra.levels
-            threshold = None if incoming.ticks is None else (
-                -incoming.ticks if incoming.is_buy else incoming.ticks
-            )
+            threshold = None if ticks is None else (-ticks if incoming.is_buy else ticks)
             while leaves and keys:
                 key = keys[-1]
                 if threshold is not None and key < threshold:

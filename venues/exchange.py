@@ -11,7 +11,7 @@ what is already filled is refused. See :mod:`venues.interface` for the calling c
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -208,7 +208,12 @@ class Exchange:
                        cmd.order_type, cmd.time_in_force, qty, ticks, price, False, seq)
         self._orders[key] = order
         self._by_id[order.order_id] = order
-        out.append(self._report(_ACCEPTED, order, now))
+        self._exec_seq += 1
+        name = self._name
+        out.append(_ACCEPTED(  # inlined _report: every order pays for this one
+            name, owner, cmd.cl_ord_id, None, order.order_id, f"{name}-{self._exec_seq}", cmd.symbol, cmd.side,
+            cmd.order_type, cmd.time_in_force, qty, None, price, OrdStatus.NEW, _ZERO, qty, _ZERO, now,
+        ))
         self._enter(order, now, out)
         return out
 
@@ -337,7 +342,7 @@ class Exchange:
             return
         book.add(order)
 
-    def _fills(self, taker: _Order, trades: list[Trade], now: datetime, out: list[VenueEvent]) -> None:
+    def _fills(self, taker: _Order, trades: Sequence[Trade], now: datetime, out: list[VenueEvent]) -> None:
         name = self._name
         for resting, qty, px in trades:
             assert isinstance(resting, _Order)

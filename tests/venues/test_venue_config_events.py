@@ -258,6 +258,8 @@ def test_bench_prints_one_json_object(capsys: pytest.CaptureFixture[str]) -> Non
     assert result["orders_per_s"] > 0 and 0 < result["p50_us"] <= result["p99_us"]
     assert bench.main(argparse.Namespace(json=False, orders=500, seconds=None)) == 0
     assert "orders/s" in capsys.readouterr().out
+    assert bench.main(argparse.Namespace(json=True, orders=0, seconds=None)) == 2
+    assert "--orders" in capsys.readouterr().err
 
 
 def test_the_example_file_in_configs_loads() -> None:
