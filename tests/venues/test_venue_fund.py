@@ -315,3 +315,24 @@ def test_any_numbers_give_events_never_a_crash(navs: CsvNavs, qty: Decimal | Non
     clock.set(ny(4, 17))
     for e in f.tick():
         assert isinstance(e, (OrderFilled, OrderExpired))
+
+
+@pytest.mark.timeout(10)
+def test_simulated_day_on_the_real_clock_values_every_half_second() -> None:
+    import time as real_time
+    clock = SimulatedDayClock(0.5, start=ny(4, 15, 59))  # a business day every 0.5 real seconds
+    f = FundCompany(clock=clock)
+    values: list[datetime] = []
+    start = real_time.monotonic()
+    for n in range(2):
+        f.submit(buy(str(n), shares="10", fund="FSIDX"))
+        deadline = real_time.monotonic() + 3
+        while real_time.monotonic() < deadline:
+            fills = [e for e in f.tick() if isinstance(e, OrderFilled)]
+            if fills:
+                values.append(fills[0].ts)
+                break
+            real_time.sleep(0.005)
+    assert len(values) == 2
+    assert values[1] - values[0] == timedelta(days=1)  # Monday's NAV, then Tuesday's
+    assert real_time.monotonic() - start < 2.0
