@@ -230,6 +230,9 @@ class SessionRuntime:
             event=log.event,
         )
         self.conn: _Conn | None = None
+        from fixgw.fixlog import NullLog
+
+        self._log_io = not isinstance(log, NullLog)  # skip per-message calls to a null log
         self.logons = 0
         self.commits = 0  # store transactions (group commits) and the messages they held
         self.committed_messages = 0
@@ -312,7 +315,8 @@ class SessionRuntime:
         if type(item) is Garbled:
             actions = session.on_garbled(item.raw, item.reason, now)
         else:
-            self.log.incoming(item.raw)  # type: ignore[union-attr]
+            if self._log_io:
+                self.log.incoming(item.raw)  # type: ignore[union-attr]
             actions = session.on_message(item, now)  # type: ignore[arg-type]
         if actions:
             await self.run_actions(actions)
@@ -340,13 +344,14 @@ class SessionRuntime:
             return
         data: list[bytes] = []
         close: Close | None = None
-        log_out = self.log.outgoing
+        log_out = self.log.outgoing if self._log_io else None
         for item in out:
             if type(item) is Close:
                 close = item  # type: ignore[assignment]
                 break
             data.append(item)  # type: ignore[arg-type]
-            log_out(item)
+            if log_out is not None:
+                log_out(item)
         if data:
             try:
                 conn.writer.write(b"".join(data) if len(data) > 1 else data[0])

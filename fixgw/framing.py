@@ -90,7 +90,17 @@ class Framer:
         self.skipped_bytes += i - self._pos
         self._pos = i
 
-    def next(self) -> Message | Garbled | None:  # noqa: C901 - one linear pass, kept together
+    def next(self) -> Message | Garbled | None:
+        item = self.next_raw()
+        if item is None or type(item) is Garbled:
+            return item
+        fields = parse_fields(item)  # type: ignore[arg-type]
+        if fields is None:
+            return Garbled(item, "a field is not tag=value with a numeric tag")  # type: ignore[arg-type]
+        return Message(fields, item)  # type: ignore[arg-type]
+
+    def next_raw(self) -> bytes | Garbled | None:  # noqa: C901 - one linear pass, kept together
+        """Like next() but a valid frame comes back as its bytes, unparsed (fast readers)."""
         buf = self._buf
         while True:
             p = self._pos
@@ -160,7 +170,4 @@ class Framer:
                 return Garbled(raw, f"CheckSum(10) {cs_b!r} is wrong", msg_type)
             if not msg_type:
                 return Garbled(raw, "MsgType(35) is not the third field")
-            fields = parse_fields(raw)
-            if fields is None:
-                return Garbled(raw, "a field is not tag=value with a numeric tag", msg_type)
-            return Message(fields, raw)
+            return raw

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 
 from fixgw.framing import Framer, Garbled
-from fixgw.message import encode
+from fixgw.message import Message, encode
 from fixgw.session import utc_timestamp
 
 DEFAULT_ORDERS = 20000
@@ -147,19 +147,24 @@ async def run_bench(
                 break
             framer.feed(data)
             freed = 0
-            while (item := framer.next()) is not None:
-                if isinstance(item, Garbled):
+            while (raw := framer.next_raw()) is not None:
+                if type(raw) is Garbled:
                     errors += 1
                     continue
-                mt = item.msg_type
+                # lean read of the answer: MsgType is the third field, ClOrdID by search
+                i = raw.index(b"\x0135=") + 4  # type: ignore[union-attr]
+                mt = raw[i : raw.index(b"\x01", i)]  # type: ignore[index,union-attr]
                 if mt == b"D" or mt == b"8":
-                    cid = item.get(11)
+                    j = raw.find(b"\x0111=")  # type: ignore[union-attr]
+                    cid = raw[j + 4 : raw.index(b"\x01", j + 4)] if j >= 0 else None  # type: ignore[index,union-attr]
                     t = sent_at.pop(cid, None) if cid is not None else None
                     if t is not None:
                         latencies.append((perf() - t) / 1000.0)
                         answered += 1
                         freed += 1
-                elif mt == b"1":
+                    continue
+                item = Message.from_wire(raw)  # type: ignore[arg-type]
+                if mt == b"1":
                     writer.write(c._msg(b"0", [(112, item.get(112) or b"")], time.time()))
                 elif mt == b"3" or mt == b"j":
                     cid = seq_to_id.get(item.get(45) or b"")

@@ -35,6 +35,11 @@ _DATA_LENGTH_TAGS: Final = {
 
 
 _DATA_LENGTH_SET: Final = frozenset(_DATA_LENGTH_TAGS)
+_DATA_LENGTH_RE: Final = re.compile(
+    rb"\x01(?:" + b"|".join(b"%d" % t for t in sorted(_DATA_LENGTH_TAGS)) + rb")="
+)
+# tag bytes -> int for the common tags (a dict lookup is cheaper than int(bytes))
+_TAG_INT: Final[dict[bytes, int]] = {b"%d" % t: t for t in range(1, 2000)}
 
 
 class FieldNotFound(KeyError):
@@ -111,10 +116,9 @@ def parse_fields(raw: bytes) -> list[tuple[int, bytes]] | None:
     length field (e.g. 95/96) may contain SOH.
     """
     pairs = _FIELD_RE.findall(raw)
-    if len(pairs) == raw.count(SOH) and raw.endswith(SOH):
-        out = [(int(t), v) for t, v in pairs]
-        if _DATA_LENGTH_SET.isdisjoint([t for t, _ in out]):
-            return out
+    if len(pairs) == raw.count(SOH) and raw.endswith(SOH) and _DATA_LENGTH_RE.search(raw) is None:
+        g = _TAG_INT.get
+        return [(g(t) or int(t), v) for t, v in pairs]
     return _parse_slow(raw)
 
 
@@ -288,19 +292,13 @@ def encode(begin_string: bytes, header: Sequence[tuple[int, bytes]], body: Seque
 
     ``header`` must start with 35 (MsgType); neither part may contain 8, 9 or 10.
     """
-    parts = []
-    ap = parts.append
-    for tag, value in header:
-        ap(_prefix(tag))
-        ap(value)
-        ap(SOH)
-    for tag, value in body:
-        ap(_prefix(tag))
-        ap(value)
-        ap(SOH)
-    payload = b"".join(parts)
-    head = b"8=" + begin_string + b"\x019=%d\x01" % len(payload)
-    data = head + payload
+    g = _TAG_PREFIX.get
+    parts = [(g(t) or _prefix(t)) + v for t, v in header]
+    if body:
+        parts += [(g(t) or _prefix(t)) + v for t, v in body]
+    parts.append(b"")
+    payload = SOH.join(parts)
+    data = b"8=" + begin_string + b"\x019=%d\x01" % len(payload) + payload
     return data + b"10=%03d\x01" % (sum(data) & 0xFF)
 
 

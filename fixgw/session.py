@@ -273,6 +273,8 @@ class Session:
         self._validator = validator
         self._supports = supports
         self._is_app_type = is_app_type
+        # MsgType -> "the application does not handle it" (answered by BMR, body not validated)
+        self._unsupported: dict[bytes, bool] = {}
         self.to_admin = to_admin
         self.to_app = to_app
         self._event = event
@@ -630,14 +632,18 @@ class Session:
     def _validate(self, msg: Message) -> object | None:
         """The dictionary's first problem (a SessionReject) or None; minimal checks without one."""
         v = self._validator
-        mt = msg.msg_type
-        if v is not None and not (
-            self._supports is not None
-            and self._is_app_type is not None
-            and self._is_app_type(mt)
-            and not self._supports(mt)
-        ):
-            return v(msg.fields)
+        if v is not None:
+            mt = msg.msg_type
+            unsupported = self._unsupported.get(mt)
+            if unsupported is None:
+                unsupported = self._unsupported[mt] = bool(
+                    self._supports is not None
+                    and self._is_app_type is not None
+                    and self._is_app_type(mt)
+                    and not self._supports(mt)
+                )
+            if not unsupported:
+                return v(msg.fields)
         # no dictionary (or an unsupported type, answered by BusinessMessageReject):
         # the header fields the session itself needs
         for tag in (49, 56, 34, 52):
@@ -884,7 +890,8 @@ class Session:
         assert msg is not None
         self.last_received = now
         mt = msg.msg_type
-        if msg.get(8) != self._b_begin:
+        f0 = msg.fields[0] if msg.fields else (0, b"")
+        if f0[0] != 8 or f0[1] != self._b_begin:
             if mt == b"5":
                 return self._on_logout(msg, now)
             self._send_logout(now, "Incorrect BeginString")

@@ -1,10 +1,209 @@
-"""Placeholder: filled in by the work on this command."""
+"""``fixgw up``, ``fixgw node`` and ``fixgw status``: running the cluster.
+
+``up`` starts every part of ``configs/local.toml`` (or ``--config``) as its own process: the
+broker, the venues, the firm node, the street and the customer utilities; prints where FIX
+clients connect and one ready line; on Ctrl-C (or SIGTERM) stops everything cleanly.
+``node`` runs one node (so nodes can live on several machines against one broker).
+``status`` shows each node's state, replication high-water marks and lag.
+"""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from fixgw.cli import CliError
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "local.toml"
+STATUS_FILE = "status.json"
 
 
 def register(sub: Any) -> None:
-    pass
+    p = sub.add_parser("up", help="start the whole system (broker, venues, nodes)")
+    p.add_argument("--config", default=str(DEFAULT_CONFIG), help="cluster config (default: configs/local.toml)")
+    p.add_argument("--fresh", action="store_true", help="delete the cluster's data directory first")
+    p.set_defaults(func=run_up)
+
+    n = sub.add_parser("node", help="run one node of a cluster")
+    n.add_argument("--config", default=str(DEFAULT_CONFIG))
+    n.add_argument("--name", required=True, help="node name from the config ([[nodes]] name)")
+    n.set_defaults(func=run_node)
+
+    s = sub.add_parser("status", help="each node's state, replication high-water marks and lag")
+    s.add_argument("--config", default=str(DEFAULT_CONFIG))
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=run_status)
+
+
+def _load(path: str) -> Any:
+    from utilities.cluster_config import ClusterConfigError, load_cluster_config
+
+    try:
+        return load_cluster_config(path)
+    except ClusterConfigError as exc:
+        raise CliError(str(exc)) from None
+
+
+@dataclass
+class Child:
+    name: str
+    kind: str
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+
+def _spawn(name: str, kind: str, argv: list[str], log_dir: Path) -> Child:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{name}.log"
+    log = open(log_path, "ab")
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    # each child in its own process group: Ctrl-C reaches only us, and we stop them in order
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    return Child(name, kind, proc, log_path)
+
+
+def _wait_port(host: str, port: int, child: Child, timeout: float) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child.proc.poll() is not None:
+            raise CliError(f"{child.name} exited with code {child.proc.returncode}; see {child.log_path}")
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise CliError(f"{child.name} did not listen on {host}:{port} within {timeout:.0f}s; see {child.log_path}")
+
+
+def _wait_ready(cfg: Any, child: Child, timeout: float) -> None:
+    path = cfg.node_data_dir(child.name) / STATUS_FILE
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child.proc.poll() is not None:
+            raise CliError(f"{child.name} exited with code {child.proc.returncode}; see {child.log_path}")
+        try:
+            st = json.loads(path.read_text())
+            if st.get("pid") == child.proc.pid and st.get("state") == "ready":
+                return
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.05)
+    raise CliError(f"{child.name} did not report ready within {timeout:.0f}s; see {child.log_path}")
+
+
+def _stop_all(children: list[Child], out: TextIO) -> None:
+    # customers first (no new orders), then streets, firm, venues, broker last
+    for child in reversed(children):
+        if child.proc.poll() is None:
+            child.proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    for child in reversed(children):
+        left = max(0.1, deadline - time.monotonic())
+        try:
+            child.proc.wait(left)
+        except subprocess.TimeoutExpired:
+            print(f"fixgw: {child.name} did not stop in time: killed", file=out)
+            child.proc.kill()
+            child.proc.wait()
+
+
+def run_up(args: argparse.Namespace) -> int:
+    from fixgw.cli.broker import start_broker_process
+
+    cfg = _load(args.config)
+    if args.fresh and cfg.data_dir.exists():
+        import shutil
+
+        shutil.rmtree(cfg.data_dir)
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    log_dir = cfg.data_dir / "logs"
+    py = [sys.executable, "-m", "fixgw"]
+    children: list[Child] = []
+    stopping = False
+
+    def on_signal(signum: int, frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    out = sys.stdout
+    try:
+        if cfg.broker.kind != "external":
+            what, proc = start_broker_process(cfg.broker.kind, cfg.broker.host, cfg.broker.port, cfg.data_dir / "broker")
+            children.append(Child("broker", what, proc, cfg.data_dir / "broker" / "broker.log"))
+            print(f"fixgw: broker {what} on {cfg.broker.host}:{cfg.broker.port}", file=out, flush=True)
+        for venue in cfg.venues.values():
+            argv = py + ["venue", venue.kind, "--host", venue.host, "--port", str(venue.port), "--comp-id", venue.comp_id,
+                         "--data", str(cfg.data_dir / venue.name)]
+            if venue.config is not None:
+                argv += ["--config", str(venue.config)]
+            if venue.day_seconds:
+                argv += ["--day-seconds", str(venue.day_seconds)]
+            children.append(_spawn(venue.name, "venue", argv, log_dir))
+        for venue, child in zip(cfg.venues.values(), [c for c in children if c.kind == "venue"]):
+            _wait_port(venue.host, venue.port, child, 30)
+        order = ["firm", "street", "customer"]
+        for role in order:
+            for node in cfg.nodes_with_role(role):
+                children.append(_spawn(node.name, role, py + ["node", "--config", str(cfg.source), "--name", node.name], log_dir))
+        for child in children:
+            if child.kind in order:
+                _wait_ready(cfg, child, 60)
+        print("fixgw: FIX entry points for clients:", file=out)
+        begin = "FIX.4.2 or FIX.4.4"
+        for node in cfg.nodes_with_role("customer"):
+            comps = ", ".join(cfg.customers) or "(none configured)"
+            print(f"  {node.name}: {node.host}:{node.port}  {begin}  TargetCompID={node.comp_id}  SenderCompID one of: {comps}", file=out)
+        for venue in cfg.venues.values():
+            print(f"  venue {venue.name} ({venue.kind}): {venue.host}:{venue.port}  {begin}  TargetCompID={venue.comp_id}  any SenderCompID", file=out)
+        print(f"fixgw: ready: {len(children)} processes, data in {cfg.data_dir}, logs in {log_dir} (Ctrl-C stops)", file=out, flush=True)
+        while not stopping:
+            for child in children:
+                if child.proc.poll() is not None and not getattr(child, "reported", False):
+                    print(f"fixgw: {child.name} exited with code {child.proc.returncode}; see {child.log_path}", file=out, flush=True)
+                    setattr(child, "reported", True)
+            time.sleep(0.2)
+        print("fixgw: stopping...", file=out, flush=True)
+        return 0
+    finally:
+        _stop_all(children, out)
+        if stopping:
+            print("fixgw: stopped", file=out, flush=True)
+
+
+def run_node(args: argparse.Namespace) -> int:
+    from fixgw.cli.node import run_node_process
+
+    cfg = _load(args.config)
+    return run_node_process(cfg, cfg.node(args.name))
+
+
+def run_status(args: argparse.Namespace) -> int:
+    from fixgw.cli.node import cluster_status
+
+    cfg = _load(args.config)
+    report = cluster_status(cfg)
+    if args.json:
+        print(json.dumps(report, indent=None, sort_keys=True))
+        return 0
+    for node in report["nodes"]:
+        lag = node.get("lag", {})
+        total = sum(lag.values()) if lag else 0
+        print(f"{node['name']:<8} {node['role']:<9} {node['state']:<8} pid={node.get('pid', '-')}  own_seq={node.get('own_seq', 0)}"
+              f"  lag={total}  broker={'up' if node.get('connected') else 'down'}")
+        for origin, hwm in sorted(node.get("hwm", {}).items()):
+            print(f"    {origin:<8} hwm={hwm:<8} behind={lag.get(origin, 0)}")
+    for ep in report["entry_points"]:
+        print(f"entry {ep['name']}: {ep['host']}:{ep['port']} TargetCompID={ep['comp_id']}")
+    return 0
