@@ -218,7 +218,9 @@ make_record: Callable[[Sequence[Any]], Record] = _compile_builder(validate=True)
 """A Record from all its field values in declaration order (validated by Record itself)."""
 
 _make_checked_record: Callable[[Sequence[Any]], Record] = _compile_builder(validate=False)
-# for the decoder only: it has checked every value at least as strictly as Record does
+make_checked_record = _make_checked_record
+"""A Record from values already checked by :func:`record_values` (or the decoder), which
+check every field at least as strictly as Record.__post_init__ does."""
 
 _hlc_new = object.__new__
 _set_hlc_wall: Callable[[Hlc, int], None] = getattr(Hlc, "wall_ns").__set__  # noqa: B009
@@ -229,10 +231,33 @@ _INDEX = {name: i for i, name in enumerate(_RECORD_FIELDS)}
 _DEFAULT_VALUES: list[Any] = [_DEFAULTS.get(name) for name in _RECORD_FIELDS]
 
 
-def record_values(origin: str, seq: int, hlc: Hlc, fields: Mapping[str, Any]) -> list[Any]:
-    """Field values in declaration order for a new record: ``fields`` over the defaults.
+_D = (Decimal, type(None))
+# allowed type of each Record field value, in declaration order (extra is normalised first)
+_FIELD_TYPES: tuple[tuple[type, ...], ...] = (
+    (str,), (int,), (str,), (RecordType,), (str,), (Hlc,), (str,), (str,), (str,), _D, _D, _D,
+    (str,), (str,), (str,), (str,), (str,), (str,), (str,), (str,), _D, _D, _D, _D, (str,),
+    (MappingProxyType,),
+)
+_OK_VALUE_SHAPES: set[tuple[type, ...]] = set()
 
-    Raises ValueError for a field name that Record does not have, or a missing txn/type/status.
+
+def _check_value_types(v: list[Any]) -> None:
+    shape = tuple(map(type, v))
+    if shape in _OK_VALUE_SHAPES:
+        return
+    for name, value, allowed in zip(_RECORD_FIELDS, v, _FIELD_TYPES):
+        if type(value) not in allowed:
+            want = " or ".join("None" if t is type(None) else t.__name__ for t in allowed)
+            raise ValueError(f"Record.{name} must be {want}, got {type(value).__name__} {value!r:.40}")
+    _OK_VALUE_SHAPES.add(shape)
+
+
+def record_values(origin: str, seq: int, hlc: Hlc, fields: Mapping[str, Any]) -> list[Any]:
+    """Field values in declaration order for a new record: ``fields`` over the defaults,
+    every value type-checked (a str field must be a str, a price a Decimal, ...).
+
+    Raises ValueError for a field name that Record does not have, a missing txn/type/status,
+    or a value of the wrong type. The result may go to :func:`make_checked_record`.
     """
     if "origin" in fields or "seq" in fields or "hlc" in fields:
         raise ValueError("origin, seq and hlc of a new record are assigned by the log, not given")
@@ -250,10 +275,18 @@ def record_values(origin: str, seq: int, hlc: Hlc, fields: Mapping[str, Any]) ->
     v[0] = origin
     v[1] = seq
     v[5] = hlc
+    if type(v[3]) is not RecordType:
+        try:
+            v[3] = RecordType(v[3])
+        except ValueError:
+            raise ValueError(f"Record.type {v[3]!r:.40} is not a RecordType") from None
     extra = v[25]
     if extra is not _EMPTY:
+        if not isinstance(extra, Mapping):
+            raise ValueError(f"Record.extra must be a mapping, got {type(extra).__name__}")
         # Copy into a read-only mapping so that a caller mutating its dict later changes nothing.
         v[25] = MappingProxyType(dict(extra)) if extra else _EMPTY
+    _check_value_types(v)
     return v
 
 

@@ -39,7 +39,7 @@ from replication.codec import (
     check_node_id,
     decode_record,
     encode_values,
-    make_record,
+    make_checked_record,
     record_values,
 )
 from replication.errors import (
@@ -152,8 +152,7 @@ class WriteBatch:
         seq = self._own_max + 1
         stamps = self._stamps
         values = record_values(log.node_id, seq, stamps.pop() if stamps else clock.now(), fields)
-        rec = make_record(values)  # validates (Record.__post_init__) and coerces type
-        values[3] = rec.type
+        rec = make_checked_record(values)  # record_values checked every field's type
         txn_b = rec.txn.encode()
         if len(txn_b) > MAX_TXN_BYTES:
             raise ValueError(f"Record.txn is longer than {MAX_TXN_BYTES} bytes")

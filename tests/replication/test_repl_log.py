@@ -120,9 +120,15 @@ async def test_group_commit_one_transaction_per_loop_turn(tmp_path: Path) -> Non
         # a bad append fails alone and takes no seq
         bad = writer.append({"type": RecordType.ORDER, "txn": "x", "status": "new", "price": 1.5})
         good = writer.append(order_fields(101))
-        with pytest.raises(ValueError, match="price must be a Decimal"):
+        with pytest.raises(ValueError, match="Record.price must be Decimal or None, got float"):
             await bad
         assert (await good).seq == 101
+        # every field is type-checked: receivers could not decode a record with an int account
+        with pytest.raises(ValueError, match="Record.account must be str, got int"):
+            await writer.append({**order_fields(1), "account": 5})
+        with pytest.raises(ValueError, match="is not a RecordType"):
+            await writer.append({**order_fields(1), "type": "teleport"})
+        assert (await writer.append({**order_fields(1), "type": "fill"})).type is RecordType.FILL
         with pytest.raises(ValueError, match="assigned by the log"):
             await writer.append({**order_fields(1), "seq": 7})
         with pytest.raises(ValueError, match="no field"):
