@@ -162,12 +162,13 @@ class Message:
     """An ordered FIX message. ``fields`` is the whole message in order (incl. 8/9/35/10 for
     a received message); ``raw`` is the wire form when the message was received or sealed."""
 
-    __slots__ = ("fields", "raw", "_map")
+    __slots__ = ("fields", "raw", "_map", "_mt")
 
     def __init__(self, fields: list[tuple[int, bytes]] | None = None, raw: bytes = b"") -> None:
         self.fields: list[tuple[int, bytes]] = fields if fields is not None else []
         self.raw = raw
         self._map: dict[int, bytes] | None = None
+        self._mt: bytes | None = None
 
     @classmethod
     def new(cls, msg_type: str | bytes, fields: Iterable[tuple[int, object]] = ()) -> Message:
@@ -192,7 +193,10 @@ class Message:
         return m
 
     def get(self, tag: int, default: bytes | None = None) -> bytes | None:
-        return self._index().get(tag, default)
+        m = self._map
+        if m is None:
+            m = self._index()
+        return m.get(tag, default)
 
     def __getitem__(self, tag: int) -> bytes:
         try:
@@ -233,7 +237,10 @@ class Message:
 
     @property
     def msg_type(self) -> bytes:
-        return self._index().get(35, b"")
+        mt = self._mt
+        if mt is None:
+            mt = self._mt = self._index().get(35, b"")
+        return mt
 
     def is_admin(self) -> bool:
         return self.msg_type in ADMIN_MSG_TYPES
@@ -248,6 +255,8 @@ class Message:
     def append(self, tag: int, value: object) -> Message:
         """Add a field at the end (repeating groups are built by appending in order)."""
         self.fields.append((tag, to_bytes(value)))
+        if tag == 35:
+            self._mt = None
         if self._map is not None and tag not in self._map:
             self._map[tag] = self.fields[-1][1]
         self.raw = b""
@@ -259,6 +268,7 @@ class Message:
         for i, (t, _) in enumerate(self.fields):
             if t == tag:
                 self.fields[i] = (tag, b)
+                self._mt = None
                 if self._map is not None:
                     self._map[tag] = b
                 self.raw = b""
@@ -268,6 +278,7 @@ class Message:
     def remove(self, tag: int) -> Message:
         self.fields = [f for f in self.fields if f[0] != tag]
         self._map = None
+        self._mt = None
         self.raw = b""
         return self
 
