@@ -604,7 +604,11 @@ class _WriteContext:
                 if isinstance(exc, (lmdb.Error, OSError)):
                     raise log._wrap_lmdb_error(exc) from None
                 raise
-            # Only now, with the data durable, does the in-memory view move on.
-            log._states.update(batch._states)
+            # Only now, with the data durable, does the in-memory view move on. Copy on
+            # write: readers on other threads iterate the old dict, never one being changed.
+            if batch._states:
+                states = dict(log._states)
+                states.update(batch._states)
+                log._states = states
         finally:
             log._write_lock.release()

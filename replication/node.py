@@ -528,13 +528,17 @@ class ReplicationNode:
                 last = min(req.last, self._committed_head, req.first + self._resend_chunk - 1)
                 if last < req.first:
                     continue
-                records = [d for _, d in self.log.iter_raw(self.node_id, req.first, last)]
                 topic = self.topics.resends(req.requester)
-                for i in range(0, len(records), self._max_batch_records):
-                    chunk = records[i:i + self._max_batch_records]
+                first = req.first
+                while first <= last:  # read a publish-sized slice at a time: short loop stalls
+                    chunk = [d for _, d in self.log.iter_raw(
+                        self.node_id, first, min(last, first + self._max_batch_records - 1))]
+                    if not chunk:
+                        break
                     await bus.publish(topic, encode_batch(self.node_id, self.role, chunk), qos=1)
                     c.publishes += 1
                     c.resent += len(chunk)
+                    first += self._max_batch_records
                 c.resends_served += 1
             finally:
                 self._resend_pending.discard((req.requester, req.first, req.last))

@@ -106,6 +106,18 @@ async def test_digest_catches_a_silently_lost_tail(tmp_path: Path, mosquitto: Mo
             assert b.log.get("c1", 20) == a.log.get("c1", 20)
 
 
+@pytest.mark.timeout(30)
+async def test_a_long_backlog_is_fetched_in_bounded_chunks(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    async with node(tmp_path, mosquitto, "c1", Role.CUSTOMER, resend_chunk=40, max_batch_records=15) as a:
+        await a.wait_connected(5)
+        await asyncio.gather(*(a.append(type=RecordType.ORDER, txn=f"t{i}", status="new") for i in range(300)))
+        await a.flush(5)
+        async with node(tmp_path, mosquitto, "c2", Role.CUSTOMER, resend_chunk=40) as b:
+            await until(lambda: b.log.high_water_marks().get("c1") == 300, what="c2 to fetch 300 records")
+            assert b.stats.gaps_requested >= 300 // 40
+            assert a.stats.resent >= 300 and a.stats.publishes >= 300 // 15
+
+
 @pytest.mark.timeout(40)
 async def test_appends_continue_while_the_broker_is_down(tmp_path: Path, mosquitto: Mosquitto) -> None:
     # outbox_limit=10: most records appended meanwhile are published from LMDB, not memory
@@ -124,6 +136,22 @@ async def test_appends_continue_while_the_broker_is_down(tmp_path: Path, mosquit
         await until(lambda: b.log.high_water_marks().get("c1") == 51, timeout=20, what="catch-up after restart")
         assert a.stats.connects >= 2
         assert [r.txn for r in b.log.iter_origin("c1")] == ["before"] + [f"during{i}" for i in range(50)]
+
+
+@pytest.mark.timeout(30)
+async def test_a_node_starts_and_appends_without_a_broker_then_catches_up(tmp_path: Path) -> None:
+    broker = Mosquitto()  # not started yet
+    try:
+        async with node(tmp_path, broker, "s1", Role.STREET, backoff_max=0.2) as a:
+            for i in range(10):
+                await a.append(type=RecordType.FILL, txn=f"t{i}", status="filled")
+            assert not a.connected and a.log.head == 10
+            broker.start()
+            async with node(tmp_path, broker, "f1", Role.FIRM) as f:
+                await until(lambda: f.log.high_water_marks().get("s1") == 10, what="the firm to get s1's records")
+                assert a.connected
+    finally:
+        broker.close()
 
 
 @pytest.mark.timeout(30)
