@@ -27,7 +27,8 @@ is answered with BusinessMessageReject before its body is validated.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from fixgw.message import FieldNotFound, IncorrectDataFormat, IncorrectTagValue, Message
 
@@ -128,7 +129,7 @@ class MessageCracker(Application):
     """``from_app`` dispatches by MsgType to ``@handles`` methods or ``on_message_<type>``;
     a type with no handler raises :class:`UnsupportedMessageType`."""
 
-    _handlers: dict[bytes, str] = {}
+    _handlers: ClassVar[dict[bytes, str]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -17,8 +17,8 @@ from __future__ import annotations
 import asyncio
 import signal
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from fixgw.application import MessageCracker, handles
 from fixgw.config import SessionID, SessionSettings, load_settings, parse_settings

@@ -25,7 +25,8 @@ import logging
 import socket
 import ssl
 import time
-from typing import Any, Callable, Protocol, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, Self
 
 from fixgw.application import Application, RejectLogon
 from fixgw.config import SessionID, SessionSettings
@@ -166,7 +167,7 @@ def client_ssl_context(s: SessionSettings) -> ssl.SSLContext | None:
 class _Conn:
     """One TCP (or TLS) connection."""
 
-    __slots__ = ("reader", "writer", "framer", "closing", "peer")
+    __slots__ = ("closing", "framer", "peer", "reader", "writer")
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, max_size: int) -> None:
         self.reader = reader
@@ -285,7 +286,7 @@ class SessionRuntime:
                         await app.from_admin(a.message, sid)
                     else:
                         await app.from_app(a.message, sid)
-                except Exception as exc:  # the application's answer is a reject of some kind
+                except Exception as exc:  # noqa: BLE001 - the application's answer is a reject of some kind
                     more = session.app_error(a.message, exc, self.engine.clock())
                     if not isinstance(exc, (RejectLogon,)) and type(exc).__module__ == "builtins":
                         _log.exception("application error in %s", sid)
@@ -295,7 +296,7 @@ class SessionRuntime:
                     await app.from_admin(a.message, sid)
                 except RejectLogon as exc:
                     more = session.logon_rejected(str(exc), self.engine.clock())
-                except Exception as exc:  # a broken authentication hook refuses the logon
+                except Exception as exc:  # noqa: BLE001 - a broken authentication hook refuses the logon
                     _log.exception("from_admin(Logon) failed in %s", sid)
                     more = session.logon_rejected(f"logon refused: {exc}", self.engine.clock())
                 else:
@@ -316,7 +317,7 @@ class SessionRuntime:
             actions = session.on_garbled(item.raw, item.reason, now)
         else:
             if self._log_io:
-                self.log.incoming(item.raw)  # type: ignore[union-attr]
+                self.log.incoming(item.raw)
             actions = session.on_message(item, now)  # type: ignore[arg-type]
         if actions:
             await self.run_actions(actions)
@@ -347,7 +348,7 @@ class SessionRuntime:
         log_out = self.log.outgoing if self._log_io else None
         for item in out:
             if type(item) is Close:
-                close = item  # type: ignore[assignment]
+                close = item
                 break
             data.append(item)  # type: ignore[arg-type]
             if log_out is not None:
@@ -355,7 +356,7 @@ class SessionRuntime:
         if data:
             try:
                 conn.writer.write(b"".join(data) if len(data) > 1 else data[0])
-            except Exception:  # the peer is gone; the reader notices
+            except Exception:  # noqa: BLE001 - the peer is gone; the reader notices
                 conn.close()
                 return
         if close is not None:
@@ -398,7 +399,7 @@ class SessionRuntime:
                         if transport.get_write_buffer_size() > 4 << 20:
                             with contextlib.suppress(Exception):
                                 await conn.writer.drain()
-        except Exception:
+        except Exception:  # noqa: BLE001 - isolate the engine from a failing callback or peer
             _log.exception("store commit failed for %s: closing the connection", self.session_id)
             if self.conn is not None:
                 self.conn.close()
@@ -413,6 +414,9 @@ class SessionRuntime:
             await self._flush_idle.wait()
             self.kick()
 
+    def _closing(self) -> bool:
+        return self.session.state is State.DISCONNECTING
+
     async def run_connection(self, conn: _Conn, first: list[Message | Garbled]) -> None:
         """Drive one connection: the session reads, answers, and ends when it closes."""
         self.conn = conn
@@ -420,14 +424,14 @@ class SessionRuntime:
         session = self.session
         try:
             await self.run_actions(session.connected(self.engine.clock()))
-            for item in first:
-                await self.handle(item)
-                if conn.closing or session.state is State.DISCONNECTING:
+            for first_item in first:
+                await self.handle(first_item)
+                if conn.closing or self._closing():
                     break
             self.kick()
             reader = conn.reader
             framer = conn.framer
-            while not conn.closing and session.state is not State.DISCONNECTING:
+            while not conn.closing and not self._closing():
                 try:
                     data = await reader.read(_READ_SIZE)
                 except (ConnectionError, OSError, ssl.SSLError):
@@ -438,7 +442,7 @@ class SessionRuntime:
                 n = 0
                 while (item := framer.next()) is not None:
                     await self.handle(item)
-                    if session.state is State.DISCONNECTING:
+                    if self._closing():
                         break
                     n += 1
                     if n % _SLICE == 0:
@@ -510,7 +514,7 @@ class Engine:
                     self._templates[(s.begin_string, s.sender_comp_id)] = s
 
     # ---------------------------------------------------------------- lifecycle
-    async def __aenter__(self) -> Engine:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 
@@ -613,7 +617,7 @@ class Engine:
             for rt in list(self.sessions.values()):
                 try:
                     await rt.tick(now)
-                except Exception:
+                except Exception:  # noqa: BLE001 - isolate the engine from a failing callback or peer
                     _log.exception("timer failed for %s", rt.session_id)
 
     # ---------------------------------------------------------------- acceptor
@@ -636,7 +640,7 @@ class Engine:
         conn = _Conn(reader, writer, max(s.max_message_size for s in group))
         try:
             first = await asyncio.wait_for(self._read_first(conn), min(s.logon_timeout for s in group))
-        except (asyncio.TimeoutError, ConnectionError, OSError, ssl.SSLError):
+        except (TimeoutError, ConnectionError, OSError, ssl.SSLError):
             conn.close()
             return
         if not first or type(first[0]) is not Message:
@@ -644,7 +648,7 @@ class Engine:
             conn.close()
             return
         msg = first[0]
-        s = self._lookup(group, msg)  # type: ignore[arg-type]
+        s = self._lookup(group, msg)
         if s is None:
             _log.info("connection from %s: unknown session in %r, closing", conn.peer, msg)
             conn.close()
@@ -660,7 +664,7 @@ class Engine:
             await rt.run_connection(conn, first)
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception:  # noqa: BLE001 - isolate the engine from a failing callback or peer
             _log.exception("session %s failed", rt.session_id)
 
     @staticmethod
@@ -700,7 +704,7 @@ class Engine:
                 await rt.run_connection(conn, [])
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception:  # noqa: BLE001 - isolate the engine from a failing callback or peer
                 _log.exception("session %s failed", rt.session_id)
             if self._stopping:
                 break

@@ -99,7 +99,7 @@ class Framer:
             return Garbled(item, "a field is not tag=value with a numeric tag")  # type: ignore[arg-type]
         return Message(fields, item)  # type: ignore[arg-type]
 
-    def next_raw(self) -> bytes | Garbled | None:  # noqa: C901 - one linear pass, kept together
+    def next_raw(self) -> bytes | Garbled | None:
         """Like next() but a valid frame comes back as its bytes, unparsed (fast readers)."""
         buf = self._buf
         while True:

@@ -11,8 +11,9 @@ Values are kept as the wire bytes (no decoding on the hot path); ``get_str`` / `
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
-from typing import Final, Iterable, Iterator, Sequence
+from typing import Final
 
 SOH: Final = b"\x01"
 
@@ -136,9 +137,7 @@ def _parse_slow(raw: bytes) -> list[tuple[int, bytes]] | None:
         i += 1
         if not sep or not tag_b:
             return None
-        if tag_b.isdigit():
-            tag = int(tag_b)
-        elif tag_b[:1] == b"-" and tag_b[1:].isdigit():
+        if tag_b.isdigit() or tag_b[:1] == b"-" and tag_b[1:].isdigit():
             tag = int(tag_b)
         else:
             return None
@@ -162,7 +161,7 @@ class Message:
     """An ordered FIX message. ``fields`` is the whole message in order (incl. 8/9/35/10 for
     a received message); ``raw`` is the wire form when the message was received or sealed."""
 
-    __slots__ = ("fields", "raw", "_map", "_mt")
+    __slots__ = ("_map", "_mt", "fields", "raw")
 
     def __init__(self, fields: list[tuple[int, bytes]] | None = None, raw: bytes = b"") -> None:
         self.fields: list[tuple[int, bytes]] = fields if fields is not None else []
@@ -226,7 +225,7 @@ class Message:
             return default
         try:
             return Decimal(v.decode("ascii"))
-        except Exception:
+        except (ArithmeticError, UnicodeDecodeError, ValueError):
             raise IncorrectDataFormat(tag, f"not a decimal: {v!r}") from None
 
     def require_str(self, tag: int) -> str:

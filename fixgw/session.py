@@ -23,9 +23,10 @@ high is queued (bounded) and a ResendRequest is sent once for the gap.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Callable, Final, Iterable, Protocol, Sequence
+from typing import Final, Protocol
 
 from fixgw.message import HEADER_TAGS, Message, encode, parse_fields
 from fixgw.session_state import TRANSITIONS, Event, State
@@ -169,7 +170,7 @@ class SessionConfig:
             raise ValueError(f"BeginString must start with FIX, got {self.begin_string!r}")
         for name in ("sender_comp_id", "target_comp_id"):
             v = getattr(self, name)
-            if not v or "\x01" in v or "=" in v and False:
+            if not v or "\x01" in v:
                 raise ValueError(f"{name} must be a non-empty CompID, got {v!r}")
         if self.heartbeat_int < 0:
             raise ValueError(f"HeartBtInt must be >= 0, got {self.heartbeat_int}")
@@ -476,7 +477,7 @@ class Session:
         """Encode with the next sequence number (or ``seq`` for a resend / gap fill)."""
         ts = utc_timestamp(now, self.config.millis_in_timestamp)
         new = seq is None
-        if new:
+        if seq is None:
             seq = self.next_sender
             self.next_sender = seq + 1
             self._dirty = True
@@ -986,7 +987,7 @@ class Session:
                 try:
                     resend.set(43, b"Y")
                     self.to_app(resend)
-                except Exception as exc:  # DoNotSend or an application error: gap fill it
+                except Exception as exc:  # noqa: BLE001 - DoNotSend or an app error: gap-fill it
                     self._log(f"message {seq} not resent: {exc!r}")
                     continue
                 if cursor < seq:

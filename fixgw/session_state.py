@@ -9,7 +9,8 @@ table with frozen time.
 from __future__ import annotations
 
 import enum
-from typing import Final, Mapping
+from collections.abc import Mapping
+from typing import Final
 
 
 class State(enum.Enum):
@@ -38,7 +39,7 @@ class Event(enum.Enum):
 S, E = State, Event
 
 # (state, event) -> name of the Session method that handles it
-TRANSITIONS: Final[Mapping[tuple[State, Event], str]] = {
+_TABLE: dict[tuple[State, Event], str] = {
     (S.DISCONNECTED, E.CONNECTED): "_on_connected",
     # acceptor before logon
     (S.AWAITING_LOGON, E.LOGON): "_on_acceptor_logon",
@@ -83,4 +84,7 @@ TRANSITIONS: Final[Mapping[tuple[State, Event], str]] = {
     (S.DISCONNECTED, E.LOGOUT_REQUESTED): "_on_nothing",
 }
 # every state may lose its connection
-TRANSITIONS = {**TRANSITIONS, **{(s, E.DISCONNECTED): "_on_disconnected" for s in State}}
+TRANSITIONS: Final[Mapping[tuple[State, Event], str]] = {
+    **_TABLE,
+    **{(s, E.DISCONNECTED): "_on_disconnected" for s in State},
+}

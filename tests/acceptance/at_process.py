@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from support_broker import free_port  # noqa: E402
+from support_broker import free_port
 
 
 class AtServerProcess:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 SOH = b"\x01"
 _TIME = re.compile(rb"<TIME([+-]\d+)?>")
-_MSG = re.compile(rb"8=.*?\x0110=\d{3}\x01", re.S)
+_MSG = re.compile(rb"8=.*?\x0110=\d{3}\x01", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -152,7 +152,7 @@ class _Conn:
         self.sock.settimeout(left)
         try:
             data = self.sock.recv(65536)
-        except socket.timeout:
+        except TimeoutError:
             return False
         except (ConnectionResetError, BrokenPipeError):
             data = b""

@@ -11,14 +11,14 @@ from __future__ import annotations
 import concurrent.futures
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from at_process import AtServerProcess  # noqa: E402
-from at_script import load_patterns, run_script  # noqa: E402
+from at_process import AtServerProcess
+from at_script import load_patterns, run_script
 
 DEFS = Path(__file__).resolve().parents[3] / "shared" / "quickfix-at" / "definitions"
 SLOW = ("4a_NoDataSentDuringHeartBtInt.def", "6_SendTestRequest.def")

@@ -69,7 +69,7 @@ class RawFixClient:
             self.sock.settimeout(left)
             try:
                 data = self.sock.recv(65536)
-            except socket.timeout:
+            except TimeoutError:
                 return None
             except (ConnectionResetError, BrokenPipeError):
                 data = b""

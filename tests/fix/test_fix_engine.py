@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from support_broker import free_port  # noqa: E402
+from support_broker import free_port
 
-from fixgw.application import Application, MessageCracker, RejectLogon, handles  # noqa: E402
-from fixgw.config import SessionID, parse_settings  # noqa: E402
-from fixgw.engine import Engine  # noqa: E402
-from fixgw.fixlog import MemoryLog  # noqa: E402
-from fixgw.message import Message  # noqa: E402
+from fixgw.application import Application, MessageCracker, RejectLogon, handles
+from fixgw.config import SessionID, parse_settings
+from fixgw.engine import Engine
+from fixgw.fixlog import MemoryLog
+from fixgw.message import Message
 
 
 def settings(text: str) -> list:  # type: ignore[type-arg]
@@ -54,9 +54,8 @@ class Venue(MessageCracker):
         self.events.append(("logout", str(session_id)))
 
     async def from_admin(self, message: Message, session_id: SessionID) -> None:
-        if message.msg_type == b"A" and self.password is not None:
-            if message.get_str(554) != self.password:
-                raise RejectLogon("wrong password")
+        if message.msg_type == b"A" and self.password is not None and message.get_str(554) != self.password:
+            raise RejectLogon("wrong password")
 
     @handles("D")
     async def new_order(self, msg: Message, session_id: SessionID) -> None:
@@ -203,8 +202,8 @@ async def test_tls_on_both_sides(tmp_path: Path) -> None:
     tls_acc = f"SocketUseSSL=Y\nSocketCertificateFile={cert}\nSocketPrivateKeyFile={key}"
     tls_ini = f"SocketUseSSL=Y\nSocketCAFile={cert}"
     client = Client()
-    async with Engine(settings(acceptor_cfg(port, tls_acc)), Venue()):
-        async with Engine(settings(initiator_cfg(port, tls_ini)), client) as ce:
-            await ce.wait_logged_on(CLIENT_SID, 5)
-            ce.send_to_target(nos("TLS1"), CLIENT_SID)
-            assert (await asyncio.wait_for(client.reports.get(), 5)).get_str(11) == "TLS1"
+    async with Engine(settings(acceptor_cfg(port, tls_acc)), Venue()), \
+            Engine(settings(initiator_cfg(port, tls_ini)), client) as ce:
+        await ce.wait_logged_on(CLIENT_SID, 5)
+        ce.send_to_target(nos("TLS1"), CLIENT_SID)
+        assert (await asyncio.wait_for(client.reports.get(), 5)).get_str(11) == "TLS1"

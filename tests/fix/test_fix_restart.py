@@ -16,8 +16,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "acceptance"))
-from at_process import AtServerProcess  # noqa: E402
-from rawfix_client import RawFixClient  # noqa: E402
+from at_process import AtServerProcess
+from rawfix_client import RawFixClient
 
 
 def _config(tmp: Path, port: int) -> Path:

@@ -30,12 +30,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "acceptance"))
-from at_process import AtServerProcess  # noqa: E402
-from rawfix_client import RawFixClient  # noqa: E402
+from at_process import AtServerProcess
+from rawfix_client import RawFixClient
 
-from fixgw.dictionary import DataDictionary  # noqa: E402
-from fixgw.session import utc_timestamp  # noqa: E402
-from fixgw.validation import validate  # noqa: E402
+from fixgw.dictionary import DataDictionary
+from fixgw.session import utc_timestamp
+from fixgw.validation import validate
 
 TOTAL = 5000
 BATCH = 50
@@ -290,7 +290,7 @@ def trader(port: int, stop: threading.Event, result: dict[str, object]) -> None:
         c.expect("5")
         c.close()
         result["ok"] = True
-    except BaseException as exc:  # reported by the main thread
+    except BaseException as exc:  # noqa: BLE001 - reported by the main thread
         result["error"] = exc
 
 

@@ -105,7 +105,7 @@ def test_transition_table_names_real_handlers_and_covers_disconnect() -> None:
 
 
 def test_acceptor_logon_takes_heartbeat_interval_from_the_logon() -> None:
-    s, p = logged_on(hb=7)
+    s, _p = logged_on(hb=7)
     assert s.heartbeat_int == 7 and s.next_target == 2 and s.next_sender == 2
 
 
@@ -187,7 +187,7 @@ def test_incoming_traffic_resets_the_test_request_clock() -> None:
 
 
 def test_test_request_is_answered_with_its_id() -> None:
-    s, p = logged_on()
+    _s, p = logged_on()
     acts = p.send("1", [(112, b"PING")])
     (hb,) = p.out()
     assert isinstance(hb, Message) and hb.msg_type == b"0" and hb[112] == b"PING"
@@ -211,14 +211,14 @@ def test_too_high_queues_and_asks_once_then_gap_fill_releases_the_queue() -> Non
 
 
 def test_resend_request_chunks() -> None:
-    s, p = logged_on(resend_request_chunk_size=3)
+    _s, p = logged_on(resend_request_chunk_size=3)
     p.send("0", seq=20)
     (rr,) = p.out()
     assert rr[7] == b"2" and rr[16] == b"4"  # type: ignore[index]
 
 
 def test_too_low_without_possdup_logs_out_with_the_reason() -> None:
-    s, p = logged_on()
+    _s, p = logged_on()
     p.send("0")
     p.send("0", seq=2)
     out = p.out()
@@ -248,14 +248,14 @@ def test_orig_sending_time_after_sending_time_is_rejected_with_logout() -> None:
 
 
 def test_sending_time_out_of_range_rejects_and_logs_out() -> None:
-    s, p = logged_on()
+    _s, p = logged_on()
     p.send("0", sending_time=p.now - 121)
     out = p.out()
     assert out[0][373] == b"10" and out[1].msg_type == b"5"  # type: ignore[index,union-attr]
 
 
 def test_compid_problem_rejects_and_logs_out() -> None:
-    s, p = logged_on()
+    _s, p = logged_on()
     p.send("0", sender=b"EVIL")
     assert p.types() == ["3", "5"]
 
@@ -308,7 +308,7 @@ def test_logout_handshake_and_timeout() -> None:
 
 
 def test_logout_answered_then_closed() -> None:
-    s, p = logged_on()
+    _s, p = logged_on()
     acts = p.send("5")
     assert p.types() == ["5", "CLOSE"]
     assert isinstance(acts[0], Deliver)
@@ -345,7 +345,7 @@ def test_logon_timeout() -> None:
 
 
 def test_app_messages_are_stored_even_when_not_logged_on() -> None:
-    s, p = acceptor()
+    s, _p = acceptor()
     assert s.send(Message.new("8", [(37, "1")]), T0) is False
     batch = s.take_batch()
     assert batch is not None and [seq for seq, _ in batch.messages] == [1] and batch.next_sender_seq == 2
