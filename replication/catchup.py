@@ -9,8 +9,10 @@ asks the origin for the first missing range, like a FIX ResendRequest.
 This class only decides; the node sends. It does not ask again for a range it asked
 for less than ``retry_after`` seconds ago (the resend is probably on its way), and caps
 a request at ``chunk`` records so that a long outage is caught up in bounded steps.
-A head announced by a digest counts only ``grace`` seconds later: records published just
-before the digest may still be on their way, and asking for them would only duplicate.
+A head announced by a digest counts only ``grace`` seconds later, and only while the
+high-water mark of that origin has not moved for ``grace`` seconds: records published
+before the digest may still be on their way (a replica catching up a backlog lags behind
+the digests), and asking for them would only duplicate.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class CatchUp:
         self._retry_after = retry_after
         self._grace = grace
         self._announced: dict[str, tuple[int, float]] = {}
+        self._progress: dict[str, tuple[int, float]] = {}  # origin -> (hwm, since when)
         self._chunk = chunk
         self._now = monotonic
         self._asked: dict[str, _Asked] = {}
@@ -80,20 +83,26 @@ class CatchUp:
         hwm (None if nothing is held above it). The range is hwm+1 .. (next_held - 1), or
         up to the known head when nothing is held above hwm.
         """
-        head = self.head(origin)
+        now = self._now()
+        asked = self._asked.get(origin)
+        answered = asked is not None and hwm >= asked.last
+        if answered:
+            del self._asked[origin]
+            asked = None
+        seen = self._progress.get(origin)
+        if seen is None or seen[0] != hwm:
+            self._progress[origin] = seen = (hwm, now)
         if next_held is not None:
             last = next_held - 1
+        elif answered or now - seen[1] >= self._grace:
+            # our own request explains the progress: go on with the next chunk at once
+            last = self.head(origin)
         else:
-            last = head
+            return None  # still moving: what the digest announced is probably on its way
         first = hwm + 1
-        asked = self._asked.get(origin)
-        if asked is not None and hwm >= asked.last:
-            del self._asked[origin]  # that request was answered
-            asked = None
         if last < first:
             return None
         last = min(last, first + self._chunk - 1)
-        now = self._now()
         if asked is not None and asked.first <= first <= asked.last and now - asked.at < self._retry_after:
             return None  # an answer to the request in flight will cover it
         self._asked[origin] = _Asked(first, last, now)

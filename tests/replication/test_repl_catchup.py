@@ -44,6 +44,17 @@ def test_digest_head_counts_after_the_grace_period_and_is_chunked() -> None:
     assert c.wanted("o", 110, None) == MissingRange("o", 111, 210)
 
 
+def test_a_replica_that_is_still_catching_up_does_not_ask() -> None:
+    tick = Tick()
+    c = CatchUp(retry_after=1.0, chunk=1000, grace=0.5, monotonic=tick)
+    c.saw_head("o", 5000)
+    for hwm in range(0, 3000, 300):  # the backlog streams in: hwm keeps moving
+        tick.t += 0.2
+        assert c.wanted("o", hwm, None) is None
+    tick.t += 0.5  # hwm stuck at 2700 for the grace period: the rest was lost
+    assert c.wanted("o", 2700, None) == MissingRange("o", 2701, 3700)
+
+
 def test_a_growing_head_still_becomes_due() -> None:
     tick = Tick()
     c = CatchUp(grace=0.5, monotonic=tick)
