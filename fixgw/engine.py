@@ -21,6 +21,7 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import functools
+import inspect
 import logging
 import socket
 import ssl
@@ -49,7 +50,7 @@ __all__ = ["Engine", "SessionID", "SessionRuntime", "config_from_settings"]
 _log = logging.getLogger("fixgw.engine")
 _READ_SIZE = 1 << 16
 _TICK = 0.2
-_SLICE = 24  # messages handled before the loop lets a commit / write start
+_SLICE = 64  # messages handled before the loop lets a commit / write start
 
 
 class StoreLike(Protocol):
@@ -162,6 +163,16 @@ def client_ssl_context(s: SessionSettings) -> ssl.SSLContext | None:
     if s.socket_certificate_file is not None and s.socket_private_key_file is not None:
         ctx.load_cert_chain(str(s.socket_certificate_file), str(s.socket_private_key_file))
     return ctx
+
+
+def _call_factory(factory: Callable[..., Any], settings: SessionSettings, sid: SessionID) -> Any:
+    """Factories take (settings, session_id), or just (session_id) like fixgw.store's and
+    fixgw.fixlog's ready-made factories."""
+    try:
+        n = len(inspect.signature(factory).parameters)
+    except (TypeError, ValueError):
+        n = 2
+    return factory(sid) if n == 1 else factory(settings, sid)
 
 
 class _Conn:
@@ -483,8 +494,8 @@ class Engine:
         settings: Sequence[SessionSettings],
         app: Application,
         *,
-        store_factory: Callable[[SessionSettings, SessionID], Any] | None = None,
-        log_factory: Callable[[SessionSettings, SessionID], Any] | None = None,
+        store_factory: Callable[..., Any] | None = None,
+        log_factory: Callable[..., Any] | None = None,
         clock: Callable[[], float] = time.time,
         tick_interval: float = _TICK,
     ) -> None:
@@ -585,8 +596,8 @@ class Engine:
     async def _create_runtime(self, s: SessionSettings) -> SessionRuntime:
         sid = s.session_id
         loop = asyncio.get_running_loop()
-        store = await loop.run_in_executor(self.executor, self.store_factory, s, sid)
-        log = self.log_factory(s, sid)
+        store = await loop.run_in_executor(self.executor, _call_factory, self.store_factory, s, sid)
+        log = _call_factory(self.log_factory, s, sid)
         rt = SessionRuntime(self, s, store, log)
         self.sessions[sid] = rt
         await self.app.on_create(sid)

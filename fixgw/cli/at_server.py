@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0 < args.port < 65536:
         raise CliError(f"--port {args.port}: expected 1..65535")
-    store = None if args.memory_store else (args.store or default_store_dir())
+    temporary = not args.memory_store and args.store is None and args.config is None
+    store = None if args.memory_store else (args.store or (default_store_dir() if temporary else None))
     if store is not None:
         store.mkdir(parents=True, exist_ok=True)
     try:
@@ -49,3 +51,6 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     except OSError as exc:
         raise CliError(f"cannot listen on {args.host}:{args.port}: {exc}") from None
+    finally:
+        if temporary and store is not None:
+            shutil.rmtree(store, ignore_errors=True)  # a throw-away store we made ourselves
