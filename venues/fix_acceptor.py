@@ -1,0 +1,427 @@
+"""The simulated venues as FIX acceptors: one :class:`~venues.interface.Venue` behind a fixgw
+engine, usable by anyone testing a FIX client (``fixgw venue exchange|fund``).
+
+    venue = Exchange(cfg.exchange, clock)
+    settings = venue_settings(comp_id="EXCH", host="127.0.0.1", port=9880, data_dir=None)
+    async with VenueServer(venue, settings) as server:   # listening; timer running
+        ...
+
+Rules a client can rely on (the brokerage's street utilities depend on them):
+
+- **Firms.** Sessions whose SenderCompID share the part before the first '-' belong to one
+  firm (``FIXGW-SSU1`` and ``FIXGW-SSU2`` are firm ``FIXGW``). The venue keys orders by
+  firm: ClOrdIDs are unique per firm, and any session of the firm may query, cancel or
+  replace the firm's orders. A NewOrderSingle with a ClOrdID the firm already used is
+  rejected (OrdRejReason 103=6) unless it carries PossDupFlag/PossResend=Y: then it is a
+  resend of an order the venue has, and the answer is that order's status report
+  (ExecType I / 4.2 ExecTransType 3), not a second order.
+- **Who gets the reports.** Reports about an order go to the session that last sent a
+  message about it (new order, cancel, replace, status request). If that session is logged
+  out they are still sent on it: the engine stores them and the client gets them by
+  ResendRequest when it logs on again (sessions are not reset on logon unless the client
+  asks with ResetSeqNumFlag=Y). So a peer that asks for the status of a dead session's order
+  takes the order over: its later fills go to the peer.
+- An OrderStatusRequest for an order the firm never sent is answered with OrdStatus 8,
+  OrdRejReason 5 (unknown order).
+- A timer drives :meth:`Venue.tick` (sleeping until :meth:`Venue.next_timer`, at most
+  250 ms), so DAY expiries at the session end and fund valuations reach clients that send
+  nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, Self
+
+from fixgw.application import MessageCracker, handles
+from fixgw.config import SessionID, SessionSettings, parse_settings
+from fixgw.engine import Engine
+from fixgw.message import Message
+from venues.clock import Clock, SimulatedDayClock, SystemClock
+from venues.commands import QueryStatus
+from venues.enums import OrdStatus
+from venues.events import (
+    NO_ORDER_ID,
+    CancelRejected,
+    OrderAccepted,
+    OrderRejected,
+    OrderReplaced,
+    OrderStatusReport,
+    VenueEvent,
+)
+from venues.exchange import Exchange
+from venues.fix_mapping import (
+    ReportWriter,
+    cancel_from_fix,
+    firm_of,
+    is_possible_resend,
+    replace_from_fix,
+    status_from_fix,
+    submit_from_fix,
+)
+from venues.fund import FundCompany
+from venues.interface import Venue
+from venues.venue_config import VenueConfig
+
+__all__ = [
+    "BEGIN_STRINGS",
+    "DEFAULTS",
+    "VenueApplication",
+    "VenueKind",
+    "VenueServer",
+    "build_venue",
+    "seconds_until_for",
+    "serve",
+    "venue_settings",
+]
+
+_log = logging.getLogger("venues.fix")
+
+VenueKind = Literal["exchange", "fund"]
+BEGIN_STRINGS: tuple[str, ...] = ("FIX.4.2", "FIX.4.4")
+# kind -> (default port, default CompID)
+DEFAULTS: dict[str, tuple[int, str]] = {"exchange": (9880, "EXCH"), "fund": (9881, "FUND")}
+MAX_TIMER_SLEEP = 0.25  # seconds: the longest the timer waits between two ticks
+_MIN_TIMER_SLEEP = 0.001  # never spin, whatever next_timer() says
+_ANSWERS = (OrderAccepted, OrderRejected, OrderReplaced, CancelRejected)
+
+
+class _Route:
+    """Where the reports of one live order go, and the Account (1) they carry."""
+
+    __slots__ = ("account", "session")
+
+    def __init__(self, session: SessionID, account: str) -> None:
+        self.session = session
+        self.account = account
+
+
+def _default_seconds_until(at: datetime) -> float:
+    return (at - datetime.now(UTC)).total_seconds()
+
+
+def seconds_until_for(clock: Clock) -> Callable[[datetime], float]:
+    """Real seconds until ``clock`` shows a given instant (for the timer)."""
+    if isinstance(clock, SimulatedDayClock):
+        return clock.real_seconds_until
+    if isinstance(clock, SystemClock):
+        return _default_seconds_until
+    return lambda at: (at - clock.now()).total_seconds()
+
+
+class VenueApplication(MessageCracker):
+    """The FIX application in front of one venue: commands in, reports routed out."""
+
+    def __init__(
+        self,
+        venue: Venue,
+        *,
+        seconds_until: Callable[[datetime], float] | None = None,
+        max_timer_sleep: float = MAX_TIMER_SLEEP,
+    ) -> None:
+        self.venue = venue
+        self._seconds_until = seconds_until or _default_seconds_until
+        self._max_sleep = max_timer_sleep
+        self._routes: dict[str, _Route] = {}  # order id -> where its reports go
+        self._firms: dict[SessionID, str] = {}
+        self._writers: dict[str, ReportWriter] = {}
+        self.reports_sent = 0
+        self.unrouted = 0  # events for an order no session ever spoke about (a bug if > 0)
+
+    # -- session bookkeeping ------------------------------------------------------------
+
+    def firm(self, session_id: SessionID) -> str:
+        f = self._firms.get(session_id)
+        if f is None:
+            # our SessionID has us as sender: the client's CompID is the target
+            f = self._firms[session_id] = firm_of(session_id.target_comp_id)
+        return f
+
+    def _writer(self, session_id: SessionID) -> ReportWriter:
+        w = self._writers.get(session_id.begin_string)
+        if w is None:
+            w = self._writers[session_id.begin_string] = ReportWriter(session_id.begin_string)
+        return w
+
+    def route_of(self, order_id: str) -> SessionID | None:
+        """The session that gets the reports of a live order (None if unknown or done)."""
+        r = self._routes.get(order_id)
+        return None if r is None else r.session
+
+    @property
+    def live_routes(self) -> int:
+        return len(self._routes)
+
+    # -- inbound --------------------------------------------------------------------------
+
+    @handles("D")
+    async def new_order_single(self, msg: Message, session_id: SessionID) -> None:
+        firm = self.firm(session_id)
+        cmd = submit_from_fix(msg, firm)
+        if is_possible_resend(msg):
+            # a resend of an order we may have: answer with its status rather than a
+            # duplicate reject (and take its reports over to this session)
+            events = self.venue.status(QueryStatus(firm, cmd.cl_ord_id, cmd.symbol, cmd.side))
+            last = events[-1]
+            if not (last.ord_status is OrdStatus.REJECTED and last.order_id == NO_ORDER_ID):
+                self._deliver(events, session_id, firm, cmd.cl_ord_id, cmd.account, True, None)
+                return
+            self._deliver(events[:-1], session_id, firm, cmd.cl_ord_id, cmd.account, False, None)
+        self._deliver(self.venue.submit(cmd), session_id, firm, cmd.cl_ord_id, cmd.account, False, None)
+
+    @handles("F")
+    async def order_cancel_request(self, msg: Message, session_id: SessionID) -> None:
+        firm = self.firm(session_id)
+        cmd = cancel_from_fix(msg, firm)
+        self._deliver(self.venue.cancel(cmd), session_id, firm, cmd.cl_ord_id, msg.get_str(1) or "", True, None)
+
+    @handles("G")
+    async def order_cancel_replace_request(self, msg: Message, session_id: SessionID) -> None:
+        firm = self.firm(session_id)
+        cmd = replace_from_fix(msg, firm)
+        self._deliver(self.venue.replace(cmd), session_id, firm, cmd.cl_ord_id, msg.get_str(1) or "", False, None)
+
+    @handles("H")
+    async def order_status_request(self, msg: Message, session_id: SessionID) -> None:
+        firm = self.firm(session_id)
+        cmd = status_from_fix(msg, firm)
+        self._deliver(self.venue.status(cmd), session_id, firm, cmd.cl_ord_id, msg.get_str(1) or "", True,
+                      msg.get(790))
+
+    # -- outbound -------------------------------------------------------------------------
+
+    def _deliver(
+        self,
+        events: Sequence[VenueEvent],
+        session_id: SessionID | None,
+        firm: str,
+        cl_ord_id: str,
+        account: str,
+        last_is_answer: bool,
+        status_req_id: bytes | None,
+    ) -> None:
+        """Send each event to its session. The events a command caused on its own order go
+        to ``session_id`` (which becomes the order's route); every other event (time-driven
+        ones, fills of resting orders it traded with) follows its order's route.
+
+        Which events are the command's own: for a cancel or a status request the last one
+        (its answer; what precedes it is time-driven); for a new order or a replace, from
+        its answer (accepted/rejected/replaced/cancel-rejected with this firm and ClOrdID)
+        on, those that carry this firm and ClOrdID (fills of the new or replaced order)."""
+        routes = self._routes
+        n = len(events)
+        started = False
+        for i, e in enumerate(events):
+            if session_id is None:
+                mine = False
+            elif last_is_answer:
+                mine = i == n - 1
+            elif e.owner == firm and e.cl_ord_id == cl_ord_id:
+                if not started and isinstance(e, _ANSWERS):
+                    started = True
+                mine = started
+            else:
+                mine = False
+            order_id = e.order_id
+            known = order_id != NO_ORDER_ID
+            route = routes.get(order_id) if known else None
+            if mine:
+                assert session_id is not None
+                target = session_id
+                acct = route.account if route is not None and route.account else account
+            elif route is not None:
+                target = route.session
+                acct = route.account
+            else:
+                self.unrouted += 1
+                _log.warning("no session for %s of order %s (%s): dropped", type(e).__name__, order_id, e.owner)
+                continue
+            is_status = type(e) is OrderStatusReport
+            if known:
+                if e.ord_status.is_terminal:
+                    if not is_status and route is not None:
+                        del routes[order_id]  # done: nothing more will come for it
+                elif mine:
+                    if route is None:
+                        routes[order_id] = _Route(target, acct)
+                    else:
+                        route.session = target
+                        route.account = acct
+            msg = self._writer(target).report(e, account=acct, status_req_id=status_req_id if is_status else None)
+            try:
+                assert self.engine is not None
+                self.engine.send_to_target(msg, target)
+            except KeyError:
+                self.unrouted += 1
+                _log.warning("session %s is gone: %s of order %s dropped", target, type(e).__name__, order_id)
+                continue
+            self.reports_sent += 1
+
+    # -- time -----------------------------------------------------------------------------
+
+    def tick(self) -> int:
+        """Deliver the time-driven events due now; returns how many there were."""
+        events = self.venue.tick()
+        if events:
+            self._deliver(events, None, "", "", "", False, None)
+        return len(events)
+
+    def timer_delay(self) -> float:
+        """Seconds until the next tick: until next_timer(), at most ``max_timer_sleep``."""
+        due = self.venue.next_timer()
+        delay = self._max_sleep
+        if due is not None:
+            delay = min(delay, self._seconds_until(due))
+        return max(_MIN_TIMER_SLEEP, delay)
+
+    async def run_timer(self) -> None:
+        """Tick the venue forever (cancel the task to stop)."""
+        while True:
+            await asyncio.sleep(self.timer_delay())
+            try:
+                self.tick()
+            except Exception:  # noqa: BLE001 - a venue bug must not stop time for everyone else
+                _log.exception("venue tick failed")
+
+
+# -- wiring -------------------------------------------------------------------------------
+
+
+def venue_settings(
+    *,
+    comp_id: str,
+    host: str,
+    port: int,
+    data_dir: Path | None,
+    begin_strings: Sequence[str] = BEGIN_STRINGS,
+    extra: Sequence[str] = (),
+) -> list[SessionSettings]:
+    """Acceptor sessions ``comp_id`` <-> any client CompID (TargetCompID=*) for each FIX
+    version; ResetOnLogon=N (a client that was away gets what it missed by ResendRequest);
+    LMDB stores under ``data_dir/store`` and FIX logs under ``data_dir/log`` when
+    ``data_dir`` is given, memory stores otherwise. ``extra`` lines (Key=Value) go into
+    [DEFAULT]. Raises fixgw.config.ConfigError for a bad CompID or port."""
+    lines = [
+        "[DEFAULT]",
+        "ConnectionType=acceptor",
+        f"SocketAcceptHost={host}",
+        f"SocketAcceptPort={port}",
+        f"SenderCompID={comp_id}",
+        "TargetCompID=*",
+        "ResetOnLogon=N",
+        "UseDataDictionary=Y",
+        "LogoutTimeout=2",
+        *extra,
+    ]
+    if data_dir is not None:
+        lines += [f"FileStorePath={data_dir / 'store'}", f"FileLogPath={data_dir / 'log'}"]
+    for begin in begin_strings:
+        lines += ["[SESSION]", f"BeginString={begin}"]
+    return parse_settings("\n".join(lines) + "\n", f"<fixgw venue {comp_id}>")
+
+
+def build_venue(kind: VenueKind, config: VenueConfig, clock: Clock) -> Venue:
+    if kind == "exchange":
+        return Exchange(config.exchange, clock)
+    if kind == "fund":
+        return FundCompany(config.fund_company, clock)
+    raise ValueError(f"unknown venue kind {kind!r}: expected exchange or fund")
+
+
+class VenueServer:
+    """A venue, its FIX acceptor engine and its timer, started and stopped together."""
+
+    def __init__(
+        self,
+        venue: Venue,
+        settings: Sequence[SessionSettings],
+        *,
+        seconds_until: Callable[[datetime], float] | None = None,
+        store_factory: Callable[[SessionSettings, SessionID], Any] | None = None,
+        log_factory: Callable[[SessionSettings, SessionID], Any] | None = None,
+        max_timer_sleep: float = MAX_TIMER_SLEEP,
+    ) -> None:
+        self.venue = venue
+        self.app = VenueApplication(venue, seconds_until=seconds_until, max_timer_sleep=max_timer_sleep)
+        self.engine = Engine(settings, self.app, store_factory=store_factory, log_factory=log_factory)
+        self._timer: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.engine.start()
+        self._timer = asyncio.get_running_loop().create_task(self.app.run_timer())
+
+    async def stop(self) -> None:
+        """Stop the timer, log every session out, close."""
+        if self._timer is not None:
+            self._timer.cancel()
+            try:
+                await self._timer
+            except asyncio.CancelledError:
+                pass
+            self._timer = None
+        await self.engine.stop()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def ports(self) -> dict[tuple[str, int], int]:
+        """(host, configured port) -> the port actually bound (0 picks a free one)."""
+        return dict(self.engine.bound_ports)
+
+
+async def serve(
+    kind: VenueKind,
+    *,
+    host: str,
+    port: int,
+    comp_id: str,
+    config: VenueConfig,
+    data_dir: Path | None = None,
+    day_seconds: float | None = None,
+    announce: bool = True,
+    stop: asyncio.Event | None = None,
+) -> int:
+    """Run a venue until SIGTERM/SIGINT (or ``stop``); returns the exit code (0)."""
+    import signal
+
+    clock: Clock = SimulatedDayClock(day_seconds) if day_seconds else SystemClock()
+    venue = build_venue(kind, config, clock)
+    if data_dir is not None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    settings = venue_settings(comp_id=comp_id, host=host, port=port, data_dir=data_dir)
+    server = VenueServer(venue, settings, seconds_until=seconds_until_for(clock))
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+    await server.start()
+    # start-up garbage (dictionaries, config, the market maker's book) is never freed: keep
+    # it out of every later collection (a full one over it paused the loop ~100 ms)
+    gc.collect()
+    gc.freeze()
+    try:
+        if announce:
+            bound = next(iter(server.ports.values()), port)
+            day = f"; business day = {day_seconds:g} s" if day_seconds else ""
+            store = f"store {data_dir}" if data_dir is not None else "memory store"
+            print(f"fixgw venue {kind} {venue.name} listening on {host}:{bound} as {comp_id} "
+                  f"({', '.join(BEGIN_STRINGS)}; any client CompID; {store}{day})", flush=True)
+        await stop.wait()
+    finally:
+        await server.stop()
+        if announce:
+            print(f"fixgw venue {kind} stopped: {server.app.reports_sent} reports sent", flush=True)
+    return 0
