@@ -257,9 +257,17 @@ class ReplicationNode:
         rec: Record = await self._writer.append(fields)
         return rec
 
-    def add_listener(self, callback: Listener) -> None:
+    def add_listener(self, callback: Listener, *, replay: bool = False) -> None:
         """Call ``callback(record)`` on the loop thread for every newly inserted record (own
-        or replicated), once, after its commit; own records before ``append`` returns."""
+        or replicated), once, after its commit; own records before ``append`` returns.
+
+        ``replay=True`` (on a started node) first calls it for every record already in the
+        log, authoritative then read-only, to rebuild in-memory views at start-up. A record
+        committed at that very moment may then be seen twice (folds are idempotent).
+        """
+        if replay:
+            for rec in self.log.iter_all():
+                callback(rec)
         self._listeners.append(callback)
 
     def remove_listener(self, callback: Listener) -> None:

@@ -154,6 +154,18 @@ async def test_a_node_starts_and_appends_without_a_broker_then_catches_up(tmp_pa
         broker.close()
 
 
+async def test_listener_replay_without_a_broker(tmp_path: Path) -> None:
+    async with ReplicationNode(node_id="c1", role=Role.CUSTOMER, cluster="t", data_dir=tmp_path, mqtt=False) as n:
+        for i in range(3):
+            await n.append(type=RecordType.ORDER, txn=f"t{i}", status="new")
+    async with ReplicationNode(node_id="c1", role=Role.CUSTOMER, cluster="t", data_dir=tmp_path, mqtt=False) as n:
+        seen: list[int] = []
+        n.add_listener(lambda r: seen.append(r.seq), replay=True)
+        assert seen == [1, 2, 3]
+        assert (await n.append(type=RecordType.ORDER, txn="t3", status="new")).seq == 4
+        assert seen == [1, 2, 3, 4] and not n.connected
+
+
 @pytest.mark.timeout(30)
 async def test_a_node_whose_log_was_lost_notices(tmp_path: Path, mosquitto: Mosquitto) -> None:
     async with node(tmp_path, mosquitto, "c1", Role.CUSTOMER) as a, node(tmp_path, mosquitto, "c2", Role.CUSTOMER) as b:
