@@ -71,7 +71,9 @@ def bench(port: int, orders: int, inflight: int, seconds: float) -> dict[str, An
         "--begin", "FIX.4.4", "--orders", str(orders), "--inflight", str(inflight),
         "--seconds", str(seconds), "--json",
     ]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60, cwd=ROOT)
+    done = subprocess.run(
+        cmd, check=False, capture_output=True, text=True, timeout=seconds + 60, cwd=ROOT,
+    )
     lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
     if not lines:
         raise RuntimeError(f"fixgw bench printed no result (exit {done.returncode}): {done.stderr.strip()}")

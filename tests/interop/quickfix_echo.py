@@ -44,10 +44,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Callable, Iterable
 
 import quickfix as fix
 
@@ -156,27 +156,27 @@ class EchoApplication(fix.Application):  # type: ignore[misc]
         self.echoed = 0
         self.rejected = 0
 
-    def onCreate(self, sessionID: fix.SessionID) -> None:  # noqa: N802,N803 (QuickFIX names)
+    def onCreate(self, sessionID: fix.SessionID) -> None:
         pass
 
-    def onLogon(self, sessionID: fix.SessionID) -> None:  # noqa: N802,N803
+    def onLogon(self, sessionID: fix.SessionID) -> None:
         pass
 
-    def onLogout(self, sessionID: fix.SessionID) -> None:  # noqa: N802,N803
+    def onLogout(self, sessionID: fix.SessionID) -> None:
         key = sessionID.toString()
         with self._lock:
             self._seen = {p for p in self._seen if p[0] != key}
 
-    def toAdmin(self, message: fix.Message, sessionID: fix.SessionID) -> None:  # noqa: N802,N803
+    def toAdmin(self, message: fix.Message, sessionID: fix.SessionID) -> None:
         pass
 
-    def fromAdmin(self, message: fix.Message, sessionID: fix.SessionID) -> None:  # noqa: N802,N803
+    def fromAdmin(self, message: fix.Message, sessionID: fix.SessionID) -> None:
         pass
 
-    def toApp(self, message: fix.Message, sessionID: fix.SessionID) -> None:  # noqa: N802,N803
+    def toApp(self, message: fix.Message, sessionID: fix.SessionID) -> None:
         pass
 
-    def fromApp(self, message: fix.Message, sessionID: fix.SessionID) -> None:  # noqa: N802,N803
+    def fromApp(self, message: fix.Message, sessionID: fix.SessionID) -> None:
         if header_field(message, TAG_MSG_TYPE) != MSG_NEW_ORDER_SINGLE:
             with self._lock:
                 self.rejected += 1
@@ -213,25 +213,25 @@ class ExecutionReportApplication(fix.Application):  # type: ignore[misc]
         self.echoed = 0  # answered orders (the script's exit line calls them "echoed")
         self.rejected = 0
 
-    def onCreate(self, sessionID: fix.SessionID) -> None:  # noqa: N802,N803
+    def onCreate(self, sessionID: fix.SessionID) -> None:
         pass
 
-    def onLogon(self, sessionID: fix.SessionID) -> None:  # noqa: N802,N803
+    def onLogon(self, sessionID: fix.SessionID) -> None:
         pass
 
-    def onLogout(self, sessionID: fix.SessionID) -> None:  # noqa: N802,N803
+    def onLogout(self, sessionID: fix.SessionID) -> None:
         pass
 
-    def toAdmin(self, message: fix.Message, sessionID: fix.SessionID) -> None:  # noqa: N802,N803
+    def toAdmin(self, message: fix.Message, sessionID: fix.SessionID) -> None:
         pass
 
-    def fromAdmin(self, message: fix.Message, sessionID: fix.SessionID) -> None:  # noqa: N802,N803
+    def fromAdmin(self, message: fix.Message, sessionID: fix.SessionID) -> None:
         pass
 
-    def toApp(self, message: fix.Message, sessionID: fix.SessionID) -> None:  # noqa: N802,N803
+    def toApp(self, message: fix.Message, sessionID: fix.SessionID) -> None:
         pass
 
-    def fromApp(self, message: fix.Message, sessionID: fix.SessionID) -> None:  # noqa: N802,N803
+    def fromApp(self, message: fix.Message, sessionID: fix.SessionID) -> None:
         if header_field(message, TAG_MSG_TYPE) != MSG_NEW_ORDER_SINGLE:
             with self._lock:
                 self.rejected += 1

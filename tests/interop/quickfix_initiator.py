@@ -21,12 +21,11 @@ import asyncio
 import datetime as dt
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import quickfix as fix
-
 from quickfix_echo import SPEC_DIR, body_field, header_field
 
 
@@ -117,33 +116,33 @@ class CollectingApplication(fix.Application):  # type: ignore[misc]
         self.logouts = 0
         self._logged_on = False
 
-    def onCreate(self, sessionID: fix.SessionID) -> None:  # noqa: N802,N803 (QuickFIX names)
+    def onCreate(self, sessionID: fix.SessionID) -> None:
         pass
 
-    def onLogon(self, sessionID: fix.SessionID) -> None:  # noqa: N802,N803
+    def onLogon(self, sessionID: fix.SessionID) -> None:
         with self._lock:
             self.logons += 1
             self._logged_on = True
 
-    def onLogout(self, sessionID: fix.SessionID) -> None:  # noqa: N802,N803
+    def onLogout(self, sessionID: fix.SessionID) -> None:
         with self._lock:
             self.logouts += 1
             self._logged_on = False
 
-    def toAdmin(self, message: fix.Message, sessionID: fix.SessionID) -> None:  # noqa: N802,N803
+    def toAdmin(self, message: fix.Message, sessionID: fix.SessionID) -> None:
         r = Received.of(message)
         with self._lock:
             self.admin_out.append(r)
 
-    def fromAdmin(self, message: fix.Message, sessionID: fix.SessionID) -> None:  # noqa: N802,N803
+    def fromAdmin(self, message: fix.Message, sessionID: fix.SessionID) -> None:
         r = Received.of(message)
         with self._lock:
             self.admin_in.append(r)
 
-    def toApp(self, message: fix.Message, sessionID: fix.SessionID) -> None:  # noqa: N802,N803
+    def toApp(self, message: fix.Message, sessionID: fix.SessionID) -> None:
         pass
 
-    def fromApp(self, message: fix.Message, sessionID: fix.SessionID) -> None:  # noqa: N802,N803
+    def fromApp(self, message: fix.Message, sessionID: fix.SessionID) -> None:
         r = Received.of(message)
         with self._lock:
             self.app_in.append(r)
@@ -175,7 +174,7 @@ def new_order_single(
     m.setField(fix.HandlInst("1"))
     m.setField(fix.Symbol(symbol))
     m.setField(fix.Side(side))
-    m.setField(fix.StringField(60, dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H:%M:%S.%f")[:-3]))
+    m.setField(fix.StringField(60, dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H:%M:%S.%f")[:-3]))
     m.setField(fix.StringField(38, str(qty)))
     m.setField(fix.OrdType("2"))
     m.setField(fix.StringField(44, price))
