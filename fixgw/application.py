@@ -146,7 +146,13 @@ class MessageCracker(Application):
         return msg_type in self._handlers
 
     async def from_app(self, message: Message, session_id: SessionID) -> None:
-        name = self._handlers.get(message.msg_type)
-        if name is None:
+        try:
+            bound = self.__dict__["_bound_handlers"]
+        except KeyError:
+            bound = self.__dict__["_bound_handlers"] = {
+                mt: getattr(self, name) for mt, name in self._handlers.items()
+            }
+        handler = bound.get(message.msg_type)
+        if handler is None:
             raise UnsupportedMessageType(message.msg_type.decode("latin-1"))
-        await getattr(self, name)(message, session_id)
+        await handler(message, session_id)

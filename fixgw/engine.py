@@ -451,8 +451,15 @@ class SessionRuntime:
                     break
                 framer.feed(data)
                 n = 0
+                clock = self.engine.clock
                 while (item := framer.next()) is not None:
-                    await self.handle(item)
+                    if type(item) is Message and not self._log_io and not session._queue:
+                        # the common case, inlined: a message, no log, nothing queued
+                        actions = session.on_message(item, clock())
+                        if actions:
+                            await self.run_actions(actions)
+                    else:
+                        await self.handle(item)
                     if self._closing():
                         break
                     n += 1

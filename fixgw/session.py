@@ -187,7 +187,7 @@ class Close:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built for every message, and a frozen __init__ is slower
 class Deliver:
     """Hand a received message to the application (``from_admin`` / ``from_app``)."""
 
@@ -276,6 +276,7 @@ class Session:
         self._is_app_type = is_app_type
         # MsgType -> "the application does not handle it" (answered by BMR, body not validated)
         self._unsupported: dict[bytes, bool] = {}
+        self._supported: dict[bytes, bool] = {}  # MsgType -> the application handles it
         self.to_admin = to_admin
         self.to_app = to_app
         self._event = event
@@ -667,7 +668,7 @@ class Session:
             self._reject(msg, 9, None, now)
             self._send_logout(now)
             return False
-        seq = int(msg[34])
+        seq = int(msg.get(34) or b"0")
         possdup = msg.get(43) == b"Y"
         if possdup and msg.msg_type != b"4":
             orig = msg.get(122)
@@ -912,9 +913,14 @@ class Session:
             return []
         self.next_target += 1
         self._dirty = True
-        if self._supports is not None and not self._supports(msg.msg_type):
-            self._business_reject(msg, 3, now)
-            return []
+        if self._supports is not None:
+            mt = msg.msg_type
+            ok = self._supported.get(mt)
+            if ok is None:
+                ok = self._supported[mt] = self._supports(mt)
+            if not ok:
+                self._business_reject(msg, 3, now)
+                return []
         return [Deliver(msg, False)]
 
     def _on_heartbeat(self, msg: Message, now: float) -> list[Action]:
