@@ -35,7 +35,7 @@ ExecutionReport, so the trade id is not sent.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from enum import Enum
 from typing import TypeVar
@@ -221,10 +221,11 @@ class ReportWriter:
     def transact_time(self, ts: datetime) -> bytes:
         """UTCTimestamp with milliseconds; events of one batch share ``ts``, so cache it."""
         if ts is not self._ts_key:
-            ms = ts.microsecond // 1000
-            self._ts_val = b"%04d%02d%02d-%02d:%02d:%02d.%03d" % (
-                ts.year, ts.month, ts.day, ts.hour, ts.minute, ts.second, ms)
             self._ts_key = ts
+            if ts.utcoffset():  # the venues' clocks give UTC; anything else is converted
+                ts = ts.astimezone(UTC)
+            self._ts_val = b"%04d%02d%02d-%02d:%02d:%02d.%03d" % (
+                ts.year, ts.month, ts.day, ts.hour, ts.minute, ts.second, ts.microsecond // 1000)
         return self._ts_val
 
     def report(self, event: VenueEvent, *, account: str = "", status_req_id: bytes | None = None) -> Message:
