@@ -674,6 +674,10 @@ class Engine:
         rt = self.sessions.get(s.session_id)
         if rt is None:
             rt = await self._create_runtime(s)
+        if rt.conn is not None and (rt.conn.closing or rt._closing()):
+            # the previous connection is being torn down: let it finish rather than refuse
+            with contextlib.suppress(asyncio.TimeoutError):
+                await rt.wait_disconnected(2.0)
         if rt.conn is not None or rt.session.state is not State.DISCONNECTED or self._stopping:
             rt.log.event(f"second connection from {conn.peer} for a session in use: closed")
             conn.close()
