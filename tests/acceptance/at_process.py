@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -70,6 +71,8 @@ class AtServerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+        with contextlib.suppress(OSError):
+            self.out_path.unlink()  # the server's output file: nothing to keep after a stop
         return self.proc.returncode
 
     def alive(self) -> bool:
