@@ -126,7 +126,7 @@ def test_readme_program_buys_at_the_exchange(tmp_path: Path) -> None:
         (root / "configs" / "quickfix-client.cfg").write_text(
             client_cfg(root, ex.port, free_port(), absolute_paths=False))
         (root / "client.py").write_text(readme_program())
-        run = subprocess.run([sys.executable, "client.py"], cwd=root, capture_output=True, text=True, timeout=40)
+        run = subprocess.run([sys.executable, "client.py"], cwd=root, capture_output=True, text=True, timeout=40, check=False)
         assert run.returncode == 0, (run.stdout, run.stderr)
         assert "|35=8|" in run.stdout and "|150=F|" in run.stdout and "|39=2|" in run.stdout, run.stdout
         assert (root / "var" / "quickfix-client" / "store").is_dir()
@@ -148,7 +148,7 @@ def test_venue_cli_errors_name_the_problem(tmp_path: Path) -> None:
     ]
     for argv, expected in cases:
         r = subprocess.run([sys.executable, "-m", "fixgw", "venue", *argv], capture_output=True, text=True,
-                           timeout=30, env=env)
+                           timeout=30, env=env, check=False)
         assert r.returncode == 2, (argv, r.stdout, r.stderr)
         assert expected in r.stderr and "Traceback" not in r.stderr, (argv, r.stderr)
 
@@ -160,7 +160,7 @@ def test_bench_through_fix_against_the_exchange_process() -> None:
         r = subprocess.run(
             [sys.executable, "-m", "fixgw", "bench", "--connect", f"127.0.0.1:{ex.port}", "--sender", "BENCHER",
              "--target", "EXCH", "--orders", "3000", "--inflight", "100", "--json"],
-            capture_output=True, text=True, timeout=45,
+            capture_output=True, text=True, timeout=45, check=False,
         )
         assert r.returncode == 0, (r.stdout, r.stderr)
         res = json.loads(r.stdout)
