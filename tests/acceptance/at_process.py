@@ -34,6 +34,10 @@ class AtServerProcess:
         import tempfile
 
         # output goes to a file, not a pipe: a pipe nobody drains would block the server
+        old = getattr(self, "out_path", None)
+        if old is not None:
+            with contextlib.suppress(OSError):
+                old.unlink()  # a restart after kill(): the previous run's output
         self.out_path = Path(tempfile.mkstemp(prefix="fixgw-at-", suffix=".out")[1])
         with open(self.out_path, "wb") as out:
             self.proc = subprocess.Popen(
