@@ -35,6 +35,8 @@ class CuttableProxy:
         self.held_bytes: dict[Direction, int] = {"up": 0, "down": 0}
         self.relayed_bytes: dict[Direction, int] = {"up": 0, "down": 0}
         self._held_msgs: dict[Direction, int] = {"up": 0, "down": 0}
+        self.relayed_messages: dict[Direction, int] = {"up": 0, "down": 0}
+        self._cut_at: tuple[Direction, int] | None = None
         self.connections = 0
         self.cuts = 0
 
@@ -47,6 +49,11 @@ class CuttableProxy:
         """From now on, swallow what flows in these directions (until :meth:`cut`)."""
         self._held.update(directions)
 
+    def cut_after(self, direction: Direction, messages: int) -> None:
+        """Cut as soon as ``messages`` more FIX messages have been relayed in ``direction``:
+        a cut in mid-stream, whatever the speed of the two engines."""
+        self._cut_at = (direction, self.relayed_messages[direction] + messages)
+
     def held_messages(self, direction: Direction) -> int:
         """Roughly how many FIX messages are held (each ends with a CheckSum field)."""
         return self._held_msgs[direction]
@@ -54,6 +61,7 @@ class CuttableProxy:
     def cut(self) -> None:
         """Abort every relayed connection; held bytes are lost; new connections relay normally."""
         self.cuts += 1
+        self._cut_at = None
         for pair in self._pairs:
             for w in (pair.client, pair.server):
                 w.transport.abort()
@@ -94,7 +102,13 @@ class CuttableProxy:
                     self._held_msgs[direction] += data.count(b"\x0110=")
                     continue
                 self.relayed_bytes[direction] += len(data)
+                self.relayed_messages[direction] += data.count(b"\x0110=")
                 writer.write(data)
+                cut_at = self._cut_at
+                if cut_at is not None and cut_at[0] == direction and self.relayed_messages[direction] >= cut_at[1]:
+                    self._cut_at = None
+                    self.cut()
+                    return
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
             pass

@@ -171,3 +171,39 @@ async def test_fixgw_initiator_to_quickfix_acceptor_fix42(tmp_path: Path, reply:
     finally:
         await engine.stop()
         qf.kill()
+
+
+@pytest.mark.timeout(60)
+async def test_fixgw_initiator_to_quickfix_acceptor_cut_in_full_flow(tmp_path: Path) -> None:
+    """The connection is cut while orders and reports stream both ways (nothing held back):
+    whatever was lost in flight comes back by resend, and every order gets exactly one report."""
+    qf_port = free_port()
+    events = tmp_path / "qf-events.jsonl"
+    qf = QuickfixProcess(qf_port, tmp_path / "qf-store", events)
+    qf.start()
+    proxy = CuttableProxy(qf_port)
+    await proxy.start()
+    sid = SessionID("FIX.4.4", ME, "ISLD")
+    blotter = OrderBlotter()
+    engine = Engine(initiator_settings(proxy.port, tmp_path / "fixgw-lmdb", ME), blotter)
+    try:
+        await engine.start()
+        await engine.wait_logged_on(sid, 10)
+        # cut in mid-stream, once 100 reports have passed: orders and reports are in the relay
+        # and in the socket buffers both ways
+        proxy.cut_after("down", 100)
+        ids = [f"S{i:06d}" for i in range(600)]
+        for cl in ids:
+            engine.send_to_target(new_order_single(cl), sid)
+        await until(lambda: blotter.logons >= 2, 20, "fixgw logged on again")
+        await until(lambda: blotter.answered() >= set(ids), 30, "every order answered")
+        assert sorted(r.cl_ord_id or "" for r in blotter.reports) == sorted(ids)  # one report each
+        assert len({r.seq_num for r in blotter.reports}) == len(blotter.reports)
+        assert any(r.poss_dup for r in blotter.reports)  # some reports were lost and resent
+        assert blotter.logons == 2 and proxy.cuts == 1
+        await engine.stop()
+        assert blotter.admin_in[-1].msg_type == "5"
+    finally:
+        await engine.stop()
+        await proxy.close()
+        qf.kill()

@@ -146,3 +146,45 @@ async def test_quickfix_initiator_to_fixgw_acceptor_fix42(tmp_path: Path) -> Non
     finally:
         init.close()
         await engine.stop()
+
+
+@pytest.mark.timeout(60)
+async def test_quickfix_initiator_to_fixgw_acceptor_cut_in_full_flow(tmp_path: Path) -> None:
+    """The connection is cut while orders and reports stream both ways (nothing held back):
+    whatever was lost in flight comes back by resend, and every order gets exactly one report."""
+    port = free_port()
+    sid = SessionID("FIX.4.4", "FIXGW", CLIENT)
+    desk = OrderDesk()
+    engine = Engine(acceptor_settings(port, tmp_path / "fixgw-lmdb", CLIENT), desk)
+    await engine.start()
+    proxy = CuttableProxy(port)
+    await proxy.start()
+    init = QuickfixInitiator(InitiatorConfig(
+        host="127.0.0.1", port=proxy.port, store_dir=tmp_path / "qf-store",
+        sender_comp_id=CLIENT, target_comp_id="FIXGW",
+    ))
+    try:
+        init.start()
+        await init.until(init.logged_on, 10, "QuickFIX logged on")
+        # cut in mid-stream, once 100 reports have passed: orders and reports are in the relay
+        # and in the socket buffers both ways
+        proxy.cut_after("down", 100)
+        ids = init.send_orders("S", 600)
+        await init.until(lambda: init.app.logons >= 2, 20, "QuickFIX logged on again")
+        await init.until(lambda: init.answered() >= set(ids), 30, "every order answered")
+        await engine.session(sid).flushed()
+        reports = init.reports()
+        assert sorted(r.cl_ord_id or "" for r in reports) == sorted(ids)  # exactly one report each
+        assert len({r.seq_num for r in reports}) == len(reports)
+        assert any(r.poss_dup for r in reports)  # some reports were lost and resent
+        firsts = [o.cl_ord_id for o in desk.orders if not o.poss_dup]
+        assert firsts == [c for c in ids if c in set(firsts)]  # first copies in the order sent
+        assert init.app.logons == 2 and proxy.cuts == 1
+        fx = engine.session(sid).session
+        assert init.next_target_seq() == fx.next_sender
+        assert init.next_sender_seq() == fx.next_target
+        assert await init.logout_async()
+    finally:
+        init.close()
+        await proxy.close()
+        await engine.stop()
