@@ -6,9 +6,10 @@ For each round it starts ``fixgw at-server`` (LMDB store, every commit synced) a
 ``tests/interop/quickfix_echo.py`` (QuickFIX FileStore, flushed per message: QuickFIX 1.16 never
 fsyncs), each alone on the machine on a free loopback port with a fresh store, and drives it
 with ``fixgw bench --connect ... --sender BENCH --target ISLD --begin FIX.4.4 --json`` (the same
-orders, the same number in flight). It prints each figure, the best of the rounds for each, and
-the ratio fixgw / QuickFIX of orders per second; exit code 0 when every order was answered by
-both, 1 otherwise.
+orders, the same number in flight). It prints each run, then for each engine the best and the
+median orders/s over the rounds and the acceptor's CPU time per order (read from /proc: it hardly
+depends on what else runs on the machine, the orders/s do), and the ratios fixgw / QuickFIX.
+Exit code 0 when every order was answered in every run, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import json
 import os
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -65,6 +67,25 @@ def stop_server(proc: subprocess.Popen[str]) -> str:
     return out.strip()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads) so far, from /proc."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
+    utime, stime = int(fields[11]), int(fields[12])
+    return (utime + stime) / os.sysconf("SC_CLK_TCK")
+
+
+def measured(proc: subprocess.Popen[str], port: int, orders: int, inflight: int, seconds: float) -> dict[str, Any]:
+    """The load client's figures plus the server's CPU time per answered order: the CPU figure
+    hardly depends on what else the machine runs, the orders/s figure does."""
+    before = cpu_seconds(proc.pid)
+    res = bench(port, orders, inflight, seconds)
+    used = cpu_seconds(proc.pid) - before
+    res["server_cpu_s"] = round(used, 3)
+    res["server_cpu_us_per_order"] = round(used * 1e6 / max(int(res["answered"]), 1), 1)
+    return res
+
+
 def bench(port: int, orders: int, inflight: int, seconds: float) -> dict[str, Any]:
     cmd = fixgw_command() + [
         "bench", "--connect", f"127.0.0.1:{port}", "--sender", "BENCH", "--target", "ISLD",
@@ -88,7 +109,7 @@ def run_fixgw(work: Path, orders: int, inflight: int, seconds: float) -> dict[st
         "fixgw at-server listening",
     )
     try:
-        return bench(port, orders, inflight, seconds)
+        return measured(proc, port, orders, inflight, seconds)
     finally:
         stop_server(proc)
 
@@ -101,7 +122,7 @@ def run_quickfix(work: Path, orders: int, inflight: int, seconds: float) -> dict
         "quickfix-echo listening",
     )
     try:
-        return bench(port, orders, inflight, seconds)
+        return measured(proc, port, orders, inflight, seconds)
     finally:
         stop_server(proc)
 
@@ -128,25 +149,37 @@ def main(argv: list[str] | None = None) -> int:
                 if not args.json:
                     print(f"round {r + 1} {name:8s}: {res['orders_per_s']:9.1f} orders/s "
                           f"(answered {res['answered']}/{res['orders']}, errors {res['errors']}, "
-                          f"p50 {res['p50_us'] / 1000:.1f} ms, p99 {res['p99_us'] / 1000:.1f} ms)",
+                          f"p50 {res['p50_us'] / 1000:.1f} ms, p99 {res['p99_us'] / 1000:.1f} ms; "
+                          f"server CPU {res['server_cpu_us_per_order']:.0f} us/order)",
                           flush=True)
     best = {k: max(v, key=lambda x: float(x["orders_per_s"])) for k, v in runs.items()}
     ratio = float(best["fixgw"]["orders_per_s"]) / max(float(best["quickfix"]["orders_per_s"]), 1e-9)
+    median = {k: statistics.median(float(x["orders_per_s"]) for x in v) for k, v in runs.items()}
+    cpu = {k: statistics.median(float(x["server_cpu_us_per_order"]) for x in v) for k, v in runs.items()}
+    cpu_ratio = cpu["quickfix"] / max(cpu["fixgw"], 1e-9)
     complete = all(x["answered"] == x["orders"] == args.orders and x["errors"] == 0
                    for v in runs.values() for x in v)
     summary = {
         "orders": args.orders, "inflight": args.inflight, "rounds": args.rounds,
         "fixgw_orders_per_s": best["fixgw"]["orders_per_s"],
         "quickfix_orders_per_s": best["quickfix"]["orders_per_s"],
-        "ratio": round(ratio, 3), "complete": complete, "runs": runs,
+        "ratio": round(ratio, 3),
+        "fixgw_median_orders_per_s": median["fixgw"], "quickfix_median_orders_per_s": median["quickfix"],
+        "median_ratio": round(median["fixgw"] / max(median["quickfix"], 1e-9), 3),
+        "fixgw_cpu_us_per_order": cpu["fixgw"], "quickfix_cpu_us_per_order": cpu["quickfix"],
+        "cpu_ratio": round(cpu_ratio, 3), "complete": complete, "runs": runs,
         "cpus": os.cpu_count(),
     }
     if args.json:
         print(json.dumps(summary))
     else:
-        print(f"fixgw at-server (LMDB, fsync): {best['fixgw']['orders_per_s']:.1f} orders/s")
-        print(f"QuickFIX echo (FileStore):     {best['quickfix']['orders_per_s']:.1f} orders/s")
-        print(f"ratio fixgw / QuickFIX:        {ratio:.2f}  (goal >= 1.5)"
+        print(f"fixgw at-server (LMDB, fsync): best {best['fixgw']['orders_per_s']:.1f} orders/s, "
+              f"median {median['fixgw']:.1f}, server CPU {cpu['fixgw']:.0f} us/order")
+        print(f"QuickFIX echo (FileStore):     best {best['quickfix']['orders_per_s']:.1f} orders/s, "
+              f"median {median['quickfix']:.1f}, server CPU {cpu['quickfix']:.0f} us/order")
+        print(f"ratio fixgw / QuickFIX:        {ratio:.2f} (best), "
+              f"{median['fixgw'] / max(median['quickfix'], 1e-9):.2f} (median), "
+              f"{cpu_ratio:.2f} (CPU per order, QuickFIX / fixgw)  (goal >= 1.5)"
               + ("" if complete else "  [some orders unanswered]"))
     return 0 if complete else 1
 
