@@ -28,7 +28,7 @@ from functools import partial
 from itertools import islice
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, Sequence
 
 from replication.bus import BusDisconnected, MqttBus
 from replication.catchup import CatchUp
@@ -52,6 +52,8 @@ from replication.wire import (
 log = logging.getLogger(__name__)
 
 Listener = Callable[[Record], None]
+# the topic kinds (fixgw/<cluster>/<kind>/...) the replication protocol itself uses
+_REPLICATION_KINDS = frozenset({"rec", "digest", "req", "resend"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +118,8 @@ class ReplicationNode:
         backoff_max: float = 2.0,
         mqtt: bool = True,
         monotonic: Callable[[], float] = time.monotonic,
+        extra_subscriptions: Sequence[tuple[str, int]] = (),
+        on_extra_message: Callable[[str, bytes], None] | None = None,
     ) -> None:
         self.node_id = check_node_id(node_id)
         self.role = Role(role)
@@ -143,6 +147,10 @@ class ReplicationNode:
             monotonic=monotonic,
         )
         self._listeners: list[Listener] = []
+        # topics the roles built on the node use for their own messages (heartbeats,
+        # order routing): the node carries them on its connection but does not read them
+        self._extra_subscriptions = list(extra_subscriptions)
+        self._on_extra_message = on_extra_message
         self._counters = _Counters()
         self._outbox: collections.deque[tuple[int, bytes]] = collections.deque()
         self._log: RecordLog | None = None
@@ -221,6 +229,7 @@ class ReplicationNode:
         for role in roles_held_by(self.role):
             subs.append((t.records_of_role(role), 1))
             subs.append((t.digests_of_role(role), 0))
+        subs.extend(self._extra_subscriptions)
         return subs
 
     # -- the API the utilities use -----------------------------------------------------------
@@ -355,6 +364,15 @@ class ReplicationNode:
             return
         parts = topic[len(prefix):].split("/")
         kind = parts[0]
+        if kind not in _REPLICATION_KINDS:
+            if self._on_extra_message is not None:
+                try:
+                    self._on_extra_message(topic, payload)
+                except Exception:
+                    log.exception("%s: handler of %s failed", self.node_id, topic)
+            else:
+                self._malformed(topic, f"unexpected topic kind {kind!r}")
+            return
         if kind == "rec" and len(parts) == 3 and parts[2] == self.node_id:
             return  # our own records, echoed back by the broker to our role subscription
         try:
