@@ -1,0 +1,264 @@
+"""``fixgw bench --config F``: end-to-end load against a running ``fixgw up``.
+
+Several FIX sessions (the config's customers whose CompID starts with ``BENCH``) spread
+over the customer utilities send marketable limit orders (buys and sells that cross each
+other and the venue's market maker) at a fixed total rate. It measures, per order, the ack
+latency (NewOrderSingle out -> ExecutionReport PendingNew in) and the fill latency (-> the
+first fill), then asks EVERY customer utility for the status of every order
+(OrderStatusRequest) and counts as lost any order that one of them does not know, or that
+shows neither a resting nor a terminal status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from fixgw.cli import CliError
+from fixgw.framing import Framer, Garbled
+from fixgw.loadclient import _Client, _pct
+from fixgw.message import Message
+from fixgw.session import utc_timestamp
+
+RESTING_OR_TERMINAL = {b"0", b"1", b"2", b"4", b"8", b"C"}
+
+
+@dataclass
+class _Conn:
+    name: str
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    client: _Client
+    framer: Framer = field(default_factory=Framer)
+
+
+async def _logon(host: str, port: int, sender: str, target: str, begin: str) -> _Conn:
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port, limit=1 << 20), 10)
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    c = _Conn(f"{sender}@{port}", reader, writer, _Client(begin, sender, target))
+    writer.write(c.client._msg(b"A", [(98, b"0"), (108, b"30"), (141, b"Y")], time.time()))
+    deadline = time.monotonic() + 10
+    while True:
+        for item in await _read(c, deadline):
+            if item.msg_type == b"A":
+                return c
+            if item.msg_type == b"5":
+                raise CliError(f"{c.name}: logon refused: {item.get_str(58, '')}")
+
+
+async def _read(c: _Conn, deadline: float) -> list[Message]:
+    out: list[Message] = []
+    while not out:
+        while (item := c.framer.next()) is not None:
+            if isinstance(item, Garbled):
+                continue
+            if item.msg_type == b"1":
+                c.writer.write(c.client._msg(b"0", [(112, item.get(112) or b"")], time.time()))
+                continue
+            out.append(item)
+        if out:
+            break
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"{c.name}: no answer")
+        data = await asyncio.wait_for(c.reader.read(1 << 16), left)
+        if not data:
+            raise ConnectionError(f"{c.name}: connection closed")
+        c.framer.feed(data)
+    return out
+
+
+async def _logout(c: _Conn) -> None:
+    try:
+        c.writer.write(c.client._msg(b"5", [], time.time()))
+        await asyncio.wait_for(c.writer.drain(), 2)
+        c.writer.close()
+    except (OSError, TimeoutError):
+        pass
+
+
+async def run(cfg: Any, *, sessions: int, orders: int, rate: float, seconds: float, begin: str = "FIX.4.4") -> dict[str, Any]:
+    from fixgw.cli.node import venue_catalogue
+
+    bench_clients = [c for c in cfg.customers.values() if c.comp_id.startswith("BENCH")]
+    cfus = cfg.nodes_with_role("customer")
+    if not bench_clients:
+        raise CliError(f"{cfg.source}: no [[customers]] entry with a comp_id starting with BENCH to bench with")
+    if not cfus:
+        raise CliError(f"{cfg.source}: no customer utility to connect to")
+    sessions = max(1, min(sessions, len(bench_clients)))
+    _, prices = venue_catalogue(cfg)
+    symbols = [s for s in ("AAPL", "MSFT") if s in prices] or sorted(prices)[:1]
+    conns = [await _logon(cfus[i % len(cfus)].host, int(cfus[i % len(cfus)].port or 0),
+                          bench_clients[i].comp_id, cfus[i % len(cfus)].comp_id, begin) for i in range(sessions)]
+    sent_at: dict[bytes, int] = {}
+    acked: dict[bytes, float] = {}
+    filled: dict[bytes, float] = {}
+    owner: dict[bytes, tuple[str, str]] = {}   # ClOrdID -> (account, symbol/side), for status requests
+    rejects: list[str] = []
+    perf = time.perf_counter_ns
+    done = asyncio.Event()
+
+    async def reader(c: _Conn) -> None:
+        try:
+            while not done.is_set():
+                try:
+                    msgs = await _read(c, time.monotonic() + 0.5)
+                except TimeoutError:
+                    continue
+                now = perf()
+                for m in msgs:
+                    if m.msg_type != b"8":
+                        if m.msg_type in (b"3", b"j"):
+                            rejects.append(m.get_str(58, "") or "")
+                        continue
+                    cid = m.get(11) or b""
+                    t = sent_at.get(cid)
+                    if t is None:
+                        continue
+                    et = m.get(150)
+                    if et == b"A" and cid not in acked:
+                        acked[cid] = (now - t) / 1000.0
+                    elif et in (b"F", b"1", b"2") and cid not in filled:
+                        filled[cid] = (now - t) / 1000.0
+                    elif et == b"8":
+                        rejects.append(m.get_str(58, "") or "")
+                        acked.setdefault(cid, (now - t) / 1000.0)
+        except (ConnectionError, OSError):
+            return
+
+    readers = [asyncio.create_task(reader(c)) for c in conns]
+    t0 = time.perf_counter()
+    t_end = time.monotonic() + seconds
+    n = 0
+    interval = 0.002
+    try:
+        while n < orders and time.monotonic() < t_end:
+            target = orders if rate <= 0 else min(orders, int((time.perf_counter() - t0) * rate) + 1)
+            batch: dict[int, list[bytes]] = {}
+            while n < target:
+                i = n % sessions
+                c = conns[i]
+                sym = symbols[(n // 2) % len(symbols)]
+                side = b"1" if n % 2 == 0 else b"2"
+                ref = prices[sym]
+                px = (ref * (Decimal("1.01") if side == b"1" else Decimal("0.99"))).quantize(Decimal("0.01"))
+                cid = b"E%d" % n
+                now = time.time()
+                body = [(11, cid), (1, b"BENCH"), (21, b"1"), (55, sym.encode()), (54, side), (60, utc_timestamp(now)),
+                        (38, b"100"), (40, b"2"), (44, str(px).encode()), (59, b"0")]
+                batch.setdefault(i, []).append(c.client._msg(b"D", body, now))
+                sent_at[cid] = perf()
+                owner[cid] = (sym, side.decode())
+                n += 1
+            for i, chunks in batch.items():
+                conns[i].writer.write(b"".join(chunks))
+            await asyncio.sleep(interval if rate > 0 else 0)
+            if rate <= 0 and len(sent_at) - len(acked) > 200 * sessions:
+                await asyncio.sleep(0.005)
+        send_elapsed = time.perf_counter() - t0
+        # wait (bounded) for every ack, and for fills until none has come for 2 s
+        wait_end = time.monotonic() + 30
+        last_fills, quiet_since = -1, time.monotonic()
+        while time.monotonic() < wait_end:
+            if len(filled) != last_fills:
+                last_fills, quiet_since = len(filled), time.monotonic()
+            if len(acked) >= n and (len(filled) >= n or time.monotonic() - quiet_since > 2):
+                break
+            await asyncio.sleep(0.05)
+        ack_elapsed = time.perf_counter() - t0
+    finally:
+        done.set()
+        for t in readers:
+            t.cancel()
+        for c in conns:
+            await _logout(c)
+    lost = await _count_lost(cfg, cfus, bench_clients[:sessions], owner, begin, sessions)
+    acks = sorted(acked.values())
+    fills = sorted(filled.values())
+    return {
+        "orders": n,
+        "acked": len(acked),
+        "filled": len(filled),
+        "rejected": len(rejects),
+        "sessions": sessions,
+        "seconds": round(ack_elapsed, 3),
+        "offered_rate": rate,
+        "orders_per_s": round(len(acked) / max(send_elapsed, 1e-9) if rate > 0 else len(acked) / max(ack_elapsed, 1e-9), 1),
+        "ack_p50_us": round(_pct(acks, 0.5), 1),
+        "ack_p99_us": round(_pct(acks, 0.99), 1),
+        "fill_p50_us": round(_pct(fills, 0.5), 1),
+        "fill_p99_us": round(_pct(fills, 0.99), 1),
+        "lost": lost,
+    }
+
+
+async def _count_lost(cfg: Any, cfus: list[Any], clients: list[Any], owner: dict[bytes, tuple[str, str]],
+                      begin: str, sessions: int) -> int:
+    """Ask every customer utility for every order's status; an order is lost when any of them
+    does not know it or shows it neither resting nor terminal after a grace period."""
+    lost: set[bytes] = set()
+    for cfu in cfus:
+        by_session: dict[int, list[bytes]] = {}
+        for cid in owner:
+            by_session.setdefault(int(cid[1:]) % sessions, []).append(cid)
+        for i, cids in by_session.items():
+            c = await _logon(cfu.host, int(cfu.port or 0), clients[i].comp_id, cfu.comp_id, begin)
+            try:
+                pending = set(cids)
+                for attempt in range(5):
+                    if not pending:
+                        break
+                    answers: dict[bytes, bytes] = {}
+                    chunks = [c.client._msg(b"H", [(11, cid), (55, owner[cid][0].encode()), (54, owner[cid][1].encode())],
+                                            time.time()) for cid in sorted(pending)]
+                    for k in range(0, len(chunks), 500):
+                        c.writer.write(b"".join(chunks[k:k + 500]))
+                        await c.writer.drain()
+                    deadline = time.monotonic() + 20
+                    while len(answers) < len(pending) and time.monotonic() < deadline:
+                        try:
+                            for m in await _read(c, deadline):
+                                if m.msg_type == b"8" and m.get(150) == b"I":
+                                    known = m.get(103) != b"5"
+                                    answers[m.get(11) or b""] = (m.get(39) or b"") if known else b"?"
+                        except TimeoutError:
+                            break
+                    pending = {cid for cid in pending if answers.get(cid, b"?") not in RESTING_OR_TERMINAL}
+                    if pending:
+                        await asyncio.sleep(1.0)   # replication may still be catching up
+                lost |= pending
+            finally:
+                await _logout(c)
+    return len(lost)
+
+
+def main(args: argparse.Namespace) -> int:
+    from fixgw.cli.up import _load
+
+    cfg = _load(args.config)
+    sessions = args.sessions or 4
+    orders = args.orders or 20000
+    rate = 3000.0 if args.rate is None else args.rate
+    seconds = args.seconds or 60.0
+    try:
+        res = asyncio.run(run(cfg, sessions=sessions, orders=orders, rate=rate, seconds=seconds))
+    except (OSError, ConnectionError, TimeoutError) as exc:
+        raise CliError(f"cannot bench the cluster of {cfg.source} (is 'fixgw up' running?): {exc}") from None
+    if args.json:
+        print(json.dumps(res))
+    else:
+        print(f"{res['acked']} of {res['orders']} orders acknowledged over {res['sessions']} sessions: "
+              f"{res['orders_per_s']:.0f} orders/s (offered {rate:g}/s); ack p50 {res['ack_p50_us']:.0f} us "
+              f"p99 {res['ack_p99_us']:.0f} us; fill p50 {res['fill_p50_us']:.0f} us p99 {res['fill_p99_us']:.0f} us; "
+              f"filled {res['filled']}, rejected {res['rejected']}, lost {res['lost']}")
+    return 0 if res["lost"] == 0 else 1

@@ -1,0 +1,443 @@
+"""The customer utility: a FIX acceptor for customers' order entry and status inquiries.
+
+Flow (DESIGN.md, Order flow): a NewOrderSingle is validated (session may trade the account;
+firm limits from the firm's read-only records; duplicate ClOrdID), given a transaction
+number no other utility can produce, appended durably, and only then acknowledged
+(ExecutionReport PendingNew) or refused (ExecutionReport Rejected with the reason). The
+order is then routed to a street utility, at least once (:mod:`utilities.routing`). Street
+records coming back are turned into ExecutionReports for the session that owns the order;
+status requests are answered from the status fold over the records this node holds, so
+either customer utility answers the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from decimal import Decimal
+from typing import Any, Awaitable, Callable, Mapping
+
+from fixgw.application import IncorrectTagValue, MessageCracker, RejectLogon, handles
+from fixgw.config import SessionID
+from fixgw.message import FieldNotFound, Message
+from replication.codec import encode_record
+from replication.record import Record, RecordType, Role
+from utilities import execreports as er
+from utilities.liveness import Liveness
+from utilities.risk import RiskView
+from utilities.routing import Router, command_topic
+from utilities.status import OrderStatus, fold
+from utilities.txn import TxnAllocator, parse_txn
+
+log = logging.getLogger(__name__)
+
+STREET_TYPES = frozenset({
+    RecordType.SENT, RecordType.CANCEL_SENT, RecordType.REPLACE_SENT, RecordType.VENUE_ACK,
+    RecordType.VENUE_REJECT, RecordType.FILL, RecordType.CANCELED, RecordType.REPLACED,
+    RecordType.EXPIRED, RecordType.CANCEL_REJECTED, RecordType.VENUE_STATUS, RecordType.TAKEOVER,
+})
+CUSTOMER_ORDER_TYPES = frozenset({
+    RecordType.ORDER, RecordType.ORDER_REJECTED, RecordType.CANCEL_REQUEST, RecordType.REPLACE_REQUEST,
+})
+ORD_TYPES = {"1": "market", "2": "limit"}
+TIFS = {"0", "1", "3", "4", "6"}
+
+
+class CustomerUtility(MessageCracker):
+    def __init__(
+        self,
+        *,
+        node: Any,                                   # replication.node.ReplicationNode
+        node_name: str,
+        comp_id: str,
+        cluster: str,
+        customers: Mapping[str, tuple[str, ...]],    # client CompID -> accounts it may trade
+        passwords: Mapping[str, str],
+        symbol_venues: Mapping[str, str],            # symbol -> venue name
+        streets: Mapping[str, tuple[str, ...]],      # street node -> venues it reaches
+        liveness: Liveness,
+        publish: Callable[[str, bytes], Awaitable[None]],
+        reference_prices: Mapping[str, Decimal] | None = None,
+        default_venue: str = "",
+    ) -> None:
+        self.node = node
+        self.name = node_name
+        self.comp_id = comp_id
+        self.cluster = cluster
+        self.customers = dict(customers)
+        self.passwords = dict(passwords)
+        self.symbol_venues = dict(symbol_venues)
+        self.streets = dict(streets)
+        self.liveness = liveness
+        self.publish = publish
+        self.default_venue = default_venue
+        self.risk = RiskView(dict(reference_prices or {}))
+        self.router = Router()
+        self.by_clid: dict[tuple[str, str], str] = {}      # (client CompID, ClOrdID) -> txn
+        self.begin_of: dict[str, str] = {}                 # client CompID -> BeginString last used
+        self.txns: TxnAllocator | None = None
+        self.logged_on: set[SessionID] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._exec_seq = 0
+        self.counters = {"orders": 0, "rejects": 0, "reports": 0, "routed": 0}
+
+    # ------------------------------------------------------------------ start-up
+    def load(self) -> None:
+        """Rebuild the in-memory views from the log (after a restart) and what must be routed."""
+        node_log = self.node.log
+        self.txns = TxnAllocator(self.name, node_log.head)
+        answered: set[tuple[str, str]] = set()
+        requests: list[Record] = []
+        for r in node_log.iter_all():
+            self._index(r)
+            if r.origin == self.name and r.type in (RecordType.ORDER, RecordType.CANCEL_REQUEST, RecordType.REPLACE_REQUEST):
+                requests.append(r)
+        for r in requests:
+            recs = node_log.records_for_txn(r.txn)
+            st = fold(recs)
+            if st is not None and st.is_terminal:
+                continue
+            self.router.add(r)
+            for s in recs:
+                if s.type in STREET_TYPES:
+                    self.router.answered_by(s)
+        self.node.add_listener(self.on_record)
+
+    def _index(self, r: Record) -> None:
+        self.risk.apply(r)
+        if r.type in CUSTOMER_ORDER_TYPES and r.session and r.cl_ord_id:
+            self.by_clid.setdefault((r.session, r.cl_ord_id), r.txn)
+
+    # ------------------------------------------------------------------ FIX session
+    async def from_admin(self, message: Message, session_id: SessionID) -> None:
+        if message.msg_type == b"A":
+            client = session_id.target_comp_id
+            if client not in self.customers:
+                raise RejectLogon(f"Unknown customer CompID {client}")
+            pw = self.passwords.get(client)
+            if pw and message.get_str(554) != pw:
+                raise RejectLogon("Invalid username or password")
+
+    async def on_logon(self, session_id: SessionID) -> None:
+        self.logged_on.add(session_id)
+        self.begin_of[session_id.target_comp_id] = session_id.begin_string
+
+    async def on_logout(self, session_id: SessionID) -> None:
+        self.logged_on.discard(session_id)
+
+    def _spawn(self, coro: Any) -> None:
+        t = asyncio.ensure_future(coro)
+        self._tasks.add(t)
+        t.add_done_callback(self._done)
+
+    def _done(self, t: asyncio.Task[Any]) -> None:
+        self._tasks.discard(t)
+        if not t.cancelled() and t.exception() is not None:
+            log.error("%s: %s", self.name, t.exception(), exc_info=t.exception())
+
+    def _exec_id(self) -> str:
+        self._exec_seq += 1
+        return f"{self.name}.{time.time_ns():x}.{self._exec_seq}"
+
+    @handles("D")
+    async def on_new_order(self, msg: Message, sid: SessionID) -> None:
+        client = sid.target_comp_id
+        cl = msg.require_str(11)
+        side = msg.require_str(54)
+        symbol = msg.require_str(55)
+        ord_type = msg.require_str(40)
+        qty = msg.get_decimal(38)
+        cash_qty = msg.get_decimal(152)
+        price = msg.get_decimal(44)
+        tif = msg.get_str(59) or "0"
+        accounts = self.customers.get(client, ())
+        account = msg.get_str(1) or (accounts[0] if len(accounts) == 1 else "")
+        venue = msg.get_str(100) or self.symbol_venues.get(symbol, "")
+        fields: dict[str, Any] = dict(
+            account=account, symbol=symbol, side=side, order_qty=qty, cash_order_qty=cash_qty,
+            price=price, ord_type=ord_type, tif=tif, cl_ord_id=cl, venue=venue, session=client,
+            extra={"begin": sid.begin_string},
+        )
+        reason = self._refuse(client, account, symbol, side, qty, cash_qty, price, ord_type, venue, cl)
+        assert self.txns is not None
+        txn = self.txns.next()
+        key = (client, cl)
+        if reason is None:
+            self.by_clid[key] = txn      # before the await: a second order with this ClOrdID is a duplicate
+        self.counters["orders"] += 1
+        self._spawn(self._new_order(sid, txn, fields, reason))
+
+    def _refuse(self, client: str, account: str, symbol: str, side: str, qty: Decimal | None,
+                cash_qty: Decimal | None, price: Decimal | None, ord_type: str, venue: str,
+                cl: str) -> tuple[int, str] | None:
+        if (client, cl) in self.by_clid:
+            return er.REJ_DUPLICATE_ORDER, f"Duplicate ClOrdID {cl}"
+        if not account:
+            return er.REJ_BROKER_OPTION, "Account (1) is required: this session may trade several accounts"
+        if account not in self.customers.get(client, ()):
+            return er.REJ_BROKER_OPTION, f"Session {client} may not trade account {account}"
+        if not venue or venue not in set(v for vs in self.streets.values() for v in vs):
+            return er.REJ_UNKNOWN_SYMBOL, f"Unknown symbol {symbol}"
+        if ord_type not in ORD_TYPES:
+            return er.REJ_BROKER_OPTION, f"Unsupported OrdType {ord_type}"
+        if ord_type == "2" and (price is None or price <= 0):
+            return er.REJ_BROKER_OPTION, "A limit order needs a positive Price (44)"
+        if qty is None and cash_qty is None:
+            return er.REJ_BROKER_OPTION, "OrderQty (38) or CashOrderQty (152) is required"
+        refusal = self.risk.check(account=account, symbol=symbol, side=side, qty=qty, cash_qty=cash_qty, price=price)
+        if refusal is not None:
+            return refusal.reason, refusal.text
+        return None
+
+    async def _new_order(self, sid: SessionID, txn: str, fields: dict[str, Any], reason: tuple[int, str] | None) -> None:
+        if reason is not None:
+            rec = await self.node.append(type=RecordType.ORDER_REJECTED, txn=txn, status=er.REJECTED,
+                                         text=reason[1], **fields)
+            self.counters["rejects"] += 1
+            self._send(sid, er.execution_report(sid.begin_string, _view_of(rec, er.REJECTED), exec_id=self._exec_id(),
+                                                exec_type=er.REJECTED, text=reason[1], ord_rej_reason=reason[0]))
+            return
+        rec = await self.node.append(type=RecordType.ORDER, txn=txn, status=er.PENDING_NEW, **fields)
+        # durable: acknowledge now
+        self._send(sid, er.execution_report(sid.begin_string, _view_of(rec, er.PENDING_NEW), exec_id=self._exec_id(),
+                                            exec_type=er.PENDING_NEW))
+        self.router.add(rec)
+        self._route_due()
+
+    def _find(self, client: str, cl: str | None, order_id: str | None) -> tuple[str, OrderStatus] | None:
+        txn = self.by_clid.get((client, cl)) if cl else None
+        if txn is None and order_id:
+            txn = order_id
+        if txn is None:
+            return None
+        st = fold(self.node.log.records_for_txn(txn))
+        if st is None or st.session != client:
+            return None        # a customer sees only its own orders
+        return txn, st
+
+    @handles("F")
+    async def on_cancel(self, msg: Message, sid: SessionID) -> None:
+        await self._cancel_or_replace(msg, sid, replace=False)
+
+    @handles("G")
+    async def on_replace(self, msg: Message, sid: SessionID) -> None:
+        await self._cancel_or_replace(msg, sid, replace=True)
+
+    async def _cancel_or_replace(self, msg: Message, sid: SessionID, *, replace: bool) -> None:
+        client = sid.target_comp_id
+        cl = msg.require_str(11)
+        orig = msg.require_str(41)
+        response_to = er.RESPONSE_TO_REPLACE if replace else er.RESPONSE_TO_CANCEL
+        found = self._find(client, orig, msg.get_str(37))
+        if (client, cl) in self.by_clid:
+            self._cxl_reject(sid, None, cl, orig, response_to, er.CXL_BROKER_OPTION, f"Duplicate ClOrdID {cl}")
+            return
+        if found is None:
+            self._cxl_reject(sid, None, cl, orig, response_to, er.CXL_UNKNOWN_ORDER, f"Unknown order {orig}")
+            return
+        txn, st = found
+        if st.is_terminal:
+            self._cxl_reject(sid, st, cl, orig, response_to, er.CXL_TOO_LATE, f"Too late: order is {_STATUS_NAMES.get(st.ord_status, st.ord_status)}")
+            return
+        if st.pending:
+            self._cxl_reject(sid, st, cl, orig, response_to, er.CXL_ALREADY_PENDING, "A cancel or replace is already pending")
+            return
+        fields: dict[str, Any] = dict(
+            account=st.account, symbol=st.symbol, side=st.side, order_qty=st.order_qty,
+            cash_order_qty=st.cash_order_qty, price=st.price, ord_type=st.ord_type, tif=st.tif,
+            cl_ord_id=cl, orig_cl_ord_id=orig, venue=st.venue, session=client,
+            extra={"begin": sid.begin_string},
+        )
+        if replace:
+            new_qty = msg.get_decimal(38)
+            new_px = msg.get_decimal(44)
+            if new_qty is not None and new_qty <= 0:
+                raise IncorrectTagValue(38, "OrderQty must be positive")
+            if new_qty is not None:
+                fields["order_qty"] = new_qty
+            if new_px is not None:
+                fields["price"] = new_px
+            if msg.get_str(40):
+                fields["ord_type"] = msg.get_str(40)
+        self.by_clid[(client, cl)] = txn
+        self._spawn(self._request(sid, txn, st, fields, replace))
+
+    async def _request(self, sid: SessionID, txn: str, st: OrderStatus, fields: dict[str, Any], replace: bool) -> None:
+        rtype = RecordType.REPLACE_REQUEST if replace else RecordType.CANCEL_REQUEST
+        pending = er.PENDING_REPLACE if replace else er.PENDING_CANCEL
+        rec = await self.node.append(type=rtype, txn=txn, status=pending, **fields)
+        view = _view_of_status(st, pending, cl_ord_id=rec.cl_ord_id, orig=rec.orig_cl_ord_id)
+        self._send(sid, er.execution_report(sid.begin_string, view, exec_id=self._exec_id(), exec_type=pending))
+        self.router.add(rec, st.street)
+        self._route_due()
+
+    def _cxl_reject(self, sid: SessionID, st: OrderStatus | None, cl: str, orig: str, response_to: str,
+                    reason: int, text: str) -> None:
+        self._send(sid, er.cancel_reject(
+            order_id=st.txn if st else "NONE", cl_ord_id=cl, orig_cl_ord_id=orig,
+            ord_status=st.ord_status if st else er.REJECTED, response_to=response_to, reason=reason, text=text,
+        ))
+
+    @handles("H")
+    async def on_status(self, msg: Message, sid: SessionID) -> None:
+        client = sid.target_comp_id
+        cl = msg.get_str(11)
+        found = self._find(client, cl, msg.get_str(37))
+        req_id = msg.get_str(790) or ""
+        if found is None:
+            view = er.OrderView(order_id=msg.get_str(37) or "NONE", cl_ord_id=cl or "NONE", orig_cl_ord_id="",
+                                account="", symbol=msg.get_str(55) or "[N/A]", side=msg.get_str(54) or "1",
+                                order_qty=None, cash_order_qty=None, price=None, ord_type="", tif="",
+                                ord_status=er.REJECTED, cum_qty=Decimal(0), leaves_qty=Decimal(0), avg_px=Decimal(0))
+            self._send(sid, er.execution_report(sid.begin_string, view, exec_id=self._exec_id(), exec_type=er.ORDER_STATUS,
+                                                text="Unknown order", ord_rej_reason=er.REJ_UNKNOWN_ORDER,
+                                                status_request_id=req_id))
+            return
+        _, st = found
+        self._send(sid, er.execution_report(sid.begin_string, _view_of_status(st, st.ord_status), exec_id=self._exec_id(),
+                                            exec_type=er.ORDER_STATUS, status_request_id=req_id))
+
+    # ------------------------------------------------------------------ records in
+    def on_record(self, r: Record) -> None:
+        self._index(r)
+        if r.type not in STREET_TYPES:
+            return
+        if self.router.answered_by(r):
+            pass
+        self._report(r)
+
+    def _owner_session(self, r: Record) -> SessionID | None:
+        client = r.session
+        if not client:
+            return None
+        try:
+            origin = parse_txn(r.txn).node_id
+        except ValueError:
+            return None
+        begin = str(r.extra.get("begin") or self.begin_of.get(client) or "FIX.4.4")
+        sid = SessionID(begin, self.comp_id, client)
+        if origin == self.name:
+            return sid
+        # the customer utility that took the order is down: whoever holds the client now reports
+        if not self.liveness.alive(origin) and sid in self.logged_on:
+            return sid
+        return None
+
+    def _report(self, r: Record) -> None:
+        sid = self._owner_session(r)
+        if sid is None or self.engine is None:
+            return
+        t = r.type
+        status = r.status or er.NEW
+        exec_id = f"{r.origin}.{r.seq}"
+        if t is RecordType.VENUE_ACK:
+            msg = er.execution_report(sid.begin_string, _view_of(r, er.NEW), exec_id=exec_id, exec_type=er.NEW)
+        elif t is RecordType.FILL:
+            msg = er.execution_report(sid.begin_string, _view_of(r, status), exec_id=exec_id, exec_type=er.TRADE,
+                                      last_qty=r.last_qty, last_px=r.last_px)
+        elif t is RecordType.CANCELED:
+            msg = er.execution_report(sid.begin_string, _view_of(r, er.CANCELED, terminal=True), exec_id=exec_id,
+                                      exec_type=er.CANCELED, text=r.text)
+        elif t is RecordType.REPLACED:
+            msg = er.execution_report(sid.begin_string, _view_of(r, status), exec_id=exec_id, exec_type=er.REPLACED)
+        elif t is RecordType.VENUE_REJECT:
+            msg = er.execution_report(sid.begin_string, _view_of(r, er.REJECTED, terminal=True), exec_id=exec_id,
+                                      exec_type=er.REJECTED, text=r.text, ord_rej_reason=_int(r.extra.get("reason"), 0))
+        elif t is RecordType.EXPIRED:
+            msg = er.execution_report(sid.begin_string, _view_of(r, er.EXPIRED, terminal=True), exec_id=exec_id,
+                                      exec_type=er.EXPIRED, text=r.text)
+        elif t is RecordType.CANCEL_REJECTED:
+            msg = er.cancel_reject(order_id=r.txn, cl_ord_id=r.cl_ord_id, orig_cl_ord_id=r.orig_cl_ord_id,
+                                   ord_status=status, response_to=str(r.extra.get("response_to") or er.RESPONSE_TO_CANCEL),
+                                   reason=_int(r.extra.get("reason"), er.CXL_BROKER_OPTION), text=r.text or "Cancel rejected")
+        else:
+            return
+        self.counters["reports"] += 1
+        self._send(sid, msg)
+
+    def _send(self, sid: SessionID, msg: Message) -> None:
+        if self.engine is None:
+            return
+        try:
+            self.engine.send_to_target(msg, sid)
+        except KeyError:
+            log.warning("%s: no session %s to report to", self.name, sid)
+
+    # ------------------------------------------------------------------ routing
+    def _choose(self, p: Any) -> str | None:
+        venue = p.record.venue
+        if p.record.type is not RecordType.ORDER:
+            st = fold(self.node.log.records_for_txn(p.record.txn))
+            street = st.street if st is not None else ""
+            if not street:
+                return None      # the order itself has not reached a street yet
+            if self.liveness.alive(street):
+                return street
+            # its street is dead: a live peer has taken the order over (or will)
+        if p.street and self._can_reach(p.street, venue):
+            return p.street
+        live = sorted(s for s in self.streets if self._can_reach(s, venue))
+        if not live:
+            return None
+        # spread orders over the live streets, the same txn always to the same one
+        return live[hash(p.record.txn) % len(live)]
+
+    def _can_reach(self, street: str, venue: str) -> bool:
+        hb = self.liveness.heartbeat(street)
+        return self.liveness.alive(street) and hb is not None and venue in hb.venues
+
+    def _route_due(self) -> None:
+        for p, street in self.router.due(self._choose):
+            self.counters["routed"] += 1
+            self._spawn(self._publish_command(street, p.record))
+
+    async def _publish_command(self, street: str, r: Record) -> None:
+        try:
+            await self.publish(command_topic(self.cluster, street), encode_record(r))
+        except Exception as exc:   # broker away: the router repeats it
+            log.debug("%s: route of %s to %s not sent: %s", self.name, r.txn, street, exc)
+
+    async def run_router(self, interval: float = 0.2) -> None:
+        while True:
+            self._route_due()
+            await asyncio.sleep(interval)
+
+
+_STATUS_NAMES = {"0": "New", "1": "PartiallyFilled", "2": "Filled", "4": "Canceled", "8": "Rejected",
+                 "C": "Expired", "A": "PendingNew", "6": "PendingCancel", "E": "PendingReplace"}
+
+
+def _int(v: object, default: int) -> int:
+    try:
+        return int(str(v))
+    except (TypeError, ValueError):
+        return default
+
+
+def _view_of(r: Record, ord_status: str, *, terminal: bool = False) -> er.OrderView:
+    cum = r.cum_qty or Decimal(0)
+    leaves_extra = r.extra.get("leaves_qty")
+    if terminal or ord_status in (er.FILLED, er.CANCELED, er.REJECTED, er.EXPIRED):
+        leaves = Decimal(0)
+    elif leaves_extra is not None:
+        leaves = Decimal(str(leaves_extra))
+    elif r.order_qty is not None:
+        leaves = max(Decimal(0), r.order_qty - cum)
+    else:
+        leaves = Decimal(0)
+    return er.OrderView(
+        order_id=r.txn, cl_ord_id=r.cl_ord_id, orig_cl_ord_id=r.orig_cl_ord_id, account=r.account,
+        symbol=r.symbol, side=r.side, order_qty=r.order_qty, cash_order_qty=r.cash_order_qty, price=r.price,
+        ord_type=r.ord_type, tif=r.tif, ord_status=ord_status, cum_qty=cum, leaves_qty=leaves,
+        avg_px=r.avg_px or Decimal(0),
+    )
+
+
+def _view_of_status(st: OrderStatus, ord_status: str, *, cl_ord_id: str = "", orig: str = "") -> er.OrderView:
+    return er.OrderView(
+        order_id=st.txn, cl_ord_id=cl_ord_id or st.cl_ord_id, orig_cl_ord_id=orig or st.orig_cl_ord_id,
+        account=st.account, symbol=st.symbol, side=st.side, order_qty=st.order_qty,
+        cash_order_qty=st.cash_order_qty, price=st.price, ord_type=st.ord_type, tif=st.tif,
+        ord_status=ord_status, cum_qty=st.cum_qty, leaves_qty=st.leaves_qty, avg_px=st.avg_px,
+    )

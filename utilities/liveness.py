@@ -1,0 +1,72 @@
+"""Which nodes are alive, from the heartbeats they publish.
+
+Every node publishes a small heartbeat (QoS 0, not retained: a retained one would make a
+dead node look alive to a newcomer) every ``cluster.heartbeat_s``; a node not heard from for
+``dead_after_s`` is taken as dead. Street utilities also say which venues they are logged on
+to, so customer utilities route only to streets that can reach the venue.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import msgpack
+
+HEARTBEAT_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    node: str
+    role: str
+    state: str                     # "starting" | "ready" | "stopping"
+    venues: tuple[str, ...] = ()   # street: venues whose FIX session is logged on
+    pid: int = 0
+
+    def encode(self) -> bytes:
+        return msgpack.packb([HEARTBEAT_VERSION, self.node, self.role, self.state, list(self.venues), self.pid])
+
+    @staticmethod
+    def decode(data: bytes) -> "Heartbeat":
+        try:
+            v = msgpack.unpackb(data)
+            if not isinstance(v, list) or len(v) < 6 or v[0] != HEARTBEAT_VERSION:
+                raise ValueError("not a heartbeat")
+            node, role, state, venues, pid = v[1], v[2], v[3], v[4], v[5]
+            if not all(isinstance(x, str) for x in (node, role, state)) or not isinstance(venues, list):
+                raise ValueError("bad heartbeat fields")
+            return Heartbeat(node, role, state, tuple(str(x) for x in venues), int(pid))
+        except ValueError:
+            raise
+        except Exception as exc:
+            raise ValueError(f"malformed heartbeat: {exc}") from None
+
+
+class Liveness:
+    def __init__(self, dead_after_s: float, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.dead_after_s = dead_after_s
+        self._monotonic = monotonic
+        self._seen: dict[str, tuple[float, Heartbeat]] = {}
+
+    def saw(self, hb: Heartbeat) -> None:
+        self._seen[hb.node] = (self._monotonic(), hb)
+
+    def alive(self, node: str) -> bool:
+        entry = self._seen.get(node)
+        if entry is None:
+            return False
+        at, hb = entry
+        return hb.state != "stopping" and self._monotonic() - at <= self.dead_after_s
+
+    def ever_seen(self, node: str) -> bool:
+        return node in self._seen
+
+    def heartbeat(self, node: str) -> Heartbeat | None:
+        entry = self._seen.get(node)
+        return entry[1] if entry else None
+
+    def silent_for(self, node: str) -> float | None:
+        entry = self._seen.get(node)
+        return None if entry is None else self._monotonic() - entry[0]

@@ -1,0 +1,215 @@
+"""Pre-trade checks at a customer utility, kept incrementally from the records it holds.
+
+The firm's ACCOUNT records (read-only here) give each account's opening cash, positions,
+limits and whether it is active; customer ORDER records (own and peers') and street records
+(read-only) move exposure. ``utilities.books`` folds the same facts for the firm's books,
+but refolding everything on every order would cost milliseconds; this view is updated per
+record in O(1) and answers a check in O(1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from replication.record import Record, RecordType
+from utilities.books import account_opening
+from utilities.status import fill_key
+
+BUY = "1"
+SELL_SIDES = ("2", "5", "6")   # sell, sell short, sell short exempt
+TERMINAL_TYPES = frozenset({RecordType.CANCELED, RecordType.VENUE_REJECT, RecordType.ORDER_REJECTED,
+                            RecordType.EXPIRED})
+
+
+@dataclass
+class _Account:
+    cash: Decimal = Decimal(0)
+    positions: dict[str, Decimal] = field(default_factory=dict)
+    active: bool = True
+    max_order_qty: Decimal | None = None
+    max_notional: Decimal | None = None
+    opened_at: tuple[int, int, str] = (0, 0, "")
+
+
+@dataclass
+class _Open:
+    account: str
+    symbol: str
+    side: str
+    qty: Decimal            # shares still reserved (or cash amount for a cash order)
+    px: Decimal             # price used to reserve cash for buys
+    is_cash: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RiskRefusal:
+    reason: int             # OrdRejReason
+    text: str
+
+
+def _dec(v: object) -> Decimal | None:
+    if v is None or isinstance(v, bool):
+        return None
+    try:
+        return Decimal(str(v))
+    except Exception:
+        return None
+
+
+class RiskView:
+    def __init__(self, reference_prices: dict[str, Decimal] | None = None) -> None:
+        self.accounts: dict[str, _Account] = {}
+        self.traded_cash: dict[str, Decimal] = {}
+        self.traded_pos: dict[tuple[str, str], Decimal] = {}
+        self.reserved_cash: dict[str, Decimal] = {}
+        self.reserved_pos: dict[tuple[str, str], Decimal] = {}
+        self.open: dict[str, _Open] = {}
+        self.closed: set[str] = set()
+        self.fills: set[str] = set()
+        self.last_px: dict[str, Decimal] = dict(reference_prices or {})
+
+    # ------------------------------------------------------------------ updates
+    def apply(self, r: Record) -> None:
+        t = r.type
+        if t is RecordType.ACCOUNT:
+            self._account(r)
+        elif t is RecordType.ORDER:
+            self._order(r)
+        elif t is RecordType.FILL:
+            self._fill(r)
+        elif t in TERMINAL_TYPES:
+            self._close(r.txn)
+        elif t is RecordType.REPLACED:
+            self._replaced(r)
+        elif t is RecordType.VENUE_STATUS and r.status in ("2", "4", "8", "C"):
+            self._close(r.txn)
+
+    def _account(self, r: Record) -> None:
+        try:
+            opening = account_opening(r)
+        except ValueError:
+            return
+        stamp = (r.hlc.wall_ns, r.hlc.logical, r.hlc.node)
+        acct = self.accounts.get(r.account)
+        if acct is not None and acct.opened_at > stamp:
+            return
+        self.accounts[r.account] = _Account(
+            cash=opening.cash,
+            positions=dict(opening.positions),
+            active=r.extra.get("active", True) is not False,
+            max_order_qty=_dec(r.extra.get("max_order_qty")),
+            max_notional=_dec(r.extra.get("max_notional")),
+            opened_at=stamp,
+        )
+
+    def _order(self, r: Record) -> None:
+        if r.txn in self.open or r.txn in self.closed:
+            return
+        is_cash = r.order_qty is None and r.cash_order_qty is not None
+        qty = (r.cash_order_qty if is_cash else r.order_qty) or Decimal(0)
+        px = r.price if r.price is not None else self.last_px.get(r.symbol, Decimal(0))
+        o = _Open(r.account, r.symbol, r.side, qty, px, is_cash)
+        self.open[r.txn] = o
+        self._reserve(o, +1)
+
+    def _reserve(self, o: _Open, sign: int) -> None:
+        if o.side == BUY:
+            amount = o.qty if o.is_cash else o.qty * o.px
+            self.reserved_cash[o.account] = self.reserved_cash.get(o.account, Decimal(0)) + sign * amount
+        elif o.side in SELL_SIDES and not o.is_cash:
+            key = (o.account, o.symbol)
+            self.reserved_pos[key] = self.reserved_pos.get(key, Decimal(0)) + sign * o.qty
+
+    def _fill(self, r: Record) -> None:
+        key = fill_key(r)
+        qty, px = r.last_qty, r.last_px
+        if key in self.fills or qty is None or px is None:
+            return
+        self.fills.add(key)
+        notional = qty * px
+        pos_key = (r.account, r.symbol)
+        if r.side == BUY:
+            self.traded_cash[r.account] = self.traded_cash.get(r.account, Decimal(0)) - notional
+            self.traded_pos[pos_key] = self.traded_pos.get(pos_key, Decimal(0)) + qty
+        else:
+            self.traded_cash[r.account] = self.traded_cash.get(r.account, Decimal(0)) + notional
+            self.traded_pos[pos_key] = self.traded_pos.get(pos_key, Decimal(0)) - qty
+        self.last_px[r.symbol] = px
+        o = self.open.get(r.txn)
+        if o is not None:
+            self._reserve(o, -1)
+            o.qty = max(Decimal(0), o.qty - (notional if o.is_cash else qty))
+            self._reserve(o, +1)
+            if r.status == "2" or o.qty == 0:
+                self._close(r.txn)
+
+    def _replaced(self, r: Record) -> None:
+        o = self.open.get(r.txn)
+        if o is None or o.is_cash:
+            return
+        self._reserve(o, -1)
+        if r.order_qty is not None:
+            o.qty = max(Decimal(0), r.order_qty - (r.cum_qty or Decimal(0)))
+        if r.price is not None:
+            o.px = r.price
+        self._reserve(o, +1)
+
+    def _close(self, txn: str) -> None:
+        self.closed.add(txn)
+        o = self.open.pop(txn, None)
+        if o is not None:
+            self._reserve(o, -1)
+
+    # ------------------------------------------------------------------ queries
+    def buying_power(self, account: str) -> Decimal:
+        a = self.accounts.get(account)
+        base = a.cash if a else Decimal(0)
+        return base + self.traded_cash.get(account, Decimal(0)) - self.reserved_cash.get(account, Decimal(0))
+
+    def sellable(self, account: str, symbol: str) -> Decimal:
+        a = self.accounts.get(account)
+        base = a.positions.get(symbol, Decimal(0)) if a else Decimal(0)
+        key = (account, symbol)
+        return base + self.traded_pos.get(key, Decimal(0)) - self.reserved_pos.get(key, Decimal(0))
+
+    def check(
+        self, *, account: str, symbol: str, side: str, qty: Decimal | None, cash_qty: Decimal | None,
+        price: Decimal | None,
+    ) -> RiskRefusal | None:
+        a = self.accounts.get(account)
+        if a is None:
+            return RiskRefusal(0, f"Unknown account {account}")
+        if not a.active:
+            return RiskRefusal(0, f"Account {account} is not active")
+        ref = price if price is not None else self.last_px.get(symbol)
+        if qty is not None:
+            if qty <= 0:
+                return RiskRefusal(0, "OrderQty must be positive")
+            if a.max_order_qty is not None and qty > a.max_order_qty:
+                return RiskRefusal(3, f"OrderQty {qty} exceeds the account's maximum {a.max_order_qty}")
+        elif cash_qty is None or cash_qty <= 0:
+            return RiskRefusal(0, "OrderQty or CashOrderQty must be positive")
+        notional = cash_qty if qty is None else (qty * ref if ref is not None else None)
+        if notional is not None and a.max_notional is not None and notional > a.max_notional:
+            return RiskRefusal(3, f"Notional {notional} exceeds the account's maximum {a.max_notional}")
+        if side == BUY:
+            if notional is None:
+                return RiskRefusal(0, f"No reference price for {symbol} to check buying power")
+            bp = self.buying_power(account)
+            if notional > bp:
+                return RiskRefusal(3, f"Insufficient buying power: need {notional}, have {bp}")
+        elif side in SELL_SIDES:
+            if qty is None:
+                # a sell by amount: check the shares it would take at the reference price
+                if ref is None or ref <= 0:
+                    return RiskRefusal(0, f"No reference price for {symbol} to check the position")
+                need = (cash_qty or Decimal(0)) / ref
+            else:
+                need = qty
+            have = self.sellable(account, symbol)
+            if need > have:
+                return RiskRefusal(3, f"Insufficient position in {symbol}: need {need}, have {have}")
+        else:
+            return RiskRefusal(0, f"Unsupported Side {side}")
+        return None

@@ -1,0 +1,384 @@
+"""The street utility: sends routed orders to the venues over FIX and records what they say.
+
+Every venue response becomes a record (VENUE_ACK, FILL, CANCELED, REPLACED, EXPIRED,
+VENUE_REJECT, CANCEL_REJECTED, VENUE_STATUS), replicated to the other street utilities,
+every customer utility and the firm. The SENT record is appended (durably) *before* the
+NewOrderSingle leaves, so a peer that takes over knows the order may be at the venue: it
+never sends such an order again, it asks the venue (OrderStatusRequest) and sends it only
+when the venue has never heard of it.
+
+Venue ClOrdIDs are derived from the transaction number (the order itself: ``<txn>``; a
+cancel or replace: ``<txn>~<request id>``), so any street utility can map a venue's
+report back to the order after a restart or a takeover.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any, Mapping
+
+from fixgw.application import MessageCracker, handles
+from fixgw.config import SessionID
+from fixgw.message import Message
+from replication.codec import decode_record
+from replication.errors import RecordDecodeError
+from replication.record import Record, RecordType
+from utilities.execreports import fmt
+from utilities.liveness import Liveness
+from utilities.status import fold
+from utilities.txn import TxnAllocator
+
+log = logging.getLogger(__name__)
+
+SENT_TYPES = frozenset({RecordType.SENT, RecordType.TAKEOVER})
+TERMINAL = frozenset({"2", "4", "8", "C"})
+
+
+def txn_of(venue_cl_ord_id: str) -> str:
+    return venue_cl_ord_id.split("~", 1)[0]
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%d-%H:%M:%S.%f")[:-3]
+
+
+class StreetUtility(MessageCracker):
+    def __init__(
+        self,
+        *,
+        node: Any,                                   # replication.node.ReplicationNode
+        node_name: str,
+        venues: Mapping[str, SessionID],             # venue name -> our FIX session to it
+        peers: tuple[str, ...],                      # the other street utilities
+        liveness: Liveness,
+        startup_grace_s: float = 3.0,
+    ) -> None:
+        self.node = node
+        self.name = node_name
+        self.venues = dict(venues)
+        self.venue_of = {sid: v for v, sid in self.venues.items()}
+        self.peers = peers
+        self.liveness = liveness
+        self.logged_on: set[str] = set()
+        self.requests: dict[str, Record] = {}        # venue ClOrdID of a cancel/replace -> its *_SENT record
+        self.seen_exec: set[str] = set()
+        self.inflight: set[str] = set()
+        self.resolving: set[str] = set()             # txns taken over, waiting for the venue's status
+        self.ids: TxnAllocator | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._started = asyncio.get_event_loop().time()
+        self.startup_grace_s = startup_grace_s
+        self.counters = {"sent": 0, "reports": 0, "takeovers": 0, "duplicates": 0}
+
+    # ------------------------------------------------------------------ start-up
+    def load(self) -> None:
+        node_log = self.node.log
+        self.ids = TxnAllocator(self.name, node_log.head)
+        for r in node_log.iter_authoritative():
+            self._index(r)
+        self.node.add_listener(self._index)
+
+    def _index(self, r: Record) -> None:
+        if r.type in (RecordType.CANCEL_SENT, RecordType.REPLACE_SENT):
+            vid = str(r.extra.get("venue_cl_ord_id", ""))
+            if vid:
+                self.requests[vid] = r
+        elif r.type is RecordType.FILL and r.exec_id:
+            self.seen_exec.add(r.exec_id)
+
+    def _spawn(self, coro: Any) -> None:
+        t = asyncio.ensure_future(coro)
+        self._tasks.add(t)
+        t.add_done_callback(self._done)
+
+    def _done(self, t: asyncio.Task[Any]) -> None:
+        self._tasks.discard(t)
+        if not t.cancelled() and t.exception() is not None:
+            log.error("%s: %s", self.name, t.exception(), exc_info=t.exception())
+
+    # ------------------------------------------------------------------ FIX sessions
+    async def on_logon(self, session_id: SessionID) -> None:
+        venue = self.venue_of.get(session_id)
+        if venue:
+            self.logged_on.add(venue)
+
+    async def on_logout(self, session_id: SessionID) -> None:
+        self.logged_on.discard(self.venue_of.get(session_id, ""))
+
+    def _send(self, venue: str, msg: Message) -> None:
+        sid = self.venues.get(venue)
+        if sid is None or self.engine is None:
+            log.error("%s: no FIX session to venue %r", self.name, venue)
+            return
+        self.engine.send_to_target(msg, sid)
+
+    # ------------------------------------------------------------------ commands in
+    def on_command(self, topic: str, payload: bytes) -> None:
+        try:
+            r = decode_record(payload)
+        except RecordDecodeError as exc:
+            log.warning("%s: malformed command on %s set aside: %s", self.name, topic, exc)
+            return
+        if r.type is RecordType.ORDER:
+            self._spawn(self._new_order(r))
+        elif r.type in (RecordType.CANCEL_REQUEST, RecordType.REPLACE_REQUEST):
+            self._spawn(self._request(r))
+        else:
+            log.warning("%s: command of type %s ignored", self.name, r.type.value)
+
+    def _order_fields(self, r: Record) -> dict[str, Any]:
+        return dict(account=r.account, symbol=r.symbol, side=r.side, order_qty=r.order_qty,
+                    cash_order_qty=r.cash_order_qty, price=r.price, ord_type=r.ord_type, tif=r.tif,
+                    cl_ord_id=r.cl_ord_id, orig_cl_ord_id=r.orig_cl_ord_id, venue=r.venue, session=r.session)
+
+    async def _new_order(self, order: Record) -> None:
+        txn = order.txn
+        if txn in self.inflight:
+            return
+        held = self.node.log.records_for_txn(txn)
+        if any(h.type in SENT_TYPES for h in held):
+            self.counters["duplicates"] += 1
+            return      # already sent by us or a peer: idempotent on txn
+        self.inflight.add(txn)
+        try:
+            fields = self._order_fields(order)
+            fields["extra"] = {"street": self.name, "venue_cl_ord_id": txn, "begin": order.extra.get("begin", "")}
+            await self.node.append(type=RecordType.SENT, txn=txn, status="A", **fields)
+            self._send_new(order.venue, txn, order)
+            self.counters["sent"] += 1
+        finally:
+            self.inflight.discard(txn)
+
+    def _send_new(self, venue: str, venue_id: str, r: Record) -> None:
+        f: list[tuple[int, object]] = [(11, venue_id), (1, r.account), (21, "1"), (55, r.symbol), (54, r.side),
+                                       (60, _now())]
+        if r.order_qty is not None:
+            f.append((38, fmt(r.order_qty)))
+        if r.cash_order_qty is not None:
+            f.append((152, fmt(r.cash_order_qty)))
+        f.append((40, r.ord_type))
+        if r.price is not None and r.ord_type != "1":
+            f.append((44, fmt(r.price)))
+        if r.tif:
+            f.append((59, r.tif))
+        self._send(venue, Message.new("D", f))
+
+    def _current_venue_id(self, held: list[Record], txn: str) -> str:
+        replaced = [h for h in held if h.type is RecordType.REPLACED and h.extra.get("venue_cl_ord_id")]
+        if not replaced:
+            return txn
+        return str(max(replaced, key=lambda h: h.hlc).extra["venue_cl_ord_id"])
+
+    async def _request(self, req: Record) -> None:
+        txn = req.txn
+        key = f"{txn}|{req.cl_ord_id}"
+        if key in self.inflight:
+            return
+        held = self.node.log.records_for_txn(txn)
+        kind = RecordType.CANCEL_SENT if req.type is RecordType.CANCEL_REQUEST else RecordType.REPLACE_SENT
+        if any(h.type is kind and h.cl_ord_id == req.cl_ord_id for h in held):
+            self.counters["duplicates"] += 1
+            return
+        sent = [h for h in held if h.type in SENT_TYPES]
+        if not sent:
+            return      # the order has not reached us yet; the customer utility repeats the request
+        self.inflight.add(key)
+        try:
+            assert self.ids is not None
+            venue_id = f"{txn}~{self.ids.next()}"
+            orig_vid = self._current_venue_id(held, txn)
+            fields = self._order_fields(req)
+            fields["extra"] = {"street": self.name, "venue_cl_ord_id": venue_id, "venue_orig_cl_ord_id": orig_vid}
+            rec = await self.node.append(type=kind, txn=txn, status="6" if kind is RecordType.CANCEL_SENT else "E", **fields)
+            self.requests[venue_id] = rec
+            f: list[tuple[int, object]] = [(41, orig_vid), (11, venue_id), (1, req.account), (55, req.symbol),
+                                           (54, req.side), (60, _now())]
+            if req.order_qty is not None:
+                f.append((38, fmt(req.order_qty)))
+            if req.cash_order_qty is not None:
+                f.append((152, fmt(req.cash_order_qty)))
+            if kind is RecordType.REPLACE_SENT:
+                f += [(21, "1"), (40, req.ord_type)]
+                if req.price is not None and req.ord_type != "1":
+                    f.append((44, fmt(req.price)))
+                if req.tif:
+                    f.append((59, req.tif))
+            self._send(req.venue, Message.new("F" if kind is RecordType.CANCEL_SENT else "G", f))
+        finally:
+            self.inflight.discard(key)
+
+    # ------------------------------------------------------------------ venue reports in
+    def _base(self, txn: str) -> Record | None:
+        held = self.node.log.records_for_txn(txn)
+        sent = [h for h in held if h.type in SENT_TYPES]
+        return min(sent, key=lambda h: h.hlc) if sent else None
+
+    @handles("8")
+    async def on_execution_report(self, msg: Message, sid: SessionID) -> None:
+        vid = msg.require_str(11)
+        txn = txn_of(vid)
+        base = self._base(txn)
+        if base is None:
+            log.warning("%s: report for unknown order %s ignored", self.name, vid)
+            return
+        exec_type = msg.require_str(150)
+        ord_status = msg.require_str(39)
+        req = self.requests.get(vid)
+        fields = self._order_fields(base)
+        if req is not None:
+            # a report about a cancel/replace request: customer ClOrdIDs of that request
+            fields["cl_ord_id"], fields["orig_cl_ord_id"] = req.cl_ord_id, req.orig_cl_ord_id
+            if req.type is RecordType.REPLACE_SENT:
+                fields.update(order_qty=req.order_qty, price=req.price, ord_type=req.ord_type, tif=req.tif)
+        else:
+            fields["cl_ord_id"] = self._customer_clid(txn, base)
+        fields.update(
+            venue_order_id=msg.get_str(37) or "",
+            cum_qty=msg.get_decimal(14), avg_px=msg.get_decimal(6), text=msg.get_str(58) or "",
+        )
+        leaves = msg.get_decimal(151)
+        extra: dict[str, Any] = {"street": self.name}
+        if leaves is not None:
+            extra["leaves_qty"] = leaves
+        if exec_type in ("F", "1", "2"):
+            exec_id = msg.require_str(17)
+            if exec_id in self.seen_exec:
+                return
+            self.seen_exec.add(exec_id)
+            rtype = RecordType.FILL
+            fields.update(exec_id=exec_id, last_qty=msg.get_decimal(32), last_px=msg.get_decimal(31))
+        elif exec_type == "0":
+            rtype = RecordType.VENUE_ACK
+        elif exec_type == "4":
+            rtype = RecordType.CANCELED
+        elif exec_type == "5":
+            rtype = RecordType.REPLACED
+            extra["venue_cl_ord_id"] = vid
+            new_qty = msg.get_decimal(38)
+            if new_qty is not None:
+                fields["order_qty"] = new_qty
+            if msg.get_decimal(44) is not None:
+                fields["price"] = msg.get_decimal(44)
+        elif exec_type == "8":
+            if msg.get_str(103) == "6":
+                # the venue already has this ClOrdID: the order is there; ask, don't record a reject
+                self._status_request(base)
+                return
+            rtype = RecordType.VENUE_REJECT
+            extra["reason"] = msg.get_str(103) or "0"
+        elif exec_type == "C":
+            rtype = RecordType.EXPIRED
+        elif exec_type == "I":
+            rtype = RecordType.VENUE_STATUS
+            if ord_status == "8" and txn in self.resolving and msg.get_str(103) in ("5", None):
+                await self._resend_unknown(base)
+                return
+            self.resolving.discard(txn)
+        else:
+            return      # pending states: nothing new
+        if rtype is RecordType.FILL:
+            fields["exec_id"] = fields.get("exec_id", "")
+        self.counters["reports"] += 1
+        await self.node.append(type=rtype, txn=txn, status=ord_status, extra=extra, **fields)
+
+    def _customer_clid(self, txn: str, base: Record) -> str:
+        held = self.node.log.records_for_txn(txn)
+        replaced = [h for h in held if h.type is RecordType.REPLACED]
+        return max(replaced, key=lambda h: h.hlc).cl_ord_id if replaced else base.cl_ord_id
+
+    @handles("9")
+    async def on_cancel_reject(self, msg: Message, sid: SessionID) -> None:
+        vid = msg.require_str(11)
+        txn = txn_of(vid)
+        base = self._base(txn)
+        req = self.requests.get(vid)
+        if base is None or req is None:
+            log.warning("%s: cancel reject for unknown request %s ignored", self.name, vid)
+            return
+        fields = self._order_fields(base)
+        fields["cl_ord_id"], fields["orig_cl_ord_id"] = req.cl_ord_id, req.orig_cl_ord_id
+        fields["text"] = msg.get_str(58) or "Cancel rejected by the venue"
+        extra = {"street": self.name, "response_to": msg.get_str(434) or "1", "reason": msg.get_str(102) or "2"}
+        await self.node.append(type=RecordType.CANCEL_REJECTED, txn=txn, status=msg.get_str(39) or "0",
+                               extra=extra, **fields)
+
+    @handles("j")
+    async def on_business_reject(self, msg: Message, sid: SessionID) -> None:
+        log.warning("%s: venue sent BusinessMessageReject: %s", self.name, msg)
+
+    # ------------------------------------------------------------------ takeover
+    def _status_request(self, r: Record) -> None:
+        held = self.node.log.records_for_txn(r.txn)
+        vid = self._current_venue_id(held, r.txn)
+        self._send(r.venue, Message.new("H", [(11, vid), (55, r.symbol), (54, r.side)]))
+
+    async def _resend_unknown(self, base: Record) -> None:
+        """The venue never got the order its dead sender recorded as SENT: send it now."""
+        txn = base.txn
+        self.resolving.discard(txn)
+        held = self.node.log.records_for_txn(txn)
+        if any(h.type in (RecordType.VENUE_ACK, RecordType.FILL, RecordType.CANCELED, RecordType.REPLACED,
+                          RecordType.EXPIRED, RecordType.VENUE_REJECT) for h in held):
+            return
+        fields = self._order_fields(base)
+        fields["extra"] = {"street": self.name, "venue_cl_ord_id": txn, "resent_after_takeover": True}
+        await self.node.append(type=RecordType.SENT, txn=txn, status="A", **fields)
+        self._send_new(base.venue, txn, base)
+        self.counters["sent"] += 1
+
+    def _dead_peers(self) -> list[str]:
+        now = asyncio.get_event_loop().time()
+        if now - self._started < self.startup_grace_s:
+            return []
+        return [p for p in self.peers if not self.liveness.alive(p)]
+
+    def _i_take_over(self, venue: str) -> bool:
+        """The lowest-named live street that reaches the venue takes a dead peer's orders."""
+        live = sorted([self.name] + [p for p in self.peers if self.liveness.alive(p) and
+                                     venue in (self.liveness.heartbeat(p) or _NO_HB).venues])
+        return venue in self.logged_on and live and live[0] == self.name  # type: ignore[return-value]
+
+    async def takeover_once(self) -> int:
+        dead = set(self._dead_peers())
+        if not dead:
+            return 0
+        by_txn: dict[str, list[Record]] = {}
+        for r in self.node.log.iter_authoritative():
+            if r.txn:
+                by_txn.setdefault(r.txn, []).append(r)
+        taken = 0
+        for txn, recs in by_txn.items():
+            st = fold(recs)
+            if st is None or st.is_terminal or st.street not in dead or not self._i_take_over(st.venue):
+                continue
+            fields = self._order_fields(recs[0])
+            fields["cl_ord_id"] = st.cl_ord_id
+            fields["extra"] = {"street": self.name, "from": st.street}
+            base = self._base(txn)
+            await self.node.append(type=RecordType.TAKEOVER, txn=txn, status=st.ord_status, **fields)
+            self.resolving.add(txn)
+            if base is not None:
+                self._status_request(base)
+            taken += 1
+        self.counters["takeovers"] += taken
+        if taken:
+            log.warning("%s: took over %d open order(s) of %s", self.name, taken, ", ".join(sorted(dead)))
+        return taken
+
+    async def run_takeover(self, interval: float = 0.5) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.takeover_once()
+            except Exception:
+                log.exception("%s: takeover pass failed", self.name)
+
+
+class _NoHeartbeat:
+    venues: tuple[str, ...] = ()
+
+
+_NO_HB: Any = _NoHeartbeat()
