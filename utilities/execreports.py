@@ -83,8 +83,12 @@ def execution_report(
     status_request_id: str = "",
 ) -> Message:
     fix42 = begin_string == "FIX.4.2"
-    if exec_type == TRADE and fix42:
+    trans_type = "3" if exec_type == ORDER_STATUS else "0"
+    if fix42 and exec_type == TRADE:
         exec_type = FILLED if view.ord_status == FILLED else PARTIAL
+    elif fix42 and exec_type == ORDER_STATUS:
+        # 4.2 has no ExecType I: a status answer is ExecTransType 3 with the current OrdStatus
+        exec_type = view.ord_status
     f: list[tuple[int, object]] = [
         (37, view.order_id or "NONE"),
         (11, view.cl_ord_id or "NONE"),
@@ -93,10 +97,10 @@ def execution_report(
         f.append((41, view.orig_cl_ord_id))
     f.append((17, exec_id))
     if fix42:
-        f.append((20, "3" if exec_type == ORDER_STATUS else "0"))
+        f.append((20, trans_type))
     f.append((150, exec_type))
     f.append((39, view.ord_status))
-    if ord_rej_reason is not None and exec_type == REJECTED:
+    if ord_rej_reason is not None and (exec_type == REJECTED or view.ord_status == REJECTED):
         f.append((103, ord_rej_reason))
     if view.account:
         f.append((1, view.account))
