@@ -228,7 +228,7 @@ class ReportWriter:
         """UTCTimestamp with milliseconds; events of one batch share ``ts``, so cache it."""
         if ts is not self._ts_key:
             self._ts_key = ts
-            if ts.utcoffset():  # the venues' clocks give UTC; anything else is converted
+            if ts.tzinfo is not UTC and ts.utcoffset():  # the venues' clocks give UTC
                 ts = ts.astimezone(UTC)
             self._ts_val = b"%04d%02d%02d-%02d:%02d:%02d.%03d" % (
                 ts.year, ts.month, ts.day, ts.hour, ts.minute, ts.second, ts.microsecond // 1000)

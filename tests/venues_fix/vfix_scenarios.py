@@ -17,7 +17,8 @@ from fixgw.message import Message
 
 
 class Client(Protocol):
-    invalid: list[str]
+    @property
+    def invalid(self) -> list[str]: ...
 
     def send(self, msg_type: str, fields: Sequence[tuple[int, object]]) -> bool: ...
 
