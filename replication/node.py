@@ -266,6 +266,16 @@ class ReplicationNode:
         rec: Record = await self._writer.append(fields)
         return rec
 
+    async def publish(self, topic: str, payload: bytes, *, qos: int = 1) -> None:
+        """Publish a message of the role on top of this node (not a record) on its connection.
+
+        Raises BusDisconnected (or RuntimeError without MQTT) when the broker is away: the
+        caller decides whether to repeat it.
+        """
+        if self._bus is None:
+            raise RuntimeError(f"node {self.node_id} has no MQTT bus")
+        await self._bus.publish(topic, payload, qos=qos)
+
     def add_listener(self, callback: Listener, *, replay: bool = False) -> None:
         """Call ``callback(record)`` on the loop thread for every newly inserted record (own
         or replicated), once, after its commit; own records before ``append`` returns.
