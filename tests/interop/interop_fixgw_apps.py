@@ -15,6 +15,7 @@ from pathlib import Path
 
 from fixgw.application import Application, MessageCracker, handles
 from fixgw.config import SessionID, SessionSettings, parse_settings
+from fixgw.engine import Engine
 from fixgw.message import Message
 
 
@@ -26,6 +27,7 @@ class Seen:
     seq_num: int
     poss_dup: bool
     cl_ord_id: str | None
+    gap_fill: bool = False  # a SequenceReset with GapFillFlag=Y
 
     @classmethod
     def of(cls, msg: Message) -> Seen:
@@ -34,6 +36,7 @@ class Seen:
             seq_num=msg.get_int(34) or 0,
             poss_dup=msg.get(43) == b"Y",
             cl_ord_id=msg.get_str(11),
+            gap_fill=msg.get(123) == b"Y",
         )
 
 
@@ -58,7 +61,8 @@ def acceptor_settings(
 
 
 def initiator_settings(
-    port: int, store_dir: Path, sender: str, target: str = "ISLD", begin_string: str = "FIX.4.4"
+    port: int, store_dir: Path, sender: str, target: str = "ISLD", begin_string: str = "FIX.4.4",
+    heartbeat_s: int = 30,
 ) -> list[SessionSettings]:
     """One fixgw initiator session to 127.0.0.1:``port``, LMDB store, reconnect every second."""
     text = "\n".join([
@@ -66,7 +70,7 @@ def initiator_settings(
         "ConnectionType=initiator",
         "SocketConnectHost=127.0.0.1",
         f"SocketConnectPort={port}",
-        "HeartBtInt=30",
+        f"HeartBtInt={heartbeat_s}",
         "ReconnectInterval=1",
         "MaxReconnectInterval=1",
         f"FileStorePath={store_dir}",
@@ -165,3 +169,12 @@ def new_order_single(cl_ord_id: str, qty: int = 100, price: str = "10.25") -> Me
         (11, cl_ord_id), (21, "1"), (55, "IBM"), (54, "1"), (60, now),
         (38, str(qty)), (40, "2"), (44, price),
     ])
+
+
+async def send_orders(engine: Engine, sid: SessionID, prefix: str, n: int) -> list[str]:
+    """Send ``n`` NewOrderSingle (ClOrdIDs ``<prefix><number>``) and wait until they are stored and written."""
+    ids = [f"{prefix}{i:06d}" for i in range(n)]
+    for cl in ids:
+        engine.send_to_target(new_order_single(cl), sid)
+    await engine.session(sid).flushed()
+    return ids

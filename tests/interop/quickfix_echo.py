@@ -22,7 +22,7 @@ received). The tests run it as a child process, because a QuickFIX acceptor cann
 safely inside a process (see :class:`QuickfixAcceptor`), and killing the child is the crash they
 want anyway. Imported, the module gives the pieces: :class:`AcceptorConfig`,
 :class:`EchoApplication`, :class:`ExecutionReportApplication`, :class:`QuickfixAcceptor`,
-:func:`read_events`.
+:func:`read_events`, and :class:`QuickfixProcess` (this script as a child process).
 
 QuickFIX 1.16 has no setting for the listening address: the acceptor binds every interface.
 Everything here connects to 127.0.0.1 only.
@@ -40,6 +40,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -358,6 +359,42 @@ def read_events(path: Path) -> list[tuple[str, int, bool]]:
             d = json.loads(line)
             out.append((str(d["cl"]), int(d["seq"]), bool(d["poss_dup"])))
     return out
+
+
+class QuickfixProcess:
+    """This script as a child process (for tests): ``kill()`` is a crash, ``start()`` a restart
+    over the same FileStore. Defaults: ExecutionReport answers, ResetOnLogon=N."""
+
+    def __init__(self, port: int, store: Path, target: str, *, events: Path | None = None,
+                 reply: str = "new", reset_on_logon: bool = False) -> None:
+        self.cmd = [
+            sys.executable, str(Path(__file__).resolve()), "--port", str(port), "--target", target,
+            "--store", str(store), "--reply", reply,
+        ]
+        if not reset_on_logon:
+            self.cmd.append("--no-reset")
+        if events is not None:
+            self.cmd += ["--events", str(events)]
+        self.proc: subprocess.Popen[str] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line.startswith("quickfix-echo listening"):
+            self.proc.kill()
+            raise RuntimeError(f"quickfix_echo.py did not start: {line!r} {self.proc.communicate()[1]}")
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def terminate(self) -> tuple[int, str, str]:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        out, err = self.proc.communicate(timeout=20)
+        return self.proc.returncode, out, err
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,72 +10,30 @@ killed (SIGKILL) and restarted from its FileStore.
 from __future__ import annotations
 
 import itertools
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from interop_fixgw_apps import OrderBlotter, initiator_settings, new_order_single
+from interop_fixgw_apps import OrderBlotter, initiator_settings, new_order_single, send_orders
 from interop_proxy import CuttableProxy
-from quickfix_echo import read_events
+from quickfix_echo import QuickfixProcess, read_events
 from quickfix_initiator import until
 from support_broker import free_port
 
 from fixgw.config import SessionID
 from fixgw.engine import Engine
 
-SCRIPT = Path(__file__).with_name("quickfix_echo.py")
 ME = "FIXGWC"
-
-
-class QuickfixProcess:
-    """``quickfix_echo.py`` as a child process; ``kill()`` is a crash, ``start()`` a restart."""
-
-    def __init__(self, port: int, store: Path, events: Path, reply: str = "new") -> None:
-        self.cmd = [
-            sys.executable, str(SCRIPT), "--port", str(port), "--target", ME, "--store", str(store),
-            "--reply", reply, "--no-reset", "--events", str(events),
-        ]
-        self.proc: subprocess.Popen[str] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line.startswith("quickfix-echo listening"):
-            self.proc.kill()
-            raise RuntimeError(f"quickfix_echo.py did not start: {line!r} {self.proc.communicate()[1]}")
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-    def terminate(self) -> tuple[int, str, str]:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        out, err = self.proc.communicate(timeout=20)
-        return self.proc.returncode, out, err
 
 
 def strictly_increasing(xs: list[int]) -> bool:
     return all(a < b for a, b in itertools.pairwise(xs))
 
 
-async def send_orders(engine: Engine, sid: SessionID, prefix: str, n: int) -> list[str]:
-    ids = [f"{prefix}{i:06d}" for i in range(n)]
-    for cl in ids:
-        engine.send_to_target(new_order_single(cl), sid)
-    await engine.session(sid).flushed()
-    return ids
-
-
 @pytest.mark.timeout(90)
 async def test_fixgw_initiator_to_quickfix_acceptor_orders_gap_resend_logout(tmp_path: Path) -> None:
     qf_port = free_port()
     events = tmp_path / "qf-events.jsonl"
-    qf = QuickfixProcess(qf_port, tmp_path / "qf-store", events)
+    qf = QuickfixProcess(qf_port, tmp_path / "qf-store", ME, events=events)
     qf.start()
     proxy = CuttableProxy(qf_port)
     await proxy.start()
@@ -153,7 +111,7 @@ async def test_fixgw_initiator_to_quickfix_acceptor_orders_gap_resend_logout(tmp
 async def test_fixgw_initiator_to_quickfix_acceptor_fix42(tmp_path: Path, reply: str) -> None:
     qf_port = free_port()
     events = tmp_path / "qf-events.jsonl"
-    qf = QuickfixProcess(qf_port, tmp_path / "qf-store", events, reply=reply)
+    qf = QuickfixProcess(qf_port, tmp_path / "qf-store", ME, events=events, reply=reply)
     qf.start()
     sid = SessionID("FIX.4.2", ME, "ISLD")
     blotter = OrderBlotter()
@@ -179,7 +137,7 @@ async def test_fixgw_initiator_to_quickfix_acceptor_cut_in_full_flow(tmp_path: P
     whatever was lost in flight comes back by resend, and every order gets exactly one report."""
     qf_port = free_port()
     events = tmp_path / "qf-events.jsonl"
-    qf = QuickfixProcess(qf_port, tmp_path / "qf-store", events)
+    qf = QuickfixProcess(qf_port, tmp_path / "qf-store", ME, events=events)
     qf.start()
     proxy = CuttableProxy(qf_port)
     await proxy.start()
