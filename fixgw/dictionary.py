@@ -15,6 +15,10 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fixgw.plans import PlanBook
 
 __all__ = [
     "DataDictionary",
@@ -288,6 +292,7 @@ class DataDictionary:
         "_messages",
         "_messages_b",
         "_names",
+        "_plans",
         "_source",
         "_trailer",
     )
@@ -339,6 +344,7 @@ class DataDictionary:
                 flags |= FLAG_TRAILER
             fast[tag] = (fd.check, fd.enums, flags)
         self._fast = fast
+        self._plans: PlanBook | None = None
 
     # -- construction -----------------------------------------------------------------------
 
@@ -497,6 +503,16 @@ class DataDictionary:
     ) -> Mapping[int, tuple[Callable[[bytes], bool] | None, frozenset[bytes] | None, int]]:
         """tag -> (format check, enum values, FLAG_* bits): the validator's hot-path table."""
         return self._fast
+
+    @property
+    def plans(self) -> PlanBook:
+        """The message shapes learned from valid messages (fixgw.plans), created on first use."""
+        p = self._plans
+        if p is None:
+            from fixgw.plans import PlanBook
+
+            p = self._plans = PlanBook(self)
+        return p
 
     def suggest_field(self, name: str) -> str | None:
         """The closest field name to a misspelt one, or None."""

@@ -32,7 +32,8 @@ from typing import Any, Protocol, Self
 from fixgw.application import Application, RejectLogon
 from fixgw.config import SessionID, SessionSettings
 from fixgw.framing import Framer, Garbled
-from fixgw.message import Message
+from fixgw.message import Message, parse_fields
+from fixgw.plans import PlanBook
 from fixgw.session import (
     Batch,
     Close,
@@ -228,6 +229,8 @@ class SessionRuntime:
                 m = _dd.message_b(mt)
                 return m is not None and not m.is_admin
 
+        # learned message shapes of the dictionary: parse + validate in one regex match
+        self._plans: PlanBook | None = dd.plans if dd is not None else None
         supports = app.supports if type(app).supports is not Application.supports else None
         self.session = Session(
             config_from_settings(settings),
@@ -335,6 +338,24 @@ class SessionRuntime:
         if session._queue:
             while (more := session.next_queued(now)) is not None:
                 await self.run_actions(more)
+
+    def _item(self, raw: bytes | Garbled) -> Message | Garbled:
+        """A frame from Framer.next_raw as Framer.next would give it, by a learned shape when
+        one matches (then already validated)."""
+        if type(raw) is Garbled:
+            return raw
+        assert isinstance(raw, bytes)
+        plans = self._plans
+        if plans is not None:
+            fields = plans.fields(raw)
+            if fields is not None:
+                msg = Message(fields, raw)
+                msg.validated = True
+                return msg
+        fields = parse_fields(raw)
+        if fields is None:
+            return Garbled(raw, "a field is not tag=value with a numeric tag")
+        return Message(fields, raw)
 
     def kick(self) -> None:
         """Make sure what the session produced gets committed and written."""
@@ -452,7 +473,8 @@ class SessionRuntime:
                 framer.feed(data)
                 n = 0
                 clock = self.engine.clock
-                while (item := framer.next()) is not None:
+                while (raw := framer.next_raw()) is not None:
+                    item = self._item(raw)
                     if type(item) is Message and not self._log_io and not session._queue:
                         # the common case, inlined: a message, no log, nothing queued
                         actions = session.on_message(item, clock())

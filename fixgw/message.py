@@ -161,13 +161,16 @@ class Message:
     """An ordered FIX message. ``fields`` is the whole message in order (incl. 8/9/35/10 for
     a received message); ``raw`` is the wire form when the message was received or sealed."""
 
-    __slots__ = ("_map", "_mt", "fields", "raw")
+    __slots__ = ("_map", "_mt", "fields", "raw", "validated")
 
     def __init__(self, fields: list[tuple[int, bytes]] | None = None, raw: bytes = b"") -> None:
         self.fields: list[tuple[int, bytes]] = fields if fields is not None else []
         self.raw = raw
         self._map: dict[int, bytes] | None = None
         self._mt: bytes | None = None
+        # True when a learned shape of the session's dictionary parsed it (fixgw.plans): it is
+        # then known valid and the session does not run the dictionary check again
+        self.validated = False
 
     @classmethod
     def new(cls, msg_type: str | bytes, fields: Iterable[tuple[int, object]] = ()) -> Message:
@@ -259,6 +262,7 @@ class Message:
         if self._map is not None and tag not in self._map:
             self._map[tag] = self.fields[-1][1]
         self.raw = b""
+        self.validated = False
         return self
 
     def set(self, tag: int, value: object) -> Message:
@@ -271,6 +275,7 @@ class Message:
                 if self._map is not None:
                     self._map[tag] = b
                 self.raw = b""
+                self.validated = False
                 return self
         return self.append(tag, b)
 
@@ -279,6 +284,7 @@ class Message:
         self._map = None
         self._mt = None
         self.raw = b""
+        self.validated = False
         return self
 
     def copy(self) -> Message:

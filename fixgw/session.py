@@ -635,6 +635,8 @@ class Session:
         """The dictionary's first problem (a SessionReject) or None; minimal checks without one."""
         v = self._validator
         if v is not None:
+            if msg.validated:
+                return None  # parsed by a learned shape of the dictionary: known valid
             mt = msg.msg_type
             unsupported = self._unsupported.get(mt)
             if unsupported is None:

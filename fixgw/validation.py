@@ -496,6 +496,8 @@ def validate(
                 return SessionReject(14, fields[pos][0], REJECT_TEXTS[14])
     msg = dd.message_b(fields[2][1])
     if msg is not None and _fast_ok(dd, fields, msg):
+        # certainly valid: its shape parses and validates the next ones in one match
+        dd.plans.learn(fields)
         return None
     return _validate_exact(
         dd,
