@@ -59,6 +59,7 @@ class MqttBus:
         self._client: aiomqtt.Client | None = None
         self._task: asyncio.Task[None] | None = None
         self._connected_event = asyncio.Event()
+        self._closing = False
         self.connects = 0
         self.last_error: str = ""
 
@@ -71,12 +72,16 @@ class MqttBus:
 
     async def close(self) -> None:
         task, self._task = self._task, None
+        self._closing = True
         if task is not None:
             task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+            # aiomqtt may turn our cancellation into an MqttError (e.g. its disconnect wait
+            # timing out); _closing makes the loop end anyway. Never wait unboundedly here.
+            done, _ = await asyncio.wait({task}, timeout=self._publish_timeout + 2)
+            if not done:
+                log.warning("%s: MQTT connection task did not stop in time", self.client_id)
+            elif not task.cancelled() and task.exception() is not None:
+                log.warning("%s: MQTT connection task ended with %r", self.client_id, task.exception())
 
     async def wait_connected(self, timeout: float | None = None) -> None:
         await asyncio.wait_for(self._connected_event.wait(), timeout)
@@ -101,7 +106,7 @@ class MqttBus:
 
     async def _run(self) -> None:
         delay = self._backoff_initial
-        while True:
+        while not self._closing:
             client = aiomqtt.Client(
                 self.host,
                 self.port,
@@ -131,6 +136,8 @@ class MqttBus:
             finally:
                 self._client = None
                 self._connected_event.clear()
+            if self._closing:
+                return
             await asyncio.sleep(delay)
             delay = min(delay * 2, self._backoff_max)
 

@@ -50,7 +50,8 @@ async def test_two_nodes_replicate_with_listeners_once_and_nodelay(tmp_path: Pat
                                       for i in range(1000)))
         assert sorted(r.seq for r in recs) == list(range(1, 1001))
         assert len(seen_a) == 1000  # own records: listeners ran before append returned
-        await until(lambda: len(seen_f) >= 1000, what="firm to receive 1000 records")
+        await until(lambda: len(seen_f) >= 1000, timeout=20, what="firm to receive 1000 records")
+        await a.flush(10)  # every PUBACK is in (the firm may have had the records before that)
         await asyncio.sleep(0.3)
         assert len(seen_f) == 1000 and len({(r.origin, r.seq) for r in seen_f}) == 1000
         assert f.log.high_water_marks()["c1"] == 1000
