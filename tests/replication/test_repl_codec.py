@@ -49,7 +49,7 @@ def test_encoding_is_versioned_and_uses_strings_for_decimals() -> None:
 
 
 @given(records())
-@settings(max_examples=300)
+@settings(max_examples=150, deadline=None)
 def test_any_record_round_trips(rec: Record) -> None:
     data = encode_record(rec)
     assert decode_record(data) == rec
@@ -57,7 +57,7 @@ def test_any_record_round_trips(rec: Record) -> None:
 
 
 @given(st.binary(max_size=300))
-@settings(max_examples=500)
+@settings(max_examples=400, deadline=None)
 def test_random_bytes_raise_only_record_decode_error(data: bytes) -> None:
     try:
         decode_record(data)
@@ -66,7 +66,7 @@ def test_random_bytes_raise_only_record_decode_error(data: bytes) -> None:
 
 
 @given(records(), st.data())
-@settings(max_examples=300)
+@settings(max_examples=200, deadline=None)
 def test_corrupted_encodings_raise_only_record_decode_error(rec: Record, data: st.DataObject) -> None:
     raw = bytearray(encode_record(rec))
     op = data.draw(st.sampled_from(["flip", "truncate", "insert"]))
@@ -87,7 +87,7 @@ def test_corrupted_encodings_raise_only_record_decode_error(rec: Record, data: s
 @given(st.recursive(st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats() | st.text() | st.binary(),
                     lambda c: st.lists(c, max_size=30) | st.dictionaries(st.text(), c, max_size=5),
                     max_leaves=60))
-@settings(max_examples=500)
+@settings(max_examples=250, deadline=None)
 def test_arbitrary_msgpack_values_raise_only_record_decode_error(value: object) -> None:
     try:
         decode_record(msgpack.packb(value))
@@ -137,7 +137,7 @@ def test_encode_refuses_floats_and_non_finite_decimals() -> None:
 
 
 @given(records())
-@settings(max_examples=200)
+@settings(max_examples=100, deadline=None)
 def test_json_round_trip(rec: Record) -> None:
     line = record_to_json_line(rec)
     assert record_from_json(json.loads(line)) == rec

@@ -68,7 +68,7 @@ def test_malformed_messages(payload: bytes) -> None:
 
 
 @given(st.binary(max_size=200))
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 def test_random_payloads_raise_only_record_decode_error(payload: bytes) -> None:
     try:
         decode_message(payload)
