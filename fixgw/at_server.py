@@ -66,6 +66,10 @@ def at_settings(
     return parse_settings("\n".join(lines) + "\n", "<at-server>")
 
 
+# the header and trailer, less PossResend (97), which the echo keeps
+_NOT_ECHOED = (HEADER_TAGS | TRAILER_TAGS) - {97}
+
+
 class EchoApplication(MessageCracker):
     """Echo NewOrderSingle (and SecurityDefinition); reject every other application type."""
 
@@ -91,10 +95,7 @@ class EchoApplication(MessageCracker):
 
     def _echo(self, msg: Message, session_id: SessionID) -> None:
         fields = [(35, msg.msg_type)]
-        fields += [
-            (t, v) for t, v in msg.fields
-            if t == 97 or (t not in HEADER_TAGS and t not in TRAILER_TAGS)
-        ]
+        fields += [f for f in msg.fields if f[0] not in _NOT_ECHOED]
         self.echoed += 1
         self.send(Message(fields), session_id)
 

@@ -43,6 +43,7 @@ from fixgw.session import (
     Session,
     SessionConfig,
     VerifyLogon,
+    _noop_hook,
 )
 from fixgw.session_state import State
 
@@ -240,8 +241,11 @@ class SessionRuntime:
             validator=validator,
             supports=supports,
             is_app_type=is_app,
-            to_admin=lambda m: app.to_admin(m, sid),
-            to_app=lambda m: app.to_app(m, sid),
+            # an application that does not override a hook costs no call per message
+            to_admin=(lambda m: app.to_admin(m, sid))
+            if type(app).to_admin is not Application.to_admin else _noop_hook,
+            to_app=(lambda m: app.to_app(m, sid))
+            if type(app).to_app is not Application.to_app else _noop_hook,
             event=log.event,
         )
         self.conn: _Conn | None = None
@@ -301,10 +305,7 @@ class SessionRuntime:
                     else:
                         await app.from_app(a.message, sid)
                 except Exception as exc:  # noqa: BLE001 - the application's answer is a reject of some kind
-                    more = session.app_error(a.message, exc, self.engine.clock())
-                    if not isinstance(exc, (RejectLogon,)) and type(exc).__module__ == "builtins":
-                        _log.exception("application error in %s", sid)
-                    await self.run_actions(more)
+                    await self._app_failed(a, exc)
             elif type(a) is VerifyLogon:
                 try:
                     await app.from_admin(a.message, sid)
@@ -323,6 +324,13 @@ class SessionRuntime:
             elif type(a) is LoggedOut:
                 self._logged_on.clear()
                 await app.on_logout(sid)
+
+    async def _app_failed(self, a: Deliver, exc: Exception) -> None:
+        """The application raised on a delivered message: answer as QuickFIX does."""
+        more = self.session.app_error(a.message, exc, self.engine.clock())
+        if not isinstance(exc, (RejectLogon,)) and type(exc).__module__ == "builtins":
+            _log.error("application error in %s", self.session_id, exc_info=exc)
+        await self.run_actions(more)
 
     async def handle(self, item: Message | Garbled) -> None:
         now = self.engine.clock()
@@ -473,16 +481,25 @@ class SessionRuntime:
                 framer.feed(data)
                 n = 0
                 clock = self.engine.clock
+                from_app = self.engine.app.from_app
+                sid = self.session_id
                 while (raw := framer.next_raw()) is not None:
                     item = self._item(raw)
                     if type(item) is Message and not self._log_io and not session._queue:
                         # the common case, inlined: a message, no log, nothing queued
                         actions = session.on_message(item, clock())
                         if actions:
-                            await self.run_actions(actions)
+                            a = actions[0]
+                            if type(a) is Deliver and not a.admin and len(actions) == 1:
+                                try:
+                                    await from_app(a.message, sid)
+                                except Exception as exc:  # noqa: BLE001 - answered by a reject
+                                    await self._app_failed(a, exc)
+                            else:
+                                await self.run_actions(actions)
                     else:
                         await self.handle(item)
-                    if self._closing():
+                    if session.state is State.DISCONNECTING:
                         break
                     n += 1
                     if n % _SLICE == 0:

@@ -17,10 +17,13 @@ the rules the FIX session test cases (and QuickFIX) use:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Final
 
-from fixgw.message import Message, parse_fields
+from fixgw.message import Message, checksum, parse_fields
+
+__all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "Framer", "Garbled", "checksum"]
 
 SOH: Final = b"\x01"
 _TRAILER: Final = b"\x0110="
@@ -40,8 +43,11 @@ class Garbled:
     msg_type: bytes = b""
 
 
-def checksum(data: bytes) -> int:
-    return sum(data) & 0xFF
+# The usual frame, as one C-level match: "8=" BeginString (1-32 bytes), "9=" BodyLength, and
+# MsgType (non-empty) third; next_raw then only has to look at the trailer where BodyLength says.
+_USUAL_HEAD: Final = re.compile(rb"8=[^\x01]{1,32}\x019=(\d{1,9})\x0135=[^\x01]").match
+# sum of the bytes "10=" and the final SOH, taken off a whole frame's sum
+_TRAILER_SUM: Final = sum(b"10=\x01")
 
 
 class Framer:
@@ -104,6 +110,18 @@ class Framer:
         buf = self._buf
         while True:
             p = self._pos
+            m = _USUAL_HEAD(buf, p)
+            if m is not None:
+                # the common case: a well-formed frame with its trailer where BodyLength says;
+                # anything else (incomplete, wrong length or checksum) takes the full path below
+                t = m.end(1) + int(m.group(1))  # the SOH before "10="
+                if buf[t + 7 : t + 8] == SOH and buf.startswith(b"\x0110=", t):
+                    cs_b = buf[t + 4 : t + 7]
+                    if cs_b.isdigit() and int(m.group(1)) <= self.max_message_size:
+                        raw = buf[p : t + 8]
+                        if int(cs_b) == (checksum(raw) - _TRAILER_SUM - sum(cs_b)) & 0xFF:
+                            self._pos = t + 8
+                            return raw
             n = len(buf)
             if n - p < 2:
                 return None

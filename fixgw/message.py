@@ -11,11 +11,13 @@ Values are kept as the wire bytes (no decoding on the hot path); ``get_str`` / `
 from __future__ import annotations
 
 import re
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
 from typing import Final
 
 SOH: Final = b"\x01"
+_adler32: Final = zlib.adler32
 
 # Tags of the standard header (FIX 4.2 / 4.4) and trailer: the encoder places them before /
 # after the body whatever order the application appended them in.
@@ -303,6 +305,22 @@ class Message:
     __hash__ = None  # type: ignore[assignment]
 
 
+def checksum(data: bytes) -> int:
+    """FIX CheckSum: the sum of the bytes modulo 256.
+
+    Computed with zlib.adler32 (C), whose low half is 1 + the byte sum modulo 65521: exact for
+    up to 256 bytes at a time (256 * 255 + 1 < 65521), and ~3x cheaper than sum() over bytes.
+    """
+    n = len(data)
+    if n <= 256:
+        return (_adler32(data) - 1) & 0xFF
+    total = 0
+    mv = memoryview(data)
+    for i in range(0, n, 256):
+        total += (_adler32(mv[i : i + 256]) & 0xFFFF) - 1
+    return total & 0xFF
+
+
 def encode(begin_string: bytes, header: Sequence[tuple[int, bytes]], body: Sequence[tuple[int, bytes]]) -> bytes:
     """Wire bytes: ``8=begin | 9=len | header | body | 10=checksum``.
 
@@ -315,7 +333,20 @@ def encode(begin_string: bytes, header: Sequence[tuple[int, bytes]], body: Seque
     parts.append(b"")
     payload = SOH.join(parts)
     data = b"8=" + begin_string + b"\x019=%d\x01" % len(payload) + payload
-    return data + b"10=%03d\x01" % (sum(data) & 0xFF)
+    return data + b"10=%03d\x01" % checksum(data)
+
+
+def encode_after(head_begin: bytes, head: bytes, fields: Sequence[tuple[int, bytes]]) -> bytes:
+    """Wire bytes from a pre-encoded start: ``head_begin`` is ``8=<begin><SOH>9=``, ``head``
+    the fields from MsgType (35) on, encoded, without the final SOH; ``fields`` follow.
+    The same bytes as ``encode`` gives for the same fields."""
+    if fields:
+        g = _TAG_PREFIX.get
+        payload = b"%s\x01%s\x01" % (head, b"\x01".join([(g(t) or _prefix(t)) + v for t, v in fields]))
+    else:
+        payload = head + b"\x01"
+    data = b"%s%d\x01%s" % (head_begin, len(payload), payload)
+    return b"%s10=%03d\x01" % (data, checksum(data))
 
 
 def encode_fields(fields: Sequence[tuple[int, bytes]]) -> bytes:
