@@ -26,7 +26,7 @@ from replication.record import Record, RecordType, Role
 from utilities import execreports as er
 from utilities.liveness import Liveness
 from utilities.risk import RiskView
-from utilities.routing import Router, command_topic
+from utilities.routing import Router, command_topic, encode_commands
 from utilities.status import OrderStatus, fold
 from utilities.txn import TxnAllocator, parse_txn
 
@@ -80,6 +80,8 @@ class CustomerUtility(MessageCracker):
         self.logged_on: set[SessionID] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._exec_seq = 0
+        self._outbox: dict[str, list[bytes]] = {}
+        self._flush_scheduled = False
         self.counters = {"orders": 0, "rejects": 0, "reports": 0, "routed": 0}
 
     # ------------------------------------------------------------------ start-up
@@ -202,8 +204,7 @@ class CustomerUtility(MessageCracker):
         # durable: acknowledge now
         self._send(sid, er.execution_report(sid.begin_string, _view_of(rec, er.PENDING_NEW), exec_id=self._exec_id(),
                                             exec_type=er.PENDING_NEW))
-        self.router.add(rec)
-        self._route_due()
+        self._route_due([self.router.add(rec)])
 
     def _find(self, client: str, cl: str | None, order_id: str | None) -> tuple[str, OrderStatus] | None:
         txn = self.by_clid.get((client, cl)) if cl else None
@@ -269,8 +270,7 @@ class CustomerUtility(MessageCracker):
         rec = await self.node.append(type=rtype, txn=txn, status=pending, **fields)
         view = _view_of_status(st, pending, cl_ord_id=rec.cl_ord_id, orig=rec.orig_cl_ord_id)
         self._send(sid, er.execution_report(sid.begin_string, view, exec_id=self._exec_id(), exec_type=pending))
-        self.router.add(rec, st.street)
-        self._route_due()
+        self._route_due([self.router.add(rec, st.street)])
 
     def _cxl_reject(self, sid: SessionID, st: OrderStatus | None, cl: str, orig: str, response_to: str,
                     reason: int, text: str) -> None:
@@ -387,16 +387,26 @@ class CustomerUtility(MessageCracker):
         hb = self.liveness.heartbeat(street)
         return self.liveness.alive(street) and hb is not None and venue in hb.venues
 
-    def _route_due(self) -> None:
-        for p, street in self.router.due(self._choose):
+    def _route_due(self, only: list[str] | None = None) -> None:
+        for p, street in self.router.due(self._choose, only):
             self.counters["routed"] += 1
-            self._spawn(self._publish_command(street, p.record))
+            self._outbox.setdefault(street, []).append(encode_record(p.record))
+        if self._outbox and not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush_outbox)
 
-    async def _publish_command(self, street: str, r: Record) -> None:
+    def _flush_outbox(self) -> None:
+        # everything routed during one loop turn goes to each street in one publish
+        self._flush_scheduled = False
+        outbox, self._outbox = self._outbox, {}
+        for street, records in outbox.items():
+            self._spawn(self._publish_commands(street, records))
+
+    async def _publish_commands(self, street: str, records: list[bytes]) -> None:
         try:
-            await self.publish(command_topic(self.cluster, street), encode_record(r))
-        except Exception as exc:   # broker away: the router repeats it
-            log.debug("%s: route of %s to %s not sent: %s", self.name, r.txn, street, exc)
+            await self.publish(command_topic(self.cluster, street), encode_commands(records))
+        except Exception as exc:   # broker away: the router repeats them
+            log.debug("%s: %d command(s) for %s not sent: %s", self.name, len(records), street, exc)
 
     async def run_router(self, interval: float = 0.2) -> None:
         while True:

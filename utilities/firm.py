@@ -115,7 +115,7 @@ class FirmNode:
                 await self.node.append(type=RecordType.POSITION, txn=f"position:{acct}:{pos.symbol}", status="eod",
                                        account=acct, symbol=pos.symbol,
                                        extra={"trade_date": trade_date.isoformat(),
-                                              "position": pos.opening + pos.traded, "settled": pos.opening + pos.settled})
+                                              "position": pos.traded, "settled": pos.settled})
             await self.node.append(type=RecordType.BUYING_POWER, txn=f"buying_power:{acct}", status="eod", account=acct,
                                    extra={"trade_date": trade_date.isoformat(), "buying_power": books.buying_power(acct)})
         await self.node.append(type=RecordType.END_OF_DAY, txn=f"eod:{trade_date.isoformat()}", status="done",
@@ -148,9 +148,10 @@ def books_summary(books: Books) -> dict[str, Any]:
     for acct in books.accounts():
         cash = books.cash(acct)
         out[acct] = {
-            "cash": dec_str(cash.opening + cash.traded),
-            "cash_settled": dec_str(cash.opening + cash.settled),
+            # Position/Cash "traded" and "settled" already include the opening balance
+            "cash": dec_str(cash.traded),
+            "cash_settled": dec_str(cash.settled),
             "buying_power": dec_str(books.buying_power(acct)),
-            "positions": {p.symbol: dec_str(p.opening + p.traded) for p in books.positions(acct)},
+            "positions": {p.symbol: dec_str(p.traded) for p in books.positions(acct)},
         }
     return out

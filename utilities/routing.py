@@ -15,7 +15,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
+import msgpack
+
 from replication.record import Record, RecordType
+
+COMMANDS_VERSION = 1
 
 ANSWERS: dict[RecordType, frozenset[RecordType]] = {
     RecordType.ORDER: frozenset({
@@ -32,6 +36,23 @@ def command_topic(cluster: str, street: str) -> str:
     return f"fixgw/{cluster}/cmd/{street}"
 
 
+def encode_commands(records: list[bytes]) -> bytes:
+    """Several encoded customer records in one MQTT message (one publish per street per turn)."""
+    return msgpack.packb([COMMANDS_VERSION, records])
+
+
+def decode_commands(payload: bytes) -> list[bytes]:
+    """The encoded records of a command message; ValueError when it is not one."""
+    try:
+        v = msgpack.unpackb(payload)
+    except Exception as exc:
+        raise ValueError(f"not a command message: {exc}") from None
+    if not isinstance(v, list) or len(v) != 2 or v[0] != COMMANDS_VERSION or not isinstance(v[1], list) \
+            or not all(isinstance(x, bytes) for x in v[1]):
+        raise ValueError("not a command message (expected [1, [record bytes...]])")
+    return list(v[1])
+
+
 def request_id(r: Record) -> str:
     """What names a command: the txn for an order, the request's ClOrdID for a request."""
     return r.txn if r.type is RecordType.ORDER else f"{r.txn}|{r.cl_ord_id}"
@@ -44,24 +65,43 @@ class Pending:
     sent_at: float = -1e18
     attempts: int = 0
 
+    def next_at(self, retry_s: float, max_retry_s: float) -> float:
+        if self.attempts == 0:
+            return -1e18
+        # back off: a busy street answers late, and repeats only add to its load
+        return self.sent_at + min(max_retry_s, retry_s * (2 ** (self.attempts - 1)))
+
 
 @dataclass
 class Router:
     """Which commands still wait for a street's answer, and where to (re)send them."""
 
     retry_s: float = 1.0
+    max_retry_s: float = 8.0
     monotonic: Callable[[], float] = time.monotonic
     pending: dict[str, Pending] = field(default_factory=dict)
+    by_txn: dict[str, set[str]] = field(default_factory=dict)
 
-    def add(self, r: Record, street: str = "") -> None:
-        self.pending.setdefault(request_id(r), Pending(r, street))
+    def add(self, r: Record, street: str = "") -> str:
+        rid = request_id(r)
+        if rid not in self.pending:
+            self.pending[rid] = Pending(r, street)
+            self.by_txn.setdefault(r.txn, set()).add(rid)
+        return rid
+
+    def _drop(self, rid: str) -> None:
+        p = self.pending.pop(rid)
+        rids = self.by_txn.get(p.record.txn)
+        if rids is not None:
+            rids.discard(rid)
+            if not rids:
+                del self.by_txn[p.record.txn]
 
     def answered_by(self, r: Record) -> list[str]:
         """Drop the commands a street record answers; returns their ids."""
         done: list[str] = []
-        for rid, p in list(self.pending.items()):
-            if p.record.txn != r.txn:
-                continue
+        for rid in list(self.by_txn.get(r.txn, ())):
+            p = self.pending[rid]
             kinds = ANSWERS.get(p.record.type, frozenset())
             if p.record.type is RecordType.ORDER:
                 hit = r.type in kinds
@@ -69,17 +109,21 @@ class Router:
                 hit = (r.type in kinds and r.cl_ord_id == p.record.cl_ord_id) or r.type in FINAL
             if hit:
                 done.append(rid)
-                del self.pending[rid]
+                self._drop(rid)
         return done
 
-    def due(self, choose: Callable[[Pending], str | None]) -> Iterable[tuple[Pending, str]]:
-        """Commands to (re)send now, with the street to send each to."""
+    def due(self, choose: Callable[[Pending], str | None], only: Iterable[str] | None = None
+            ) -> Iterable[tuple[Pending, str]]:
+        """Commands to (re)send now, with the street to send each to: new ones, ones whose
+        street died, and unanswered ones once their back-off has passed."""
         now = self.monotonic()
-        for p in list(self.pending.values()):
-            if now - p.sent_at < self.retry_s:
-                continue
+        ids = list(self.pending) if only is None else [i for i in only if i in self.pending]
+        for rid in ids:
+            p = self.pending[rid]
             street = choose(p)
             if street is None:
+                continue
+            if street == p.street and now < p.next_at(self.retry_s, self.max_retry_s):
                 continue
             p.street, p.sent_at = street, now
             p.attempts += 1

@@ -28,6 +28,7 @@ from replication.errors import RecordDecodeError
 from replication.record import Record, RecordType
 from utilities.execreports import fmt
 from utilities.liveness import Liveness
+from utilities.routing import decode_commands
 from utilities.status import fold
 from utilities.txn import TxnAllocator
 
@@ -118,10 +119,19 @@ class StreetUtility(MessageCracker):
     # ------------------------------------------------------------------ commands in
     def on_command(self, topic: str, payload: bytes) -> None:
         try:
-            r = decode_record(payload)
-        except RecordDecodeError as exc:
-            log.warning("%s: malformed command on %s set aside: %s", self.name, topic, exc)
+            items = decode_commands(payload)
+        except ValueError as exc:
+            log.warning("%s: malformed command message on %s set aside: %s", self.name, topic, exc)
             return
+        for item in items:
+            try:
+                r = decode_record(item)
+            except RecordDecodeError as exc:
+                log.warning("%s: malformed command on %s set aside: %s", self.name, topic, exc)
+                continue
+            self._command(r)
+
+    def _command(self, r: Record) -> None:
         if r.type is RecordType.ORDER:
             self._spawn(self._new_order(r))
         elif r.type in (RecordType.CANCEL_REQUEST, RecordType.REPLACE_REQUEST):

@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "at-server": "at_server",
     "venue": "venue",
     "broker": "broker",
+    "firm": "firm",
 }
 
 

@@ -137,6 +137,7 @@ async def run(cfg: Any, *, sessions: int, orders: int, rate: float, seconds: flo
             return
 
     readers = [asyncio.create_task(reader(c)) for c in conns]
+    run_id = b"%x" % (time.time_ns() // 1_000_000 % 0xFFFFFFF)   # ClOrdIDs unique across runs
     t0 = time.perf_counter()
     t_end = time.monotonic() + seconds
     n = 0
@@ -152,7 +153,7 @@ async def run(cfg: Any, *, sessions: int, orders: int, rate: float, seconds: flo
                 side = b"1" if n % 2 == 0 else b"2"
                 ref = prices[sym]
                 px = (ref * (Decimal("1.01") if side == b"1" else Decimal("0.99"))).quantize(Decimal("0.01"))
-                cid = b"E%d" % n
+                cid = b"E%s.%d" % (run_id, n)
                 now = time.time()
                 body = [(11, cid), (1, b"BENCH"), (21, b"1"), (55, sym.encode()), (54, side), (60, utc_timestamp(now)),
                         (38, b"100"), (40, b"2"), (44, str(px).encode()), (59, b"0")]
@@ -210,7 +211,7 @@ async def _count_lost(cfg: Any, cfus: list[Any], clients: list[Any], owner: dict
     for cfu in cfus:
         by_session: dict[int, list[bytes]] = {}
         for cid in owner:
-            by_session.setdefault(int(cid[1:]) % sessions, []).append(cid)
+            by_session.setdefault(int(cid.rsplit(b".", 1)[1]) % sessions, []).append(cid)
         for i, cids in by_session.items():
             c = await _logon(cfu.host, int(cfu.port or 0), clients[i].comp_id, cfu.comp_id, begin)
             try:

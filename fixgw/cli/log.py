@@ -4,6 +4,7 @@
     fixgw log verify DIR DIR...
     fixgw log export --data DIR [--origin NODE] [--out FILE]
     fixgw log import --data DIR [--in FILE] [--node ID --role ROLE]
+    fixgw log status --data DIR --txn T [--json]
 
 The logic lives in ``replication.ops``; this module is only the argparse wiring. Further
 actions (e.g. ``status``) register on the same ``log`` sub-parser: add a function that
@@ -22,7 +23,60 @@ from fixgw.cli import CliError
 
 
 def _data_dir(value: str) -> Path:
-    return Path(value)
+    # a cluster node keeps its log in <node dir>/log: accept either directory
+    path = Path(value)
+    if not (path / "data.mdb").exists() and (path / "log" / "data.mdb").exists():
+        return path / "log"
+    return path
+
+
+def _run_status(args: argparse.Namespace) -> int:
+    import json
+
+    from replication.codec import record_to_json
+    from replication.errors import ReplicationError
+    from replication.log import RecordLog
+    from replication.ops import format_record
+    from utilities.status import fold
+
+    try:
+        with RecordLog(args.data, readonly=True) as log:
+            records = log.records_for_txn(args.txn)
+    except ReplicationError as exc:
+        raise CliError(str(exc)) from None
+    st = fold(records)
+    if st is None:
+        raise CliError(f"{args.data}: no records of order {args.txn!r}")
+    records.sort(key=lambda r: r.hlc)
+    if args.json:
+        print(json.dumps({
+            "txn": st.txn, "ord_status": st.ord_status, "cum_qty": str(st.cum_qty), "leaves_qty": str(st.leaves_qty),
+            "avg_px": str(st.avg_px), "order_qty": None if st.order_qty is None else str(st.order_qty),
+            "cl_ord_id": st.cl_ord_id, "account": st.account, "symbol": st.symbol, "side": st.side,
+            "street": st.street, "pending": [p.kind for p in st.pending],
+            "records": [record_to_json(r) for r in records],
+        }, default=str))
+        return 0
+    names = {"A": "PendingNew", "0": "New", "1": "PartiallyFilled", "2": "Filled", "4": "Canceled",
+             "6": "PendingCancel", "8": "Rejected", "C": "Expired", "E": "PendingReplace"}
+    qty = st.order_qty if st.order_qty is not None else f"cash {st.cash_order_qty}"
+    print(f"order {st.txn}: {names.get(st.ord_status, st.ord_status)} (OrdStatus {st.ord_status})  "
+          f"{st.account} {'BUY' if st.side == '1' else 'SELL'} {qty} {st.symbol} @ {st.price or 'MKT'}  "
+          f"ClOrdID {st.cl_ord_id}")
+    print(f"  CumQty {st.cum_qty}  LeavesQty {st.leaves_qty}  AvgPx {st.avg_px}  street {st.street or '-'}"
+          + (f"  pending {', '.join(p.kind for p in st.pending)}" if st.pending else ""))
+    print(f"  {len(records)} record(s), by hybrid clock:")
+    for r in records:
+        print("    " + format_record(r))
+    return 0
+
+
+def _add_status(actions: Any) -> None:
+    p = actions.add_parser("status", help="the folded status of one order and the records behind it")
+    p.add_argument("--data", type=_data_dir, required=True, metavar="DIR", help="the node's data directory")
+    p.add_argument("--txn", required=True, metavar="T", help="the order's transaction number (OrderID 37)")
+    p.add_argument("--json", action="store_true", help="one JSON object")
+    p.set_defaults(func=_run_status)
 
 
 def _run_dump(args: argparse.Namespace) -> int:
@@ -128,11 +182,11 @@ def _add_import(actions: Any) -> None:
     p.set_defaults(func=_run_import)
 
 
-ACTIONS: list[Callable[[Any], None]] = [_add_dump, _add_verify, _add_export, _add_import]
+ACTIONS: list[Callable[[Any], None]] = [_add_dump, _add_verify, _add_export, _add_import, _add_status]
 
 
 def register(sub: Any) -> None:
-    p: argparse.ArgumentParser = sub.add_parser("log", help="record log operations: dump, verify, export, import")
+    p: argparse.ArgumentParser = sub.add_parser("log", help="record log operations: dump, verify, export, import, status")
     actions = p.add_subparsers(dest="log_command", metavar="ACTION", required=True)
     for add in ACTIONS:
         add(actions)

@@ -126,6 +126,8 @@ class NodeProcess:
         async with self.node as node:
             background.append(asyncio.create_task(self._heartbeats()))
             background.append(asyncio.create_task(self._status_writer()))
+            if me.role != "firm":
+                await self._catch_up_with_firm(node, timeout=max(5.0, 3 * cfg.dead_after_s))
             if me.role == "customer":
                 background += await self._start_customer(node)
             elif me.role == "street":
@@ -144,6 +146,22 @@ class NodeProcess:
                 t.cancel()
             self._write_status()
         return 0
+
+    async def _catch_up_with_firm(self, node: ReplicationNode, timeout: float) -> bool:
+        """Before taking orders, hold what the firm has written (accounts, limits): an order
+        checked against no account would be refused for nothing. Bounded: a firm that is
+        down must not keep the node from starting (its orders are then refused clearly)."""
+        firms = [n.name for n in self.cfg.nodes_with_role("firm")]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            digests = node.peer_digests()
+            hwms = node.log.high_water_marks()
+            if all(f in digests and hwms.get(f, 0) >= digests[f].head for f in firms):
+                return True
+            await asyncio.sleep(0.02)
+        log.warning("%s: the firm's records are not all here after %.0fs: starting anyway", self.me.name, timeout)
+        return False
 
     async def _start_customer(self, node: ReplicationNode) -> list[asyncio.Task[Any]]:
         from utilities.customer import CustomerUtility
