@@ -12,7 +12,6 @@ import json
 import time
 from decimal import Decimal
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -21,16 +20,6 @@ from support_cluster import Cluster
 from support_fixclient import FixClient
 
 pytestmark = pytest.mark.timeout(240)
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    c = Cluster(tmp_path_factory.mktemp("cluster"), day_seconds=2.0)
-    c.start()
-    try:
-        yield c
-    finally:
-        c.stop()
 
 
 def er(m: Message) -> tuple[str, str, str]:
