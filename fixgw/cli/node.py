@@ -178,6 +178,13 @@ class NodeProcess:
         )
         app.load()
         self.role_obj = app
+        # ready = able to route: a live street utility for every venue (bounded: streets may be down)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(2.0, 2 * cfg.dead_after_s)
+        await asyncio.sleep(2 * cfg.heartbeat_s)      # hear every live street at least once
+        while loop.time() < deadline and not all(
+                any(app._can_reach(s, v) for s in app.streets) for v in cfg.venues):
+            await asyncio.sleep(0.05)
         self.engine = Engine(customer_settings(cfg, me, self.dir), app)
         await self.engine.start()
         return [asyncio.create_task(app.run_router())]
@@ -197,6 +204,14 @@ class NodeProcess:
         self.role_obj = app
         self.engine = Engine(list(settings.values()), app)
         await self.engine.start()
+        # ready = able to send orders: logged on to the venues (bounded: a venue may be down)
+        try:
+            await asyncio.wait_for(asyncio.gather(*(self.engine.wait_logged_on(s.session_id) for s in settings.values())),
+                                   timeout=max(5.0, 3 * cfg.dead_after_s))
+        except asyncio.TimeoutError:
+            log.warning("%s: not logged on to every venue yet (%s): starting anyway", me.name,
+                        ", ".join(sorted(set(settings) - app.logged_on)))
+        await self._beat()
         return [asyncio.create_task(app.run_takeover())]
 
     async def _start_firm(self, node: ReplicationNode) -> list[asyncio.Task[Any]]:
