@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "venue": "venue",
     "broker": "broker",
     "firm": "firm",
+    "order": "order",
 }
 
 
@@ -52,6 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:   # `fixgw ... | head`
+        sys.stderr.close()
+        return 0
     return int(rc or 0)
 
 
