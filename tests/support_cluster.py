@@ -24,7 +24,7 @@ heartbeat_s = 0.3
 dead_after_s = 2.0
 
 [broker]
-kind = "mosquitto"
+kind = "{broker_kind}"
 host = "127.0.0.1"
 port = {broker}
 
@@ -95,12 +95,13 @@ positions = {{ AAPL = "1000000", MSFT = "1000000" }}
 
 
 class Cluster:
-    def __init__(self, base: Path, *, day_seconds: float = 3.0) -> None:
+    def __init__(self, base: Path, *, day_seconds: float = 3.0, broker_kind: str = "mosquitto") -> None:
         self.base = base
         self.data = base / "var"
         self.ports = {k: free_port() for k in ("broker", "exchange", "fund", "cfu1", "cfu2")}
         self.config = base / "cluster.toml"
-        self.config.write_text(CONFIG.format(data=self.data, day_seconds=day_seconds, **self.ports))
+        self.config.write_text(CONFIG.format(data=self.data, day_seconds=day_seconds, broker_kind=broker_kind,
+                                               **self.ports))
         self.up: subprocess.Popen[bytes] | None = None
         self.extra: list[subprocess.Popen[bytes]] = []
 

@@ -20,7 +20,6 @@ COMMANDS: dict[str, str] = {
     "bench": "bench",
     "at-server": "at_server",
     "venue": "venue",
-    "broker": "broker",
     "firm": "firm",
     "order": "order",
 }

@@ -118,7 +118,7 @@ def _stop_all(children: list[Child], out: TextIO) -> None:
 
 
 def run_up(args: argparse.Namespace) -> int:
-    from fixgw.cli.broker import start_broker_process
+    from replication.broker import BrokerError, LocalBroker
 
     cfg = _load(args.config)
     if args.fresh and cfg.data_dir.exists():
@@ -140,9 +140,15 @@ def run_up(args: argparse.Namespace) -> int:
     out = sys.stdout
     try:
         if cfg.broker.kind != "external":
-            what, proc = start_broker_process(cfg.broker.kind, cfg.broker.host, cfg.broker.port, cfg.data_dir / "broker")
-            children.append(Child("broker", what, proc, cfg.data_dir / "broker" / "broker.log"))
-            print(f"fixgw: broker {what} on {cfg.broker.host}:{cfg.broker.port}", file=out, flush=True)
+            try:
+                broker = LocalBroker(cfg.broker.port, host=cfg.broker.host, kind=cfg.broker.kind,
+                                     data_dir=cfg.data_dir / "broker", persistence=True)
+                broker.start()
+            except BrokerError as exc:
+                raise CliError(f"{cfg.source}: [broker]: {exc}") from None
+            assert broker.proc is not None
+            children.append(Child("broker", broker.kind, broker.proc, broker.log_path))
+            print(f"fixgw: broker {broker.kind} on {cfg.broker.host}:{cfg.broker.port}", file=out, flush=True)
         for venue in cfg.venues.values():
             argv = py + ["venue", venue.kind, "--host", venue.host, "--port", str(venue.port), "--comp-id", venue.comp_id,
                          "--data", str(cfg.data_dir / venue.name)]
