@@ -25,6 +25,7 @@ import inspect
 import logging
 import socket
 import ssl
+import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, Self
@@ -53,6 +54,38 @@ _log = logging.getLogger("fixgw.engine")
 _READ_SIZE = 1 << 16
 _TICK = 0.2
 _SLICE = 64  # messages handled before the loop lets a commit / write start
+
+
+class _GilSwitch:
+    """While an engine runs, the interpreter's thread switch interval is at most 0.5 ms.
+
+    The group commit runs in a store thread, which needs the GIL to start the transaction and
+    again to report that it is on disk. With the default interval (5 ms) a busy event loop keeps
+    it waiting up to 5 ms each time, and the answers wait with it: measured, the at-server's
+    throughput doubles at 0.5 ms. A thread that is idle asks for nothing, so this costs nothing
+    then. The previous value comes back when the last engine stops.
+    """
+
+    INTERVAL = 0.0005
+    running = 0
+    previous: float | None = None
+
+    @classmethod
+    def engine_started(cls) -> None:
+        if cls.running == 0:
+            current = sys.getswitchinterval()
+            if current > cls.INTERVAL:
+                cls.previous = current
+                sys.setswitchinterval(cls.INTERVAL)
+        cls.running += 1
+
+    @classmethod
+    def engine_stopped(cls) -> None:
+        cls.running = max(0, cls.running - 1)
+        if cls.running == 0 and cls.previous is not None:
+            if sys.getswitchinterval() == cls.INTERVAL:  # nobody else changed it meanwhile
+                sys.setswitchinterval(cls.previous)
+            cls.previous = None
 
 
 class StoreLike(Protocol):
@@ -256,7 +289,14 @@ class SessionRuntime:
         self.commits = 0  # store transactions (group commits) and the messages they held
         self.committed_messages = 0
         self._kick_scheduled = False
-        self._flushing = False
+        # the group commit in flight (durable store): its batch and the bytes to write once it
+        # is on disk; _commit_done is set by the store thread when it returns (polled by the
+        # read loop between messages, so that the answers leave without waiting for a loop
+        # turn), _commit_error is what it raised
+        self._pending: tuple[Batch, list[bytes | Close]] | None = None
+        self._commit_done = False
+        self._commit_error: BaseException | None = None
+        self._draining = False
         self._flush_idle = asyncio.Event()
         self._flush_idle.set()
         self._logged_on = asyncio.Event()
@@ -359,6 +399,7 @@ class SessionRuntime:
             if fields is not None:
                 msg = Message(fields, raw)
                 msg.validated = True
+                msg._mt = fields[2][1]  # a learned shape has MsgType third
                 return msg
         fields = parse_fields(raw)
         if fields is None:
@@ -367,17 +408,94 @@ class SessionRuntime:
 
     def kick(self) -> None:
         """Make sure what the session produced gets committed and written."""
-        if self._flushing:
-            return
+        if self._pending is not None or self._draining:
+            return  # the commit in flight (or the drain) starts the next one when it ends
         s = self.session
         if not s.outbox and not s._to_store and not s._dirty and not s._reset_pending:
             return
         if not self.durable:
             self._flush_sync()
             return
-        self._flushing = True
+        self._start_commit()
+
+    def _start_commit(self) -> None:
+        """Hand everything produced so far to the store thread (one durable transaction)."""
+        s = self.session
+        batch = s.take_batch()
+        out = s.take_outbox()
+        if batch is None:
+            if out:
+                self._write(out)  # nothing to make durable first
+            self._flush_idle.set()
+            return
         self._flush_idle.clear()
-        asyncio.get_running_loop().create_task(self._flush_loop())
+        self._pending = (batch, out)
+        self._commit_done = False
+        try:
+            self.engine.executor.submit(self._commit_in_thread, batch, asyncio.get_running_loop())
+        except BaseException:
+            self._pending = None
+            self._flush_idle.set()
+            raise
+
+    def _commit_in_thread(self, batch: Batch, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            self._commit(batch)
+        except BaseException as exc:  # noqa: BLE001 - reported on the event loop
+            self._commit_error = exc
+        self._commit_done = True
+        # wake the loop if it is idle; when it is busy reading, it sees _commit_done first
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nothing waits any more
+            loop.call_soon_threadsafe(self._commit_returned)
+
+    def _commit_returned(self) -> None:
+        if self._commit_done:
+            self._finish_commit()
+
+    def _finish_commit(self) -> None:
+        """The commit in flight is on disk: write what waited for it, start the next one."""
+        pending = self._pending
+        self._commit_done = False
+        if pending is None:
+            return
+        self._pending = None
+        batch, out = pending
+        err = self._commit_error
+        if err is not None:
+            self._commit_error = None
+            _log.error("store commit failed for %s: closing the connection", self.session_id,
+                       exc_info=err)
+            if self.conn is not None:
+                self.conn.close()
+            self._flush_idle.set()
+            return
+        self.session.batch_committed(batch)
+        if out:
+            self._write(out)
+            conn = self.conn
+            if (
+                conn is not None
+                and not conn.closing
+                and conn.writer.transport.get_write_buffer_size() > 4 << 20
+            ):
+                # the peer does not read: no more commits and writes until it does
+                self._draining = True
+                asyncio.get_running_loop().create_task(self._drain_then_kick(conn))
+                return
+        s = self.session
+        if s.outbox or s._to_store or s._dirty or s._reset_pending:
+            self._start_commit()
+        else:
+            self._flush_idle.set()
+
+    async def _drain_then_kick(self, conn: _Conn) -> None:
+        try:
+            with contextlib.suppress(Exception):
+                await conn.writer.drain()
+        finally:
+            self._draining = False
+            self._flush_idle.set()
+            self.kick()
 
     def _write(self, out: list[bytes | Close]) -> None:
         conn = self.conn
@@ -419,34 +537,6 @@ class SessionRuntime:
             self.store.reset()
         self.store.commit_batch(batch.messages, batch.next_sender_seq, batch.next_target_seq)
 
-    async def _flush_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        s = self.session
-        try:
-            while True:
-                batch = s.take_batch()
-                out = s.take_outbox()
-                if batch is None and not out:
-                    break
-                if batch is not None:
-                    await loop.run_in_executor(self.engine.executor, self._commit, batch)
-                    s.batch_committed(batch)
-                if out:
-                    self._write(out)
-                    conn = self.conn
-                    if conn is not None and not conn.closing:
-                        transport = conn.writer.transport
-                        if transport.get_write_buffer_size() > 4 << 20:
-                            with contextlib.suppress(Exception):
-                                await conn.writer.drain()
-        except Exception:  # noqa: BLE001 - isolate the engine from a failing callback or peer
-            _log.exception("store commit failed for %s: closing the connection", self.session_id)
-            if self.conn is not None:
-                self.conn.close()
-        finally:
-            self._flushing = False
-            self._flush_idle.set()
-
     async def flushed(self) -> None:
         """Wait until everything produced so far is committed and written."""
         self.kick()
@@ -471,6 +561,7 @@ class SessionRuntime:
             self.kick()
             reader = conn.reader
             framer = conn.framer
+            frame_at = self._plans.frame_at if self._plans is not None else None
             while not conn.closing and not self._closing():
                 try:
                     data = await reader.read(_READ_SIZE)
@@ -483,8 +574,22 @@ class SessionRuntime:
                 clock = self.engine.clock
                 from_app = self.engine.app.from_app
                 sid = self.session_id
-                while (raw := framer.next_raw()) is not None:
-                    item = self._item(raw)
+                while True:
+                    hit = framer.next_known(frame_at) if frame_at is not None else None
+                    item: Message | Garbled
+                    if hit is not None:
+                        # a frame of a learned shape: cut, parsed and validated in one match
+                        raw, fields, shape = hit
+                        item = Message(fields, raw)
+                        item.validated = True
+                        item._mt = fields[2][1]
+                        if shape.unique:
+                            item._map = dict(fields)
+                    else:
+                        frame = framer.next_raw()
+                        if frame is None:
+                            break
+                        item = self._item(frame)
                     if type(item) is Message and not self._log_io and not session._queue:
                         # the common case, inlined: a message, no log, nothing queued
                         actions = session.on_message(item, clock())
@@ -499,6 +604,8 @@ class SessionRuntime:
                                 await self.run_actions(actions)
                     else:
                         await self.handle(item)
+                    if self._commit_done:
+                        self._finish_commit()  # the previous commit is on disk: answer now
                     if session.state is State.DISCONNECTING:
                         break
                     n += 1
@@ -582,6 +689,7 @@ class Engine:
         if self._started:
             return
         self._started = True
+        _GilSwitch.engine_started()
         for s in self.settings:
             if not s.session_id.is_dynamic:
                 await self._create_runtime(s)
@@ -632,6 +740,8 @@ class Engine:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 1.0)
         self.executor.shutdown(wait=True)
+        if self._started:
+            _GilSwitch.engine_stopped()
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         t = asyncio.get_running_loop().create_task(coro)

@@ -18,14 +18,19 @@ the rules the FIX session test cases (and QuickFIX) use:
 from __future__ import annotations
 
 import re
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final, TypeVar
 
 from fixgw.message import Message, checksum, parse_fields
 
 __all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "Framer", "Garbled", "checksum"]
 
 SOH: Final = b"\x01"
+
+# what a next_known matcher returns: a tuple whose first item is the frame's bytes
+_K = TypeVar("_K", bound=tuple[Any, ...])
 _TRAILER: Final = b"\x0110="
 DEFAULT_MAX_MESSAGE_SIZE: Final = 1 << 20
 # a BeginString / BodyLength field longer than this is garbage, not a partial frame
@@ -48,6 +53,7 @@ class Garbled:
 _USUAL_HEAD: Final = re.compile(rb"8=[^\x01]{1,32}\x019=(\d{1,9})\x0135=[^\x01]").match
 # sum of the bytes "10=" and the final SOH, taken off a whole frame's sum
 _TRAILER_SUM: Final = sum(b"10=\x01")
+_adler32: Final = zlib.adler32
 
 
 class Framer:
@@ -105,6 +111,16 @@ class Framer:
             return Garbled(item, "a field is not tag=value with a numeric tag")  # type: ignore[arg-type]
         return Message(fields, item)  # type: ignore[arg-type]
 
+    def next_known(self, match: Callable[[bytes, int, int], _K | None]) -> _K | None:
+        """A shortcut for readers that recognise their usual frames: ``match(buffer, position,
+        max_message_size)`` returns something whose first item is the whole frame at that
+        position (then the framer moves past it, and it is returned), or None (nothing is
+        consumed: use next_raw). The matcher must only accept what next_raw would return."""
+        r = match(self._buf, self._pos, self.max_message_size)
+        if r is not None:
+            self._pos += len(r[0])
+        return r
+
     def next_raw(self) -> bytes | Garbled | None:
         """Like next() but a valid frame comes back as its bytes, unparsed (fast readers)."""
         buf = self._buf
@@ -119,7 +135,9 @@ class Framer:
                     cs_b = buf[t + 4 : t + 7]
                     if cs_b.isdigit() and int(m.group(1)) <= self.max_message_size:
                         raw = buf[p : t + 8]
-                        if int(cs_b) == (checksum(raw) - _TRAILER_SUM - sum(cs_b)) & 0xFF:
+                        # CheckSum: see message.checksum (adler32's low half is 1 + the sum)
+                        cs = _adler32(raw) - 1 if len(raw) <= 256 else checksum(raw)
+                        if int(cs_b) == (cs - _TRAILER_SUM - sum(cs_b)) & 0xFF:
                             self._pos = t + 8
                             return raw
             n = len(buf)

@@ -75,7 +75,8 @@ class IncorrectDataFormat(ValueError):
         self.text = text
 
 
-_TAG_PREFIX: dict[int, bytes] = {}
+# "tag=" for the tags of the standard dictionaries (and any other once seen, up to a bound)
+_TAG_PREFIX: dict[int, bytes] = {t: b"%d=" % t for t in range(1, 1000)}
 
 
 def _prefix(tag: int) -> bytes:
@@ -243,7 +244,12 @@ class Message:
     def msg_type(self) -> bytes:
         mt = self._mt
         if mt is None:
-            mt = self._mt = self._index().get(35, b"")
+            f = self.fields
+            # a message built to be sent usually starts with 35: no need to index it all
+            if self._map is None and f and f[0][0] == 35:
+                mt = self._mt = f[0][1]
+            else:
+                mt = self._mt = self._index().get(35, b"")
         return mt
 
     def is_admin(self) -> bool:
@@ -341,12 +347,16 @@ def encode_after(head_begin: bytes, head: bytes, fields: Sequence[tuple[int, byt
     the fields from MsgType (35) on, encoded, without the final SOH; ``fields`` follow.
     The same bytes as ``encode`` gives for the same fields."""
     if fields:
-        g = _TAG_PREFIX.get
-        payload = b"%s\x01%s\x01" % (head, b"\x01".join([(g(t) or _prefix(t)) + v for t, v in fields]))
+        try:
+            body = b"\x01".join([_TAG_PREFIX[t] + v for t, v in fields])
+        except KeyError:  # a tag not seen before
+            body = b"\x01".join([_prefix(t) + v for t, v in fields])
+        payload = b"%s\x01%s\x01" % (head, body)
     else:
         payload = head + b"\x01"
     data = b"%s%d\x01%s" % (head_begin, len(payload), payload)
-    return b"%s10=%03d\x01" % (data, checksum(data))
+    cs = (_adler32(data) - 1) & 0xFF if len(data) <= 256 else checksum(data)
+    return b"%s10=%03d\x01" % (data, cs)
 
 
 def encode_fields(fields: Sequence[tuple[int, bytes]]) -> bytes:

@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import re
 import threading
+import zlib
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Final
 
 from fixgw import dictionary as _d
-from fixgw.message import _DATA_LENGTH_TAGS
+from fixgw.message import _DATA_LENGTH_TAGS, checksum
 
 if TYPE_CHECKING:
     from fixgw.dictionary import DataDictionary
@@ -64,6 +65,8 @@ _PATTERNS: Final[dict[Callable[[bytes], bool], bytes]] = {
     _d._check_currency: rb"[A-Za-z0-9]{3}",
 }
 _ANY: Final = rb"[^\x01]+"
+_adler32: Final = zlib.adler32
+_TRAILER_SUM: Final = sum(b"10=\x01")  # "10=" and the final SOH, off a whole frame's sum
 
 
 def value_pattern(
@@ -97,7 +100,7 @@ def value_pattern(
 class Shape:
     """One learned shape: its regex, its tags, the values to check in Python after a match."""
 
-    __slots__ = ("post_checks", "regex", "tags")
+    __slots__ = ("match", "post_checks", "regex", "tags", "unique")
 
     def __init__(
         self,
@@ -106,8 +109,10 @@ class Shape:
         post_checks: tuple[tuple[int, Callable[[bytes], bool]], ...],
     ) -> None:
         self.regex = regex
+        self.match = regex.match
         self.tags = tags
         self.post_checks = post_checks
+        self.unique = len(set(tags)) == len(tags)  # no repeating group: a dict of it is exact
 
     def fields(self, raw: bytes) -> list[_Field] | None:
         """The fields of raw when it is a valid message of this shape, else None."""
@@ -118,7 +123,7 @@ class Shape:
         for i, check in self.post_checks:
             if not check(values[i]):
                 return None
-        return list(zip(self.tags, values, strict=True))
+        return list(zip(self.tags, values))  # as many groups as tags, by construction
 
 
 def _signature(fields: Sequence[_Field], literal: frozenset[int]) -> tuple[object, ...]:
@@ -128,7 +133,7 @@ def _signature(fields: Sequence[_Field], literal: frozenset[int]) -> tuple[objec
 class PlanBook:
     """The shapes learned for one data dictionary (shared by its sessions; thread-safe)."""
 
-    __slots__ = ("_by_type", "_count", "_dd", "_known", "_literal", "_lock")
+    __slots__ = ("_by_type", "_count", "_dd", "_known", "_last", "_literal", "_lock")
 
     def __init__(self, dd: DataDictionary) -> None:
         self._dd = dd
@@ -136,6 +141,7 @@ class PlanBook:
         self._known: set[tuple[object, ...]] = set()
         self._count = 0
         self._lock = threading.Lock()
+        self._last: Shape | None = None  # the shape that matched last: tried first (a hint)
         # values that are part of a shape: BeginString, MsgType and every NumInGroup count
         self._literal = frozenset(
             {8, 35} | {t for t, f in dd.fields.items() if f.type == "NUMINGROUP"}
@@ -159,6 +165,50 @@ class PlanBook:
                 return f
         return None
 
+    def frame_at(
+        self, buf: bytes, pos: int, max_size: int
+    ) -> tuple[bytes, list[_Field], Shape] | None:
+        """A whole valid frame of a learned shape at buf[pos:]: (raw, fields, shape), or None.
+
+        The framing and the shape in one regex match: the frame is what Framer.next_raw would
+        cut there (BodyLength and CheckSum are checked here; BeginString is at most 32 bytes
+        and BodyLength at most 9 digits and max_size, so its trailer search bounds hold), and
+        its fields are what parse_fields would give; it is valid for the dictionary.
+        None: not one of the shapes (or not complete yet): use the Framer and the general path.
+        """
+        shape = self._last
+        m = shape.match(buf, pos) if shape is not None else None
+        if m is None:
+            i = buf.find(b"\x0135=", pos, pos + 64)
+            if i < 0:
+                return None
+            i += 4
+            shapes = self._by_type.get(buf[i : buf.find(b"\x01", i, i + 64)])
+            if shapes is None:
+                return None
+            for shape in shapes:
+                m = shape.match(buf, pos)
+                if m is not None:
+                    break
+            else:
+                return None
+            self._last = shape
+        assert shape is not None
+        values = m.groups()
+        length = int(values[1])
+        last = len(values)  # group of the CheckSum value
+        if length > max_size or m.start(last) - 3 - (m.end(2) + 1) != length:
+            return None
+        raw = buf[pos : m.end()]
+        cs_b = values[-1]
+        cs = _adler32(raw) - 1 if len(raw) <= 256 else checksum(raw)
+        if int(cs_b) != (cs - _TRAILER_SUM - sum(cs_b)) & 0xFF:
+            return None
+        for i, check in shape.post_checks:
+            if not check(values[i]):
+                return None
+        return raw, list(zip(shape.tags, values)), shape
+
     def learn(self, fields: Sequence[_Field]) -> None:
         """Remember the shape of a message the validator found certainly valid (all checks)."""
         if self._count >= MAX_SHAPES:
@@ -181,7 +231,10 @@ class PlanBook:
             self._count += 1
 
     def _compile(self, fields: Sequence[_Field]) -> Shape | None:
-        if len(fields) < 4 or len(fields) > 400 or fields[2][0] != 35 or fields[-1][0] != 10:
+        if (
+            len(fields) < 4 or len(fields) > 400 or fields[0][0] != 8 or fields[1][0] != 9
+            or fields[2][0] != 35 or fields[-1][0] != 10
+        ):
             return None
         fast = self._dd.fast_info
         parts: list[bytes] = []
@@ -197,6 +250,12 @@ class PlanBook:
                 return None
             if tag in self._literal:
                 pat: bytes = re.escape(value)
+                if tag == 8 and len(value) > 32:
+                    return None  # the framer's shortcut bounds (see frame_at)
+            elif tag == 9:
+                pat = rb"\d{1,9}"  # as the framer reads BodyLength
+            elif tag == 10:
+                pat = rb"\d{3}"  # as the framer reads CheckSum
             else:
                 vp = value_pattern(check, enums, bool(flags & _d.FLAG_MULTI))
                 if vp is None:

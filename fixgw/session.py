@@ -366,6 +366,13 @@ class Session:
         return self.dispatch(Event.CONNECTED, now)
 
     def on_message(self, msg: Message, now: float) -> list[Action]:
+        # hot path: skip the generic dispatch when logged on
+        if self.state is State.LOGGED_ON:
+            if msg.validated:
+                actions = self._on_usual_app_message(msg, now)
+                if actions is not None:
+                    return actions
+            return self._on_session_message(msg, now, "")
         mt = msg.msg_type
         if mt == b"A":
             ev = Event.LOGON
@@ -373,10 +380,40 @@ class Session:
             ev = Event.LOGOUT
         else:
             ev = Event.MESSAGE
-        # hot path: skip the generic dispatch when logged on
-        if self.state is State.LOGGED_ON:
-            return self._on_session_message(msg, now, "")
         return self.dispatch(ev, now, msg)
+
+    def _on_usual_app_message(self, msg: Message, now: float) -> list[Action] | None:
+        """The usual case in one step: a valid application message, logged on, in sequence,
+        right CompIDs and SendingTime, not a PossDup, no resend pending, a type the
+        application handles. Anything else: None, before any change, and the general path
+        (_on_session_message) takes it. Same outcome as the general path for this case."""
+        mt = msg.msg_type
+        if mt in _ADMIN or self._resend_range is not None:
+            return None
+        f0 = msg.fields[0]
+        if f0[0] != 8 or f0[1] != self._b_begin:
+            return None
+        m = msg._map
+        if m is None:
+            m = msg._index()
+        config = self.config
+        if config.check_latency:
+            st = m.get(52)
+            t = _fast_ts(st) if st is not None else None
+            if t is None or abs(now - t) > config.max_latency:
+                return None
+        if m.get(49) != self._b_target or m.get(56) != self._b_sender or m.get(43) == b"Y":
+            return None
+        seq_b = m.get(34)
+        if seq_b is None or not seq_b.isdigit() or int(seq_b) != self.next_target:
+            return None
+        if self._supports is not None and not self._supported.get(mt, False):
+            return None  # unknown yet or not handled: the general path decides and remembers
+        self.last_received = now
+        self.test_requests = 0
+        self.next_target += 1
+        self._dirty = True
+        return [Deliver(msg, False)]
 
     def on_garbled(self, raw: bytes, reason: str, now: float) -> list[Action]:
         self.stats["garbled"] += 1

@@ -184,3 +184,49 @@ def test_a_shape_match_is_always_a_valid_message(
         assert _validate_exact(DD, got, msg, *opts) is None
         assert validate(DD, got, check_fields_out_of_order=opts[0], check_fields_have_values=opts[1],
                         check_user_defined_fields=opts[2], allow_unknown_msg_fields=opts[3]) is None
+
+
+def _nos_frame(seq: int, side: bytes, price: bytes) -> bytes:
+    pairs = [(t, b"%d" % seq if t == 34 else side if t == 54 else price if t == 44 else v) for t, v in NOS]
+    return frame(pairs)[0]
+
+
+_frame_piece = st.one_of(
+    st.builds(_nos_frame, st.integers(1, 10**6), st.sampled_from([b"1", b"2", b"Z", b""]),
+              st.sampled_from([b"10.5", b"1", b"-2.", b"1e5", b"x"])),
+    st.builds(lambda r, k: r[:k] + b"7" + r[k + 1 :], st.builds(_nos_frame, st.integers(1, 99),
+              st.just(b"1"), st.just(b"10.5")), st.integers(0, 120)),  # one byte changed
+    st.binary(max_size=10),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(parts=st.lists(_frame_piece, max_size=8), cuts=st.lists(st.integers(0, 1200), max_size=5),
+       max_size=st.sampled_from([64, 1 << 20]))
+def test_frame_at_cuts_what_the_framer_cuts(parts: list[bytes], cuts: list[int], max_size: int) -> None:
+    from fixgw.framing import Framer, Garbled
+
+    stream = b"".join(parts)
+    points = sorted({min(c, len(stream)) for c in cuts})
+    chunks = [stream[a:b] for a, b in zip([0, *points], [*points, len(stream)], strict=True)]
+    fast, ref = Framer(max_size), Framer(max_size)
+    got: list[object] = []
+    want: list[object] = []
+    for c in chunks:
+        fast.feed(c)
+        while True:
+            hit = fast.next_known(DD.plans.frame_at)
+            if hit is not None:
+                raw, fields, _ = hit
+                assert fields == parse_fields(raw)
+                assert validate(DD, fields) is None
+                got.append(raw)
+                continue
+            item = fast.next_raw()
+            if item is None:
+                break
+            got.append((item.reason, item.raw) if isinstance(item, Garbled) else item)
+        ref.feed(c)
+        while (item := ref.next_raw()) is not None:
+            want.append((item.reason, item.raw) if isinstance(item, Garbled) else item)
+    assert got == want
