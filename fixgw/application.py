@@ -145,13 +145,24 @@ class MessageCracker(Application):
     def supports(self, msg_type: bytes) -> bool:
         return msg_type in self._handlers
 
-    async def from_app(self, message: Message, session_id: SessionID) -> None:
+    def bound_handlers(self) -> dict[bytes, Callable[[Message, SessionID], Awaitable[None]]]:
+        """MsgType -> this application's bound handler (built once; engines may call them
+        directly when from_app is not overridden)."""
         try:
-            bound = self.__dict__["_bound_handlers"]
+            bound: dict[bytes, Callable[[Message, SessionID], Awaitable[None]]] = self.__dict__[
+                "_bound_handlers"
+            ]
         except KeyError:
             bound = self.__dict__["_bound_handlers"] = {
                 mt: getattr(self, name) for mt, name in self._handlers.items()
             }
+        return bound
+
+    async def from_app(self, message: Message, session_id: SessionID) -> None:
+        try:
+            bound = self.__dict__["_bound_handlers"]
+        except KeyError:
+            bound = self.bound_handlers()
         handler = bound.get(message.msg_type)
         if handler is None:
             raise UnsupportedMessageType(message.msg_type.decode("latin-1"))

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, Self
 
-from fixgw.application import Application, RejectLogon
+from fixgw.application import Application, MessageCracker, RejectLogon
 from fixgw.config import SessionID, SessionSettings
 from fixgw.framing import Framer, Garbled
 from fixgw.message import Message, parse_fields
@@ -263,6 +263,12 @@ class SessionRuntime:
                 m = _dd.message_b(mt)
                 return m is not None and not m.is_admin
 
+        # a MessageCracker that does not override from_app: the engine calls its handlers
+        self._handlers: dict[bytes, Any] | None = (
+            app.bound_handlers()
+            if isinstance(app, MessageCracker) and type(app).from_app is MessageCracker.from_app
+            else None
+        )
         # learned message shapes of the dictionary: parse + validate in one regex match
         self._plans: PlanBook | None = dd.plans if dd is not None else None
         supports = app.supports if type(app).supports is not Application.supports else None
@@ -573,6 +579,7 @@ class SessionRuntime:
                 n = 0
                 clock = self.engine.clock
                 from_app = self.engine.app.from_app
+                handlers = self._handlers
                 sid = self.session_id
                 while True:
                     hit = framer.next_known(frame_at) if frame_at is not None else None
@@ -592,7 +599,29 @@ class SessionRuntime:
                         item = self._item(frame)
                     if type(item) is Message and not self._log_io and not session._queue:
                         # the common case, inlined: a message, no log, nothing queued
-                        actions = session.on_message(item, clock())
+                        now = clock()
+                        if session.accept_usual(item, now):
+                            # the usual application message: straight to the application
+                            # (accept_usual has read its MsgType into _mt)
+                            handler = (
+                                handlers.get(item._mt)  # type: ignore[arg-type]
+                                if handlers is not None else None
+                            )
+                            try:
+                                if handler is not None:
+                                    await handler(item, sid)
+                                else:
+                                    await from_app(item, sid)
+                            except Exception as exc:  # noqa: BLE001 - answered by a reject
+                                await self._app_failed(Deliver(item, False), exc)
+                            if self._commit_done:
+                                self._finish_commit()
+                            n += 1
+                            if n % _SLICE == 0:
+                                self.kick()
+                                await asyncio.sleep(0)
+                            continue
+                        actions = session.on_message(item, now)
                         if actions:
                             a = actions[0]
                             if type(a) is Deliver and not a.admin and len(actions) == 1:

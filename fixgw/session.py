@@ -113,12 +113,24 @@ def utc_timestamp(now: float, millis: bool = True) -> bytes:
 
 
 class _SecCache:
-    # (the "YYYYMMDD-HH:MM:SS" part of a stamp, its epoch seconds), replaced whole (threads)
+    # (the "YYYYMMDD-HH:MM:SS" part of a stamp, its epoch seconds) and (the last whole stamp,
+    # its epoch seconds): tuples replaced whole (threads)
     last: tuple[bytes, float] = (b"", 0.0)
+    whole: tuple[bytes, float | None] = (b"", None)
 
 
 def _fast_ts(value: bytes) -> float | None:
-    """Epoch seconds of a UTCTimestamp; the seconds part is parsed once per distinct second."""
+    """Epoch seconds of a UTCTimestamp; the seconds part is parsed once per distinct second,
+    and a stamp equal to the previous one (a burst sent in the same millisecond) not at all."""
+    whole = _SecCache.whole
+    if value == whole[0]:
+        return whole[1]
+    t = _ts_seconds(value)
+    _SecCache.whole = (value, t)
+    return t
+
+
+def _ts_seconds(value: bytes) -> float | None:
     n = len(value)
     if n != 17 and n != 21:
         return None
@@ -368,10 +380,8 @@ class Session:
     def on_message(self, msg: Message, now: float) -> list[Action]:
         # hot path: skip the generic dispatch when logged on
         if self.state is State.LOGGED_ON:
-            if msg.validated:
-                actions = self._on_usual_app_message(msg, now)
-                if actions is not None:
-                    return actions
+            if msg.validated and self.accept_usual(msg, now):
+                return [Deliver(msg, False)]
             return self._on_session_message(msg, now, "")
         mt = msg.msg_type
         if mt == b"A":
@@ -382,17 +392,20 @@ class Session:
             ev = Event.MESSAGE
         return self.dispatch(ev, now, msg)
 
-    def _on_usual_app_message(self, msg: Message, now: float) -> list[Action] | None:
-        """The usual case in one step: a valid application message, logged on, in sequence,
-        right CompIDs and SendingTime, not a PossDup, no resend pending, a type the
-        application handles. Anything else: None, before any change, and the general path
-        (_on_session_message) takes it. Same outcome as the general path for this case."""
+    def accept_usual(self, msg: Message, now: float) -> bool:
+        """The usual case in one step: True when ``msg`` is a valid application message
+        (``validated``), logged on, in sequence, right CompIDs and SendingTime, not a PossDup,
+        no resend pending, of a type the application handles: it is then accepted (as
+        on_message would) and is to be delivered to the application (from_app). False: nothing
+        changed, on_message decides. For engines that deliver without building actions."""
+        if self.state is not State.LOGGED_ON or not msg.validated:
+            return False
         mt = msg.msg_type
         if mt in _ADMIN or self._resend_range is not None:
-            return None
+            return False
         f0 = msg.fields[0]
         if f0[0] != 8 or f0[1] != self._b_begin:
-            return None
+            return False
         m = msg._map
         if m is None:
             m = msg._index()
@@ -401,19 +414,19 @@ class Session:
             st = m.get(52)
             t = _fast_ts(st) if st is not None else None
             if t is None or abs(now - t) > config.max_latency:
-                return None
+                return False
         if m.get(49) != self._b_target or m.get(56) != self._b_sender or m.get(43) == b"Y":
-            return None
+            return False
         seq_b = m.get(34)
         if seq_b is None or not seq_b.isdigit() or int(seq_b) != self.next_target:
-            return None
+            return False
         if self._supports is not None and not self._supported.get(mt, False):
-            return None  # unknown yet or not handled: the general path decides and remembers
+            return False  # unknown yet or not handled: the general path decides and remembers
         self.last_received = now
         self.test_requests = 0
         self.next_target += 1
         self._dirty = True
-        return [Deliver(msg, False)]
+        return True
 
     def on_garbled(self, raw: bytes, reason: str, now: float) -> list[Action]:
         self.stats["garbled"] += 1

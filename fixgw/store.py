@@ -457,7 +457,15 @@ class LmdbStore(MessageStore):
         next_target_seq: int | None,
     ) -> None:
         """Save messages and set the given sequence numbers (None: unchanged) in one transaction."""
-        items = [(self._key(_check_seq("seq", s)), _check_raw(m)) for s, m in messages]
+        # the usual batch (int seqs >= 1, bytes) in one pass; anything else is checked one by one
+        # for the error (this runs in the engine's store thread, holding the GIL: keep it short)
+        prefix = self._prefix
+        pack = _SEQ.pack
+        items = [
+            (prefix + pack(s), m) for s, m in messages if type(s) is int and s > 0 and type(m) is bytes
+        ]
+        if len(items) != len(messages):
+            items = [(self._key(_check_seq("seq", s)), _check_raw(m)) for s, m in messages]
         if next_sender_seq is not None:
             _check_seq("next sender seq", next_sender_seq)
         if next_target_seq is not None:
