@@ -118,6 +118,7 @@ class ReplicationNode:
         backoff_max: float = 2.0,
         mqtt: bool = True,
         monotonic: Callable[[], float] = time.monotonic,
+        publish_linger: float = 0.002,
         extra_subscriptions: Sequence[tuple[str, int]] = (),
         on_extra_message: Callable[[str, bytes], None] | None = None,
     ) -> None:
@@ -149,6 +150,7 @@ class ReplicationNode:
         self._listeners: list[Listener] = []
         # topics the roles built on the node use for their own messages (heartbeats,
         # order routing): the node carries them on its connection but does not read them
+        self._publish_linger = publish_linger
         self._extra_subscriptions = list(extra_subscriptions)
         self._on_extra_message = on_extra_message
         self._counters = _Counters()
@@ -511,17 +513,25 @@ class ReplicationNode:
     async def _publisher(self, bus: MqttBus) -> None:
         topic = self.topics.records(self.role, self.node_id)
         c = self._counters
+        linger = self._publish_linger
+        last_publish = 0.0
         while True:
             if self._published_upto >= self._committed_head:
                 self._pub_wakeup.clear()
                 await self._pub_wakeup.wait()
                 continue
+            if linger > 0 and time.monotonic() - last_publish < 2 * linger \
+                    and self._committed_head - self._published_upto < self._max_batch_records // 2:
+                # under load (we published a moment ago), wait a little for more records: every
+                # publish costs each receiver a message and a commit, far more than a record does
+                await asyncio.sleep(linger)
             batch = self._next_batch()
             if not batch:
                 await asyncio.sleep(0.01)
                 continue
             await bus.publish(topic, encode_batch(self.node_id, self.role, (d for _, d in batch)), qos=1)
             self._published_upto = batch[-1][0]
+            last_publish = time.monotonic()
             c.published += len(batch)
             c.publishes += 1
 

@@ -289,10 +289,10 @@ class StreetUtility(MessageCracker):
             self.resolving.discard(txn)
         else:
             return      # pending states: nothing new
-        if rtype is RecordType.FILL:
-            fields["exec_id"] = fields.get("exec_id", "")
         self.counters["reports"] += 1
-        await self.node.append(type=rtype, txn=txn, status=ord_status, extra=extra, **fields)
+        # not awaited: the session goes on with the next report while this one commits, so
+        # reports arriving together share one group commit (appends keep their order)
+        self._spawn(self.node.append(type=rtype, txn=txn, status=ord_status, extra=extra, **fields))
 
     def _customer_clid(self, txn: str, base: Record) -> str:
         held = self.node.log.records_for_txn(txn)
@@ -312,8 +312,8 @@ class StreetUtility(MessageCracker):
         fields["cl_ord_id"], fields["orig_cl_ord_id"] = req.cl_ord_id, req.orig_cl_ord_id
         fields["text"] = msg.get_str(58) or "Cancel rejected by the venue"
         extra = {"street": self.name, "response_to": msg.get_str(434) or "1", "reason": msg.get_str(102) or "2"}
-        await self.node.append(type=RecordType.CANCEL_REJECTED, txn=txn, status=msg.get_str(39) or "0",
-                               extra=extra, **fields)
+        self._spawn(self.node.append(type=RecordType.CANCEL_REJECTED, txn=txn, status=msg.get_str(39) or "0",
+                                     extra=extra, **fields))
 
     @handles("j")
     async def on_business_reject(self, msg: Message, sid: SessionID) -> None:

@@ -254,7 +254,8 @@ class NodeProcess:
                 s = node.stats
                 st.update(connected=s.connected, own_seq=s.head, hwm=dict(s.hwms), malformed=s.malformed,
                           received=s.received, duplicates=s.duplicates, gaps_requested=s.gaps_requested,
-                          published_upto=s.published_upto)
+                          published_upto=s.published_upto, published=s.published, publishes=s.publishes,
+                          commits=s.commits)
                 st["peer_heads"] = {n: d.head for n, d in node.peer_digests().items()}
             except Exception as exc:   # the log is closed while stopping
                 st["error"] = str(exc)
