@@ -81,6 +81,8 @@ class CustomerUtility(MessageCracker):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._exec_seq = 0
         self._outbox: dict[str, list[bytes]] = {}
+        self._sids: dict[tuple[str, str], SessionID] = {}
+        self._txn_prefix = node_name + "-"
         self._flush_scheduled = False
         self.counters = {"orders": 0, "rejects": 0, "reports": 0, "routed": 0}
 
@@ -311,17 +313,21 @@ class CustomerUtility(MessageCracker):
         client = r.session
         if not client:
             return None
-        try:
-            origin = parse_txn(r.txn).node_id
-        except ValueError:
-            return None
         begin = str(r.extra.get("begin") or self.begin_of.get(client) or "FIX.4.4")
-        sid = SessionID(begin, self.comp_id, client)
-        if origin == self.name:
+        key = (begin, client)
+        sid = self._sids.get(key)
+        if sid is None:
+            sid = self._sids[key] = SessionID(begin, self.comp_id, client)
+        if r.txn.startswith(self._txn_prefix):
             return sid
         # the customer utility that took the order is down: whoever holds the client now reports
-        if not self.liveness.alive(origin) and sid in self.logged_on:
-            return sid
+        if sid in self.logged_on:
+            try:
+                origin = parse_txn(r.txn).node_id
+            except ValueError:
+                return None
+            if not self.liveness.alive(origin):
+                return sid
         return None
 
     def _report(self, r: Record) -> None:

@@ -56,6 +56,7 @@ class FirmNode:
         self.reference_prices = dict(reference_prices or {})
         self.today = today or (lambda: dt.datetime.now(NEW_YORK).date())
         self.counters = {"settled": 0, "eod_runs": 0}
+        self._last_day: dt.date | None = None
 
     async def open_accounts(self) -> int:
         """Write an ACCOUNT record for each configured account that has none yet from us."""
@@ -125,13 +126,17 @@ class FirmNode:
         return path
 
     async def daily_once(self) -> None:
+        """Once per New York date: end of day for the dates before it, then settle what is due."""
         today = self.today()
+        if today == self._last_day:
+            return      # the books are folded over every record: once a day, not every pass
         done = self.eod_done()
         dates = sorted({trade_date_of(r.hlc) for r in self.node.log.iter_type(RecordType.FILL)})
         for d in dates:
             if d < today and d.isoformat() not in done:
                 await self.end_of_day(d)
         await self.settle(today)
+        self._last_day = today
 
     async def run_daily(self, interval: float = 30.0) -> None:
         while True:

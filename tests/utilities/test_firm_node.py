@@ -1,0 +1,59 @@
+"""The firm node over a real LMDB log: accounts once, end of day per date, T+1 settlement."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+from pathlib import Path
+
+from replication.codec import encode_record
+from replication.node import ReplicationNode
+from replication.record import RecordType, Role
+from support_orderrecs import fill, rec
+from utilities.cluster_config import AccountConfig
+from utilities.firm import FirmNode, books_summary
+
+TRADE_DAY = dt.date(2024, 3, 5)        # T0 is 10:00 New York on Tuesday 2024-03-05
+NEXT_DAY = dt.date(2024, 3, 6)
+
+
+async def test_firm_opens_accounts_once_and_runs_end_of_day(tmp_path: Path) -> None:
+    today = [TRADE_DAY]
+    accounts = {"ACC1": AccountConfig(id="ACC1", cash=Decimal(10000), positions={"AAPL": Decimal(5)},
+                                      max_order_qty=Decimal(100))}
+    async with ReplicationNode(node_id="firm", role=Role.FIRM, cluster="t", data_dir=tmp_path / "log",
+                               mqtt=False) as node:
+        firm = FirmNode(node=node, node_name="firm", accounts=accounts, eod_dir=tmp_path / "eod",
+                        today=lambda: today[0])
+        assert await firm.open_accounts() == 1
+        assert await firm.open_accounts() == 0          # idempotent across restarts
+        acct = next(node.log.iter_type(RecordType.ACCOUNT))
+        assert acct.extra["cash"] == Decimal(10000) and acct.extra["max_order_qty"] == Decimal(100)
+
+        # a customer order and its fill arrive from the other roles (read-only here)
+        order = rec(RecordType.ORDER, 0, origin="cfu1", seq=1, txn="cfu1-0.1", account="ACC1", order_qty=Decimal(10),
+                    price=Decimal("10.00"))
+        trade = fill(1, 10, "9.50", "X1", origin="ssu1", seq=1, txn="cfu1-0.1", account="ACC1", status="2")
+        with node.log.write() as batch:
+            batch.insert(Role.CUSTOMER, [(order, encode_record(order))])
+            batch.insert(Role.STREET, [(trade, encode_record(trade))])
+
+        await firm.daily_once()                          # same day: nothing to close, nothing due
+        assert not list(node.log.iter_type(RecordType.SETTLED))
+        summary = books_summary(firm.books())["ACC1"]
+        assert summary["positions"]["AAPL"] == "15" and Decimal(summary["cash"]) == Decimal(10000) - Decimal(95)
+
+        today[0] = NEXT_DAY
+        await firm.daily_once()
+        report = json.loads((tmp_path / "eod" / f"{TRADE_DAY.isoformat()}.json").read_text())
+        assert report and (tmp_path / "eod" / f"{TRADE_DAY.isoformat()}.txt").exists()
+        settled = list(node.log.iter_type(RecordType.SETTLED))
+        assert len(settled) == 1 and settled[0].exec_id == "X1" and settled[0].extra["settle_date"] == "2024-03-06"
+        assert [r.txn for r in node.log.iter_type(RecordType.END_OF_DAY)] == ["eod:2024-03-05"]
+        assert any(r.symbol == "AAPL" and r.extra["position"] == Decimal(15)
+                   for r in node.log.iter_type(RecordType.POSITION))
+        head = node.log.head
+        await firm.daily_once()                          # once per date
+        assert node.log.head == head
+        assert books_summary(firm.books())["ACC1"]["cash_settled"] == summary["cash"]
