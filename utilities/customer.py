@@ -25,6 +25,7 @@ from replication.codec import encode_record
 from replication.record import Record, RecordType, Role
 from utilities import execreports as er
 from utilities.liveness import Liveness
+from utilities.tasks import TaskSet
 from utilities.risk import RiskView
 from utilities.routing import Router, command_topic, encode_commands
 from utilities.status import OrderStatus, fold
@@ -78,7 +79,8 @@ class CustomerUtility(MessageCracker):
         self.begin_of: dict[str, str] = {}                 # client CompID -> BeginString last used
         self.txns: TxnAllocator | None = None
         self.logged_on: set[SessionID] = set()
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet(node_name, log)
+        self._spawn = self._tasks.spawn
         self._exec_seq = 0
         self._outbox: dict[str, list[bytes]] = {}
         self._sids: dict[tuple[str, str], SessionID] = {}
@@ -129,16 +131,6 @@ class CustomerUtility(MessageCracker):
 
     async def on_logout(self, session_id: SessionID) -> None:
         self.logged_on.discard(session_id)
-
-    def _spawn(self, coro: Any) -> None:
-        t = asyncio.ensure_future(coro)
-        self._tasks.add(t)
-        t.add_done_callback(self._done)
-
-    def _done(self, t: asyncio.Task[Any]) -> None:
-        self._tasks.discard(t)
-        if not t.cancelled() and t.exception() is not None:
-            log.error("%s: %s", self.name, t.exception(), exc_info=t.exception())
 
     def _exec_id(self) -> str:
         self._exec_seq += 1

@@ -28,6 +28,7 @@ from replication.errors import RecordDecodeError
 from replication.record import Record, RecordType
 from utilities.execreports import fmt
 from utilities.liveness import Liveness
+from utilities.tasks import TaskSet
 from utilities.routing import decode_commands
 from utilities.status import fold
 from utilities.txn import TxnAllocator
@@ -69,7 +70,8 @@ class StreetUtility(MessageCracker):
         self.inflight: set[str] = set()
         self.resolving: set[str] = set()             # txns taken over, waiting for the venue's status
         self.ids: TxnAllocator | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet(node_name, log)
+        self._spawn = self._tasks.spawn
         self._started = asyncio.get_event_loop().time()
         self.startup_grace_s = startup_grace_s
         self.counters = {"sent": 0, "reports": 0, "takeovers": 0, "duplicates": 0}
@@ -89,16 +91,6 @@ class StreetUtility(MessageCracker):
                 self.requests[vid] = r
         elif r.type is RecordType.FILL and r.exec_id:
             self.seen_exec.add(r.exec_id)
-
-    def _spawn(self, coro: Any) -> None:
-        t = asyncio.ensure_future(coro)
-        self._tasks.add(t)
-        t.add_done_callback(self._done)
-
-    def _done(self, t: asyncio.Task[Any]) -> None:
-        self._tasks.discard(t)
-        if not t.cancelled() and t.exception() is not None:
-            log.error("%s: %s", self.name, t.exception(), exc_info=t.exception())
 
     # ------------------------------------------------------------------ FIX sessions
     async def on_logon(self, session_id: SessionID) -> None:

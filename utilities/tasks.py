@@ -1,0 +1,26 @@
+"""Background tasks a node role starts and must neither lose nor let fail silently."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Coroutine
+
+
+class TaskSet:
+    """Keeps a reference to each task (asyncio only keeps weak ones) and logs its failure."""
+
+    def __init__(self, name: str, log: logging.Logger) -> None:
+        self.name = name
+        self.log = log
+        self.tasks: set[asyncio.Task[Any]] = set()
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        t = asyncio.ensure_future(coro)
+        self.tasks.add(t)
+        t.add_done_callback(self._done)
+
+    def _done(self, t: asyncio.Task[Any]) -> None:
+        self.tasks.discard(t)
+        if not t.cancelled() and t.exception() is not None:
+            self.log.error("%s: %s", self.name, t.exception(), exc_info=t.exception())
