@@ -7,10 +7,11 @@ the file, the key and what was expected, because operators edit this file by han
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 ROLES = ("customer", "street", "firm")
 VENUE_KINDS = ("exchange", "fund")

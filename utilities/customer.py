@@ -15,20 +15,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any
 
 from fixgw.application import IncorrectTagValue, MessageCracker, RejectLogon, handles
 from fixgw.config import SessionID
-from fixgw.message import FieldNotFound, Message
+from fixgw.message import Message
 from replication.codec import encode_record
-from replication.record import Record, RecordType, Role
+from replication.record import Record, RecordType
 from utilities import execreports as er
 from utilities.liveness import Liveness
-from utilities.tasks import TaskSet
 from utilities.risk import RiskView
-from utilities.routing import Router, command_topic, encode_commands
+from utilities.routing import Pending, Router, command_topic, encode_commands
 from utilities.status import OrderStatus, fold
+from utilities.tasks import TaskSet
 from utilities.txn import TxnAllocator, parse_txn
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,7 @@ class CustomerUtility(MessageCracker):
         self._outbox: dict[str, list[bytes]] = {}
         self._sids: dict[tuple[str, str], SessionID] = {}
         self._txn_prefix = node_name + "-"
+        self._venues = {v for vs in self.streets.values() for v in vs}
         self._flush_scheduled = False
         self.counters = {"orders": 0, "rejects": 0, "reports": 0, "routed": 0}
 
@@ -93,7 +95,6 @@ class CustomerUtility(MessageCracker):
         """Rebuild the in-memory views from the log (after a restart) and what must be routed."""
         node_log = self.node.log
         self.txns = TxnAllocator(self.name, node_log.head)
-        answered: set[tuple[str, str]] = set()
         requests: list[Record] = []
         for r in node_log.iter_all():
             self._index(r)
@@ -173,7 +174,7 @@ class CustomerUtility(MessageCracker):
             return er.REJ_BROKER_OPTION, "Account (1) is required: this session may trade several accounts"
         if account not in self.customers.get(client, ()):
             return er.REJ_BROKER_OPTION, f"Session {client} may not trade account {account}"
-        if not venue or venue not in set(v for vs in self.streets.values() for v in vs):
+        if not venue or venue not in self._venues:
             return er.REJ_UNKNOWN_SYMBOL, f"Unknown symbol {symbol}"
         if ord_type not in ORD_TYPES:
             return er.REJ_BROKER_OPTION, f"Unsupported OrdType {ord_type}"
@@ -363,7 +364,7 @@ class CustomerUtility(MessageCracker):
             log.warning("%s: no session %s to report to", self.name, sid)
 
     # ------------------------------------------------------------------ routing
-    def _choose(self, p: Any) -> str | None:
+    def _choose(self, p: Pending) -> str | None:
         venue = p.record.venue
         if p.record.type is not RecordType.ORDER:
             st = fold(self.node.log.records_for_txn(p.record.txn))

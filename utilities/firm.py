@@ -13,9 +13,10 @@ import asyncio
 import datetime as dt
 import json
 import logging
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from replication.record import Record, RecordType

@@ -9,8 +9,8 @@ to, so customer utilities route only to streets that can reach the venue.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import msgpack
 
@@ -26,10 +26,10 @@ class Heartbeat:
     pid: int = 0
 
     def encode(self) -> bytes:
-        return msgpack.packb([HEARTBEAT_VERSION, self.node, self.role, self.state, list(self.venues), self.pid])
+        return bytes(msgpack.packb([HEARTBEAT_VERSION, self.node, self.role, self.state, list(self.venues), self.pid]))
 
     @staticmethod
-    def decode(data: bytes) -> "Heartbeat":
+    def decode(data: bytes) -> Heartbeat:
         try:
             v = msgpack.unpackb(data)
             if not isinstance(v, list) or len(v) < 6 or v[0] != HEARTBEAT_VERSION:

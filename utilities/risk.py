@@ -10,7 +10,7 @@ record in O(1) and answers a check in O(1).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 from replication.record import Record, RecordType
 from utilities.books import account_opening
@@ -52,9 +52,10 @@ def _dec(v: object) -> Decimal | None:
     if v is None or isinstance(v, bool):
         return None
     try:
-        return Decimal(str(v))
-    except Exception:
+        d = Decimal(str(v))
+    except InvalidOperation:
         return None
+    return d if d.is_finite() else None
 
 
 class RiskView:

@@ -12,8 +12,8 @@ repeats are harmless.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
 import msgpack
 
@@ -38,7 +38,7 @@ def command_topic(cluster: str, street: str) -> str:
 
 def encode_commands(records: list[bytes]) -> bytes:
     """Several encoded customer records in one MQTT message (one publish per street per turn)."""
-    return msgpack.packb([COMMANDS_VERSION, records])
+    return bytes(msgpack.packb([COMMANDS_VERSION, records]))
 
 
 def decode_commands(payload: bytes) -> list[bytes]:
@@ -69,7 +69,7 @@ class Pending:
         if self.attempts == 0:
             return -1e18
         # back off: a busy street answers late, and repeats only add to its load
-        return self.sent_at + min(max_retry_s, retry_s * (2 ** (self.attempts - 1)))
+        return self.sent_at + min(max_retry_s, retry_s * float(2 ** (self.attempts - 1)))
 
 
 @dataclass

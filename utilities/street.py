@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timezone
-from decimal import Decimal
-from typing import Any, Mapping
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from fixgw.application import MessageCracker, handles
 from fixgw.config import SessionID
@@ -28,9 +28,9 @@ from replication.errors import RecordDecodeError
 from replication.record import Record, RecordType
 from utilities.execreports import fmt
 from utilities.liveness import Liveness
-from utilities.tasks import TaskSet
 from utilities.routing import decode_commands
 from utilities.status import fold
+from utilities.tasks import TaskSet
 from utilities.txn import TxnAllocator
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ def txn_of(venue_cl_ord_id: str) -> str:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%d-%H:%M:%S.%f")[:-3]
+    return datetime.now(UTC).strftime("%Y%m%d-%H:%M:%S.%f")[:-3]
 
 
 class StreetUtility(MessageCracker):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 # sub-command name -> module (under fixgw.cli) that registers it
 COMMANDS: dict[str, str] = {

@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import json
 import socket
-import sys
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal

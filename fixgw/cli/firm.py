@@ -34,7 +34,7 @@ def _firm_dir(args: argparse.Namespace) -> Path:
 
     cfg = _load(args.config or str(DEFAULT_CONFIG))
     firm = cfg.nodes_with_role("firm")[0]
-    return cfg.node_data_dir(firm.name)
+    return Path(cfg.node_data_dir(firm.name))
 
 
 def _records(node_dir: Path) -> list[Any]:

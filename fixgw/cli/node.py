@@ -17,7 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from fixgw.config import SessionID, SessionSettings
+from fixgw.config import SessionSettings
 from fixgw.engine import Engine
 from replication.node import ReplicationNode
 from replication.record import Role
@@ -208,7 +208,7 @@ class NodeProcess:
         try:
             await asyncio.wait_for(asyncio.gather(*(self.engine.wait_logged_on(s.session_id) for s in settings.values())),
                                    timeout=max(5.0, 3 * cfg.dead_after_s))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.warning("%s: not logged on to every venue yet (%s): starting anyway", me.name,
                         ", ".join(sorted(set(settings) - app.logged_on)))
         await self._beat()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -100,7 +100,7 @@ async def _order(host: str, port: int, target: str, args: argparse.Namespace, qt
     try:
         try:
             await engine.wait_logged_on(settings.session_id, timeout=10)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             why = f": {refused[-1]}" if refused else " (is 'fixgw up' running?)"
             raise CliError(f"no logon to {host}:{port} as {args.sender} -> {target}{why}") from None
         cl = f"ORD-{time.time_ns()}"
@@ -108,7 +108,7 @@ async def _order(host: str, port: int, target: str, args: argparse.Namespace, qt
         if args.account:
             f.append((1, args.account))
         f += [(21, "1"), (55, args.symbol), (54, "1" if args.side == "buy" else "2"),
-              (60, datetime.now(timezone.utc).strftime("%Y%m%d-%H:%M:%S.%f")[:-3])]
+              (60, datetime.now(UTC).strftime("%Y%m%d-%H:%M:%S.%f")[:-3])]
         f.append((152 if args.cash else 38, str(qty)))
         f += [(40, "2" if price is not None else "1")]
         if price is not None:
@@ -122,7 +122,7 @@ async def _order(host: str, port: int, target: str, args: argparse.Namespace, qt
         while True:
             try:
                 m = await asyncio.wait_for(reports.get(), max(0.0, deadline - loop.time()))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 print(f"no final report within {args.wait:g}s (the order rests; ask its status later)")
                 return 0
             if m.get_str(11) != cl:

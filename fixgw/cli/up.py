@@ -58,6 +58,7 @@ class Child:
     kind: str
     proc: subprocess.Popen[bytes]
     log_path: Path
+    reported: bool = False
 
 
 def _spawn(name: str, kind: str, argv: list[str], log_dir: Path) -> Child:
@@ -176,9 +177,9 @@ def run_up(args: argparse.Namespace) -> int:
         print(f"fixgw: ready: {len(children)} processes, data in {cfg.data_dir}, logs in {log_dir} (Ctrl-C stops)", file=out, flush=True)
         while not stopping:
             for child in children:
-                if child.proc.poll() is not None and not getattr(child, "reported", False):
+                if child.proc.poll() is not None and not child.reported:
                     print(f"fixgw: {child.name} exited with code {child.proc.returncode}; see {child.log_path}", file=out, flush=True)
-                    setattr(child, "reported", True)
+                    child.reported = True
             time.sleep(0.2)
         print("fixgw: stopping...", file=out, flush=True)
         return 0

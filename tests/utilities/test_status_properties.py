@@ -142,14 +142,16 @@ def flow(draw: st.DrawFn) -> tuple[list[Record], str, D]:
             Record(origin="ssu1", seq=1, txn="t-0.1", type=RecordType.VENUE_ACK, status="0",
                    hlc=at(t_ack, "ssu1"), **terms)]
     seq = {"ssu1": 1, "ssu2": 1}
+    first_copy: list[int] = []     # when each fill is first recorded (ssu2 records 7 ms later)
     for i, (q, ms) in enumerate(zip(fills, fill_times, strict=True)):
         copies = ["ssu1", "ssu2"] if draw(st.booleans()) else [draw(st.sampled_from(["ssu1", "ssu2"]))]
+        first_copy.append(ms if "ssu1" in copies else ms + 7)
         for node in copies:
             seq[node] += 1
             recs.append(Record(origin=node, seq=seq[node], txn="t-0.1", type=RecordType.FILL, status="1",
                                hlc=at(ms + (7 if node == "ssu2" else 0), node), exec_id=f"E{i}",
                                last_qty=D(q), last_px=D(10), **terms))
-    filled_at = fill_times[len(fills) - 1] if sum(fills) == qty else None
+    filled_at = max(first_copy) if sum(fills) == qty else None
     if with_cancel:
         seq["ssu1"] += 1
         recs.append(Record(origin="ssu1", seq=seq["ssu1"], txn="t-0.1", type=RecordType.CANCELED,
