@@ -8,15 +8,20 @@
 - Acceptor: one listener per (host, port); several sessions share it, the Logon's
   BeginString and CompIDs pick the session; ``TargetCompID=*`` creates a session per client.
 - Initiator: connects, logs on, reconnects with exponential back-off.
-- Group commit: everything a session sends during one event-loop turn, with the updated
-  sequence numbers, is stored in ONE durable transaction (in a worker thread), and only then
-  written to the socket (TCP_NODELAY, one write per turn).
+- Group commit: what a session sends, with the updated sequence numbers, is staged after each
+  read (and each slice of messages); a store thread commits everything staged meanwhile in ONE
+  durable transaction, back to back, and the answers are written (TCP_NODELAY, one write for
+  all that commit held) as soon as the read loop sees that commit done, between two messages.
+- Hot path: a frame of a shape the dictionary already found valid is cut, parsed and validated
+  in one regex match (fixgw.plans), accepted by the session in one step (Session.accept_usual)
+  and handed straight to a MessageCracker's handler.
 - TLS on both sides (``SocketUseSSL=Y``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import dataclasses
@@ -26,6 +31,7 @@ import logging
 import socket
 import ssl
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, Self
@@ -53,7 +59,7 @@ __all__ = ["Engine", "SessionID", "SessionRuntime", "config_from_settings"]
 _log = logging.getLogger("fixgw.engine")
 _READ_SIZE = 1 << 16
 _TICK = 0.2
-_SLICE = 64  # messages handled before the loop lets a commit / write start
+_SLICE = 64  # messages handled before the loop lets other tasks run
 
 
 class _GilSwitch:
@@ -86,6 +92,80 @@ class _GilSwitch:
             if sys.getswitchinterval() == cls.INTERVAL:  # nobody else changed it meanwhile
                 sys.setswitchinterval(cls.previous)
             cls.previous = None
+
+
+class _CommitLane:
+    """A session's commits in the store thread, back to back (group commit).
+
+    The event loop stages batches (``stage``); one drain task at a time runs in the executor
+    and commits everything staged so far in ONE store transaction, then counts the batches in
+    ``done`` (only that thread writes it; the loop reads it) and calls ``wake`` through the
+    loop, and goes on while more was staged meanwhile. So the store thread needs no wake-up per
+    commit under load, and a slow fsync only makes the next transaction bigger.
+    """
+
+    __slots__ = ("_commit", "_executor", "_lock", "_queue", "_running", "_wake", "done", "error")
+
+    def __init__(
+        self,
+        commit: Callable[[Batch], None],
+        executor: concurrent.futures.Executor,
+        wake: Callable[[], None],
+    ) -> None:
+        self._commit = commit
+        self._executor = executor
+        self._wake = wake
+        self._lock = threading.Lock()
+        self._queue: list[Batch] = []
+        self._running = False
+        self.done = 0
+        self.error: BaseException | None = None
+
+    def stage(self, batch: Batch) -> None:
+        """(event loop) Commit this batch after those staged before it."""
+        with self._lock:
+            self._queue.append(batch)
+            if self._running:
+                return
+            self._running = True
+        try:
+            self._executor.submit(self._drain, asyncio.get_running_loop())
+        except BaseException:
+            with self._lock:
+                self._running = False
+            raise
+
+    def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
+        """(store thread) Commit what is staged, merged, until nothing is left."""
+        while True:
+            with self._lock:
+                batches = self._queue
+                if not batches:
+                    self._running = False
+                    return
+                self._queue = []
+            try:
+                self._commit(_merge(batches))
+            except BaseException as exc:  # noqa: BLE001 - reported on the event loop
+                self.error = exc
+            self.done += len(batches)
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nothing waits
+                loop.call_soon_threadsafe(self._wake)
+
+
+def _merge(batches: list[Batch]) -> Batch:
+    """Consecutive batches of one session as one: a reset wipes what came before it."""
+    if len(batches) == 1:
+        return batches[0]
+    first = 0
+    for i, b in enumerate(batches):
+        if b.reset:
+            first = i
+    messages: list[tuple[int, bytes]] = []
+    for b in batches[first:]:
+        messages += b.messages
+    last = batches[-1]
+    return Batch(batches[first].reset, messages, last.next_sender_seq, last.next_target_seq)
 
 
 class StoreLike(Protocol):
@@ -295,13 +375,15 @@ class SessionRuntime:
         self.commits = 0  # store transactions (group commits) and the messages they held
         self.committed_messages = 0
         self._kick_scheduled = False
-        # the group commit in flight (durable store): its batch and the bytes to write once it
-        # is on disk; _commit_done is set by the store thread when it returns (polled by the
-        # read loop between messages, so that the answers leave without waiting for a loop
-        # turn), _commit_error is what it raised
-        self._pending: tuple[Batch, list[bytes | Close]] | None = None
-        self._commit_done = False
-        self._commit_error: BaseException | None = None
+        # group commit (durable store): what the session produced is staged, in order, as
+        # (batch, bytes to write once it is on disk); the store thread commits every batch
+        # staged meanwhile in one transaction, back to back, and counts them (lane.done); the
+        # read loop compares that count between messages and writes the answers at once
+        self._lane = _CommitLane(self._commit, engine.executor, self._commit_returned)
+        self._staged: collections.deque[tuple[Batch | None, list[bytes | Close]]] = (
+            collections.deque()
+        )
+        self._acked = 0  # batches of the lane already written (compared with lane.done)
         self._draining = False
         self._flush_idle = asyncio.Event()
         self._flush_idle.set()
@@ -414,68 +496,52 @@ class SessionRuntime:
 
     def kick(self) -> None:
         """Make sure what the session produced gets committed and written."""
-        if self._pending is not None or self._draining:
-            return  # the commit in flight (or the drain) starts the next one when it ends
+        if self._draining:
+            return  # the peer does not read: resumes when it does
         s = self.session
         if not s.outbox and not s._to_store and not s._dirty and not s._reset_pending:
             return
         if not self.durable:
             self._flush_sync()
             return
-        self._start_commit()
-
-    def _start_commit(self) -> None:
-        """Hand everything produced so far to the store thread (one durable transaction)."""
-        s = self.session
         batch = s.take_batch()
         out = s.take_outbox()
-        if batch is None:
+        if batch is None and not self._staged:
             if out:
-                self._write(out)  # nothing to make durable first
-            self._flush_idle.set()
+                self._write(out)  # nothing to make durable, nothing before it waits
             return
         self._flush_idle.clear()
-        self._pending = (batch, out)
-        self._commit_done = False
-        try:
-            self.engine.executor.submit(self._commit_in_thread, batch, asyncio.get_running_loop())
-        except BaseException:
-            self._pending = None
-            self._flush_idle.set()
-            raise
+        self._staged.append((batch, out))
+        if batch is not None:
+            self._lane.stage(batch)
 
-    def _commit_in_thread(self, batch: Batch, loop: asyncio.AbstractEventLoop) -> None:
-        try:
-            self._commit(batch)
-        except BaseException as exc:  # noqa: BLE001 - reported on the event loop
-            self._commit_error = exc
-        self._commit_done = True
-        # wake the loop if it is idle; when it is busy reading, it sees _commit_done first
-        with contextlib.suppress(RuntimeError):  # the loop is closed: nothing waits any more
-            loop.call_soon_threadsafe(self._commit_returned)
-
-    def _commit_returned(self) -> None:
-        if self._commit_done:
-            self._finish_commit()
-
-    def _finish_commit(self) -> None:
-        """The commit in flight is on disk: write what waited for it, start the next one."""
-        pending = self._pending
-        self._commit_done = False
-        if pending is None:
-            return
-        self._pending = None
-        batch, out = pending
-        err = self._commit_error
+    def _collect(self) -> None:
+        """Write what waited for the commits the store thread has finished, in order."""
+        lane = self._lane
+        err = lane.error
         if err is not None:
-            self._commit_error = None
+            lane.error = None
+            self._staged.clear()
+            self._acked = lane.done
             _log.error("store commit failed for %s: closing the connection", self.session_id,
                        exc_info=err)
             if self.conn is not None:
                 self.conn.close()
             self._flush_idle.set()
             return
-        self.session.batch_committed(batch)
+        done = lane.done
+        staged = self._staged
+        out: list[bytes | Close] = []
+        session = self.session
+        while staged:
+            batch, more = staged[0]
+            if batch is not None:
+                if self._acked >= done:
+                    break
+                self._acked += 1
+                session.batch_committed(batch)
+            staged.popleft()
+            out += more
         if out:
             self._write(out)
             conn = self.conn
@@ -487,11 +553,7 @@ class SessionRuntime:
                 # the peer does not read: no more commits and writes until it does
                 self._draining = True
                 asyncio.get_running_loop().create_task(self._drain_then_kick(conn))
-                return
-        s = self.session
-        if s.outbox or s._to_store or s._dirty or s._reset_pending:
-            self._start_commit()
-        else:
+        if not staged and not self._draining:
             self._flush_idle.set()
 
     async def _drain_then_kick(self, conn: _Conn) -> None:
@@ -500,7 +562,8 @@ class SessionRuntime:
                 await conn.writer.drain()
         finally:
             self._draining = False
-            self._flush_idle.set()
+            if not self._staged:
+                self._flush_idle.set()
             self.kick()
 
     def _write(self, out: list[bytes | Close]) -> None:
@@ -535,6 +598,10 @@ class SessionRuntime:
             s.batch_committed(batch)
         if out:
             self._write(out)
+
+    def _commit_returned(self) -> None:
+        if self._lane.done != self._acked or self._lane.error is not None:
+            self._collect()
 
     def _commit(self, batch: Batch) -> None:
         self.commits += 1
@@ -580,6 +647,7 @@ class SessionRuntime:
                 clock = self.engine.clock
                 from_app = self.engine.app.from_app
                 handlers = self._handlers
+                lane = self._lane
                 sid = self.session_id
                 while True:
                     hit = framer.next_known(frame_at) if frame_at is not None else None
@@ -614,27 +682,21 @@ class SessionRuntime:
                                     await from_app(item, sid)
                             except Exception as exc:  # noqa: BLE001 - answered by a reject
                                 await self._app_failed(Deliver(item, False), exc)
-                            if self._commit_done:
-                                self._finish_commit()
-                            n += 1
-                            if n % _SLICE == 0:
-                                self.kick()
-                                await asyncio.sleep(0)
-                            continue
-                        actions = session.on_message(item, now)
-                        if actions:
-                            a = actions[0]
-                            if type(a) is Deliver and not a.admin and len(actions) == 1:
-                                try:
-                                    await from_app(a.message, sid)
-                                except Exception as exc:  # noqa: BLE001 - answered by a reject
-                                    await self._app_failed(a, exc)
-                            else:
-                                await self.run_actions(actions)
+                        else:
+                            actions = session.on_message(item, now)
+                            if actions:
+                                a = actions[0]
+                                if type(a) is Deliver and not a.admin and len(actions) == 1:
+                                    try:
+                                        await from_app(a.message, sid)
+                                    except Exception as exc:  # noqa: BLE001 - answered by a reject
+                                        await self._app_failed(a, exc)
+                                else:
+                                    await self.run_actions(actions)
                     else:
                         await self.handle(item)
-                    if self._commit_done:
-                        self._finish_commit()  # the previous commit is on disk: answer now
+                    if lane.done != self._acked or lane.error is not None:
+                        self._collect()  # a commit is on disk: answer now
                     if session.state is State.DISCONNECTING:
                         break
                     n += 1
