@@ -106,6 +106,7 @@ async def run(cfg: Any, *, sessions: int, orders: int, rate: float, seconds: flo
     rejects: list[str] = []
     perf = time.perf_counter_ns
     last_ack = [0]
+    last_fill = [0]
     done = asyncio.Event()
 
     async def reader(c: _Conn) -> None:
@@ -131,6 +132,7 @@ async def run(cfg: Any, *, sessions: int, orders: int, rate: float, seconds: flo
                         last_ack[0] = now
                     elif et in (b"F", b"1", b"2") and cid not in filled:
                         filled[cid] = (now - t) / 1000.0
+                        last_fill[0] = now
                     elif et == b"8":
                         rejects.append(m.get_str(58, "") or "")
                         acked.setdefault(cid, (now - t) / 1000.0)
@@ -199,6 +201,8 @@ async def run(cfg: Any, *, sessions: int, orders: int, rate: float, seconds: flo
         # sustained throughput: orders acknowledged per second, from the first order sent to
         # the last acknowledgement (an overloaded system acknowledges late, and this shows it)
         "orders_per_s": round(len(acked) / max((last_ack[0] - t0_ns) / 1e9, send_elapsed, 1e-9), 1),
+        # the whole pipeline (customer, street, venue and back): first fills per second
+        "filled_per_s": round(len(filled) / max((last_fill[0] - t0_ns) / 1e9, send_elapsed, 1e-9), 1),
         "ack_p50_us": round(_pct(acks, 0.5), 1),
         "ack_p99_us": round(_pct(acks, 0.99), 1),
         "fill_p50_us": round(_pct(fills, 0.5), 1),
@@ -265,5 +269,5 @@ def main(args: argparse.Namespace) -> int:
         print(f"{res['acked']} of {res['orders']} orders acknowledged over {res['sessions']} sessions: "
               f"{res['orders_per_s']:.0f} orders/s (offered {rate:g}/s); ack p50 {res['ack_p50_us']:.0f} us "
               f"p99 {res['ack_p99_us']:.0f} us; fill p50 {res['fill_p50_us']:.0f} us p99 {res['fill_p99_us']:.0f} us; "
-              f"filled {res['filled']}, rejected {res['rejected']}, lost {res['lost']}")
+              f"filled {res['filled']} ({res['filled_per_s']:.0f}/s), rejected {res['rejected']}, lost {res['lost']}")
     return 0 if res["lost"] == 0 else 1
