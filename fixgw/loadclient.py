@@ -18,9 +18,11 @@ import socket
 import sys
 import time
 from dataclasses import dataclass
+from typing import cast
 
+from fixgw import eventloop
 from fixgw.framing import Framer, Garbled
-from fixgw.message import Message, encode
+from fixgw.message import Message, checksum, encode
 from fixgw.session import utc_timestamp
 
 DEFAULT_ORDERS = 20000
@@ -71,6 +73,147 @@ class _Client:
         return encode(self.begin, header, body)
 
 
+class _Load(asyncio.Protocol):
+    """The load itself, driven from data_received: no task wake-up per read, no StreamReader.
+
+    Each answer (the order echoed back, or an ExecutionReport) is matched to its order by
+    ClOrdID; as many new orders as answers go out in ONE write per read.
+    """
+
+    def __init__(self, c: _Client, orders: int, inflight: int, heartbeat: int) -> None:
+        self.c = c
+        self.orders = orders
+        self.inflight = inflight
+        self.heartbeat = heartbeat
+        self.framer = Framer()
+        self.transport: asyncio.Transport | None = None
+        self.logged_on: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.sent_at: dict[bytes, int] = {}
+        self.seq_to_id: dict[bytes, bytes] = {}
+        self.latencies: list[float] = []
+        self.errors = 0
+        self.answered = 0
+        self.next_id = 0
+        self.t0 = time.perf_counter()
+        self.elapsed = 0.0
+        # the NewOrderSingle with its variable parts as %-formats: MsgSeqNum, SendingTime,
+        # ClOrdID's number, TransactTime (the same bytes as _Client._msg would encode)
+        self._head = b"8=" + c.begin + b"\x019="
+        self._nos = (
+            b"35=D\x0149=" + c.sender.replace(b"%", b"%%") + b"\x0156=" + c.target.replace(b"%", b"%%")
+            + b"\x0134=%d\x0152=%s\x0111=B%d\x0121=1\x0155=IBM\x0154=1\x0160=%s"
+            b"\x0138=100\x0140=2\x0144=10.5\x01"
+        )
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # (uvloop's transports are not asyncio.Transport subclasses: no isinstance check)
+        self.transport = cast(asyncio.Transport, transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.transport.write(self.c._msg(b"A", [(98, b"0"), (108, b"%d" % self.heartbeat), (141, b"Y")],
+                                    time.time()))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        for f in (self.logged_on, self.finished):
+            if not f.done():
+                f.set_exception(ConnectionError("the acceptor closed the connection"))
+
+    def send_orders(self, n: int) -> None:
+        now = time.time()
+        ts = utc_timestamp(now)
+        c = self.c
+        head = self._head
+        nos = self._nos
+        perf = time.perf_counter_ns
+        sent_at = self.sent_at
+        seq_to_id = self.seq_to_id
+        chunks = []
+        seq = c.seq
+        k = self.next_id
+        for _ in range(n):
+            k += 1
+            cid = b"B%d" % k
+            body = nos % (seq, ts, k, ts)
+            data = b"%s%d\x01%s" % (head, len(body), body)
+            chunks.append(b"%s10=%03d\x01" % (data, checksum(data)))
+            seq_to_id[b"%d" % seq] = cid
+            sent_at[cid] = perf()
+            seq += 1
+        c.seq = seq
+        self.next_id = k
+        assert self.transport is not None
+        self.transport.write(b"".join(chunks))
+
+    def start(self) -> None:
+        self.t0 = time.perf_counter()
+        self.send_orders(min(self.inflight, self.orders))
+
+    def data_received(self, data: bytes) -> None:
+        framer = self.framer
+        framer.feed(data)
+        if not self.logged_on.done():
+            while (item := framer.next()) is not None:
+                if isinstance(item, Garbled):
+                    continue
+                if item.msg_type == b"A":
+                    self.logged_on.set_result(None)
+                    break
+                if item.msg_type == b"5":
+                    self.logged_on.set_exception(
+                        ConnectionError(f"logon refused: {item.get_str(58, '')}"))
+                    return
+            if not self.logged_on.done():
+                return
+        if self.finished.done():
+            return
+        sent_at = self.sent_at
+        latencies = self.latencies
+        perf = time.perf_counter_ns
+        freed = 0
+        while (raw := framer.next_raw()) is not None:
+            if type(raw) is Garbled:
+                self.errors += 1
+                continue
+            # lean read of the answer: MsgType is the third field, ClOrdID by search
+            i = raw.index(b"\x0135=") + 4  # type: ignore[union-attr]
+            mt = raw[i : raw.index(b"\x01", i)]  # type: ignore[index,union-attr]
+            if mt == b"D" or mt == b"8":
+                j = raw.find(b"\x0111=")  # type: ignore[union-attr]
+                cid = raw[j + 4 : raw.index(b"\x01", j + 4)] if j >= 0 else None  # type: ignore[index,union-attr]
+                t = sent_at.pop(cid, None) if cid is not None else None
+                if t is not None:
+                    latencies.append((perf() - t) / 1000.0)
+                    freed += 1
+                continue
+            item = Message.from_wire(raw)  # type: ignore[arg-type]
+            if mt == b"1":
+                assert self.transport is not None
+                self.transport.write(self.c._msg(b"0", [(112, item.get(112) or b"")], time.time()))
+            elif mt == b"3" or mt == b"j":
+                cid = self.seq_to_id.get(item.get(45) or b"")
+                if cid is not None and sent_at.pop(cid, None) is not None:
+                    self.errors += 1
+                    freed += 1
+            elif mt == b"5":
+                self._finish()
+                return
+        self.answered = len(latencies)
+        if self.answered + self.errors >= self.orders:
+            self._finish()
+            return
+        remaining = self.orders - self.next_id
+        if freed and remaining > 0:
+            self.send_orders(min(freed, remaining))
+
+    def _finish(self) -> None:
+        self.answered = len(self.latencies)
+        self.elapsed = time.perf_counter() - self.t0
+        if not self.finished.done():
+            self.finished.set_result(None)
+
+
 async def run_bench(
     host: str,
     port: int,
@@ -85,116 +228,31 @@ async def run_bench(
 ) -> BenchResult:
     if orders < 1 or inflight < 1:
         raise ValueError("orders and inflight must be >= 1")
-    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port, limit=1 << 20), 10)
-    sock = writer.get_extra_info("socket")
-    if sock is not None:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    loop = asyncio.get_running_loop()
     c = _Client(begin, sender, target)
-    framer = Framer()
-    writer.write(c._msg(b"A", [(98, b"0"), (108, b"%d" % heartbeat), (141, b"Y")], time.time()))
-
-    async def next_msg(deadline: float) -> object:
-        while True:
-            item = framer.next()
-            if item is not None:
-                return item
-            data = await asyncio.wait_for(reader.read(1 << 16), max(0.01, deadline - time.monotonic()))
-            if not data:
-                raise ConnectionError("the acceptor closed the connection")
-            framer.feed(data)
-
-    deadline = time.monotonic() + 10
-    while True:
-        item = await next_msg(deadline)
-        if isinstance(item, Garbled):
-            continue
-        mt = item.msg_type  # type: ignore[attr-defined]
-        if mt == b"A":
-            break
-        if mt == b"5":
-            raise ConnectionError(f"logon refused: {item.get_str(58, '')}")  # type: ignore[attr-defined]
-
-    sent_at: dict[bytes, int] = {}
-    seq_to_id: dict[bytes, bytes] = {}
-    latencies: list[float] = []
-    errors = 0
-    next_id = 0
-    answered = 0
-    perf = time.perf_counter_ns
-    side = b"1"
-    t_end = time.monotonic() + seconds
-
-    def send_orders(n: int) -> None:
-        nonlocal next_id
-        now = time.time()
-        ts = utc_timestamp(now)
-        chunks = []
-        for _ in range(n):
-            next_id += 1
-            cid = b"B%d" % next_id
-            body = [(11, cid), (21, b"1"), (55, b"IBM"), (54, side), (60, ts), (38, b"100"), (40, b"2"), (44, b"10.5")]
-            seq_to_id[b"%d" % c.seq] = cid
-            chunks.append(c._msg(b"D", body, now))
-            sent_at[cid] = perf()
-        writer.write(b"".join(chunks))
-
-    t0 = time.perf_counter()
-    send_orders(min(inflight, orders))
+    transport, load = await asyncio.wait_for(
+        loop.create_connection(lambda: _Load(c, orders, inflight, heartbeat), host, port), 10
+    )
     try:
-        while answered + errors < orders and time.monotonic() < t_end:
-            data = await asyncio.wait_for(reader.read(1 << 16), max(0.01, t_end - time.monotonic()))
-            if not data:
-                break
-            framer.feed(data)
-            freed = 0
-            while (raw := framer.next_raw()) is not None:
-                if type(raw) is Garbled:
-                    errors += 1
-                    continue
-                # lean read of the answer: MsgType is the third field, ClOrdID by search
-                i = raw.index(b"\x0135=") + 4  # type: ignore[union-attr]
-                mt = raw[i : raw.index(b"\x01", i)]  # type: ignore[index,union-attr]
-                if mt == b"D" or mt == b"8":
-                    j = raw.find(b"\x0111=")  # type: ignore[union-attr]
-                    cid = raw[j + 4 : raw.index(b"\x01", j + 4)] if j >= 0 else None  # type: ignore[index,union-attr]
-                    t = sent_at.pop(cid, None) if cid is not None else None
-                    if t is not None:
-                        latencies.append((perf() - t) / 1000.0)
-                        answered += 1
-                        freed += 1
-                    continue
-                item = Message.from_wire(raw)  # type: ignore[arg-type]
-                if mt == b"1":
-                    writer.write(c._msg(b"0", [(112, item.get(112) or b"")], time.time()))
-                elif mt == b"3" or mt == b"j":
-                    cid = seq_to_id.get(item.get(45) or b"")
-                    if cid is not None and sent_at.pop(cid, None) is not None:
-                        errors += 1
-                        freed += 1
-                elif mt == b"5":
-                    t_end = 0.0
-                    break
-            remaining = orders - next_id
-            if freed and remaining > 0:
-                send_orders(min(freed, remaining))
-    except (TimeoutError, ConnectionError):
-        pass
-    elapsed = time.perf_counter() - t0
-    errors += len(sent_at)  # never answered
-    try:
-        writer.write(c._msg(b"5", [], time.time()))
-        await asyncio.wait_for(writer.drain(), 2)
-        writer.close()
-        await asyncio.wait_for(writer.wait_closed(), 2)
-    except (TimeoutError, OSError):
-        pass  # the acceptor may already have closed: the figures are what matter
-    latencies.sort()
+        await asyncio.wait_for(asyncio.shield(load.logged_on), 10)
+        load.start()
+        try:
+            await asyncio.wait_for(asyncio.shield(load.finished), seconds)
+        except (TimeoutError, ConnectionError):
+            load._finish()
+        elapsed = load.elapsed
+        errors = load.errors + len(load.sent_at)  # never answered
+        if not transport.is_closing():  # the acceptor may already have closed
+            transport.write(c._msg(b"5", [], time.time()))
+    finally:
+        transport.close()
+    latencies = sorted(load.latencies)
     return BenchResult(
-        orders=next_id,
-        answered=answered,
+        orders=load.next_id,
+        answered=len(latencies),
         errors=errors,
         seconds=elapsed,
-        orders_per_s=answered / elapsed if elapsed > 0 else 0.0,
+        orders_per_s=len(latencies) / elapsed if elapsed > 0 else 0.0,
         p50_us=_pct(latencies, 0.50),
         p99_us=_pct(latencies, 0.99),
         p999_us=_pct(latencies, 0.999),
@@ -209,7 +267,7 @@ def main(args: argparse.Namespace) -> int:
     orders = args.orders if args.orders is not None else DEFAULT_ORDERS
     seconds = args.seconds if args.seconds is not None else DEFAULT_SECONDS
     try:
-        res = asyncio.run(
+        res = eventloop.run(  # uvloop when installed: the client must not be the bottleneck
             run_bench(
                 host, int(port_s), sender=args.sender, target=args.target, begin=args.begin,
                 orders=orders, inflight=args.inflight, seconds=seconds,

@@ -1,0 +1,35 @@
+"""``run(coro)``: asyncio.run on uvloop's event loop when uvloop is installed, plain asyncio
+otherwise (or with FIXGW_UVLOOP=0 in the environment).
+
+uvloop (libuv-based, a well-kept PyPI package) makes transport reads and writes cheaper;
+``fixgw bench --connect`` uses it so that the load client is not what limits a benchmark.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+__all__ = ["loop_factory", "run"]
+
+_T = TypeVar("_T")
+
+
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's new_event_loop when it is available and not turned off, else None."""
+    if os.environ.get("FIXGW_UVLOOP", "1") == "0":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
+def run(coro: Coroutine[Any, Any, _T]) -> _T:
+    """Run a coroutine to completion on a new event loop (uvloop's when available)."""
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        return runner.run(coro)
