@@ -74,8 +74,16 @@ class SessionID:
     begin_string: str
     sender_comp_id: str
     target_comp_id: str
+    # the hash, computed once: a SessionID keys dicts on every message sent or received
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __hash__(self) -> int:
+        return self._hash
 
     def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "_hash", hash((self.begin_string, self.sender_comp_id, self.target_comp_id))
+        )
         if not _BEGIN_RE.fullmatch(self.begin_string):
             raise ValueError(f"BeginString {self.begin_string!r}: expected FIX.4.x or FIXT.1.1")
         for name, v in (

@@ -859,7 +859,10 @@ class Engine:
 
     def send_to_target(self, msg: Message, session_id: SessionID) -> bool:
         """Send an application message on a session (from the engine's event loop)."""
-        return self.session(session_id).send(msg)
+        rt = self.sessions.get(session_id)
+        if rt is None:
+            rt = self.session(session_id)  # raises the usual KeyError
+        return rt.send(msg)
 
     async def wait_logged_on(self, session_id: SessionID, timeout: float | None = None) -> None:
         await self.session(session_id).wait_logged_on(timeout)

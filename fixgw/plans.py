@@ -66,7 +66,11 @@ _PATTERNS: Final[dict[Callable[[bytes], bool], bytes]] = {
 }
 _ANY: Final = rb"[^\x01]+"
 _adler32: Final = zlib.adler32
-_TRAILER_SUM: Final = sum(b"10=\x01")  # "10=" and the final SOH, off a whole frame's sum
+# CheckSum value "ddd" -> what the byte sum of the whole frame, trailer included, must be
+# modulo 256 (the sum up to the trailer is ddd; "10=ddd<SOH>" adds its own bytes)
+_WHOLE_SUM: Final = {
+    b"%03d" % v: (v + sum(b"10=%03d\x01" % v)) & 0xFF for v in range(1000)
+}
 
 
 def value_pattern(
@@ -100,15 +104,19 @@ def value_pattern(
 class Shape:
     """One learned shape: its regex, its tags, the values to check in Python after a match."""
 
-    __slots__ = ("match", "post_checks", "regex", "tags", "unique")
+    __slots__ = ("head_len", "match", "post_checks", "regex", "tags", "unique")
 
     def __init__(
         self,
         regex: re.Pattern[bytes],
         tags: tuple[int, ...],
         post_checks: tuple[tuple[int, Callable[[bytes], bool]], ...],
+        begin_string: bytes = b"",
     ) -> None:
         self.regex = regex
+        # bytes before the BodyLength digits and after them up to the body: "8=<begin><SOH>9="
+        # and "<SOH>"
+        self.head_len = len(begin_string) + 6
         self.match = regex.match
         self.tags = tags
         self.post_checks = post_checks
@@ -195,18 +203,20 @@ class PlanBook:
             self._last = shape
         assert shape is not None
         values = m.groups()
-        length = int(values[1])
-        last = len(values)  # group of the CheckSum value
-        if length > max_size or m.start(last) - 3 - (m.end(2) + 1) != length:
+        length_b = values[1]
+        length = int(length_b)
+        end = m.end()
+        # BodyLength: from after "9=<digits><SOH>" to the SOH before "10=ddd<SOH>" (7 bytes)
+        if length > max_size or end - 7 - pos - shape.head_len - len(length_b) != length:
             return None
-        raw = buf[pos : m.end()]
-        cs_b = values[-1]
+        raw = buf[pos:end]
         cs = _adler32(raw) - 1 if len(raw) <= 256 else checksum(raw)
-        if int(cs_b) != (cs - _TRAILER_SUM - sum(cs_b)) & 0xFF:
+        if cs & 0xFF != _WHOLE_SUM[values[-1]]:
             return None
-        for i, check in shape.post_checks:
-            if not check(values[i]):
-                return None
+        if shape.post_checks:
+            for i, check in shape.post_checks:
+                if not check(values[i]):
+                    return None
         return raw, list(zip(shape.tags, values)), shape
 
     def learn(self, fields: Sequence[_Field]) -> None:
@@ -269,4 +279,4 @@ class PlanBook:
             regex = re.compile(b"".join(parts))
         except (re.error, RecursionError, OverflowError):
             return None
-        return Shape(regex, tuple(t for t, _ in fields), tuple(post))
+        return Shape(regex, tuple(t for t, _ in fields), tuple(post), fields[0][1])

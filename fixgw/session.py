@@ -489,8 +489,11 @@ class Session:
             return self.logged_on
         if self.to_app is not _noop_hook:
             self.to_app(msg)
-        header_extra, body = self._split(msg)
-        return self._seal(mt, body, now, header_extra=header_extra, store=True)
+        fields = msg.fields  # _split, inlined: this runs for every message sent
+        return self._seal(
+            mt, [f for f in fields if f[0] not in _NOT_BODY], now,
+            header_extra=[f for f in fields if f[0] in _APP_HEADER], store=True,
+        )
 
     def take_batch(self) -> Batch | None:
         """Messages and sequence numbers to make durable (None when nothing changed)."""
