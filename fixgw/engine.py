@@ -60,6 +60,8 @@ _log = logging.getLogger("fixgw.engine")
 _READ_SIZE = 1 << 16
 _TICK = 0.2
 _SLICE = 64  # messages handled before the loop lets other tasks run
+_INLINE_MAX = 0.002  # inline commits slower than this (s, smoothed) ...
+_INLINE_PAUSE = 128  # ... send this many commits to the store thread
 
 
 class _GilSwitch:
@@ -104,7 +106,7 @@ class _CommitLane:
     commit under load, and a slow fsync only makes the next transaction bigger.
     """
 
-    __slots__ = ("_commit", "_executor", "_lock", "_queue", "_running", "_wake", "done", "error")
+    __slots__ = ("_commit", "_executor", "_lock", "_queue", "_wake", "done", "error", "running")
 
     def __init__(
         self,
@@ -117,7 +119,7 @@ class _CommitLane:
         self._wake = wake
         self._lock = threading.Lock()
         self._queue: list[Batch] = []
-        self._running = False
+        self.running = False  # a drain task is queued or running (read by the loop)
         self.done = 0
         self.error: BaseException | None = None
 
@@ -125,14 +127,14 @@ class _CommitLane:
         """(event loop) Commit this batch after those staged before it."""
         with self._lock:
             self._queue.append(batch)
-            if self._running:
+            if self.running:
                 return
-            self._running = True
+            self.running = True
         try:
             self._executor.submit(self._drain, asyncio.get_running_loop())
         except BaseException:
             with self._lock:
-                self._running = False
+                self.running = False
             raise
 
     def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -141,7 +143,7 @@ class _CommitLane:
             with self._lock:
                 batches = self._queue
                 if not batches:
-                    self._running = False
+                    self.running = False
                     return
                 self._queue = []
             try:
@@ -384,6 +386,8 @@ class SessionRuntime:
             collections.deque()
         )
         self._acked = 0  # batches of the lane already written (compared with lane.done)
+        self._slow_commits = 0  # commits left for the store thread after slow inline ones
+        self._commit_time = 0.0  # inline commits' duration (s), smoothed
         self._draining = False
         self._flush_idle = asyncio.Event()
         self._flush_idle.set()
@@ -510,10 +514,56 @@ class SessionRuntime:
             if out:
                 self._write(out)  # nothing to make durable, nothing before it waits
             return
+        if batch is not None and not self._staged and self._inline_ok():
+            self._commit_inline(batch, out)
+            return
         self._flush_idle.clear()
         self._staged.append((batch, out))
         if batch is not None:
             self._lane.stage(batch)
+
+    def _inline_ok(self) -> bool:
+        """Commit in the event loop itself while commits are quick (nothing staged, no thread
+        commit running): no thread hand-off and no GIL contention, measured ~10 us less CPU per
+        message and a shorter round trip (an fsync here takes ~0.5 ms). While they are slow (a
+        busy disk) the store thread takes the next _INLINE_PAUSE commits, so that a slow disk
+        does not stall the loop: messages are read and handled during its fsyncs."""
+        if self._slow_commits:
+            self._slow_commits -= 1
+            return False
+        return not self._lane.running
+
+    def _commit_inline(self, batch: Batch, out: list[bytes | Close]) -> None:
+        t = time.perf_counter()
+        try:
+            self._commit(batch)
+        except Exception:  # noqa: BLE001 - the same answer as a failed commit in the thread
+            _log.exception("store commit failed for %s: closing the connection", self.session_id)
+            if self.conn is not None:
+                self.conn.close()
+            return
+        # a smoothed duration: one late fsync is not a slow disk
+        self._commit_time = avg = 0.75 * self._commit_time + 0.25 * (time.perf_counter() - t)
+        if avg > _INLINE_MAX:
+            self._slow_commits = _INLINE_PAUSE
+            self._commit_time = 0.0
+        self.session.batch_committed(batch)
+        if out:
+            self._write(out)
+            self._check_backlog()
+
+    def _check_backlog(self) -> None:
+        """After a write: when the peer does not read (4 MB waiting), no more commits and
+        writes until it does."""
+        conn = self.conn
+        if (
+            conn is not None
+            and not conn.closing
+            and conn.writer.transport.get_write_buffer_size() > 4 << 20
+        ):
+            self._draining = True
+            self._flush_idle.clear()
+            asyncio.get_running_loop().create_task(self._drain_then_kick(conn))
 
     def _collect(self) -> None:
         """Write what waited for the commits the store thread has finished, in order."""
@@ -544,15 +594,7 @@ class SessionRuntime:
             out += more
         if out:
             self._write(out)
-            conn = self.conn
-            if (
-                conn is not None
-                and not conn.closing
-                and conn.writer.transport.get_write_buffer_size() > 4 << 20
-            ):
-                # the peer does not read: no more commits and writes until it does
-                self._draining = True
-                asyncio.get_running_loop().create_task(self._drain_then_kick(conn))
+            self._check_backlog()
         if not staged and not self._draining:
             self._flush_idle.set()
 

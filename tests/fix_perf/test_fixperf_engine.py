@@ -178,3 +178,57 @@ async def test_a_failing_store_closes_the_connection(tmp_path: Path) -> None:
         # the acceptor's commit fails: it closes the connection rather than answer unstored
         await asyncio.wait_for(ve.session(venue_sid).wait_disconnected(), 10)
         assert client.got == 0
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("inline", [True, False])
+async def test_group_commit_answers_everything_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, inline: bool
+) -> None:
+    """Both commit paths: in the event loop (quick disk) and in the store thread (a slow one:
+    forced here), with the answers in order and every answer stored before it left."""
+    from fixgw import engine as engine_module
+
+    if not inline:
+        monkeypatch.setattr(engine_module, "_INLINE_MAX", -1.0)  # every commit counts as slow
+        monkeypatch.setattr(engine_module, "_INLINE_PAUSE", 10**9)
+    port = free_port()
+    acc = parse_settings(
+        f"[DEFAULT]\nConnectionType=acceptor\nSocketAcceptHost=127.0.0.1\nSocketAcceptPort={port}\n"
+        f"SenderCompID=VENUE\nBeginString=FIX.4.4\nHeartBtInt=30\nFileStorePath={tmp_path / 'v'}\n"
+        "[SESSION]\nTargetCompID=CLIENT\n", "<t>")
+    ini = parse_settings(
+        f"[DEFAULT]\nConnectionType=initiator\nSocketConnectHost=127.0.0.1\nSocketConnectPort={port}\n"
+        "SenderCompID=CLIENT\nTargetCompID=VENUE\nBeginString=FIX.4.4\nHeartBtInt=30\n"
+        "ReconnectInterval=30\n[SESSION]\n", "<t>")
+
+    class Recorder(Application):
+        def __init__(self) -> None:
+            self.ids: list[bytes] = []
+
+        async def from_app(self, message: Message, session_id: SessionID) -> None:
+            self.ids.append(message[11])
+
+    client = Recorder()
+    venue_sid = SessionID("FIX.4.4", "VENUE", "CLIENT")
+    client_sid = SessionID("FIX.4.4", "CLIENT", "VENUE")
+    async with Engine(acc, _Echo()) as ve, Engine(ini, client) as ce:
+        await ce.wait_logged_on(client_sid, 5)
+        await ve.wait_logged_on(venue_sid, 5)
+        n = 600
+        for i in range(n):
+            ce.send_to_target(Message.new("D", [*[(t, v) for t, v in ORDER if t != 11], (11, f"C{i}")]),
+                              client_sid)
+            if i % 50 == 0:
+                await asyncio.sleep(0)
+        for _ in range(200):
+            if len(client.ids) == n:
+                break
+            await asyncio.sleep(0.05)
+        assert client.ids == [b"C%d" % i for i in range(n)]
+        rt = ve.session(venue_sid)
+        stored = rt.store.get_range(1, 0)
+        assert [m for _, m in stored if b"\x0111=C599\x01" in m]  # the last answer was stored
+        assert rt.commits < n  # group commit: far fewer transactions than messages
+        if not inline:
+            assert rt._lane.done > 0
