@@ -95,6 +95,12 @@ class LocalBroker:
     def start(self, timeout: float = 15.0) -> None:
         if self.proc is not None and self.proc.poll() is None:
             raise BrokerError(f"{self.kind} is already running")
+        try:
+            with socket.create_connection((self.host, self.port), timeout=0.2):
+                # someone else listens there: waiting for "our" broker would find theirs
+                raise BrokerError(f"{self.host}:{self.port} is already in use (another broker or cluster running?)")
+        except OSError:
+            pass
         with open(self.log_path, "ab") as log:  # the child keeps its own descriptor
             # its own process group: a Ctrl-C meant for `fixgw up` must not kill it first
             self.proc = subprocess.Popen(self._argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
@@ -106,7 +112,8 @@ class LocalBroker:
                                   f"{self.log_path.read_text()[-2000:]}")
             try:
                 with socket.create_connection((self.host, self.port), timeout=0.2):
-                    return
+                    if self.proc.poll() is None:
+                        return
             except OSError:
                 time.sleep(0.05)
         self.stop()

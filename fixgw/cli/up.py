@@ -118,10 +118,27 @@ def _stop_all(children: list[Child], out: TextIO) -> None:
             child.proc.wait()
 
 
+def _check_ports_free(cfg: Any) -> None:
+    """Every port of the config must be free: a process found there would pass for ours."""
+    import socket
+
+    wanted = [("broker", cfg.broker.host, cfg.broker.port)] if cfg.broker.kind != "external" else []
+    wanted += [(f"venue {v.name}", v.host, v.port) for v in cfg.venues.values()]
+    wanted += [(f"node {n.name}", n.host, n.port) for n in cfg.nodes.values() if n.port]
+    for what, host, port in wanted:
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                raise CliError(f"{cfg.source}: {what} port {host}:{port} is already in use "
+                               "(is another fixgw up running?)")
+        except OSError:
+            pass
+
+
 def run_up(args: argparse.Namespace) -> int:
     from replication.broker import BrokerError, LocalBroker
 
     cfg = _load(args.config)
+    _check_ports_free(cfg)
     if args.fresh and cfg.data_dir.exists():
         import shutil
 

@@ -64,3 +64,21 @@ def test_bad_toml_names_the_file(tmp_path: Path) -> None:
     path = write(tmp_path, "[cluster\n")
     with pytest.raises(ClusterConfigError, match="not valid TOML"):
         load_cluster_config(path)
+
+
+def test_up_refuses_ports_in_use(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        cfg = tmp_path / "c.toml"
+        cfg.write_text(MINIMAL.replace('name = "t"', f'name = "t"\ndata_dir = "{tmp_path}/var"', 1)
+                       + f'[broker]\nkind = "mosquitto"\nport = {port}\n')
+        out = subprocess.run([sys.executable, "-m", "fixgw", "up", "--config", str(cfg)], capture_output=True,
+                             text=True, timeout=60)
+    assert out.returncode == 2
+    assert f"broker port 127.0.0.1:{port} is already in use" in out.stderr and str(cfg) in out.stderr
