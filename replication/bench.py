@@ -16,6 +16,7 @@ Three measurements, each bounded in count and time:
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 import asyncio
 import json
 import shutil
@@ -30,11 +31,24 @@ from replication.broker import LocalBroker
 from replication.node import ReplicationNode
 from replication.record import Record, RecordType, Role
 
-APPEND_RECORDS = 200_000
-APPEND_PRODUCERS = 2000
-REPLICATE_RECORDS = 60_000
 LAG_RATE = 1000.0
-LAG_SECONDS = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Sizes:
+    """How much each measurement does (the defaults are the real bench; tests use less)."""
+
+    append_records: int = 200_000
+    append_producers: int = 2000
+    replicate_records: int = 60_000
+    lag_seconds: float = 5.0
+
+    def __post_init__(self) -> None:
+        if min(self.append_records, self.append_producers, self.replicate_records) < 1 or self.lag_seconds <= 0:
+            raise ValueError(f"bench sizes must be positive: {self}")
+
+
+DEFAULT_SIZES = Sizes()
 
 
 def _fields(i: int) -> dict[str, Any]:
@@ -59,12 +73,13 @@ async def _append_as_fast_as_possible(node: ReplicationNode, total: int, produce
     return done
 
 
-async def bench_appends(data: Path, budget: float) -> dict[str, float]:
+async def bench_appends(data: Path, budget: float, sizes: Sizes = DEFAULT_SIZES) -> dict[str, float]:
     async with ReplicationNode(node_id="bench-a", role=Role.CUSTOMER, cluster="bench",
                                data_dir=data / "appends", mqtt=False) as node:
         await _append_as_fast_as_possible(node, 5000, 500, time.monotonic() + budget)  # warm-up
         t0 = time.perf_counter()
-        n = await _append_as_fast_as_possible(node, APPEND_RECORDS, APPEND_PRODUCERS, time.monotonic() + budget)
+        n = await _append_as_fast_as_possible(node, sizes.append_records, sizes.append_producers,
+                                              time.monotonic() + budget)
         elapsed = time.perf_counter() - t0
         commits = node.stats.commits
     return {"durable_appends_per_s": n / elapsed, "appends": n, "append_commits": commits}
@@ -152,17 +167,18 @@ async def _node_a(data: Path, broker: LocalBroker, tag: str) -> ReplicationNode:
     return a
 
 
-async def bench_replication(data: Path, broker: LocalBroker, budget: float) -> dict[str, float]:
+async def bench_replication(data: Path, broker: LocalBroker, budget: float,
+                            sizes: Sizes = DEFAULT_SIZES) -> dict[str, float]:
     a = await _node_a(data, broker, "repl")
     try:
         deadline = time.monotonic() + budget
         warm = 2000
-        peer = await _Peer.start(data, broker, "repl-b", a.node_id, warm + REPLICATE_RECORDS, warm + 1, budget + 10)
+        records = sizes.replicate_records
+        peer = await _Peer.start(data, broker, "repl-b", a.node_id, warm + records, warm + 1, budget + 10)
         await _append_as_fast_as_possible(a, warm, 200, deadline)  # warm-up
         t0 = time.time_ns()
-        n = await _append_as_fast_as_possible(a, REPLICATE_RECORDS, 500, deadline)
-        if n < REPLICATE_RECORDS:  # out of time: tell the peer what to wait for by publishing nothing more
-            pass
+        # out of time: fewer than asked; the peer's result says how many arrived
+        n = await _append_as_fast_as_possible(a, records, 500, deadline)
         res = await peer.result(budget + 15)
         got = min(res["hwm"], warm + n) - warm
         elapsed = (res["done_ns"] - t0) / 1e9
@@ -202,24 +218,24 @@ async def bench_lag(data: Path, broker: LocalBroker, seconds: float) -> dict[str
         await a.close()
 
 
-async def run(data: Path, seconds: float) -> dict[str, Any]:
+async def run(data: Path, seconds: float, sizes: Sizes = DEFAULT_SIZES) -> dict[str, Any]:
     result: dict[str, Any] = {}
-    result.update(await bench_appends(data, min(15.0, seconds * 0.3)))
+    result.update(await bench_appends(data, min(15.0, seconds * 0.3), sizes))
     with LocalBroker() as broker:
         result["broker"] = broker.kind
-        result.update(await bench_replication(data, broker, min(20.0, seconds * 0.35)))
-        result.update(await bench_lag(data, broker, min(LAG_SECONDS, seconds * 0.15)))
+        result.update(await bench_replication(data, broker, min(20.0, seconds * 0.35), sizes))
+        result.update(await bench_lag(data, broker, min(sizes.lag_seconds, seconds * 0.15)))
     return result
 
 
-def main(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace, sizes: Sizes = DEFAULT_SIZES) -> int:
     seconds = float(getattr(args, "seconds", None) or 60.0)
     given = getattr(args, "data", None)
     data = Path(given) if given else Path(tempfile.mkdtemp(prefix="fixgw-bench-"))
     if given and data.exists() and any(data.iterdir()):
         data = Path(tempfile.mkdtemp(prefix="replication-", dir=data))
     try:
-        result = asyncio.run(run(data, seconds))
+        result = asyncio.run(run(data, seconds, sizes))
     finally:
         if not given:
             shutil.rmtree(data, ignore_errors=True)

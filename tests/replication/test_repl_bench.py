@@ -13,13 +13,9 @@ from replication import bench
 
 
 @pytest.mark.timeout(90)
-def test_bench_prints_one_json_object_with_the_figures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                        capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(bench, "APPEND_RECORDS", 4000)
-    monkeypatch.setattr(bench, "APPEND_PRODUCERS", 200)
-    monkeypatch.setattr(bench, "REPLICATE_RECORDS", 3000)
-    monkeypatch.setattr(bench, "LAG_SECONDS", 0.5)
-    rc = bench.main(argparse.Namespace(json=True, seconds=30.0, data=str(tmp_path)))
+def test_bench_prints_one_json_object_with_the_figures(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sizes = bench.Sizes(append_records=4000, append_producers=200, replicate_records=3000, lag_seconds=0.5)
+    rc = bench.main(argparse.Namespace(json=True, seconds=30.0, data=str(tmp_path)), sizes)
     assert rc == 0
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 1
