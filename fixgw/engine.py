@@ -801,6 +801,7 @@ class Engine:
         self._stopping = False
         self._started = False
         self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="fixgw-store")
+        self._unnamed: set[_Conn] = set()
         self.bound_ports: dict[tuple[str, int], int] = {}
         app.attach(self)
         for s in self.settings:
@@ -847,6 +848,8 @@ class Engine:
         self._stopping = True
         for server in self._servers:
             server.close()
+        for conn in list(self._unnamed):
+            conn.close()
         waits = []
         for rt in self.sessions.values():
             if rt.logged_on:
@@ -941,9 +944,19 @@ class Engine:
 
     async def _on_accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, group: list[SessionSettings]) -> None:
         conn = _Conn(reader, writer, max(s.max_message_size for s in group))
+        if self._stopping:
+            conn.close()
+            return
+        # until its first message names a session, stop() knows the connection only from here
+        self._unnamed.add(conn)
         try:
             first = await asyncio.wait_for(self._read_first(conn), min(s.logon_timeout for s in group))
         except (TimeoutError, ConnectionError, OSError, ssl.SSLError):
+            conn.close()
+            return
+        finally:
+            self._unnamed.discard(conn)
+        if self._stopping:
             conn.close()
             return
         if not first or type(first[0]) is not Message:

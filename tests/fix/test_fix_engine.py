@@ -207,3 +207,24 @@ async def test_tls_on_both_sides(tmp_path: Path) -> None:
         await ce.wait_logged_on(CLIENT_SID, 5)
         ce.send_to_target(nos("TLS1"), CLIENT_SID)
         assert (await asyncio.wait_for(client.reports.get(), 5)).get_str(11) == "TLS1"
+
+
+async def test_stop_closes_connections_that_never_sent_a_message(tmp_path: Path) -> None:
+    """A client that connected but sent nothing must see EOF when the engine stops, not a
+    socket left open until LogonTimeout (found by the QuickFIX interop work)."""
+    from fixgw.application import Application
+    from fixgw.config import parse_settings
+    from fixgw.engine import Engine
+
+    port = free_port()
+    settings = parse_settings(
+        f"[DEFAULT]\nConnectionType=acceptor\nSocketAcceptHost=127.0.0.1\nSocketAcceptPort={port}\n"
+        f"SenderCompID=S\nFileStorePath={tmp_path}\nLogonTimeout=30\n[SESSION]\nBeginString=FIX.4.4\n"
+        "TargetCompID=C\n", "<test>")
+    engine = Engine(settings, Application())
+    await engine.start()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    await asyncio.sleep(0.1)
+    await engine.stop()
+    assert await asyncio.wait_for(reader.read(100), 3) == b""
+    writer.close()
