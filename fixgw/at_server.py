@@ -82,7 +82,9 @@ class EchoApplication(MessageCracker):
 
     @handles("D")
     async def new_order_single(self, msg: Message, session_id: SessionID) -> None:
-        seen = self._seen.setdefault(session_id, set())
+        seen = self._seen.get(session_id)
+        if seen is None:
+            seen = self._seen[session_id] = set()
         clordid = msg.get(11) or b""
         if msg.get(97) == b"Y" and clordid in seen:
             return  # a possible resend of an order already processed: ignore it
