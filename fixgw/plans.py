@@ -18,8 +18,9 @@ no exact pattern here is captured as any non-empty value and checked in Python a
 Shapes with data fields (which may hold SOH) are never learned. A frame that matches no shape
 takes the ordinary path (split, then validate), which also teaches its shape when it is valid.
 
-Bounded: at most ``MAX_SHAPES_PER_TYPE`` shapes per MsgType and ``MAX_SHAPES`` per dictionary;
-once full, nothing more is learned (so odd traffic cannot make us compile without end).
+Bounded: at most ``MAX_SHAPES_PER_TYPE`` shapes per MsgType and ``MAX_SHAPES`` per dictionary,
+and a bounded number of signatures seen; once full, nothing more is learned or compiled (so odd
+traffic cannot make us compile, or remember, without end).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ __all__ = ["MAX_SHAPES", "MAX_SHAPES_PER_TYPE", "PlanBook", "Shape", "value_patt
 
 MAX_SHAPES_PER_TYPE: Final = 16
 MAX_SHAPES: Final = 512
+_MAX_KNOWN: Final = 4 * MAX_SHAPES  # signatures remembered, shapes that did not compile included
 
 _Field = tuple[int, bytes]
 
@@ -221,8 +223,10 @@ class PlanBook:
 
     def learn(self, fields: Sequence[_Field]) -> None:
         """Remember the shape of a message the validator found certainly valid (all checks)."""
-        if self._count >= MAX_SHAPES:
+        if self._count >= MAX_SHAPES or len(self._known) >= _MAX_KNOWN:
             return
+        if len(fields) < 3 or len(self._by_type.get(fields[2][1], ())) >= MAX_SHAPES_PER_TYPE:
+            return  # that type is full: no compiling for nothing
         sig = _signature(fields, self._literal)
         if sig in self._known:
             return
