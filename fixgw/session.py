@@ -30,7 +30,7 @@ from typing import Final, Protocol
 
 from fixgw.message import HEADER_TAGS, Message, encode_after, parse_fields
 from fixgw.session_state import TRANSITIONS, Event, State
-from fixgw.validation import SessionReject, check_sending_time, parse_utc_timestamp
+from fixgw.validation import REJECT_TEXTS, SessionReject, check_sending_time, parse_utc_timestamp
 
 __all__ = [
     "Close",
@@ -44,27 +44,6 @@ __all__ = [
 ]
 
 _ADMIN: Final = frozenset({b"0", b"1", b"2", b"3", b"4", b"5", b"A"})
-REJECT_TEXTS: Final[dict[int, str]] = {
-    0: "Invalid tag number",
-    1: "Required tag missing",
-    2: "Tag not defined for this message type",
-    3: "Undefined Tag",
-    4: "Tag specified without a value",
-    5: "Value is incorrect (out of range) for this tag",
-    6: "Incorrect data format for value",
-    7: "Decryption problem",
-    8: "Signature problem",
-    9: "CompID problem",
-    10: "SendingTime accuracy problem",
-    11: "Invalid MsgType",
-    12: "XML Validation error",
-    13: "Tag appears more than once",
-    14: "Tag specified out of required order",
-    15: "Repeating group fields out of order",
-    16: "Incorrect NumInGroup count for repeating group",
-    17: "Non Data Value includes Field Delimiter",
-    99: "Other",
-}
 BUSINESS_REJECT_TEXTS: Final[dict[int, str]] = {
     0: "Other",
     1: "Unknown ID",
