@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import signal
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from fixgw import eventloop
 from fixgw.application import MessageCracker, handles
 from fixgw.config import SessionID, SessionSettings, load_settings, parse_settings
 from fixgw.engine import Engine
@@ -122,12 +122,7 @@ async def serve(
     app = EchoApplication()
     engine = Engine(settings, app)
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):
-            pass
+    eventloop.stop_on_signals(stop)
     await engine.start()
     # long-lived objects (dictionaries, settings) out of the collector's way; fewer gen-0 runs
     gc.freeze()

@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-__all__ = ["loop_factory", "run"]
+__all__ = ["loop_factory", "run", "stop_on_signals"]
 
 _T = TypeVar("_T")
 
@@ -33,3 +33,16 @@ def run(coro: Coroutine[Any, Any, _T]) -> _T:
     """Run a coroutine to completion on a new event loop (uvloop's when available)."""
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         return runner.run(coro)
+
+
+def stop_on_signals(stop: asyncio.Event) -> None:
+    """Set ``stop`` on SIGINT or SIGTERM (where the loop supports signal handlers), so that a
+    server or node shuts down cleanly: sessions logged out, logs flushed."""
+    import signal
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass  # not the main thread, or a platform without them: Ctrl-C raises instead

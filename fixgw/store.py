@@ -68,20 +68,25 @@ def _check_raw(raw: bytes) -> bytes:
 class MessageStore(abc.ABC):
     """The contract: next sender/target sequence numbers and the messages sent, by sequence."""
 
+    # implementations keep the current values in these (a cache of what is durable, for LMDB)
+    _sender: int
+    _target: int
+    _created: datetime
+
     @property
-    @abc.abstractmethod
     def next_sender_seq(self) -> int:
         """The MsgSeqNum our next outgoing message gets."""
+        return self._sender
 
     @property
-    @abc.abstractmethod
     def next_target_seq(self) -> int:
         """The MsgSeqNum we expect on the next incoming message."""
+        return self._target
 
     @property
-    @abc.abstractmethod
     def creation_time(self) -> datetime:
         """When the session's sequence started (creation or last reset), UTC."""
+        return self._created
 
     @abc.abstractmethod
     def set_next_sender_seq(self, n: int) -> None:
@@ -159,21 +164,6 @@ class MemoryStore(MessageStore):
     def _open(self) -> None:
         if self._closed:
             raise StoreClosedError(f"memory store {self.session_id} is closed")
-
-    @property
-    def next_sender_seq(self) -> int:
-        """The MsgSeqNum our next outgoing message gets."""
-        return self._sender
-
-    @property
-    def next_target_seq(self) -> int:
-        """The MsgSeqNum we expect on the next incoming message."""
-        return self._target
-
-    @property
-    def creation_time(self) -> datetime:
-        """When the session's sequence started (creation or last reset), UTC."""
-        return self._created
 
     def set_next_sender_seq(self, n: int) -> None:
         """Set the next outgoing MsgSeqNum (n >= 1)."""
@@ -476,21 +466,6 @@ class LmdbStore(MessageStore):
         return _STATE.pack(sender, target, _micros(self._created))
 
     # -- contract -----------------------------------------------------------------------------
-
-    @property
-    def next_sender_seq(self) -> int:
-        """The MsgSeqNum our next outgoing message gets."""
-        return self._sender
-
-    @property
-    def next_target_seq(self) -> int:
-        """The MsgSeqNum we expect on the next incoming message."""
-        return self._target
-
-    @property
-    def creation_time(self) -> datetime:
-        """When the session's sequence started (creation or last reset), UTC."""
-        return self._created
 
     def set_next_sender_seq(self, n: int) -> None:
         """Set the next outgoing MsgSeqNum (n >= 1), durably."""

@@ -38,6 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Self
 
+from fixgw import eventloop
 from fixgw.application import MessageCracker, handles
 from fixgw.config import SessionID, SessionSettings, parse_settings
 from fixgw.engine import Engine
@@ -392,7 +393,6 @@ async def serve(
     stop: asyncio.Event | None = None,
 ) -> int:
     """Run a venue until SIGTERM/SIGINT (or ``stop``); returns the exit code (0)."""
-    import signal
 
     clock: Clock = SimulatedDayClock(day_seconds) if day_seconds else SystemClock()
     venue = build_venue(kind, config, clock)
@@ -401,12 +401,7 @@ async def serve(
     settings = venue_settings(comp_id=comp_id, host=host, port=port, data_dir=data_dir)
     server = VenueServer(venue, settings, seconds_until=seconds_until_for(clock))
     stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):
-            pass
+    eventloop.stop_on_signals(stop)
     await server.start()
     # start-up garbage (dictionaries, config, the market maker's book) is never freed: keep
     # it out of every later collection (a full one over it paused the loop ~100 ms)

@@ -11,12 +11,12 @@ import asyncio
 import json
 import logging
 import os
-import signal
 import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from fixgw import eventloop
 from fixgw.config import SessionSettings
 from fixgw.engine import Engine
 from replication.node import ReplicationNode
@@ -119,9 +119,7 @@ class NodeProcess:
             digest_interval=max(0.2, cfg.heartbeat_s),
             extra_subscriptions=extra_subs, on_extra_message=self._on_extra,
         )
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, self._stop.set)
+        eventloop.stop_on_signals(self._stop)
         background: list[asyncio.Task[Any]] = []
         async with self.node as node:
             background.append(asyncio.create_task(self._heartbeats()))
