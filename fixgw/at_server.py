@@ -15,7 +15,6 @@ message type is answered with BusinessMessageReject 380=3.
 from __future__ import annotations
 
 import asyncio
-import gc
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -124,9 +123,7 @@ async def serve(
     stop = asyncio.Event()
     eventloop.stop_on_signals(stop)
     await engine.start()
-    # long-lived objects (dictionaries, settings) out of the collector's way; fewer gen-0 runs
-    gc.freeze()
-    gc.set_threshold(20000, 50, 50)
+    eventloop.settle_gc()
     try:
         if announce:
             where = ", ".join(f"{h}:{p}" for (h, _), p in engine.bound_ports.items())

@@ -157,6 +157,7 @@ class SessionSettings:
     reconnect_interval: int = 30
     max_reconnect_interval: int | None = None  # None: = max(reconnect_interval, 60)
     file_store_path: Path | None = None  # None: messages kept in memory only
+    file_store_sync: bool = True  # fsync each store commit (QuickFIX's FileStore defaults to N)
     file_log_path: Path | None = None  # None: no message/event log files
     persist_messages: bool = True
     send_redundant_resend_requests: bool = False
@@ -372,6 +373,7 @@ _KEYS: dict[str, tuple[str, _Parser]] = {
     "ReconnectInterval": ("reconnect_interval", _p_int(1, 86400)),
     "MaxReconnectInterval": ("max_reconnect_interval", _p_int(1, 86400)),
     "FileStorePath": ("file_store_path", _p_path),
+    "FileStoreSync": ("file_store_sync", _p_yn),
     "FileLogPath": ("file_log_path", _p_path),
     "PersistMessages": ("persist_messages", _p_yn),
     "SendRedundantResendRequests": ("send_redundant_resend_requests", _p_yn),

@@ -205,7 +205,7 @@ def default_store_factory(settings: SessionSettings, sid: SessionID) -> Any:
     from fixgw import store
 
     if settings.file_store_path is not None:
-        return store.LmdbStore(settings.file_store_path, sid)
+        return store.LmdbStore(settings.file_store_path, sid, sync=settings.file_store_sync)
     return store.MemoryStore(sid)
 
 

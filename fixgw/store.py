@@ -2,7 +2,10 @@
 
 Two implementations with one contract: `MemoryStore` (tests, PersistMessages=N setups) and
 `LmdbStore` (durable). One LMDB environment (a directory) holds many sessions, each keyed by its
-SessionID; commits are synced, so what a commit returned survives a SIGKILL (and a power cut).
+SessionID. What a commit returned survives a SIGKILL either way (it is in the OS's page cache);
+with ``sync=True`` (FileStoreSync=Y, our default) it also survives a power cut. QuickFIX's
+FileStore defaults to FileStoreSync=N: a node whose orders live in a synced record log of their
+own (the utilities) may choose that too, and save an fsync per message.
 
 `commit_batch` writes several messages and the new sequence numbers in ONE transaction: the
 session collects what one event-loop turn produced and commits it at once (group commit), since a
@@ -303,7 +306,7 @@ _DEFAULT_MAP_SIZE = 1 << 30  # virtual: the file grows with use; doubled when fu
 class _Env:
     """One open LMDB environment, shared by every store of that directory in this process."""
 
-    def __init__(self, path: Path, map_size: int) -> None:
+    def __init__(self, path: Path, map_size: int, sync: bool) -> None:
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -314,14 +317,15 @@ class _Env:
                 map_size=map_size,
                 max_dbs=4,
                 subdir=True,
-                sync=True,
-                metasync=True,
+                sync=sync,
+                metasync=sync,
                 lock=True,
                 max_readers=256,
             )
         except lmdb.Error as e:
             raise StoreError(f"{path}: cannot open LMDB message store: {e}") from e
         self.path = path
+        self.synced = sync  # commits sync by themselves (else write(sync=True) syncs after)
         self.sessions = self.env.open_db(b"sessions")
         self.state = self.env.open_db(b"state")
         self.messages = self.env.open_db(b"messages")
@@ -331,13 +335,16 @@ class _Env:
         self.open_sessions: set[SessionID] = set()
         self.refs = 0
 
-    def write(self, fn: Callable[[Any], None]) -> None:
-        """Run fn(txn) in one write transaction, growing the map when it is full."""
+    def write(self, fn: Callable[[Any], None], sync: bool = True) -> None:
+        """Run fn(txn) in one write transaction, growing the map when it is full; ``sync``:
+        on disk when this returns (an environment opened unsynced syncs after the commit)."""
         with self.lock:
             for _ in range(8):
                 try:
                     with self.env.begin(write=True) as txn:
                         fn(txn)
+                    if sync and not self.synced:
+                        self.env.sync(True)
                     return
                 except lmdb.MapFullError:
                     self.env.set_mapsize(self.env.info()["map_size"] * 2)
@@ -348,12 +355,12 @@ _ENVS: dict[str, _Env] = {}
 _ENVS_LOCK = threading.Lock()
 
 
-def _acquire_env(path: Path, map_size: int) -> _Env:
+def _acquire_env(path: Path, map_size: int, sync: bool) -> _Env:
     key = os.path.realpath(path)
     with _ENVS_LOCK:
         env = _ENVS.get(key)
         if env is None:
-            env = _Env(Path(key), map_size)
+            env = _Env(Path(key), map_size, sync)
             _ENVS[key] = env
         env.refs += 1
         return env
@@ -364,6 +371,8 @@ def _release_env(env: _Env) -> None:
         env.refs -= 1
         if env.refs == 0:
             _ENVS.pop(str(env.path), None)
+            if not env.synced:
+                env.env.sync(True)  # a clean stop leaves everything on disk
             env.env.close()
 
 
@@ -377,11 +386,18 @@ class LmdbStore(MessageStore):
         *,
         clock: Clock = _utc_now,
         map_size: int = _DEFAULT_MAP_SIZE,
+        sync: bool = True,
     ) -> None:
-        """Open (creating if needed) the session's state in directory; one open store per session."""
+        """Open (creating if needed) the session's state in directory; one open store per session.
+
+        ``sync=False`` (FileStoreSync=N): commits are not fsynced. They survive the process
+        being killed, not the machine crashing: after a power cut the session may restart
+        with sequence numbers its peer has already seen.
+        """
         self.session_id = session_id
         self._clock = clock
-        self._env = _acquire_env(Path(directory), map_size)
+        self._sync = sync
+        self._env = _acquire_env(Path(directory), map_size, sync)
         self._closed = False
         env = self._env
         with env.lock:
@@ -468,7 +484,7 @@ class LmdbStore(MessageStore):
     # -- contract -----------------------------------------------------------------------------
 
     def set_next_sender_seq(self, n: int) -> None:
-        """Set the next outgoing MsgSeqNum (n >= 1), durably."""
+        """Set the next outgoing MsgSeqNum (n >= 1), durably (as FileStoreSync says)."""
         self.commit_batch((), n, None)
 
     def set_next_target_seq(self, n: int) -> None:
@@ -520,7 +536,7 @@ class LmdbStore(MessageStore):
                     txn.put(self._prefix, self._state_bytes(sender, target), db=env.state)
 
             if items or state_changed:
-                env.write(write)
+                env.write(write, self._sync)
             # only after the commit returned: the cache never runs ahead of the disk
             self._sender, self._target = sender, target
             if seqs:
@@ -603,7 +619,7 @@ class LmdbStore(MessageStore):
                             break
                 txn.put(self._prefix, _STATE.pack(1, 1, _micros(created)), db=env.state)
 
-            env.write(write)
+            env.write(write, self._sync)
             self._sender = self._target = 1
             self._created = created
             self._last_seq = 0
@@ -634,18 +650,21 @@ class LmdbStoreFactory:
     """(SessionID) -> LmdbStore, all in one directory; close() closes what it opened."""
 
     def __init__(
-        self, directory: str | Path, *, clock: Clock = _utc_now, map_size: int = _DEFAULT_MAP_SIZE
+        self, directory: str | Path, *, clock: Clock = _utc_now, map_size: int = _DEFAULT_MAP_SIZE,
+        sync: bool = True,
     ) -> None:
-        """Stores of every session will live in directory (created if missing)."""
+        """Stores of every session will live in directory (created if missing); ``sync`` as
+        for :class:`LmdbStore`."""
         self.directory = Path(directory)
         self._clock = clock
         self._map_size = map_size
+        self._sync = sync
         self._stores: list[LmdbStore] = []
         self._lock = threading.Lock()
 
     def __call__(self, session_id: SessionID) -> LmdbStore:
         """Open the session's store (StoreError if it is already open in this process)."""
-        store = LmdbStore(self.directory, session_id, clock=self._clock, map_size=self._map_size)
+        store = LmdbStore(self.directory, session_id, clock=self._clock, map_size=self._map_size, sync=self._sync)
         with self._lock:
             self._stores.append(store)
         return store
@@ -659,12 +678,13 @@ class LmdbStoreFactory:
 
 
 def make_store_factory(
-    file_store_path: str | Path | None, *, clock: Clock = _utc_now
+    file_store_path: str | Path | None, *, clock: Clock = _utc_now, sync: bool = True
 ) -> LmdbStoreFactory | MemoryStoreFactory:
-    """LMDB stores in file_store_path (FileStorePath), or memory stores when it is None."""
+    """LMDB stores in file_store_path (FileStorePath), or memory stores when it is None;
+    ``sync`` is FileStoreSync."""
     if file_store_path is None:
         return MemoryStoreFactory(clock=clock)
-    return LmdbStoreFactory(file_store_path, clock=clock)
+    return LmdbStoreFactory(file_store_path, clock=clock, sync=sync)
 
 
 def _micros(t: datetime) -> int:

@@ -255,18 +255,26 @@ class ReplicationNode:
             raise RuntimeError(f"node {self.node_id} has no MQTT bus")
         await self._bus.wait_connected(timeout)
 
-    async def append(self, *, type: RecordType, txn: str, status: str, **fields: Any) -> Record:
-        """Append an own record; returns it (seq, HLC assigned) once it is durable in LMDB.
+    def append(self, *, type: RecordType, txn: str, status: str, **fields: Any) -> asyncio.Future[Record]:
+        """Append an own record; the future gives it (seq, HLC assigned) once it is durable
+        in LMDB.
 
-        Raises ValueError for invalid fields, LogFullError when the map or disk is full.
+        The future raises ValueError for invalid fields, LogFullError when the map or disk is
+        full, LogError when the node is not running. (A plain function, not a coroutine: one
+        coroutine less per append, measured ~2 us on this machine.)
         """
-        if self._writer is None:
-            raise LogError(f"node {self.node_id} is not started")
+        writer = self._writer
         fields["type"] = type
         fields["txn"] = txn
         fields["status"] = status
-        rec: Record = await self._writer.append(fields)
-        return rec
+        try:
+            if writer is None:
+                raise LogError(f"node {self.node_id} is not started")
+            return writer.append(fields)
+        except LogError as exc:
+            failed: asyncio.Future[Record] = asyncio.get_running_loop().create_future()
+            failed.set_exception(exc)
+            return failed
 
     async def publish(self, topic: str, payload: bytes, *, qos: int = 1) -> None:
         """Publish a message of the role on top of this node (not a record) on its connection.

@@ -80,6 +80,9 @@ class ClusterConfig:
     accounts: Mapping[str, AccountConfig]
     heartbeat_s: float = 1.0             # node liveness beacons
     dead_after_s: float = 3.0            # a peer silent this long is taken as dead
+    # fsync each FIX session store commit (FileStoreSync) of the utilities and venues; off by
+    # default: orders are durable in the record log, and the stores survive a killed process
+    fix_store_sync: bool = False
     settings: Mapping[str, Any] = field(default_factory=dict)
 
     def nodes_with_role(self, role: str) -> list[NodeConfig]:
@@ -163,7 +166,7 @@ def parse_cluster_config(data: Mapping[str, Any], source: Path) -> ClusterConfig
     r = _Reader(source)
     r.check_keys(data, {"cluster", "broker", "venues", "nodes", "customers", "accounts", "settings"}, "")
     cluster = r.table(data, "cluster", "", required=True)
-    r.check_keys(cluster, {"name", "data_dir", "heartbeat_s", "dead_after_s"}, "cluster.")
+    r.check_keys(cluster, {"name", "data_dir", "heartbeat_s", "dead_after_s", "fix_store_sync"}, "cluster.")
     name = r.str_(cluster, "name", "cluster.")
     data_dir = Path(r.str_(cluster, "data_dir", "cluster.", "var/" + name))
     if not data_dir.is_absolute():
@@ -172,6 +175,9 @@ def parse_cluster_config(data: Mapping[str, Any], source: Path) -> ClusterConfig
         data_dir = (base.parent if base.name == "configs" else base) / data_dir
     heartbeat_s = _positive_number(r, cluster, "heartbeat_s", "cluster.", 1.0)
     dead_after_s = _positive_number(r, cluster, "dead_after_s", "cluster.", 3.0)
+    fix_store_sync = cluster.get("fix_store_sync", False)
+    if not isinstance(fix_store_sync, bool):
+        raise r.fail("cluster.fix_store_sync", "true or false", fix_store_sync)
 
     b = r.table(data, "broker", "")
     r.check_keys(b, {"kind", "host", "port"}, "broker.")
@@ -289,7 +295,7 @@ def parse_cluster_config(data: Mapping[str, Any], source: Path) -> ClusterConfig
     return ClusterConfig(
         source=source, name=name, data_dir=data_dir, broker=broker, venues=venues, nodes=nodes,
         customers=customers, accounts=accounts, heartbeat_s=heartbeat_s, dead_after_s=dead_after_s,
-        settings=settings,
+        fix_store_sync=fix_store_sync, settings=settings,
     )
 
 

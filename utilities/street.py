@@ -39,6 +39,27 @@ SENT_TYPES = frozenset({RecordType.SENT, RecordType.TAKEOVER})
 TERMINAL = frozenset({"2", "4", "8", "C"})
 
 
+KNOWN_LIMIT = 200_000   # orders whose report context is kept in memory (oldest dropped first)
+
+
+class _Known:
+    """What the venue reports of one order need from its records: the first SENT (or
+    TAKEOVER) record and the latest REPLACED one. Kept up to date from every new record, so
+    that a report costs no LMDB read and decode of the order's records."""
+
+    __slots__ = ("base", "replaced")
+
+    def __init__(self) -> None:
+        self.base: Record | None = None
+        self.replaced: Record | None = None
+
+    def see(self, r: Record) -> None:
+        if r.type in SENT_TYPES and (self.base is None or r.hlc < self.base.hlc):
+            self.base = r
+        elif r.type is RecordType.REPLACED and (self.replaced is None or r.hlc > self.replaced.hlc):
+            self.replaced = r
+
+
 def txn_of(venue_cl_ord_id: str) -> str:
     return venue_cl_ord_id.split("~", 1)[0]
 
@@ -69,6 +90,7 @@ class StreetUtility(MessageCracker):
         self.seen_exec: set[str] = set()
         self.inflight: set[str] = set()
         self.resolving: set[str] = set()             # txns taken over, waiting for the venue's status
+        self._known: dict[str, _Known] = {}          # txn -> report context (a cache of the log)
         self.ids: TxnAllocator | None = None
         self._tasks = TaskSet(node_name, log)
         self._spawn = self._tasks.spawn
@@ -85,6 +107,9 @@ class StreetUtility(MessageCracker):
         self.node.add_listener(self._index)
 
     def _index(self, r: Record) -> None:
+        known = self._known.get(r.txn)
+        if known is not None:
+            known.see(r)
         if r.type in (RecordType.CANCEL_SENT, RecordType.REPLACE_SENT):
             vid = str(r.extra.get("venue_cl_ord_id", ""))
             if vid:
@@ -148,7 +173,9 @@ class StreetUtility(MessageCracker):
         try:
             fields = self._order_fields(order)
             fields["extra"] = {"street": self.name, "venue_cl_ord_id": txn, "begin": order.extra.get("begin", "")}
-            await self.node.append(type=RecordType.SENT, txn=txn, status="A", **fields)
+            sent = await self.node.append(type=RecordType.SENT, txn=txn, status="A", **fields)
+            if txn not in self._known:
+                self._remember(txn, [*held, sent])
             self._send_new(order.venue, txn, order)
             self.counters["sent"] += 1
         finally:
@@ -213,10 +240,24 @@ class StreetUtility(MessageCracker):
             self.inflight.discard(key)
 
     # ------------------------------------------------------------------ venue reports in
+    def _known_for(self, txn: str) -> _Known:
+        known = self._known.get(txn)
+        return known if known is not None else self._remember(txn, self.node.log.records_for_txn(txn))
+
+    def _remember(self, txn: str, held: list[Record]) -> _Known:
+        known = _Known()
+        for h in held:
+            known.see(h)
+        if known.base is None:
+            return known    # not sent yet: nothing worth keeping
+        known_map = self._known
+        if len(known_map) >= KNOWN_LIMIT:
+            del known_map[next(iter(known_map))]
+        known_map[txn] = known
+        return known
+
     def _base(self, txn: str) -> Record | None:
-        held = self.node.log.records_for_txn(txn)
-        sent = [h for h in held if h.type in SENT_TYPES]
-        return min(sent, key=lambda h: h.hlc) if sent else None
+        return self._known_for(txn).base
 
     @handles("8")
     async def on_execution_report(self, msg: Message, sid: SessionID) -> None:
@@ -287,9 +328,8 @@ class StreetUtility(MessageCracker):
         self._spawn(self.node.append(type=rtype, txn=txn, status=ord_status, extra=extra, **fields))
 
     def _customer_clid(self, txn: str, base: Record) -> str:
-        held = self.node.log.records_for_txn(txn)
-        replaced = [h for h in held if h.type is RecordType.REPLACED]
-        return max(replaced, key=lambda h: h.hlc).cl_ord_id if replaced else base.cl_ord_id
+        replaced = self._known_for(txn).replaced
+        return replaced.cl_ord_id if replaced is not None else base.cl_ord_id
 
     @handles("9")
     async def on_cancel_reject(self, msg: Message, sid: SessionID) -> None:

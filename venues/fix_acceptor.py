@@ -31,7 +31,6 @@ Rules a client can rely on (the brokerage's street utilities depend on them):
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -301,11 +300,12 @@ def venue_settings(
     data_dir: Path | None,
     begin_strings: Sequence[str] = BEGIN_STRINGS,
     extra: Sequence[str] = (),
+    store_sync: bool = True,
 ) -> list[SessionSettings]:
     """Acceptor sessions ``comp_id`` <-> any client CompID (TargetCompID=*) for each FIX
     version; ResetOnLogon=N (a client that was away gets what it missed by ResendRequest);
     LMDB stores under ``data_dir/store`` and FIX logs under ``data_dir/log`` when
-    ``data_dir`` is given, memory stores otherwise. ``extra`` lines (Key=Value) go into
+    ``data_dir`` is given (fsynced unless ``store_sync`` is false), memory stores otherwise. ``extra`` lines (Key=Value) go into
     [DEFAULT]. Raises fixgw.config.ConfigError for a bad CompID or port."""
     lines = [
         "[DEFAULT]",
@@ -320,7 +320,8 @@ def venue_settings(
         *extra,
     ]
     if data_dir is not None:
-        lines += [f"FileStorePath={data_dir / 'store'}", f"FileLogPath={data_dir / 'log'}"]
+        lines += [f"FileStorePath={data_dir / 'store'}", f"FileLogPath={data_dir / 'log'}",
+                  f"FileStoreSync={'Y' if store_sync else 'N'}"]
     for begin in begin_strings:
         lines += ["[SESSION]", f"BeginString={begin}"]
     return parse_settings("\n".join(lines) + "\n", f"<fixgw venue {comp_id}>")
@@ -388,6 +389,7 @@ async def serve(
     comp_id: str,
     config: VenueConfig,
     data_dir: Path | None = None,
+    store_sync: bool = True,
     day_seconds: float | None = None,
     announce: bool = True,
     stop: asyncio.Event | None = None,
@@ -398,15 +400,13 @@ async def serve(
     venue = build_venue(kind, config, clock)
     if data_dir is not None:
         data_dir.mkdir(parents=True, exist_ok=True)
-    settings = venue_settings(comp_id=comp_id, host=host, port=port, data_dir=data_dir)
+    settings = venue_settings(comp_id=comp_id, host=host, port=port, data_dir=data_dir, store_sync=store_sync)
     server = VenueServer(venue, settings, seconds_until=seconds_until_for(clock))
     stop = stop or asyncio.Event()
     eventloop.stop_on_signals(stop)
     await server.start()
-    # start-up garbage (dictionaries, config, the market maker's book) is never freed: keep
-    # it out of every later collection (a full one over it paused the loop ~100 ms)
-    gc.collect()
-    gc.freeze()
+    # start-up objects (dictionaries, config, the market maker's book) are never freed
+    eventloop.settle_gc()
     try:
         if announce:
             bound = next(iter(server.ports.values()), port)

@@ -58,7 +58,7 @@ def customer_settings(cfg: ClusterConfig, me: NodeConfig, ndir: Path) -> list[Se
         SessionSettings(
             begin_string=b, sender_comp_id=me.comp_id, target_comp_id=client, connection_type="acceptor",
             socket_accept_host=me.host, socket_accept_port=me.port, heart_bt_int=30,
-            file_store_path=ndir / "fixstore", file_log_path=ndir / "fixlog",
+            file_store_path=ndir / "fixstore", file_store_sync=cfg.fix_store_sync, file_log_path=ndir / "fixlog",
         )
         for client in cfg.customers for b in BEGIN_STRINGS
     ]
@@ -72,7 +72,7 @@ def street_settings(cfg: ClusterConfig, me: NodeConfig, ndir: Path) -> dict[str,
             begin_string="FIX.4.4", sender_comp_id=me.comp_id, target_comp_id=v.comp_id,
             connection_type="initiator", socket_connect_host=v.host, socket_connect_port=v.port,
             heart_bt_int=5, reconnect_interval=1, max_reconnect_interval=2,
-            file_store_path=ndir / "fixstore", file_log_path=ndir / "fixlog",
+            file_store_path=ndir / "fixstore", file_store_sync=cfg.fix_store_sync, file_log_path=ndir / "fixlog",
         )
     return out
 
@@ -132,6 +132,7 @@ class NodeProcess:
                 background += await self._start_street(node)
             else:
                 background += await self._start_firm(node)
+            eventloop.settle_gc()   # after replaying the log into the role's views
             self.state = "ready"
             self._write_status()
             log.info("%s (%s) ready", me.name, me.role)

@@ -174,6 +174,8 @@ def run_up(args: argparse.Namespace) -> int:
                 argv += ["--config", str(venue.config)]
             if venue.day_seconds:
                 argv += ["--day-seconds", str(venue.day_seconds)]
+            if not cfg.fix_store_sync:
+                argv += ["--no-store-sync"]
             children.append(_spawn(venue.name, "venue", argv, log_dir))
         for venue, child in zip(cfg.venues.values(), [c for c in children if c.kind == "venue"]):
             _wait_port(venue.host, venue.port, child, 30)

@@ -46,6 +46,9 @@ def register(sub: Any) -> None:
     p.add_argument("--comp-id", default=None, help="our SenderCompID (default: exchange EXCH, fund FUND)")
     p.add_argument("--data", type=Path, help="directory for durable session stores (LMDB) and FIX logs "
                    "(default: memory only)")
+    p.add_argument("--no-store-sync", dest="store_sync", action="store_false",
+                   help="do not fsync the session stores under --data (FileStoreSync=N: they survive "
+                   "a killed process, not a power cut)")
     p.add_argument("--day-seconds", type=_day_seconds, default=None, metavar="N",
                    help="simulated business day of N real seconds (the fund values orders, the "
                    "exchange expires DAY orders, every N seconds); default: the real clock")
@@ -78,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
             raise CliError(f"--data {args.data}: cannot create the directory: {exc}") from None
     try:
         return asyncio.run(serve(args.kind, host=args.host, port=port, comp_id=comp_id, config=config,
-                                 data_dir=args.data, day_seconds=args.day_seconds))
+                                 data_dir=args.data, store_sync=args.store_sync, day_seconds=args.day_seconds))
     except VenueConfigError as exc:
         raise CliError(str(exc)) from None
     except OSError as exc:

@@ -82,3 +82,14 @@ def test_up_refuses_ports_in_use(tmp_path: Path) -> None:
                              text=True, timeout=60)
     assert out.returncode == 2
     assert f"broker port 127.0.0.1:{port} is already in use" in out.stderr and str(cfg) in out.stderr
+
+
+def test_fix_store_sync_is_off_by_default_and_checked(tmp_path: Path) -> None:
+    assert load_cluster_config(write(tmp_path, MINIMAL)).fix_store_sync is False
+    on = MINIMAL.replace('name = "t"\n', 'name = "t"\nfix_store_sync = true\n', 1)
+    assert load_cluster_config(write(tmp_path, on)).fix_store_sync is True
+    bad = MINIMAL.replace('name = "t"\n', 'name = "t"\nfix_store_sync = "yes"\n', 1)
+    path = write(tmp_path, bad)
+    with pytest.raises(ClusterConfigError) as info:
+        load_cluster_config(path)
+    assert str(path) in str(info.value) and "key 'cluster.fix_store_sync': expected true or false" in str(info.value)

@@ -110,6 +110,7 @@ LogoutTimeout=3
 ReconnectInterval=2
 MaxReconnectInterval=20
 FileStorePath=store
+FileStoreSync=N
 FileLogPath=/var/tmp/fixlogs
 PersistMessages=N
 SendRedundantResendRequests=Y
@@ -137,7 +138,7 @@ Password=secret
     assert s.allow_unknown_msg_fields and not s.check_latency and not s.check_comp_id
     assert (s.logon_timeout, s.logout_timeout) == (5, 3)
     assert (s.reconnect_interval, s.effective_max_reconnect_interval) == (2, 20)
-    assert s.file_store_path == tmp_path / "store"
+    assert s.file_store_path == tmp_path / "store" and not s.file_store_sync
     assert s.file_log_path == Path("/var/tmp/fixlogs")
     assert not s.persist_messages and s.send_redundant_resend_requests
     assert s.resend_request_chunk_size == 100 and s.max_message_size == 65536

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,7 +41,7 @@ class FakeClock:
         return self.now
 
 
-@pytest.fixture(params=["memory", "lmdb"])
+@pytest.fixture(params=["memory", "lmdb", "lmdb-nosync"])
 def make(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., MessageStore]]:
     opened: list[MessageStore] = []
 
@@ -50,7 +51,7 @@ def make(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..
         if request.param == "memory":
             s = MemoryStore(sid, clock=clock)
         else:
-            s = LmdbStore(tmp_path / "store", sid, clock=clock)
+            s = LmdbStore(tmp_path / "store", sid, clock=clock, sync=request.param == "lmdb")
         opened.append(s)
         return s
 
@@ -224,7 +225,7 @@ _CHILD = textwrap.dedent(
     import sys
     from fixgw.config import SessionID
     from fixgw.store import LmdbStore
-    s = LmdbStore(sys.argv[1], SessionID("FIX.4.4", "GW", "CLIENT"))
+    s = LmdbStore(sys.argv[1], SessionID("FIX.4.4", "GW", "CLIENT"), sync=sys.argv[2] == "sync")
     seq = s.next_sender_seq
     for batch in range(100000):
         msgs = [(seq + k, b"8=FIX.4.4|34=%d|" % (seq + k)) for k in range(10)]
@@ -236,10 +237,13 @@ _CHILD = textwrap.dedent(
 
 
 @pytest.mark.timeout(60)
-def test_lmdb_state_survives_sigkill(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sync", ["sync", "nosync"])
+def test_lmdb_state_survives_sigkill(tmp_path: Path, sync: str) -> None:
+    # FileStoreSync=N gives up surviving a power cut, not a killed process: what a commit
+    # wrote is in the OS's page cache either way
     d = tmp_path / "store"
     proc = subprocess.Popen(
-        [sys.executable, "-c", _CHILD, str(d)],
+        [sys.executable, "-c", _CHILD, str(d), sync],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -282,6 +286,35 @@ def test_factories(tmp_path: Path) -> None:
         a.save(2, b"y")
     with LmdbStoreFactory(tmp_path / "s")(SID) as again:
         assert again.get_range(1, 0) == [(1, b"x")]
+
+
+def test_file_store_sync_setting_reaches_the_store(tmp_path: Path) -> None:
+    from fixgw.config import parse_settings
+    from fixgw.engine import default_store_factory
+
+    def settings(extra: str) -> Any:
+        text = ("[DEFAULT]\nConnectionType=acceptor\nSocketAcceptPort=9999\nSenderCompID=GW\n"
+                f"TargetCompID=CLIENT\nFileStorePath={tmp_path / 'fs'}\n{extra}[SESSION]\nBeginString=FIX.4.4\n")
+        return parse_settings(text, "<test>")[0]
+
+    assert settings("").file_store_sync is True  # our default: fsync every commit
+    off = settings("FileStoreSync=N\n")
+    assert off.file_store_sync is False
+    with default_store_factory(off, SID) as s:
+        s.save(1, b"x")
+        assert s._sync is False and s._env.synced is False
+    with pytest.raises(Exception, match="FileStoreSync"):
+        settings("FileStoreSync=maybe\n")
+    # a synced store sharing an unsynced environment still syncs its own commits
+    lf = LmdbStoreFactory(tmp_path / "shared", sync=False)
+    a = lf(SID)
+    with LmdbStore(tmp_path / "shared", SID2, sync=True) as b:
+        b.save(1, b"y")
+        assert b.get_range(1, 0) == [(1, b"y")]
+    a.save(1, b"z")
+    lf.close()
+    with LmdbStore(tmp_path / "shared", SID) as again:
+        assert again.get_range(1, 0) == [(1, b"z")]
 
 
 def test_bad_directory_is_a_clear_error(tmp_path: Path) -> None:
