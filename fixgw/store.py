@@ -91,6 +91,12 @@ class MessageStore(abc.ABC):
         """When the session's sequence started (creation or last reset), UTC."""
         return self._created
 
+    @property
+    def syncs(self) -> bool:
+        """Whether a commit waits for the disk (fsync). The engine commits such a store in a
+        worker thread while commits are slow, any other inline."""
+        return True
+
     @abc.abstractmethod
     def set_next_sender_seq(self, n: int) -> None:
         """Set the next outgoing MsgSeqNum (n >= 1)."""
@@ -152,6 +158,8 @@ StoreFactory = Callable[[SessionID], MessageStore]
 
 class MemoryStore(MessageStore):
     """A store in a dict: fast, lost with the process."""
+
+    syncs = False  # type: ignore[assignment]
 
     def __init__(self, session_id: SessionID | None = None, *, clock: Clock = _utc_now) -> None:
         """An empty store at sequence 1/1; clock gives the creation time."""
@@ -414,6 +422,10 @@ class LmdbStore(MessageStore):
         except BaseException:
             self.close()
             raise
+
+    @property
+    def syncs(self) -> bool:
+        return self._sync
 
     # -- internals ----------------------------------------------------------------------------
 

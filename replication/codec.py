@@ -147,9 +147,26 @@ def _ext_hook(code: int, data: bytes) -> Any:
     return _parse_decimal("extra", data.decode("ascii"))
 
 
+# Prices and quantities repeat (every record of an order carries its terms): a parsed,
+# canonical spelling is looked up instead of parsed and re-printed (Decimals are immutable).
+_DEC_CACHE: dict[str, Decimal] = {}
+_DEC_CACHE_MAX = 8192
+
+
 def _parse_decimal(name: str, s: object) -> Decimal:
     if type(s) is not str:
         raise RecordDecodeError(f"field {name!r} must be a decimal string or nil, got {type(s).__name__}")
+    d = _DEC_CACHE.get(s)
+    if d is not None:
+        return d
+    d = _parse_decimal_text(name, s)
+    if len(_DEC_CACHE) >= _DEC_CACHE_MAX:
+        _DEC_CACHE.clear()
+    _DEC_CACHE[s] = d
+    return d
+
+
+def _parse_decimal_text(name: str, s: str) -> Decimal:
     try:
         d = Decimal(s)
     except (InvalidOperation, ValueError):

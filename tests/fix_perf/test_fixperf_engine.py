@@ -181,22 +181,23 @@ async def test_a_failing_store_closes_the_connection(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(30)
-@pytest.mark.parametrize("inline", [True, False])
+@pytest.mark.parametrize("inline", [True, False, "nosync"])
 async def test_group_commit_answers_everything_in_order(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, inline: bool
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, inline: bool | str
 ) -> None:
     """Both commit paths: in the event loop (quick disk) and in the store thread (a slow one:
-    forced here), with the answers in order and every answer stored before it left."""
+    forced here), with the answers in order and every answer stored before it left. A store
+    that does not fsync (FileStoreSync=N) is always committed inline, even when "slow"."""
     from fixgw import engine as engine_module
 
-    if not inline:
+    if inline is not True:
         monkeypatch.setattr(engine_module, "_INLINE_MAX", -1.0)  # every commit counts as slow
         monkeypatch.setattr(engine_module, "_INLINE_PAUSE", 10**9)
     port = free_port()
     acc = parse_settings(
         f"[DEFAULT]\nConnectionType=acceptor\nSocketAcceptHost=127.0.0.1\nSocketAcceptPort={port}\n"
         f"SenderCompID=VENUE\nBeginString=FIX.4.4\nHeartBtInt=30\nFileStorePath={tmp_path / 'v'}\n"
-        "[SESSION]\nTargetCompID=CLIENT\n", "<t>")
+        f"FileStoreSync={'N' if inline == 'nosync' else 'Y'}\n[SESSION]\nTargetCompID=CLIENT\n", "<t>")
     ini = parse_settings(
         f"[DEFAULT]\nConnectionType=initiator\nSocketConnectHost=127.0.0.1\nSocketConnectPort={port}\n"
         "SenderCompID=CLIENT\nTargetCompID=VENUE\nBeginString=FIX.4.4\nHeartBtInt=30\n"
@@ -230,5 +231,7 @@ async def test_group_commit_answers_everything_in_order(
         stored = rt.store.get_range(1, 0)
         assert [m for _, m in stored if b"\x0111=C599\x01" in m]  # the last answer was stored
         assert rt.commits < n  # group commit: far fewer transactions than messages
-        if not inline:
+        if inline is False:
             assert rt._lane.done > 0
+        elif inline == "nosync":
+            assert rt.store.syncs is False and rt._lane.done == 0 and not rt.durable

@@ -155,3 +155,20 @@ def test_json_is_readable_and_strict() -> None:
         record_from_json({**d, "price": 12.5})
     with pytest.raises(RecordDecodeError):
         record_from_json([1, 2])
+
+
+def test_parsed_decimals_are_cached_but_still_checked() -> None:
+    from replication import codec
+
+    first = decode_record(encode_record(sample()))
+    again = decode_record(encode_record(sample()))
+    assert again.price == first.price == Decimal("12.50")
+    assert str(again.price) == "12.50"  # the spelling is part of the value the cache keys on
+    assert "12.50" in codec._DEC_CACHE
+    # a value the cache holds does not make a non-canonical spelling of it acceptable
+    with pytest.raises(RecordDecodeError, match="not a canonical finite decimal"):
+        decode_record(_with(14, "1.25E+1"))
+    # bounded: hostile input cannot grow it without end
+    for i in range(codec._DEC_CACHE_MAX + 10):
+        decode_record(_with(14, f"{i}.5"))
+    assert len(codec._DEC_CACHE) <= codec._DEC_CACHE_MAX
