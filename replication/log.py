@@ -14,9 +14,16 @@ are contiguous and in sequence order. Values are the record's msgpack bytes exac
 encoded at the origin, so the same record has the same bytes on every node.
 
 Inserting a key that is already there is a no-op: redelivery is harmless. Writing happens
-only through :meth:`RecordLog.write` (one LMDB write transaction, synced on commit); the
+only through :meth:`RecordLog.write` (one LMDB write transaction per call); the
 asyncio side of group commit is :mod:`replication.writer`. Reads work from any thread and
 from other processes (``fixgw log dump`` on a running node's directory).
+
+Durability: a commit that holds records of this node (its appends) returns only once data
+and LMDB's meta page are on disk. A commit of received records only (replicas) syncs its
+data but not the meta page (LMDB's MDB_NOMETASYNC, which keeps the database intact): a
+machine crash may undo the last of them, and the replica then asks their origin again, as
+for any gap. That saves one of the two disk flushes per replica commit, and the origins'
+own commits, which acknowledgements wait for, queue behind fewer flushes.
 """
 
 from __future__ import annotations
@@ -122,6 +129,7 @@ class WriteBatch:
         self._own_max = -1
         self._own_hwm = -1
         self._stamps: list[Hlc] = []
+        self.own = False  # holds records of this node: fully synced on commit
 
     def reserve_stamps(self, n: int) -> None:
         """Take ``n`` HLC stamps at once for the next ``n`` appends (one clock lock, cheap stamps)."""
@@ -150,6 +158,7 @@ class WriteBatch:
             st = self._states.get(log.node_id) or log._states.get(log.node_id)
             self._own_max, self._own_hwm = (st.max_seq, st.hwm) if st else (0, 0)
         seq = self._own_max + 1
+        self.own = True
         stamps = self._stamps
         values = record_values(log.node_id, seq, stamps.pop() if stamps else clock.now(), fields)
         rec = make_checked_record(values)  # record_values checked every field's type
@@ -208,6 +217,8 @@ class WriteBatch:
                 hwm = seq
                 if max_seq > hwm:  # this closed a gap: records after it may already be here
                     hwm = self._scan_contiguous(log._auth if auth else log._ro, origin, hwm)
+            if origin == log.node_id:
+                self.own = True  # our own records coming back (a rebuilt log): as durable as appends
             if origin == log.node_id and self._own_max >= 0:
                 self._own_hwm, self._own_max = hwm, max_seq
             else:
@@ -298,13 +309,14 @@ class RecordLog:
                 subdir=True,
                 readonly=readonly,
                 sync=sync,
-                metasync=sync,
+                metasync=False,  # own commits sync the meta page themselves (see the module doc)
                 max_readers=256,
             )
         except lmdb.Error as exc:
             self._release_writer_lock()
             raise LogError(f"{self.path}: cannot open the LMDB record log: {exc}") from None
         self._closed = False
+        self._sync = sync and not readonly
         self._write_lock = threading.Lock()
         try:
             names = {}
@@ -380,6 +392,9 @@ class RecordLog:
     def close(self) -> None:
         if not self._closed:
             self._closed = True
+            if self._sync:
+                with contextlib.suppress(lmdb.Error):
+                    self._env.sync(True)  # a clean stop leaves replica commits' meta on disk too
             self._env.close()
             self._release_writer_lock()
 
@@ -394,7 +409,8 @@ class RecordLog:
     def write(self, clock: HybridLogicalClock | None = None) -> _WriteContext:
         """``with log.write(clock) as batch: batch.append(...); batch.insert(...)``.
 
-        One LMDB write transaction, synced on commit. If the map or the disk is full the
+        One LMDB write transaction, on disk when the block ends if it holds records of this
+        node (see the module doc for received ones). If the map or the disk is full the
         transaction is aborted and :class:`LogFullError` raised: nothing of it is durable.
         """
         if self.readonly:
@@ -598,6 +614,8 @@ class _WriteContext:
             try:
                 batch._finish()
                 txn.commit()
+                if batch.own and log._sync:
+                    log._env.sync(True)  # the meta page too: an acknowledgement may wait on this
             except BaseException as exc:
                 with contextlib.suppress(lmdb.Error):
                     txn.abort()  # a failed commit has already ended the transaction

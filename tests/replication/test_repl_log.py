@@ -154,3 +154,45 @@ async def test_a_full_map_fails_the_append_clearly(tmp_path: Path) -> None:
     finally:
         await writer.close()
         log.close()
+
+
+class _CountingEnv:
+    """The real LMDB environment, counting explicit full syncs."""
+
+    def __init__(self, env: object) -> None:
+        self._env = env
+        self.syncs = 0
+
+    def sync(self, force: bool = False) -> None:
+        self.syncs += 1
+        self._env.sync(force)  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._env, name)
+
+
+def test_own_records_are_fully_synced_and_replica_only_commits_are_not(tmp_path: Path) -> None:
+    clock = HybridLogicalClock("c1")
+    log = RecordLog(tmp_path / "a", node_id="c1", role=Role.CUSTOMER)
+    counting = _CountingEnv(log._env)
+    log._env = counting  # type: ignore[assignment]
+    with log.write(clock) as b:  # received records only: data synced, meta page not
+        b.insert(Role.STREET, [rec("s1", 1, "c1-1", RecordType.FILL)])
+    assert counting.syncs == 0
+    with log.write(clock) as b:  # an append: an acknowledgement may wait on it
+        b.append(order_fields(1))
+        b.insert(Role.STREET, [rec("s1", 2, "c1-1", RecordType.FILL)])
+    assert counting.syncs == 1
+    log._env = counting._env  # type: ignore[assignment]
+    log.close()  # a clean close syncs what replica commits left
+    # our own records coming back from a peer (a rebuilt log) are as durable as appends
+    rebuilt = RecordLog(tmp_path / "b", node_id="c1", role=Role.CUSTOMER)
+    counting = _CountingEnv(rebuilt._env)
+    rebuilt._env = counting  # type: ignore[assignment]
+    with rebuilt.write(clock) as b:
+        b.insert(Role.CUSTOMER, [rec("c1", 1, "c1-1")])
+    assert counting.syncs == 1
+    rebuilt._env = counting._env  # type: ignore[assignment]
+    rebuilt.close()
+    with RecordLog(tmp_path / "a", readonly=True) as again:
+        assert again.high_water_marks() == {"c1": 1, "s1": 2}
