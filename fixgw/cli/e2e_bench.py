@@ -85,6 +85,9 @@ async def _logout(c: _Conn) -> None:
         pass
 
 
+FILL_QUIET_S = 5.0
+
+
 async def run(cfg: Any, *, sessions: int, orders: int, rate: float, seconds: float, begin: str = "FIX.4.4") -> dict[str, Any]:
     from fixgw.cli.node import venue_catalogue
 
@@ -171,13 +174,14 @@ async def run(cfg: Any, *, sessions: int, orders: int, rate: float, seconds: flo
             if rate <= 0 and len(sent_at) - len(acked) > 200 * sessions:
                 await asyncio.sleep(0.005)
         send_elapsed = time.perf_counter() - t0
-        # wait (bounded) for every ack, and for fills until none has come for 2 s
+        # wait (bounded) for every ack, and for fills until none has come for FILL_QUIET_S
+        # after the last ack: an overloaded cluster acknowledges first and fills seconds later
         wait_end = time.monotonic() + 30
         last_fills, quiet_since = -1, time.monotonic()
         while time.monotonic() < wait_end:
-            if len(filled) != last_fills:
+            if len(filled) != last_fills or len(acked) < n:
                 last_fills, quiet_since = len(filled), time.monotonic()
-            if len(acked) >= n and (len(filled) >= n or time.monotonic() - quiet_since > 2):
+            if len(acked) >= n and (len(filled) >= n or time.monotonic() - quiet_since > FILL_QUIET_S):
                 break
             await asyncio.sleep(0.05)
         ack_elapsed = time.perf_counter() - t0
