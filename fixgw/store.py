@@ -93,8 +93,7 @@ class MessageStore(abc.ABC):
 
     @property
     def syncs(self) -> bool:
-        """Whether a commit waits for the disk (fsync). The engine commits such a store in a
-        worker thread while commits are slow, any other inline."""
+        """Whether a commit waits for the disk (fsync)."""
         return True
 
     @abc.abstractmethod
