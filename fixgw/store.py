@@ -397,9 +397,10 @@ class LmdbStore(MessageStore):
     ) -> None:
         """Open (creating if needed) the session's state in directory; one open store per session.
 
-        ``sync=False`` (FileStoreSync=N): commits are not fsynced. They survive the process
-        being killed, not the machine crashing: after a power cut the session may restart
-        with sequence numbers its peer has already seen.
+        ``sync=False`` (FileStoreSync=N): commits are not fsynced (LMDB's MDB_NOSYNC). They
+        survive the process being killed, not the machine crashing: after a power cut the
+        session may restart with sequence numbers its peer has already seen, or the store
+        may be unreadable and need deleting (the session then starts at sequence 1).
         """
         self.session_id = session_id
         self._clock = clock
