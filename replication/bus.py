@@ -175,3 +175,31 @@ class MqttBus:
 
 
 __all__ = ["NODELAY", "BusDisconnected", "MqttBus"]
+
+
+async def listen_briefly(host: str, port: int, topic: str, seconds: float) -> list[bytes] | None:
+    """The payloads published on ``topic`` during ``seconds``, heard by a throwaway client
+    with a client id of its own (so it takes no node's session away); None when the broker
+    cannot be reached. Used before a node connects, to hear whether it already runs elsewhere."""
+    import secrets
+
+    got: list[bytes] = []
+    client = aiomqtt.Client(host, port, identifier=f"probe-{secrets.token_hex(6)}",
+                            protocol=aiomqtt.ProtocolVersion.V311, clean_session=True, timeout=seconds + 2)
+    try:
+        async with client:
+            await client.subscribe(topic, qos=0)
+
+            async def collect() -> None:
+                async for message in client.messages:
+                    if isinstance(message.payload, (bytes, bytearray)):
+                        got.append(bytes(message.payload))
+
+            try:
+                await asyncio.wait_for(collect(), seconds)
+            except TimeoutError:
+                pass
+    except aiomqtt.MqttError as exc:
+        log.debug("probe of %s on %s:%s failed: %s", topic, host, port, exc)
+        return None
+    return got

@@ -24,9 +24,11 @@ class Heartbeat:
     state: str                     # "starting" | "ready" | "stopping"
     venues: tuple[str, ...] = ()   # street: venues whose FIX session is logged on
     pid: int = 0
+    instance: str = ""             # this run of the node (host/pid/random): tells two runs apart
 
     def encode(self) -> bytes:
-        return bytes(msgpack.packb([HEARTBEAT_VERSION, self.node, self.role, self.state, list(self.venues), self.pid]))
+        return bytes(msgpack.packb([HEARTBEAT_VERSION, self.node, self.role, self.state, list(self.venues), self.pid,
+                                    self.instance]))
 
     @staticmethod
     def decode(data: bytes) -> Heartbeat:
@@ -37,11 +39,22 @@ class Heartbeat:
             node, role, state, venues, pid = v[1], v[2], v[3], v[4], v[5]
             if not all(isinstance(x, str) for x in (node, role, state)) or not isinstance(venues, list):
                 raise ValueError("bad heartbeat fields")
-            return Heartbeat(node, role, state, tuple(str(x) for x in venues), int(pid))
+            instance = v[6] if len(v) > 6 and isinstance(v[6], str) else ""  # absent before it existed
+            return Heartbeat(node, role, state, tuple(str(x) for x in venues), int(pid), instance)
         except ValueError:
             raise
         except Exception as exc:
             raise ValueError(f"malformed heartbeat: {exc}") from None
+
+
+def another_run_of(hb: Heartbeat, node: str, instance: str) -> bool:
+    """Whether ``hb`` comes from a second live process running as ``node`` (not this run of it).
+
+    Two processes under one node id take the node's MQTT session from each other over and over
+    (the broker keeps one connection per client id) and claim one origin's sequence numbers:
+    an operator has to stop one of them.
+    """
+    return hb.node == node and bool(hb.instance) and hb.instance != instance and hb.state != "stopping"
 
 
 class Liveness:

@@ -11,6 +11,8 @@ import asyncio
 import json
 import logging
 import os
+import secrets
+import socket
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -19,10 +21,11 @@ from typing import Any
 from fixgw import eventloop
 from fixgw.config import SessionSettings
 from fixgw.engine import Engine
+from replication.bus import listen_briefly
 from replication.node import ReplicationNode
 from replication.record import Role
 from utilities.cluster_config import ClusterConfig, NodeConfig
-from utilities.liveness import Heartbeat, Liveness
+from utilities.liveness import Heartbeat, Liveness, another_run_of
 
 log = logging.getLogger("fixgw.node")
 STATUS_FILE = "status.json"
@@ -89,6 +92,7 @@ class NodeProcess:
         self.node: ReplicationNode | None = None
         self.started_at = time.time()
         self._stop = asyncio.Event()
+        self.instance = f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(4)}"
 
     def _on_extra(self, topic: str, payload: bytes) -> None:
         parts = topic.split("/")
@@ -107,9 +111,34 @@ class NodeProcess:
         assert self.node is not None
         await self.node.publish(topic, payload, qos=1)
 
+    async def _running_elsewhere(self) -> Heartbeat | None:
+        """A live heartbeat of this node id from another process, heard before connecting.
+
+        Two processes under one node id would take the node's MQTT session from each other
+        every few milliseconds (the broker keeps one connection per client id), after which
+        neither can hear the other: so look before connecting, with a client id of our own.
+        """
+        me, cfg = self.me, self.cfg
+        heard = await listen_briefly(cfg.broker.host, cfg.broker.port, heartbeat_topic(cfg.name, me.role, me.name),
+                                     1.5 * cfg.heartbeat_s + 0.2)
+        for payload in heard or ():
+            try:
+                hb = Heartbeat.decode(payload)
+            except ValueError:
+                continue
+            if another_run_of(hb, me.name, self.instance) or (hb.node == me.name and not hb.instance
+                                                              and hb.state != "stopping"):
+                return hb
+        return None
+
     async def run(self) -> int:
         me, cfg = self.me, self.cfg
         self.dir.mkdir(parents=True, exist_ok=True)
+        other = await self._running_elsewhere()
+        if other is not None:
+            log.error("%s: this node already runs (pid %d, %s, %s): not starting a second one",
+                      me.name, other.pid, other.instance or "an older fixgw", other.state)
+            return 2
         extra_subs = [(f"fixgw/{cfg.name}/alive/#", 0)]
         if me.role == "street":
             extra_subs.append((f"fixgw/{cfg.name}/cmd/{me.name}", 1))
@@ -228,7 +257,7 @@ class NodeProcess:
         venues: tuple[str, ...] = ()
         if self.me.role == "street" and self.role_obj is not None:
             venues = tuple(sorted(self.role_obj.logged_on))
-        return Heartbeat(self.me.name, self.me.role, self.state, venues, os.getpid())
+        return Heartbeat(self.me.name, self.me.role, self.state, venues, os.getpid(), self.instance)
 
     async def _beat(self) -> None:
         if self.node is None or not self.node.connected:
@@ -247,7 +276,7 @@ class NodeProcess:
     def _write_status(self) -> None:
         node = self.node
         st: dict[str, Any] = {"name": self.me.name, "role": self.me.role, "pid": os.getpid(), "state": self.state,
-                              "started_at": self.started_at, "updated_at": time.time()}
+                              "started_at": self.started_at, "updated_at": time.time(), "instance": self.instance}
         if node is not None:
             try:
                 s = node.stats
