@@ -158,7 +158,7 @@ StoreFactory = Callable[[SessionID], MessageStore]
 class MemoryStore(MessageStore):
     """A store in a dict: fast, lost with the process."""
 
-    syncs = False  # type: ignore[assignment]
+    syncs = False
 
     def __init__(self, session_id: SessionID | None = None, *, clock: Clock = _utc_now) -> None:
         """An empty store at sequence 1/1; clock gives the creation time."""

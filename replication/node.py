@@ -270,7 +270,8 @@ class ReplicationNode:
         try:
             if writer is None:
                 raise LogError(f"node {self.node_id} is not started")
-            return writer.append(fields)
+            fut: asyncio.Future[Record] = writer.append(fields)
+            return fut
         except LogError as exc:
             failed: asyncio.Future[Record] = asyncio.get_running_loop().create_future()
             failed.set_exception(exc)
