@@ -9,12 +9,11 @@ killed (SIGKILL) and restarted from its FileStore.
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 
 import pytest
 from interop_fixgw_apps import OrderBlotter, initiator_settings, new_order_single, send_orders
-from interop_proxy import CuttableProxy
+from interop_links import quickfix_acceptor_link, strictly_increasing
 from quickfix_echo import QuickfixProcess, read_events
 from quickfix_initiator import until
 from support_broker import free_port
@@ -25,22 +24,10 @@ from fixgw.engine import Engine
 ME = "FIXGWC"
 
 
-def strictly_increasing(xs: list[int]) -> bool:
-    return all(a < b for a, b in itertools.pairwise(xs))
-
-
 @pytest.mark.timeout(90)
 async def test_fixgw_initiator_to_quickfix_acceptor_orders_gap_resend_logout(tmp_path: Path) -> None:
-    qf_port = free_port()
-    events = tmp_path / "qf-events.jsonl"
-    qf = QuickfixProcess(qf_port, tmp_path / "qf-store", ME, events=events)
-    qf.start()
-    proxy = CuttableProxy(qf_port)
-    await proxy.start()
-    sid = SessionID("FIX.4.4", ME, "ISLD")
-    blotter = OrderBlotter()
-    engine = Engine(initiator_settings(proxy.port, tmp_path / "fixgw-lmdb", ME), blotter)
-    try:
+    async with quickfix_acceptor_link(tmp_path, ME) as link:
+        qf, proxy, engine, blotter, sid, events = link.qf, link.proxy, link.engine, link.blotter, link.sid, link.events
         await engine.start()
         await engine.wait_logged_on(sid, 10)
 
@@ -100,10 +87,6 @@ async def test_fixgw_initiator_to_quickfix_acceptor_orders_gap_resend_logout(tmp
         code, out, err = qf.terminate()
         assert code == 0, err
         assert "quickfix-echo stopped" in out
-    finally:
-        await engine.stop()
-        await proxy.close()
-        qf.kill()
 
 
 @pytest.mark.timeout(60)
@@ -135,16 +118,8 @@ async def test_fixgw_initiator_to_quickfix_acceptor_fix42(tmp_path: Path, reply:
 async def test_fixgw_initiator_to_quickfix_acceptor_cut_in_full_flow(tmp_path: Path) -> None:
     """The connection is cut while orders and reports stream both ways (nothing held back):
     whatever was lost in flight comes back by resend, and every order gets exactly one report."""
-    qf_port = free_port()
-    events = tmp_path / "qf-events.jsonl"
-    qf = QuickfixProcess(qf_port, tmp_path / "qf-store", ME, events=events)
-    qf.start()
-    proxy = CuttableProxy(qf_port)
-    await proxy.start()
-    sid = SessionID("FIX.4.4", ME, "ISLD")
-    blotter = OrderBlotter()
-    engine = Engine(initiator_settings(proxy.port, tmp_path / "fixgw-lmdb", ME), blotter)
-    try:
+    async with quickfix_acceptor_link(tmp_path, ME) as link:
+        proxy, engine, blotter, sid = link.proxy, link.engine, link.blotter, link.sid
         await engine.start()
         await engine.wait_logged_on(sid, 10)
         # cut in mid-stream, once 100 reports have passed: orders and reports are in the relay
@@ -161,7 +136,3 @@ async def test_fixgw_initiator_to_quickfix_acceptor_cut_in_full_flow(tmp_path: P
         assert blotter.logons == 2 and proxy.cuts == 1
         await engine.stop()
         assert blotter.admin_in[-1].msg_type == "5"
-    finally:
-        await engine.stop()
-        await proxy.close()
-        qf.kill()

@@ -11,14 +11,13 @@ from pathlib import Path
 import pytest
 import quickfix as fix
 from interop_fixgw_apps import (
-    OrderBlotter,
     OrderDesk,
     acceptor_settings,
-    initiator_settings,
     send_orders,
 )
+from interop_links import quickfix_acceptor_link
 from interop_proxy import CuttableProxy
-from quickfix_echo import QuickfixProcess, read_events
+from quickfix_echo import read_events
 from quickfix_initiator import InitiatorConfig, QuickfixInitiator, until
 from support_broker import free_port
 
@@ -84,16 +83,8 @@ async def test_fixgw_acceptor_silent_line_quickfix_initiator_notices_and_gap_fil
 
 @pytest.mark.timeout(60)
 async def test_quickfix_acceptor_silent_line_fixgw_initiator_notices_and_gap_fills(tmp_path: Path) -> None:
-    qf_port = free_port()
-    events = tmp_path / "qf-events.jsonl"
-    qf = QuickfixProcess(qf_port, tmp_path / "qf-store", ME, events=events)
-    qf.start()
-    proxy = CuttableProxy(qf_port)
-    await proxy.start()
-    sid = SessionID("FIX.4.4", ME, "ISLD")
-    blotter = OrderBlotter()
-    engine = Engine(initiator_settings(proxy.port, tmp_path / "fixgw-lmdb", ME, heartbeat_s=1), blotter)
-    try:
+    async with quickfix_acceptor_link(tmp_path, ME, heartbeat_s=1) as link:
+        proxy, engine, blotter, sid, events = link.proxy, link.engine, link.blotter, link.sid, link.events
         await engine.start()
         await engine.wait_logged_on(sid, 10)
         await until(lambda: sum(m.msg_type == "0" for m in blotter.admin_in) >= 2, 5, "heart-beats from QuickFIX")
@@ -113,8 +104,4 @@ async def test_quickfix_acceptor_silent_line_fixgw_initiator_notices_and_gap_fil
         assert [e[0] for e in read_events(events)] == ids  # each order reached QuickFIX once
         await engine.stop()
         assert blotter.admin_in[-1].msg_type == "5"
-    finally:
-        await engine.stop()
-        await proxy.close()
-        qf.kill()
 

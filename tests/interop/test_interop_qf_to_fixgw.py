@@ -7,11 +7,11 @@ sits a TCP relay the test can stall and cut (``interop_proxy``), to lose message
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 
 import pytest
 from interop_fixgw_apps import OrderDesk, acceptor_settings
+from interop_links import strictly_increasing
 from interop_proxy import CuttableProxy
 from quickfix_initiator import InitiatorConfig, QuickfixInitiator, until
 from support_broker import free_port
@@ -20,10 +20,6 @@ from fixgw.config import SessionID
 from fixgw.engine import Engine
 
 CLIENT = "QFCLIENT"
-
-
-def strictly_increasing(xs: list[int]) -> bool:
-    return all(a < b for a, b in itertools.pairwise(xs))
 
 
 @pytest.mark.timeout(90)
