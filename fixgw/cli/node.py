@@ -308,7 +308,7 @@ class NodeProcess:
 def run_node_process(cfg: ClusterConfig, me: NodeConfig) -> int:
     logging.basicConfig(level=os.environ.get("FIXGW_LOG", "INFO"),
                         format=f"%(asctime)s {me.name} %(levelname)s %(name)s: %(message)s")
-    return asyncio.run(NodeProcess(cfg, me).run())
+    return eventloop.run(NodeProcess(cfg, me).run())
 
 
 def _pid_alive(pid: int) -> bool:

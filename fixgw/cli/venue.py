@@ -12,11 +12,11 @@ FIX.4.2 and FIX.4.4 sessions from any client CompID; ``--config`` is a venue TOM
 from __future__ import annotations
 
 import argparse
-import asyncio
 import math
 from pathlib import Path
 from typing import Any
 
+from fixgw import eventloop
 from fixgw.cli import CliError
 
 
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise CliError(f"--data {args.data}: cannot create the directory: {exc}") from None
     try:
-        return asyncio.run(serve(args.kind, host=args.host, port=port, comp_id=comp_id, config=config,
+        return eventloop.run(serve(args.kind, host=args.host, port=port, comp_id=comp_id, config=config,
                                  data_dir=args.data, store_sync=args.store_sync, day_seconds=args.day_seconds))
     except VenueConfigError as exc:
         raise CliError(str(exc)) from None
