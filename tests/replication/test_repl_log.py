@@ -14,7 +14,7 @@ from replication.hlc import Hlc, HybridLogicalClock
 from replication.log import RecordLog
 from replication.matrix import Holding
 from replication.record import Record, RecordType, Role
-from replication.writer import GroupCommitWriter
+from replication.writer import INLINE_MAX_S, INLINE_PAUSE, GroupCommitWriter
 
 
 def rec(origin: str, seq: int, txn: str = "T", rtype: RecordType = RecordType.NOTE) -> tuple[Record, bytes]:
@@ -105,10 +105,16 @@ def test_one_writer_per_log_and_the_node_id_is_checked(tmp_path: Path) -> None:
         RecordLog(tmp_path / "nothing", readonly=True)
 
 
-async def test_group_commit_one_transaction_per_loop_turn(tmp_path: Path) -> None:
+# in the loop while commits are quick (the default), and always in the writer thread
+COMMIT_PLACES = pytest.mark.parametrize("inline_max_s", [INLINE_MAX_S, 0.0], ids=["inline", "thread"])
+
+
+@COMMIT_PLACES
+async def test_group_commit_one_transaction_per_loop_turn(tmp_path: Path, inline_max_s: float) -> None:
     log = RecordLog(tmp_path, node_id="c1", role=Role.CUSTOMER)
     seen: list[int] = []
-    writer = GroupCommitWriter(log, HybridLogicalClock("c1"), on_commit=lambda new: seen.extend(i.record.seq for i in new))
+    writer = GroupCommitWriter(log, HybridLogicalClock("c1"), on_commit=lambda new: seen.extend(i.record.seq for i in new),
+                               inline_max_s=inline_max_s)
     writer.start()
     try:
         futs = [writer.append(order_fields(i)) for i in range(100)]  # all in this loop turn
@@ -138,9 +144,10 @@ async def test_group_commit_one_transaction_per_loop_turn(tmp_path: Path) -> Non
         log.close()
 
 
-async def test_a_full_map_fails_the_append_clearly(tmp_path: Path) -> None:
+@COMMIT_PLACES
+async def test_a_full_map_fails_the_append_clearly(tmp_path: Path, inline_max_s: float) -> None:
     log = RecordLog(tmp_path, node_id="c1", role=Role.CUSTOMER, map_size=256 * 1024)
-    writer = GroupCommitWriter(log, HybridLogicalClock("c1"))
+    writer = GroupCommitWriter(log, HybridLogicalClock("c1"), inline_max_s=inline_max_s)
     writer.start()
     try:
         durable = 0
@@ -154,6 +161,37 @@ async def test_a_full_map_fails_the_append_clearly(tmp_path: Path) -> None:
     finally:
         await writer.close()
         log.close()
+
+
+async def test_slow_inline_commits_hand_the_next_batches_to_the_thread(tmp_path: Path) -> None:
+    log = RecordLog(tmp_path, node_id="c1", role=Role.CUSTOMER)
+    seen: list[int] = []
+    # any real commit takes longer than a nanosecond: each inline one counts as slow
+    writer = GroupCommitWriter(log, HybridLogicalClock("c1"), on_commit=lambda new: seen.extend(i.record.seq for i in new),
+                               inline_max_s=1e-9)
+    writer.start()
+    try:
+        assert (await writer.append(order_fields(0))).seq == 1
+        assert (writer.commits, writer.inline_commits) == (1, 1)
+        for i in range(INLINE_PAUSE):  # one batch per loop turn, each to the thread
+            assert (await writer.append(order_fields(i))).seq == i + 2
+        assert (writer.commits, writer.inline_commits) == (1 + INLINE_PAUSE, 1)
+        await writer.append(order_fields(99))  # the pause is over: inline again
+        assert writer.inline_commits == 2
+        # batches overlapping a thread commit keep their order: none jumps ahead inline
+        futs = []
+        for i in range(3 * INLINE_PAUSE):
+            futs.append(writer.append(order_fields(i)))
+            await asyncio.sleep(0)
+        recs = await asyncio.gather(*futs)
+        assert [r.seq for r in recs] == list(range(INLINE_PAUSE + 3, 4 * INLINE_PAUSE + 3))
+        assert seen == list(range(1, 4 * INLINE_PAUSE + 3))
+    finally:
+        await writer.close()
+        log.close()
+    reopened = RecordLog(tmp_path, node_id="c1", role=Role.CUSTOMER)
+    assert reopened.head == 4 * INLINE_PAUSE + 2
+    reopened.close()
 
 
 class _CountingEnv:
