@@ -16,7 +16,6 @@ Three measurements, each bounded in count and time:
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
 import asyncio
 import gc
 import json
@@ -24,6 +23,7 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -101,7 +101,7 @@ class _Peer:
     async def start(cls, data: Path, broker: LocalBroker, node_id: str, origin: str, expect: int,
                     measure_from: int, timeout: float) -> _Peer:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "replication.bench", "peer", str(data / node_id), str(broker.port), node_id,
+            sys.executable, "-m", "replication.bench", "peer", _LOOP[0], str(data / node_id), str(broker.port), node_id,
             origin, str(expect), str(measure_from), str(timeout),
             stdout=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL)
         peer = cls(proc)
@@ -244,14 +244,29 @@ async def run(data: Path, seconds: float, sizes: Sizes = DEFAULT_SIZES) -> dict[
     return result
 
 
+# The event loop both ends run on: "uvloop" (as fixgw's nodes do when it is installed; the
+# fixgw CLI passes its choice as args.loop) or "asyncio".
+_LOOP = ["asyncio"]
+
+
+def _runner(loop: str) -> asyncio.Runner:
+    if loop == "uvloop":
+        import uvloop
+
+        return asyncio.Runner(loop_factory=uvloop.new_event_loop)
+    return asyncio.Runner()
+
+
 def main(args: argparse.Namespace, sizes: Sizes = DEFAULT_SIZES) -> int:
     seconds = float(getattr(args, "seconds", None) or 60.0)
+    _LOOP[0] = getattr(args, "loop", None) or "asyncio"
     given = getattr(args, "data", None)
     data = Path(given) if given else Path(tempfile.mkdtemp(prefix="fixgw-bench-"))
     if given and data.exists() and any(data.iterdir()):
         data = Path(tempfile.mkdtemp(prefix="replication-", dir=data))
     try:
-        result = asyncio.run(run(data, seconds, sizes))
+        with _runner(_LOOP[0]) as runner:
+            result = runner.run(run(data, seconds, sizes))
     finally:
         if not given:
             shutil.rmtree(data, ignore_errors=True)
@@ -270,7 +285,8 @@ def main(args: argparse.Namespace, sizes: Sizes = DEFAULT_SIZES) -> int:
 
 
 if __name__ == "__main__":  # the peer process of the replication measurements
-    if len(sys.argv) == 9 and sys.argv[1] == "peer":
-        asyncio.run(_peer(*sys.argv[2:]))
+    if len(sys.argv) == 10 and sys.argv[1] == "peer" and sys.argv[2] in ("asyncio", "uvloop"):
+        with _runner(sys.argv[2]) as peer_runner:
+            peer_runner.run(_peer(*sys.argv[3:]))
     else:
         sys.exit("usage: fixgw bench replication [--json] (python -m replication.bench peer ... is internal)")

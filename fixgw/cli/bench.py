@@ -12,6 +12,7 @@ import argparse
 import importlib
 from typing import Any
 
+from fixgw import eventloop
 from fixgw.cli import CliError
 
 # which function runs each benchmark: "module:function", each taking the parsed args
@@ -50,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
         target = "e2e"
     else:
         raise CliError("say what to bench: 'replication', 'matching', --connect HOST:PORT or --config FILE")
+    # the in-process benches run on the event loop the nodes run on (uvloop when installed)
+    args.loop = "uvloop" if eventloop.loop_factory() is not None else "asyncio"
     module_name, func_name = TARGETS[target].split(":")
     func = getattr(importlib.import_module(module_name), func_name)
     return int(func(args) or 0)

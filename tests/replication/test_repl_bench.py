@@ -13,9 +13,11 @@ from replication import bench
 
 
 @pytest.mark.timeout(90)
-def test_bench_prints_one_json_object_with_the_figures(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])  # fixgw bench passes uvloop when installed
+def test_bench_prints_one_json_object_with_the_figures(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                       loop: str) -> None:
     sizes = bench.Sizes(append_records=4000, append_producers=200, replicate_records=3000, lag_seconds=0.5)
-    rc = bench.main(argparse.Namespace(json=True, seconds=30.0, data=str(tmp_path)), sizes)
+    rc = bench.main(argparse.Namespace(json=True, seconds=30.0, data=str(tmp_path), loop=loop), sizes)
     assert rc == 0
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 1
