@@ -40,6 +40,33 @@ TERMINAL = frozenset({"2", "4", "8", "C"})
 
 
 KNOWN_LIMIT = 200_000   # orders whose report context is kept in memory (oldest dropped first)
+EXEC_LIMIT = 200_000    # venue ExecIDs of recent fills kept for the duplicate check (oldest dropped first)
+
+
+class RecentIds:
+    """The last ``limit`` ids added, in a set that stays that size whatever the uptime."""
+
+    __slots__ = ("_ids", "limit")
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError(f"RecentIds needs a positive limit, got {limit}")
+        self.limit = limit
+        self._ids: dict[str, None] = {}
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._ids
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def add(self, item: str) -> None:
+        ids = self._ids
+        if item in ids:
+            return
+        if len(ids) >= self.limit:
+            del ids[next(iter(ids))]
+        ids[item] = None
 
 
 class _Known:
@@ -87,7 +114,7 @@ class StreetUtility(MessageCracker):
         self.liveness = liveness
         self.logged_on: set[str] = set()
         self.requests: dict[str, Record] = {}        # venue ClOrdID of a cancel/replace -> its *_SENT record
-        self.seen_exec: set[str] = set()
+        self.seen_exec = RecentIds(EXEC_LIMIT)
         self.inflight: set[str] = set()
         self.resolving: set[str] = set()             # txns taken over, waiting for the venue's status
         self._known: dict[str, _Known] = {}          # txn -> report context (a cache of the log)
@@ -96,7 +123,7 @@ class StreetUtility(MessageCracker):
         self._spawn = self._tasks.spawn
         self._started = asyncio.get_event_loop().time()
         self.startup_grace_s = startup_grace_s
-        self.counters = {"sent": 0, "reports": 0, "takeovers": 0, "duplicates": 0}
+        self.counters = {"sent": 0, "reports": 0, "takeovers": 0, "duplicates": 0, "duplicate_fills": 0}
 
     # ------------------------------------------------------------------ start-up
     def load(self) -> None:
@@ -256,6 +283,18 @@ class StreetUtility(MessageCracker):
         known_map[txn] = known
         return known
 
+    def fill_recorded(self, txn: str, exec_id: str, *, poss_dup: bool) -> bool:
+        """Whether the venue's fill ``exec_id`` of ``txn`` is already recorded (or on its way).
+
+        Recent ExecIDs are in memory; an older one can only come back resent, flagged
+        PossDupFlag(43)=Y (a resend after a reconnect, or a restart of this utility), and then
+        the order's records say whether it is already there."""
+        if exec_id in self.seen_exec:
+            return True
+        if not poss_dup:
+            return False
+        return any(r.type is RecordType.FILL and r.exec_id == exec_id for r in self.node.log.records_for_txn(txn))
+
     def _base(self, txn: str) -> Record | None:
         return self._known_for(txn).base
 
@@ -288,7 +327,8 @@ class StreetUtility(MessageCracker):
             extra["leaves_qty"] = leaves
         if exec_type in ("F", "1", "2"):
             exec_id = msg.require_str(17)
-            if exec_id in self.seen_exec:
+            if self.fill_recorded(txn, exec_id, poss_dup=msg.get_str(43) == "Y"):
+                self.counters["duplicate_fills"] += 1
                 return
             self.seen_exec.add(exec_id)
             rtype = RecordType.FILL
