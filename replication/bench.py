@@ -101,7 +101,7 @@ class _Peer:
     async def start(cls, data: Path, broker: LocalBroker, node_id: str, origin: str, expect: int,
                     measure_from: int, timeout: float) -> _Peer:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "replication.bench", "peer", _LOOP[0], str(data / node_id), str(broker.port), node_id,
+            sys.executable, "-m", "replication.bench", "peer", _loop_name(), str(data / node_id), str(broker.port), node_id,
             origin, str(expect), str(measure_from), str(timeout),
             stdout=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL)
         peer = cls(proc)
@@ -244,12 +244,14 @@ async def run(data: Path, seconds: float, sizes: Sizes = DEFAULT_SIZES) -> dict[
     return result
 
 
-# The event loop both ends run on: "uvloop" (as fixgw's nodes do when it is installed; the
-# fixgw CLI passes its choice as args.loop) or "asyncio".
-_LOOP = ["asyncio"]
+def _loop_name() -> str:
+    """The running loop's kind, for the peer process to run on the same."""
+    return "uvloop" if type(asyncio.get_running_loop()).__module__.startswith("uvloop") else "asyncio"
 
 
 def _runner(loop: str) -> asyncio.Runner:
+    """A runner on ``loop``: "uvloop" (as fixgw's nodes when it is installed; the fixgw CLI
+    passes its choice as args.loop) or "asyncio"."""
     if loop == "uvloop":
         import uvloop
 
@@ -259,13 +261,12 @@ def _runner(loop: str) -> asyncio.Runner:
 
 def main(args: argparse.Namespace, sizes: Sizes = DEFAULT_SIZES) -> int:
     seconds = float(getattr(args, "seconds", None) or 60.0)
-    _LOOP[0] = getattr(args, "loop", None) or "asyncio"
     given = getattr(args, "data", None)
     data = Path(given) if given else Path(tempfile.mkdtemp(prefix="fixgw-bench-"))
     if given and data.exists() and any(data.iterdir()):
         data = Path(tempfile.mkdtemp(prefix="replication-", dir=data))
     try:
-        with _runner(_LOOP[0]) as runner:
+        with _runner(getattr(args, "loop", None) or "asyncio") as runner:
             result = runner.run(run(data, seconds, sizes))
     finally:
         if not given:

@@ -43,6 +43,13 @@ KNOWN_LIMIT = 200_000   # orders whose report context is kept in memory (oldest 
 EXEC_LIMIT = 200_000    # venue ExecIDs of recent fills kept for the duplicate check (oldest dropped first)
 
 
+def _put_bounded(d: dict[Any, Any], key: Any, value: Any, limit: int) -> None:
+    """``d[key] = value``, dropping the oldest entry first when ``d`` already holds ``limit``."""
+    if key not in d and len(d) >= limit:
+        del d[next(iter(d))]
+    d[key] = value
+
+
 class RecentIds:
     """The last ``limit`` ids added, in a set that stays that size whatever the uptime."""
 
@@ -61,12 +68,8 @@ class RecentIds:
         return len(self._ids)
 
     def add(self, item: str) -> None:
-        ids = self._ids
-        if item in ids:
-            return
-        if len(ids) >= self.limit:
-            del ids[next(iter(ids))]
-        ids[item] = None
+        if item not in self._ids:
+            _put_bounded(self._ids, item, None, self.limit)
 
 
 class _Known:
@@ -277,10 +280,7 @@ class StreetUtility(MessageCracker):
             known.see(h)
         if known.base is None:
             return known    # not sent yet: nothing worth keeping
-        known_map = self._known
-        if len(known_map) >= KNOWN_LIMIT:
-            del known_map[next(iter(known_map))]
-        known_map[txn] = known
+        _put_bounded(self._known, txn, known, KNOWN_LIMIT)
         return known
 
     def fill_recorded(self, txn: str, exec_id: str, *, poss_dup: bool) -> bool:
