@@ -2,7 +2,7 @@
 
 Three measurements, each bounded in count and time:
 
-1. durable appends/s: ``ReplicationNode.append`` from many concurrent tasks, each
+1. durable appends/s: ``ReplicationNode.append_fields`` from many concurrent tasks, each
    returning only after its group-committed, synced LMDB transaction (no broker);
 2. records/s replicated between two nodes over a real broker (our own mosquitto on a
    free loopback port, or amqtt if mosquitto is not installed): from the first append
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import itertools
 import json
 import shutil
 import sys
@@ -56,23 +57,29 @@ _QTY = Decimal(100)
 _PRICE = Decimal("12.50")
 
 
-def _fields(i: int) -> dict[str, Any]:
-    # the order's terms as a utility hands them over (parsed once, from its FIX message)
-    return {"account": "ACC1", "symbol": "IBM", "side": "1", "order_qty": _QTY,
-            "price": _PRICE, "ord_type": "2", "tif": "0", "cl_ord_id": f"C{i}", "session": "CLIENT1"}
+def _order(txn: str, i: int) -> dict[str, Any]:
+    # an order record's fields as a customer utility hands them over (parsed once, from its
+    # FIX message, into a dict that the log takes over: ReplicationNode.append_fields)
+    return {"type": RecordType.ORDER, "txn": txn, "status": "new", "account": "ACC1", "symbol": "IBM",
+            "side": "1", "order_qty": _QTY, "price": _PRICE, "ord_type": "2", "tif": "0",
+            "cl_ord_id": f"C{i}", "session": "CLIENT1"}
 
 
 async def _append_as_fast_as_possible(node: ReplicationNode, total: int, producers: int, deadline: float) -> int:
     """Concurrent producers, each awaiting its own durable append; returns records appended."""
     done = 0
     per = max(1, total // producers)
+    # txns as a customer utility issues them (utilities/txn.py): "<node>-<epoch>.<counter>",
+    # the epoch being the log's head seq at start, the counter shared by all sessions
+    prefix = f"{node.node_id}-{node.log.head}."
+    counter = itertools.count(1)
 
     async def producer(p: int) -> None:
         nonlocal done
         for j in range(per):
             if time.monotonic() > deadline:
                 return
-            await node.append(type=RecordType.ORDER, txn=f"{node.node_id}-{p}-{j}", status="new", **_fields(j))
+            await node.append_fields(_order(f"{prefix}{next(counter)}", j))
             done += 1
 
     await asyncio.gather(*(producer(p) for p in range(producers)))
@@ -202,7 +209,7 @@ async def bench_lag(data: Path, broker: LocalBroker, seconds: float) -> dict[str
     try:
         peer = await _Peer.start(data, broker, "lag-b", a.node_id, warm + total, warm + 1, seconds + 30)
         for i in range(warm):  # warm-up, not measured
-            await a.append(type=RecordType.ORDER, txn=f"w{i}", status="new", **_fields(i))
+            await a.append_fields(_order(f"w{i}", i))
         await asyncio.sleep(0.2)
         pending: set[asyncio.Future[Record]] = set()
         t0 = time.monotonic()
@@ -210,8 +217,7 @@ async def bench_lag(data: Path, broker: LocalBroker, seconds: float) -> dict[str
         while sent < total:
             due = min(total, int((time.monotonic() - t0) * LAG_RATE) + 1)
             while sent < due:  # a fixed rate, whatever the append latency
-                fut = asyncio.ensure_future(a.append(type=RecordType.ORDER, txn=f"l{sent}", status="new",
-                                                     **_fields(sent)))
+                fut = asyncio.ensure_future(a.append_fields(_order(f"l{sent}", sent)))
                 pending.add(fut)
                 fut.add_done_callback(pending.discard)
                 sent += 1

@@ -97,6 +97,10 @@ class Inserted(NamedTuple):
     holding: Holding
 
 
+_tuple_new = tuple.__new__
+_AUTHORITATIVE = Holding.AUTHORITATIVE
+
+
 @dataclass(slots=True)
 class InsertOutcome:
     """What one :meth:`WriteBatch.insert` call did."""
@@ -154,25 +158,28 @@ class WriteBatch:
         if clock is None:
             raise LogError("this log was opened without a clock: it cannot append")
         log = self._log
-        if self._own_max < 0:
+        seq = self._own_max
+        if seq < 0:
             st = self._states.get(log.node_id) or log._states.get(log.node_id)
             self._own_max, self._own_hwm = (st.max_seq, st.hwm) if st else (0, 0)
-        seq = self._own_max + 1
-        self.own = True
+            seq = self._own_max
+        seq += 1
         stamps = self._stamps
         values = record_values(log.node_id, seq, stamps.pop() if stamps else clock.now(), fields)
-        rec = make_checked_record(values)  # record_values checked every field's type
-        txn_b = rec.txn.encode()
+        txn_b = values[2].encode()
         if len(txn_b) > MAX_TXN_BYTES:
             raise ValueError(f"Record.txn is longer than {MAX_TXN_BYTES} bytes")
+        rec = make_checked_record(values)  # record_values checked every field's type
         data = encode_values(values)
         key = log._own_prefix + seq.to_bytes(8, "big")
         self._auth_puts.append((key, data))
         self._txn_puts.append((b"t" + txn_b, b"a" + key))
+        self.own = True
         self._own_max = seq
         if self._own_hwm == seq - 1:
             self._own_hwm = seq
-        item = Inserted(rec, data, log.role, Holding.AUTHORITATIVE)
+        # tuple.__new__ directly: a NamedTuple's own __new__ is a Python frame (~0.3 us)
+        item: Inserted = _tuple_new(Inserted, (rec, data, log.role, _AUTHORITATIVE))
         self.new.append(item)
         return item
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 from decimal import Decimal
 
@@ -13,6 +14,8 @@ from replication.codec import (
     SCHEMA_VERSION,
     decode_record,
     encode_record,
+    make_record,
+    record_values,
     record_from_json,
     record_to_json,
     record_to_json_line,
@@ -172,3 +175,38 @@ def test_parsed_decimals_are_cached_but_still_checked() -> None:
     for i in range(codec._DEC_CACHE_MAX + 10):
         decode_record(_with(14, f"{i}.5"))
     assert len(codec._DEC_CACHE) <= codec._DEC_CACHE_MAX
+
+
+@given(records())
+@settings(max_examples=100, deadline=None)
+def test_fast_built_records_are_real_frozen_records(rec: Record) -> None:
+    # make_record builds through a same-layout shell and __class__ assignment: the result
+    # must be indistinguishable from Record(...), frozen included
+    values = [getattr(rec, f.name) for f in dataclasses.fields(Record)]
+    built = make_record(values)
+    assert type(built) is Record and built == rec and hash(built.key) == hash(rec.key)
+    assert dataclasses.astuple(built) == dataclasses.astuple(rec)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.seq = 99  # type: ignore[misc]
+    assert built.replace(seq=99).seq == 99 and built.seq == rec.seq
+
+
+def test_make_record_still_runs_record_validation() -> None:
+    values = [getattr(sample(), f.name) for f in dataclasses.fields(Record)]
+    values[1] = 0  # seq
+    with pytest.raises(ValueError, match="seq"):
+        make_record(values)
+    values[1], values[3] = 1, "fill"  # a type given as its value is made the enum member
+    assert make_record(values).type is RecordType.FILL
+
+
+def test_new_record_values_refuse_what_the_log_assigns_and_unknown_fields() -> None:
+    hlc = Hlc(1, 0, "n")
+    base = {"type": RecordType.ORDER, "txn": "t", "status": "new"}
+    for given_field in ("origin", "seq", "hlc"):
+        with pytest.raises(ValueError, match="assigned by the log"):
+            record_values("n", 1, hlc, {**base, given_field: 1})
+    with pytest.raises(ValueError, match="no field"):
+        record_values("n", 1, hlc, {**base, "colour": "red"})
+    with pytest.raises(ValueError, match="price must be Decimal"):
+        record_values("n", 1, hlc, {**base, "price": 1.5})

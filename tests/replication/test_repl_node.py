@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from decimal import Decimal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -179,3 +180,16 @@ async def test_a_node_whose_log_was_lost_notices(tmp_path: Path, mosquitto: Mosq
     async with node(tmp_path / "lost", mosquitto, "c1", Role.CUSTOMER) as a2, \
             node(tmp_path, mosquitto, "c2", Role.CUSTOMER):
         await until(lambda: a2.stats.behind_peers, what="c1 to notice that c2 holds more of its records")
+
+
+async def test_append_fields_takes_the_whole_record_as_one_dict(tmp_path: Path) -> None:
+    async with ReplicationNode(node_id="c1", role=Role.CUSTOMER, cluster="t", data_dir=tmp_path, mqtt=False) as n:
+        a = await n.append(type=RecordType.ORDER, txn="t1", status="new", account="A", price=Decimal("1.50"))
+        b = await n.append_fields({"type": RecordType.ORDER, "txn": "t2", "status": "new", "account": "A",
+                                   "price": Decimal("1.50")})
+        assert (b.seq, b.txn) == (a.seq + 1, "t2")
+        assert b.replace(seq=a.seq, txn="t1", hlc=a.hlc) == a
+        assert [r.seq for r in n.log.records_for_txn("t2")] == [b.seq]
+        with pytest.raises(ValueError, match="required"):
+            await n.append_fields({"txn": "t3", "status": "new"})
+        assert n.log.head == b.seq  # a refused record takes no seq
