@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 PhysicalClock = Callable[[], int]
 """Returns physical time in nanoseconds since the epoch (injected so tests can freeze it)."""

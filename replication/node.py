@@ -22,13 +22,13 @@ import collections
 import logging
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from itertools import islice
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, Sequence
+from typing import Any, Self
 
 from replication.bus import BusDisconnected, MqttBus
 from replication.catchup import CatchUp

@@ -8,9 +8,10 @@ The key is ``(origin, seq)``; ``seq`` is contiguous per origin so a replica can 
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Mapping
+from typing import Any
 
 from replication.hlc import Hlc
 
@@ -117,7 +118,7 @@ class Record:
     def key(self) -> RecordKey:
         return RecordKey(self.origin, self.seq)
 
-    def replace(self, **changes: Any) -> "Record":
+    def replace(self, **changes: Any) -> Record:
         import dataclasses
 
         return dataclasses.replace(self, **changes)

@@ -15,10 +15,10 @@ from replication.codec import (
     decode_record,
     encode_record,
     make_record,
-    record_values,
     record_from_json,
     record_to_json,
     record_to_json_line,
+    record_values,
 )
 from replication.errors import RecordDecodeError, RecordEncodeError
 from replication.hlc import Hlc
