@@ -258,8 +258,6 @@ _set_hlc_logical: Callable[[Hlc, int], None] = getattr(Hlc, "logical").__set__  
 _set_hlc_node: Callable[[Hlc, str], None] = getattr(Hlc, "node").__set__  # noqa: B009
 
 _INDEX = {name: i for i, name in enumerate(_RECORD_FIELDS)}
-# the fields a caller may give for a new record (the log assigns origin, seq and hlc)
-_GIVEN_INDEX = {name: i for name, i in _INDEX.items() if name not in ("origin", "seq", "hlc")}
 _DEFAULT_VALUES: list[Any] = [_DEFAULTS.get(name) for name in _RECORD_FIELDS]
 
 
@@ -270,18 +268,32 @@ _FIELD_TYPES: tuple[tuple[type, ...], ...] = (
     (str,), (str,), (str,), (str,), (str,), (str,), (str,), (str,), _D, _D, _D, _D, (str,),
     (MappingProxyType,),
 )
-_OK_VALUE_SHAPES: set[tuple[type, ...]] = set()
+_EXTRA = _INDEX["extra"]
+_TYPE = _INDEX["type"]
+# What a caller may give for a new record (the log assigns origin, seq and hlc): field ->
+# (its index, the value types taken as they are). A type given as its str value and every
+# extra (copied, read-only) go through _given_value.
+_GIVEN: dict[str, tuple[int, tuple[type, ...]]] = {
+    name: (i, () if name == "extra" else _FIELD_TYPES[i])
+    for name, i in _INDEX.items() if name not in ("origin", "seq", "hlc")
+}
 
 
-def _check_value_types(v: list[Any]) -> None:
-    shape = tuple(map(type, v))
-    if shape in _OK_VALUE_SHAPES:
-        return
-    for name, value, allowed in zip(_RECORD_FIELDS, v, _FIELD_TYPES):
-        if type(value) not in allowed:
-            want = " or ".join("None" if t is type(None) else t.__name__ for t in allowed)
-            raise ValueError(f"Record.{name} must be {want}, got {type(value).__name__} {value!r:.40}")
-    _OK_VALUE_SHAPES.add(shape)
+def _given_value(i: int, value: Any) -> Any:
+    if i == _EXTRA:
+        if value is _EMPTY:
+            return value
+        if not isinstance(value, Mapping):
+            raise ValueError(f"Record.extra must be a mapping, got {type(value).__name__}")
+        # Copy into a read-only mapping so that a caller mutating its dict later changes nothing.
+        return MappingProxyType(dict(value)) if value else _EMPTY
+    if i == _TYPE and type(value) is str:
+        try:
+            return RecordType(value)
+        except ValueError:
+            raise ValueError(f"Record.type {value!r:.40} is not a RecordType") from None
+    want = " or ".join("None" if t is type(None) else t.__name__ for t in _FIELD_TYPES[i])
+    raise ValueError(f"Record.{_RECORD_FIELDS[i]} must be {want}, got {type(value).__name__} {value!r:.40}")
 
 
 def record_values(origin: str, seq: int, hlc: Hlc, fields: Mapping[str, Any]) -> list[Any]:
@@ -291,34 +303,23 @@ def record_values(origin: str, seq: int, hlc: Hlc, fields: Mapping[str, Any]) ->
     Raises ValueError for a field name that Record does not have, a missing txn/type/status,
     or a value of the wrong type. The result may go to :func:`make_checked_record`.
     """
-    v = _DEFAULT_VALUES.copy()
-    index = _GIVEN_INDEX
-    try:
-        for k, x in fields.items():
-            v[index[k]] = x
-    except KeyError:
-        if "origin" in fields or "seq" in fields or "hlc" in fields:
-            raise ValueError("origin, seq and hlc of a new record are assigned by the log, not given") from None
-        unknown = sorted(set(fields) - FIELD_NAMES)
-        raise ValueError(f"Record has no field(s) {', '.join(unknown)}") from None
+    v = _DEFAULT_VALUES.copy()  # the defaults are valid: only the given values are checked
+    given = _GIVEN
+    for k, x in fields.items():
+        spec = given.get(k)
+        if spec is None:
+            if k in ("origin", "seq", "hlc"):
+                raise ValueError("origin, seq and hlc of a new record are assigned by the log, not given")
+            unknown = sorted(set(fields) - FIELD_NAMES)
+            raise ValueError(f"Record has no field(s) {', '.join(map(str, unknown))}")
+        i, allowed = spec
+        v[i] = x if type(x) in allowed else _given_value(i, x)
     if v[2] is None or v[3] is None or v[4] is None:
         missing = [n for n in ("txn", "type", "status") if n not in fields]
         raise ValueError(f"Record field(s) {', '.join(missing)} required")
     v[0] = origin
     v[1] = seq
     v[5] = hlc
-    if type(v[3]) is not RecordType:
-        try:
-            v[3] = RecordType(v[3])
-        except ValueError:
-            raise ValueError(f"Record.type {v[3]!r:.40} is not a RecordType") from None
-    extra = v[25]
-    if extra is not _EMPTY:
-        if not isinstance(extra, Mapping):
-            raise ValueError(f"Record.extra must be a mapping, got {type(extra).__name__}")
-        # Copy into a read-only mapping so that a caller mutating its dict later changes nothing.
-        v[25] = MappingProxyType(dict(extra)) if extra else _EMPTY
-    _check_value_types(v)
     return v
 
 

@@ -352,18 +352,23 @@ class ReplicationNode:
     def _on_commit(self, new: list[Inserted]) -> None:
         own = self.node_id
         c = self._counters
-        outbox = self._outbox
-        appended = 0
+        add_to_outbox = self._outbox.append
+        head = self._committed_head
+        appended = received = 0
         for item in new:
             rec = item.record
             if rec.origin == own:
-                if rec.seq > self._committed_head:
-                    self._committed_head = rec.seq
-                    outbox.append((rec.seq, item.data))
+                seq = rec.seq
+                if seq > head:
+                    head = seq
+                    add_to_outbox((seq, item.data))
                     appended += 1
             else:
-                c.received += 1
+                received += 1
+        self._committed_head = head
+        c.received += received
         if appended:
+            outbox = self._outbox
             c.appended += appended
             while len(outbox) > self._outbox_limit:
                 outbox.popleft()  # the publisher reads those back from LMDB
