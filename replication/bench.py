@@ -57,12 +57,19 @@ _QTY = Decimal(100)
 _PRICE = Decimal("12.50")
 
 
+# an order record as a customer utility hands it over: its terms parsed once from the FIX
+# message into a dict of its own, which the log takes over (ReplicationNode.append_fields)
+_ORDER_TERMS: dict[str, Any] = {
+    "type": RecordType.ORDER, "txn": "", "status": "new", "account": "ACC1", "symbol": "IBM", "side": "1",
+    "order_qty": _QTY, "price": _PRICE, "ord_type": "2", "tif": "0", "cl_ord_id": "", "session": "CLIENT1",
+}
+
+
 def _order(txn: str, i: int) -> dict[str, Any]:
-    # an order record's fields as a customer utility hands them over (parsed once, from its
-    # FIX message, into a dict that the log takes over: ReplicationNode.append_fields)
-    return {"type": RecordType.ORDER, "txn": txn, "status": "new", "account": "ACC1", "symbol": "IBM",
-            "side": "1", "order_qty": _QTY, "price": _PRICE, "ord_type": "2", "tif": "0",
-            "cl_ord_id": f"C{i}", "session": "CLIENT1"}
+    fields = _ORDER_TERMS.copy()
+    fields["txn"] = txn
+    fields["cl_ord_id"] = f"C{i}"
+    return fields
 
 
 async def _append_as_fast_as_possible(node: ReplicationNode, total: int, producers: int, deadline: float) -> int:

@@ -30,7 +30,7 @@ from typing import Any, cast
 import msgpack
 
 from replication.errors import RecordDecodeError, RecordEncodeError
-from replication.hlc import Hlc
+from replication.hlc import Hlc, hlc_unchecked
 from replication.record import Record, RecordType, Scalar
 
 SCHEMA_VERSION = 1
@@ -252,11 +252,6 @@ make_checked_record = _make_checked_record
 """A Record from values already checked by :func:`record_values` (or the decoder), which
 check every field at least as strictly as Record.__post_init__ does."""
 
-_hlc_new = object.__new__
-_set_hlc_wall: Callable[[Hlc, int], None] = getattr(Hlc, "wall_ns").__set__  # noqa: B009
-_set_hlc_logical: Callable[[Hlc, int], None] = getattr(Hlc, "logical").__set__  # noqa: B009
-_set_hlc_node: Callable[[Hlc, str], None] = getattr(Hlc, "node").__set__  # noqa: B009
-
 _INDEX = {name: i for i, name in enumerate(_RECORD_FIELDS)}
 _DEFAULT_VALUES: list[Any] = [_DEFAULTS.get(name) for name in _RECORD_FIELDS]
 
@@ -409,10 +404,7 @@ def record_from_array(obj: object) -> Record:
         extra = _EMPTY
     # Every value is checked above (types by shape, node ids, seq, hlc, type, decimals,
     # extra), as strictly as Hlc and Record check them: build both without re-checking.
-    hlc = _hlc_new(Hlc)
-    _set_hlc_wall(hlc, obj[6])
-    _set_hlc_logical(hlc, obj[7])
-    _set_hlc_node(hlc, obj[8])
+    hlc = hlc_unchecked(obj[6], obj[7], obj[8])
     values = obj[1:6]
     values[3] = rtype
     values.append(hlc)

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, cast
 
 PhysicalClock = Callable[[], int]
 """Returns physical time in nanoseconds since the epoch (injected so tests can freeze it)."""
@@ -34,12 +35,23 @@ class Hlc:
         return f"{self.wall_ns}.{self.logical}@{self.node}"
 
 
-# Slot setters for now_many(): the values are valid by construction, so __init__'s checks
-# (which cost more than the clock itself) are skipped there.
-_new = object.__new__
-_set_wall: Callable[[Hlc, int], None] = getattr(Hlc, "wall_ns").__set__  # noqa: B009
-_set_logical: Callable[[Hlc, int], None] = getattr(Hlc, "logical").__set__  # noqa: B009
-_set_node: Callable[[Hlc, str], None] = getattr(Hlc, "node").__set__  # noqa: B009
+class _HlcShell:
+    """An Hlc under construction: the same slots, not frozen, so that building one is three
+    plain attribute stores and a __class__ assignment (CPython allows it between identical
+    layouts) instead of __init__ and its checks, which cost more than the clock itself. For
+    values valid by construction (now_many) or already checked (the record decoder)."""
+
+    __slots__ = Hlc.__slots__
+
+
+def hlc_unchecked(wall_ns: int, logical: int, node: str) -> Hlc:
+    """An Hlc from values the caller has checked (non-negative ints, a non-empty node)."""
+    h: Any = _HlcShell()
+    h.wall_ns = wall_ns
+    h.logical = logical
+    h.node = node
+    h.__class__ = Hlc
+    return cast(Hlc, h)
 
 
 class HybridLogicalClock:
@@ -85,10 +97,11 @@ class HybridLogicalClock:
             wall, logical = self._wall, self._logical
             for _ in range(n):
                 logical += 1
-                h = _new(Hlc)
-                _set_wall(h, wall)
-                _set_logical(h, logical)
-                _set_node(h, node)
+                h: Any = _HlcShell()  # hlc_unchecked, inline: a call per stamp costs more
+                h.wall_ns = wall
+                h.logical = logical
+                h.node = node
+                h.__class__ = Hlc
                 out.append(h)
             self._logical = logical
         return out

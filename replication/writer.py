@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from replication.errors import LogClosedError, LogError, RecordEncodeError
 from replication.hlc import HybridLogicalClock
@@ -39,8 +39,7 @@ INLINE_PAUSE = 64  # ... send this many batches to the writer thread
 CommitListener = Callable[[list[Inserted]], None]
 
 
-@dataclass(slots=True)
-class _Append:
+class _Append(NamedTuple):
     fields: Mapping[str, Any]
     future: asyncio.Future[Record]
 
@@ -54,6 +53,7 @@ class _Insert:
 
 _Job = _Append | _Insert
 _Future = asyncio.Future
+_tuple_new = tuple.__new__
 
 
 class GroupCommitWriter:
@@ -116,7 +116,8 @@ class GroupCommitWriter:
         pending = self._pending
         if not pending:
             loop.call_soon(self._flush)  # end of this loop turn: hand the batch to the thread
-        pending.append(_Append(fields, fut))
+        # tuple.__new__ directly: a NamedTuple's own __new__ is a Python frame (~0.3 us)
+        pending.append(_tuple_new(_Append, (fields, fut)))
         return fut
 
     def insert(self, origin_role: Role, items: list[tuple[Record, bytes]]) -> asyncio.Future[InsertOutcome]:

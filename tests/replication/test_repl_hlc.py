@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from replication.hlc import Hlc, HybridLogicalClock
+from replication.hlc import Hlc, HybridLogicalClock, hlc_unchecked
 
 
 class FrozenClock:
@@ -109,3 +111,12 @@ def test_now_many_continues_the_same_sequence_as_now() -> None:
     assert clock.now_many(0) == []
     assert clock.now() == Hlc(2000, 2, "a")
     assert all(isinstance(h, Hlc) and h.node == "a" for h in batch)
+
+
+def test_fast_built_stamps_are_real_frozen_hlcs() -> None:
+    clock = HybridLogicalClock("a", physical=FrozenClock(1000))
+    for h in [*clock.now_many(2), hlc_unchecked(5, 1, "b")]:
+        assert type(h) is Hlc and h == Hlc(h.wall_ns, h.logical, h.node) and hash(h) == hash(Hlc(h.wall_ns, h.logical, h.node))
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            h.logical = 9  # type: ignore[misc]
+    assert clock.now_many(1)[0] > Hlc(1000, 1, "a") > hlc_unchecked(999, 7, "z")
