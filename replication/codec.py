@@ -247,8 +247,7 @@ def _compile_builder(validate: bool) -> Callable[[Sequence[Any]], Record]:
 make_record: Callable[[Sequence[Any]], Record] = _compile_builder(validate=True)
 """A Record from all its field values in declaration order (validated by Record itself)."""
 
-_make_checked_record: Callable[[Sequence[Any]], Record] = _compile_builder(validate=False)
-make_checked_record = _make_checked_record
+make_checked_record: Callable[[Sequence[Any]], Record] = _compile_builder(validate=False)
 """A Record from values already checked by :func:`record_values` (or the decoder), which
 check every field at least as strictly as Record.__post_init__ does."""
 
@@ -331,23 +330,15 @@ _V1_TYPES: tuple[tuple[type, ...], ...] = (
 )
 _V1_NAMES = ("version", "origin", "seq", "txn", "type", "status", "hlc.wall_ns", "hlc.logical", "hlc.node") \
     + _EXPECTED_FIELDS[6:]
-_DEC_IDX = (12, 13, 14, 23, 24, 25, 26)
-# Type patterns already checked: the common shapes of records hit this set and skip the
-# element-by-element check (bounded: 2^7 decimal/nil combinations x 2 for extra).
-_OK_SHAPES: set[tuple[type, ...]] = set()
 
 
-def _check_shape(obj: list[Any]) -> None:
-    shape = tuple(map(type, obj))
-    if shape in _OK_SHAPES:
-        return
+def _type_error(obj: list[Any]) -> RecordDecodeError:
+    """Which element of a version 1 array has the wrong type (the reader's slow path)."""
     for i, (value, allowed) in enumerate(zip(obj, _V1_TYPES)):
         if type(value) not in allowed:
             want = " or ".join("nil" if t is type(None) else t.__name__ for t in allowed)
-            raise RecordDecodeError(
-                f"field {_V1_NAMES[i]!r} must be {want}, got {type(value).__name__}"
-            )
-    _OK_SHAPES.add(shape)
+            return RecordDecodeError(f"field {_V1_NAMES[i]!r} must be {want}, got {type(value).__name__}")
+    return RecordDecodeError("a version 1 record has an element of the wrong type")  # pragma: no cover
 
 
 def decode_record(data: bytes) -> Record:
@@ -374,23 +365,51 @@ def record_from_array(obj: object) -> Record:
         )
     if len(obj) != _V1_LEN:
         raise RecordDecodeError(f"a version 1 record has {_V1_LEN} elements, got {len(obj)}")
-    _check_shape(obj)
+    return _read_v1(obj)
+
+
+def _decimal(name: str, text: str | None) -> Decimal | None:
+    if text is None:
+        return None
+    d = _DEC_CACHE.get(text)
+    return d if d is not None else _parse_decimal(name, text)
+
+
+def _read_v1(obj: list[Any]) -> Record:
+    # Straight-line on purpose: every record received by every node comes through here, and
+    # one pass over named locals costs about half of generic per-element loops.
+    (_, origin, seq, txn, type_value, status, wall_ns, logical, node, account, symbol, side,
+     order_qty, cash_order_qty, price, ord_type, tif, cl_ord_id, orig_cl_ord_id, venue, session,
+     venue_order_id, exec_id, last_qty, last_px, cum_qty, avg_px, text, extra) = obj
+    if not (
+        type(origin) is str and type(seq) is int and type(txn) is str and type(type_value) is str
+        and type(status) is str and type(wall_ns) is int and type(logical) is int and type(node) is str
+        and type(account) is str and type(symbol) is str and type(side) is str
+        and (order_qty is None or type(order_qty) is str)
+        and (cash_order_qty is None or type(cash_order_qty) is str)
+        and (price is None or type(price) is str)
+        and type(ord_type) is str and type(tif) is str and type(cl_ord_id) is str
+        and type(orig_cl_ord_id) is str and type(venue) is str and type(session) is str
+        and type(venue_order_id) is str and type(exec_id) is str
+        and (last_qty is None or type(last_qty) is str) and (last_px is None or type(last_px) is str)
+        and (cum_qty is None or type(cum_qty) is str) and (avg_px is None or type(avg_px) is str)
+        and type(text) is str and (extra is None or type(extra) is dict)
+    ):
+        raise _type_error(obj)
     try:
-        check_node_id(obj[1], "field 'origin'")
-        check_node_id(obj[8], "field 'hlc.node'")
+        if origin not in _GOOD_NODE_IDS:
+            check_node_id(origin, "field 'origin'")
+        if node not in _GOOD_NODE_IDS:
+            check_node_id(node, "field 'hlc.node'")
     except ValueError as exc:
         raise RecordDecodeError(str(exc)) from None
-    if obj[2] < 1:
-        raise RecordDecodeError(f"field 'seq' must be >= 1, got {obj[2]}")
-    if obj[6] < 0 or obj[7] < 0:
-        raise RecordDecodeError(f"hlc wall_ns and logical must be >= 0, got {obj[6]}, {obj[7]}")
-    rtype = _TYPES.get(obj[4])
+    if seq < 1:
+        raise RecordDecodeError(f"field 'seq' must be >= 1, got {seq}")
+    if wall_ns < 0 or logical < 0:
+        raise RecordDecodeError(f"hlc wall_ns and logical must be >= 0, got {wall_ns}, {logical}")
+    rtype = _TYPES.get(type_value)
     if rtype is None:
-        raise RecordDecodeError(f"unknown record type {obj[4][:40]!r}")
-    for i in _DEC_IDX:
-        if obj[i] is not None:
-            obj[i] = _parse_decimal(_V1_NAMES[i], obj[i])
-    extra = obj[28]
+        raise RecordDecodeError(f"unknown record type {type_value[:40]!r}")
     if extra:
         for k, x in extra.items():
             if type(k) is not str:
@@ -402,15 +421,37 @@ def record_from_array(obj: object) -> Record:
         extra = MappingProxyType(extra)
     else:
         extra = _EMPTY
-    # Every value is checked above (types by shape, node ids, seq, hlc, type, decimals,
-    # extra), as strictly as Hlc and Record check them: build both without re-checking.
-    hlc = hlc_unchecked(obj[6], obj[7], obj[8])
-    values = obj[1:6]
-    values[3] = rtype
-    values.append(hlc)
-    values.extend(obj[9:28])
-    values.append(extra)
-    return _make_checked_record(values)
+    # Every value is checked above as strictly as Hlc and Record check them: build both
+    # without re-checking (see "fast construction").
+    r: Any = _RecordShell()
+    r.origin = origin
+    r.seq = seq
+    r.txn = txn
+    r.type = rtype
+    r.status = status
+    r.hlc = hlc_unchecked(wall_ns, logical, node)
+    r.account = account
+    r.symbol = symbol
+    r.side = side
+    r.order_qty = _decimal("order_qty", order_qty)
+    r.cash_order_qty = _decimal("cash_order_qty", cash_order_qty)
+    r.price = _decimal("price", price)
+    r.ord_type = ord_type
+    r.tif = tif
+    r.cl_ord_id = cl_ord_id
+    r.orig_cl_ord_id = orig_cl_ord_id
+    r.venue = venue
+    r.session = session
+    r.venue_order_id = venue_order_id
+    r.exec_id = exec_id
+    r.last_qty = _decimal("last_qty", last_qty)
+    r.last_px = _decimal("last_px", last_px)
+    r.cum_qty = _decimal("cum_qty", cum_qty)
+    r.avg_px = _decimal("avg_px", avg_px)
+    r.text = text
+    r.extra = extra
+    r.__class__ = Record
+    return cast(Record, r)
 
 
 # ---------------------------------------------------------------------------------------
