@@ -187,53 +187,73 @@ class WriteBatch:
         """Insert received records of one or more origins of ``origin_role``, idempotently."""
         log = self._log
         out = InsertOutcome()
+        node_id = log.node_id
+        # Received records come in runs of one origin: its state, holding and key prefix are
+        # looked up once per run and its new state is stored when the run ends.
+        origin: str | None = None
+        role, hwm, max_seq = origin_role, 0, 0
+        how = Holding.READ_ONLY
+        db: Any = None
+        puts = self._ro_puts
+        tag = prefix = b""
         for rec, data in items:
-            origin = rec.origin
-            st = self.state(origin)
-            if st is None:
-                st = OriginState(origin_role)
-            elif st.role is not origin_role:
-                out.rejected.append(f"{origin} is a {st.role.value} node here, not {origin_role.value}")
-                continue
+            if rec.origin != origin:
+                if origin is not None:
+                    self._set_state(origin, role, hwm, max_seq)
+                    origin = None
+                o = rec.origin
+                st = self.state(o)
+                if st is None:
+                    role, hwm, max_seq = origin_role, 0, 0
+                elif st.role is not origin_role:
+                    out.rejected.append(f"{o} is a {st.role.value} node here, not {origin_role.value}")
+                    continue
+                else:
+                    role, hwm, max_seq = st.role, st.hwm, st.max_seq
+                held = holding_for(node_id, log.role, o, origin_role)
+                if held is None:
+                    out.rejected.append(f"a {log.role.value} node does not hold records of {origin_role.value} {o}")
+                    continue
+                origin, how = o, held
+                auth = how is Holding.AUTHORITATIVE
+                db, puts, tag = (log._auth, self._auth_puts, b"a") if auth else (log._ro, self._ro_puts, b"r")
+                prefix = o.encode() + _SEP
             seq = rec.seq
-            hwm, max_seq = st.hwm, st.max_seq
             if seq <= hwm:
                 out.duplicates += 1
-                continue
-            how = holding_for(log.node_id, log.role, origin, origin_role)
-            if how is None:
-                out.rejected.append(
-                    f"a {log.role.value} node does not hold records of {origin_role.value} {origin}"
-                )
                 continue
             txn_b = rec.txn.encode()
             if len(txn_b) > MAX_TXN_BYTES:
                 out.rejected.append(f"{origin}#{seq}: txn longer than {MAX_TXN_BYTES} bytes")
                 continue
-            key = record_key(origin, seq)
-            auth = how is Holding.AUTHORITATIVE
+            key = prefix + seq.to_bytes(8, "big")
             if seq <= max_seq:  # inside a gap: it may be here already
                 self._flush_puts()
-                if self._txn.get(key, db=log._auth if auth else log._ro) is not None:
+                if self._txn.get(key, db=db) is not None:
                     out.duplicates += 1
                     continue
-            (self._auth_puts if auth else self._ro_puts).append((key, data))
-            self._txn_puts.append((b"t" + txn_b, (b"a" if auth else b"r") + key))
-            max_seq = max(max_seq, seq)
+            puts.append((key, data))
+            self._txn_puts.append((b"t" + txn_b, tag + key))
+            if seq > max_seq:
+                max_seq = seq
             if seq == hwm + 1:
                 hwm = seq
                 if max_seq > hwm:  # this closed a gap: records after it may already be here
-                    hwm = self._scan_contiguous(log._auth if auth else log._ro, origin, hwm)
-            if origin == log.node_id:
+                    hwm = self._scan_contiguous(db, origin, hwm)
+            if origin == node_id:
                 self.own = True  # our own records coming back (a rebuilt log): as durable as appends
-            if origin == log.node_id and self._own_max >= 0:
-                self._own_hwm, self._own_max = hwm, max_seq
-            else:
-                self._states[origin] = OriginState(st.role, hwm, max_seq)
-            item = Inserted(rec, data, origin_role, how)
+            item: Inserted = _tuple_new(Inserted, (rec, data, origin_role, how))
             out.inserted.append(item)
             self.new.append(item)
+        if origin is not None:
+            self._set_state(origin, role, hwm, max_seq)
         return out
+
+    def _set_state(self, origin: str, role: Role, hwm: int, max_seq: int) -> None:
+        if origin == self._log.node_id and self._own_max >= 0:
+            self._own_hwm, self._own_max = hwm, max_seq
+        else:
+            self._states[origin] = OriginState(role, hwm, max_seq)
 
     def _flush_puts(self) -> None:
         log, txn = self._log, self._txn
