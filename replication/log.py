@@ -234,7 +234,7 @@ class WriteBatch:
                     continue
             puts.append((key, data))
             self._txn_puts.append((b"t" + txn_b, tag + key))
-            if seq > max_seq:
+            if seq > max_seq:  # noqa: PLR1730 - a compare is cheaper than a call to max() here
                 max_seq = seq
             if seq == hwm + 1:
                 hwm = seq
