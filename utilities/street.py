@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from fixgw.application import MessageCracker, handles
 from fixgw.config import SessionID
 from fixgw.message import Message
+from fixgw.session import utc_timestamp
 from replication.codec import decode_record
 from replication.errors import RecordDecodeError
 from replication.record import Record, RecordType
@@ -94,8 +95,9 @@ def txn_of(venue_cl_ord_id: str) -> str:
     return venue_cl_ord_id.split("~", 1)[0]
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y%m%d-%H:%M:%S.%f")[:-3]
+def _now() -> bytes:
+    # TransactTime (60): the engine's per-millisecond cached stamp (strftime per order was ~4% of a street's CPU)
+    return utc_timestamp(time.time())
 
 
 class StreetUtility(MessageCracker):
@@ -187,9 +189,9 @@ class StreetUtility(MessageCracker):
             log.warning("%s: command of type %s ignored", self.name, r.type.value)
 
     def _order_fields(self, r: Record) -> dict[str, Any]:
-        return dict(account=r.account, symbol=r.symbol, side=r.side, order_qty=r.order_qty,
-                    cash_order_qty=r.cash_order_qty, price=r.price, ord_type=r.ord_type, tif=r.tif,
-                    cl_ord_id=r.cl_ord_id, orig_cl_ord_id=r.orig_cl_ord_id, venue=r.venue, session=r.session)
+        return {"account": r.account, "symbol": r.symbol, "side": r.side, "order_qty": r.order_qty,
+                "cash_order_qty": r.cash_order_qty, "price": r.price, "ord_type": r.ord_type, "tif": r.tif,
+                "cl_ord_id": r.cl_ord_id, "orig_cl_ord_id": r.orig_cl_ord_id, "venue": r.venue, "session": r.session}
 
     async def _new_order(self, order: Record) -> None:
         txn = order.txn
