@@ -88,6 +88,7 @@ class CustomerUtility(MessageCracker):
         self._txn_prefix = node_name + "-"
         self._venues = {v for vs in self.streets.values() for v in vs}
         self._flush_scheduled = False
+        self._reach: dict[tuple[str, str], bool] = {}   # _can_reach answers of the current routing pass
         self.counters = {"orders": 0, "rejects": 0, "reports": 0, "routed": 0}
 
     # ------------------------------------------------------------------ start-up
@@ -383,10 +384,17 @@ class CustomerUtility(MessageCracker):
         return live[hash(p.record.txn) % len(live)]
 
     def _can_reach(self, street: str, venue: str) -> bool:
-        hb = self.liveness.heartbeat(street)
-        return self.liveness.alive(street) and hb is not None and venue in hb.venues
+        reach = self._reach
+        ok = reach.get((street, venue))
+        if ok is None:
+            hb = self.liveness.heartbeat(street)
+            ok = reach[(street, venue)] = self.liveness.alive(street) and hb is not None and venue in hb.venues
+        return ok
 
     def _route_due(self, only: list[str] | None = None) -> None:
+        # one routing pass asks the liveness of each (street, venue) once, not once per command
+        # (the periodic pass goes over every unanswered command: thousands under a burst)
+        self._reach = {}
         for p, street in self.router.due(self._choose, only):
             self.counters["routed"] += 1
             self._outbox.setdefault(street, []).append(encode_record(p.record))
