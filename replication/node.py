@@ -138,7 +138,6 @@ class ReplicationNode:
         self._max_batch_records = max_batch_records
         self._max_batch_bytes = max_batch_bytes
         self._resend_chunk = resend_chunk
-        self._outbox_limit = outbox_limit
         self._backoff_max = backoff_max
         self._mqtt = mqtt
         self._catchup = CatchUp(
@@ -154,7 +153,10 @@ class ReplicationNode:
         self._extra_subscriptions = list(extra_subscriptions)
         self._on_extra_message = on_extra_message
         self._counters = _Counters()
-        self._outbox: collections.deque[tuple[int, bytes]] = collections.deque()
+        # own records not yet published, newest last; beyond the limit the oldest fall out (in
+        # C, as the deque appends) and the publisher reads those back from LMDB
+        self._outbox: collections.deque[tuple[int, bytes]] = collections.deque(
+            maxlen=max(1, outbox_limit))
         self._log: RecordLog | None = None
         self._writer: Any = None
         self._bus: MqttBus | None = None
@@ -368,10 +370,7 @@ class ReplicationNode:
         self._committed_head = head
         c.received += received
         if appended:
-            outbox = self._outbox
             c.appended += appended
-            while len(outbox) > self._outbox_limit:
-                outbox.popleft()  # the publisher reads those back from LMDB
             self._pub_wakeup.set()
         listeners = self._listeners
         if listeners:
