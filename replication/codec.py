@@ -369,6 +369,8 @@ def record_from_array(obj: object) -> Record:
 
 
 def _decimal(name: str, text: str | None) -> Decimal | None:
+    # the cache looked up here first: going through _parse_decimal (a call and a type check
+    # more) costs 7% of a whole decode
     if text is None:
         return None
     d = _DEC_CACHE.get(text)

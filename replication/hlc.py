@@ -97,12 +97,7 @@ class HybridLogicalClock:
             wall, logical = self._wall, self._logical
             for _ in range(n):
                 logical += 1
-                h: Any = _HlcShell()  # hlc_unchecked, inline: a call per stamp costs more
-                h.wall_ns = wall
-                h.logical = logical
-                h.node = node
-                h.__class__ = Hlc
-                out.append(h)
+                out.append(hlc_unchecked(wall, logical, node))
             self._logical = logical
         return out
 

@@ -67,8 +67,13 @@ _SEP = b"\x00"
 _TAG = {Holding.AUTHORITATIVE: b"a", Holding.READ_ONLY: b"r"}
 
 
+def key_prefix(origin: str) -> bytes:
+    """What every record key of ``origin`` starts with (then its seq, 8 bytes big-endian)."""
+    return origin.encode() + _SEP
+
+
 def record_key(origin: str, seq: int) -> bytes:
-    return origin.encode() + _SEP + seq.to_bytes(8, "big")
+    return key_prefix(origin) + seq.to_bytes(8, "big")
 
 
 def split_key(key: bytes) -> tuple[str, int]:
@@ -191,7 +196,7 @@ class WriteBatch:
         # Received records come in runs of one origin: its state, holding and key prefix are
         # looked up once per run and its new state is stored when the run ends.
         origin: str | None = None
-        role, hwm, max_seq = origin_role, 0, 0
+        hwm = max_seq = 0
         how = Holding.READ_ONLY
         db: Any = None
         puts = self._ro_puts
@@ -199,25 +204,23 @@ class WriteBatch:
         for rec, data in items:
             if rec.origin != origin:
                 if origin is not None:
-                    self._set_state(origin, role, hwm, max_seq)
+                    self._set_state(origin, origin_role, hwm, max_seq)
                     origin = None
                 o = rec.origin
                 st = self.state(o)
                 if st is None:
-                    role, hwm, max_seq = origin_role, 0, 0
+                    hwm = max_seq = 0
                 elif st.role is not origin_role:
                     out.rejected.append(f"{o} is a {st.role.value} node here, not {origin_role.value}")
                     continue
                 else:
-                    role, hwm, max_seq = st.role, st.hwm, st.max_seq
+                    hwm, max_seq = st.hwm, st.max_seq
                 held = holding_for(node_id, log.role, o, origin_role)
                 if held is None:
                     out.rejected.append(f"a {log.role.value} node does not hold records of {origin_role.value} {o}")
                     continue
-                origin, how = o, held
-                auth = how is Holding.AUTHORITATIVE
-                db, puts, tag = (log._auth, self._auth_puts, b"a") if auth else (log._ro, self._ro_puts, b"r")
-                prefix = o.encode() + _SEP
+                origin, how, tag, prefix = o, held, _TAG[held], key_prefix(o)
+                db, puts = (log._auth, self._auth_puts) if held is Holding.AUTHORITATIVE else (log._ro, self._ro_puts)
             seq = rec.seq
             if seq <= hwm:
                 out.duplicates += 1
@@ -246,7 +249,7 @@ class WriteBatch:
             out.inserted.append(item)
             self.new.append(item)
         if origin is not None:
-            self._set_state(origin, role, hwm, max_seq)
+            self._set_state(origin, origin_role, hwm, max_seq)
         return out
 
     def _set_state(self, origin: str, role: Role, hwm: int, max_seq: int) -> None:
@@ -358,7 +361,7 @@ class RecordLog:
         self._by_txn = names["by_txn"]
         self._origins, self._meta = names["origins"], names["meta"]
         self.node_id, self.role = self._check_meta(node_id, role)
-        self._own_prefix = self.node_id.encode() + _SEP
+        self._own_prefix = key_prefix(self.node_id)
         self._states: dict[str, OriginState] = self._load_states()
 
     # -- opening -------------------------------------------------------------------------

@@ -115,7 +115,7 @@ class GroupCommitWriter:
         fut: asyncio.Future[Record] = _Future(loop=loop)
         pending = self._pending
         if not pending:
-            loop.call_soon(self._flush)  # end of this loop turn: hand the batch to the thread
+            loop.call_soon(self._flush)  # end of this loop turn: commit the batch (inline or in the thread)
         # tuple.__new__ directly: a NamedTuple's own __new__ is a Python frame (~0.3 us)
         pending.append(_tuple_new(_Append, (fields, fut)))
         return fut
