@@ -23,7 +23,7 @@ from typing import Any
 from fixgw import eventloop
 from fixgw.cli import CliError
 from fixgw.framing import Framer, Garbled
-from fixgw.loadclient import _Client, _pct
+from fixgw.loadclient import _Client, _pct, tag_value
 from fixgw.message import Message, parse_fields
 from fixgw.session import utc_timestamp
 
@@ -55,15 +55,6 @@ async def _logon(host: str, port: int, sender: str, target: str, begin: str) -> 
                 raise CliError(f"{c.name}: logon refused: {item.get_str(58, '')}")
 
 
-def _tag(raw: bytes, tag: bytes) -> bytes | None:
-    """The value of ``tag`` (b"11") in a frame, found without parsing the whole message."""
-    i = raw.find(b"\x01" + tag + b"=")
-    if i < 0:
-        return None
-    i += len(tag) + 2
-    return raw[i:raw.find(b"\x01", i)]
-
-
 async def _read_raw(c: _Conn, deadline: float) -> list[bytes]:
     """The next valid frames (at least one), answering TestRequests on the way. The bench's
     readers look at four tags of each: parsing every field of every ExecutionReport was a
@@ -73,8 +64,8 @@ async def _read_raw(c: _Conn, deadline: float) -> list[bytes]:
         while (item := c.framer.next_raw()) is not None:
             if isinstance(item, Garbled):
                 continue
-            if _tag(item, b"35") == b"1":
-                c.writer.write(c.client._msg(b"0", [(112, _tag(item, b"112") or b"")], time.time()))
+            if tag_value(item, b"35") == b"1":
+                c.writer.write(c.client._msg(b"0", [(112, tag_value(item, b"112") or b"")], time.time()))
                 continue
             out.append(item)
         if out:
@@ -148,16 +139,16 @@ async def run(cfg: Any, *, sessions: int, orders: int, rate: float, seconds: flo
                     continue
                 now = perf()
                 for raw in frames:
-                    mt = _tag(raw, b"35")
+                    mt = tag_value(raw, b"35")
                     if mt != b"8":
                         if mt in (b"3", b"j"):
-                            rejects.append((_tag(raw, b"58") or b"").decode("latin-1"))
+                            rejects.append((tag_value(raw, b"58") or b"").decode("latin-1"))
                         continue
-                    cid = _tag(raw, b"11") or b""
+                    cid = tag_value(raw, b"11") or b""
                     t = sent_at.get(cid)
                     if t is None:
                         continue
-                    et = _tag(raw, b"150")
+                    et = tag_value(raw, b"150")
                     if et == b"A" and cid not in acked:
                         acked[cid] = (now - t) / 1000.0
                         last_ack[0] = now
@@ -165,7 +156,7 @@ async def run(cfg: Any, *, sessions: int, orders: int, rate: float, seconds: flo
                         filled[cid] = (now - t) / 1000.0
                         last_fill[0] = now
                     elif et == b"8":
-                        rejects.append((_tag(raw, b"58") or b"").decode("latin-1"))
+                        rejects.append((tag_value(raw, b"58") or b"").decode("latin-1"))
                         acked.setdefault(cid, (now - t) / 1000.0)
         except (ConnectionError, OSError):
             return
