@@ -42,31 +42,34 @@ _BLOCK = 512
 _SLOTS = 1024  # the 512-byte writes cycle over a preallocated 512 KiB: no file growth, no metadata
 
 
-def paced(op: Callable[[int], None], rate: float, seconds: float) -> list[int]:
+def paced(op: Callable[[int], None], rate: float, seconds: float, *,
+          monotonic: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+          timer: Callable[[], int] = time.perf_counter_ns) -> list[int]:
     """Run ``op(i)`` about ``rate`` times a second for ``seconds``; each call's duration (ns).
 
-    A call that starts late (the previous one was slow) is not made up for with a burst:
-    the next start is the later of its slot and now, so every sample is one sync alone.
+    A call that starts late (the previous one was slow, or the process was not scheduled) is
+    not made up for with a burst: starts are at least one interval apart, so every sample is
+    one sync with the disk left alone since the last.
     """
     if rate <= 0 or seconds <= 0:
         raise ValueError(f"rate and seconds must be positive (rate={rate}, seconds={seconds})")
     interval = 1.0 / rate
     limit = int(rate * seconds)
     samples: list[int] = []
-    clock = time.perf_counter_ns
-    start = time.monotonic()
+    start = monotonic()
     deadline = start + seconds
     next_at = start
     for i in range(limit):
-        now = time.monotonic()
-        if now >= deadline:
+        now = monotonic()
+        if max(now, next_at) >= deadline:  # no call starts after the deadline
             break
         if next_at > now:
-            time.sleep(next_at - now)
-        t = clock()
+            sleep(next_at - now)
+        began = monotonic()
+        t = timer()
         op(i)
-        samples.append(clock() - t)
-        next_at = max(next_at + interval, time.monotonic())
+        samples.append(timer() - t)
+        next_at = max(next_at, began) + interval
     return samples
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import subprocess
 import sys
@@ -37,17 +36,37 @@ def test_paced_is_bounded_in_count_and_time_and_calls_in_order() -> None:
         diskbench.paced(calls.append, rate=0.0, seconds=1.0)
 
 
-def test_a_slow_operation_is_not_made_up_for_with_a_burst() -> None:
+class FrozenTime:
+    """A clock that moves only when the code under test sleeps or an operation takes time."""
+
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def monotonic(self) -> float:
+        return self.t
+
+    def sleep(self, d: float) -> None:
+        assert d > 0
+        self.t += d
+
+    def ns(self) -> int:
+        return round(self.t * 1e9)
+
+
+def test_paced_keeps_its_slots_and_never_bursts_after_a_late_call() -> None:
+    clock = FrozenTime()
     starts: list[float] = []
+    durations = {0: 0.001, 3: 0.035}  # call 3 overruns three and a half slots
 
     def op(i: int) -> None:
-        starts.append(time.monotonic())
-        if i == 0:
-            time.sleep(0.1)  # ten slots late
+        starts.append(round(clock.t - 100.0, 6))
+        clock.t += durations.get(i, 0.001)
 
-    diskbench.paced(op, rate=100.0, seconds=0.3)
-    gaps = [b - a for a, b in itertools.pairwise(starts[1:])]
-    assert gaps and min(gaps) >= 0.005  # paced at ~10 ms after the slow call, not back to back
+    samples = diskbench.paced(op, rate=100.0, seconds=0.1, monotonic=clock.monotonic, sleep=clock.sleep,
+                              timer=clock.ns)
+    # on the 10 ms grid until the late call, then one interval after each start: no catch-up burst
+    assert starts == [0.0, 0.01, 0.02, 0.03, 0.065, 0.075, 0.085, 0.095]
+    assert samples == [1_000_000] * 3 + [35_000_000] + [1_000_000] * 4
 
 
 def test_each_commit_sample_is_one_durable_record(tmp_path: Path) -> None:
