@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from fixgw import eventloop
+from fixgw import eventloop, hostcpu
 from fixgw.cli import CliError
 from fixgw.framing import Framer, Garbled
 from fixgw.loadclient import _Client, _pct, tag_value
@@ -163,6 +163,7 @@ async def run(cfg: Any, *, sessions: int, orders: int, rate: float, seconds: flo
 
     readers = [asyncio.create_task(reader(c)) for c in conns]
     run_id = b"%x" % (time.time_ns() // 1_000_000 % 0xFFFFFFF)   # ClOrdIDs unique across runs
+    cpu_before = hostcpu.read()
     t0_ns = perf()
     t0 = time.perf_counter()
     t_end = time.monotonic() + seconds
@@ -203,6 +204,7 @@ async def run(cfg: Any, *, sessions: int, orders: int, rate: float, seconds: flo
                 break
             await asyncio.sleep(0.05)
         ack_elapsed = time.perf_counter() - t0
+        host = hostcpu.usage(cpu_before, hostcpu.read())
     finally:
         done.set()
         for t in readers:
@@ -230,6 +232,11 @@ async def run(cfg: Any, *, sessions: int, orders: int, rate: float, seconds: flo
         "fill_p50_us": round(_pct(fills, 0.5), 1),
         "fill_p99_us": round(_pct(fills, 0.99), 1),
         "lost": lost,
+        # the whole machine over the load phase (cluster, bench and anything else; Linux only):
+        # percentiles taken with the CPUs busy or stolen are not comparable with quiet ones
+        "host_busy_pct": host.busy_pct if host else None,
+        "host_steal_pct": host.steal_pct if host else None,
+        "host_cpus": host.cpus if host else None,
     }
 
 
@@ -292,4 +299,7 @@ def main(args: argparse.Namespace) -> int:
               f"{res['orders_per_s']:.0f} orders/s (offered {rate:g}/s); ack p50 {res['ack_p50_us']:.0f} us "
               f"p99 {res['ack_p99_us']:.0f} us; fill p50 {res['fill_p50_us']:.0f} us p99 {res['fill_p99_us']:.0f} us; "
               f"filled {res['filled']} ({res['filled_per_s']:.0f}/s), rejected {res['rejected']}, lost {res['lost']}")
+        if res["host_busy_pct"] is not None:
+            print(f"machine during the load: {res['host_cpus']} CPUs, {res['host_busy_pct']:.0f}% busy, "
+                  f"{res['host_steal_pct']:.0f}% stolen by the hypervisor")
     return 0 if res["lost"] == 0 else 1
