@@ -8,6 +8,7 @@ which venue lists which symbol, the venues' configuration.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -29,6 +30,7 @@ from utilities.liveness import Heartbeat, Liveness, another_run_of
 
 log = logging.getLogger("fixgw.node")
 STATUS_FILE = "status.json"
+FAREWELL_TIMEOUT_S = 0.5  # the last heartbeat (state "stopping") on the way out
 BEGIN_STRINGS = ("FIX.4.2", "FIX.4.4")
 
 
@@ -167,12 +169,17 @@ class NodeProcess:
             log.info("%s (%s) ready", me.name, me.role)
             await self._stop.wait()
             self.state = "stopping"
-            await self._beat()
+            log.info("%s (%s) stopping", me.name, me.role)
+            # a farewell heartbeat is a courtesy: never wait on a broker that is going away
+            # (a QoS 0 publish caught by a dropped connection would wait the publish timeout)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._beat(), FAREWELL_TIMEOUT_S)
             if self.engine is not None:
                 await self.engine.stop()
             for t in background:
                 t.cancel()
             self._write_status()
+        log.info("%s (%s) stopped", me.name, me.role)
         return 0
 
     async def _catch_up_with_firm(self, node: ReplicationNode, timeout: float) -> bool:

@@ -102,20 +102,28 @@ def _wait_ready(cfg: Any, child: Child, timeout: float) -> None:
     raise CliError(f"{child.name} did not report ready within {timeout:.0f}s; see {child.log_path}")
 
 
-def _stop_all(children: list[Child], out: TextIO) -> None:
-    # customers first (no new orders), then streets, firm, venues, broker last
-    for child in reversed(children):
-        if child.proc.poll() is None:
-            child.proc.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 10
-    for child in reversed(children):
-        left = max(0.1, deadline - time.monotonic())
-        try:
-            child.proc.wait(left)
-        except subprocess.TimeoutExpired:
-            print(f"fixgw: {child.name} did not stop in time: killed", file=out)
-            child.proc.kill()
-            child.proc.wait()
+# the order of a clean stop: customers first (no new orders), then the streets and the firm,
+# then the venues, and the broker last, once every node has gone (a node stopping still
+# publishes what it has committed, and says goodbye on the bus)
+STOP_ORDER = (("customer",), ("street", "firm"), ("venue",), ("broker",))
+STOP_TIMEOUT_S = 10.0  # per step; a process still running then is killed
+
+
+def _stop_all(children: list[Child], out: TextIO, timeout: float = STOP_TIMEOUT_S) -> None:
+    steps = [[c for c in children if c.kind in kinds] for kinds in STOP_ORDER]
+    steps.append([c for c in children if not any(c.kind in kinds for kinds in STOP_ORDER)])
+    for step in steps:
+        for child in step:
+            if child.proc.poll() is None:
+                child.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for child in step:
+            try:
+                child.proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                print(f"fixgw: {child.name} did not stop in time: killed", file=out)
+                child.proc.kill()
+                child.proc.wait()
 
 
 def _check_ports_free(cfg: Any) -> None:
