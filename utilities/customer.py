@@ -1,7 +1,8 @@
 """The customer utility: a FIX acceptor for customers' order entry and status inquiries.
 
 Flow (DESIGN.md, Order flow): a NewOrderSingle is validated (session may trade the account;
-firm limits from the firm's read-only records; duplicate ClOrdID), given a transaction
+firm limits from the firm's read-only records; duplicate ClOrdID within the trading day,
+:mod:`utilities.clordids`), given a transaction
 number no other utility can produce, appended durably, and only then acknowledged
 (ExecutionReport PendingNew) or refused (ExecutionReport Rejected with the reason). The
 order is then routed to a street utility, at least once (:mod:`utilities.routing`). Street
@@ -13,6 +14,7 @@ either customer utility answers the same.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -25,6 +27,8 @@ from fixgw.message import Message
 from replication.codec import encode_record
 from replication.record import Record, RecordType
 from utilities import execreports as er
+from utilities.books import NEW_YORK, trade_date_of
+from utilities.clordids import ClOrdIds
 from utilities.liveness import Liveness
 from utilities.risk import RiskView
 from utilities.routing import Pending, Router, command_topic, encode_commands
@@ -39,9 +43,8 @@ STREET_TYPES = frozenset({
     RecordType.VENUE_REJECT, RecordType.FILL, RecordType.CANCELED, RecordType.REPLACED,
     RecordType.EXPIRED, RecordType.CANCEL_REJECTED, RecordType.VENUE_STATUS, RecordType.TAKEOVER,
 })
-CUSTOMER_ORDER_TYPES = frozenset({
-    RecordType.ORDER, RecordType.ORDER_REJECTED, RecordType.CANCEL_REQUEST, RecordType.REPLACE_REQUEST,
-})
+# the accepted requests of a client, each under a ClOrdID of its own (a refused one takes none)
+TAKES_CLORDID = frozenset({RecordType.ORDER, RecordType.CANCEL_REQUEST, RecordType.REPLACE_REQUEST})
 ORD_TYPES = {"1": "market", "2": "limit"}
 TIFS = {"0", "1", "3", "4", "6"}
 
@@ -62,6 +65,7 @@ class CustomerUtility(MessageCracker):
         publish: Callable[[str, bytes], Awaitable[None]],
         reference_prices: Mapping[str, Decimal] | None = None,
         default_venue: str = "",
+        today: Callable[[], dt.date] | None = None,  # the trading day (New York date); injectable for tests
     ) -> None:
         self.node = node
         self.name = node_name
@@ -76,7 +80,9 @@ class CustomerUtility(MessageCracker):
         self.default_venue = default_venue
         self.risk = RiskView(dict(reference_prices or {}))
         self.router = Router()
-        self.by_clid: dict[tuple[str, str], str] = {}      # (client CompID, ClOrdID) -> txn
+        self.today = today or (lambda: dt.datetime.now(NEW_YORK).date())
+        self.clids = ClOrdIds(lambda txn: txn in self.risk.open)
+        self._day: dt.date | None = None
         self.begin_of: dict[str, str] = {}                 # client CompID -> BeginString last used
         self.txns: TxnAllocator | None = None
         self.logged_on: set[SessionID] = set()
@@ -110,12 +116,25 @@ class CustomerUtility(MessageCracker):
             for s in recs:
                 if s.type in STREET_TYPES:
                     self.router.answered_by(s)
+        self._trading_day()  # forget the ids of earlier days whose orders are done
         self.node.add_listener(self.on_record)
 
     def _index(self, r: Record) -> None:
         self.risk.apply(r)
-        if r.type in CUSTOMER_ORDER_TYPES and r.session and r.cl_ord_id:
-            self.by_clid.setdefault((r.session, r.cl_ord_id), r.txn)
+        if r.type in TAKES_CLORDID and r.session and r.cl_ord_id:
+            self.clids.learn(r.session, r.cl_ord_id, r.txn, trade_date_of(r.hlc))
+
+    def _trading_day(self) -> dt.date:
+        """Today; on the first call of a new trading day, the ids of earlier days whose
+        orders are done are forgotten (ClOrdIDs are unique within a day)."""
+        today = self.today()
+        if today != self._day:
+            dropped = self.clids.roll(today)
+            if self._day is not None or dropped:
+                log.info("%s: trading day %s: %d ClOrdIDs of earlier days released, %d kept",
+                         self.name, today, dropped, len(self.clids))
+            self._day = today
+        return today
 
     # ------------------------------------------------------------------ FIX session
     async def from_admin(self, message: Message, session_id: SessionID) -> None:
@@ -157,19 +176,19 @@ class CustomerUtility(MessageCracker):
             price=price, ord_type=ord_type, tif=tif, cl_ord_id=cl, venue=venue, session=client,
             extra={"begin": sid.begin_string},
         )
-        reason = self._refuse(client, account, symbol, side, qty, cash_qty, price, ord_type, venue, cl)
+        today = self._trading_day()
+        reason = self._refuse(client, account, symbol, side, qty, cash_qty, price, ord_type, venue, cl, today)
         assert self.txns is not None
         txn = self.txns.next()
-        key = (client, cl)
         if reason is None:
-            self.by_clid[key] = txn      # before the await: a second order with this ClOrdID is a duplicate
+            self.clids.take(client, cl, txn, today)  # before the await: a second order with this ClOrdID is a duplicate
         self.counters["orders"] += 1
         self._spawn(self._new_order(sid, txn, fields, reason))
 
     def _refuse(self, client: str, account: str, symbol: str, side: str, qty: Decimal | None,
                 cash_qty: Decimal | None, price: Decimal | None, ord_type: str, venue: str,
-                cl: str) -> tuple[int, str] | None:
-        if (client, cl) in self.by_clid:
+                cl: str, today: dt.date) -> tuple[int, str] | None:
+        if self.clids.taken(client, cl, today):
             return er.REJ_DUPLICATE_ORDER, f"Duplicate ClOrdID {cl}"
         if not account:
             return er.REJ_BROKER_OPTION, "Account (1) is required: this session may trade several accounts"
@@ -203,7 +222,7 @@ class CustomerUtility(MessageCracker):
         self._route_due([self.router.add(rec)])
 
     def _find(self, client: str, cl: str | None, order_id: str | None) -> tuple[str, OrderStatus] | None:
-        txn = self.by_clid.get((client, cl)) if cl else None
+        txn = self.clids.txn_of(client, cl) if cl else None
         if txn is None and order_id:
             txn = order_id
         if txn is None:
@@ -227,7 +246,8 @@ class CustomerUtility(MessageCracker):
         orig = msg.require_str(41)
         response_to = er.RESPONSE_TO_REPLACE if replace else er.RESPONSE_TO_CANCEL
         found = self._find(client, orig, msg.get_str(37))
-        if (client, cl) in self.by_clid:
+        today = self._trading_day()
+        if self.clids.taken(client, cl, today):
             self._cxl_reject(sid, None, cl, orig, response_to, er.CXL_BROKER_OPTION, f"Duplicate ClOrdID {cl}")
             return
         if found is None:
@@ -257,7 +277,7 @@ class CustomerUtility(MessageCracker):
                 fields["price"] = new_px
             if msg.get_str(40):
                 fields["ord_type"] = msg.get_str(40)
-        self.by_clid[(client, cl)] = txn
+        self.clids.take(client, cl, txn, today)
         self._spawn(self._request(sid, txn, st, fields, replace))
 
     async def _request(self, sid: SessionID, txn: str, st: OrderStatus, fields: dict[str, Any], replace: bool) -> None:
@@ -418,6 +438,7 @@ class CustomerUtility(MessageCracker):
     async def run_router(self, interval: float = 0.2) -> None:
         while True:
             self._route_due()
+            self._trading_day()  # a new day frees old ids even while no order comes in
             await asyncio.sleep(interval)
 
 

@@ -1,0 +1,74 @@
+"""The ClOrdIDs a customer utility knows: which order each client's ClOrdID names, per trading day.
+
+FIX asks a client to keep ClOrdID unique within one trading day, and many clients start
+their ids again each day (``1``, ``2``, ... or a per-day counter). So an id is *taken* while
+it was used today, or while the order it names is still open (a good-till-cancel order from
+an earlier day: a second live order under the same id would make its cancels ambiguous).
+Once its day is over and its order is done, the id is free again and its entry is dropped,
+so the map holds one trading day of ids plus the open orders, whatever the uptime.
+
+Only accepted requests take an id (an order, a cancel or replace request): a request refused
+by the customer utility leaves the id to a corrected resend, as it does when it happens live.
+Pure logic, no I/O, no clock: the caller says what day it is.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class _Entry:
+    txn: str
+    day: dt.date
+
+
+class ClOrdIds:
+    """``(client CompID, ClOrdID) -> txn`` of the order it names, for the current trading day."""
+
+    __slots__ = ("_entries", "_is_open")
+
+    def __init__(self, is_open: Callable[[str], bool]) -> None:
+        """``is_open(txn)``: whether that order is still working (not filled, canceled, ...)."""
+        self._entries: dict[tuple[str, str], _Entry] = {}
+        self._is_open = is_open
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def taken(self, client: str, cl_ord_id: str, today: dt.date) -> bool:
+        """Whether a new request under this id would be a duplicate."""
+        e = self._entries.get((client, cl_ord_id))
+        # a later day than today (a peer's clock ahead across midnight) counts as today
+        return e is not None and (e.day >= today or self._is_open(e.txn))
+
+    def take(self, client: str, cl_ord_id: str, txn: str, today: dt.date) -> None:
+        """A request accepted now under this id (checked with :meth:`taken` first)."""
+        self._entries[(client, cl_ord_id)] = _Entry(txn, today)
+
+    def learn(self, client: str, cl_ord_id: str, txn: str, day: dt.date) -> None:
+        """An accepted request seen in a record (at start-up, or replicated from a peer).
+
+        The id's latest day wins: it names the order it was last used for. Within one day
+        the first one learnt stays (it is the one taken first; at start-up the log is read
+        in commit order), and learning the same request again changes nothing.
+        """
+        key = (client, cl_ord_id)
+        e = self._entries.get(key)
+        if e is None or day > e.day:
+            self._entries[key] = _Entry(txn, day)
+
+    def txn_of(self, client: str, cl_ord_id: str) -> str | None:
+        """The order this id names (the latest use), if known."""
+        e = self._entries.get((client, cl_ord_id))
+        return None if e is None else e.txn
+
+    def roll(self, today: dt.date) -> int:
+        """A new trading day: forget ids of earlier days whose order is done. Returns how many."""
+        is_open = self._is_open
+        stale = [k for k, e in self._entries.items() if e.day < today and not is_open(e.txn)]
+        for k in stale:
+            del self._entries[k]
+        return len(stale)
