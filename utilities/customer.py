@@ -45,6 +45,7 @@ STREET_TYPES = frozenset({
 })
 # the accepted requests of a client, each under a ClOrdID of its own (a refused one takes none)
 TAKES_CLORDID = frozenset({RecordType.ORDER, RecordType.CANCEL_REQUEST, RecordType.REPLACE_REQUEST})
+RISK_MEMORY = dt.timedelta(days=1)  # the risk view remembers finished orders and fills this long past their day
 ORD_TYPES = {"1": "market", "2": "limit"}
 TIFS = {"0", "1", "3", "4", "6"}
 
@@ -130,9 +131,11 @@ class CustomerUtility(MessageCracker):
         today = self.today()
         if today != self._day:
             dropped = self.clids.roll(today)
-            if self._day is not None or dropped:
-                log.info("%s: trading day %s: %d ClOrdIDs of earlier days released, %d kept",
-                         self.name, today, dropped, len(self.clids))
+            # late or repeated records of finished orders come within minutes: a day's margin
+            forgotten = self.risk.forget_before(today - RISK_MEMORY)
+            if self._day is not None or dropped or forgotten:
+                log.info("%s: trading day %s: %d ClOrdIDs of earlier days released (%d kept), "
+                         "%d finished orders and fills forgotten", self.name, today, dropped, len(self.clids), forgotten)
             self._day = today
         return today
 

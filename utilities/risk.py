@@ -5,15 +5,22 @@ limits and whether it is active; customer ORDER records (own and peers') and str
 (read-only) move exposure. ``utilities.books`` folds the same facts for the firm's books,
 but refolding everything on every order would cost milliseconds; this view is updated per
 record in O(1) and answers a check in O(1).
+
+What it remembers of finished orders (which ones are closed, which fills it has counted)
+only guards against records that arrive late or twice: an order's ORDER record after its
+cancel, the same venue fill recorded by two street utilities around a takeover. Those come
+within minutes, so :meth:`RiskView.forget_before` drops them once their trading day is well
+past, and the view stays the size of the open orders plus a day or two of activity.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 from replication.record import Record, RecordType
-from utilities.books import account_opening
+from utilities.books import account_opening, trade_date_of
 from utilities.status import fill_key
 
 BUY = "1"
@@ -66,8 +73,8 @@ class RiskView:
         self.reserved_cash: dict[str, Decimal] = {}
         self.reserved_pos: dict[tuple[str, str], Decimal] = {}
         self.open: dict[str, _Open] = {}
-        self.closed: set[str] = set()
-        self.fills: set[str] = set()
+        self.closed: dict[str, dt.date] = {}    # txn -> trade date of the record that closed it
+        self.fills: dict[str, dt.date] = {}     # fill key -> trade date of the fill
         self.last_px: dict[str, Decimal] = dict(reference_prices or {})
 
     # ------------------------------------------------------------------ updates
@@ -80,11 +87,11 @@ class RiskView:
         elif t is RecordType.FILL:
             self._fill(r)
         elif t in TERMINAL_TYPES:
-            self._close(r.txn)
+            self._close(r)
         elif t is RecordType.REPLACED:
             self._replaced(r)
         elif t is RecordType.VENUE_STATUS and r.status in ("2", "4", "8", "C"):
-            self._close(r.txn)
+            self._close(r)
 
     def _account(self, r: Record) -> None:
         try:
@@ -127,7 +134,7 @@ class RiskView:
         qty, px = r.last_qty, r.last_px
         if key in self.fills or qty is None or px is None:
             return
-        self.fills.add(key)
+        self.fills[key] = trade_date_of(r.hlc)
         notional = qty * px
         pos_key = (r.account, r.symbol)
         if r.side == BUY:
@@ -143,7 +150,7 @@ class RiskView:
             o.qty = max(Decimal(0), o.qty - (notional if o.is_cash else qty))
             self._reserve(o, +1)
             if r.status == "2" or o.qty == 0:
-                self._close(r.txn)
+                self._close(r)
 
     def _replaced(self, r: Record) -> None:
         o = self.open.get(r.txn)
@@ -156,11 +163,23 @@ class RiskView:
             o.px = r.price
         self._reserve(o, +1)
 
-    def _close(self, txn: str) -> None:
-        self.closed.add(txn)
+    def _close(self, r: Record) -> None:
+        txn = r.txn
+        self.closed[txn] = trade_date_of(r.hlc)
         o = self.open.pop(txn, None)
         if o is not None:
             self._reserve(o, -1)
+
+    def forget_before(self, day: dt.date) -> int:
+        """Drop what is remembered of orders closed, and fills counted, before ``day``;
+        returns how many entries went. Open orders and the totals are untouched."""
+        closed = [k for k, d in self.closed.items() if d < day]
+        for k in closed:
+            del self.closed[k]
+        fills = [k for k, d in self.fills.items() if d < day]
+        for k in fills:
+            del self.fills[k]
+        return len(closed) + len(fills)
 
     # ------------------------------------------------------------------ queries
     def buying_power(self, account: str) -> Decimal:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
 import pytest
@@ -95,6 +96,25 @@ def test_risk_buying_power_position_and_limits() -> None:
     assert risk.sellable("ACC1", "AAPL") == Decimal(70)
     risk.apply(rec(RecordType.CANCELED, 3, txn="cfu1-0.1"))
     assert risk.buying_power("ACC1") == Decimal(820)
+
+
+def test_risk_forgets_finished_orders_and_fills_of_past_days_only() -> None:
+    day = dt.date(2024, 3, 5)  # the New York date of support_orderrecs' T0
+    risk = RiskView({"AAPL": Decimal(10)})
+    risk.apply(account("100000"))  # type: ignore[arg-type]
+    risk.apply(rec(RecordType.ORDER, 1, txn="A", order_qty=Decimal(10), price=Decimal(10)))
+    risk.apply(fill(2, 10, "10", "XA", txn="A", status="2"))               # A filled: closed
+    risk.apply(rec(RecordType.ORDER, 3, txn="B", order_qty=Decimal(20), price=Decimal(10)))   # B stays open
+    risk.apply(rec(RecordType.CANCELED, 4, txn="C"))                        # C's cancel before its ORDER ...
+    risk.apply(rec(RecordType.ORDER, 5, txn="C", order_qty=Decimal(30), price=Decimal(10)))   # ... which reserves nothing
+    bp = risk.buying_power("ACC1")
+    assert bp == Decimal(100000) - 100 - 200
+    assert risk.forget_before(day) == 0                                     # all of it is of that day
+    risk.apply(fill(2, 10, "10", "XA", txn="A", status="2"))               # the same fill from a peer street
+    assert risk.buying_power("ACC1") == bp
+    assert risk.forget_before(day + dt.timedelta(days=1)) == 3              # closed A and C, fill XA
+    assert set(risk.open) == {"B"} and not risk.closed and not risk.fills
+    assert risk.buying_power("ACC1") == bp and risk.sellable("ACC1", "AAPL") == Decimal(10)
 
 
 def test_router_repeats_until_answered_and_moves_off_a_dead_street() -> None:
