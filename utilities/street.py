@@ -42,6 +42,7 @@ TERMINAL = frozenset({"2", "4", "8", "C"})
 
 KNOWN_LIMIT = 200_000   # orders whose report context is kept in memory (oldest dropped first)
 EXEC_LIMIT = 200_000    # venue ExecIDs of recent fills kept for the duplicate check (oldest dropped first)
+REQUEST_LIMIT = 50_000  # cancel/replace requests kept in memory by venue ClOrdID (older ones are read from the log)
 
 
 def _put_bounded(d: dict[Any, Any], key: Any, value: Any, limit: int) -> None:
@@ -118,7 +119,7 @@ class StreetUtility(MessageCracker):
         self.peers = peers
         self.liveness = liveness
         self.logged_on: set[str] = set()
-        self.requests: dict[str, Record] = {}        # venue ClOrdID of a cancel/replace -> its *_SENT record
+        self.requests: dict[str, Record] = {}        # venue ClOrdID of a cancel/replace -> its *_SENT record (a cache of the log)
         self.seen_exec = RecentIds(EXEC_LIMIT)
         self.inflight: set[str] = set()
         self.resolving: set[str] = set()             # txns taken over, waiting for the venue's status
@@ -145,7 +146,7 @@ class StreetUtility(MessageCracker):
         if r.type in (RecordType.CANCEL_SENT, RecordType.REPLACE_SENT):
             vid = str(r.extra.get("venue_cl_ord_id", ""))
             if vid:
-                self.requests[vid] = r
+                _put_bounded(self.requests, vid, r, REQUEST_LIMIT)
         elif r.type is RecordType.FILL and r.exec_id:
             self.seen_exec.add(r.exec_id)
 
@@ -254,7 +255,7 @@ class StreetUtility(MessageCracker):
             fields = self._order_fields(req)
             fields["extra"] = {"street": self.name, "venue_cl_ord_id": venue_id, "venue_orig_cl_ord_id": orig_vid}
             rec = await self.node.append(type=kind, txn=txn, status="6" if kind is RecordType.CANCEL_SENT else "E", **fields)
-            self.requests[venue_id] = rec
+            _put_bounded(self.requests, venue_id, rec, REQUEST_LIMIT)
             f: list[tuple[int, object]] = [(41, orig_vid), (11, venue_id), (1, req.account), (55, req.symbol),
                                            (54, req.side), (60, _now())]
             if req.order_qty is not None:
@@ -310,7 +311,7 @@ class StreetUtility(MessageCracker):
             return
         exec_type = msg.require_str(150)
         ord_status = msg.require_str(39)
-        req = self.requests.get(vid)
+        req = self._request_of(vid)
         fields = self._order_fields(base)
         if req is not None:
             # a report about a cancel/replace request: customer ClOrdIDs of that request
@@ -369,6 +370,21 @@ class StreetUtility(MessageCracker):
         # reports arriving together share one group commit (appends keep their order)
         self._spawn(self.node.append(type=rtype, txn=txn, status=ord_status, extra=extra, **fields))
 
+    def _request_of(self, vid: str) -> Record | None:
+        """The CANCEL_SENT/REPLACE_SENT record of a venue ClOrdID of ours, if it names one.
+
+        Only ``<txn>~<n>`` ids name requests (an order goes to the venue under its txn), so a
+        report about an order never costs a log read; a request older than the cache is read
+        back from the log: a replaced order's later fills still carry the replace's ids."""
+        req = self.requests.get(vid)
+        if req is None and "~" in vid:
+            for r in self.node.log.records_for_txn(txn_of(vid)):
+                if r.type in (RecordType.CANCEL_SENT, RecordType.REPLACE_SENT) and r.extra.get("venue_cl_ord_id") == vid:
+                    req = r
+                    _put_bounded(self.requests, vid, r, REQUEST_LIMIT)
+                    break
+        return req
+
     def _customer_clid(self, txn: str, base: Record) -> str:
         replaced = self._known_for(txn).replaced
         return replaced.cl_ord_id if replaced is not None else base.cl_ord_id
@@ -378,7 +394,7 @@ class StreetUtility(MessageCracker):
         vid = msg.require_str(11)
         txn = txn_of(vid)
         base = self._base(txn)
-        req = self.requests.get(vid)
+        req = self._request_of(vid)
         if base is None or req is None:
             log.warning("%s: cancel reject for unknown request %s ignored", self.name, vid)
             return
