@@ -80,6 +80,11 @@ def _key(r: Record) -> tuple[Hlc, str, int]:
     return (r.hlc, r.origin, r.seq)
 
 
+def new_york_today() -> dt.date:
+    """Today's New York calendar date: the trading day (the firm's, and the one ClOrdIDs are unique within)."""
+    return dt.datetime.now(NEW_YORK).date()
+
+
 def trade_date_of(hlc: Hlc) -> dt.date:
     """The New York calendar date of a clock reading (the trade date of a fill)."""
     return _ny_time(hlc).date()

@@ -27,7 +27,7 @@ from fixgw.message import Message
 from replication.codec import encode_record
 from replication.record import Record, RecordType
 from utilities import execreports as er
-from utilities.books import NEW_YORK, trade_date_of
+from utilities.books import new_york_today, trade_date_of
 from utilities.clordids import ClOrdIds
 from utilities.liveness import Liveness
 from utilities.risk import RiskView
@@ -81,7 +81,7 @@ class CustomerUtility(MessageCracker):
         self.default_venue = default_venue
         self.risk = RiskView(dict(reference_prices or {}))
         self.router = Router()
-        self.today = today or (lambda: dt.datetime.now(NEW_YORK).date())
+        self.today = today or new_york_today
         self.clids = ClOrdIds(lambda txn: txn in self.risk.open)
         self._day: dt.date | None = None
         self.begin_of: dict[str, str] = {}                 # client CompID -> BeginString last used

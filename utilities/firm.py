@@ -17,7 +17,6 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from replication.record import Record, RecordType
 from utilities.books import (
@@ -27,12 +26,12 @@ from utilities.books import (
     dec_str,
     end_of_day_report,
     format_report_text,
+    new_york_today,
     settlements_due,
     trade_date_of,
 )
 
 log = logging.getLogger(__name__)
-NEW_YORK = ZoneInfo("America/New_York")
 
 
 def account_txn(account: str) -> str:
@@ -55,7 +54,7 @@ class FirmNode:
         self.accounts = dict(accounts)
         self.eod_dir = eod_dir
         self.reference_prices = dict(reference_prices or {})
-        self.today = today or (lambda: dt.datetime.now(NEW_YORK).date())
+        self.today = today or new_york_today
         self.counters = {"settled": 0, "eod_runs": 0}
         self._last_day: dt.date | None = None
 

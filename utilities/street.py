@@ -37,6 +37,7 @@ from utilities.txn import TxnAllocator
 log = logging.getLogger(__name__)
 
 SENT_TYPES = frozenset({RecordType.SENT, RecordType.TAKEOVER})
+REQUEST_TYPES = frozenset({RecordType.CANCEL_SENT, RecordType.REPLACE_SENT})  # carry extra["venue_cl_ord_id"]
 TERMINAL = frozenset({"2", "4", "8", "C"})
 
 
@@ -143,7 +144,7 @@ class StreetUtility(MessageCracker):
         known = self._known.get(r.txn)
         if known is not None:
             known.see(r)
-        if r.type in (RecordType.CANCEL_SENT, RecordType.REPLACE_SENT):
+        if r.type in REQUEST_TYPES:
             vid = str(r.extra.get("venue_cl_ord_id", ""))
             if vid:
                 _put_bounded(self.requests, vid, r, REQUEST_LIMIT)
@@ -379,7 +380,7 @@ class StreetUtility(MessageCracker):
         req = self.requests.get(vid)
         if req is None and "~" in vid:
             for r in self.node.log.records_for_txn(txn_of(vid)):
-                if r.type in (RecordType.CANCEL_SENT, RecordType.REPLACE_SENT) and r.extra.get("venue_cl_ord_id") == vid:
+                if r.type in REQUEST_TYPES and r.extra.get("venue_cl_ord_id") == vid:
                     req = r
                     _put_bounded(self.requests, vid, r, REQUEST_LIMIT)
                     break

@@ -65,12 +65,11 @@ def _books(args: argparse.Namespace) -> int:
 
 
 def _eod(args: argparse.Namespace) -> int:
-    from utilities.books import end_of_day_report, format_report_text
-    from utilities.firm import NEW_YORK
+    from utilities.books import end_of_day_report, format_report_text, new_york_today
 
     node_dir = _firm_dir(args)
     try:
-        day = dt.date.fromisoformat(args.date) if args.date else dt.datetime.now(NEW_YORK).date()
+        day = dt.date.fromisoformat(args.date) if args.date else new_york_today()
     except ValueError:
         raise CliError(f"--date {args.date!r}: expected YYYY-MM-DD") from None
     report = end_of_day_report(_records(node_dir), day)
