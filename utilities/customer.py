@@ -26,12 +26,13 @@ from fixgw.config import SessionID
 from fixgw.message import Message
 from replication.codec import encode_record
 from replication.record import Record, RecordType
+from replication.wire import Topics
 from utilities import execreports as er
 from utilities.books import new_york_today, trade_date_of
 from utilities.clordids import ClOrdIds
 from utilities.liveness import Liveness
 from utilities.risk import RiskView
-from utilities.routing import Pending, Router, command_topic, encode_commands
+from utilities.routing import Pending, Router, encode_commands
 from utilities.status import OrderStatus, fold
 from utilities.tasks import TaskSet
 from utilities.txn import TxnAllocator, parse_txn
@@ -72,6 +73,7 @@ class CustomerUtility(MessageCracker):
         self.name = node_name
         self.comp_id = comp_id
         self.cluster = cluster
+        self.topics = Topics(cluster)
         self.customers = dict(customers)
         self.passwords = dict(passwords)
         self.symbol_venues = dict(symbol_venues)
@@ -410,9 +412,17 @@ class CustomerUtility(MessageCracker):
         reach = self._reach
         ok = reach.get((street, venue))
         if ok is None:
-            hb = self.liveness.heartbeat(street)
-            ok = reach[(street, venue)] = self.liveness.alive(street) and hb is not None and venue in hb.venues
+            ok = reach[(street, venue)] = self._reaches(street, venue)
         return ok
+
+    def _reaches(self, street: str, venue: str) -> bool:
+        hb = self.liveness.heartbeat(street)
+        return self.liveness.alive(street) and hb is not None and venue in hb.venues
+
+    def can_route(self, venue: str) -> bool:
+        """Whether a live street utility reaches ``venue`` now (asked afresh, not from the
+        routing pass's answers): a node starting up waits for this for every venue."""
+        return any(self._reaches(s, venue) for s in self.streets)
 
     def _route_due(self, only: list[str] | None = None) -> None:
         # one routing pass asks the liveness of each (street, venue) once, not once per command
@@ -434,7 +444,7 @@ class CustomerUtility(MessageCracker):
 
     async def _publish_commands(self, street: str, records: list[bytes]) -> None:
         try:
-            await self.publish(command_topic(self.cluster, street), encode_commands(records))
+            await self.publish(self.topics.commands(street), encode_commands(records))
         except Exception as exc:   # broker away: the router repeats them
             log.debug("%s: %d command(s) for %s not sent: %s", self.name, len(records), street, exc)
 

@@ -1,7 +1,9 @@
 """Customer -> street routing: at least once, idempotent on the transaction number.
 
 A customer utility hands an order (or a cancel/replace request) to a street utility by
-publishing the customer record itself on ``fixgw/<cluster>/cmd/<street>``. Street utilities
+publishing the customer record itself on ``fixgw/<cluster>/cmd/<street>``
+(``replication.wire.Topics.commands``; ``utilities.node_process`` hands what a street's node
+receives there to :meth:`StreetUtility.on_command`). Street utilities
 do not hold customer records (the replication matrix), so the command carries everything.
 The customer utility repeats a command until a street record answers it (SENT for an order,
 CANCEL_SENT / REPLACE_SENT for requests, or anything final), moving to another live street
@@ -30,10 +32,6 @@ ANSWERS: dict[RecordType, frozenset[RecordType]] = {
     RecordType.REPLACE_REQUEST: frozenset({RecordType.REPLACE_SENT, RecordType.REPLACED, RecordType.CANCEL_REJECTED}),
 }
 FINAL = frozenset({RecordType.CANCELED, RecordType.EXPIRED, RecordType.VENUE_REJECT})
-
-
-def command_topic(cluster: str, street: str) -> str:
-    return f"fixgw/{cluster}/cmd/{street}"
 
 
 def encode_commands(records: list[bytes]) -> bytes:

@@ -23,7 +23,7 @@ from typing import Any
 from fixgw import eventloop, hostcpu
 from fixgw.cli import CliError
 from fixgw.framing import Framer, Garbled
-from fixgw.loadclient import _Client, _pct, tag_value
+from fixgw.loadclient import RawSession, percentile, tag_value
 from fixgw.message import Message, parse_fields
 from fixgw.session import utc_timestamp
 
@@ -35,7 +35,7 @@ class _Conn:
     name: str
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
-    client: _Client
+    client: RawSession
     framer: Framer = field(default_factory=Framer)
 
 
@@ -44,8 +44,8 @@ async def _logon(host: str, port: int, sender: str, target: str, begin: str) -> 
     sock = writer.get_extra_info("socket")
     if sock is not None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    c = _Conn(f"{sender}@{port}", reader, writer, _Client(begin, sender, target))
-    writer.write(c.client._msg(b"A", [(98, b"0"), (108, b"30"), (141, b"Y")], time.time()))
+    c = _Conn(f"{sender}@{port}", reader, writer, RawSession(begin, sender, target))
+    writer.write(c.client.message(b"A", [(98, b"0"), (108, b"30"), (141, b"Y")], time.time()))
     deadline = time.monotonic() + 10
     while True:
         for item in await _read(c, deadline):
@@ -65,7 +65,7 @@ async def _read_raw(c: _Conn, deadline: float) -> list[bytes]:
             if isinstance(item, Garbled):
                 continue
             if tag_value(item, b"35") == b"1":
-                c.writer.write(c.client._msg(b"0", [(112, tag_value(item, b"112") or b"")], time.time()))
+                c.writer.write(c.client.message(b"0", [(112, tag_value(item, b"112") or b"")], time.time()))
                 continue
             out.append(item)
         if out:
@@ -92,7 +92,7 @@ async def _read(c: _Conn, deadline: float) -> list[Message]:
 
 async def _logout(c: _Conn) -> None:
     try:
-        c.writer.write(c.client._msg(b"5", [], time.time()))
+        c.writer.write(c.client.message(b"5", [], time.time()))
         await asyncio.wait_for(c.writer.drain(), 2)
         c.writer.close()
     except (OSError, TimeoutError):
@@ -103,7 +103,7 @@ FILL_QUIET_S = 5.0
 
 
 async def run(cfg: Any, *, sessions: int, orders: int, rate: float, seconds: float, begin: str = "FIX.4.4") -> dict[str, Any]:
-    from fixgw.cli.node import venue_catalogue
+    from fixgw.cli.cluster import venue_catalogue
 
     bench_clients = [c for c in cfg.customers.values() if c.comp_id.startswith("BENCH")]
     cfus = cfg.nodes_with_role("customer")
@@ -112,7 +112,7 @@ async def run(cfg: Any, *, sessions: int, orders: int, rate: float, seconds: flo
     if not cfus:
         raise CliError(f"{cfg.source}: no customer utility to connect to")
     sessions = max(1, min(sessions, len(bench_clients)))
-    _, prices = venue_catalogue(cfg)
+    prices = venue_catalogue(cfg).prices
     symbols = [s for s in ("AAPL", "MSFT") if s in prices] or sorted(prices)[:1]
     # marketable limits: buys 1% above the reference price, sells 1% below
     limit = {(sym, side): str((prices[sym] * (Decimal("1.01") if side == b"1" else Decimal("0.99")))
@@ -183,7 +183,7 @@ async def run(cfg: Any, *, sessions: int, orders: int, rate: float, seconds: flo
                 now = time.time()
                 body = [(11, cid), (1, b"BENCH"), (21, b"1"), (55, sym.encode()), (54, side), (60, utc_timestamp(now)),
                         (38, b"100"), (40, b"2"), (44, px), (59, b"0")]
-                batch.setdefault(i, []).append(c.client._msg(b"D", body, now))
+                batch.setdefault(i, []).append(c.client.message(b"D", body, now))
                 sent_at[cid] = perf()
                 owner[cid] = (sym, side.decode())
                 n += 1
@@ -227,10 +227,10 @@ async def run(cfg: Any, *, sessions: int, orders: int, rate: float, seconds: flo
         "orders_per_s": round(len(acked) / max((last_ack[0] - t0_ns) / 1e9, send_elapsed, 1e-9), 1),
         # the whole pipeline (customer, street, venue and back): first fills per second
         "filled_per_s": round(len(filled) / max((last_fill[0] - t0_ns) / 1e9, send_elapsed, 1e-9), 1),
-        "ack_p50_us": round(_pct(acks, 0.5), 1),
-        "ack_p99_us": round(_pct(acks, 0.99), 1),
-        "fill_p50_us": round(_pct(fills, 0.5), 1),
-        "fill_p99_us": round(_pct(fills, 0.99), 1),
+        "ack_p50_us": round(percentile(acks, 0.5), 1),
+        "ack_p99_us": round(percentile(acks, 0.99), 1),
+        "fill_p50_us": round(percentile(fills, 0.5), 1),
+        "fill_p99_us": round(percentile(fills, 0.99), 1),
         "lost": lost,
         # the whole machine over the load phase (cluster, bench and anything else; Linux only):
         # percentiles taken with the CPUs busy or stolen are not comparable with quiet ones
@@ -257,7 +257,7 @@ async def _count_lost(cfg: Any, cfus: list[Any], clients: list[Any], owner: dict
                     if not pending:
                         break
                     answers: dict[bytes, bytes] = {}
-                    chunks = [c.client._msg(b"H", [(11, cid), (55, owner[cid][0].encode()), (54, owner[cid][1].encode())],
+                    chunks = [c.client.message(b"H", [(11, cid), (55, owner[cid][0].encode()), (54, owner[cid][1].encode())],
                                             time.time()) for cid in sorted(pending)]
                     for k in range(0, len(chunks), 500):
                         c.writer.write(b"".join(chunks[k:k + 500]))
@@ -281,9 +281,9 @@ async def _count_lost(cfg: Any, cfus: list[Any], clients: list[Any], owner: dict
 
 
 def main(args: argparse.Namespace) -> int:
-    from fixgw.cli.up import _load
+    from fixgw.cli.cluster import load_config
 
-    cfg = _load(args.config)
+    cfg = load_config(args.config)
     sessions = args.sessions or 4
     orders = args.orders or 20000
     rate = 3000.0 if args.rate is None else args.rate
