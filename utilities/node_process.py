@@ -44,8 +44,9 @@ from replication.node import ReplicationNode
 from replication.record import Role
 from replication.wire import COMMAND_KIND, HEARTBEAT_KIND, Topics
 from utilities.catalogue import VenueCatalogue
-from utilities.cluster_config import BEGIN_STRINGS, ClusterConfig, NodeConfig
+from utilities.cluster_config import BEGIN_STRINGS, ClusterConfig, ClusterConfigError, NodeConfig
 from utilities.customer import CustomerUtility
+from utilities.errors import UtilitiesError
 from utilities.firm import FirmNode
 from utilities.liveness import Heartbeat, Liveness, another_run_of
 from utilities.node_status import write_status
@@ -61,7 +62,7 @@ RoleApp = CustomerUtility | StreetUtility | FirmNode
 def customer_settings(cfg: ClusterConfig, me: NodeConfig, node_dir: Path) -> list[SessionSettings]:
     """A customer utility's FIX acceptor sessions: every configured customer, in FIX.4.2 and 4.4."""
     if me.port is None:
-        raise ValueError(f"{cfg.source}: customer utility {me.name} has no port")
+        raise ClusterConfigError(f"{cfg.source}: customer utility {me.name}: port: expected a port to accept FIX on")
     return [
         SessionSettings(
             begin_string=b, sender_comp_id=me.comp_id, target_comp_id=client, connection_type="acceptor",
@@ -123,7 +124,7 @@ class NodeProcess:
 
     async def publish(self, topic: str, payload: bytes) -> None:
         if self.node is None:
-            raise RuntimeError(f"{self.me.name}: not connected yet")
+            raise UtilitiesError(f"{self.me.name}: the record node is not started yet")
         await self.node.publish(topic, payload, qos=1)
 
     def subscriptions(self) -> list[tuple[str, int]]:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import msgpack
 
 from replication.record import Record, RecordType
+from utilities.errors import MalformedMessage
 
 COMMANDS_VERSION = 1
 
@@ -40,14 +41,14 @@ def encode_commands(records: list[bytes]) -> bytes:
 
 
 def decode_commands(payload: bytes) -> list[bytes]:
-    """The encoded records of a command message; ValueError when it is not one."""
+    """The encoded records of a command message; MalformedMessage (a ValueError) when it is not one."""
     try:
         v = msgpack.unpackb(payload)
-    except Exception as exc:
-        raise ValueError(f"not a command message: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - msgpack raises many types; all mean malformed
+        raise MalformedMessage(f"not a command message: {exc}") from None
     if not isinstance(v, list) or len(v) != 2 or v[0] != COMMANDS_VERSION or not isinstance(v[1], list) \
             or not all(isinstance(x, bytes) for x in v[1]):
-        raise ValueError("not a command message (expected [1, [record bytes...]])")
+        raise MalformedMessage("not a command message (expected [1, [record bytes...]])")
     return list(v[1])
 
 
