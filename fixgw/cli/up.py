@@ -53,10 +53,11 @@ class Child:
 def _spawn(name: str, kind: str, argv: list[str], log_dir: Path) -> Child:
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
-    log = open(log_path, "ab")
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    # each child in its own process group: Ctrl-C reaches only us, and we stop them in order
-    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    # the child writes to its own copy of the descriptor: ours is closed once it is started
+    with open(log_path, "ab") as log:
+        # each child in its own process group: Ctrl-C reaches only us, and we stop them in order
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     return Child(name, kind, proc, log_path)
 
 
