@@ -32,9 +32,10 @@ PACKAGES = ("fixgw", "replication", "venues", "utilities")
 
 # Which of our packages each package may import (besides itself). ``fixgw/cli`` is the wiring
 # and may import all of them; ``fixgw`` outside the CLI is the FIX engine and imports none.
-# ``utilities`` -> ``venues``: none exists today (the street utility talks FIX to venues, the
-# cluster configuration names venues by their FIX ids), so it is not allowed; a utility that
-# needs a venue's vocabulary gets it from ``fixgw`` (issue 17, item 1).
+# ``utilities`` -> ``venues``: none exists today (the street utility talks FIX to venues;
+# utilities/cluster_config.py only names a venue's kind, port and file, which the CLI loads with
+# venues.venue_config), so it is not allowed; a utility that needs the FIX order vocabulary
+# gets it from ``fixgw`` (issue 17, item 1).
 ALLOWED: dict[str, frozenset[str]] = {
     "fixgw": frozenset(),
     "fixgw.cli": frozenset({"replication", "venues", "utilities"}),
