@@ -51,6 +51,7 @@ from utilities.fencing import Fence
 from utilities.firm import FirmNode
 from utilities.liveness import Heartbeat, Liveness, another_run_of
 from utilities.node_status import write_status
+from utilities.routing import TTL_FACTOR
 from utilities.street import StreetUtility
 
 log = logging.getLogger("fixgw.node")
@@ -252,6 +253,7 @@ class NodeProcess:
             venues={v: s.session_id for v, s in settings.items()},
             peers=tuple(n.name for n in cfg.nodes_with_role("street") if n.name != me.name),
             liveness=self.liveness, startup_grace_s=cfg.dead_after_s, fence=fence,
+            command_ttl_s=TTL_FACTOR * cfg.dead_after_s,
         )
         app.load()
         self.app = app

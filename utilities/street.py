@@ -31,7 +31,7 @@ from utilities.execreports import fmt
 from utilities.fencing import Fence
 from utilities.liveness import Liveness
 from utilities.record_node import RecordNode
-from utilities.routing import decode_commands
+from utilities.routing import Command, decode_commands
 from utilities.status import fold
 from utilities.tasks import TaskSet
 from utilities.txn import TxnAllocator
@@ -115,6 +115,7 @@ class StreetUtility(MessageCracker):
         liveness: Liveness,
         startup_grace_s: float = 3.0,
         fence: Fence | None = None,
+        command_ttl_s: float = 0.0,
     ) -> None:
         self.node = node
         self.name = node_name
@@ -134,11 +135,12 @@ class StreetUtility(MessageCracker):
         self._started = asyncio.get_event_loop().time()
         self.startup_grace_s = startup_grace_s
         self.fence = fence
+        self.command_ttl_s = command_ttl_s             # act on a command only this long after it was routed
         self.withheld: set[str] = set()              # txns recorded SENT but not sent: fenced in between
         if fence is not None:
             fence.on_lift(self._settle_withheld)
         self.counters = {"sent": 0, "reports": 0, "takeovers": 0, "duplicates": 0, "duplicate_fills": 0,
-                         "fenced_commands": 0, "withheld": 0, "moved": 0}
+                         "fenced_commands": 0, "withheld": 0, "moved": 0, "stale_commands": 0}
 
     # ------------------------------------------------------------------ start-up
     def load(self) -> None:
@@ -182,17 +184,17 @@ class StreetUtility(MessageCracker):
         except ValueError as exc:
             log.warning("%s: malformed command message on %s set aside: %s", self.name, topic, exc)
             return
-        for item, moved_from in items:
+        for cmd in items:
             try:
-                r = decode_record(item)
+                r = decode_record(cmd.record)
             except RecordDecodeError as exc:
                 log.warning("%s: malformed command on %s set aside: %s", self.name, topic, exc)
                 continue
-            self._command(r, moved_from)
+            self._command(r, cmd)
 
-    def _command(self, r: Record, moved_from: str = "") -> None:
+    def _command(self, r: Record, cmd: Command | None = None) -> None:
         if r.type is RecordType.ORDER:
-            self._spawn(self._new_order(r, moved_from if moved_from != self.name else ""))
+            self._spawn(self._new_order(r, cmd or Command(b"")))
         elif r.type in (RecordType.CANCEL_REQUEST, RecordType.REPLACE_REQUEST):
             self._spawn(self._request(r))
         else:
@@ -207,10 +209,17 @@ class StreetUtility(MessageCracker):
         """Not fenced (:mod:`utilities.fencing`): this process may send to a venue now."""
         return self.fence is None or self.fence.may_act()
 
-    async def _new_order(self, order: Record, moved_from: str = "") -> None:
+    def _stale(self, cmd: Command) -> bool:
+        if cmd.stale(self.command_ttl_s, time.time()):
+            self.counters["stale_commands"] += 1
+            return True
+        return False
+
+    async def _new_order(self, order: Record, cmd: Command) -> None:
         txn = order.txn
-        if txn in self.inflight:
-            return
+        moved_from = cmd.moved_from if cmd.moved_from != self.name else ""
+        if txn in self.inflight or self._stale(cmd):
+            return      # stale: the customer utility may have moved it; it repeats it if not
         if not self._may_act():
             # stale (queued while we stood still): the customer utility's router repeats it
             self.counters["fenced_commands"] += 1
@@ -224,7 +233,14 @@ class StreetUtility(MessageCracker):
             fields = self._order_fields(order)
             if moved_from:
                 # moved here from another street, which may have sent it (its records not here
-                # yet): take it over and ask the venue; it is sent only if the venue never saw it
+                # yet): once its copy expired, take it over and ask the venue; it is sent only
+                # if the venue never saw it
+                wait = cmd.prev_expires - time.time()
+                if wait > 0:
+                    await asyncio.sleep(min(wait, self.command_ttl_s or wait))
+                if any(h.type in SENT_TYPES for h in self.node.log.records_for_txn(txn)):
+                    self.counters["duplicates"] += 1
+                    return
                 fields["extra"] = {"street": self.name, "from": moved_from, "venue_cl_ord_id": txn,
                                    "begin": order.extra.get("begin", "")}
                 taken = await self.node.append(type=RecordType.TAKEOVER, txn=txn, status="A", **fields)
@@ -245,6 +261,12 @@ class StreetUtility(MessageCracker):
                 # fenced while the SENT record was committing: ask the venue once caught up
                 self.withheld.add(txn)
                 self.counters["withheld"] += 1
+                return
+            if self._stale(cmd):
+                # expired while the SENT record was committing: ask the venue, send if unknown
+                self.counters["withheld"] += 1
+                self.resolving.add(txn)
+                self._status_request(order)
                 return
             self._send_new(order.venue, txn, order)
             self.counters["sent"] += 1
