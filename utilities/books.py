@@ -76,8 +76,10 @@ _EXACT = decimal.Context(prec=80, rounding=decimal.ROUND_HALF_EVEN)
 _ZERO = Decimal(0)
 
 
-def _key(r: Record) -> tuple[Hlc, str, int]:
-    return (r.hlc, r.origin, r.seq)
+def _key(r: Record) -> tuple[int, int, str, str, int]:
+    # the clock's fields spread out: compared in C, not by Hlc.__lt__ (see status._order_key)
+    h = r.hlc
+    return (h.wall_ns, h.logical, h.node, r.origin, r.seq)
 
 
 def new_york_today() -> dt.date:
