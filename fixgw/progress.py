@@ -35,6 +35,12 @@ def wanted(*, json_output: bool = False, stream: TextIO | None = None) -> bool:
         return False
 
 
+def _same_terminal(out: TextIO) -> bool:
+    # What the command prints while a bar is drawn goes above the bar only when it goes to the
+    # same terminal anyway; standard output sent to a pipe or a file is left alone.
+    return out is sys.stderr and sys.stdout.isatty()
+
+
 @contextmanager
 def progress_bar(total: int | None, description: str, *, unit: str = "records",
                  json_output: bool = False, stream: TextIO | None = None) -> Iterator[Tick]:
@@ -56,10 +62,29 @@ def progress_bar(total: int | None, description: str, *, unit: str = "records",
 
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn(unit), TaskProgressColumn(), TimeElapsedColumn(), TimeRemainingColumn()]
-    with Progress(*columns, console=Console(file=out), transient=False) as bar:
+    with Progress(*columns, console=Console(file=out), transient=False,
+                  redirect_stdout=_same_terminal(out), redirect_stderr=False) as bar:
         task = bar.add_task(description, total=total)
 
         def tick(n: int) -> None:
             bar.advance(task, n)
 
         yield tick
+
+
+@contextmanager
+def working(description: str, *, json_output: bool = False, stream: TextIO | None = None) -> Iterator[None]:
+    """A spinner with the elapsed time while a long step whose size is not known runs (the
+    benches bounded by time); on a terminal only, and gone once the step ends."""
+    out = sys.stderr if stream is None else stream
+    if not wanted(json_output=json_output, stream=out):
+        yield
+        return
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=Console(file=out), transient=True,
+                  redirect_stdout=_same_terminal(out), redirect_stderr=False) as bar:
+        bar.add_task(description, total=None)
+        yield

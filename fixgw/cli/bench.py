@@ -60,4 +60,11 @@ def run(args: argparse.Namespace) -> int:
     args.loop = "uvloop" if eventloop.loop_factory() is not None else "asyncio"
     module_name, func_name = TARGETS[target].split(":")
     func = getattr(importlib.import_module(module_name), func_name)
-    return int(func(args) or 0)
+    if target == "replay":  # bars of its own: it knows how many records it has done
+        return int(func(args) or 0)
+    from fixgw.progress import working
+
+    # the other benches are bounded by count and time: a spinner and the elapsed time, on a
+    # terminal only (what they print goes above it)
+    with working(f"fixgw bench {target}", json_output=args.json):
+        return int(func(args) or 0)

@@ -8,8 +8,6 @@ order 2 does not exist and the books hold the first fill only; at the end both a
 from __future__ import annotations
 
 import json
-import os
-import pty
 import subprocess
 import sys
 from decimal import Decimal
@@ -17,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from support_orderrecs import SECOND, T0, fill, rec
+from support_pty import run_on_terminal
 
 from fixgw.cli import main
 from replication.codec import encode_record
@@ -157,45 +156,13 @@ def test_progress_only_on_a_terminal(node_log: Path) -> None:
     assert piped.returncode == 0 and piped.stderr == ""
     assert piped.stdout.startswith(f"{node_log}: node cfu1")
 
-    leader, follower = pty.openpty()
-    try:
-        proc = subprocess.run(cmd, check=False, stdout=subprocess.PIPE, stderr=follower, cwd=ROOT, timeout=60,
-                              env={**os.environ, "COLUMNS": "120"})
-        os.close(follower)
-        follower = -1
-        drawn = b""
-        while True:
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # EIO: the other end is closed and everything read
-                break
-            if not chunk:
-                break
-            drawn += chunk
-    finally:
-        os.close(leader)
-        if follower >= 0:
-            os.close(follower)
-    assert proc.returncode == 0
+    rc, out, drawn = run_on_terminal(cmd)
+    assert rc == 0
     assert b"replay" in drawn and b"10/10" in drawn  # rich's bar: description, done/total
-    assert proc.stdout.decode() == piped.stdout          # the output itself is the same
-    # --json on a terminal: no bar either
-    leader, follower = pty.openpty()
-    try:
-        proc = subprocess.run([*cmd, "--json"], check=False, stdout=subprocess.PIPE, stderr=follower, cwd=ROOT, timeout=60)
-        os.close(follower)
-        follower = -1
-        os.set_blocking(leader, False)
-        try:
-            noise = os.read(leader, 65536)
-        except (BlockingIOError, OSError):
-            noise = b""
-    finally:
-        os.close(leader)
-        if follower >= 0:
-            os.close(follower)
-    assert proc.returncode == 0 and noise == b""
-    assert json.loads(proc.stdout)["orders"]["cfu1-0.1"]["ord_status"] == "2"
+    assert out == piped.stdout                        # the output itself is the same
+    rc, out, drawn = run_on_terminal([*cmd, "--json"])  # --json on a terminal: no bar either
+    assert rc == 0 and drawn == b""
+    assert json.loads(out)["orders"]["cfu1-0.1"]["ord_status"] == "2"
 
 
 def test_replay_api_counts_progress(node_log: Path) -> None:
