@@ -13,6 +13,8 @@ Logs read
     messages from ``--sender`` to ``--target`` are sent again; those from ``--target`` to
     ``--sender`` are the recorded responses. Session-level messages (logon, heartbeats,
     resends, ...) are left to our engine, which runs its own session as the initiator.
+    Retransmissions (PossDupFlag=Y) are not sent twice, and a retransmitted response already
+    recorded counts once.
 
 Sending
     Each message keeps its body; the header (sequence number, SendingTime, CompIDs, PossDup)
@@ -135,21 +137,29 @@ def split_session(logged: Sequence[Logged], sender: str, target: str, *, where: 
     """The application messages ``sender`` sent to ``target``, and those ``target`` sent back."""
     sent: list[Logged] = []
     responses: list[Message] = []
+    seen: set[tuple[tuple[int, bytes], ...]] = set()
     begin = ""
     for item in logged:
         m = item.message
         if m.msg_type in ADMIN_MSG_TYPES:
             continue
         s, t = m.get_str(49), m.get_str(56)
+        resent = m.get_str(43) == "Y"  # PossDupFlag: a retransmission (answering a ResendRequest)
         if s == sender and t == target:
+            if resent:
+                continue  # the original was logged when it was first sent
             sent.append(item)
             begin = begin or (m.get_str(8) or "")
         elif s == target and t == sender:
+            body = tuple(body_of(m))
+            if resent and body in seen:
+                continue  # a copy of a response already recorded
+            seen.add(body)
             responses.append(m)
     if not sent:
-        seen = sorted({f"{x.message.get_str(49)}->{x.message.get_str(56)}" for x in logged})
+        pairs = sorted({f"{x.message.get_str(49)}->{x.message.get_str(56)}" for x in logged})
         raise FixReplayError(f"{where}: no application message from {sender} to {target} "
-                             f"(the log has: {', '.join(seen) or 'no messages'})")
+                             f"(the log has: {', '.join(pairs) or 'no messages'})")
     return Recorded(sent, responses, begin)
 
 

@@ -204,3 +204,19 @@ def test_nothing_to_send_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert main(["fix", "replay", str(tmp_path / "missing.log"), "--connect", "127.0.0.1:1", "--sender", "A",
                  "--target", "B"]) == 2
     assert "missing.log: cannot read the FIX log" in capsys.readouterr().err
+
+
+def test_retransmissions_count_once() -> None:
+    def line(seq: int, sender: str, target: str, body: str, possdup: bool = False) -> str:
+        dup = "|43=Y" if possdup else ""
+        return f"20260102-03:04:0{seq}.000000 OUT 8=FIX.4.4|9=5|35={body}|49={sender}|56={target}|34={seq}{dup}|10=000|"
+
+    logged = [parse_log_line(x, "f") for x in (
+        line(1, "A", "B", "D|11=X"), line(2, "B", "A", "8|11=X|39=0"),
+        line(3, "A", "B", "D|11=X", possdup=True),        # resent at the peer's request
+        line(4, "B", "A", "8|11=X|39=0", possdup=True),   # a copy of what was recorded
+        line(5, "B", "A", "8|11=X|39=2", possdup=True),   # resent, but only ever seen resent
+    )]
+    rec = split_session([x for x in logged if x is not None], "A", "B")
+    assert [m.message.get_str(11) for m in rec.sent] == ["X"]
+    assert [m.get_str(39) for m in rec.responses] == ["0", "2"]
