@@ -5,9 +5,10 @@ FIX message log recorded it, and seeing whether the counterparty now answers the
 
 Logs read
     * ours (:mod:`fixgw.fixlog`): ``20260102-03:04:05.123456 OUT 8=FIX.4.4|9=...|10=123|``;
-    * QuickFIX's ``FileLog`` ``.messages.log``: ``20260102-03:04:05.123 : 8=FIX.4.4<SOH>...``
-      (seconds, milliseconds or more), or, from older QuickFIX versions, the bare message
-      with no time at all. Without times nothing is paced.
+    * QuickFIX's ``FileLog`` ``.messages.log`` (``.messages.current.log`` in QuickFIX 1.15):
+      ``20260102-03:04:05.123 : 8=FIX.4.4<SOH>...`` (seconds, milliseconds, or nanoseconds as
+      1.15 writes them), or, from older QuickFIX versions, the bare message with no time at
+      all. Without times nothing is paced.
 
     The side to replay is chosen by SenderCompID (49) and TargetCompID (56): the application
     messages from ``--sender`` to ``--target`` are sent again; those from ``--target`` to
