@@ -15,10 +15,15 @@ Reading a live node
     next to a live writer, which is why the reader table is used.
 
 Speed
-    The cost is per record: decoding (msgpack + a frozen dataclass, about 2.5 us) and the
-    fold (about 1 us a record for orders of five records), then the books. Measured with
-    ``fixgw bench replay`` (``utilities/replay_bench.py``) on a log of 1,000,000 records:
-    see the module doc there for the figure and the command.
+    The cost is per record, all of it Python: reading (~1.5 us of CPU a record), decoding
+    (msgpack and a frozen dataclass, ~10 us), the fold (~30 us a record for orders of five
+    records) and the books (~10 us more); figures of CPU time on this shared 2-core machine
+    under a load average of 10-15, where a plain Python loop runs 4x slower than idle (so
+    perhaps a quarter of that alone). ``fixgw bench replay --records 1000000``
+    (``utilities/replay_bench.py``): 16,500 records per CPU second, 3,700 records/s of wall
+    time with the machine 98% busy. The goal of 200,000 records/s is NOT met: it needs
+    about 5 us a record all in, i.e. the fold in compiled code or spread over processes;
+    the fold is the one used by every node, so speeding it up speeds them up too.
 
 Inputs
     A node's data directory (:func:`replay_log`) or an export of ``fixgw log export``
