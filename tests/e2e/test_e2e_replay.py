@@ -16,8 +16,9 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from support_cluster import FIXGW, ROOT, Cluster
-from support_fixclient import FixClient
+
+from tests.support.cluster import FIXGW, ROOT, Cluster
+from tests.support.fixclient import FixClient
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -14,13 +14,13 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from support_orderrecs import SECOND, T0, fill, rec
-from support_pty import run_on_terminal
 
 from fixgw.cli import main
 from replication.codec import encode_record
 from replication.log import RecordLog
 from replication.record import Record, RecordType, Role
+from tests.support.terminal import run_on_terminal
+from tests.utilities.support_orderrecs import SECOND, T0, fill, rec
 from utilities.books import account_record
 from utilities.replay import iso_ns, replay_log
 

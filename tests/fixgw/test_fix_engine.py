@@ -1,0 +1,227 @@
+"""The engine in process: a fixgw initiator and a fixgw acceptor over real TCP (and TLS)."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from fixgw.application import Application, MessageCracker, RejectLogon, handles
+from fixgw.config import SessionID, parse_settings
+from fixgw.engine import Engine
+from fixgw.fixlog import MemoryLog
+from fixgw.message import Message
+from tests.support.broker import free_port
+
+
+def settings(text: str) -> list:  # type: ignore[type-arg]
+    return parse_settings(text, "<test>")
+
+
+def acceptor_cfg(port: int, extra: str = "", target: str = "CLIENT", store: Path | None = None) -> str:
+    s = (f"[DEFAULT]\nConnectionType=acceptor\nSocketAcceptHost=127.0.0.1\nSocketAcceptPort={port}\n"
+         f"SenderCompID=VENUE\nBeginString=FIX.4.4\nHeartBtInt=30\n{extra}\n[SESSION]\nTargetCompID={target}\n")
+    if store is not None:
+        s = s.replace("[SESSION]", f"FileStorePath={store}\n[SESSION]")
+    return s
+
+
+def initiator_cfg(port: int, extra: str = "", sender: str = "CLIENT") -> str:
+    return (f"[DEFAULT]\nConnectionType=initiator\nSocketConnectHost=127.0.0.1\nSocketConnectPort={port}\n"
+            f"SenderCompID={sender}\nTargetCompID=VENUE\nBeginString=FIX.4.4\nHeartBtInt=30\n"
+            f"ReconnectInterval=1\n{extra}\n[SESSION]\n")
+
+
+class Venue(MessageCracker):
+    """Answers each NewOrderSingle with an ExecutionReport; checks the password on logon."""
+
+    def __init__(self, password: str | None = None) -> None:
+        self.password = password
+        self.events: list[tuple[str, str]] = []
+
+    async def on_create(self, session_id: SessionID) -> None:
+        self.events.append(("create", str(session_id)))
+
+    async def on_logon(self, session_id: SessionID) -> None:
+        self.events.append(("logon", str(session_id)))
+
+    async def on_logout(self, session_id: SessionID) -> None:
+        self.events.append(("logout", str(session_id)))
+
+    async def from_admin(self, message: Message, session_id: SessionID) -> None:
+        if message.msg_type == b"A" and self.password is not None and message.get_str(554) != self.password:
+            raise RejectLogon("wrong password")
+
+    @handles("D")
+    async def new_order(self, msg: Message, session_id: SessionID) -> None:
+        er = Message.new("8", [(37, b"V" + msg[11]), (11, msg[11]), (17, b"E" + msg[11]), (150, "0"), (39, "0"),
+                               (55, msg[55]), (54, msg[54]), (151, msg[38]), (14, "0"), (6, "0")])
+        self.send(er, session_id)
+
+
+class Client(Application):
+    def __init__(self) -> None:
+        self.reports: asyncio.Queue[Message] = asyncio.Queue()
+        self.admin: list[bytes] = []
+
+    async def from_app(self, message: Message, session_id: SessionID) -> None:
+        await self.reports.put(message)
+
+    async def from_admin(self, message: Message, session_id: SessionID) -> None:
+        self.admin.append(message.msg_type)
+
+
+def nos(cid: str) -> Message:
+    return Message.new("D", [(11, cid), (21, "1"), (55, "IBM"), (54, "1"), (60, "20240101-00:00:00"),
+                             (38, "100"), (40, "1")])
+
+
+CLIENT_SID = SessionID("FIX.4.4", "CLIENT", "VENUE")
+VENUE_SID = SessionID("FIX.4.4", "VENUE", "CLIENT")
+
+
+@pytest.mark.timeout(30)
+async def test_orders_round_trip_and_logout(tmp_path: Path) -> None:
+    port = free_port()
+    venue, client = Venue(), Client()
+    async with Engine(settings(acceptor_cfg(port, store=tmp_path / "v")), venue) as ve:
+        async with Engine(settings(initiator_cfg(port)), client) as ce:
+            await ce.wait_logged_on(CLIENT_SID, 5)
+            await ve.wait_logged_on(VENUE_SID, 5)
+            for i in range(50):
+                assert ce.send_to_target(nos(f"C{i}"), CLIENT_SID)
+            got = [await asyncio.wait_for(client.reports.get(), 5) for _ in range(50)]
+            assert [m.get_str(11) for m in got] == [f"C{i}" for i in range(50)]
+            assert all(m.msg_type == b"8" for m in got)
+            # an unsupported type is answered with a BusinessMessageReject
+            ce.send_to_target(Message.new("F", [(41, "C1"), (11, "X"), (55, "IBM"), (54, "1"),
+                                                (60, "20240101-00:00:00")]), CLIENT_SID)
+            bmr = await asyncio.wait_for(client.reports.get(), 5)
+            assert bmr.msg_type == b"j" and bmr[380] == b"3"
+        # the initiator's stop logged out; the acceptor saw it
+        await ve.session(VENUE_SID).wait_disconnected(5)
+    kinds = [k for k, _ in venue.events]
+    assert kinds == ["create", "logon", "logout"]
+    assert b"5" in client.admin
+
+
+@pytest.mark.timeout(30)
+async def test_sequence_numbers_survive_an_engine_restart(tmp_path: Path) -> None:
+    port = free_port()
+    venue = Venue()
+    for round_ in range(2):
+        client = Client()
+        async with Engine(settings(acceptor_cfg(port, store=tmp_path / "v")), venue):
+            ini = initiator_cfg(port, extra=f"FileStorePath={tmp_path / 'c'}")
+            async with Engine(settings(ini), client) as ce:
+                await ce.wait_logged_on(CLIENT_SID, 5)
+                ce.send_to_target(nos(f"R{round_}"), CLIENT_SID)
+                er = await asyncio.wait_for(client.reports.get(), 5)
+                # logon 1, ER 2, logout 3 the first time; then logon 4 (no reset), ER 5
+                assert er[34] == (b"2" if round_ == 0 else b"5")
+
+
+@pytest.mark.timeout(30)
+async def test_reject_logon_and_password() -> None:
+    port = free_port()
+    log = MemoryLog()
+    venue = Venue(password="s3cret")
+    async with Engine(settings(acceptor_cfg(port)), venue, log_factory=lambda s, sid: log):
+        bad = Client()
+        async with Engine(settings(initiator_cfg(port, "Password=nope")), bad) as ce:
+            with pytest.raises(asyncio.TimeoutError):
+                await ce.wait_logged_on(CLIENT_SID, 1.5)
+        assert any("wrong password" in e for e in log.events)
+        good = Client()
+        async with Engine(settings(initiator_cfg(port, "Username=me\nPassword=s3cret")), good) as ce:
+            await ce.wait_logged_on(CLIENT_SID, 5)
+
+
+@pytest.mark.timeout(30)
+async def test_dynamic_sessions_for_any_client() -> None:
+    port = free_port()
+    venue = Venue()
+    async with Engine(settings(acceptor_cfg(port, target="*")), venue) as ve:
+        clients = []
+        engines = []
+        for name in ("ALPHA", "BETA"):
+            c = Client()
+            e = Engine(settings(initiator_cfg(port, sender=name)), c)
+            await e.start()
+            clients.append(c)
+            engines.append(e)
+        try:
+            for name, e in zip(("ALPHA", "BETA"), engines):
+                sid = SessionID("FIX.4.4", name, "VENUE")
+                await e.wait_logged_on(sid, 5)
+                e.send_to_target(nos(name), sid)
+            for name, c in zip(("ALPHA", "BETA"), clients):
+                assert (await asyncio.wait_for(c.reports.get(), 5)).get_str(11) == name
+            assert {str(s) for s in ve.sessions} == {"FIX.4.4:VENUE->ALPHA", "FIX.4.4:VENUE->BETA"}
+        finally:
+            for e in engines:
+                await e.stop()
+
+
+@pytest.mark.timeout(40)
+async def test_initiator_reconnects_after_the_acceptor_comes_back() -> None:
+    port = free_port()
+    client = Client()
+    async with Engine(settings(initiator_cfg(port)), client) as ce:
+        await asyncio.sleep(1.2)  # nothing listens yet: the initiator retries with back-off
+        async with Engine(settings(acceptor_cfg(port)), Venue()):
+            await ce.wait_logged_on(CLIENT_SID, 8)
+        rt = ce.session(CLIENT_SID)
+        await rt.wait_disconnected(5)
+        async with Engine(settings(acceptor_cfg(port)), Venue()):
+            await ce.wait_logged_on(CLIENT_SID, 8)
+            ce.send_to_target(nos("AGAIN"), CLIENT_SID)
+            assert (await asyncio.wait_for(client.reports.get(), 5)).get_str(11) == "AGAIN"
+        assert rt.logons == 2
+
+
+def _make_cert(tmp: Path) -> tuple[Path, Path]:
+    key, cert = tmp / "key.pem", tmp / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+         "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )
+    return key, cert
+
+
+@pytest.mark.timeout(30)
+async def test_tls_on_both_sides(tmp_path: Path) -> None:
+    key, cert = _make_cert(tmp_path)
+    port = free_port()
+    tls_acc = f"SocketUseSSL=Y\nSocketCertificateFile={cert}\nSocketPrivateKeyFile={key}"
+    tls_ini = f"SocketUseSSL=Y\nSocketCAFile={cert}"
+    client = Client()
+    async with Engine(settings(acceptor_cfg(port, tls_acc)), Venue()), \
+            Engine(settings(initiator_cfg(port, tls_ini)), client) as ce:
+        await ce.wait_logged_on(CLIENT_SID, 5)
+        ce.send_to_target(nos("TLS1"), CLIENT_SID)
+        assert (await asyncio.wait_for(client.reports.get(), 5)).get_str(11) == "TLS1"
+
+
+async def test_stop_closes_connections_that_never_sent_a_message(tmp_path: Path) -> None:
+    """A client that connected but sent nothing must see EOF when the engine stops, not a
+    socket left open until LogonTimeout (found by the QuickFIX interop work)."""
+    from fixgw.application import Application
+    from fixgw.config import parse_settings
+    from fixgw.engine import Engine
+
+    port = free_port()
+    settings = parse_settings(
+        f"[DEFAULT]\nConnectionType=acceptor\nSocketAcceptHost=127.0.0.1\nSocketAcceptPort={port}\n"
+        f"SenderCompID=S\nFileStorePath={tmp_path}\nLogonTimeout=30\n[SESSION]\nBeginString=FIX.4.4\n"
+        "TargetCompID=C\n", "<test>")
+    engine = Engine(settings, Application())
+    await engine.start()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    await asyncio.sleep(0.1)
+    await engine.stop()
+    assert await asyncio.wait_for(reader.read(100), 3) == b""
+    writer.close()
