@@ -20,7 +20,9 @@ Logs read
 Sending
     Each message keeps its body; the header (sequence number, SendingTime, CompIDs, PossDup)
     is the new session's. Messages are paced as recorded: the gap between two recorded sends
-    divided by ``speed`` (2: twice as fast; 0: no pauses).
+    divided by ``speed`` (2: twice as fast; 0: no pauses). A counterparty that has seen the
+    recorded ClOrdIDs (a running venue, a customer utility the same day) refuses them again:
+    ``id_suffix`` makes them new (appended on the way out, taken off the answers).
 
 Comparing
     Responses are paired with the recorded ones by ClOrdID (11; a response without one, such
@@ -164,9 +166,24 @@ def split_session(logged: Sequence[Logged], sender: str, target: str, *, where: 
     return Recorded(sent, responses, begin)
 
 
-def body_of(m: Message) -> list[tuple[int, bytes]]:
-    """The message's fields without the standard header and trailer."""
-    return [(t, v) for t, v in m.fields if t not in HEADER_TAGS]
+ID_TAGS = frozenset({11, 41})  # ClOrdID, OrigClOrdID: what --id-suffix makes new
+
+
+def body_of(m: Message, id_suffix: str = "") -> list[tuple[int, bytes]]:
+    """The message's fields without the standard header and trailer (``id_suffix`` appended
+    to its ClOrdID and OrigClOrdID)."""
+    if not id_suffix:
+        return [(t, v) for t, v in m.fields if t not in HEADER_TAGS]
+    extra = id_suffix.encode("latin-1")
+    return [(t, v + extra if t in ID_TAGS else v) for t, v in m.fields if t not in HEADER_TAGS]
+
+
+def without_suffix(m: Message, id_suffix: str) -> Message:
+    """A response as if its ClOrdID and OrigClOrdID carried no ``id_suffix`` (for comparing)."""
+    if not id_suffix:
+        return m
+    extra = id_suffix.encode("latin-1")
+    return Message([(t, v[:-len(extra)] if t in ID_TAGS and v.endswith(extra) else v) for t, v in m.fields])
 
 
 def delays(sent: Sequence[Logged], speed: float) -> list[float]:
@@ -305,12 +322,14 @@ def _enough(recorded: dict[str, list[Message]], got: list[Message]) -> bool:
 
 async def replay(recorded: Recorded, *, host: str, port: int, sender: str, target: str, speed: float = 1.0,
                  begin_string: str | None = None, wait: float = 10.0, settle: float = 1.0,
-                 logon_timeout: float = 10.0) -> Result:
+                 logon_timeout: float = 10.0, id_suffix: str = "") -> Result:
     """Send the recorded messages again through our engine (initiator) and collect the answers.
 
     After the last send it waits until every ClOrdID has as many responses as recorded and
     ``settle`` seconds pass with none more (or ``settle`` seconds with nothing at all when
-    fewer came), at most ``wait`` seconds.
+    fewer came), at most ``wait`` seconds. ``id_suffix`` is appended to every ClOrdID and
+    OrigClOrdID sent (a counterparty that has seen the recorded ids refuses them again) and
+    taken off the answers before they are compared.
     """
     if speed < 0:
         raise FixReplayError(f"--speed {speed}: expected 0 (no pauses) or more")
@@ -333,7 +352,8 @@ async def replay(recorded: Recorded, *, host: str, port: int, sender: str, targe
         for pause, item in zip(delays(recorded.sent, speed), recorded.sent, strict=True):
             if pause > 0:
                 await asyncio.sleep(pause)
-            engine.send_to_target(Message.new(item.message.msg_type, body_of(item.message)), settings.session_id)
+            engine.send_to_target(Message.new(item.message.msg_type, body_of(item.message, id_suffix)),
+                                  settings.session_id)
             result.sent += 1
         result.send_seconds = loop.time() - started
         wanted = group(recorded.responses)
@@ -345,17 +365,17 @@ async def replay(recorded: Recorded, *, host: str, port: int, sender: str, targe
             except TimeoutError:
                 # quiet for `settle` seconds: done once every recorded answer has its counterpart,
                 # else keep waiting (a fill may come later) until the deadline
-                if _enough(wanted, app.messages):
+                if _enough(wanted, [without_suffix(m, id_suffix) for m in app.messages]):
                     break
-        result.replayed = list(app.messages)
+        result.replayed = [without_suffix(m, id_suffix) for m in app.messages]
         return result
     finally:
         await engine.stop()
 
 
 def run(log: Path, *, host: str, port: int, sender: str, target: str, speed: float = 1.0,
-        begin_string: str | None = None, wait: float = 10.0) -> Result:
+        begin_string: str | None = None, wait: float = 10.0, id_suffix: str = "") -> Result:
     """Read ``log``, replay ``sender``'s side to ``host:port``, compare (blocking)."""
     recorded = split_session(read_log(log), sender, target, where=str(log))
     return asyncio.run(replay(recorded, host=host, port=port, sender=sender, target=target, speed=speed,
-                              begin_string=begin_string, wait=wait))
+                              begin_string=begin_string, wait=wait, id_suffix=id_suffix))

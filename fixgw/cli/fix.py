@@ -1,6 +1,6 @@
 """``fixgw fix ...``: tools for FIX sessions.
 
-    fixgw fix replay LOGFILE --connect HOST:PORT --sender S --target T [--speed X] [--json]
+    fixgw fix replay LOGFILE --connect HOST:PORT --sender S --target T [--speed X] [--id-suffix X] [--json]
 
 The logic lives in ``fixgw.fixreplay``; this module is only the argparse wiring.
 """
@@ -30,6 +30,8 @@ def register(sub: Any) -> None:
     r.add_argument("--begin", choices=["FIX.4.2", "FIX.4.4"], help="BeginString (default: the log's)")
     r.add_argument("--wait", type=float, default=10.0,
                    help="seconds to wait for the answers after the last send (default 10)")
+    r.add_argument("--id-suffix", default="", metavar="X",
+                   help="append X to every ClOrdID/OrigClOrdID sent (a counterparty refuses ids it has seen)")
     r.add_argument("--json", action="store_true", help="one JSON object")
     r.set_defaults(func=_run_replay)
 
@@ -44,7 +46,8 @@ def _run_replay(args: argparse.Namespace) -> int:
         raise CliError(f"--speed {args.speed}: expected 0 (no pauses) or more")
     try:
         result = fixreplay.run(args.log, host=host, port=int(port_s), sender=args.sender, target=args.target,
-                               speed=args.speed, begin_string=args.begin, wait=args.wait)
+                               speed=args.speed, begin_string=args.begin, wait=args.wait,
+                               id_suffix=args.id_suffix)
     except fixreplay.FixReplayError as exc:
         raise CliError(str(exc)) from None
     if args.json:

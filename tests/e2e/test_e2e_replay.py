@@ -11,14 +11,19 @@ import asyncio
 import json
 import subprocess
 import threading
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from fixgw.config import SessionSettings
+from fixgw.engine import Engine
+from fixgw.message import Message
 from tests.support.cluster import FIXGW, ROOT, Cluster
-from tests.support.fixclient import FixClient
+from tests.support.fixclient import Collector, FixClient, now_ts
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -94,3 +99,55 @@ async def _scenario(cluster: Cluster) -> None:
 
     one = _replay(cluster, "--txn", second)
     assert list(one["orders"]) == [second] and list(one["books"]) == ["ACC2"]
+
+
+async def _record_at_customer_utility(port: int, logs: Path) -> Path:
+    """CLIENT2 on a customer utility, with a FIX log: a resting IBM buy, then its cancel."""
+    st = SessionSettings(begin_string="FIX.4.4", sender_comp_id="CLIENT2", target_comp_id="FIXGW",
+                         connection_type="initiator", socket_connect_host="127.0.0.1", socket_connect_port=port,
+                         heart_bt_int=30, reset_on_logon=True, reconnect_interval=1, file_log_path=logs)
+    app = Collector()
+    engine = Engine([st], app)
+    await engine.start()
+    try:
+        await engine.wait_logged_on(st.session_id, timeout=15)
+
+        async def report(cl: str, status: str) -> None:
+            async with asyncio.timeout(30):
+                while not any(m.get_str(11) == cl and m.get_str(39) == status for m in app.all):
+                    await app.queue.get()
+
+        cl = f"RP{time.time_ns()}"
+        engine.send_to_target(Message.new("D", [(11, cl), (1, "ACC2"), (21, "1"), (55, "IBM"), (54, "1"),
+                                                (60, now_ts()), (38, "5"), (40, "2"), (44, "1.00"), (59, "0")]),
+                              st.session_id)
+        await report(cl, "0")
+        engine.send_to_target(Message.new("F", [(41, cl), (11, f"{cl}X"), (55, "IBM"), (54, "1"), (60, now_ts()),
+                                                (38, "5")]), st.session_id)
+        await report(f"{cl}X", "4")
+        await asyncio.sleep(0.5)  # anything after the cancel gets into the recording too
+    finally:
+        await engine.stop()
+    return logs / "FIX.4.4-CLIENT2-FIXGW.messages.log"
+
+
+def test_fix_replay_against_a_customer_utility(cluster: Cluster, tmp_path: Path) -> None:
+    """A session recorded at cfu1, replayed to cfu2: with new ClOrdIDs (--id-suffix) it gets the same
+    answers; with the recorded ones it is refused (a ClOrdID is unique within the trading day).
+
+    Paced as recorded, not ``--speed 0``: sent at once, the cancel reaches the utility while the
+    order's append is still being committed and is refused as an unknown order (CxlRejReason 1).
+    """
+    log = asyncio.run(_record_at_customer_utility(cluster.ports["cfu1"], tmp_path / "fixlog"))
+    base = ["fix", "replay", str(log), "--connect", f"127.0.0.1:{cluster.ports['cfu2']}", "--sender", "CLIENT2",
+            "--target", "FIXGW", "--wait", "10", "--json"]  # paced as recorded: the cancel after the New
+    p = cluster.fixgw(*base, "--id-suffix", "~2")
+    assert p.stdout, p.stderr
+    got = json.loads(p.stdout)
+    assert p.returncode == 0 and got["same"], "\n".join(map(str, got["differences"]))
+    assert got["sent"] == 2 and got["responses"] == got["recorded_responses"] >= 3
+
+    p = cluster.fixgw(*base)
+    got = json.loads(p.stdout)
+    assert p.returncode == 1 and not got["same"]
+    assert any(d["field"] == "OrdStatus" and d["replayed"] == "8" for d in got["differences"]), got
