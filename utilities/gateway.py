@@ -459,6 +459,7 @@ class Gateway:
 
     async def stop(self) -> None:
         self.state = "stopping"
+        log.info("%s (gateway) stopping", self.name)
         if self._server is not None:
             self._server.close()
         for conns in list(self.connections.values()):
@@ -475,6 +476,7 @@ class Gateway:
                 pass
         self.state = "stopped"
         self._write_status()
+        log.info("%s (gateway) stopped", self.name)
 
     @property
     def bound_port(self) -> int:

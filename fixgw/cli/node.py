@@ -357,7 +357,22 @@ def cluster_status(cfg: ClusterConfig) -> dict[str, Any]:
         nodes.append({"name": n.name, "role": n.role, "state": st.get("state"), "pid": st.get("pid"),
                       "own_seq": heads[n.name], "hwm": hwm, "lag": lag, "connected": st.get("connected", False),
                       "fix_sessions": st.get("fix_sessions", {}), "counters": st.get("counters", {})})
-    entry = [{"name": n.name, "host": n.host, "port": n.port, "comp_id": n.comp_id}
-             for n in cfg.nodes_with_role("customer")]
-    entry += [{"name": v.name, "host": v.host, "port": v.port, "comp_id": v.comp_id} for v in cfg.venues.values()]
-    return {"cluster": cfg.name, "nodes": nodes, "entry_points": entry}
+    utility_comps = ", ".join(sorted({n.comp_id for n in cfg.nodes_with_role("customer")}))
+    entry = [{"name": g.name, "kind": "gateway", "host": g.host, "port": g.port, "comp_id": utility_comps,
+              "tls": g.tls_cert is not None} for g in cfg.gateways.values()]
+    entry += [{"name": n.name, "kind": "customer", "host": n.host, "port": n.port, "comp_id": n.comp_id}
+              for n in cfg.nodes_with_role("customer")]
+    entry += [{"name": v.name, "kind": "venue", "host": v.host, "port": v.port, "comp_id": v.comp_id}
+              for v in cfg.venues.values()]
+    gateways = []
+    for g in cfg.gateways.values():
+        try:
+            st = json.loads((cfg.data_dir / g.name / STATUS_FILE).read_text())
+        except (OSError, ValueError):
+            st = {"state": "never started"}
+        if st.get("state") != "never started" and (not isinstance(st.get("pid"), int) or not _pid_alive(st["pid"])):
+            st["state"] = "down"
+        gateways.append({"name": g.name, "state": st.get("state"), "pid": st.get("pid"),
+                         "connections": st.get("connections", {}), "counters": st.get("counters", {}),
+                         "utilities": st.get("utilities", {})})
+    return {"cluster": cfg.name, "nodes": nodes, "gateways": gateways, "entry_points": entry}
