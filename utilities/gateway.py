@@ -55,7 +55,8 @@ STATUS_FILE = "status.json"
 FIX_START = b"8=FIX"
 LOGON = b"A"
 CONNECT_TIMEOUT_S = 2.0     # per utility tried: a live one answers a loopback connect in < 1 ms
-WATCH_INTERVAL_S = 0.1      # how often liveness is looked at for connections to close
+WATCH_INTERVAL_S = 0.25     # how often liveness is looked at for connections to close
+STATUS_INTERVAL_S = 1.0     # how often status.json is rewritten (as the nodes do)
 COUNTERS = (
     "accepted",             # customer connections accepted
     "routed_owner",         # Logons sent to the utility that owns the customer's session
@@ -578,7 +579,7 @@ class Gateway:
             "started_at": self.started_at, "updated_at": time.time(), "listen": f"{self.host}:{self.port}",
             "tls": self.tls is not None, "broker": "up" if self._bus.connected else "down",
             "counters": dict(self.counters),
-            "connections": {n: len(c) for n, c in sorted(self.connections.items())},
+            "connections": {n: len(c) for n, c in sorted(self.connections.items()) if c},
             "utilities": {n: ("routable" if d.routable(n) else "alive" if d.alive(n) else "dead")
                           for n in sorted(d.upstreams)},
         }
@@ -597,7 +598,7 @@ class Gateway:
 
     async def _status_writer(self) -> None:
         while True:
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(STATUS_INTERVAL_S)
             self._write_status()
 
 

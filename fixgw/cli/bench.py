@@ -5,6 +5,7 @@
     fixgw bench disk [--data DIR] [--json]             the synced-commit floor under every ack
     fixgw bench --connect H:P --sender S --target T    FIX load client against any acceptor
     fixgw bench --config F                             end to end against ``fixgw up``
+    fixgw bench gateway --config F                     the gateway's CPU and added latency (``fixgw up``)
 """
 
 from __future__ import annotations
@@ -23,12 +24,14 @@ TARGETS = {
     "disk": "replication.diskbench:main",
     "fix": "fixgw.loadclient:main",
     "e2e": "fixgw.cli.e2e_bench:main",
+    "gateway": "fixgw.cli.gateway_bench:main",
 }
 
 
 def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser("bench", help="benchmarks (throughput, latency percentiles)")
-    p.add_argument("what", nargs="?", choices=["replication", "matching", "disk"], help="an in-process benchmark")
+    p.add_argument("what", nargs="?", choices=["replication", "matching", "disk", "gateway"],
+                   help="an in-process benchmark, or 'gateway' (with --config, against fixgw up)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--connect", metavar="HOST:PORT", help="FIX load against this acceptor")
     p.add_argument("--sender", default="BENCH", help="our SenderCompID (FIX load)")
@@ -41,6 +44,7 @@ def register(sub: Any) -> None:
     p.add_argument("--rate", type=float, default=None, help="orders/s to offer (end to end; 0 = as fast as possible), or syncs/s (disk)")
     p.add_argument("--seconds", type=float, default=None, help="upper bound on the run time")
     p.add_argument("--data", help="working directory for files the bench writes")
+    p.add_argument("--rounds", type=int, default=3, help="gateway: runs through it and direct, alternately")
     p.set_defaults(func=run)
 
 

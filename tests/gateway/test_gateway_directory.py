@@ -79,3 +79,17 @@ def test_a_utility_that_refused_a_connection_is_avoided_until_heard_anew_or_dead
     beat(d, "cfu2")
     beat(d, "cfu1")
     assert names(d, "C") == ["cfu1", "cfu2"]  # the suspicion lapses after dead_after_s
+
+
+def test_the_shipped_quickfix_config_has_a_session_through_the_shipped_gateway() -> None:
+    from pathlib import Path
+
+    import quickfix as fix
+
+    from utilities.cluster_config import load_cluster_config
+
+    root = Path(__file__).resolve().parents[2]
+    gw = load_cluster_config(root / "configs" / "local.toml").gateway(None)
+    settings = fix.SessionSettings(str(root / "configs" / "quickfix-customer.cfg"))
+    d = settings.get(fix.SessionID("FIX.4.4", "CLIENT2", "FIXGW"))
+    assert (d.getString("SocketConnectHost"), d.getInt("SocketConnectPort")) == (gw.host, gw.port)

@@ -113,6 +113,15 @@ async def _scenario(cl: Cluster, tmp_path: Path, cert: Path) -> None:
     text = cl.fixgw("status", "--config", str(cl.config)).stdout
     assert f"entry gw1 (gateway): 127.0.0.1:{cl.ports['gw1']} TargetCompID=FIXGW" in text
 
+    # the gateway's bench: the same load through gw1 (the first gateway) and direct to its utility
+    out = cl.fixgw("bench", "gateway", "--config", str(cl.config), "--orders", "60", "--inflight", "5",
+                   "--rounds", "1", "--json", timeout=120)
+    assert out.returncode == 0, out.stderr
+    bench = json.loads(out.stdout)
+    r = bench["rounds"][0]
+    assert r["via_gateway"]["answered"] == 60 and r["direct"]["answered"] == 60 and r["utility"] == "cfu1"
+    assert r["messages"] >= 2 * 60 and bench["median_relay_cpu_us_per_message"] is not None
+
     # CLIENT1, FIX 4.4, knows one address: gw1. (ResetOnLogon=Y: the session's continuity across
     # utilities is issue 12's replicated sessions; what is the gateway's is where it goes.)
     q1 = QuickfixInitiator(InitiatorConfig(host="127.0.0.1", port=cl.ports["gw1"], store_dir=tmp_path / "q1",
