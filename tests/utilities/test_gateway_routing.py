@@ -1,4 +1,4 @@
-"""The gateway in process against real parts (tests/gateway/gateway_rig.py: real mosquitto,
+"""The gateway in process against real parts (tests/utilities/support_gateway.py: real mosquitto,
 real TCP, fixgw acceptors as customer utilities): routing by load and to the owner named in
 heartbeats, a utility falling silent, bad first messages that close only their own connection,
 two gateways side by side, TLS."""
@@ -13,11 +13,11 @@ import time
 from pathlib import Path
 
 import pytest
-from gateway_rig import DEAD_AFTER_S, Customer, Rig, rig, until
-from support_broker import Mosquitto
-from support_fixclient import now_ts
 
 from fixgw.message import encode
+from tests.support.broker import Mosquitto
+from tests.support.fixclient import now_ts
+from tests.utilities.support_gateway import DEAD_AFTER_S, Customer, Rig, rig, until
 from utilities.gateway import GatewayError, server_tls_context
 
 pytestmark = pytest.mark.timeout(90)

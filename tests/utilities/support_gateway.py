@@ -13,14 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
-from support_broker import Mosquitto, free_port
-from support_fixclient import Collector, now_ts
-
 from fixgw.at_server import EchoApplication
 from fixgw.config import SessionID, SessionSettings
 from fixgw.engine import Engine
 from fixgw.message import Message
 from replication.bus import MqttBus
+from tests.support.broker import Mosquitto, free_port
+from tests.support.fixclient import Collector, now_ts
 from utilities.gateway import Gateway, Upstream
 from utilities.liveness import Heartbeat
 

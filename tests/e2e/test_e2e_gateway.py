@@ -19,13 +19,14 @@ from typing import Any
 
 import pytest
 import quickfix as fix
-from gateway_rig import Customer
-from quickfix_initiator import InitiatorConfig, QuickfixInitiator, until
-from support_cluster import Cluster
+
+from tests.interop.quickfix_initiator import InitiatorConfig, QuickfixInitiator, until
+from tests.support.cluster import Cluster
+from tests.utilities.support_gateway import Customer
 
 pytestmark = pytest.mark.timeout(240)
 
-DEAD_AFTER_S = 2.0   # tests/support_cluster.py's cluster
+DEAD_AFTER_S = 2.0   # tests/support/cluster.py's cluster
 
 
 @dataclass(frozen=True, slots=True)
