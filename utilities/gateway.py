@@ -496,6 +496,10 @@ class Gateway:
         except ValueError as exc:
             log.warning("%s: malformed heartbeat on %s set aside: %s", self.name, topic, exc)
             return
+        if not topic.endswith(f"/{hb.role}/{hb.node}"):
+            # a node speaks for itself only: one claiming another's name is no evidence of it
+            log.warning("%s: heartbeat of %s (%s) on %s set aside: not its topic", self.name, hb.node, hb.role, topic)
+            return
         self.directory.saw(hb)
 
     async def _watch(self) -> None:

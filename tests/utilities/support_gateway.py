@@ -74,6 +74,9 @@ class Rig:
                         await self._bus.publish(heartbeat_topic(name), hb.encode(), qos=0)
             await asyncio.sleep(HEARTBEAT_S)
 
+    async def publish(self, topic: str, hb: Heartbeat) -> None:
+        await self._bus.publish(topic, hb.encode(), qos=0)
+
     async def gateway(self, name: str = "gw1", **kw: Any) -> Gateway:
         gw = Gateway(name=name, host="127.0.0.1", port=kw.pop("port", free_port()), upstreams=self.upstreams,
                      broker_host="127.0.0.1", broker_port=self.broker.port,

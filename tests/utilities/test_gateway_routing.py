@@ -17,8 +17,9 @@ import pytest
 from fixgw.message import encode
 from tests.support.broker import Mosquitto
 from tests.support.fixclient import now_ts
-from tests.utilities.support_gateway import DEAD_AFTER_S, Customer, Rig, rig, until
+from tests.utilities.support_gateway import DEAD_AFTER_S, Customer, Rig, heartbeat_topic, rig, until
 from utilities.gateway import GatewayError, server_tls_context
+from utilities.liveness import Heartbeat
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -75,6 +76,18 @@ async def test_a_silent_utility_loses_its_customers_to_a_live_one(mosquitto: Mos
             # CLIENT2 (on cfu2) was never disturbed: still its first connection
             assert c2.engine.session(c2.sid).logons == 1
             await c2.echo()
+
+
+async def test_a_heartbeat_on_another_nodes_topic_is_no_evidence(mosquitto: Mosquitto) -> None:
+    async with rig(mosquitto) as r:
+        gw = await r.gateway()
+        r.beats["cfu1"].silent = True
+        loop = asyncio.get_running_loop()
+        end = loop.time() + DEAD_AFTER_S + 0.5
+        while loop.time() < end:   # "cfu1" heard only on cfu2's topic
+            await r.publish(heartbeat_topic("cfu2"), Heartbeat("cfu1", "customer", "ready", (), 1, "x"))
+            await asyncio.sleep(0.1)
+        assert not gw.directory.alive("cfu1") and gw.directory.alive("cfu2")
 
 
 async def test_bad_first_messages_close_only_their_own_connection(mosquitto: Mosquitto) -> None:
