@@ -199,3 +199,43 @@ def test_gateway_command_errors_name_the_file_and_key(tmp_path: Path) -> None:
     assert f"{tmp_path}/none.pem: no such file" in out.stderr
     out = cl.fixgw("gateway", "--config", str(cl.config), "--name", "gw9", timeout=30)
     assert out.returncode == 2 and "no gateway named 'gw9' (gateways: gw1)" in out.stderr
+
+
+def test_a_hung_utilitys_customer_is_moved_after_dead_after_s(tmp_path: Path) -> None:
+    """SIGSTOP: the utility's process and sockets stay, only its heartbeats stop. The gateway
+    closes its customers' connections once it is silent for dead_after_s, and the reconnect
+    goes to the other utility."""
+    cl = Cluster(tmp_path, day_seconds=2.0, gateways=("gw1",))
+    cl.start()
+    stopped: list[int] = []
+    try:
+        asyncio.run(_hung(cl, tmp_path, stopped))
+    finally:
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
+        cl.stop()
+
+
+async def _hung(cl: Cluster, tmp_path: Path, stopped: list[int]) -> None:
+    q = QuickfixInitiator(InitiatorConfig(host="127.0.0.1", port=cl.ports["gw1"], store_dir=tmp_path / "q",
+                                          sender_comp_id="CLIENT1", reset_on_logon=True))
+    q.start()
+    try:
+        await q.until(q.logged_on, 20, "CLIENT1 logon through gw1")
+        await trade(q, "H1")
+        await until(lambda: gw_status(cl, "gw1").get("connections") == {"cfu1": 1}, 5, "on cfu1")
+        logons = q.app.logons
+        pid = cl.pid("cfu1")
+        os.kill(pid, signal.SIGSTOP)
+        stopped.append(pid)
+        t0 = time.monotonic()
+        await q.until(lambda: q.app.logons > logons and q.logged_on(), DEAD_AFTER_S + 15, "CLIENT1 back")
+        took = time.monotonic() - t0
+        # dead_after_s, then QuickFIX's ReconnectInterval (1 s), then the logon: with a margin for load
+        assert DEAD_AFTER_S - 0.5 < took < DEAD_AFTER_S + 6.0, took
+        await until(lambda: gw_status(cl, "gw1").get("connections") == {"cfu2": 1}, 5, "on cfu2")
+        assert gw_status(cl, "gw1")["counters"]["closed_on_death"] == 1
+        await trade(q, "H2")
+        print(f"SIGSTOP -> logon on the other utility through the gateway: {took:.2f} s")
+    finally:
+        q.close()
