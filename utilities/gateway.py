@@ -442,7 +442,12 @@ class Gateway:
         except TimeoutError:
             log.warning("%s: broker %s:%s not reachable yet: routing waits for heartbeats", self.name,
                         self._bus.host, self._bus.port)
+        # hear every live utility before taking customers: a Logon routed on the first heartbeat
+        # heard would pick from part of the cluster (bounded: a utility that is down is never heard)
         loop = asyncio.get_running_loop()
+        until = loop.time() + self.directory.liveness.dead_after_s
+        while loop.time() < until and not all(self.directory.alive(n) for n in self.directory.upstreams):
+            await asyncio.sleep(0.05)
         # a TLS handshake counts towards the Logon's time (asyncio rejects the option without TLS)
         tls: dict[str, Any] = {} if self.tls is None else {"ssl": self.tls,
                                                              "ssl_handshake_timeout": self.logon_timeout_s}
