@@ -35,7 +35,6 @@ Why like this:
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import socket
@@ -48,11 +47,13 @@ from typing import Any, Self, cast
 
 from fixgw.framing import Framer, Garbled
 from replication.bus import MqttBus
+from replication.wire import Topics
+from utilities.errors import MalformedMessage
 from utilities.liveness import Heartbeat, Liveness
+from utilities.node_status import write_status
 
 log = logging.getLogger("fixgw.gateway")
 
-STATUS_FILE = "status.json"
 FIX_START = b"8=FIX"
 LOGON = b"A"
 CONNECT_TIMEOUT_S = 2.0     # per utility tried: a live one answers a loopback connect in < 1 ms
@@ -393,9 +394,9 @@ class Gateway:
         host: str,
         port: int,
         upstreams: Mapping[str, Upstream],
+        cluster: str,
         broker_host: str,
         broker_port: int,
-        heartbeat_subscription: str,
         dead_after_s: float,
         logon_timeout_s: float = 10.0,
         max_logon_bytes: int = 4096,
@@ -418,9 +419,8 @@ class Gateway:
         self.connections: dict[str, set[_Customer]] = {}
         self.state = "starting"
         self.started_at = time.time()
-        self._heartbeat_subscription = heartbeat_subscription
-        self._bus = MqttBus(client_id=bus_client_id or f"gateway-{name}", host=broker_host,
-                            port=broker_port, subscriptions=[(heartbeat_subscription, 0)],
+        self._bus = MqttBus(client_id=bus_client_id or f"{cluster}-gateway-{name}", host=broker_host,
+                            port=broker_port, subscriptions=[(Topics(cluster).heartbeat("customer", "+"), 0)],
                             on_message=self._on_message)
         self._server: asyncio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -498,7 +498,7 @@ class Gateway:
     def _on_message(self, topic: str, payload: bytes) -> None:
         try:
             hb = Heartbeat.decode(payload)
-        except ValueError as exc:
+        except MalformedMessage as exc:
             log.warning("%s: malformed heartbeat on %s set aside: %s", self.name, topic, exc)
             return
         if not topic.endswith(f"/{hb.role}/{hb.node}"):
@@ -606,10 +606,7 @@ class Gateway:
             return
         try:
             self.status_dir.mkdir(parents=True, exist_ok=True)
-            path = self.status_dir / STATUS_FILE
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(self.status(), sort_keys=True))
-            tmp.replace(path)
+            write_status(self.status_dir, self.status())   # the same file as a node's: fixgw status reads it
         except OSError as exc:
             log.warning("%s: status file not written: %s", self.name, exc)
 

@@ -23,8 +23,8 @@ TARGETS = {
     "matching": "venues.bench:main",
     "disk": "replication.diskbench:main",
     "fix": "fixgw.loadclient:main",
-    "e2e": "fixgw.cli.e2e_bench:main",
-    "gateway": "fixgw.cli.gateway_bench:main",
+    "e2e": "fixgw.cli.bench:run_e2e",
+    "gateway": "fixgw.cli.bench:run_gateway",
 }
 
 
@@ -62,3 +62,71 @@ def run(args: argparse.Namespace) -> int:
     module_name, func_name = TARGETS[target].split(":")
     func = getattr(importlib.import_module(module_name), func_name)
     return int(func(args) or 0)
+
+
+def run_e2e(args: argparse.Namespace) -> int:
+    """``fixgw bench --config F``: utilities.bench against a running ``fixgw up``."""
+    import json
+
+    from fixgw.cli.cluster import load_config, venue_catalogue
+    from utilities.bench import BenchError
+    from utilities.bench import run as run_bench
+
+    cfg = load_config(args.config)
+    prices = venue_catalogue(cfg).prices
+    rate = 3000.0 if args.rate is None else args.rate
+    try:
+        res = eventloop.run(run_bench(cfg, prices, sessions=args.sessions or 4, orders=args.orders or 20000,
+                                      rate=rate, seconds=args.seconds or 60.0))
+    except BenchError as exc:
+        raise CliError(str(exc)) from None
+    except (OSError, ConnectionError, TimeoutError) as exc:
+        raise CliError(f"cannot bench the cluster of {cfg.source} (is 'fixgw up' running?): {exc}") from None
+    if args.json:
+        print(json.dumps(res))
+    else:
+        print(f"{res['acked']} of {res['orders']} orders acknowledged over {res['sessions']} sessions: "
+              f"{res['orders_per_s']:.0f} orders/s (offered {rate:g}/s); ack p50 {res['ack_p50_us']:.0f} us "
+              f"p99 {res['ack_p99_us']:.0f} us; fill p50 {res['fill_p50_us']:.0f} us p99 {res['fill_p99_us']:.0f} us; "
+              f"filled {res['filled']} ({res['filled_per_s']:.0f}/s), rejected {res['rejected']}, lost {res['lost']}")
+        if res["host_busy_pct"] is not None:
+            print(f"machine during the load: {res['host_cpus']} CPUs, {res['host_busy_pct']:.0f}% busy, "
+                  f"{res['host_steal_pct']:.0f}% stolen by the hypervisor")
+    return 0 if res["lost"] == 0 else 1
+
+
+def run_gateway(args: argparse.Namespace) -> int:
+    """``fixgw bench gateway --config F``: utilities.gateway_bench against a running ``fixgw up``."""
+    import json
+
+    from fixgw.cli.cluster import load_config
+    from utilities.gateway_bench import GatewayBenchError
+    from utilities.gateway_bench import run as run_bench
+
+    if not args.config:
+        raise CliError("fixgw bench gateway: --config FILE (the cluster running under fixgw up) is required")
+    cfg = load_config(args.config)
+    if not cfg.gateways:
+        raise CliError(f"{cfg.source}: no [[gateways]] entry to bench")
+    gw = next(iter(cfg.gateways.values()))
+    try:
+        res = eventloop.run(run_bench(cfg, gw, orders=args.orders or 2000, inflight=args.inflight,
+                                      rounds=args.rounds, seconds=args.seconds or 60.0))
+    except GatewayBenchError as exc:
+        raise CliError(str(exc)) from None
+    except (OSError, ConnectionError, TimeoutError) as exc:
+        raise CliError(f"cannot bench gateway {gw.name} of {cfg.source} (is 'fixgw up' running?): {exc}") from None
+    res["loop"] = args.loop
+    if args.json:
+        print(json.dumps(res))
+        return 0
+    for i, r in enumerate(res["rounds"]):
+        v, d = r["via_gateway"], r["direct"]
+        print(f"round {i + 1} ({r['utility']}): through {gw.name} p50 {v['p50_us']:.0f} us p99 {v['p99_us']:.0f} us "
+              f"{v['orders_per_s']:.0f}/s; direct p50 {d['p50_us']:.0f} us p99 {d['p99_us']:.0f} us "
+              f"{d['orders_per_s']:.0f}/s; gateway CPU {r['relay_cpu_us_per_message']} us per message "
+              f"({r['messages']} messages), {r['relay_cpu_us_per_order']} us per order")
+    print(f"median over {len(res['rounds'])} rounds, {res['orders_per_run']} orders each, {res['inflight']} in flight: "
+          f"gateway CPU {res['median_relay_cpu_us_per_message']} us per relayed message; added round trip "
+          f"p50 {res['median_added_p50_us']} us, p99 {res['median_added_p99_us']} us")
+    return 0

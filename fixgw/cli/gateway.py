@@ -14,7 +14,7 @@ from typing import Any
 
 from fixgw import eventloop
 from fixgw.cli import CliError
-from fixgw.cli.up import DEFAULT_CONFIG
+from fixgw.cli.cluster import DEFAULT_CONFIG, load_config
 
 
 def register(sub: Any) -> None:
@@ -25,12 +25,11 @@ def register(sub: Any) -> None:
 
 
 def run_gateway(args: argparse.Namespace) -> int:
-    from fixgw.cli.node import heartbeat_topic
-    from utilities.cluster_config import ClusterConfigError, load_cluster_config
+    from utilities.cluster_config import ClusterConfigError
     from utilities.gateway import Gateway, GatewayError, Upstream, server_tls_context
 
+    cfg = load_config(args.config)
     try:
-        cfg = load_cluster_config(args.config)
         gw = cfg.gateway(args.name)
     except ClusterConfigError as exc:
         raise CliError(str(exc)) from None
@@ -44,9 +43,8 @@ def run_gateway(args: argparse.Namespace) -> int:
     logging.basicConfig(level=os.environ.get("FIXGW_LOG", "INFO"),
                         format=f"%(asctime)s {gw.name} %(levelname)s %(name)s: %(message)s")
     gateway = Gateway(
-        name=gw.name, host=gw.host, port=gw.port, upstreams=upstreams,
-        broker_host=cfg.broker.host, broker_port=cfg.broker.port,
-        heartbeat_subscription=heartbeat_topic(cfg.name, "customer", "+"), dead_after_s=cfg.dead_after_s,
+        name=gw.name, host=gw.host, port=gw.port, upstreams=upstreams, cluster=cfg.name,
+        broker_host=cfg.broker.host, broker_port=cfg.broker.port, dead_after_s=cfg.dead_after_s,
         logon_timeout_s=gw.logon_timeout_s, max_logon_bytes=gw.max_logon_bytes, tls=tls,
         status_dir=cfg.data_dir / gw.name, bus_client_id=f"{cfg.name}-gateway-{gw.name}",
     )

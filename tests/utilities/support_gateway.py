@@ -18,6 +18,7 @@ from fixgw.config import SessionID, SessionSettings
 from fixgw.engine import Engine
 from fixgw.message import Message
 from replication.bus import MqttBus
+from replication.wire import Topics
 from tests.support.broker import Mosquitto, free_port
 from tests.support.fixclient import Collector, now_ts
 from utilities.gateway import Gateway, Upstream
@@ -29,7 +30,7 @@ DEAD_AFTER_S = 1.0
 
 
 def heartbeat_topic(node: str) -> str:
-    return f"fixgw/{CLUSTER}/alive/customer/{node}"
+    return Topics(CLUSTER).heartbeat("customer", node)
 
 
 @dataclass
@@ -79,8 +80,7 @@ class Rig:
 
     async def gateway(self, name: str = "gw1", **kw: Any) -> Gateway:
         gw = Gateway(name=name, host="127.0.0.1", port=kw.pop("port", free_port()), upstreams=self.upstreams,
-                     broker_host="127.0.0.1", broker_port=self.broker.port,
-                     heartbeat_subscription=heartbeat_topic("+"), dead_after_s=DEAD_AFTER_S,
+                     cluster=CLUSTER, broker_host="127.0.0.1", broker_port=self.broker.port, dead_after_s=DEAD_AFTER_S,
                      bus_client_id=f"{name}-{secrets.token_hex(4)}", **kw)
         await gw.start()
         self.gateways.append(gw)

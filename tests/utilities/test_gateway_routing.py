@@ -21,7 +21,7 @@ from tests.utilities.support_gateway import DEAD_AFTER_S, Customer, Rig, heartbe
 from utilities.gateway import GatewayError, server_tls_context
 from utilities.liveness import Heartbeat
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = pytest.mark.timeout(180)   # generous: the machine is shared
 
 
 def logon(sender: str = "RAW1", target: str = "FIXGW", msg_type: bytes = b"A", pad: int = 0) -> bytes:

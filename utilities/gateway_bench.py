@@ -1,8 +1,8 @@
 """``fixgw bench gateway --config F``: what the gateway adds, against a running ``fixgw up``.
 
-The same FIX load (``fixgw.loadclient``, as BENCH1, FIX 4.4; through the config's first gateway: NewOrderSingles, ``--inflight`` outstanding, each
-answered by the customer utility)) runs alternately through the gateway and straight to the
-customer utility the gateway chose, ``--rounds`` times, each run with fresh ClOrdIDs. Reported:
+The same FIX load (``fixgw.loadclient`` as BENCH1, FIX 4.4: NewOrderSingles, ``--inflight``
+outstanding, each answered by the customer utility) runs alternately through the config's
+first gateway and straight to the customer utility that gateway chose, ``--rounds`` times, each run with fresh ClOrdIDs. Reported:
 
 - the round-trip percentiles both ways: the difference is the latency the gateway adds;
 - the gateway process's CPU per relayed message: its CPU time (``/proc/<pid>/schedstat``, in
@@ -18,18 +18,17 @@ Bounded: ``--orders`` per run (default 2,000), ``--seconds`` per run (default 60
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from fixgw import eventloop
 from fixgw.loadclient import run_bench
+from utilities.cluster_config import ClusterConfig, GatewayConfig
+from utilities.errors import UtilitiesError
+from utilities.node_status import read_status
 
 SENDER = "BENCH1"
 TARGET = "FIXGW"
@@ -41,7 +40,11 @@ def _cpu_ns(pid: int) -> int:
         return int(f.read().split()[0])
 
 
-def _message_log_lines(cfg: Any) -> int:
+class GatewayBenchError(UtilitiesError):
+    """The gateway cannot be benched (not running); the message says what to do."""
+
+
+def _message_log_lines(cfg: ClusterConfig) -> int:
     """Messages of the bench session in every customer utility's FIX message log (one a line)."""
     total = 0
     for n in cfg.nodes_with_role("customer"):
@@ -55,51 +58,51 @@ def _message_log_lines(cfg: Any) -> int:
     return total
 
 
-async def _watch_route(status: Path, seen: set[str], stop: asyncio.Event) -> None:
+async def _watch_route(gw_dir: Path, seen: set[str], stop: asyncio.Event) -> None:
     """The utility the gateway connected the bench to (from its status file)."""
     while not stop.is_set():
-        try:
-            conns = json.loads(status.read_text()).get("connections", {})
-            seen.update(n for n, k in conns.items() if k)
-        except (OSError, ValueError):
-            pass
+        conns = (read_status(gw_dir) or {}).get("connections", {})
+        seen.update(n for n, k in conns.items() if k)
         await asyncio.sleep(0.1)
 
 
-async def _run(cfg: Any, gw: Any, args: argparse.Namespace) -> dict[str, Any]:
-    status = cfg.data_dir / gw.name / "status.json"
+async def run(cfg: ClusterConfig, gw: GatewayConfig, *, orders: int = 2000, inflight: int = 1, rounds: int = 3,
+              seconds: float = 60.0) -> dict[str, Any]:
+    """Bench ``gw`` of the running cluster ``cfg``: see the module's docstring."""
+    gw_dir = cfg.data_dir / gw.name
+    pid = (read_status(gw_dir) or {}).get("pid")
     try:
-        pid = int(json.loads(status.read_text())["pid"])
+        if not isinstance(pid, int):
+            raise ProcessLookupError
         os.kill(pid, 0)
-    except (OSError, ValueError, KeyError):
-        raise SystemExit(f"fixgw bench gateway: gateway {gw.name} is not running (no live pid in {status}): "
-                         f"start the cluster with `fixgw up --config {cfg.source}`") from None
-    orders = args.orders or 2000
-    seconds = args.seconds or 60.0
-    rounds: list[dict[str, Any]] = []
+    except OSError:
+        raise GatewayBenchError(f"gateway {gw.name} is not running (no live pid in {gw_dir}/status.json): start "
+                                f"the cluster with `fixgw up --config {cfg.source}`") from None
+    out: list[dict[str, Any]] = []
     stamp = int(time.time())
-    for i in range(args.rounds):
+    for i in range(rounds):
         seen: set[str] = set()
         stop = asyncio.Event()
-        watcher = asyncio.create_task(_watch_route(status, seen, stop))
+        watcher = asyncio.create_task(_watch_route(gw_dir, seen, stop))
         m0, c0, t0 = _message_log_lines(cfg), _cpu_ns(pid), time.monotonic()
         via = await run_bench(gw.host, gw.port, sender=SENDER, target=TARGET, begin=BEGIN, orders=orders,
-                              inflight=args.inflight, seconds=seconds, id_prefix=f"G{stamp}r{i}n")
+                              inflight=inflight, seconds=seconds, id_prefix=f"G{stamp}r{i}n")
         await asyncio.sleep(0.3)    # the last answers logged, the logout relayed
         m1, c1, t1 = _message_log_lines(cfg), _cpu_ns(pid), time.monotonic()
         stop.set()
         await watcher
         node = min(seen) if seen else cfg.nodes_with_role("customer")[0].name
         upstream = cfg.node(node)
+        assert upstream.port is not None   # a customer utility always has its acceptor port
         c2, t2 = _cpu_ns(pid), time.monotonic()
         direct = await run_bench(upstream.host, upstream.port, sender=SENDER, target=TARGET, begin=BEGIN,
-                                 orders=orders, inflight=args.inflight, seconds=seconds, id_prefix=f"D{stamp}r{i}n")
+                                 orders=orders, inflight=inflight, seconds=seconds, id_prefix=f"D{stamp}r{i}n")
         await asyncio.sleep(0.3)
         c3, t3 = _cpu_ns(pid), time.monotonic()
         idle_ns_per_s = (c3 - c2) / (t3 - t2)
         relay_ns = max(0.0, (c1 - c0) - idle_ns_per_s * (t1 - t0))
         messages = m1 - m0
-        rounds.append({
+        out.append({
             "utility": node, "messages": messages,
             "via_gateway": via.as_dict(), "direct": direct.as_dict(),
             "gateway_idle_us_per_s": round(idle_ns_per_s / 1000, 1),
@@ -110,42 +113,10 @@ async def _run(cfg: Any, gw: Any, args: argparse.Namespace) -> dict[str, Any]:
         })
 
     def median(key: str) -> float | None:
-        vals = [r[key] for r in rounds if r[key] is not None]
+        vals = [r[key] for r in out if r[key] is not None]
         return round(statistics.median(vals), 2) if vals else None
 
-    return {"gateway": gw.name, "orders_per_run": orders, "inflight": args.inflight, "rounds": rounds,
+    return {"gateway": gw.name, "orders_per_run": orders, "inflight": inflight, "rounds": out,
             "median_relay_cpu_us_per_message": median("relay_cpu_us_per_message"),
             "median_relay_cpu_us_per_order": median("relay_cpu_us_per_order"),
-            "median_added_p50_us": median("added_p50_us"), "median_added_p99_us": median("added_p99_us"),
-            "loop": args.loop}
-
-
-def main(args: argparse.Namespace) -> int:
-    from utilities.cluster_config import ClusterConfigError, load_cluster_config
-
-    if not args.config:
-        print("fixgw bench gateway: --config FILE (the cluster running under fixgw up) is required", file=sys.stderr)
-        return 2
-    try:
-        cfg = load_cluster_config(args.config)
-    except ClusterConfigError as exc:
-        print(f"fixgw bench gateway: {exc}", file=sys.stderr)
-        return 2
-    if not cfg.gateways:
-        print(f"fixgw bench gateway: {cfg.source}: no [[gateways]] entry to bench", file=sys.stderr)
-        return 2
-    gw = next(iter(cfg.gateways.values()))
-    res = eventloop.run(_run(cfg, gw, args))
-    if args.json:
-        print(json.dumps(res))
-        return 0
-    for i, r in enumerate(res["rounds"]):
-        v, d = r["via_gateway"], r["direct"]
-        print(f"round {i + 1} ({r['utility']}): through {gw.name} p50 {v['p50_us']:.0f} us p99 {v['p99_us']:.0f} us "
-              f"{v['orders_per_s']:.0f}/s; direct p50 {d['p50_us']:.0f} us p99 {d['p99_us']:.0f} us "
-              f"{d['orders_per_s']:.0f}/s; gateway CPU {r['relay_cpu_us_per_message']} us per message "
-              f"({r['messages']} messages), {r['relay_cpu_us_per_order']} us per order")
-    print(f"median over {len(res['rounds'])} rounds, {res['orders_per_run']} orders each, {res['inflight']} in flight: "
-          f"gateway CPU {res['median_relay_cpu_us_per_message']} us per relayed message; added round trip "
-          f"p50 {res['median_added_p50_us']} us, p99 {res['median_added_p99_us']} us")
-    return 0
+            "median_added_p50_us": median("added_p50_us"), "median_added_p99_us": median("added_p99_us")}
