@@ -1,8 +1,9 @@
 """``fixgw up``, ``fixgw node`` and ``fixgw status``: running the cluster.
 
 ``up`` starts every part of ``configs/local.toml`` (or ``--config``) as its own process: the
-broker, the venues, the firm node, the street and the customer utilities; prints where FIX
-clients connect and one ready line; on Ctrl-C (or SIGTERM) stops everything cleanly.
+broker, the venues, the firm node, the street and the customer utilities, then the gateways;
+prints where FIX clients connect (the gateways first: the one address customers need) and one
+ready line; on Ctrl-C (or SIGTERM) stops everything cleanly, the gateways first.
 ``node`` runs one node (so nodes can live on several machines against one broker).
 ``status`` shows each node's state, replication high-water marks and lag.
 """
@@ -90,10 +91,10 @@ def _wait_ready(cfg: Any, child: Child, timeout: float) -> None:
     raise CliError(f"{child.name} did not report ready within {timeout:.0f}s; see {child.log_path}")
 
 
-# the order of a clean stop: customers first (no new orders), then the streets and the firm,
+# the order of a clean stop: gateways, then customers (no new orders), then the streets and the firm,
 # then the venues, and the broker last, once every node has gone (a node stopping still
 # publishes what it has committed, and says goodbye on the bus)
-STOP_ORDER = (("customer",), ("street", "firm"), ("venue",), ("broker",))
+STOP_ORDER = (("gateway",), ("customer",), ("street", "firm"), ("venue",), ("broker",))
 STOP_TIMEOUT_S = 10.0  # per step; a process still running then is killed
 
 
@@ -121,6 +122,7 @@ def _check_ports_free(cfg: Any) -> None:
     wanted = [("broker", cfg.broker.host, cfg.broker.port)] if cfg.broker.kind != "external" else []
     wanted += [(f"venue {v.name}", v.host, v.port) for v in cfg.venues.values()]
     wanted += [(f"node {n.name}", n.host, n.port) for n in cfg.nodes.values() if n.port]
+    wanted += [(f"gateway {g.name}", g.host, g.port) for g in cfg.gateways.values()]
     for what, host, port in wanted:
         try:
             with socket.create_connection((host, port), timeout=0.2):
@@ -183,8 +185,18 @@ def run_up(args: argparse.Namespace) -> int:
         for child in children:
             if child.kind in order:
                 _wait_ready(cfg, child, 60)
+        # gateways once the customer utilities are ready: they route only to utilities heard alive
+        for gw in cfg.gateways.values():
+            child = _spawn(gw.name, "gateway", py + ["gateway", "--config", str(cfg.source), "--name", gw.name], log_dir)
+            children.append(child)
+            _wait_port(gw.host, gw.port, child, 30)
         print("fixgw: FIX entry points for clients:", file=out)
         begin = "FIX.4.2 or FIX.4.4"
+        utility_comps = ", ".join(sorted({n.comp_id for n in cfg.nodes_with_role("customer")}))
+        for gw in cfg.gateways.values():
+            tls = " TLS" if gw.tls_cert is not None else ""
+            print(f"  {gw.name}: {gw.host}:{gw.port}{tls}  {begin}  TargetCompID={utility_comps}  the entry point for "
+                  f"customers: routes each to a live customer utility", file=out)
         for node in cfg.nodes_with_role("customer"):
             comps = ", ".join(cfg.customers) or "(none configured)"
             print(f"  {node.name}: {node.host}:{node.port}  {begin}  TargetCompID={node.comp_id}  SenderCompID one of: {comps}", file=out)
@@ -233,6 +245,11 @@ def run_status(args: argparse.Namespace) -> int:
               f"  lag={total}  broker={'up' if node.get('connected') else 'down'}")
         for origin, hwm in sorted(node.get("hwm", {}).items()):
             print(f"    {origin:<8} hwm={hwm:<8} behind={lag.get(origin, 0)}")
+    for gw in report.get("gateways", []):
+        conns = ", ".join(f"{n}={k}" for n, k in gw.get("connections", {}).items()) or "none"
+        refused = sum(v for k, v in gw.get("counters", {}).items() if k.startswith("refused_"))
+        print(f"{gw['name']:<8} {'gateway':<9} {gw['state']:<8} pid={gw.get('pid', '-')}  connections: {conns}"
+              f"  refused={refused}")
     for ep in report["entry_points"]:
-        print(f"entry {ep['name']}: {ep['host']}:{ep['port']} TargetCompID={ep['comp_id']}")
+        print(f"entry {ep['name']} ({ep['kind']}): {ep['host']}:{ep['port']} TargetCompID={ep['comp_id']}")
     return 0

@@ -16,6 +16,16 @@ def test_heartbeat_round_trip_and_the_older_form_without_instance() -> None:
     assert Heartbeat.decode(old) == Heartbeat("ssu1", "street", "ready", ("exchange",), 7, "")
 
 
+def test_heartbeat_sessions_round_trip_and_absent_in_older_heartbeats() -> None:
+    hb = Heartbeat("cfu1", "customer", "ready", (), 11, "h/11/ab", ("CLIENT1", "CLIENT2"))
+    assert Heartbeat.decode(hb.encode()) == hb
+    assert Heartbeat.decode(hb.encode()).sessions == ("CLIENT1", "CLIENT2")
+    before = msgpack.packb([HEARTBEAT_VERSION, "cfu1", "customer", "ready", [], 11, "h/11/ab"])
+    assert Heartbeat.decode(before).sessions == ()
+    with pytest.raises(ValueError):
+        Heartbeat.decode(msgpack.packb([HEARTBEAT_VERSION, "cfu1", "customer", "ready", [], 11, "i", "CLIENT1"]))
+
+
 @pytest.mark.parametrize("raw", [b"", b"\x91\x01", msgpack.packb([99, "a", "b", "c", [], 1]),
                                  msgpack.packb([HEARTBEAT_VERSION, 1, "b", "c", [], 1])])
 def test_malformed_heartbeats_raise_value_error(raw: bytes) -> None:
