@@ -14,6 +14,7 @@ either customer utility answers the same.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import time
@@ -32,6 +33,9 @@ from utilities.clordids import ClOrdIds
 from utilities.liveness import Liveness
 from utilities.risk import RiskView
 from utilities.routing import Pending, Router, command_topic, encode_commands
+from utilities.session_owner import NotReady, SessionOwner
+from utilities.session_rule import SessionKey
+from utilities.session_store import ReplicatedSessionStore
 from utilities.status import OrderStatus, fold
 from utilities.tasks import TaskSet
 from utilities.txn import TxnAllocator, parse_txn
@@ -67,6 +71,7 @@ class CustomerUtility(MessageCracker):
         reference_prices: Mapping[str, Decimal] | None = None,
         default_venue: str = "",
         today: Callable[[], dt.date] | None = None,  # the trading day (New York date); injectable for tests
+        sessions: SessionOwner | None = None,        # None: every session is this process's (tests)
     ) -> None:
         self.node = node
         self.name = node_name
@@ -96,7 +101,12 @@ class CustomerUtility(MessageCracker):
         self._venues = {v for vs in self.streets.values() for v in vs}
         self._flush_scheduled = False
         self._reach: dict[tuple[str, str], bool] = {}   # _can_reach answers of the current routing pass
-        self.counters = {"orders": 0, "rejects": 0, "reports": 0, "routed": 0}
+        self.counters = {"orders": 0, "rejects": 0, "reports": 0, "routed": 0, "reported_again": 0,
+                         "possdup_known": 0}
+        self.sessions = sessions
+        if sessions is not None:
+            sessions.control = self
+        self.client_txns: dict[str, dict[str, dt.date]] = {}   # client -> its orders' txns -> trading day
 
     # ------------------------------------------------------------------ start-up
     def load(self) -> None:
@@ -124,6 +134,10 @@ class CustomerUtility(MessageCracker):
         self.risk.apply(r)
         if r.type in TAKES_CLORDID and r.session and r.cl_ord_id:
             self.clids.learn(r.session, r.cl_ord_id, r.txn, trade_date_of(r.hlc))
+        if r.type in (RecordType.ORDER, RecordType.ORDER_REJECTED) and r.session:
+            self.client_txns.setdefault(r.session, {})[r.txn] = trade_date_of(r.hlc)
+        if self.sessions is not None:
+            self.sessions.on_record(r)
 
     def _trading_day(self) -> dt.date:
         """Today; on the first call of a new trading day, the ids of earlier days whose
@@ -131,6 +145,9 @@ class CustomerUtility(MessageCracker):
         today = self.today()
         if today != self._day:
             dropped = self.clids.roll(today)
+            for txns in self.client_txns.values():
+                for txn in [t for t, day in txns.items() if day < today and txn_done(self.risk, t)]:
+                    del txns[txn]
             # late or repeated records of finished orders come within minutes: a day's margin
             forgotten = self.risk.forget_before(today - RISK_MEMORY)
             if self._day is not None or dropped or forgotten:
@@ -149,12 +166,87 @@ class CustomerUtility(MessageCracker):
             if pw and message.get_str(554) != pw:
                 raise RejectLogon("Invalid username or password")
 
+    async def before_logon(self, message: Message, session_id: SessionID) -> None:
+        """Take the customer's session (from its live owner, or over from a dead one) before the
+        FIX session checks the Logon's MsgSeqNum against numbers that may be another's."""
+        client = session_id.target_comp_id
+        if client not in self.customers:
+            raise RejectLogon(f"Unknown customer CompID {client}")
+        if self.sessions is not None:
+            try:
+                await self.sessions.acquire(SessionKey(session_id.begin_string, client))
+            except NotReady as exc:
+                raise RejectLogon(str(exc)) from None
+
     async def on_logon(self, session_id: SessionID) -> None:
         self.logged_on.add(session_id)
         self.begin_of[session_id.target_comp_id] = session_id.begin_string
+        key = SessionKey(session_id.begin_string, session_id.target_comp_id)
+        if self.sessions is not None and key in self.sessions.report_again:
+            self.sessions.report_again.discard(key)
+            self._report_again(session_id)
 
     async def on_logout(self, session_id: SessionID) -> None:
         self.logged_on.discard(session_id)
+
+    # ------------------------------------------------------------------ session control (SessionOwner)
+    def _sid(self, key: SessionKey) -> SessionID:
+        return SessionID(key.begin_string, self.comp_id, key.client)
+
+    def abort_session(self, key: SessionKey, reason: str) -> None:
+        if self.engine is not None and (rt := self.engine.sessions.get(self._sid(key))) is not None:
+            rt.abort(reason)
+
+    async def log_out_session(self, key: SessionKey, text: str, timeout: float) -> tuple[int, int]:
+        if self.engine is None or (rt := self.engine.sessions.get(self._sid(key))) is None:
+            return 1, 1
+        if rt.logged_on:
+            rt.logout(text)
+            with contextlib.suppress(TimeoutError):
+                await rt.wait_disconnected(timeout)
+        if rt.conn is not None:
+            rt.abort(text)
+            with contextlib.suppress(TimeoutError):
+                await rt.wait_disconnected(timeout)
+        await rt.flushed()
+        return rt.session.next_sender, rt.session.next_target
+
+    def start_session_at(self, key: SessionKey, next_sender: int, next_target: int) -> None:
+        if self.engine is None or (rt := self.engine.sessions.get(self._sid(key))) is None:
+            return
+        store = rt.store
+        if isinstance(store, ReplicatedSessionStore):
+            store.start_at(next_sender, next_target)
+
+    def session_numbers(self, key: SessionKey) -> tuple[int, int]:
+        if self.engine is None or (rt := self.engine.sessions.get(self._sid(key))) is None:
+            return 1, 1
+        return rt.store.next_sender_seq, rt.store.next_target_seq
+
+    def _report_again(self, sid: SessionID) -> None:
+        """After a take-over: every event of the client's orders of today and its open orders,
+        again, PossResend=Y with the same ExecID (the customer may have missed them: the numbers
+        the previous owner sent them under are gap-filled; customers dedupe by ExecID)."""
+        client, begin = sid.target_comp_id, sid.begin_string
+        today = self._trading_day()
+        log_ = self.node.log
+        n = 0
+        for txn, day in sorted(self.client_txns.get(client, {}).items(), key=lambda kv: kv[1]):
+            if day < today and txn not in self.risk.open:
+                continue
+            recs = sorted(log_.records_for_txn(txn), key=lambda r: r.hlc)
+            first = next((r for r in recs if r.type in (RecordType.ORDER, RecordType.ORDER_REJECTED)), None)
+            if first is None or str(first.extra.get("begin") or begin) != begin:
+                continue
+            for r in recs:
+                msg = self._event_report(r, begin)
+                if msg is not None:
+                    msg.set(97, b"Y")
+                    self._send(sid, msg)
+                    n += 1
+        self.counters["reported_again"] += n
+        if n:
+            log.info("%s: reported %d event(s) again to %s", self.name, n, sid)
 
     def _exec_id(self) -> str:
         self._exec_seq += 1
@@ -174,12 +266,14 @@ class CustomerUtility(MessageCracker):
         accounts = self.customers.get(client, ())
         account = msg.get_str(1) or (accounts[0] if len(accounts) == 1 else "")
         venue = msg.get_str(100) or self.symbol_venues.get(symbol, "")
-        fields: dict[str, Any] = dict(
-            account=account, symbol=symbol, side=side, order_qty=qty, cash_order_qty=cash_qty,
-            price=price, ord_type=ord_type, tif=tif, cl_ord_id=cl, venue=venue, session=client,
-            extra={"begin": sid.begin_string},
-        )
+        fields: dict[str, Any] = {
+            "account": account, "symbol": symbol, "side": side, "order_qty": qty, "cash_order_qty": cash_qty,
+            "price": price, "ord_type": ord_type, "tif": tif, "cl_ord_id": cl, "venue": venue, "session": client,
+            "extra": _request_extra(msg, sid),
+        }
         today = self._trading_day()
+        if msg.get(43) == b"Y" and self._answer_resent(msg, sid, client, cl, today):
+            return
         reason = self._refuse(client, account, symbol, side, qty, cash_qty, price, ord_type, venue, cl, today)
         assert self.txns is not None
         txn = self.txns.next()
@@ -187,6 +281,21 @@ class CustomerUtility(MessageCracker):
             self.clids.take(client, cl, txn, today)  # before the await: a second order with this ClOrdID is a duplicate
         self.counters["orders"] += 1
         self._spawn(self._new_order(sid, txn, fields, reason))
+
+    def _answer_resent(self, msg: Message, sid: SessionID, client: str, cl: str, today: dt.date) -> bool:
+        """A request resent (PossDupFlag=Y) whose ClOrdID the cluster holds: answered with the
+        order's current status, neither a new request nor a duplicate; False: never recorded, so
+        it is processed as new."""
+        if not self.clids.taken(client, cl, today):
+            return False
+        found = self._find(client, cl, None)
+        if found is None:
+            return False
+        _, st = found
+        self.counters["possdup_known"] += 1
+        self._send(sid, er.execution_report(sid.begin_string, _view_of_status(st, st.ord_status, cl_ord_id=cl),
+                                            exec_id=self._exec_id(), exec_type=er.ORDER_STATUS))
+        return True
 
     def _refuse(self, client: str, account: str, symbol: str, side: str, qty: Decimal | None,
                 cash_qty: Decimal | None, price: Decimal | None, ord_type: str, venue: str,
@@ -215,12 +324,12 @@ class CustomerUtility(MessageCracker):
             rec = await self.node.append(type=RecordType.ORDER_REJECTED, txn=txn, status=er.REJECTED,
                                          text=reason[1], **fields)
             self.counters["rejects"] += 1
-            self._send(sid, er.execution_report(sid.begin_string, _view_of(rec, er.REJECTED), exec_id=self._exec_id(),
+            self._send(sid, er.execution_report(sid.begin_string, _view_of(rec, er.REJECTED), exec_id=_record_exec_id(rec),
                                                 exec_type=er.REJECTED, text=reason[1], ord_rej_reason=reason[0]))
             return
         rec = await self.node.append(type=RecordType.ORDER, txn=txn, status=er.PENDING_NEW, **fields)
         # durable: acknowledge now
-        self._send(sid, er.execution_report(sid.begin_string, _view_of(rec, er.PENDING_NEW), exec_id=self._exec_id(),
+        self._send(sid, er.execution_report(sid.begin_string, _view_of(rec, er.PENDING_NEW), exec_id=_record_exec_id(rec),
                                             exec_type=er.PENDING_NEW))
         self._route_due([self.router.add(rec)])
 
@@ -250,6 +359,8 @@ class CustomerUtility(MessageCracker):
         response_to = er.RESPONSE_TO_REPLACE if replace else er.RESPONSE_TO_CANCEL
         found = self._find(client, orig, msg.get_str(37))
         today = self._trading_day()
+        if msg.get(43) == b"Y" and self._answer_resent(msg, sid, client, cl, today):
+            return
         if self.clids.taken(client, cl, today):
             self._cxl_reject(sid, None, cl, orig, response_to, er.CXL_BROKER_OPTION, f"Duplicate ClOrdID {cl}")
             return
@@ -263,12 +374,12 @@ class CustomerUtility(MessageCracker):
         if st.pending:
             self._cxl_reject(sid, st, cl, orig, response_to, er.CXL_ALREADY_PENDING, "A cancel or replace is already pending")
             return
-        fields: dict[str, Any] = dict(
-            account=st.account, symbol=st.symbol, side=st.side, order_qty=st.order_qty,
-            cash_order_qty=st.cash_order_qty, price=st.price, ord_type=st.ord_type, tif=st.tif,
-            cl_ord_id=cl, orig_cl_ord_id=orig, venue=st.venue, session=client,
-            extra={"begin": sid.begin_string},
-        )
+        fields: dict[str, Any] = {
+            "account": st.account, "symbol": st.symbol, "side": st.side, "order_qty": st.order_qty,
+            "cash_order_qty": st.cash_order_qty, "price": st.price, "ord_type": st.ord_type, "tif": st.tif,
+            "cl_ord_id": cl, "orig_cl_ord_id": orig, "venue": st.venue, "session": client,
+            "extra": _request_extra(msg, sid),
+        }
         if replace:
             new_qty = msg.get_decimal(38)
             new_px = msg.get_decimal(44)
@@ -288,7 +399,7 @@ class CustomerUtility(MessageCracker):
         pending = er.PENDING_REPLACE if replace else er.PENDING_CANCEL
         rec = await self.node.append(type=rtype, txn=txn, status=pending, **fields)
         view = _view_of_status(st, pending, cl_ord_id=rec.cl_ord_id, orig=rec.orig_cl_ord_id)
-        self._send(sid, er.execution_report(sid.begin_string, view, exec_id=self._exec_id(), exec_type=pending))
+        self._send(sid, er.execution_report(sid.begin_string, view, exec_id=_record_exec_id(rec), exec_type=pending))
         self._route_due([self.router.add(rec, st.street)])
 
     def _cxl_reject(self, sid: SessionID, st: OrderStatus | None, cl: str, orig: str, response_to: str,
@@ -330,6 +441,14 @@ class CustomerUtility(MessageCracker):
         client = r.session
         if not client:
             return None
+        if self.sessions is not None:
+            # the session's owner reports its events, whoever took the order; street records
+            # do not say the BeginString: the client's one owned session here then
+            said = r.extra.get("begin")
+            owned = [k for k in self.sessions.owned if k.client == client and (not said or k.begin_string == said)]
+            if len(owned) != 1:
+                return None
+            return self._sid(owned[0])
         begin = str(r.extra.get("begin") or self.begin_of.get(client) or "FIX.4.4")
         key = (begin, client)
         sid = self._sids.get(key)
@@ -351,33 +470,46 @@ class CustomerUtility(MessageCracker):
         sid = self._owner_session(r)
         if sid is None or self.engine is None:
             return
+        msg = self._event_report(r, sid.begin_string)
+        if msg is None:
+            return
+        self.counters["reports"] += 1
+        self._send(sid, msg)
+
+    def _event_report(self, r: Record, begin: str) -> Message | None:
+        """The message that reports record ``r`` to the customer (ExecID from the record: the
+        same on every customer utility, so a report sent again is recognised), or None."""
         t = r.type
         status = r.status or er.NEW
-        exec_id = f"{r.origin}.{r.seq}"
+        exec_id = _record_exec_id(r)
+        if t is RecordType.ORDER:
+            return er.execution_report(begin, _view_of(r, er.PENDING_NEW), exec_id=exec_id, exec_type=er.PENDING_NEW)
+        if t is RecordType.ORDER_REJECTED:
+            return er.execution_report(begin, _view_of(r, er.REJECTED, terminal=True), exec_id=exec_id,
+                                       exec_type=er.REJECTED, text=r.text)
         if t is RecordType.VENUE_ACK:
-            msg = er.execution_report(sid.begin_string, _view_of(r, er.NEW), exec_id=exec_id, exec_type=er.NEW)
+            msg = er.execution_report(begin, _view_of(r, er.NEW), exec_id=exec_id, exec_type=er.NEW)
         elif t is RecordType.FILL:
-            msg = er.execution_report(sid.begin_string, _view_of(r, status), exec_id=exec_id, exec_type=er.TRADE,
+            msg = er.execution_report(begin, _view_of(r, status), exec_id=exec_id, exec_type=er.TRADE,
                                       last_qty=r.last_qty, last_px=r.last_px)
         elif t is RecordType.CANCELED:
-            msg = er.execution_report(sid.begin_string, _view_of(r, er.CANCELED, terminal=True), exec_id=exec_id,
+            msg = er.execution_report(begin, _view_of(r, er.CANCELED, terminal=True), exec_id=exec_id,
                                       exec_type=er.CANCELED, text=r.text)
         elif t is RecordType.REPLACED:
-            msg = er.execution_report(sid.begin_string, _view_of(r, status), exec_id=exec_id, exec_type=er.REPLACED)
+            msg = er.execution_report(begin, _view_of(r, status), exec_id=exec_id, exec_type=er.REPLACED)
         elif t is RecordType.VENUE_REJECT:
-            msg = er.execution_report(sid.begin_string, _view_of(r, er.REJECTED, terminal=True), exec_id=exec_id,
+            msg = er.execution_report(begin, _view_of(r, er.REJECTED, terminal=True), exec_id=exec_id,
                                       exec_type=er.REJECTED, text=r.text, ord_rej_reason=_int(r.extra.get("reason"), 0))
         elif t is RecordType.EXPIRED:
-            msg = er.execution_report(sid.begin_string, _view_of(r, er.EXPIRED, terminal=True), exec_id=exec_id,
+            msg = er.execution_report(begin, _view_of(r, er.EXPIRED, terminal=True), exec_id=exec_id,
                                       exec_type=er.EXPIRED, text=r.text)
         elif t is RecordType.CANCEL_REJECTED:
             msg = er.cancel_reject(order_id=r.txn, cl_ord_id=r.cl_ord_id, orig_cl_ord_id=r.orig_cl_ord_id,
                                    ord_status=status, response_to=str(r.extra.get("response_to") or er.RESPONSE_TO_CANCEL),
                                    reason=_int(r.extra.get("reason"), er.CXL_BROKER_OPTION), text=r.text or "Cancel rejected")
         else:
-            return
-        self.counters["reports"] += 1
-        self._send(sid, msg)
+            return None
+        return msg
 
     def _send(self, sid: SessionID, msg: Message) -> None:
         if self.engine is None:
@@ -447,6 +579,25 @@ class CustomerUtility(MessageCracker):
 
 _STATUS_NAMES = {"0": "New", "1": "PartiallyFilled", "2": "Filled", "4": "Canceled", "8": "Rejected",
                  "C": "Expired", "A": "PendingNew", "6": "PendingCancel", "E": "PendingReplace"}
+
+
+def _record_exec_id(r: Record) -> str:
+    """An event's ExecID: its record's key, the same on every node."""
+    return f"{r.origin}.{r.seq}"
+
+
+def _request_extra(msg: Message, sid: SessionID) -> dict[str, Any]:
+    """What a request's record says of its session: the BeginString and the MsgSeqNum it came
+    with (a successor expects the customer's next number from it: utilities.session_rule)."""
+    extra: dict[str, Any] = {"begin": sid.begin_string}
+    seq = msg.get(34)
+    if seq is not None and seq.isdigit() and msg.get(43) != b"Y":
+        extra["in_seq"] = int(seq)
+    return extra
+
+
+def txn_done(risk: RiskView, txn: str) -> bool:
+    return txn not in risk.open
 
 
 def _int(v: object, default: int) -> int:

@@ -25,10 +25,11 @@ class Heartbeat:
     venues: tuple[str, ...] = ()   # street: venues whose FIX session is logged on
     pid: int = 0
     instance: str = ""             # this run of the node (host/pid/random): tells two runs apart
+    sessions: tuple[str, ...] = ()  # customer: client CompIDs whose FIX sessions it owns now
 
     def encode(self) -> bytes:
         return bytes(msgpack.packb([HEARTBEAT_VERSION, self.node, self.role, self.state, list(self.venues), self.pid,
-                                    self.instance]))
+                                    self.instance, list(self.sessions)]))
 
     @staticmethod
     def decode(data: bytes) -> Heartbeat:
@@ -40,7 +41,9 @@ class Heartbeat:
             if not all(isinstance(x, str) for x in (node, role, state)) or not isinstance(venues, list):
                 raise ValueError("bad heartbeat fields")
             instance = v[6] if len(v) > 6 and isinstance(v[6], str) else ""  # absent before it existed
-            return Heartbeat(node, role, state, tuple(str(x) for x in venues), int(pid), instance)
+            sessions = v[7] if len(v) > 7 and isinstance(v[7], list) else []  # absent before it existed
+            return Heartbeat(node, role, state, tuple(str(x) for x in venues), int(pid), instance,
+                             tuple(str(x) for x in sessions))
         except ValueError:
             raise
         except Exception as exc:

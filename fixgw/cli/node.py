@@ -63,6 +63,7 @@ def customer_settings(cfg: ClusterConfig, me: NodeConfig, ndir: Path) -> list[Se
         SessionSettings(
             begin_string=b, sender_comp_id=me.comp_id, target_comp_id=client, connection_type="acceptor",
             socket_accept_host=me.host, socket_accept_port=me.port, heart_bt_int=30,
+            refresh_on_logon=True,  # the session may have moved here: numbers from utilities.session_store
             file_store_path=ndir / "fixstore", file_store_sync=cfg.fix_store_sync, file_log_path=ndir / "fixlog",
         )
         for client in cfg.customers for b in BEGIN_STRINGS
@@ -90,6 +91,7 @@ class NodeProcess:
         self.liveness = Liveness(cfg.dead_after_s)
         self.state = "starting"
         self.role_obj: Any = None
+        self.sessions: Any = None  # customer: utilities.session_owner.SessionOwner
         self.engine: Engine | None = None
         self.node: ReplicationNode | None = None
         self.started_at = time.time()
@@ -108,6 +110,8 @@ class NodeProcess:
                 self.liveness.saw(hb)
         elif len(parts) >= 3 and parts[2] == "cmd" and self.me.role == "street" and self.role_obj is not None:
             self.role_obj.on_command(topic, payload)
+        elif len(parts) >= 3 and parts[2] == "session" and self.sessions is not None:
+            self.sessions.on_handover_message(payload)
 
     async def _publish(self, topic: str, payload: bytes) -> None:
         assert self.node is not None
@@ -144,6 +148,9 @@ class NodeProcess:
         extra_subs = [(f"fixgw/{cfg.name}/alive/#", 0)]
         if me.role == "street":
             extra_subs.append((f"fixgw/{cfg.name}/cmd/{me.name}", 1))
+        if me.role == "customer":
+            from utilities.session_owner import handover_topic
+            extra_subs.append((handover_topic(cfg.name, me.name), 1))
         self.node = ReplicationNode(
             node_id=me.name, role=Role(me.role), cluster=cfg.name, data_dir=self.dir / "log",
             broker_host=cfg.broker.host, broker_port=cfg.broker.port,
@@ -200,10 +207,16 @@ class NodeProcess:
 
     async def _start_customer(self, node: ReplicationNode) -> list[asyncio.Task[Any]]:
         from utilities.customer import CustomerUtility
+        from utilities.session_owner import SessionOwner
+        from utilities.session_store import SessionStoreFactory
 
         cfg, me = self.cfg, self.me
         symbol_venue, prices = venue_catalogue(cfg)
+        self.sessions = sessions = SessionOwner(
+            node=node, me=me.name, peers=[n.name for n in cfg.nodes_with_role("customer")], liveness=self.liveness,
+            dead_after_s=cfg.dead_after_s, heartbeat_s=cfg.heartbeat_s, cluster=cfg.name, publish=self._publish)
         app = CustomerUtility(
+            sessions=sessions,
             node=node, node_name=me.name, comp_id=me.comp_id, cluster=cfg.name,
             customers={c.comp_id: c.accounts for c in cfg.customers.values()},
             passwords={c.comp_id: c.password for c in cfg.customers.values() if c.password},
@@ -220,9 +233,11 @@ class NodeProcess:
         while loop.time() < deadline and not all(
                 any(app._can_reach(s, v) for s in app.streets) for v in cfg.venues):
             await asyncio.sleep(0.05)
-        self.engine = Engine(customer_settings(cfg, me, self.dir), app)
+        self.engine = Engine(customer_settings(cfg, me, self.dir), app,
+                             store_factory=SessionStoreFactory(str(self.dir / "fixstore"), sessions,
+                                                               sync=cfg.fix_store_sync))
         await self.engine.start()
-        return [asyncio.create_task(app.run_router())]
+        return [asyncio.create_task(app.run_router()), asyncio.create_task(sessions.run())]
 
     async def _start_street(self, node: ReplicationNode) -> list[asyncio.Task[Any]]:
         from utilities.street import StreetUtility
@@ -264,7 +279,8 @@ class NodeProcess:
         venues: tuple[str, ...] = ()
         if self.me.role == "street" and self.role_obj is not None:
             venues = tuple(sorted(self.role_obj.logged_on))
-        return Heartbeat(self.me.name, self.me.role, self.state, venues, os.getpid(), self.instance)
+        sessions = self.sessions.owned_clients() if self.sessions is not None else ()
+        return Heartbeat(self.me.name, self.me.role, self.state, venues, os.getpid(), self.instance, sessions)
 
     async def _beat(self) -> None:
         if self.node is None or not self.node.connected:
