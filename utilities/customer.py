@@ -223,6 +223,20 @@ class CustomerUtility(MessageCracker):
             return 1, 1
         return rt.store.next_sender_seq, rt.store.next_target_seq
 
+    def session_report(self) -> list[dict[str, Any]]:
+        """The sessions this process owns, for ``fixgw status``: client, begin, state, numbers."""
+        if self.sessions is None or self.engine is None:
+            return []
+        out = []
+        for key in sorted(self.sessions.owned, key=str):
+            rt = self.engine.sessions.get(self._sid(key))
+            if rt is None:
+                continue
+            out.append({"client": key.client, "begin": key.begin_string,
+                        "state": "logged_on" if rt.logged_on else "disconnected",
+                        "next_sender_seq": rt.session.next_sender, "next_target_seq": rt.session.next_target})
+        return out
+
     def _report_again(self, sid: SessionID) -> None:
         """After a take-over: every event of the client's orders of today and its open orders,
         again, PossResend=Y with the same ExecID (the customer may have missed them: the numbers

@@ -314,6 +314,9 @@ class NodeProcess:
             st["fix_sessions"] = {str(sid): rt.logged_on for sid, rt in self.engine.sessions.items()}
         if self.role_obj is not None and hasattr(self.role_obj, "counters"):
             st["counters"] = dict(self.role_obj.counters)
+        if self.sessions is not None and self.engine is not None:
+            st["sessions"] = self.role_obj.session_report()
+            st["session_counters"] = dict(self.sessions.counters)
         path = self.dir / STATUS_FILE
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(st, sort_keys=True, default=str))
@@ -373,7 +376,11 @@ def cluster_status(cfg: ClusterConfig) -> dict[str, Any]:
         nodes.append({"name": n.name, "role": n.role, "state": st.get("state"), "pid": st.get("pid"),
                       "own_seq": heads[n.name], "hwm": hwm, "lag": lag, "connected": st.get("connected", False),
                       "fix_sessions": st.get("fix_sessions", {}), "counters": st.get("counters", {})})
-    entry = [{"name": n.name, "host": n.host, "port": n.port, "comp_id": n.comp_id}
+    sessions = [dict(s, owner=n.name) for n in cfg.nodes_with_role("customer") if raw[n.name].get("state") != "down"
+                for s in raw[n.name].get("sessions") or ()]
+    entry = [{"name": n.name, "host": n.host, "port": n.port, "comp_id": n.comp_id, "kind": "customer"}
              for n in cfg.nodes_with_role("customer")]
-    entry += [{"name": v.name, "host": v.host, "port": v.port, "comp_id": v.comp_id} for v in cfg.venues.values()]
-    return {"cluster": cfg.name, "nodes": nodes, "entry_points": entry}
+    entry += [{"name": v.name, "host": v.host, "port": v.port, "comp_id": v.comp_id, "kind": "venue"}
+              for v in cfg.venues.values()]
+    return {"cluster": cfg.name, "nodes": nodes, "entry_points": entry,
+            "sessions": sorted(sessions, key=lambda s: (s["client"], s["begin"]))}

@@ -239,5 +239,8 @@ def run_status(args: argparse.Namespace) -> int:
         for origin, hwm in sorted(node.get("hwm", {}).items()):
             print(f"    {origin:<8} hwm={hwm:<8} behind={lag.get(origin, 0)}")
     for ep in report["entry_points"]:
-        print(f"entry {ep['name']}: {ep['host']}:{ep['port']} TargetCompID={ep['comp_id']}")
+        print(f"entry {ep['name']} ({ep['kind']}): {ep['host']}:{ep['port']} TargetCompID={ep['comp_id']}")
+    for s in report["sessions"]:
+        print(f"session {s['begin']}:{s['client']:<10} owner={s['owner']:<6} {s['state']:<13} "
+              f"next_sender_seq={s['next_sender_seq']} next_target_seq={s['next_target_seq']}")
     return 0

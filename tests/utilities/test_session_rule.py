@@ -50,7 +50,7 @@ life = st.tuples(st.lists(action, max_size=12), st.booleans())  # actions, relea
 subsets = st.integers(0, 2**128 - 1)   # a bit per fact: which unconfirmed facts a successor got
 
 
-def run_owner(w: World, node: str, seen: list[SessionFact], actions: list[tuple[str, object]], release: bool) -> None:
+def run_owner(w: World, node: str, seen: list[SessionFact], actions: list[tuple[str, int]], release: bool) -> None:
     start = successor_start(seen)
     upto = start.next_sender + BLOCK - 1
     # the owner sends nothing before its take-over is held by the peers
@@ -90,7 +90,7 @@ def visible(w: World, got: int) -> list[SessionFact]:
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(life, min_size=1, max_size=5), st.lists(subsets, min_size=5, max_size=5))
-def test_successor_starts_above_everything_the_customer_can_have_received(lives: list[tuple[list[tuple[str, object]], bool]], subsets_: list[int]) -> None:
+def test_successor_starts_above_everything_the_customer_can_have_received(lives: list[tuple[list[tuple[str, int]], bool]], subsets_: list[int]) -> None:
     w = World()
     seen: list[SessionFact] = []
     for i, (actions, release) in enumerate(lives):
@@ -103,7 +103,7 @@ def test_successor_starts_above_everything_the_customer_can_have_received(lives:
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(life, min_size=1, max_size=5), st.lists(subsets, min_size=5, max_size=5))
-def test_successor_never_expects_more_than_the_customer_sent(lives: list[tuple[list[tuple[str, object]], bool]], subsets_: list[int]) -> None:
+def test_successor_never_expects_more_than_the_customer_sent(lives: list[tuple[list[tuple[str, int]], bool]], subsets_: list[int]) -> None:
     w = World()
     seen: list[SessionFact] = []
     for i, (actions, release) in enumerate(lives):
@@ -128,7 +128,7 @@ def test_owner_is_the_latest_taken_unless_released() -> None:
     assert (start.next_sender, start.next_target, start.epoch) == (301, 40, 3)
 
 
-def _record(seq: int, type_: RecordType, extra: dict, session: str = "CLIENT1") -> Record:
+def _record(seq: int, type_: RecordType, extra: dict[str, str | int], session: str = "CLIENT1") -> Record:
     return Record(origin="cfu1", seq=seq, txn="t", type=type_, status="x", hlc=Hlc(10 + seq, 0, "cfu1"),
                   session=session, extra=extra)
 
