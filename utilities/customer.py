@@ -106,7 +106,9 @@ class CustomerUtility(MessageCracker):
         self.sessions = sessions
         if sessions is not None:
             sessions.control = self
-        self.client_txns: dict[str, dict[str, dt.date]] = {}   # client -> its orders' txns -> trading day
+        # client -> its orders' txns -> (trading day, BeginString of the session that sent it)
+        self.client_txns: dict[str, dict[str, tuple[dt.date, str]]] = {}
+        self._reset_logon: dict[SessionKey, bool] = {}          # the Logon being taken asked for a reset
 
     # ------------------------------------------------------------------ start-up
     def load(self) -> None:
@@ -135,7 +137,7 @@ class CustomerUtility(MessageCracker):
         if r.type in TAKES_CLORDID and r.session and r.cl_ord_id:
             self.clids.learn(r.session, r.cl_ord_id, r.txn, trade_date_of(r.hlc))
         if r.type in (RecordType.ORDER, RecordType.ORDER_REJECTED) and r.session:
-            self.client_txns.setdefault(r.session, {})[r.txn] = trade_date_of(r.hlc)
+            self.client_txns.setdefault(r.session, {})[r.txn] = (trade_date_of(r.hlc), str(r.extra.get("begin") or ""))
         if self.sessions is not None:
             self.sessions.on_record(r)
 
@@ -146,7 +148,7 @@ class CustomerUtility(MessageCracker):
         if today != self._day:
             dropped = self.clids.roll(today)
             for txns in self.client_txns.values():
-                for txn in [t for t, day in txns.items() if day < today and txn_done(self.risk, t)]:
+                for txn in [t for t, (day, _) in txns.items() if day < today and txn_done(self.risk, t)]:
                     del txns[txn]
             # late or repeated records of finished orders come within minutes: a day's margin
             forgotten = self.risk.forget_before(today - RISK_MEMORY)
@@ -173,8 +175,10 @@ class CustomerUtility(MessageCracker):
         if client not in self.customers:
             raise RejectLogon(f"Unknown customer CompID {client}")
         if self.sessions is not None:
+            key = SessionKey(session_id.begin_string, client)
+            self._reset_logon[key] = message.get(141) == b"Y"
             try:
-                await self.sessions.acquire(SessionKey(session_id.begin_string, client))
+                await self.sessions.acquire(key)
             except NotReady as exc:
                 raise RejectLogon(str(exc)) from None
 
@@ -184,7 +188,7 @@ class CustomerUtility(MessageCracker):
         key = SessionKey(session_id.begin_string, session_id.target_comp_id)
         if self.sessions is not None and key in self.sessions.report_again:
             self.sessions.report_again.discard(key)
-            self._report_again(session_id)
+            self._report_again(session_id, open_only=self._reset_logon.pop(key, False))
 
     async def on_logout(self, session_id: SessionID) -> None:
         self.logged_on.discard(session_id)
@@ -237,16 +241,22 @@ class CustomerUtility(MessageCracker):
                         "next_sender_seq": rt.session.next_sender, "next_target_seq": rt.session.next_target})
         return out
 
-    def _report_again(self, sid: SessionID) -> None:
+    def _report_again(self, sid: SessionID, *, open_only: bool = False) -> None:
         """After a take-over: every event of the client's orders of today and its open orders,
         again, PossResend=Y with the same ExecID (the customer may have missed them: the numbers
-        the previous owner sent them under are gap-filled; customers dedupe by ExecID)."""
+        the previous owner sent them under are gap-filled; customers dedupe by ExecID).
+
+        ``open_only`` (the Logon asked for a sequence reset, ResetSeqNumFlag=Y): a customer that
+        starts a new sequence does not ask for what came before and learns finished orders by
+        OrderStatusRequest, as after any reset; its open orders' events are sent again so that
+        its picture of the live orders is current. (A customer logging on with a reset at each
+        logon, as load clients do, would otherwise get the whole day again at each move.)"""
         client, begin = sid.target_comp_id, sid.begin_string
         today = self._trading_day()
         log_ = self.node.log
         n = 0
-        for txn, day in sorted(self.client_txns.get(client, {}).items(), key=lambda kv: kv[1]):
-            if day < today and txn not in self.risk.open:
+        for txn, (day, sent_on) in sorted(self.client_txns.get(client, {}).items(), key=lambda kv: kv[1][0]):
+            if (day < today or open_only) and txn not in self.risk.open or sent_on not in ("", begin):
                 continue
             recs = sorted(log_.records_for_txn(txn), key=lambda r: r.hlc)
             first = next((r for r in recs if r.type in (RecordType.ORDER, RecordType.ORDER_REJECTED)), None)
@@ -458,7 +468,7 @@ class CustomerUtility(MessageCracker):
         if self.sessions is not None:
             # the session's owner reports its events, whoever took the order; street records
             # do not say the BeginString: the client's one owned session here then
-            said = r.extra.get("begin")
+            said = r.extra.get("begin") or self.client_txns.get(client, {}).get(r.txn, (None, ""))[1]
             owned = [k for k in self.sessions.owned if k.client == client and (not said or k.begin_string == said)]
             if len(owned) != 1:
                 return None

@@ -94,3 +94,23 @@ async def _kill_failover(cl: Cluster, tmp: Path, begin: str) -> None:
         assert took < 15
     finally:
         c.close()
+
+
+def test_quickfix_customer_config_lists_both_customer_utilities() -> None:
+    """configs/quickfix-customer.cfg (README) gives each session the other utility as failover host."""
+    import tomllib
+
+    import quickfix as fix
+
+    root = Path(__file__).resolve().parents[2]
+    ports = {n["port"] for n in tomllib.loads((root / "configs/local.toml").read_text())["nodes"]
+             if n["role"] == "customer"}
+    settings = fix.SessionSettings(str(root / "configs/quickfix-customer.cfg"))
+    sessions = settings.getSessions()
+    assert len(sessions) == 2
+    for sid in sessions:
+        d = settings.get(sid)
+        first, then = int(d.getString("SocketConnectPort")), int(d.getString("SocketConnectPort1"))
+        assert {first, then} == ports, (sid.toString(), first, then)
+        assert d.getString("ResetOnLogon") == "N"
+        assert d.getString("SocketConnectHost1") == "127.0.0.1"

@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from qf_customer import QfCustomer
 from quickfix_initiator import until
 from support_cluster import Cluster
