@@ -173,7 +173,7 @@ class CustomerUtility(MessageCracker):
         FIX session checks the Logon's MsgSeqNum against numbers that may be another's."""
         client = session_id.target_comp_id
         if client not in self.customers:
-            raise RejectLogon(f"Unknown customer CompID {client}")
+            return  # refused by from_admin, with a Logout saying why
         if self.sessions is not None:
             key = SessionKey(session_id.begin_string, client)
             self._reset_logon[key] = message.get(141) == b"Y"
