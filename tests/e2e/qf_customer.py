@@ -13,8 +13,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import quickfix as fix
-from quickfix_initiator import InitiatorConfig, QuickfixInitiator, Received
-from support_cluster import Cluster
+
+from tests.interop.quickfix_initiator import InitiatorConfig, QuickfixInitiator, Received
+from tests.support.cluster import Cluster
 
 FINAL = {"2", "4", "8", "C"}
 

@@ -14,9 +14,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from qf_customer import FINAL, QfCustomer
-from quickfix_initiator import until
-from support_cluster import Cluster
+
+from tests.e2e.qf_customer import FINAL, QfCustomer
+from tests.interop.quickfix_initiator import until
+from tests.support.cluster import Cluster
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -17,10 +17,11 @@ import time
 from pathlib import Path
 
 import pytest
-from qf_customer import QfCustomer
-from quickfix_initiator import until
-from support_cluster import Cluster
-from test_e2e_session_failover import CROSS, REST, session_at
+
+from tests.e2e.qf_customer import QfCustomer
+from tests.e2e.test_e2e_session_failover import CROSS, REST, session_at
+from tests.interop.quickfix_initiator import until
+from tests.support.cluster import Cluster
 
 pytestmark = pytest.mark.timeout(300)
 
