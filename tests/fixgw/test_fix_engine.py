@@ -250,17 +250,17 @@ async def _before_logon() -> None:
     port = free_port()
     venue = MovedVenue(50)
     client = Client()
-    async with Engine(settings(acceptor_cfg(port, "RefreshOnLogon=Y")), venue) as acc:
-        async with Engine(settings(initiator_cfg(port)), client) as ini:
-            sid = ini.settings[0].session_id
-            await ini.wait_logged_on(sid, 10)
-            ini.send_to_target(nos("B1"), sid)
-            rep = await asyncio.wait_for(client.reports.get(), 10)
-            assert rep.get_str(11) == "B1"
-            # the acceptor answered from 50 on: the initiator asked for 1..49 and got a gap fill
-            assert acc.sessions[acc.settings[0].session_id].session.next_sender > 50
-            assert ini.session(sid).session.next_target > 50
-            assert b"4" in client.admin
+    async with Engine(settings(acceptor_cfg(port, "RefreshOnLogon=Y")), venue) as acc, \
+            Engine(settings(initiator_cfg(port)), client) as ini:
+        sid = ini.settings[0].session_id
+        await ini.wait_logged_on(sid, 10)
+        ini.send_to_target(nos("B1"), sid)
+        rep = await asyncio.wait_for(client.reports.get(), 10)
+        assert rep.get_str(11) == "B1"
+        # the acceptor answered from 50 on: the initiator asked for 1..49 and got a gap fill
+        assert acc.sessions[acc.settings[0].session_id].session.next_sender > 50
+        assert ini.session(sid).session.next_target > 50
+        assert b"4" in client.admin
 
 
 def test_before_logon_refusal_closes_without_a_logout() -> None:
@@ -270,10 +270,10 @@ def test_before_logon_refusal_closes_without_a_logout() -> None:
 async def _refused() -> None:
     port = free_port()
     client = Client()
-    async with Engine(settings(acceptor_cfg(port)), MovedVenue(None)) as acc:
-        async with Engine(settings(initiator_cfg(port)), client) as ini:
-            sid = ini.settings[0].session_id
-            with pytest.raises(TimeoutError):
-                await ini.wait_logged_on(sid, 2.5)
-            assert b"5" not in client.admin and b"A" not in client.admin
-            assert not acc.sessions[acc.settings[0].session_id].logged_on
+    async with Engine(settings(acceptor_cfg(port)), MovedVenue(None)) as acc, \
+            Engine(settings(initiator_cfg(port)), client) as ini:
+        sid = ini.settings[0].session_id
+        with pytest.raises(TimeoutError):
+            await ini.wait_logged_on(sid, 2.5)
+        assert b"5" not in client.admin and b"A" not in client.admin
+        assert not acc.sessions[acc.settings[0].session_id].logged_on
