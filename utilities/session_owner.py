@@ -259,6 +259,8 @@ class SessionOwner:
             if last_seq > own.confirmed:
                 self._call_soon(self._reserve_ahead, key)
                 self.counters["refused"] += 1
+                # what this batch held is lost with it: report everything again at the next logon
+                self.report_again.add(key)
                 return f"MsgSeqNum {last_seq} is beyond the replicated reservation ({own.confirmed})"
         if own.limit - own.used < self.block and not own.reserving:
             self._call_soon(self._reserve_ahead, key)

@@ -81,8 +81,10 @@ async def _take(tmp: Path) -> None:
         assert await o.acquire(KEY) is True                 # nobody owned it: taken over, epoch 1
         assert fix.started == [(KEY, 1, 1)] and o.owns(KEY) and KEY in o.report_again
         assert o.may_send(KEY, 100) is None                 # the first block: 1..100
+        o.report_again.clear()
         why = o.may_send(KEY, 101)
         assert why is not None and "reservation" in why
+        assert KEY in o.report_again                         # the refused batch's reports: again at next logon
         for _ in range(100):                                # the next block is reserved meanwhile
             await asyncio.sleep(0.01)
             if o.may_send(KEY, 101) is None:
