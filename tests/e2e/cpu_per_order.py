@@ -75,7 +75,7 @@ def measure(tree: str, config: str, rate: str, orders: str) -> dict[str, Any]:
             th.start()
             t0 = time.monotonic()
             b = subprocess.run([py, "-m", "fixgw", "bench", "--config", config, "--rate", rate, "--orders", orders,
-                                "--json"], cwd=tree, capture_output=True, text=True, timeout=900)
+                                "--json"], cwd=tree, capture_output=True, text=True, timeout=900, check=False)
             stop.set()
             th.join()
             if not b.stdout.strip():
