@@ -18,8 +18,9 @@ Any successor then holds the reservation of every number that was sent, and star
 highest ``upto`` it knows is above everything the customer can have received. The numbers in
 between are answered with SequenceReset-GapFill when the customer asks for them, and the events
 they carried are reported again (PossResend=Y, same ExecID: :mod:`utilities.customer`).
-A clean release (``released``, a handover) states the exact next numbers; it never lowers the
-start below a reservation, which keeps the rule one ``max`` whatever subset of records arrived.
+A clean release (``released``, a handover) states the exact next numbers: when it ends the
+current epoch, its owner's reservations of that epoch are void and the successor continues
+without a gap (any other node's reservation, e.g. of a concurrent take-over, still counts).
 The cost is one record per reserved block (a few thousand messages), not one per message.
 
 Sequence numbers in: what the customer sent is known from the records of its requests (each
@@ -162,11 +163,25 @@ def current_owner(facts: Iterable[SessionFact]) -> Owner | None:
 def successor_start(facts: Iterable[SessionFact]) -> Start:
     """Where a new owner starts, from whatever facts it holds (see the module docstring).
 
-    next_sender: above every reserved number and every released next number.
+    next_sender: above every reserved number and every released next number; when the current
+    owner released its epoch stating its next number, that number exactly (its own reservations
+    of that epoch no longer count; everyone else's still do).
     next_target: the highest next number expected stated after the latest reset (1 if none).
     epoch: one above every epoch known.
     """
+    facts = list(facts)
+    # a clean handover of the current epoch states the exact next number: its owner's own
+    # reservations of that epoch are void (it sent nothing at or above that number, and sends
+    # nothing more), so the successor continues without a gap
+    owner = current_owner(facts)
+    exact: tuple[str, int] | None = None
     top_sent = 0
+    if owner is not None and owner.released:
+        stated = [f.next_sender for f in facts if f.kind is FactKind.RELEASED and f.node == owner.node
+                  and f.epoch == owner.epoch and f.next_sender]
+        if stated:
+            exact = (owner.node, owner.epoch)
+            top_sent = max(stated) - 1
     epoch = 0
     reset_at: Stamp | None = None
     targets: list[tuple[Stamp, int]] = []
@@ -174,7 +189,8 @@ def successor_start(facts: Iterable[SessionFact]) -> Start:
         epoch = max(epoch, f.epoch)
         k = f.kind
         if k is FactKind.TAKEN or k is FactKind.RESERVED:
-            top_sent = max(top_sent, f.upto, f.next_sender - 1)
+            if (f.node, f.epoch) != exact:
+                top_sent = max(top_sent, f.upto, f.next_sender - 1)
         elif k is FactKind.RELEASED:
             top_sent = max(top_sent, f.next_sender - 1)
             if f.next_target:

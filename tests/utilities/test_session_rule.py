@@ -30,7 +30,7 @@ class World:
     """Owners one after the other; every fact, and whether the live peers held it (confirmed)."""
 
     facts: list[tuple[SessionFact, bool]] = field(default_factory=list)
-    sent: int = 0           # highest number any owner sent (the customer may have received it)
+    sent: int = 0           # highest number sent since the last reset (the customer may have received it)
     customer_next: int = 1  # the customer's next MsgSeqNum
     clock: int = 0
 
@@ -76,8 +76,10 @@ def run_owner(w: World, node: str, seen: list[SessionFact], actions: list[tuple[
                 if seq % 3:   # some of the customer's messages leave a record (its requests)
                     w.facts.append((SessionFact(FactKind.RECEIVED, node, w.stamp(node), next_target=seq + 1), False))
         elif kind == "reset" and arg:
+            # both sides start again at 1: "too low" is about the numbers of the new sequence
             next_sender = 1
             w.customer_next = 1
+            w.sent = 0
             w.facts.append((SessionFact(FactKind.RESET, node, w.stamp(node), start.epoch), False))
     if release:
         w.facts.append((SessionFact(FactKind.RELEASED, node, w.stamp(node), start.epoch, 0, next_sender,
@@ -124,8 +126,11 @@ def test_owner_is_the_latest_taken_unless_released() -> None:
     owner = current_owner([a, b, c, rel])
     assert owner is not None and owner.released
     assert current_owner([]) is None
+    # cfu2's clean release states its next number; cfu3's reservation of the same epoch still counts
     start = successor_start([a, b, c, rel])
     assert (start.next_sender, start.next_target, start.epoch) == (301, 40, 3)
+    start = successor_start([a, b, rel])
+    assert (start.next_sender, start.next_target, start.epoch) == (250, 40, 3)   # no gap after a handover
 
 
 def _record(seq: int, type_: RecordType, extra: dict[str, str | int], session: str = "CLIENT1") -> Record:
