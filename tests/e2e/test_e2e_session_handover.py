@@ -111,7 +111,9 @@ async def _pause(cl: Cluster, tmp: Path) -> None:
         assert len(c.qf.app.snapshot()[0]) + len(c.admin_in()) > received_before
         assert not c.logouts(), c.logouts()
         assert not c.sequence_resets(), c.sequence_resets()
-        assert session_at(cl, "cfu2", "FIX.4.4") and not session_at(cl, "cfu1", "FIX.4.4")
+        # the status files are written every second: a bounded wait, not a snapshot
+        await until(lambda: session_at(cl, "cfu2", "FIX.4.4") and not session_at(cl, "cfu1", "FIX.4.4"), 10,
+                    "the session at cfu2 only")
         # nothing went out of cfu1 on the session after it was resumed (its FIX message log)
         sent_after = []
         for f in (cl.data / "cfu1" / "fixlog").glob("FIX.4.4-FIXGW-CLIENT1.messages*"):
