@@ -9,7 +9,7 @@ Taking a session (:meth:`SessionOwner.acquire`, run when a customer's Logon arri
 FIX session looks at it: ``Application.before_logon``):
 
 - this process owns it already: carry on (the local store has the exact numbers);
-- another live customer utility owns it: ask it on the bus (``fixgw/<cluster>/session/<owner>``)
+- another live customer utility owns it: ask it on the bus (``Topics.sessions(owner)``)
   to hand over; it logs its connection out, writes ``released`` with its exact next numbers
   and stops sending. We wait for that record, for the owner to fall silent (``dead_after_s``,
   the liveness timeout), or for ``dead_after_s`` at most: an owner that does not answer in
@@ -53,6 +53,7 @@ from typing import Any, Protocol
 import msgpack
 
 from replication.record import Record, RecordType
+from replication.wire import Topics
 from utilities.liveness import Liveness
 from utilities.session_rule import (
     FactKind,
@@ -65,7 +66,7 @@ from utilities.session_rule import (
     successor_start,
 )
 
-__all__ = ["HandoverRequest", "SessionControl", "SessionOwner", "handover_topic"]
+__all__ = ["HandoverRequest", "NotReady", "SessionControl", "SessionOwner"]
 
 log = logging.getLogger(__name__)
 BLOCK = 20_000
@@ -75,11 +76,6 @@ _HANDOVER_VERSION = 1
 
 class NotReady(Exception):
     """The session cannot be taken now (peers do not confirm, still catching up): try again."""
-
-
-def handover_topic(cluster: str, node: str) -> str:
-    """Where a customer utility hears requests to hand a session over."""
-    return f"fixgw/{cluster}/session/{node}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +180,7 @@ class SessionOwner:
         self.dead_after_s = dead_after_s
         self.heartbeat_s = heartbeat_s
         self.cluster = cluster
+        self.topics = Topics(cluster)
         self.publish = publish
         self.block = block
         self._monotonic = monotonic
@@ -396,7 +393,7 @@ class SessionOwner:
         """Ask the live owner to hand over; back when it released, fell silent, or did not answer
         within the liveness timeout (then presumed dead)."""
         try:
-            await self.publish(handover_topic(self.cluster, owner), HandoverRequest(key, self.me, epoch).encode())
+            await self.publish(self.topics.sessions(owner), HandoverRequest(key, self.me, epoch).encode())
         except Exception as exc:  # noqa: BLE001 - the broker is away: the owner cannot be asked, nor heard
             log.warning("%s: handover request for %s to %s not sent: %s", self.me, key, owner, exc)
         deadline = self._monotonic() + self.dead_after_s
