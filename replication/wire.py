@@ -40,6 +40,7 @@ from replication.record import Record, Role
 WIRE_VERSION = 1
 HEARTBEAT_KIND = "alive"
 COMMAND_KIND = "cmd"
+SESSION_KIND = "session"   # requests to hand a customer's FIX session over (utilities.session_owner)
 _ROLES = {r.value: r for r in Role}
 
 
@@ -83,6 +84,10 @@ class Topics:
 
     def commands(self, node: str) -> str:
         return f"fixgw/{self.cluster}/{COMMAND_KIND}/{node}"
+
+    def sessions(self, node: str) -> str:
+        """Where a customer utility hears requests to hand a customer's FIX session over."""
+        return f"fixgw/{self.cluster}/{SESSION_KIND}/{node}"
 
     def kind_of(self, topic: str) -> str:
         """The kind level of a topic of this cluster (``rec``, ``alive``, ``cmd``, ...); "" for

@@ -42,7 +42,7 @@ from fixgw.engine import Engine
 from replication.bus import listen_briefly
 from replication.node import ReplicationNode
 from replication.record import Role
-from replication.wire import COMMAND_KIND, HEARTBEAT_KIND, Topics
+from replication.wire import COMMAND_KIND, HEARTBEAT_KIND, SESSION_KIND, Topics
 from utilities.catalogue import VenueCatalogue
 from utilities.cluster_config import BEGIN_STRINGS, ClusterConfig, ClusterConfigError, NodeConfig
 from utilities.customer import CustomerUtility
@@ -50,6 +50,8 @@ from utilities.errors import UtilitiesError
 from utilities.firm import FirmNode
 from utilities.liveness import Heartbeat, Liveness, another_run_of
 from utilities.node_status import write_status
+from utilities.session_owner import SessionOwner
+from utilities.session_store import SessionStoreFactory
 from utilities.street import StreetUtility
 
 log = logging.getLogger("fixgw.node")
@@ -67,6 +69,7 @@ def customer_settings(cfg: ClusterConfig, me: NodeConfig, node_dir: Path) -> lis
         SessionSettings(
             begin_string=b, sender_comp_id=me.comp_id, target_comp_id=client, connection_type="acceptor",
             socket_accept_host=me.host, socket_accept_port=me.port, heart_bt_int=30,
+            refresh_on_logon=True,  # the session may have moved here: numbers from utilities.session_store
             file_store_path=node_dir / "fixstore", file_store_sync=cfg.fix_store_sync,
             file_log_path=node_dir / "fixlog",
         )
@@ -101,6 +104,7 @@ class NodeProcess:
         self.liveness = Liveness(cfg.dead_after_s)
         self.state = "starting"
         self.app: RoleApp | None = None
+        self.sessions: SessionOwner | None = None  # customer: who owns which customer FIX session
         self.engine: Engine | None = None
         self.node: ReplicationNode | None = None
         self.started_at = time.time()
@@ -121,6 +125,8 @@ class NodeProcess:
                 self.liveness.saw(hb)
         elif kind == COMMAND_KIND and isinstance(self.app, StreetUtility):
             self.app.on_command(topic, payload)
+        elif kind == SESSION_KIND and self.sessions is not None:
+            self.sessions.on_handover_message(payload)
 
     async def publish(self, topic: str, payload: bytes) -> None:
         if self.node is None:
@@ -131,6 +137,8 @@ class NodeProcess:
         subs = [(self.topics.heartbeats(), 0)]
         if self.me.role == "street":
             subs.append((self.topics.commands(self.me.name), 1))
+        if self.me.role == "customer":
+            subs.append((self.topics.sessions(self.me.name), 1))
         return subs
 
     async def running_elsewhere(self) -> Heartbeat | None:
@@ -220,7 +228,11 @@ class NodeProcess:
     # ------------------------------------------------------------------ the roles
     async def start_customer(self, node: ReplicationNode) -> list[asyncio.Task[Any]]:
         cfg, me = self.cfg, self.me
+        self.sessions = sessions = SessionOwner(
+            node=node, me=me.name, peers=[n.name for n in cfg.nodes_with_role("customer")], liveness=self.liveness,
+            dead_after_s=cfg.dead_after_s, heartbeat_s=cfg.heartbeat_s, cluster=cfg.name, publish=self.publish)
         app = CustomerUtility(
+            sessions=sessions,
             node=node, node_name=me.name, comp_id=me.comp_id, cluster=cfg.name,
             customers={c.comp_id: c.accounts for c in cfg.customers.values()},
             passwords={c.comp_id: c.password for c in cfg.customers.values() if c.password},
@@ -236,9 +248,11 @@ class NodeProcess:
         await asyncio.sleep(2 * cfg.heartbeat_s)      # hear every live street at least once
         while loop.time() < deadline and not all(app.can_route(v) for v in cfg.venues):
             await asyncio.sleep(0.05)
-        self.engine = Engine(customer_settings(cfg, me, self.dir), app)
+        self.engine = Engine(customer_settings(cfg, me, self.dir), app,
+                             store_factory=SessionStoreFactory(str(self.dir / "fixstore"), sessions,
+                                                               sync=cfg.fix_store_sync))
         await self.engine.start()
-        return [asyncio.create_task(app.run_router())]
+        return [asyncio.create_task(app.run_router()), asyncio.create_task(sessions.run())]
 
     async def start_street(self, node: ReplicationNode) -> list[asyncio.Task[Any]]:
         cfg, me = self.cfg, self.me
@@ -275,7 +289,8 @@ class NodeProcess:
         venues: tuple[str, ...] = ()
         if isinstance(self.app, StreetUtility):
             venues = tuple(sorted(self.app.logged_on))
-        return Heartbeat(self.me.name, self.me.role, self.state, venues, os.getpid(), self.instance)
+        sessions = self.sessions.owned_clients() if self.sessions is not None else ()
+        return Heartbeat(self.me.name, self.me.role, self.state, venues, os.getpid(), self.instance, sessions)
 
     async def beat(self) -> None:
         """Publish one heartbeat (QoS 0; nothing when the broker is away)."""
@@ -311,6 +326,9 @@ class NodeProcess:
             st["fix_sessions"] = {str(sid): rt.logged_on for sid, rt in self.engine.sessions.items()}
         if self.app is not None:
             st["counters"] = dict(self.app.counters)
+        if self.sessions is not None and isinstance(self.app, CustomerUtility):
+            st["sessions"] = self.app.session_report()
+            st["session_counters"] = dict(self.sessions.counters)
         return st
 
     def write_status(self) -> None:

@@ -97,4 +97,8 @@ def cluster_status(cfg: ClusterConfig) -> dict[str, Any]:
             st["state"] = "down"
         gateways.append({"name": g.name, "state": st.get("state"), "pid": pid, "connections": st.get("connections", {}),
                          "counters": st.get("counters", {}), "utilities": st.get("utilities", {})})
-    return {"cluster": cfg.name, "nodes": nodes, "gateways": gateways, "entry_points": entry}
+    # each customer session as its owner reports it (the live customer utilities' status files)
+    sessions = [dict(s, owner=n.name) for n in cfg.nodes_with_role("customer") if raw[n.name].get("state") != "down"
+                for s in raw[n.name].get("sessions") or ()]
+    return {"cluster": cfg.name, "nodes": nodes, "gateways": gateways, "entry_points": entry,
+            "sessions": sorted(sessions, key=lambda s: (s["client"], s["begin"]))}

@@ -252,4 +252,7 @@ def run_status(args: argparse.Namespace) -> int:
               f"  refused={refused}")
     for ep in report["entry_points"]:
         print(f"entry {ep['name']} ({ep['kind']}): {ep['host']}:{ep['port']} TargetCompID={ep['comp_id']}")
+    for s in report["sessions"]:
+        print(f"session {s['begin']}:{s['client']:<10} owner={s['owner']:<6} {s['state']:<13} "
+              f"next_sender_seq={s['next_sender_seq']} next_target_seq={s['next_target_seq']}")
     return 0

@@ -53,3 +53,11 @@ def test_another_run_of_this_node() -> None:
     assert not another_run_of(Heartbeat("cfu2", "customer", "ready", instance="x"), "cfu1", me)  # a peer
     assert not another_run_of(Heartbeat("cfu1", "customer", "stopping", instance="x"), "cfu1", me)  # on its way out
     assert not another_run_of(Heartbeat("cfu1", "customer", "ready"), "cfu1", me)  # an older build: unknown
+
+
+def test_heartbeat_carries_the_sessions_a_customer_utility_owns() -> None:
+    hb = Heartbeat("cfu1", "customer", "ready", (), 42, "h/42/ab", ("CLIENT1", "CLIENT2"))
+    assert Heartbeat.decode(hb.encode()) == hb
+    # a heartbeat of a version that did not have the field: no sessions
+    older = msgpack.packb([HEARTBEAT_VERSION, "cfu1", "customer", "ready", [], 42, "h/42/ab"])
+    assert Heartbeat.decode(older).sessions == ()
