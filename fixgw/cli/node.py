@@ -290,7 +290,8 @@ class NodeProcess:
                 st.update(connected=s.connected, own_seq=s.head, hwm=dict(s.hwms), malformed=s.malformed,
                           received=s.received, duplicates=s.duplicates, gaps_requested=s.gaps_requested,
                           published_upto=s.published_upto, published=s.published, publishes=s.publishes,
-                          commits=s.commits)
+                          commits=s.commits, conflicts=s.conflicts, resends_limited=s.resends_limited,
+                          recent_conflicts=[c.as_dict() for c in s.recent_conflicts])
                 st["peer_heads"] = {n: d.head for n, d in node.peer_digests().items()}
             except Exception as exc:   # the log is closed while stopping
                 st["error"] = str(exc)
@@ -356,7 +357,9 @@ def cluster_status(cfg: ClusterConfig) -> dict[str, Any]:
             lag[other.name] = max(0, heads.get(other.name, 0) - hwm.get(other.name, 0))
         nodes.append({"name": n.name, "role": n.role, "state": st.get("state"), "pid": st.get("pid"),
                       "own_seq": heads[n.name], "hwm": hwm, "lag": lag, "connected": st.get("connected", False),
-                      "fix_sessions": st.get("fix_sessions", {}), "counters": st.get("counters", {})})
+                      "fix_sessions": st.get("fix_sessions", {}), "counters": st.get("counters", {}),
+                      "malformed": int(st.get("malformed", 0) or 0), "conflicts": int(st.get("conflicts", 0) or 0),
+                      "recent_conflicts": st.get("recent_conflicts", [])})
     entry = [{"name": n.name, "host": n.host, "port": n.port, "comp_id": n.comp_id}
              for n in cfg.nodes_with_role("customer")]
     entry += [{"name": v.name, "host": v.host, "port": v.port, "comp_id": v.comp_id} for v in cfg.venues.values()]

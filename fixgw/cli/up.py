@@ -235,9 +235,14 @@ def run_status(args: argparse.Namespace) -> int:
         lag = node.get("lag", {})
         total = sum(lag.values()) if lag else 0
         print(f"{node['name']:<8} {node['role']:<9} {node['state']:<8} pid={node.get('pid', '-')}  own_seq={node.get('own_seq', 0)}"
-              f"  lag={total}  broker={'up' if node.get('connected') else 'down'}")
+              f"  lag={total}  broker={'up' if node.get('connected') else 'down'}"
+              + (f"  CONFLICTS={node['conflicts']}" if node.get("conflicts") else "")
+              + (f"  malformed={node['malformed']}" if node.get("malformed") else ""))
         for origin, hwm in sorted(node.get("hwm", {}).items()):
             print(f"    {origin:<8} hwm={hwm:<8} behind={lag.get(origin, 0)}")
+        for c in node.get("recent_conflicts", []):
+            what = "FOREIGN version of its own record" if c.get("own") else "conflict"
+            print(f"    {what} {c['origin']}#{c['seq']}: kept {c['kept']}; refused {c['received']}")
     for ep in report["entry_points"]:
         print(f"entry {ep['name']}: {ep['host']}:{ep['port']} TargetCompID={ep['comp_id']}")
     return 0
