@@ -135,7 +135,8 @@ def new_password() -> str:
 
 def write_private(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` readable by the owner only (0600), atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True)  # a directory of secrets: the owner's only
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mkstemp: mode 0600
     try:
         with os.fdopen(fd, "w") as f:
@@ -207,7 +208,10 @@ def mosquitto_access_lines(access: BrokerAccess, directory: Path) -> list[str]:
 def amqtt_password_file(grants: Iterable[Grant]) -> str:
     from argon2 import PasswordHasher  # amqtt's own dependency (its FileAuthPlugin verifies argon2)
 
-    hasher = PasswordHasher()
+    # Our passwords are random 144-bit tokens, not words a person chose: key stretching adds
+    # nothing against guessing them. argon2's defaults (64 MiB, 3 passes) took 1.4-1.6 s per
+    # login here, in amqtt's event loop: ten nodes logging on at once timed out (10 s).
+    hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
     return "".join(f"{g.username}:{hasher.hash(g.password)}\n" for g in grants)
 
 

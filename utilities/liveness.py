@@ -17,6 +17,11 @@ import msgpack
 HEARTBEAT_VERSION = 1
 
 
+def heartbeat_topic(cluster: str, role: str, node: str) -> str:
+    """Where ``node`` publishes its heartbeats (only it may: see utilities.bus_access)."""
+    return f"fixgw/{cluster}/alive/{role}/{node}"
+
+
 @dataclass(frozen=True, slots=True)
 class Heartbeat:
     node: str

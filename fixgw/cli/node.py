@@ -22,20 +22,18 @@ from typing import Any
 from fixgw import eventloop
 from fixgw.config import SessionSettings
 from fixgw.engine import Engine
+from replication.auth import AuthError, BusLogin
 from replication.bus import listen_briefly
 from replication.node import ReplicationNode
 from replication.record import Role
+from utilities.bus_access import node_login
 from utilities.cluster_config import ClusterConfig, NodeConfig
-from utilities.liveness import Heartbeat, Liveness, another_run_of
+from utilities.liveness import Heartbeat, Liveness, another_run_of, heartbeat_topic
 
 log = logging.getLogger("fixgw.node")
 STATUS_FILE = "status.json"
 FAREWELL_TIMEOUT_S = 0.5  # the last heartbeat (state "stopping") on the way out
 BEGIN_STRINGS = ("FIX.4.2", "FIX.4.4")
-
-
-def heartbeat_topic(cluster: str, role: str, node: str) -> str:
-    return f"fixgw/{cluster}/alive/{role}/{node}"
 
 
 def venue_catalogue(cfg: ClusterConfig) -> tuple[dict[str, str], dict[str, Decimal]]:
@@ -95,6 +93,7 @@ class NodeProcess:
         self.started_at = time.time()
         self._stop = asyncio.Event()
         self.instance = f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(4)}"
+        self.login: BusLogin | None = None
 
     def _on_extra(self, topic: str, payload: bytes) -> None:
         parts = topic.split("/")
@@ -103,6 +102,9 @@ class NodeProcess:
                 hb = Heartbeat.decode(payload)
             except ValueError as exc:
                 log.warning("%s: malformed heartbeat on %s set aside: %s", self.me.name, topic, exc)
+                return
+            if hb.node != parts[-1] or hb.role != parts[-2]:  # the topic names the sender (broker ACL)
+                log.warning("%s: heartbeat of %s %s on %s set aside", self.me.name, hb.role, hb.node, topic)
                 return
             if hb.node != self.me.name:
                 self.liveness.saw(hb)
@@ -122,7 +124,7 @@ class NodeProcess:
         """
         me, cfg = self.me, self.cfg
         heard = await listen_briefly(cfg.broker.host, cfg.broker.port, heartbeat_topic(cfg.name, me.role, me.name),
-                                     1.5 * cfg.heartbeat_s + 0.2)
+                                     1.5 * cfg.heartbeat_s + 0.2, login=self.login)
         for payload in heard or ():
             try:
                 hb = Heartbeat.decode(payload)
@@ -135,6 +137,11 @@ class NodeProcess:
 
     async def run(self) -> int:
         me, cfg = self.me, self.cfg
+        try:
+            self.login = node_login(cfg, me)
+        except AuthError as exc:
+            log.error("%s: %s", me.name, exc)
+            return 2
         self.dir.mkdir(parents=True, exist_ok=True)
         other = await self._running_elsewhere()
         if other is not None:
@@ -146,7 +153,7 @@ class NodeProcess:
             extra_subs.append((f"fixgw/{cfg.name}/cmd/{me.name}", 1))
         self.node = ReplicationNode(
             node_id=me.name, role=Role(me.role), cluster=cfg.name, data_dir=self.dir / "log",
-            broker_host=cfg.broker.host, broker_port=cfg.broker.port,
+            broker_host=cfg.broker.host, broker_port=cfg.broker.port, login=self.login,
             digest_interval=max(0.2, cfg.heartbeat_s),
             extra_subscriptions=extra_subs, on_extra_message=self._on_extra,
         )

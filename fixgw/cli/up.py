@@ -165,16 +165,25 @@ def run_up(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     out = sys.stdout
     try:
+        access = _bus_access(cfg)
+        security = "anonymous (broker.auth = false)" if access is None else \
+            f"logins and ACL in {cfg.data_dir / 'broker'}" + (", TLS" if cfg.broker.tls else "")
         if cfg.broker.kind != "external":
             try:
                 broker = LocalBroker(cfg.broker.port, host=cfg.broker.host, kind=cfg.broker.kind,
-                                     data_dir=cfg.data_dir / "broker", persistence=True)
+                                     data_dir=cfg.data_dir / "broker", persistence=True, access=access)
                 broker.start()
             except BrokerError as exc:
                 raise CliError(f"{cfg.source}: [broker]: {exc}") from None
             assert broker.proc is not None
             children.append(Child("broker", broker.kind, broker.proc, broker.log_path))
-            print(f"fixgw: broker {broker.kind} on {cfg.broker.host}:{cfg.broker.port}", file=out, flush=True)
+            print(f"fixgw: broker {broker.kind} on {cfg.broker.host}:{cfg.broker.port}, {security}", file=out, flush=True)
+        elif access is not None:
+            from replication.auth import mosquitto_access_lines
+
+            lines = mosquitto_access_lines(access, cfg.data_dir / "broker")
+            print(f"fixgw: external broker {cfg.broker.host}:{cfg.broker.port}: configure it with "
+                  + "; ".join(lines), file=out, flush=True)
         for venue in cfg.venues.values():
             argv = py + ["venue", venue.kind, "--host", venue.host, "--port", str(venue.port), "--comp-id", venue.comp_id,
                          "--data", str(cfg.data_dir / venue.name)]
@@ -214,6 +223,19 @@ def run_up(args: argparse.Namespace) -> int:
         _stop_all(children, out)
         if stopping:
             print("fixgw: stopped", file=out, flush=True)
+
+
+def _bus_access(cfg: Any) -> Any:
+    """Node logins and the ACL (secrets made when missing), or None when auth is off."""
+    from replication.auth import AuthError
+    from utilities.bus_access import cluster_access
+
+    if not cfg.broker.auth:
+        return None
+    try:
+        return cluster_access(cfg)
+    except (AuthError, OSError) as exc:
+        raise CliError(f"{cfg.source}: [broker]: {exc}") from None
 
 
 def run_node(args: argparse.Namespace) -> int:
