@@ -120,7 +120,7 @@ def test_verify_reports_conflicts_apart_from_missing_records(tmp_path: Path,
     from replication.codec import encode_record
 
     ssu1 = build(tmp_path / "ssu1", "ssu1", Role.STREET, 4, {})
-    forged = ssu1[1].replace(type=RecordType.FILL, status="filled", last_qty=Decimal("10"), last_px=Decimal("0.50"))
+    forged = ssu1[1].replace(type=RecordType.FILL, status="filled", last_qty=Decimal(10), last_px=Decimal("0.50"))
     # cfu1: ssu1's seq 2 in a forged version (it came first), and seq 4 never arrived
     build(tmp_path / "cfu1", "cfu1", Role.CUSTOMER, 1, {"ssu1": (Role.STREET, [ssu1[0], forged, ssu1[2]])})
     with RecordLog(tmp_path / "cfu1", node_id="cfu1", role=Role.CUSTOMER) as log, log.write() as b:
