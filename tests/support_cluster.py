@@ -27,6 +27,7 @@ dead_after_s = 2.0
 kind = "{broker_kind}"
 host = "127.0.0.1"
 port = {broker}
+{broker_extra}
 
 [venues.exchange]
 kind = "exchange"
@@ -95,13 +96,14 @@ positions = {{ AAPL = "1000000", MSFT = "1000000" }}
 
 
 class Cluster:
-    def __init__(self, base: Path, *, day_seconds: float = 3.0, broker_kind: str = "mosquitto") -> None:
+    def __init__(self, base: Path, *, day_seconds: float = 3.0, broker_kind: str = "mosquitto",
+                 broker_extra: str = "") -> None:
         self.base = base
         self.data = base / "var"
         self.ports = {k: free_port() for k in ("broker", "exchange", "fund", "cfu1", "cfu2")}
         self.config = base / "cluster.toml"
         self.config.write_text(CONFIG.format(data=self.data, day_seconds=day_seconds, broker_kind=broker_kind,
-                                               **self.ports))
+                                             broker_extra=broker_extra, **self.ports))
         self.up: subprocess.Popen[bytes] | None = None
         self.extra: list[subprocess.Popen[bytes]] = []
 

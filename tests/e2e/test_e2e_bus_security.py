@@ -9,6 +9,7 @@ import asyncio
 import os
 import stat
 import time
+from pathlib import Path
 
 import aiomqtt
 import pytest
@@ -108,3 +109,30 @@ def test_strangers_and_forgeries_are_refused_and_conflicts_are_loud(own_cluster:
     assert v.returncode == 1, v.stdout
     assert f"CONFLICT: 1 record(s) differ from {sent_by}'s under the same key, seq {heads[sent_by] + 1}" in v.stdout
     assert "conflicting record(s)" in v.stdout
+
+
+def test_up_with_tls_makes_a_ca_and_nodes_trade_over_it(tmp_path: Path) -> None:
+    c = Cluster(tmp_path, broker_extra="tls = true")
+    c.start()
+    try:
+        tls = c.data / "broker" / "tls"
+        assert "logins and ACL in" in (tmp_path / "up.log").read_text() and ", TLS" in (tmp_path / "up.log").read_text()
+        assert stat.S_IMODE(os.stat(tls / "broker.key").st_mode) == 0o600
+        assert f"cafile {tls / 'ca.crt'}" in (c.data / "broker" / "mosquitto.conf").read_text()
+        out = c.fixgw("order", "--config", str(c.config), "--node", "cfu2", "--sender", "CLIENT1",
+                      "--account", "ACC1", "buy", "10", "MSFT", "--price", "450", "--wait", "30")
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert out.stdout.splitlines()[-1].split()[0] == "Trade", out.stdout
+        st = c.fixgw("status", "--config", str(c.config))
+        assert st.stdout.count(" ready ") == 5 and "broker=down" not in st.stdout, st.stdout
+
+        async def plain() -> None:  # the same password without TLS: the broker does not answer MQTT
+            cfg = load_cluster_config(c.config)
+            login = node_login(cfg, cfg.node("cfu1"))
+            assert login is not None and login.ca_file == tls / "ca.crt"
+            with pytest.raises(aiomqtt.MqttError):
+                async with client(cfg.broker.port, BusLogin(login.username, login.password), "plain"):
+                    pass
+        asyncio.run(plain())
+    finally:
+        c.stop()
