@@ -30,7 +30,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from replication.auth import BrokerAccess, BusLogin, new_password, node_grant, read_secret, write_private
+from replication.auth import (
+    BrokerAccess,
+    BusLogin,
+    new_password,
+    node_grant,
+    read_secret,
+    write_private,
+)
 from replication.broker import LocalBroker
 from replication.node import ReplicationNode
 from replication.record import Record, RecordType, Role
