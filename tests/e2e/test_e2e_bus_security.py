@@ -13,13 +13,13 @@ from pathlib import Path
 
 import aiomqtt
 import pytest
-from support_cluster import Cluster
 
 from replication.auth import BusLogin
 from replication.codec import encode_record
 from replication.hlc import Hlc
 from replication.record import Record, RecordType, Role
 from replication.wire import Digest, Topics, decode_message, encode_batch
+from tests.support.cluster import Cluster
 from utilities.bus_access import monitor_login, node_login
 from utilities.cluster_config import load_cluster_config
 

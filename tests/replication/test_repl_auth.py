@@ -15,7 +15,6 @@ from pathlib import Path
 
 import aiomqtt
 import pytest
-from support_broker import Mosquitto
 
 from replication.auth import (
     BrokerAccess,
@@ -31,6 +30,7 @@ from replication.codec import encode_record
 from replication.node import ReplicationNode
 from replication.record import RecordType, Role
 from replication.wire import ResendRequest, Topics, encode_batch, encode_digest, encode_request
+from tests.support.broker import Mosquitto
 
 T = Topics("t")
 
