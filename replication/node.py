@@ -43,12 +43,14 @@ from typing import Any, Self
 from replication.auth import BusLogin
 from replication.bus import BusDisconnected, MqttBus
 from replication.catchup import CatchUp
-from replication.codec import check_node_id, decode_record
+from replication.codec import check_node_id
+from replication.conflicts import RECENT_CONFLICTS, ConflictReport, describe_record
 from replication.errors import LogError, RecordDecodeError
 from replication.hlc import HybridLogicalClock
 from replication.log import DEFAULT_MAP_SIZE, Conflict, Inserted, InsertOutcome, RecordLog
 from replication.matrix import holding_for, roles_held_by
 from replication.record import Record, RecordType, Role
+from replication.request_budget import RequestBudget
 from replication.wire import (
     Batch,
     Digest,
@@ -65,72 +67,7 @@ log = logging.getLogger(__name__)
 Listener = Callable[[Record], None]
 # the topic kinds (fixgw/<cluster>/<kind>/...) the replication protocol itself uses
 _REPLICATION_KINDS = frozenset({"rec", "digest", "req", "resend"})
-RECENT_CONFLICTS = 20  # conflicts kept (both versions) for `fixgw status`
 _OWN_PAYLOADS = 1024  # hashes of our latest record publishes, to recognise their echo
-
-
-def describe_record(data: bytes) -> str:
-    """One line naming a stored or received record version (for conflict reports)."""
-    if not data:
-        return "(none: not written here)"
-    try:
-        rec = decode_record(data)
-    except RecordDecodeError as exc:
-        return f"undecodable ({exc}) {data[:48].hex()}"
-    fields = [rec.type.value, rec.status or "-", f"txn={rec.txn}", f"hlc={rec.hlc.wall_ns}+{rec.hlc.logical}"]
-    for name in ("account", "symbol", "side", "order_qty", "price", "last_qty", "last_px", "cum_qty"):
-        v = getattr(rec, name)
-        if v is not None and v != "":
-            fields.append(f"{name}={v}")
-    return " ".join(fields)
-
-
-@dataclass(frozen=True, slots=True)
-class ConflictReport:
-    """A conflict as ``fixgw status`` shows it: the key, the version kept, the one refused."""
-
-    origin: str
-    seq: int
-    kept: str
-    received: str
-    own: bool  # a foreign version of one of this node's own records
-    at: float  # wall-clock time it was seen
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"origin": self.origin, "seq": self.seq, "kept": self.kept, "received": self.received,
-                "own": self.own, "at": self.at}
-
-
-class RequestBudget:
-    """Token buckets per requester: records and requests per second, with bursts.
-
-    ``allow(requester, records)`` takes the tokens and says True, or says False (and takes
-    nothing) when either bucket is short. A catch-up asks in chunks of ``resend_chunk``
-    records and waits for each answer, so a budget of several chunks a second and a burst
-    of two never slows an honest requester down; 2,000 forged distinct requests of 5,000
-    records each cost an origin 2.8 s of CPU without it (issue 14).
-    """
-
-    def __init__(self, *, records_per_s: float, record_burst: float, requests_per_s: float,
-                 request_burst: float, monotonic: Callable[[], float] = time.monotonic) -> None:
-        self._rates = (records_per_s, requests_per_s)
-        self._bursts = (record_burst, request_burst)
-        self._now = monotonic
-        self._buckets: dict[str, tuple[float, float, float]] = {}  # requester -> records, requests, at
-
-    def allow(self, requester: str, records: int) -> bool:
-        now = self._now()
-        (rr, qr), (rb, qb) = self._rates, self._bursts
-        recs, reqs, at = self._buckets.get(requester, (rb, qb, now))
-        elapsed = max(0.0, now - at)
-        recs, reqs = min(rb, recs + elapsed * rr), min(qb, reqs + elapsed * qr)
-        ok = reqs >= 1 and recs >= min(records, rb)
-        if ok:
-            recs, reqs = recs - records, reqs - 1
-        self._buckets[requester] = (recs, reqs, now)
-        if len(self._buckets) > 10_000:  # requesters are nodes of the cluster: never many
-            self._buckets.pop(next(iter(self._buckets)))
-        return ok
 
 
 @dataclass(frozen=True, slots=True)
