@@ -5,6 +5,13 @@ distinct forged requests cost an origin 2.8 s of CPU before this budget. Request
 cheap to send, so the origin decides per requester, in O(1), whether a request fits its
 budget; one that does not is dropped (and counted): a requester repeats a request it gets
 no answer to (:mod:`replication.catchup`), as for a request lost with a broker.
+
+The node's default, 20,000 records and 20 requests a second per requester (bursts of two
+chunks), catches an honest node up by 1,000,000 records in under a minute and caps what one
+requester costs at about a tenth of a core: serving costs ~4.7 us a record here. Measured
+with 2,000 distinct requests of 5,000 records each from one requester, on a loaded 2-core
+machine: without a budget the origin spent 26.8 s of CPU in 120 s and had served 1,275 of
+them; with it 2.2 s in 23 s (74 served, 1,926 dropped).
 """
 
 from __future__ import annotations
