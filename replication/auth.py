@@ -23,8 +23,12 @@ TLS between nodes and broker is optional: :func:`make_tls` makes a local CA and 
 certificate for the broker's address with ``openssl`` (on every Debian machine; no Python
 dependency); nodes then verify the broker against that CA.
 
-Cost, measured with ``fixgw bench replication`` (see README): a login is checked once per
-connection; a publish costs mosquitto one ACL lookup, noise next to a QoS 1 round trip.
+Cost: a login is checked once per connection; a publish costs mosquitto one ACL lookup.
+``fixgw bench replication`` (which runs its broker with logins and ACL since) in two
+interleaved pairs, anonymous main then this, on a shared 2-core machine (load ~14):
+replicated 3,591 and 4,486 records/s before, 5,679 and 4,248 after; lag at 1,000/s p50
+43/42 ms before, 45/30 ms after, p99 99/110 ms before, 91/73 ms after: no cost to be seen
+in the noise.
 """
 
 from __future__ import annotations
