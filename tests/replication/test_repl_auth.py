@@ -194,6 +194,14 @@ async def test_a_conflicting_record_is_kept_first_counted_and_logged(
                                 encode_batch("c1", Role.CUSTOMER, [encode_record(recs[1])]), qos=1)
         await until(lambda: f1.stats.duplicates >= 1, what="the duplicate")
         assert f1.stats.conflicts == 1
+        # a forged head in c1's name: c1's own next digest (every 0.2 s) puts it right, so f1
+        # stops asking for records nobody has
+        async with client(mosquitto.port, c1_login, "c1-head") as evil:
+            await evil.publish(T.digest(Role.CUSTOMER, "c1"), encode_digest("c1", Role.CUSTOMER, 10**12, {}), qos=1)
+        await asyncio.sleep(1.5)
+        asked = f1.stats.gaps_requested
+        await asyncio.sleep(3.0)  # f1 asks again every 0.5 s while it believes the head
+        assert f1.stats.gaps_requested == asked and f1.peer_digests()["c1"].head == 3
 
 
 @pytest.mark.timeout(60)
