@@ -9,10 +9,19 @@ Topics (``<cluster>`` and node ids are single topic levels)::
                                            <origin>'s records
     fixgw/<cluster>/resend/<node>/<origin> records of <origin> resent to <node> on its request
 
-The sending node is always the last topic level, so that the broker's ACL can let each node
-publish only under its own name (see :mod:`replication.auth`), and a receiver checks that
-the sender named in a payload is the one its topic names: a payload that disagrees with
-its topic is malformed (dropped and counted), whoever managed to publish it.
+and two kinds the roles built on a node use for their own messages (``utilities/``; the
+replication node hands them over untouched)::
+
+    fixgw/<cluster>/alive/<role>/<node>    a node's heartbeat (QoS 0, not retained)
+    fixgw/<cluster>/cmd/<node>             commands to <node> (customer -> street routing, QoS 1)
+
+Except for commands, the sending node is always the last topic level, so that the broker's
+ACL can let each node publish only under its own name (see :mod:`replication.auth`; only
+customer utilities may publish commands), and a receiver checks that the sender named in a
+payload is the one its topic names: a payload that disagrees with its topic is malformed
+(dropped and counted), whoever managed to publish it.
+
+Every topic name is built here and nowhere else, so the layout can be read in one place.
 
 Payloads are msgpack arrays that start with the wire version and a kind letter:
 
@@ -36,6 +45,8 @@ from replication.errors import RecordDecodeError
 from replication.record import Record, Role
 
 WIRE_VERSION = 1
+HEARTBEAT_KIND = "alive"
+COMMAND_KIND = "cmd"
 _ROLES = {r.value: r for r in Role}
 
 
@@ -77,6 +88,24 @@ class Topics:
 
     def resends_to(self, requester: str) -> str:
         return f"fixgw/{self.cluster}/resend/{requester}/+"
+
+    def heartbeat(self, role: str, node: str) -> str:
+        return f"fixgw/{self.cluster}/{HEARTBEAT_KIND}/{role}/{node}"
+
+    def heartbeats(self) -> str:
+        """Every node's heartbeat (a subscription filter)."""
+        return f"fixgw/{self.cluster}/{HEARTBEAT_KIND}/#"
+
+    def commands(self, node: str) -> str:
+        return f"fixgw/{self.cluster}/{COMMAND_KIND}/{node}"
+
+    def kind_of(self, topic: str) -> str:
+        """The kind level of a topic of this cluster (``rec``, ``alive``, ``cmd``, ...); "" for
+        a topic outside the cluster."""
+        prefix = self.prefix
+        if not topic.startswith(prefix):
+            return ""
+        return topic[len(prefix):].split("/", 1)[0]
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,9 +29,8 @@ from replication.auth import (
     read_secret,
 )
 from replication.record import Role
+from replication.wire import Topics
 from utilities.cluster_config import ClusterConfig, NodeConfig
-from utilities.liveness import heartbeat_topic
-from utilities.routing import command_topic
 
 
 def secrets_dir(cfg: ClusterConfig) -> Path:
@@ -59,9 +58,10 @@ def ca_file(cfg: ClusterConfig) -> Path | None:
 
 def role_publish_topics(cfg: ClusterConfig, node: NodeConfig) -> tuple[str, ...]:
     """What the node's role publishes besides replication: its heartbeat, commands to streets."""
-    topics = [heartbeat_topic(cfg.name, node.role, node.name)]
+    t = Topics(cfg.name)
+    topics = [t.heartbeat(node.role, node.name)]
     if node.role == "customer":
-        topics += [command_topic(cfg.name, s.name) for s in cfg.nodes_with_role("street")]
+        topics += [t.commands(s.name) for s in cfg.nodes_with_role("street")]
     return tuple(topics)
 
 
