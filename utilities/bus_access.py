@@ -57,11 +57,14 @@ def ca_file(cfg: ClusterConfig) -> Path | None:
 
 
 def role_publish_topics(cfg: ClusterConfig, node: NodeConfig) -> tuple[str, ...]:
-    """What the node's role publishes besides replication: its heartbeat, commands to streets."""
+    """What the node's role publishes besides replication: its heartbeat; a customer utility also
+    commands to the streets and hand-over requests to its peers."""
     t = Topics(cfg.name)
     topics = [t.heartbeat(node.role, node.name)]
     if node.role == "customer":
         topics += [t.commands(s.name) for s in cfg.nodes_with_role("street")]
+        # hand-over requests to the customer utility that owns a FIX session (utilities.session_owner)
+        topics += [t.sessions(c.name) for c in cfg.nodes_with_role("customer") if c.name != node.name]
     return tuple(topics)
 
 
