@@ -13,6 +13,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from replication.auth import MONITOR_USER
 from utilities.errors import UtilitiesError
 
 ROLES = ("customer", "street", "firm")
@@ -30,6 +31,10 @@ class BrokerConfig:
     kind: str
     host: str
     port: int
+    auth: bool = True                         # per-node logins and ACL; false: anonymous (never in production)
+    tls: bool = False                         # TLS to the broker; `fixgw up` makes a local CA and certificate
+    ca_file: Path | None = None               # the CA to trust instead (a broker you run, kind = "external")
+    monitor_password_file: Path | None = None  # read-only login; default <data_dir>/secrets/monitor.password
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +56,7 @@ class NodeConfig:
     port: int | None = None              # customer: FIX acceptor port
     comp_id: str = ""                    # customer: our CompID towards clients; street: towards venues
     venues: tuple[str, ...] = ()         # street: venues it connects to
+    password_file: Path | None = None    # its broker password; default <data_dir>/secrets/<name>.password
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +179,19 @@ class _Reader:
             raise self.fail(key, "a finite decimal number", value)
         return d
 
+    def bool_(self, data: Mapping[str, Any], key: str, where: str, default: bool) -> bool:
+        value = data.get(key, default)
+        if not isinstance(value, bool):
+            raise self.fail(f"{where}{key}", "true or false", value)
+        return value
+
+    def path(self, data: Mapping[str, Any], key: str, where: str) -> Path | None:
+        """An optional file path, relative to the config file's directory."""
+        if key not in data:
+            return None
+        p = Path(self.str_(data, key, where))
+        return p if p.is_absolute() else self.source.resolve().parent / p
+
     def check_keys(self, data: Mapping[str, Any], allowed: set[str], where: str) -> None:
         for key in data:
             if key not in allowed:
@@ -212,11 +231,17 @@ def parse_cluster_config(data: Mapping[str, Any], source: Path) -> ClusterConfig
         raise r.fail("cluster.fix_store_sync", "true or false", fix_store_sync)
 
     b = r.table(data, "broker", "")
-    r.check_keys(b, {"kind", "host", "port"}, "broker.")
+    r.check_keys(b, {"kind", "host", "port", "auth", "tls", "ca_file", "monitor_password_file"}, "broker.")
     kind = b.get("kind", "auto")
     if kind not in BROKER_KINDS:
         raise r.fail("broker.kind", "one of " + ", ".join(BROKER_KINDS), kind)
-    broker = BrokerConfig(kind=kind, host=r.str_(b, "host", "broker.", "127.0.0.1"), port=r.port(b, "port", "broker.", 1883))
+    auth, tls = r.bool_(b, "auth", "broker.", True), r.bool_(b, "tls", "broker.", False)
+    if tls and not auth:
+        raise r.fail("broker.auth", "true when broker.tls = true (TLS without logins would still let anyone publish)",
+                      auth)
+    broker = BrokerConfig(kind=kind, host=r.str_(b, "host", "broker.", "127.0.0.1"), port=r.port(b, "port", "broker.", 1883),
+                          auth=auth, tls=tls, ca_file=r.path(b, "ca_file", "broker."),
+                          monitor_password_file=r.path(b, "monitor_password_file", "broker."))
 
     venues: dict[str, VenueConfig] = {}
     for vname, v in r.table(data, "venues", "").items():
@@ -246,10 +271,12 @@ def parse_cluster_config(data: Mapping[str, Any], source: Path) -> ClusterConfig
         where = f"nodes[{i}]."
         if not isinstance(n, dict):
             raise r.fail(f"nodes[{i}]", "a table", n)
-        r.check_keys(n, {"name", "role", "host", "port", "comp_id", "venues"}, where)
+        r.check_keys(n, {"name", "role", "host", "port", "comp_id", "venues", "password_file"}, where)
         nname = r.str_(n, "name", where)
         if nname in nodes:
             raise r.fail(where + "name", "a unique node name", nname)
+        if nname == MONITOR_USER:
+            raise r.fail(where + "name", f"a name other than {MONITOR_USER!r} (the broker's read-only user)", nname)
         if "/" in nname or "-" in nname or "+" in nname or "#" in nname:
             raise r.fail(where + "name", "a name without '/', '-', '+' or '#'", nname)
         role = n.get("role")
@@ -268,7 +295,7 @@ def parse_cluster_config(data: Mapping[str, Any], source: Path) -> ClusterConfig
             raise r.fail(where + "comp_id", "a string", comp_id)
         nodes[nname] = NodeConfig(
             name=nname, role=role, host=r.str_(n, "host", where, "127.0.0.1"), port=port,
-            comp_id=comp_id, venues=tuple(nvenues),
+            comp_id=comp_id, venues=tuple(nvenues), password_file=r.path(n, "password_file", where),
         )
     firms = [n for n in nodes.values() if n.role == "firm"]
     if len(firms) != 1:

@@ -39,10 +39,12 @@ from typing import Any
 from fixgw import eventloop
 from fixgw.config import SessionSettings
 from fixgw.engine import Engine
+from replication.auth import AuthError, BusLogin
 from replication.bus import listen_briefly
 from replication.node import ReplicationNode
 from replication.record import Role
 from replication.wire import COMMAND_KIND, HEARTBEAT_KIND, SESSION_KIND, Topics
+from utilities.bus_access import node_login
 from utilities.catalogue import VenueCatalogue
 from utilities.cluster_config import BEGIN_STRINGS, ClusterConfig, ClusterConfigError, NodeConfig
 from utilities.customer import CustomerUtility
@@ -110,6 +112,7 @@ class NodeProcess:
         self.started_at = time.time()
         self.stop_requested = asyncio.Event()
         self.instance = f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(4)}"
+        self.login: BusLogin | None = None
 
     # ------------------------------------------------------------------ the bus
     def on_bus_message(self, topic: str, payload: bytes) -> None:
@@ -120,6 +123,9 @@ class NodeProcess:
                 hb = Heartbeat.decode(payload)
             except ValueError as exc:
                 log.warning("%s: malformed heartbeat on %s set aside: %s", self.me.name, topic, exc)
+                return
+            if topic != self.topics.heartbeat(hb.role, hb.node):  # the topic names the sender (broker ACL)
+                log.warning("%s: heartbeat of %s %s on %s set aside", self.me.name, hb.role, hb.node, topic)
                 return
             if hb.node != self.me.name:
                 self.liveness.saw(hb)
@@ -150,7 +156,7 @@ class NodeProcess:
         """
         me, cfg = self.me, self.cfg
         heard = await listen_briefly(cfg.broker.host, cfg.broker.port, self.topics.heartbeat(me.role, me.name),
-                                     1.5 * cfg.heartbeat_s + 0.2)
+                                     1.5 * cfg.heartbeat_s + 0.2, login=self.login)
         for payload in heard or ():
             try:
                 hb = Heartbeat.decode(payload)
@@ -165,6 +171,11 @@ class NodeProcess:
     async def run(self) -> int:
         """Run until asked to stop; 0, or 2 when this node already runs elsewhere."""
         me, cfg = self.me, self.cfg
+        try:
+            self.login = node_login(cfg, me)
+        except AuthError as exc:
+            log.error("%s: %s", me.name, exc)
+            return 2
         self.dir.mkdir(parents=True, exist_ok=True)
         other = await self.running_elsewhere()
         if other is not None:
@@ -173,7 +184,7 @@ class NodeProcess:
             return 2
         self.node = ReplicationNode(
             node_id=me.name, role=Role(me.role), cluster=cfg.name, data_dir=self.dir / "log",
-            broker_host=cfg.broker.host, broker_port=cfg.broker.port,
+            broker_host=cfg.broker.host, broker_port=cfg.broker.port, login=self.login,
             digest_interval=max(0.2, cfg.heartbeat_s),
             extra_subscriptions=self.subscriptions(), on_extra_message=self.on_bus_message,
         )
@@ -318,7 +329,8 @@ class NodeProcess:
                 st.update(connected=s.connected, own_seq=s.head, hwm=dict(s.hwms), malformed=s.malformed,
                           received=s.received, duplicates=s.duplicates, gaps_requested=s.gaps_requested,
                           published_upto=s.published_upto, published=s.published, publishes=s.publishes,
-                          commits=s.commits)
+                          commits=s.commits, conflicts=s.conflicts, resends_limited=s.resends_limited,
+                          recent_conflicts=[c.as_dict() for c in s.recent_conflicts])
                 st["peer_heads"] = {n: d.head for n, d in node.peer_digests().items()}
             except Exception as exc:  # noqa: BLE001 - the log is closed while stopping (LMDB's own errors)
                 st["error"] = str(exc)

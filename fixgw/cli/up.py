@@ -155,17 +155,26 @@ def run_up(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     out = sys.stdout
     try:
+        access = _bus_access(cfg)
+        security = "anonymous (broker.auth = false)" if access is None else \
+            f"logins and ACL in {cfg.data_dir / 'broker'}" + (", TLS" if cfg.broker.tls else "")
         if cfg.broker.kind != "external":
             try:
                 kind = cast("Kind", cfg.broker.kind)   # one of BROKER_KINDS but "external": checked on load
                 broker = LocalBroker(cfg.broker.port, host=cfg.broker.host, kind=kind,
-                                     data_dir=cfg.data_dir / "broker", persistence=True)
+                                     data_dir=cfg.data_dir / "broker", persistence=True, access=access)
                 broker.start()
             except BrokerError as exc:
                 raise CliError(f"{cfg.source}: [broker]: {exc}") from None
             assert broker.proc is not None
             children.append(Child("broker", broker.kind, broker.proc, broker.log_path))
-            print(f"fixgw: broker {broker.kind} on {cfg.broker.host}:{cfg.broker.port}", file=out, flush=True)
+            print(f"fixgw: broker {broker.kind} on {cfg.broker.host}:{cfg.broker.port}, {security}", file=out, flush=True)
+        elif access is not None:
+            from replication.auth import mosquitto_access_lines
+
+            lines = mosquitto_access_lines(access, cfg.data_dir / "broker")
+            print(f"fixgw: external broker {cfg.broker.host}:{cfg.broker.port}: configure it with "
+                  + "; ".join(lines), file=out, flush=True)
         for venue in cfg.venues.values():
             argv = py + ["venue", venue.kind, "--host", venue.host, "--port", str(venue.port), "--comp-id", venue.comp_id,
                          "--data", str(cfg.data_dir / venue.name)]
@@ -217,6 +226,19 @@ def run_up(args: argparse.Namespace) -> int:
             print("fixgw: stopped", file=out, flush=True)
 
 
+def _bus_access(cfg: Any) -> Any:
+    """Node logins and the ACL (secrets made when missing), or None when auth is off."""
+    from replication.auth import AuthError
+    from utilities.bus_access import cluster_access
+
+    if not cfg.broker.auth:
+        return None
+    try:
+        return cluster_access(cfg)
+    except (AuthError, OSError) as exc:
+        raise CliError(f"{cfg.source}: [broker]: {exc}") from None
+
+
 def run_node(args: argparse.Namespace) -> int:
     from fixgw.cli.cluster import venue_catalogue
     from utilities.cluster_config import ClusterConfigError
@@ -242,9 +264,14 @@ def run_status(args: argparse.Namespace) -> int:
         lag = node.get("lag", {})
         total = sum(lag.values()) if lag else 0
         print(f"{node['name']:<8} {node['role']:<9} {node['state']:<8} pid={node.get('pid', '-')}  own_seq={node.get('own_seq', 0)}"
-              f"  lag={total}  broker={'up' if node.get('connected') else 'down'}")
+              f"  lag={total}  broker={'up' if node.get('connected') else 'down'}"
+              + (f"  CONFLICTS={node['conflicts']}" if node.get("conflicts") else "")
+              + (f"  malformed={node['malformed']}" if node.get("malformed") else ""))
         for origin, hwm in sorted(node.get("hwm", {}).items()):
             print(f"    {origin:<8} hwm={hwm:<8} behind={lag.get(origin, 0)}")
+        for c in node.get("recent_conflicts", []):
+            what = "FOREIGN version of its own record" if c.get("own") else "conflict"
+            print(f"    {what} {c['origin']}#{c['seq']}: kept {c['kept']}; refused {c['received']}")
     for gw in report.get("gateways", []):
         conns = ", ".join(f"{n}={k}" for n, k in gw.get("connections", {}).items()) or "none"
         refused = sum(v for k, v in gw.get("counters", {}).items() if k.startswith("refused_"))

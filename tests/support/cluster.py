@@ -28,6 +28,7 @@ dead_after_s = 2.0
 kind = "{broker_kind}"
 host = "127.0.0.1"
 port = {broker}
+{broker_extra}
 
 [venues.exchange]
 kind = "exchange"
@@ -109,12 +110,14 @@ class Cluster:
     ports are in ``ports`` under their names. ``gateway_extra``: TOML lines added to a gateway's table."""
 
     def __init__(self, base: Path, *, day_seconds: float = 3.0, broker_kind: str = "mosquitto",
-                 gateways: tuple[str, ...] = (), gateway_extra: Mapping[str, str] | None = None) -> None:
+                 gateways: tuple[str, ...] = (), gateway_extra: Mapping[str, str] | None = None,
+                 broker_extra: str = "") -> None:
         self.base = base
         self.data = base / "var"
         self.ports = {k: free_port() for k in ("broker", "exchange", "fund", "cfu1", "cfu2", *gateways)}
         self.config = base / "cluster.toml"
         text = CONFIG.format(data=self.data, day_seconds=day_seconds, broker_kind=broker_kind,
+                             broker_extra=broker_extra,
                              **{k: v for k, v in self.ports.items() if k not in gateways})
         for g in gateways:
             text += GATEWAY.format(name=g, port=self.ports[g]) + (gateway_extra or {}).get(g, "")
