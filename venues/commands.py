@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from venues.enums import OrdType, Side, TimeInForce
+from fixgw.orders import OrdType, Side, TimeInForce
 
 
 class CommandError(ValueError):

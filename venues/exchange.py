@@ -16,11 +16,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from venues.book import BookOrder, OrderBook, Trade
-from venues.business_days import is_business_day, local_instant, next_business_day
-from venues.clock import Clock, SystemClock
-from venues.commands import CancelOrder, QueryStatus, ReplaceOrder, SubmitOrder
-from venues.enums import (
+from fixgw.orders import (
     CxlRejReason,
     CxlRejResponseTo,
     OrdRejReason,
@@ -29,6 +25,10 @@ from venues.enums import (
     Side,
     TimeInForce,
 )
+from venues.book import BookOrder, OrderBook, Trade
+from venues.business_days import is_business_day, local_instant, next_business_day
+from venues.clock import Clock, SystemClock
+from venues.commands import CancelOrder, QueryStatus, ReplaceOrder, SubmitOrder
 from venues.events import (
     NO_ORDER_ID,
     CancelRejected,

@@ -15,15 +15,7 @@ from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
-from venues.business_days import (
-    is_business_day,
-    local_instant,
-    next_business_day,
-    previous_business_day,
-)
-from venues.clock import Clock, SystemClock
-from venues.commands import CancelOrder, QueryStatus, ReplaceOrder, SubmitOrder
-from venues.enums import (
+from fixgw.orders import (
     CxlRejReason,
     CxlRejResponseTo,
     OrdRejReason,
@@ -32,6 +24,14 @@ from venues.enums import (
     Side,
     TimeInForce,
 )
+from venues.business_days import (
+    is_business_day,
+    local_instant,
+    next_business_day,
+    previous_business_day,
+)
+from venues.clock import Clock, SystemClock
+from venues.commands import CancelOrder, QueryStatus, ReplaceOrder, SubmitOrder
 from venues.events import (
     NO_ORDER_ID,
     CancelRejected,

@@ -7,8 +7,8 @@ from datetime import UTC, timedelta
 import pytest
 from venue_support import D, brief, cancel, make_exchange, order, replace, status
 
+from fixgw.orders import CxlRejReason, ExecType, OrdRejReason, OrdStatus, TimeInForce
 from venues.commands import Command, SubmitOrder
-from venues.enums import CxlRejReason, ExecType, OrdRejReason, OrdStatus, TimeInForce
 from venues.events import (
     CancelRejected,
     OrderAccepted,
