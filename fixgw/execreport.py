@@ -160,18 +160,8 @@ def execution_report(
     return Message(f)
 
 
-def cancel_reject(
-    fix42: bool,
-    order_id: str,
-    cl_ord_id: str,
-    orig_cl_ord_id: str,
-    ord_status: str,
-    response_to: str,
-    reason: int,
-    text: str,
-    transact_time: bytes,
-    account: str = "",
-) -> Message:
+def cancel_reject(fix42: bool, order_id: str, cl_ord_id: str, orig_cl_ord_id: str, ord_status: str,
+                  response_to: str, reason: int, text: str, transact_time: bytes, account: str = "") -> Message:
     """An OrderCancelReject; ``response_to`` is CxlRejResponseTo (434), ``reason``
     CxlRejReason (102)."""
     code = _CXL_BROKER_OPTION_42 if fix42 and reason not in _FIX42_CXL_REJ else b"%d" % reason
