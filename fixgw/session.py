@@ -28,8 +28,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final, Protocol
 
+from fixgw.errors import (
+    FieldNotFound,
+    IncorrectDataFormat,
+    IncorrectTagValue,
+    RejectLogon,
+    UnsupportedMessageType,
+)
 from fixgw.message import HEADER_TAGS, Message, encode_after, parse_fields
 from fixgw.session_state import TRANSITIONS, Event, State
+from fixgw.store import MessageStore
 from fixgw.validation import REJECT_TEXTS, SessionReject, check_sending_time, parse_utc_timestamp
 
 __all__ = [
@@ -222,10 +230,6 @@ class LoggedOut:
 Action = Deliver | VerifyLogon | LoggedOn | LoggedOut
 
 
-class ReadStore(Protocol):
-    def get_range(self, begin: int, end: int) -> list[tuple[int, bytes]]: ...
-
-
 class Validator(Protocol):
     def __call__(self, fields: Sequence[tuple[int, bytes]]) -> object | None: ...
 
@@ -265,7 +269,7 @@ class Session:
         *,
         next_sender_seq: int = 1,
         next_target_seq: int = 1,
-        store: ReadStore | None = None,
+        store: MessageStore | None = None,
         validator: Callable[[Sequence[tuple[int, bytes]]], object | None] | None = None,
         supports: Callable[[bytes], bool] | None = None,
         is_app_type: Callable[[bytes], bool] | None = None,
@@ -1104,8 +1108,6 @@ class Session:
     # ----------------------------------------------------------------- application errors
     def app_error(self, msg: Message, exc: BaseException, now: float) -> list[Action]:
         """The application raised while handling ``msg``: answer as QuickFIX does."""
-        from fixgw.application import RejectLogon, UnsupportedMessageType
-        from fixgw.message import FieldNotFound, IncorrectDataFormat, IncorrectTagValue
 
         admin = msg.msg_type in _ADMIN
         if isinstance(exc, UnsupportedMessageType):

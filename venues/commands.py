@@ -12,10 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from fixgw.orders import OrdType, Side, TimeInForce
-
-
-class CommandError(ValueError):
-    """A request that is malformed (not merely refusable)."""
+from venues.errors import CommandError
 
 
 def _text(value: object, what: str) -> None:

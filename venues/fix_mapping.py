@@ -36,10 +36,12 @@ from decimal import Decimal
 from enum import Enum
 from typing import TypeVar
 
+from fixgw.errors import IncorrectDataFormat, IncorrectTagValue
 from fixgw.execreport import TransactTimes, cancel_reject, execution_report
-from fixgw.message import IncorrectDataFormat, IncorrectTagValue, Message
+from fixgw.message import Message
 from fixgw.orders import OrdRejReason, OrdStatus, OrdType, Side, TimeInForce
-from venues.commands import CancelOrder, CommandError, QueryStatus, ReplaceOrder, SubmitOrder
+from venues.commands import CancelOrder, QueryStatus, ReplaceOrder, SubmitOrder
+from venues.errors import CommandError
 from venues.events import (
     NO_ORDER_ID,
     CancelRejected,

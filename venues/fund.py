@@ -34,10 +34,11 @@ from venues.business_days import (
 )
 from venues.clock import Clock, SystemClock
 from venues.commands import CancelOrder, QueryStatus, ReplaceOrder, SubmitOrder
+from venues.errors import VenueConfigError
 from venues.limits import MAX_QUANTITY
 from venues.navs import CsvNavs, NavSource, RandomWalkNavs
 from venues.registry import OrderRegistry, fmt
-from venues.venue_config import FundCompanyConfig, FundSpec, VenueConfigError
+from venues.venue_config import FundCompanyConfig, FundSpec
 
 _ZERO = Decimal(0)
 SHARE_QUANTUM = Decimal("0.001")

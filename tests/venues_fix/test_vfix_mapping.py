@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fixgw.dictionary import DataDictionary
-from fixgw.message import FieldNotFound, IncorrectDataFormat, IncorrectTagValue, Message, encode
+from fixgw.errors import FieldNotFound, IncorrectDataFormat, IncorrectTagValue
+from fixgw.message import Message, encode
 from fixgw.orders import (
     CxlRejReason,
     CxlRejResponseTo,
