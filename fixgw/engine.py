@@ -55,7 +55,7 @@ from fixgw.session import (
     Session,
     SessionConfig,
     VerifyLogon,
-    _noop_hook,
+    noop_hook,
 )
 from fixgw.session_state import State
 
@@ -356,9 +356,9 @@ class SessionRuntime:
             is_app_type=is_app,
             # an application that does not override a hook costs no call per message
             to_admin=(lambda m: app.to_admin(m, sid))
-            if type(app).to_admin is not Application.to_admin else _noop_hook,
+            if type(app).to_admin is not Application.to_admin else noop_hook,
             to_app=(lambda m: app.to_app(m, sid))
-            if type(app).to_app is not Application.to_app else _noop_hook,
+            if type(app).to_app is not Application.to_app else noop_hook,
             event=log.event,
         )
         self.conn: _Conn | None = None

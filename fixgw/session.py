@@ -48,6 +48,7 @@ __all__ = [
     "Session",
     "SessionConfig",
     "VerifyLogon",
+    "noop_hook",
     "utc_timestamp",
 ]
 
@@ -253,8 +254,8 @@ class Batch:
     next_target_seq: int = 1
 
 
-def _noop_hook(msg: Message) -> None:
-    return None
+def noop_hook(msg: Message) -> None:
+    """The to_admin / to_app hook of an application that has none (the session skips it)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -273,8 +274,8 @@ class Session:
         validator: Callable[[Sequence[tuple[int, bytes]]], object | None] | None = None,
         supports: Callable[[bytes], bool] | None = None,
         is_app_type: Callable[[bytes], bool] | None = None,
-        to_admin: Callable[[Message], None] = _noop_hook,
-        to_app: Callable[[Message], None] = _noop_hook,
+        to_admin: Callable[[Message], None] = noop_hook,
+        to_app: Callable[[Message], None] = noop_hook,
         event: Callable[[str], None] | None = None,
     ) -> None:
         self.config = config
@@ -470,7 +471,7 @@ class Session:
             header_extra, body = self._split(msg)
             self._seal(mt, body, now, header_extra=header_extra)
             return self.logged_on
-        if self.to_app is not _noop_hook:
+        if self.to_app is not noop_hook:
             self.to_app(msg)
         fields = msg.fields  # _split, inlined: this runs for every message sent
         return self._seal(
@@ -556,7 +557,7 @@ class Session:
         now: float,
         header_extra: Sequence[tuple[int, bytes]] = (),
     ) -> None:
-        if self.to_admin is not _noop_hook:
+        if self.to_admin is not noop_hook:
             m = Message([(35, msg_type), *header_extra, *body])
             self.to_admin(m)
             header_extra, body = self._split(m)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, timedelta
 
 import pytest
-from venue_support import D, brief, cancel, make_exchange, order, replace, status
 
 from fixgw.orders import CxlRejReason, ExecType, OrdRejReason, OrdStatus, TimeInForce
+from tests.venues.venue_support import D, brief, cancel, make_exchange, order, replace, status
 from venues.commands import Command, SubmitOrder
 from venues.events import (
     CancelRejected,

@@ -12,9 +12,9 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from venue_support import make_exchange
 
 from fixgw.orders import OrdType, Side, TimeInForce
+from tests.venues.venue_support import make_exchange
 from venues.commands import CancelOrder, ReplaceOrder, SubmitOrder
 from venues.events import CancelRejected, ExecutionEvent, OrderFilled, OrderRejected, VenueEvent
 from venues.exchange import Exchange
