@@ -57,10 +57,12 @@ from replication.errors import (
     RecordDecodeError,
 )
 from replication.hlc import Hlc, HybridLogicalClock
+from replication.mapsize import MapGrowth, MapUsage, ReadGate, round_up_to_page
 from replication.matrix import Holding, holding_for
 from replication.record import Record, RecordType, Role
 
 DEFAULT_MAP_SIZE = 4 << 30  # address space only; the file grows with the data
+# the map grows by itself up to map_limit (replication.mapsize); without one it stays map_size
 LOG_FORMAT = b"1"
 MAX_TXN_BYTES = 400  # LMDB keys are at most 511 bytes; the txn index key is 1 + txn
 _SEP = b"\x00"
@@ -318,13 +320,20 @@ class RecordLog:
         node_id: str | None = None,
         role: Role | None = None,
         map_size: int = DEFAULT_MAP_SIZE,
+        map_limit: int | None = None,
         readonly: bool = False,
         sync: bool = True,
     ) -> None:
+        """``map_size``: the LMDB map at open; ``map_limit``: the most it may grow to by itself
+        (None: it does not grow). A read-only open maps at least what the log holds."""
         self.path = Path(path)
         self.readonly = readonly
         if node_id is not None:
             check_node_id(node_id)
+        if map_size <= 0 or (map_limit is not None and map_limit < map_size):
+            raise ValueError(f"{self.path}: map_size must be > 0 and map_limit >= map_size, "
+                             f"got {map_size} and {map_limit}")
+        map_size = round_up_to_page(map_size)
         self._lock_fd: int | None = None
         if not readonly:
             self.path.mkdir(parents=True, exist_ok=True)
@@ -348,6 +357,9 @@ class RecordLog:
         self._closed = False
         self._sync = sync and not readonly
         self._write_lock = threading.Lock()
+        self._gate = ReadGate()
+        self._growth = None if readonly else MapGrowth(
+            self._env, self.path, map_size if map_limit is None else map_limit, self._gate)
         try:
             names = {}
             for name in ("auth", "ro", "origins", "meta"):
@@ -449,11 +461,31 @@ class RecordLog:
             raise LogClosedError(f"{self.path}: the log is closed")
         return _WriteContext(self, clock)
 
+    def map_usage(self) -> MapUsage:
+        """Bytes of the map in use, its size now and its limit (see :mod:`replication.mapsize`)."""
+        self._check_open()
+        if self._growth is not None:
+            return self._growth.usage()
+        info = self._env.info()
+        size = info["map_size"]
+        return MapUsage((info["last_pgno"] + 1) * self._env.stat()["psize"], size, size)
+
     def _wrap_lmdb_error(self, exc: BaseException) -> LogError:
         if isinstance(exc, lmdb.MapFullError):
+            # the transaction is aborted by now: the map may grow, and the caller run it again
+            grown = self._growth is not None and self._growth.after_full()
+            u = self.map_usage()
+            if grown:
+                return LogFullError(f"{self.path}: the LMDB map was full; it has grown to {u.size} bytes: "
+                                    "write again", map_grown=True)
+            if u.size < u.limit:
+                return LogFullError(f"{self.path}: the LMDB map is full ({u.used} bytes used of a map of {u.size} "
+                                    "bytes) and could not grow now (reads still open): the write was not made "
+                                    "durable")
             return LogFullError(
-                f"{self.path}: the LMDB map is full ({self._env.info()['map_size']} bytes): "
-                "the write was not made durable; raise map_size or move the data directory"
+                f"{self.path}: the LMDB map is full ({u.used} bytes used of a map of {u.size} bytes, "
+                f"limit {u.limit}): the write was not made durable; raise map_limit (cluster config) "
+                "or archive old records"
             )
         if isinstance(exc, OSError) and exc.errno == errno.ENOSPC or (
             isinstance(exc, lmdb.DiskError)
@@ -505,7 +537,7 @@ class RecordLog:
         db = self._db_for(origin)
         if db is None:
             return None
-        with self._env.begin(db=db, buffers=False) as txn:
+        with self._gate, self._env.begin(db=db, buffers=False) as txn:
             v = txn.get(record_key(origin, seq))
         return None if v is None else bytes(v)
 
@@ -516,7 +548,7 @@ class RecordLog:
         if st is None or st.max_seq <= seq:
             return None
         db = self._db_for(origin)
-        with self._env.begin(db=db) as txn:
+        with self._gate, self._env.begin(db=db) as txn:
             cur = txn.cursor()
             if not cur.set_range(record_key(origin, seq + 1)):
                 return None
@@ -527,7 +559,7 @@ class RecordLog:
         """Every record of one order (``txn``) held here, in HLC order."""
         self._check_open()
         out = []
-        with self._env.begin() as txn:
+        with self._gate, self._env.begin() as txn:
             cur = txn.cursor(db=self._by_txn)
             if cur.set_key(b"t" + txn_id.encode()):
                 for tagged in cur.iternext_dup():
@@ -559,7 +591,7 @@ class RecordLog:
         if db is None:
             return
         prefix = origin.encode() + _SEP
-        with self._env.begin(db=db) as txn:
+        with self._gate, self._env.begin(db=db) as txn:
             cur = txn.cursor()
             if not cur.set_range(record_key(origin, max(first, 1))):
                 return
@@ -579,7 +611,7 @@ class RecordLog:
         """``(key, bytes)`` of every record in the authoritative or the read-only database."""
         self._check_open()
         db = self._auth if holding is Holding.AUTHORITATIVE else self._ro
-        with self._env.begin(db=db) as txn:
+        with self._gate, self._env.begin(db=db) as txn:
             for k, v in txn.cursor():
                 yield bytes(k), bytes(v)
 
@@ -600,7 +632,7 @@ class RecordLog:
         dbs = [self._auth, self._ro] if holding is None else [
             self._auth if holding is Holding.AUTHORITATIVE else self._ro
         ]
-        with self._env.begin() as txn:
+        with self._gate, self._env.begin() as txn:
             return sum(txn.stat(db)["entries"] for db in dbs)
 
     def decode_errors(self) -> Iterator[tuple[bytes, RecordDecodeError]]:
@@ -624,6 +656,8 @@ class _WriteContext:
         log = self._log
         log._write_lock.acquire()
         try:
+            if log._growth is not None:
+                log._growth.before_write()  # no transaction of ours is open: the map may grow
             self._txn = log._env.begin(write=True)
         except lmdb.Error as exc:
             log._write_lock.release()

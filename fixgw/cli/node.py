@@ -147,6 +147,7 @@ class NodeProcess:
         self.node = ReplicationNode(
             node_id=me.name, role=Role(me.role), cluster=cfg.name, data_dir=self.dir / "log",
             broker_host=cfg.broker.host, broker_port=cfg.broker.port,
+            map_size=me.map_size, map_limit=me.map_limit,
             digest_interval=max(0.2, cfg.heartbeat_s),
             extra_subscriptions=extra_subs, on_extra_message=self._on_extra,
         )
@@ -292,6 +293,7 @@ class NodeProcess:
                           published_upto=s.published_upto, published=s.published, publishes=s.publishes,
                           commits=s.commits)
                 st["peer_heads"] = {n: d.head for n, d in node.peer_digests().items()}
+                st["map"] = node.log.map_usage().as_dict()  # near_limit: at 80% of map_limit
             except Exception as exc:   # the log is closed while stopping
                 st["error"] = str(exc)
         if self.engine is not None:
@@ -356,7 +358,8 @@ def cluster_status(cfg: ClusterConfig) -> dict[str, Any]:
             lag[other.name] = max(0, heads.get(other.name, 0) - hwm.get(other.name, 0))
         nodes.append({"name": n.name, "role": n.role, "state": st.get("state"), "pid": st.get("pid"),
                       "own_seq": heads[n.name], "hwm": hwm, "lag": lag, "connected": st.get("connected", False),
-                      "fix_sessions": st.get("fix_sessions", {}), "counters": st.get("counters", {})})
+                      "fix_sessions": st.get("fix_sessions", {}), "counters": st.get("counters", {}),
+                      "map": st.get("map")})
     entry = [{"name": n.name, "host": n.host, "port": n.port, "comp_id": n.comp_id}
              for n in cfg.nodes_with_role("customer")]
     entry += [{"name": v.name, "host": v.host, "port": v.port, "comp_id": v.comp_id} for v in cfg.venues.values()]

@@ -236,6 +236,10 @@ def run_status(args: argparse.Namespace) -> int:
         total = sum(lag.values()) if lag else 0
         print(f"{node['name']:<8} {node['role']:<9} {node['state']:<8} pid={node.get('pid', '-')}  own_seq={node.get('own_seq', 0)}"
               f"  lag={total}  broker={'up' if node.get('connected') else 'down'}")
+        m = node.get("map")
+        if m:
+            print(f"    log map: {m['used'] >> 20} MiB used of a {m['size'] >> 20} MiB map, limit {m['limit'] >> 20} MiB"
+                  f" ({100 * m['of_limit']:.0f}%)" + ("  WARNING: near map_limit" if m["near_limit"] else ""))
         for origin, hwm in sorted(node.get("hwm", {}).items()):
             print(f"    {origin:<8} hwm={hwm:<8} behind={lag.get(origin, 0)}")
     for ep in report["entry_points"]:
