@@ -60,10 +60,14 @@ from replication.hlc import Hlc, HybridLogicalClock
 from replication.mapsize import MapGrowth, MapUsage, ReadGate, round_up_to_page
 from replication.matrix import Holding, holding_for
 from replication.record import Record, RecordType, Role
+from replication.recordzip import Packer, unpack
 
 DEFAULT_MAP_SIZE = 4 << 30  # address space only; the file grows with the data
 # the map grows by itself up to map_limit (replication.mapsize); without one it stays map_size
-LOG_FORMAT = b"1"
+# format 2: values may be compressed (replication.recordzip); a build that reads only
+# format 1 refuses such a log by name instead of failing on its values
+LOG_FORMAT = b"2"
+READS_FORMATS = (b"1", b"2")
 MAX_TXN_BYTES = 400  # LMDB keys are at most 511 bytes; the txn index key is 1 + txn
 _SEP = b"\x00"
 _TAG = {Holding.AUTHORITATIVE: b"a", Holding.READ_ONLY: b"r"}
@@ -179,7 +183,7 @@ class WriteBatch:
         rec = make_checked_record(values)  # record_values checked every field's type
         data = encode_values(values)
         key = log._own_prefix + seq.to_bytes(8, "big")
-        self._auth_puts.append((key, data))
+        self._auth_puts.append((key, log._pack(data)))
         self._txn_puts.append((b"t" + txn_b, b"a" + key))
         self.own = True
         self._own_max = seq
@@ -203,6 +207,7 @@ class WriteBatch:
         db: Any = None
         puts = self._ro_puts
         tag = prefix = b""
+        pack = log._pack
         for rec, data in items:
             if rec.origin != origin:
                 if origin is not None:
@@ -237,7 +242,7 @@ class WriteBatch:
                 if self._txn.get(key, db=db) is not None:
                     out.duplicates += 1
                     continue
-            puts.append((key, data))
+            puts.append((key, pack(data)))
             self._txn_puts.append((b"t" + txn_b, tag + key))
             if seq > max_seq:  # noqa: PLR1730 - a compare is cheaper than a call to max() here
                 max_seq = seq
@@ -358,6 +363,7 @@ class RecordLog:
         self._sync = sync and not readonly
         self._write_lock = threading.Lock()
         self._gate = ReadGate()
+        self._pack = (lambda data: data) if readonly else Packer().pack  # stored values (recordzip)
         self._growth = None if readonly else MapGrowth(
             self._env, self.path, map_size if map_limit is None else map_limit, self._gate)
         try:
@@ -381,9 +387,12 @@ class RecordLog:
     def _check_meta(self, node_id: str | None, role: Role | None) -> tuple[str, Role]:
         with self._env.begin(db=self._meta) as txn:
             fmt, node_b, role_b = txn.get(b"format"), txn.get(b"node"), txn.get(b"role")
-        if fmt is not None and fmt != LOG_FORMAT:
+        if fmt is not None and fmt not in READS_FORMATS:
             self.close()
-            raise LogError(f"{self.path}: log format {fmt!r}, this build reads {LOG_FORMAT!r}")
+            raise LogError(f"{self.path}: log format {fmt!r}, this build reads {b', '.join(READS_FORMATS)!r}")
+        if fmt is not None and fmt != LOG_FORMAT and not self.readonly:
+            with self._env.begin(write=True, db=self._meta) as txn:
+                txn.put(b"format", LOG_FORMAT)  # format 1 values stay readable as they are
         if node_b is None or role_b is None:
             if self.readonly or node_id is None or role is None:
                 self.close()
@@ -539,7 +548,7 @@ class RecordLog:
             return None
         with self._gate, self._env.begin(db=db, buffers=False) as txn:
             v = txn.get(record_key(origin, seq))
-        return None if v is None else bytes(v)
+        return None if v is None else unpack(v)
 
     def first_held_after(self, origin: str, seq: int) -> int | None:
         """The lowest seq > ``seq`` held for ``origin``, if any (to size a gap)."""
@@ -566,7 +575,7 @@ class RecordLog:
                     db = self._auth if tagged[:1] == b"a" else self._ro
                     raw = txn.get(tagged[1:], db=db)
                     if raw is not None:
-                        out.append(decode_record(raw))
+                        out.append(decode_record(unpack(raw)))
         out.sort(key=lambda r: r.hlc)
         return out
 
@@ -601,7 +610,7 @@ class RecordLog:
                 seq = int.from_bytes(k[-8:], "big")
                 if last is not None and seq > last:
                     return
-                yield seq, bytes(v)
+                yield seq, unpack(v)
 
     def iter_origin(self, origin: str, first: int = 1, last: int | None = None) -> Iterator[Record]:
         for _, raw in self.iter_raw(origin, first, last):
@@ -613,7 +622,7 @@ class RecordLog:
         db = self._auth if holding is Holding.AUTHORITATIVE else self._ro
         with self._gate, self._env.begin(db=db) as txn:
             for k, v in txn.cursor():
-                yield bytes(k), bytes(v)
+                yield bytes(k), unpack(v)
 
     def iter_authoritative(self) -> Iterator[Record]:
         for _, raw in self.iter_holding(Holding.AUTHORITATIVE):
@@ -634,6 +643,17 @@ class RecordLog:
         ]
         with self._gate, self._env.begin() as txn:
             return sum(txn.stat(db)["entries"] for db in dbs)
+
+    def space(self) -> dict[str, tuple[int, int]]:
+        """Per named database (auth, ro, by_txn): entries and the bytes of its pages."""
+        self._check_open()
+        psize = self._env.stat()["psize"]
+        out = {}
+        with self._gate, self._env.begin() as txn:
+            for name, db in (("auth", self._auth), ("ro", self._ro), ("by_txn", self._by_txn)):
+                st = txn.stat(db)
+                out[name] = (st["entries"], (st["branch_pages"] + st["leaf_pages"] + st["overflow_pages"]) * psize)
+        return out
 
     def decode_errors(self) -> Iterator[tuple[bytes, RecordDecodeError]]:
         """Stored values that do not decode (should be none; for ``log verify``)."""

@@ -91,6 +91,7 @@ class ClusterConfig:
     # fsync each FIX session store commit (FileStoreSync) of the utilities and venues; off by
     # default: orders are durable in the record log, and the stores survive a killed process
     fix_store_sync: bool = False
+    fix_log_keep_days: int = 7           # FIX message/event logs rotate daily; older days deleted (0: kept)
     settings: Mapping[str, Any] = field(default_factory=dict)
 
     def nodes_with_role(self, role: str) -> list[NodeConfig]:
@@ -189,7 +190,7 @@ def parse_cluster_config(data: Mapping[str, Any], source: Path) -> ClusterConfig
     r.check_keys(data, {"cluster", "broker", "venues", "nodes", "customers", "accounts", "settings"}, "")
     cluster = r.table(data, "cluster", "", required=True)
     r.check_keys(cluster, {"name", "data_dir", "heartbeat_s", "dead_after_s", "fix_store_sync", "map_size",
-                           "map_limit"}, "cluster.")
+                           "map_limit", "fix_log_keep_days"}, "cluster.")
     name = r.str_(cluster, "name", "cluster.")
     data_dir = Path(r.str_(cluster, "data_dir", "cluster.", "var/" + name))
     if not data_dir.is_absolute():
@@ -201,6 +202,9 @@ def parse_cluster_config(data: Mapping[str, Any], source: Path) -> ClusterConfig
     fix_store_sync = cluster.get("fix_store_sync", False)
     if not isinstance(fix_store_sync, bool):
         raise r.fail("cluster.fix_store_sync", "true or false", fix_store_sync)
+    fix_log_keep_days = cluster.get("fix_log_keep_days", 7)
+    if isinstance(fix_log_keep_days, bool) or not isinstance(fix_log_keep_days, int) or fix_log_keep_days < 0:
+        raise r.fail("cluster.fix_log_keep_days", "a whole number of days >= 0 (0: keep every day)", fix_log_keep_days)
     # every node's default, which a node may override with its own map_size / map_limit
     map_size = r.size(cluster, "map_size", "cluster.", DEFAULT_MAP_SIZE)
     map_limit = r.size(cluster, "map_limit", "cluster.", max(DEFAULT_MAP_LIMIT, map_size))
@@ -328,7 +332,7 @@ def parse_cluster_config(data: Mapping[str, Any], source: Path) -> ClusterConfig
     return ClusterConfig(
         source=source, name=name, data_dir=data_dir, broker=broker, venues=venues, nodes=nodes,
         customers=customers, accounts=accounts, heartbeat_s=heartbeat_s, dead_after_s=dead_after_s,
-        fix_store_sync=fix_store_sync, settings=settings,
+        fix_store_sync=fix_store_sync, fix_log_keep_days=fix_log_keep_days, settings=settings,
     )
 
 

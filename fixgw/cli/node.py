@@ -64,6 +64,7 @@ def customer_settings(cfg: ClusterConfig, me: NodeConfig, ndir: Path) -> list[Se
             begin_string=b, sender_comp_id=me.comp_id, target_comp_id=client, connection_type="acceptor",
             socket_accept_host=me.host, socket_accept_port=me.port, heart_bt_int=30,
             file_store_path=ndir / "fixstore", file_store_sync=cfg.fix_store_sync, file_log_path=ndir / "fixlog",
+            file_log_keep_days=cfg.fix_log_keep_days,
         )
         for client in cfg.customers for b in BEGIN_STRINGS
     ]
@@ -78,6 +79,7 @@ def street_settings(cfg: ClusterConfig, me: NodeConfig, ndir: Path) -> dict[str,
             connection_type="initiator", socket_connect_host=v.host, socket_connect_port=v.port,
             heart_bt_int=5, reconnect_interval=1, max_reconnect_interval=2,
             file_store_path=ndir / "fixstore", file_store_sync=cfg.fix_store_sync, file_log_path=ndir / "fixlog",
+            file_log_keep_days=cfg.fix_log_keep_days,
         )
     return out
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
+import os
 import threading
 import time
 from decimal import Decimal
@@ -24,8 +26,9 @@ COMMIT_PLACES = pytest.mark.parametrize("inline_max_s", [0.002, 0.0], ids=["inli
 
 
 def big_order(i: int) -> dict[str, object]:
+    # random text: the log compresses values (replication.recordzip), and ~1 KB must stay ~1 KB
     return {"type": RecordType.ORDER, "txn": f"c1-{i}", "status": "new", "symbol": "IBM", "side": "1",
-            "order_qty": Decimal(100), "price": Decimal("1.25"), "text": "x" * 1000}
+            "order_qty": Decimal(100), "price": Decimal("1.25"), "text": base64.b64encode(os.urandom(750)).decode()}
 
 
 async def fill(writer: GroupCommitWriter, first: int, batches: int, per_batch: int) -> int:
