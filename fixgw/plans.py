@@ -52,8 +52,9 @@ _DATE = rb"\d{4}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])"
 _TIME = rb"(?:[01]\d|2[0-3]):[0-5]\d:(?:[0-5]\d|60)(?:\.\d{1,9})?"
 
 # The exact value language of each of the dictionary's format checks, as a regular expression
-# (bytes; ``\d`` is ASCII 0-9 like bytes.isdigit). tests/fix_perf checks that each accepts only
-# what its check accepts. A check that is not here is run in Python after the match.
+# (bytes; ``\d`` is ASCII 0-9 like bytes.isdigit). tests/fixgw/test_fixperf_plans.py checks that
+# each accepts only what its check accepts. A check that is not here is run in Python after
+# the match.
 _PATTERNS: Final[dict[Callable[[bytes], bool], bytes]] = {
     _d._check_int: rb"-?\d+",
     _d._check_uint: rb"\d+",

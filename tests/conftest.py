@@ -1,16 +1,12 @@
 from __future__ import annotations
 
-import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from support_broker import Mosquitto  # noqa: E402
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+from tests.support.broker import Mosquitto
+from tests.support.shared import shared_root
 
 
 @pytest.fixture
@@ -26,6 +22,4 @@ def mosquitto() -> Iterator[Mosquitto]:
 
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
-    if not SHARED.is_dir():
-        raise RuntimeError(f"../shared not found at {SHARED}: the acceptance scripts live there")
-    return SHARED
+    return shared_root()

@@ -9,18 +9,17 @@ whole module takes about as long as the slowest script.
 from __future__ import annotations
 
 import concurrent.futures
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from at_process import AtServerProcess
-from at_script import load_patterns, run_script
+from tests.acceptance.at_script import load_patterns, run_script
+from tests.support.at_process import AtServerProcess
+from tests.support.shared import at_root
 
-DEFS = Path(__file__).resolve().parents[3] / "shared" / "quickfix-at" / "definitions"
+DEFS = at_root() / "definitions"
 SLOW = ("4a_NoDataSentDuringHeartBtInt.def", "6_SendTestRequest.def")
 SCRIPTS = sorted(DEFS.glob("server/fix4[24]/*.def"))
 FAST = [p for p in SCRIPTS if p.name not in SLOW]

@@ -1,14 +1,11 @@
 from __future__ import annotations
 
-import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "interop"))
-
-from support_cluster import Cluster  # noqa: E402
+from tests.support.cluster import Cluster
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from support_cluster import Cluster
+from tests.support.cluster import Cluster
 
 pytestmark = pytest.mark.timeout(180)
 

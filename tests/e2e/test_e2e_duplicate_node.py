@@ -8,7 +8,8 @@ import re
 from pathlib import Path
 
 import pytest
-from support_cluster import Cluster
+
+from tests.support.cluster import Cluster
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -10,8 +10,8 @@ from decimal import Decimal
 import pytest
 
 from fixgw.message import Message
-from support_cluster import Cluster
-from support_fixclient import FixClient
+from tests.support.cluster import Cluster
+from tests.support.fixclient import FixClient
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -76,7 +76,7 @@ async def _street_failover(cl: Cluster) -> None:
     async with FixClient(cl.ports["exchange"], "FIXGW-AUDIT", "EXCH") as audit:
         for txn, (status, cum) in [(txns[x], ("4", "0")) for x in resting] + [(t, ("2", "10")) for t in mkt_txns]:
             audit.status(txn, symbol="AAPL", side="1")
-            m = await audit.until(lambda m: m.msg_type == b"8" and txn in (m.get_str(11) or "") + (m.get_str(41) or ""))
+            m = await audit.until(lambda m: m.msg_type == b"8" and txn in (m.get_str(11) or "") + (m.get_str(41) or ""))  # noqa: B023 (awaited within the iteration)
             assert m.get_str(39) == status and m.get_decimal(14) == Decimal(cum), m
     for txn in mkt_txns:
         st = order_status(cl, "cfu2", txn)

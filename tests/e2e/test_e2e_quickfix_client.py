@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import quickfix as fix
 
-from quickfix_initiator import InitiatorConfig, QuickfixInitiator, new_order_single
-from support_cluster import Cluster
+from tests.interop.quickfix_initiator import InitiatorConfig, QuickfixInitiator, new_order_single
+from tests.support.cluster import Cluster
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -55,10 +55,10 @@ async def _trade(cluster: Cluster, tmp_path: Path) -> None:
             cxl.setField(fix.StringField(tag, value))
         fix.Session.sendToTarget(cxl, sid)
         await qf.until(lambda: any(f.get(39) == "4" for f in reports("Q3")), 20, "Q2 canceled")
-        done = [f for f in reports("Q3") if f.get(39) == "4"][0]
+        done = next(f for f in reports("Q3") if f.get(39) == "4")
         assert done[41] == "Q2" and done[150] == "4"
         # QuickFIX validated every report against its own dictionary: none was rejected
-        _, admin_in, admin_out = qf.app.snapshot()
+        _, _admin_in, admin_out = qf.app.snapshot()
         assert not [m for m in admin_out if m.msg_type == "3"], "QuickFIX rejected one of our messages"
         assert await qf.logout_async()
     finally:

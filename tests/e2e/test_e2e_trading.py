@@ -11,13 +11,12 @@ import asyncio
 import json
 import time
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
 from fixgw.message import Message
-from support_cluster import Cluster
-from support_fixclient import FixClient
+from tests.support.cluster import Cluster
+from tests.support.fixclient import FixClient
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -48,7 +47,7 @@ async def _trade(cl: Cluster) -> None:
         # a marketable buy: PendingNew (after the durable append), New, then filled
         buy = c.new_order(symbol="AAPL", side="1", qty="100", price="200.00", account="ACC1")
         reps = await reports_for(c, buy, {"2"})
-        assert [er(m)[:2] for m in reps][0] == ("A", "A")
+        assert er(reps[0])[:2] == ("A", "A")
         assert ("0", "0") in [er(m)[:2] for m in reps]
         last = reps[-1]
         assert last.get_str(150) == "F" and last.get_decimal(14) == Decimal(100) and last.get_decimal(151) == 0

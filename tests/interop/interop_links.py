@@ -9,13 +9,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from interop_fixgw_apps import OrderBlotter, initiator_settings
-from interop_proxy import CuttableProxy
-from quickfix_echo import QuickfixProcess
-from support_broker import free_port
-
 from fixgw.config import SessionID
 from fixgw.engine import Engine
+from tests.interop.interop_fixgw_apps import OrderBlotter, initiator_settings
+from tests.interop.interop_proxy import CuttableProxy
+from tests.interop.quickfix_echo import QuickfixProcess
+from tests.support.broker import free_port
 
 
 def strictly_increasing(xs: list[int]) -> bool:

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import quickfix as fix
-from quickfix_echo import SPEC_DIR, body_field, header_field
+
+from tests.interop.quickfix_echo import SPEC_DIR, body_field, header_field
 
 
 @dataclass(frozen=True, slots=True)

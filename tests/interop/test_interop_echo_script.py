@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 import quickfix as fix
-from quickfix_initiator import InitiatorConfig, QuickfixInitiator, until
-from support_broker import free_port
+
+from tests.interop.quickfix_initiator import InitiatorConfig, QuickfixInitiator, until
+from tests.support.broker import free_port
 
 SCRIPT = Path(__file__).with_name("quickfix_echo.py")
 

@@ -12,14 +12,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from interop_fixgw_apps import OrderBlotter, initiator_settings, new_order_single, send_orders
-from interop_links import quickfix_acceptor_link, strictly_increasing
-from quickfix_echo import QuickfixProcess, read_events
-from quickfix_initiator import until
-from support_broker import free_port
 
 from fixgw.config import SessionID
 from fixgw.engine import Engine
+from tests.interop.interop_fixgw_apps import (
+    OrderBlotter,
+    initiator_settings,
+    new_order_single,
+    send_orders,
+)
+from tests.interop.interop_links import quickfix_acceptor_link, strictly_increasing
+from tests.interop.quickfix_echo import QuickfixProcess, read_events
+from tests.interop.quickfix_initiator import until
+from tests.support.broker import free_port
 
 ME = "FIXGWC"
 

@@ -10,19 +10,19 @@ from pathlib import Path
 
 import pytest
 import quickfix as fix
-from interop_fixgw_apps import (
+
+from fixgw.config import SessionID
+from fixgw.engine import Engine
+from tests.interop.interop_fixgw_apps import (
     OrderDesk,
     acceptor_settings,
     send_orders,
 )
-from interop_links import quickfix_acceptor_link
-from interop_proxy import CuttableProxy
-from quickfix_echo import read_events
-from quickfix_initiator import InitiatorConfig, QuickfixInitiator, until
-from support_broker import free_port
-
-from fixgw.config import SessionID
-from fixgw.engine import Engine
+from tests.interop.interop_links import quickfix_acceptor_link
+from tests.interop.interop_proxy import CuttableProxy
+from tests.interop.quickfix_echo import read_events
+from tests.interop.quickfix_initiator import InitiatorConfig, QuickfixInitiator, until
+from tests.support.broker import free_port
 
 CLIENT = "QFHB"
 ME = "FIXGWHB"

@@ -10,14 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from interop_fixgw_apps import OrderDesk, acceptor_settings
-from interop_links import strictly_increasing
-from interop_proxy import CuttableProxy
-from quickfix_initiator import InitiatorConfig, QuickfixInitiator, until
-from support_broker import free_port
 
 from fixgw.config import SessionID
 from fixgw.engine import Engine
+from tests.interop.interop_fixgw_apps import OrderDesk, acceptor_settings
+from tests.interop.interop_links import strictly_increasing
+from tests.interop.interop_proxy import CuttableProxy
+from tests.interop.quickfix_initiator import InitiatorConfig, QuickfixInitiator, until
+from tests.support.broker import free_port
 
 CLIENT = "QFCLIENT"
 

@@ -17,19 +17,19 @@ from pathlib import Path
 
 import pytest
 import quickfix as fix
-from interop_fixgw_apps import (
+
+from fixgw.config import SessionID
+from fixgw.engine import Engine
+from tests.interop.interop_fixgw_apps import (
     OrderBlotter,
     OrderDesk,
     acceptor_settings,
     initiator_settings,
     send_orders,
 )
-from quickfix_echo import QuickfixProcess
-from quickfix_initiator import InitiatorConfig, QuickfixInitiator, until
-from support_broker import free_port
-
-from fixgw.config import SessionID
-from fixgw.engine import Engine
+from tests.interop.quickfix_echo import QuickfixProcess
+from tests.interop.quickfix_initiator import InitiatorConfig, QuickfixInitiator, until
+from tests.support.broker import free_port
 
 
 def qf_message(msg_type: str, fields: list[tuple[int, str]]) -> fix.Message:

@@ -8,9 +8,9 @@ import time
 from collections.abc import Callable
 
 import pytest
-from support_broker import Mosquitto
 
 from replication.bus import MqttBus
+from tests.support.broker import Mosquitto
 
 
 async def until(pred: Callable[[], bool], timeout: float, what: str) -> None:

@@ -12,12 +12,12 @@ import time
 from pathlib import Path
 
 import pytest
-from support_broker import Mosquitto
 
 from replication.log import RecordLog
 from replication.matrix import Holding, holding_for
 from replication.node import ReplicationNode
 from replication.record import RecordType, Role
+from tests.support.broker import Mosquitto
 
 NODES = {"cfu1": Role.CUSTOMER, "cfu2": Role.CUSTOMER, "ssu1": Role.STREET, "firm1": Role.FIRM}
 PER_NODE = 2500  # 4 x 2500 = 10,000 records

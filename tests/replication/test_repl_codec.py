@@ -8,7 +8,6 @@ import msgpack
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from strategies_repl import records
 
 from replication.codec import (
     SCHEMA_VERSION,
@@ -23,16 +22,18 @@ from replication.codec import (
 from replication.errors import RecordDecodeError, RecordEncodeError
 from replication.hlc import Hlc
 from replication.record import Record, RecordType
+from tests.replication.strategies_repl import records
 
 
 def sample(**over: object) -> Record:
-    fields: dict[str, object] = dict(  # noqa: C408 - reads like the Record(...) call it feeds
-        origin="cfu1", seq=7, txn="cfu1-42", type=RecordType.FILL, status="partially_filled",
-        hlc=Hlc(1_700_000_000_000_000_000, 3, "cfu1"), account="ACC", symbol="IBM", side="1",
-        order_qty=Decimal(100), price=Decimal("12.50"), last_qty=Decimal(10),
-        last_px=Decimal("12.49"), cum_qty=Decimal(10), avg_px=Decimal("12.49"),
-        extra={"fee": Decimal("0.01"), "n": 3, "flag": True, "none": None, "s": "x"},
-    )
+    fields: dict[str, object] = {
+        "origin": "cfu1", "seq": 7, "txn": "cfu1-42", "type": RecordType.FILL,
+        "status": "partially_filled", "hlc": Hlc(1_700_000_000_000_000_000, 3, "cfu1"),
+        "account": "ACC", "symbol": "IBM", "side": "1", "order_qty": Decimal(100),
+        "price": Decimal("12.50"), "last_qty": Decimal(10), "last_px": Decimal("12.49"),
+        "cum_qty": Decimal(10), "avg_px": Decimal("12.49"),
+        "extra": {"fee": Decimal("0.01"), "n": 3, "flag": True, "none": None, "s": "x"},
+    }
     fields.update(over)
     return Record(**fields)  # type: ignore[arg-type]
 

@@ -12,13 +12,13 @@ from pathlib import Path
 import aiomqtt
 import msgpack
 import pytest
-from support_broker import Mosquitto
 
 from replication.codec import encode_record
 from replication.hlc import Hlc
 from replication.node import ReplicationNode
 from replication.record import Record, RecordType, Role
 from replication.wire import encode_batch
+from tests.support.broker import Mosquitto
 
 
 async def until(pred: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support_orderrecs import SECOND, T0, fill, rec
 
 from replication.hlc import Hlc
 from replication.record import Record
 from replication.record import RecordType as T
+from tests.utilities.support_orderrecs import SECOND, T0, fill, rec
 from utilities.books import (
     Books,
     account_opening,

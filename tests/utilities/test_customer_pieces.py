@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -11,7 +12,7 @@ from fixgw.dictionary import DataDictionary
 from fixgw.message import Message, encode
 from fixgw.validation import validate
 from replication.record import RecordType
-from support_orderrecs import fill, rec
+from tests.utilities.support_orderrecs import fill, rec
 from utilities import execreports as er
 from utilities.books import CASH_KEY, POSITION_PREFIX
 from utilities.risk import RiskView
@@ -81,7 +82,7 @@ def test_risk_buying_power_position_and_limits() -> None:
     risk = RiskView({"AAPL": Decimal(10)})
     assert risk.check(account="ACC1", symbol="AAPL", side="1", qty=Decimal(1), cash_qty=None, price=None).text.startswith("Unknown account")  # type: ignore[union-attr]
     risk.apply(account("1000", AAPL="50"))   # type: ignore[arg-type]
-    ok = dict(account="ACC1", symbol="AAPL", cash_qty=None)
+    ok: dict[str, Any] = {"account": "ACC1", "symbol": "AAPL", "cash_qty": None}
     assert risk.check(side="1", qty=Decimal(100), price=Decimal(10), **ok) is None            # 1000 <= 1000
     assert risk.check(side="1", qty=Decimal(101), price=Decimal(10), **ok) is not None
     assert risk.check(side="2", qty=Decimal(51), price=None, **ok) is not None                 # position 50
@@ -125,7 +126,7 @@ def test_router_repeats_until_answered_and_moves_off_a_dead_street() -> None:
     alive = {"ssu1", "ssu2"}
 
     def choose(p: object) -> str | None:
-        cur = getattr(p, "street")
+        cur = p.street
         return cur if cur in alive else min(alive)
 
     assert [s for _, s in router.due(choose)] == ["ssu1"]

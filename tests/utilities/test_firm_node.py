@@ -10,7 +10,7 @@ from pathlib import Path
 from replication.codec import encode_record
 from replication.node import ReplicationNode
 from replication.record import RecordType, Role
-from support_orderrecs import fill, rec
+from tests.utilities.support_orderrecs import fill, rec
 from utilities.cluster_config import AccountConfig
 from utilities.firm import FirmNode, books_summary
 

@@ -6,9 +6,9 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from support_orderrecs import fill, rec
 
 from replication.record import RecordType as T
+from tests.utilities.support_orderrecs import fill, rec
 from utilities import status as S
 from utilities.status import fold, fold_all
 

@@ -12,10 +12,10 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support_orderrecs import SECOND, T0
 
 from replication.hlc import Hlc
 from replication.record import Record, RecordType
+from tests.utilities.support_orderrecs import SECOND, T0
 from utilities.status import ORDER_FLOW_TYPES, TERMINAL_STATUSES, fold
 
 D = Decimal

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from venue_support import T0, make_exchange, order
 
+from tests.venues.venue_support import T0, make_exchange, order
 from venues import bench
 from venues.clock import FrozenClock
 from venues.commands import CancelOrder, CommandError, SubmitOrder
@@ -184,7 +184,7 @@ def test_fast_constructor_builds_ordinary_frozen_events(cls: type) -> None:
     slow = cls(**{f.name: v for f, v in zip(fields(cls), values, strict=True)})
     assert type(fast) is cls and fast == slow and hash(fast) == hash(slow) and repr(fast) == repr(slow)
     with pytest.raises(FrozenInstanceError):
-        setattr(fast, "owner", "x")  # noqa: B010 - the point is to try
+        fast.owner = "x"
     if issubclass(cls, ExecutionEvent):
         assert cls.exec_type.value in "048C5FI"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, timedelta
 
 import pytest
-from venue_support import D, brief, cancel, make_exchange, order, replace, status
 
+from tests.venues.venue_support import D, brief, cancel, make_exchange, order, replace, status
 from venues.commands import Command, SubmitOrder
 from venues.enums import CxlRejReason, ExecType, OrdRejReason, OrdStatus, TimeInForce
 from venues.events import (

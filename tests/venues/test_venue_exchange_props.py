@@ -12,8 +12,8 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from venue_support import make_exchange
 
+from tests.venues.venue_support import make_exchange
 from venues.commands import CancelOrder, ReplaceOrder, SubmitOrder
 from venues.enums import OrdType, Side, TimeInForce
 from venues.events import CancelRejected, ExecutionEvent, OrderFilled, OrderRejected, VenueEvent

@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from support_broker import free_port
+from tests.support.broker import free_port
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FIXGW = [sys.executable, "-m", "fixgw"]
 
 CONFIG = """
@@ -106,7 +106,7 @@ class Cluster:
         self.extra: list[subprocess.Popen[bytes]] = []
 
     def start(self, timeout: float = 60.0) -> None:
-        self.out = open(self.base / "up.log", "wb")
+        self.out = open(self.base / "up.log", "wb")  # noqa: SIM115 (the child writes it until close())
         self.up = subprocess.Popen(FIXGW + ["up", "--config", str(self.config)], stdout=self.out,
                                    stderr=subprocess.STDOUT, cwd=ROOT)
         deadline = time.monotonic() + timeout
@@ -130,7 +130,7 @@ class Cluster:
 
     def start_node(self, node: str) -> subprocess.Popen[bytes]:
         """Start a node again by hand (after a kill), as an operator would."""
-        log = open(self.base / f"{node}.restart.log", "ab")
+        log = open(self.base / f"{node}.restart.log", "ab")  # noqa: SIM115 (the node writes it)
         p = subprocess.Popen(FIXGW + ["node", "--config", str(self.config), "--name", node], stdout=log,
                              stderr=subprocess.STDOUT, cwd=ROOT)
         self.extra.append(p)
@@ -146,7 +146,8 @@ class Cluster:
         raise RuntimeError(f"{node} did not restart")
 
     def fixgw(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(FIXGW + list(args), capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+        return subprocess.run(FIXGW + list(args), capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+                              check=False)
 
     def node_dirs(self, *names: str) -> list[str]:
         return [str(self.data / n / "log") for n in names]

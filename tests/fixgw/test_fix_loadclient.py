@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "acceptance"))
-from at_process import AtServerProcess
+from tests.support.at_process import AtServerProcess
 
 
 @pytest.mark.timeout(60)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -22,15 +21,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from support_broker import free_port
-
 from fixgw.application import Application
 from fixgw.config import SessionID, parse_settings
 from fixgw.dictionary import DataDictionary
 from fixgw.engine import Engine
 from fixgw.message import Message
 from fixgw.validation import validate
+from tests.support.broker import free_port
 
 __all__ = ["FixgwClient", "QuickfixClients", "fixgw_client", "free_port", "now_ts", "problems"]
 

@@ -12,9 +12,16 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from vfix_scenarios import cancel, er, exchange_scenario, fund_scenario, new_order, status
-from vfix_support import fixgw_client, free_port
 
+from tests.venues.vfix_scenarios import (
+    cancel,
+    er,
+    exchange_scenario,
+    fund_scenario,
+    new_order,
+    status,
+)
+from tests.venues.vfix_support import fixgw_client, free_port
 from venues.clock import FrozenClock
 from venues.exchange import Exchange
 from venues.fix_acceptor import VenueServer, seconds_until_for, venue_settings

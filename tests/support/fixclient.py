@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from fixgw.application import Application
 from fixgw.config import SessionID, SessionSettings
@@ -16,7 +16,7 @@ from fixgw.message import Message
 
 
 def now_ts() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%d-%H:%M:%S.%f")[:-3]
+    return datetime.now(UTC).strftime("%Y%m%d-%H:%M:%S.%f")[:-3]
 
 
 class Collector(Application):
@@ -45,12 +45,12 @@ class FixClient:
         self.app = Collector()
         self.engine = Engine([self.settings], self.app)
 
-    async def __aenter__(self) -> "FixClient":
+    async def __aenter__(self) -> Self:
         await self.engine.start()
         await self.engine.wait_logged_on(self.sid, timeout=15)
         return self
 
-    async def __aexit__(self, *exc: Any) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.engine.stop()
 
     def send(self, msg: Message) -> None:

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from support_broker import free_port
 
 from fixgw.application import Application, MessageCracker, RejectLogon, handles
 from fixgw.config import SessionID, parse_settings
 from fixgw.engine import Engine
 from fixgw.fixlog import MemoryLog
 from fixgw.message import Message
+from tests.support.broker import free_port
 
 
 def settings(text: str) -> list:  # type: ignore[type-arg]

@@ -1,4 +1,4 @@
-"""Helpers shared by the fix_core tests: message building and a small test dictionary."""
+"""Helpers shared by the test_fixcore_* tests: message building and a small test dictionary."""
 
 from __future__ import annotations
 

@@ -11,9 +11,8 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Protocol
 
-from vfix_support import now_ts
-
 from fixgw.message import Message
+from tests.venues.vfix_support import now_ts
 
 
 class Client(Protocol):

@@ -12,10 +12,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from fixcore_scripts import ScriptStep, expected_reject, framing_ok, steps, to_fields
 
 from fixgw.dictionary import DataDictionary
 from fixgw.validation import validate
+from tests.fixgw.fixcore_scripts import ScriptStep, expected_reject, framing_ok, steps, to_fields
 
 NOW = datetime.now(UTC)
 ALL_STEPS = list(steps(NOW))

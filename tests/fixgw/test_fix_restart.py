@@ -9,15 +9,12 @@ with a gap fill and the session goes on.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "acceptance"))
-from at_process import AtServerProcess
-from rawfix_client import RawFixClient
+from tests.fixgw.rawfix_client import RawFixClient
+from tests.support.at_process import AtServerProcess
 
 
 def _config(tmp: Path, port: int) -> Path:

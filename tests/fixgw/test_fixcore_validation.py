@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from fixcore_support import HDR, NOS44, TEST_XML, fields_of
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,6 +19,7 @@ from fixgw.validation import (
     parse_utc_timestamp,
     validate,
 )
+from tests.fixgw.fixcore_support import HDR, NOS44, TEST_XML, fields_of
 
 DD42 = DataDictionary.builtin("FIX.4.2")
 DD44 = DataDictionary.builtin("FIX.4.4")

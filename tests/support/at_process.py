@@ -10,8 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from support_broker import free_port
+from tests.support.broker import free_port
 
 
 class AtServerProcess:

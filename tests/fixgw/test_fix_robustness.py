@@ -20,7 +20,6 @@ serving both sessions at the end.
 from __future__ import annotations
 
 import random
-import sys
 import threading
 import time
 from collections import Counter
@@ -28,14 +27,11 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "acceptance"))
-from at_process import AtServerProcess
-from rawfix_client import RawFixClient
-
 from fixgw.dictionary import DataDictionary
 from fixgw.session import utc_timestamp
 from fixgw.validation import validate
+from tests.fixgw.rawfix_client import RawFixClient
+from tests.support.at_process import AtServerProcess
 
 TOTAL = 5000
 BATCH = 50
@@ -290,7 +286,7 @@ def trader(port: int, stop: threading.Event, result: dict[str, object]) -> None:
         c.expect("5")
         c.close()
         result["ok"] = True
-    except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+    except BaseException as exc:  # noqa: BLE001 (handed to the main thread, which raises it)
         result["error"] = exc
 
 

@@ -8,27 +8,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from tests.support.shared import at_root
+
 SOH = b"\x01"
-AT_ROOT = Path("/work/shared/quickfix-at")
 
 _TIME_RE = re.compile(rb"<TIME([+-][0-9]+)?>")
 _LINE_RE = re.compile(rb"^([IE])(?:([0-9]+),)?(8=.*)$")
 
 
-def find_at_root() -> Path:
-    """The acceptance-test folder (shared/ next to the repository in CI, /work/shared here)."""
-    here = Path(__file__).resolve()
-    for cand in (AT_ROOT, here.parents[2].parent / "shared/quickfix-at"):
-        if (cand / "definitions/server/fix42").is_dir():
-            return cand
-    raise FileNotFoundError(
-        "quickfix-at acceptance scripts not found (expected shared/quickfix-at)"
-    )
-
-
 def server_dirs() -> dict[str, Path]:
     """BeginString -> folder of .def scripts."""
-    root = find_at_root()
+    root = at_root()
     return {
         "FIX.4.2": root / "definitions/server/fix42",
         "FIX.4.4": root / "definitions/server/fix44",

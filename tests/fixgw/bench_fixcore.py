@@ -1,6 +1,6 @@
 """Micro-benchmarks of the FIX core (not a test): validation µs/message, LMDB store saves/s.
 
-Run:  .venv/bin/python tests/fix_core/bench_fixcore.py
+Run:  .venv/bin/python tests/fixgw/bench_fixcore.py
 """
 
 from __future__ import annotations

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fixcore_support import TEST_XML
 
 from fixgw.dictionary import DataDictionary, DictionaryError, value_checker
+from tests.fixgw.fixcore_support import TEST_XML
 
 
 @pytest.fixture(scope="module")

@@ -6,16 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from support_broker import free_port
 
 from fixgw.application import Application, MessageCracker, handles
 from fixgw.config import SessionID, parse_settings
@@ -26,6 +22,7 @@ from fixgw.session import Batch, Deliver, Session, SessionConfig, utc_timestamp
 from fixgw.session_state import State
 from fixgw.store import LmdbStore
 from fixgw.validation import validate
+from tests.support.broker import free_port
 
 T0 = 1_700_000_000.0
 DD = DataDictionary.builtin("FIX.4.4")

@@ -16,8 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from vfix_scenarios import exchange_scenario, fund_scenario
-from vfix_support import PROJECT, SPEC_DIR, QuickfixClients, free_port
+
+from tests.venues.vfix_scenarios import exchange_scenario, fund_scenario
+from tests.venues.vfix_support import PROJECT, SPEC_DIR, QuickfixClients, free_port
 
 SHIPPED_CFG = PROJECT / "configs" / "quickfix-client.cfg"
 README = PROJECT / "README.md"
