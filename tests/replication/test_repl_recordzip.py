@@ -9,7 +9,6 @@ import lmdb
 import msgpack
 import pytest
 from hypothesis import given, settings
-from strategies_repl import records
 
 from replication.codec import encode_record
 from replication.errors import RecordDecodeError
@@ -18,6 +17,7 @@ from replication.log import RecordLog
 from replication.matrix import Holding
 from replication.record import Record, RecordType, Role
 from replication.recordzip import Packer, unpack
+from tests.replication.strategies_repl import records
 
 PACKER = Packer()
 
