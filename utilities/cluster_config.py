@@ -13,6 +13,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from utilities.errors import UtilitiesError
+
 ROLES = ("customer", "street", "firm")
 VENUE_KINDS = ("exchange", "fund")
 BROKER_KINDS = ("auto", "mosquitto", "amqtt", "external")
@@ -25,7 +27,7 @@ SIZE_UNITS = {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 <
 _SIZE_EXPECTED = 'a size: bytes as an integer, or a string such as "512MiB", "4GiB" or "1TiB"'
 
 
-class ClusterConfigError(ValueError):
+class ClusterConfigError(UtilitiesError, ValueError):
     """A mistake in a cluster config file; the message names file, key and expectation."""
 
 
