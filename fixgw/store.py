@@ -593,7 +593,7 @@ class LmdbStore(MessageStore):
             if not cur.delete():  # deleted, and on the next entry; False at the end
                 return True
         key = cur.key()
-        return key[:plen] != prefix or _SEQ.unpack_from(key, plen)[0] >= below
+        return bool(key[:plen] != prefix or _SEQ.unpack_from(key, plen)[0] >= below)
 
     def _put_one_by_one(self, txn: Any, items: list[tuple[int, bytes]]) -> None:
         """The slow path: split every batch entry holding a seq >= the lowest new one into one
