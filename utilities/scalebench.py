@@ -301,7 +301,8 @@ def run(data: Path, records: int, days: int, open_orders: int, seconds: float, q
 
 
 def main(args: argparse.Namespace) -> int:
-    records = int(getattr(args, "records", None) or 1_000_000)
+    given_records = getattr(args, "records", None)
+    records = 1_000_000 if given_records is None else int(given_records)
     if not 1 <= records <= MAX_RECORDS:
         raise SystemExit(f"fixgw bench scale: --records must be 1..{MAX_RECORDS:,}, got {records}")
     days = int(getattr(args, "days", None) or 5)
