@@ -9,7 +9,9 @@ records of a test cluster's logs that the dictionary was not trained on (``fixgw
 --config`` against ``fixgw up``) average 156 bytes of msgpack and 65 stored; about 7 us to
 compress and 3 us to expand a record on this (loaded) machine, against 47 us to decode one
 (zlib with a preset dictionary compresses as well but costs ~1 ms a record to set up). With
-the log's other overheads (key, page, txn index) that halves the log's bytes per record.
+the log's other overheads (key, page, txn index) the log file went from 337 to 180 bytes a
+record (``fixgw bench scale --records 1000000``); CPU per record, measured on 5,000 fills: 4.5
+us to compress against 11 us to encode, 2.4 us to expand against 17.5 us to decode.
 
 Only the log's storage changes: the wire, the codec and every read API keep the record's
 msgpack bytes exactly as encoded at its origin (what :meth:`RecordLog.get_raw` returns,
