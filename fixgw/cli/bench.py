@@ -4,6 +4,7 @@
     fixgw bench matching [--json]                      the exchange matching engine in process
     fixgw bench disk [--data DIR] [--json]             the synced-commit floor under every ack
     fixgw bench scale --records N [--json]             restart, memory, status inquiry on a long history
+    fixgw bench replay [--records N] [--json]          ``fixgw log replay`` over a built log
     fixgw bench --connect H:P --sender S --target T    FIX load client against any acceptor
     fixgw bench --config F                             end to end against ``fixgw up``
 """
@@ -23,6 +24,7 @@ TARGETS = {
     "matching": "venues.bench:main",
     "disk": "replication.diskbench:main",
     "scale": "utilities.scalebench:main",
+    "replay": "utilities.replay_bench:main",
     "fix": "fixgw.loadclient:main",
     "e2e": "fixgw.cli.bench:run_e2e",
 }
@@ -30,7 +32,8 @@ TARGETS = {
 
 def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser("bench", help="benchmarks (throughput, latency percentiles)")
-    p.add_argument("what", nargs="?", choices=["replication", "matching", "disk", "scale"], help="an in-process benchmark")
+    p.add_argument("what", nargs="?", choices=["replication", "matching", "disk", "scale", "replay"],
+                   help="an in-process benchmark")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--connect", metavar="HOST:PORT", help="FIX load against this acceptor")
     p.add_argument("--sender", default="BENCH", help="our SenderCompID (FIX load)")
@@ -43,7 +46,8 @@ def register(sub: Any) -> None:
     p.add_argument("--rate", type=float, default=None, help="orders/s to offer (end to end; 0 = as fast as possible), or syncs/s (disk)")
     p.add_argument("--seconds", type=float, default=None, help="upper bound on the run time")
     p.add_argument("--data", help="working directory for files the bench writes")
-    p.add_argument("--records", type=int, default=None, help="records to grow the log to (scale; default 1,000,000)")
+    p.add_argument("--records", type=int, default=None,
+                   help="records: to grow the log to (scale), in the log to replay (replay); default 1,000,000")
     p.add_argument("--days", type=int, default=None, help="trading days the records span (scale; default 5)")
     p.add_argument("--open", type=int, default=None, help="orders left open (scale; default 1,000)")
     p.add_argument("--keep", action="store_true", help="keep the log the bench wrote (scale)")
@@ -58,12 +62,20 @@ def run(args: argparse.Namespace) -> int:
     elif args.config:
         target = "e2e"
     else:
-        raise CliError("say what to bench: 'replication', 'matching', 'disk', 'scale', --connect HOST:PORT or --config FILE")
+        raise CliError("say what to bench: 'replication', 'matching', 'disk', 'scale', 'replay', "
+                       "--connect HOST:PORT or --config FILE")
     # the in-process benches run on the event loop the nodes run on (uvloop when installed)
     args.loop = "uvloop" if eventloop.loop_factory() is not None else "asyncio"
     module_name, func_name = TARGETS[target].split(":")
     func = getattr(importlib.import_module(module_name), func_name)
-    return int(func(args) or 0)
+    if target in ("replay", "scale"):  # progress of their own: they know how many records they have done
+        return int(func(args) or 0)
+    from fixgw.progress import working
+
+    # the other benches are bounded by count and time: a spinner and the elapsed time, on a
+    # terminal only (what they print goes above it)
+    with working(f"fixgw bench {target}", json_output=args.json):
+        return int(func(args) or 0)
 
 
 def run_e2e(args: argparse.Namespace) -> int:
