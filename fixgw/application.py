@@ -82,6 +82,17 @@ class Application:
     async def on_create(self, session_id: SessionID) -> None:
         return None
 
+    async def before_logon(self, message: Message, session_id: SessionID) -> None:
+        """An acceptor's new connection opened with this Logon for ``session_id``: called before
+        the session layer looks at it (its MsgSeqNum against the one expected).
+
+        The application may get the session ready here, e.g. take it over from another process
+        and set its store's sequence numbers (the engine reloads them from the store afterwards
+        when ``RefreshOnLogon=Y``), or raise :class:`RejectLogon` to refuse the connection: it is
+        then closed at once, with no Logout (the session's sequence numbers are not settled).
+        """
+        return
+
     async def on_logon(self, session_id: SessionID) -> None:
         return None
 

@@ -431,6 +431,16 @@ class SessionRuntime:
         self.session.logout(self.engine.clock(), text)
         self.kick()
 
+    def abort(self, reason: str) -> None:
+        """Close the connection now and send nothing more on it: what the session produced and
+        has not written yet is dropped (e.g. the application learnt that this process no
+        longer owns the session)."""
+        self.log.event(f"connection aborted: {reason}")
+        self.session.outbox = []
+        conn = self.conn
+        if conn is not None:
+            conn.close()  # a closing connection is never written to again (_write)
+
     # ---- engine internals
     async def run_actions(self, actions: list[Any]) -> None:
         app = self.engine.app
@@ -987,12 +997,38 @@ class Engine:
             rt.log.event(f"second connection from {conn.peer} for a session in use: closed")
             conn.close()
             return
+        if not await self._before_logon(rt, msg, conn):
+            return
         try:
             await rt.run_connection(conn, first)
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - isolate the engine from a failing callback or peer
             _log.exception("session %s failed", rt.session_id)
+
+    async def _before_logon(self, rt: SessionRuntime, msg: Message, conn: _Conn) -> bool:
+        """The application's before_logon, then (RefreshOnLogon=Y) the sequence numbers reloaded
+        from the store; False: the connection was closed."""
+        app = self.app
+        if type(app).before_logon is not Application.before_logon:
+            try:
+                await app.before_logon(msg, rt.session_id)
+            except RejectLogon as exc:
+                rt.log.event(f"connection from {conn.peer} refused before logon: {exc}")
+                conn.close()
+                return False
+            except Exception:  # noqa: BLE001 - a broken hook refuses the connection
+                _log.exception("before_logon failed for %s", rt.session_id)
+                conn.close()
+                return False
+            if rt.conn is not None or rt.session.state is not State.DISCONNECTED or self._stopping or conn.closing:
+                rt.log.event(f"connection from {conn.peer} closed: the session got busy meanwhile")
+                conn.close()
+                return False
+        if rt.settings.refresh_on_logon:
+            rt.store.refresh()
+            rt.session.restore(rt.store.next_sender_seq, rt.store.next_target_seq)
+        return True
 
     @staticmethod
     async def _read_first(conn: _Conn) -> list[Message | Garbled]:

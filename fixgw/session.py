@@ -474,6 +474,19 @@ class Session:
             header_extra=[f for f in fields if f[0] in _APP_HEADER], store=True,
         )
 
+    def restore(self, next_sender_seq: int, next_target_seq: int) -> None:
+        """Take these sequence numbers (reloaded from the store, RefreshOnLogon) while no
+        connection runs; what was produced and not committed is dropped."""
+        if self.state is not State.DISCONNECTED:
+            raise RuntimeError(f"restore() while {self.state.value}")
+        self.next_sender = next_sender_seq
+        self.next_target = next_target_seq
+        self._to_store = []
+        self._recent = {}
+        self._dirty = False
+        self._store_stale = False
+        self.outbox = []
+
     def take_batch(self) -> Batch | None:
         """Messages and sequence numbers to make durable (None when nothing changed)."""
         if not self._dirty and not self._to_store and not self._reset_pending:

@@ -16,7 +16,10 @@ at 1,000,000 records); every read returns the record's msgpack bytes exactly as 
 origin, so the same record reads the same on every node. The LMDB map grows by itself up to
 a limit (:mod:`replication.mapsize`), which is why every read passes the map's read gate.
 
-Inserting a key that is already there is a no-op: redelivery is harmless. Writing happens
+Inserting a key that is already there is a no-op: redelivery is harmless. A key that comes
+again with *other* bytes is a conflict (a forged record, or an origin that lost its log and
+reused its seqs): the first version stays, and the write reports the conflict (both
+versions) for the node to count and log. Writing happens
 only through :meth:`RecordLog.write` (one LMDB write transaction per call); the
 asyncio side of group commit is :mod:`replication.writer`. Reads work from any thread and
 from other processes (``fixgw log dump`` on a running node's directory).
@@ -115,6 +118,16 @@ _tuple_new = tuple.__new__
 _AUTHORITATIVE = Holding.AUTHORITATIVE
 
 
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """A record received under a key this log holds with other bytes: ``kept`` stays."""
+
+    origin: str
+    seq: int
+    kept: bytes
+    received: bytes
+
+
 @dataclass(slots=True)
 class InsertOutcome:
     """What one :meth:`WriteBatch.insert` call did."""
@@ -122,6 +135,7 @@ class InsertOutcome:
     inserted: list[Inserted] = field(default_factory=list)
     duplicates: int = 0
     rejected: list[str] = field(default_factory=list)  # why records were refused (not held, role clash)
+    conflicts: list[Conflict] = field(default_factory=list)  # duplicates whose bytes differ (first kept)
 
 
 class WriteBatch:
@@ -232,19 +246,20 @@ class WriteBatch:
                 origin, how, tag, prefix = o, held, _TAG[held], key_prefix(o)
                 db, puts = (log._auth, self._auth_puts) if held is Holding.AUTHORITATIVE else (log._ro, self._ro_puts)
             seq = rec.seq
-            if seq <= hwm:
-                out.duplicates += 1
-                continue
+            key = prefix + seq.to_bytes(8, "big")
+            if seq <= max_seq:  # held already, or inside a gap: compare with what is here
+                self._flush_puts()
+                kept = self._txn.get(key, db=db)
+                if kept is not None:
+                    out.duplicates += 1
+                    kept = unpack(bytes(kept))  # stored compressed: compare the origin's bytes
+                    if kept != data:
+                        out.conflicts.append(Conflict(origin, seq, kept, data))
+                    continue
             txn_b = rec.txn.encode()
             if len(txn_b) > MAX_TXN_BYTES:
                 out.rejected.append(f"{origin}#{seq}: txn longer than {MAX_TXN_BYTES} bytes")
                 continue
-            key = prefix + seq.to_bytes(8, "big")
-            if seq <= max_seq:  # inside a gap: it may be here already
-                self._flush_puts()
-                if self._txn.get(key, db=db) is not None:
-                    out.duplicates += 1
-                    continue
             puts.append((key, pack(data)))
             self._txn_puts.append((b"t" + txn_b, tag + key))
             if seq > max_seq:  # noqa: PLR1730 - a compare is cheaper than a call to max() here
@@ -552,6 +567,23 @@ class RecordLog:
         with self._gate, self._env.begin(db=db, buffers=False) as txn:
             v = txn.get(record_key(origin, seq))
         return None if v is None else unpack(v)
+
+    def conflicts(self, origin: str, items: list[tuple[int, bytes]]) -> list[Conflict]:
+        """Of received ``(seq, bytes)`` of ``origin``, those held here with other bytes (one
+        read transaction; for duplicates, which a node otherwise drops unread)."""
+        self._check_open()
+        db = self._db_for(origin)
+        if db is None or not items:
+            return []
+        out = []
+        prefix = key_prefix(origin)
+        with self._gate, self._env.begin(db=db) as txn:
+            for seq, data in items:
+                stored = txn.get(prefix + seq.to_bytes(8, "big"))
+                kept = None if stored is None else unpack(stored)  # stored compressed: the origin's bytes
+                if kept is not None and kept != data:
+                    out.append(Conflict(origin, seq, kept, data))
+        return out
 
     def first_held_after(self, origin: str, seq: int) -> int | None:
         """The lowest seq > ``seq`` held for ``origin``, if any (to size a gap)."""

@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "firm": "firm",
     "order": "order",
     "fix": "fix",
+    "gateway": "gateway",
 }
 
 
