@@ -28,8 +28,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final, Protocol
 
+from fixgw.errors import (
+    FieldNotFound,
+    IncorrectDataFormat,
+    IncorrectTagValue,
+    RejectLogon,
+    UnsupportedMessageType,
+)
 from fixgw.message import HEADER_TAGS, Message, encode_after, parse_fields
 from fixgw.session_state import TRANSITIONS, Event, State
+from fixgw.store import MessageStore
 from fixgw.validation import REJECT_TEXTS, SessionReject, check_sending_time, parse_utc_timestamp
 
 __all__ = [
@@ -40,6 +48,7 @@ __all__ = [
     "Session",
     "SessionConfig",
     "VerifyLogon",
+    "noop_hook",
     "utc_timestamp",
 ]
 
@@ -222,10 +231,6 @@ class LoggedOut:
 Action = Deliver | VerifyLogon | LoggedOn | LoggedOut
 
 
-class ReadStore(Protocol):
-    def get_range(self, begin: int, end: int) -> list[tuple[int, bytes]]: ...
-
-
 class Validator(Protocol):
     def __call__(self, fields: Sequence[tuple[int, bytes]]) -> object | None: ...
 
@@ -249,8 +254,8 @@ class Batch:
     next_target_seq: int = 1
 
 
-def _noop_hook(msg: Message) -> None:
-    return None
+def noop_hook(msg: Message) -> None:
+    """The to_admin / to_app hook of an application that has none (the session skips it)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -265,12 +270,12 @@ class Session:
         *,
         next_sender_seq: int = 1,
         next_target_seq: int = 1,
-        store: ReadStore | None = None,
+        store: MessageStore | None = None,
         validator: Callable[[Sequence[tuple[int, bytes]]], object | None] | None = None,
         supports: Callable[[bytes], bool] | None = None,
         is_app_type: Callable[[bytes], bool] | None = None,
-        to_admin: Callable[[Message], None] = _noop_hook,
-        to_app: Callable[[Message], None] = _noop_hook,
+        to_admin: Callable[[Message], None] = noop_hook,
+        to_app: Callable[[Message], None] = noop_hook,
         event: Callable[[str], None] | None = None,
     ) -> None:
         self.config = config
@@ -466,7 +471,7 @@ class Session:
             header_extra, body = self._split(msg)
             self._seal(mt, body, now, header_extra=header_extra)
             return self.logged_on
-        if self.to_app is not _noop_hook:
+        if self.to_app is not noop_hook:
             self.to_app(msg)
         fields = msg.fields  # _split, inlined: this runs for every message sent
         return self._seal(
@@ -565,7 +570,7 @@ class Session:
         now: float,
         header_extra: Sequence[tuple[int, bytes]] = (),
     ) -> None:
-        if self.to_admin is not _noop_hook:
+        if self.to_admin is not noop_hook:
             m = Message([(35, msg_type), *header_extra, *body])
             self.to_admin(m)
             header_extra, body = self._split(m)
@@ -1117,8 +1122,6 @@ class Session:
     # ----------------------------------------------------------------- application errors
     def app_error(self, msg: Message, exc: BaseException, now: float) -> list[Action]:
         """The application raised while handling ``msg``: answer as QuickFIX does."""
-        from fixgw.application import RejectLogon, UnsupportedMessageType
-        from fixgw.message import FieldNotFound, IncorrectDataFormat, IncorrectTagValue
 
         admin = msg.msg_type in _ADMIN
         if isinstance(exc, UnsupportedMessageType):

@@ -20,12 +20,24 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
 from decimal import Decimal
+from typing import Any
 
 from fixgw.application import IncorrectTagValue, MessageCracker, RejectLogon, handles
 from fixgw.config import SessionID
+from fixgw.engine import Engine
 from fixgw.message import Message
+from fixgw.orders import (
+    TERMINAL_STATUSES,
+    CxlRejReason,
+    CxlRejResponseTo,
+    ExecType,
+    OrdRejReason,
+    OrdStatus,
+    OrdType,
+    Side,
+    TimeInForce,
+)
 from replication.codec import encode_record
 from replication.record import Record, RecordType
 from replication.wire import Topics
@@ -54,11 +66,15 @@ STREET_TYPES = frozenset({
 # the accepted requests of a client, each under a ClOrdID of its own (a refused one takes none)
 TAKES_CLORDID = frozenset({RecordType.ORDER, RecordType.CANCEL_REQUEST, RecordType.REPLACE_REQUEST})
 RISK_MEMORY = dt.timedelta(days=1)  # the risk view remembers finished orders and fills this long past their day
-ORD_TYPES = {"1": "market", "2": "limit"}
-TIFS = {"0", "1", "3", "4", "6"}
+ORD_TYPES = {OrdType.MARKET: "market", OrdType.LIMIT: "limit"}
+TIFS = frozenset({*TimeInForce, "6"})  # and GTD (6), which only a venue may refuse
 
 
 class CustomerUtility(MessageCracker):
+    # the engine itself, not only what sends messages: session ownership closes, logs out and
+    # restarts the engine's sessions (utilities.session_owner)
+    engine: Engine | None = None
+
     def __init__(
         self,
         *,
@@ -291,7 +307,7 @@ class CustomerUtility(MessageCracker):
         qty = msg.get_decimal(38)
         cash_qty = msg.get_decimal(152)
         price = msg.get_decimal(44)
-        tif = msg.get_str(59) or "0"
+        tif = msg.get_str(59) or TimeInForce.DAY.value
         accounts = self.customers.get(client, ())
         account = msg.get_str(1) or (accounts[0] if len(accounts) == 1 else "")
         venue = msg.get_str(100) or self.symbol_venues.get(symbol, "")
@@ -321,26 +337,26 @@ class CustomerUtility(MessageCracker):
         _, st = found
         self.counters["possdup_known"] += 1
         self._send(sid, er.execution_report(sid.begin_string, _view_of_status(st, st.ord_status, cl_ord_id=cl),
-                                            exec_id=self._exec_id(), exec_type=er.ORDER_STATUS))
+                                            exec_id=self._exec_id(), exec_type=ExecType.ORDER_STATUS))
         return True
 
     def _refuse(self, client: str, account: str, symbol: str, side: str, qty: Decimal | None,
                 cash_qty: Decimal | None, price: Decimal | None, ord_type: str, venue: str,
                 cl: str, today: dt.date) -> tuple[int, str] | None:
         if self.clids.taken(client, cl, today):
-            return er.REJ_DUPLICATE_ORDER, f"Duplicate ClOrdID {cl}"
+            return OrdRejReason.DUPLICATE_ORDER, f"Duplicate ClOrdID {cl}"
         if not account:
-            return er.REJ_BROKER_OPTION, "Account (1) is required: this session may trade several accounts"
+            return OrdRejReason.BROKER_OPTION, "Account (1) is required: this session may trade several accounts"
         if account not in self.customers.get(client, ()):
-            return er.REJ_BROKER_OPTION, f"Session {client} may not trade account {account}"
+            return OrdRejReason.BROKER_OPTION, f"Session {client} may not trade account {account}"
         if not venue or venue not in self._venues:
-            return er.REJ_UNKNOWN_SYMBOL, f"Unknown symbol {symbol}"
+            return OrdRejReason.UNKNOWN_SYMBOL, f"Unknown symbol {symbol}"
         if ord_type not in ORD_TYPES:
-            return er.REJ_BROKER_OPTION, f"Unsupported OrdType {ord_type}"
-        if ord_type == "2" and (price is None or price <= 0):
-            return er.REJ_BROKER_OPTION, "A limit order needs a positive Price (44)"
+            return OrdRejReason.BROKER_OPTION, f"Unsupported OrdType {ord_type}"
+        if ord_type == OrdType.LIMIT and (price is None or price <= 0):
+            return OrdRejReason.BROKER_OPTION, "A limit order needs a positive Price (44)"
         if qty is None and cash_qty is None:
-            return er.REJ_BROKER_OPTION, "OrderQty (38) or CashOrderQty (152) is required"
+            return OrdRejReason.BROKER_OPTION, "OrderQty (38) or CashOrderQty (152) is required"
         refusal = self.risk.check(account=account, symbol=symbol, side=side, qty=qty, cash_qty=cash_qty, price=price)
         if refusal is not None:
             return refusal.reason, refusal.text
@@ -349,16 +365,16 @@ class CustomerUtility(MessageCracker):
     async def _new_order(self, sid: SessionID, txn: str, req: OrderRequest, reason: tuple[int, str] | None) -> None:
         fields = req.record_fields()
         if reason is not None:
-            rec = await self.node.append(type=RecordType.ORDER_REJECTED, txn=txn, status=er.REJECTED,
+            rec = await self.node.append(type=RecordType.ORDER_REJECTED, txn=txn, status=OrdStatus.REJECTED.value,
                                          text=reason[1], **fields)
             self.counters["rejects"] += 1
-            self._send(sid, er.execution_report(sid.begin_string, _view_of(rec, er.REJECTED), exec_id=_record_exec_id(rec),
-                                                exec_type=er.REJECTED, text=reason[1], ord_rej_reason=reason[0]))
+            self._send(sid, er.execution_report(sid.begin_string, _view_of(rec, OrdStatus.REJECTED), exec_id=_record_exec_id(rec),
+                                                exec_type=ExecType.REJECTED, text=reason[1], ord_rej_reason=reason[0]))
             return
-        rec = await self.node.append(type=RecordType.ORDER, txn=txn, status=er.PENDING_NEW, **fields)
+        rec = await self.node.append(type=RecordType.ORDER, txn=txn, status=OrdStatus.PENDING_NEW.value, **fields)
         # durable: acknowledge now
-        self._send(sid, er.execution_report(sid.begin_string, _view_of(rec, er.PENDING_NEW), exec_id=_record_exec_id(rec),
-                                            exec_type=er.PENDING_NEW))
+        self._send(sid, er.execution_report(sid.begin_string, _view_of(rec, OrdStatus.PENDING_NEW), exec_id=_record_exec_id(rec),
+                                            exec_type=ExecType.PENDING_NEW))
         self._route_due([self.router.add(rec)])
 
     def _find(self, client: str, cl: str | None, order_id: str | None) -> tuple[str, OrderStatus] | None:
@@ -384,23 +400,23 @@ class CustomerUtility(MessageCracker):
         client = sid.target_comp_id
         cl = msg.require_str(11)
         orig = msg.require_str(41)
-        response_to = er.RESPONSE_TO_REPLACE if replace else er.RESPONSE_TO_CANCEL
+        response_to = CxlRejResponseTo.REPLACE if replace else CxlRejResponseTo.CANCEL
         found = self._find(client, orig, msg.get_str(37))
         today = self._trading_day()
         if msg.get(43) == b"Y" and self._answer_resent(msg, sid, client, cl, today):
             return
         if self.clids.taken(client, cl, today):
-            self._cxl_reject(sid, None, cl, orig, response_to, er.CXL_BROKER_OPTION, f"Duplicate ClOrdID {cl}")
+            self._cxl_reject(sid, None, cl, orig, response_to, CxlRejReason.BROKER_OPTION, f"Duplicate ClOrdID {cl}")
             return
         if found is None:
-            self._cxl_reject(sid, None, cl, orig, response_to, er.CXL_UNKNOWN_ORDER, f"Unknown order {orig}")
+            self._cxl_reject(sid, None, cl, orig, response_to, CxlRejReason.UNKNOWN_ORDER, f"Unknown order {orig}")
             return
         txn, st = found
         if st.is_terminal:
-            self._cxl_reject(sid, st, cl, orig, response_to, er.CXL_TOO_LATE, f"Too late: order is {_STATUS_NAMES.get(st.ord_status, st.ord_status)}")
+            self._cxl_reject(sid, st, cl, orig, response_to, CxlRejReason.TOO_LATE_TO_CANCEL, f"Too late: order is {_STATUS_NAMES.get(st.ord_status, st.ord_status)}")
             return
         if st.pending:
-            self._cxl_reject(sid, st, cl, orig, response_to, er.CXL_ALREADY_PENDING, "A cancel or replace is already pending")
+            self._cxl_reject(sid, st, cl, orig, response_to, CxlRejReason.ALREADY_PENDING, "A cancel or replace is already pending")
             return
         req = OrderRequest(account=st.account, symbol=st.symbol, side=st.side, order_qty=st.order_qty,
                            cash_order_qty=st.cash_order_qty, price=st.price, ord_type=st.ord_type, tif=st.tif,
@@ -419,18 +435,19 @@ class CustomerUtility(MessageCracker):
 
     async def _request(self, sid: SessionID, txn: str, st: OrderStatus, req: OrderRequest, replace: bool) -> None:
         rtype = RecordType.REPLACE_REQUEST if replace else RecordType.CANCEL_REQUEST
-        pending = er.PENDING_REPLACE if replace else er.PENDING_CANCEL
+        pending, exec_type = ((OrdStatus.PENDING_REPLACE, ExecType.PENDING_REPLACE) if replace
+                              else (OrdStatus.PENDING_CANCEL, ExecType.PENDING_CANCEL))
         fields = req.record_fields()
-        rec = await self.node.append(type=rtype, txn=txn, status=pending, **fields)
+        rec = await self.node.append(type=rtype, txn=txn, status=pending.value, **fields)
         view = _view_of_status(st, pending, cl_ord_id=rec.cl_ord_id, orig=rec.orig_cl_ord_id)
-        self._send(sid, er.execution_report(sid.begin_string, view, exec_id=_record_exec_id(rec), exec_type=pending))
+        self._send(sid, er.execution_report(sid.begin_string, view, exec_id=_record_exec_id(rec), exec_type=exec_type))
         self._route_due([self.router.add(rec, st.street)])
 
     def _cxl_reject(self, sid: SessionID, st: OrderStatus | None, cl: str, orig: str, response_to: str,
                     reason: int, text: str) -> None:
         self._send(sid, er.cancel_reject(
-            order_id=st.txn if st else "NONE", cl_ord_id=cl, orig_cl_ord_id=orig,
-            ord_status=st.ord_status if st else er.REJECTED, response_to=response_to, reason=reason, text=text,
+            begin_string=sid.begin_string, order_id=st.txn if st else "NONE", cl_ord_id=cl, orig_cl_ord_id=orig,
+            ord_status=st.ord_status if st else OrdStatus.REJECTED, response_to=response_to, reason=reason, text=text,
         ))
 
     @handles("H")
@@ -441,16 +458,16 @@ class CustomerUtility(MessageCracker):
         req_id = msg.get_str(790) or ""
         if found is None:
             view = er.OrderView(order_id=msg.get_str(37) or "NONE", cl_ord_id=cl or "NONE", orig_cl_ord_id="",
-                                account="", symbol=msg.get_str(55) or "[N/A]", side=msg.get_str(54) or "1",
+                                account="", symbol=msg.get_str(55) or "[N/A]", side=msg.get_str(54) or Side.BUY,
                                 order_qty=None, cash_order_qty=None, price=None, ord_type="", tif="",
-                                ord_status=er.REJECTED, cum_qty=Decimal(0), leaves_qty=Decimal(0), avg_px=Decimal(0))
-            self._send(sid, er.execution_report(sid.begin_string, view, exec_id=self._exec_id(), exec_type=er.ORDER_STATUS,
-                                                text="Unknown order", ord_rej_reason=er.REJ_UNKNOWN_ORDER,
+                                ord_status=OrdStatus.REJECTED, cum_qty=Decimal(0), leaves_qty=Decimal(0), avg_px=Decimal(0))
+            self._send(sid, er.execution_report(sid.begin_string, view, exec_id=self._exec_id(), exec_type=ExecType.ORDER_STATUS,
+                                                text="Unknown order", ord_rej_reason=OrdRejReason.UNKNOWN_ORDER,
                                                 status_request_id=req_id))
             return
         _, st = found
         self._send(sid, er.execution_report(sid.begin_string, _view_of_status(st, st.ord_status), exec_id=self._exec_id(),
-                                            exec_type=er.ORDER_STATUS, status_request_id=req_id))
+                                            exec_type=ExecType.ORDER_STATUS, status_request_id=req_id))
 
     # ------------------------------------------------------------------ records in
     def on_record(self, r: Record) -> None:
@@ -504,33 +521,34 @@ class CustomerUtility(MessageCracker):
         """The message that reports record ``r`` to the customer (ExecID from the record: the
         same on every customer utility, so a report sent again is recognised), or None."""
         t = r.type
-        status = r.status or er.NEW
+        status = r.status or OrdStatus.NEW
         exec_id = _record_exec_id(r)
         if t is RecordType.ORDER:
-            return er.execution_report(begin, _view_of(r, er.PENDING_NEW), exec_id=exec_id, exec_type=er.PENDING_NEW)
+            return er.execution_report(begin, _view_of(r, OrdStatus.PENDING_NEW), exec_id=exec_id,
+                                       exec_type=ExecType.PENDING_NEW)
         if t is RecordType.ORDER_REJECTED:
-            return er.execution_report(begin, _view_of(r, er.REJECTED, terminal=True), exec_id=exec_id,
-                                       exec_type=er.REJECTED, text=r.text)
+            return er.execution_report(begin, _view_of(r, OrdStatus.REJECTED, terminal=True), exec_id=exec_id,
+                                       exec_type=ExecType.REJECTED, text=r.text)
         if t is RecordType.VENUE_ACK:
-            msg = er.execution_report(begin, _view_of(r, er.NEW), exec_id=exec_id, exec_type=er.NEW)
+            msg = er.execution_report(begin, _view_of(r, OrdStatus.NEW), exec_id=exec_id, exec_type=ExecType.NEW)
         elif t is RecordType.FILL:
-            msg = er.execution_report(begin, _view_of(r, status), exec_id=exec_id, exec_type=er.TRADE,
+            msg = er.execution_report(begin, _view_of(r, status), exec_id=exec_id, exec_type=ExecType.TRADE,
                                       last_qty=r.last_qty, last_px=r.last_px)
         elif t is RecordType.CANCELED:
-            msg = er.execution_report(begin, _view_of(r, er.CANCELED, terminal=True), exec_id=exec_id,
-                                      exec_type=er.CANCELED, text=r.text)
+            msg = er.execution_report(begin, _view_of(r, OrdStatus.CANCELED, terminal=True), exec_id=exec_id,
+                                      exec_type=ExecType.CANCELED, text=r.text)
         elif t is RecordType.REPLACED:
-            msg = er.execution_report(begin, _view_of(r, status), exec_id=exec_id, exec_type=er.REPLACED)
+            msg = er.execution_report(begin, _view_of(r, status), exec_id=exec_id, exec_type=ExecType.REPLACED)
         elif t is RecordType.VENUE_REJECT:
-            msg = er.execution_report(begin, _view_of(r, er.REJECTED, terminal=True), exec_id=exec_id,
-                                      exec_type=er.REJECTED, text=r.text, ord_rej_reason=_int(r.extra.get("reason"), 0))
+            msg = er.execution_report(begin, _view_of(r, OrdStatus.REJECTED, terminal=True), exec_id=exec_id,
+                                      exec_type=ExecType.REJECTED, text=r.text, ord_rej_reason=_int(r.extra.get("reason"), 0))
         elif t is RecordType.EXPIRED:
-            msg = er.execution_report(begin, _view_of(r, er.EXPIRED, terminal=True), exec_id=exec_id,
-                                      exec_type=er.EXPIRED, text=r.text)
+            msg = er.execution_report(begin, _view_of(r, OrdStatus.EXPIRED, terminal=True), exec_id=exec_id,
+                                      exec_type=ExecType.EXPIRED, text=r.text)
         elif t is RecordType.CANCEL_REJECTED:
-            msg = er.cancel_reject(order_id=r.txn, cl_ord_id=r.cl_ord_id, orig_cl_ord_id=r.orig_cl_ord_id,
-                                   ord_status=status, response_to=str(r.extra.get("response_to") or er.RESPONSE_TO_CANCEL),
-                                   reason=_int(r.extra.get("reason"), er.CXL_BROKER_OPTION), text=r.text or "Cancel rejected")
+            msg = er.cancel_reject(begin_string=begin, order_id=r.txn, cl_ord_id=r.cl_ord_id, orig_cl_ord_id=r.orig_cl_ord_id,
+                                   ord_status=status, response_to=str(r.extra.get("response_to") or CxlRejResponseTo.CANCEL),
+                                   reason=_int(r.extra.get("reason"), CxlRejReason.BROKER_OPTION), text=r.text or "Cancel rejected")
         else:
             return None
         return msg
@@ -609,8 +627,7 @@ class CustomerUtility(MessageCracker):
             await asyncio.sleep(interval)
 
 
-_STATUS_NAMES = {"0": "New", "1": "PartiallyFilled", "2": "Filled", "4": "Canceled", "8": "Rejected",
-                 "C": "Expired", "A": "PendingNew", "6": "PendingCancel", "E": "PendingReplace"}
+_STATUS_NAMES: dict[str, str] = {s: "".join(w.capitalize() for w in s.name.split("_")) for s in OrdStatus}  # "PartiallyFilled"
 
 
 def _record_exec_id(r: Record) -> str:
@@ -639,7 +656,7 @@ def _int(v: object, default: int) -> int:
 def _view_of(r: Record, ord_status: str, *, terminal: bool = False) -> er.OrderView:
     cum = r.cum_qty or Decimal(0)
     leaves_extra = r.extra.get("leaves_qty")
-    if terminal or ord_status in (er.FILLED, er.CANCELED, er.REJECTED, er.EXPIRED):
+    if terminal or ord_status in TERMINAL_STATUSES:
         leaves = Decimal(0)
     elif leaves_extra is not None:
         leaves = Decimal(str(leaves_extra))

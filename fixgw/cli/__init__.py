@@ -11,6 +11,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from fixgw.errors import FixgwError
+
 # sub-command name -> module (under fixgw.cli) that registers it
 COMMANDS: dict[str, str] = {
     "up": "up",
@@ -27,7 +29,7 @@ COMMANDS: dict[str, str] = {
 }
 
 
-class CliError(Exception):
+class CliError(FixgwError):
     """A user mistake on the command line or in a config: printed without a traceback."""
 
 
