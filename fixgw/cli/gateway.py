@@ -25,8 +25,8 @@ def register(sub: Any) -> None:
 
 
 def run_gateway(args: argparse.Namespace) -> int:
-    from utilities.cluster_config import ClusterConfigError
     from utilities.bus_access import monitor_login
+    from utilities.cluster_config import ClusterConfigError
     from utilities.gateway import Gateway, GatewayError, Upstream, server_tls_context
 
     cfg = load_config(args.config)
