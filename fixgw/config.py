@@ -27,6 +27,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
+from fixgw.errors import ConfigError
+
 __all__ = [
     "KNOWN_KEYS",
     "ConfigError",
@@ -38,33 +40,6 @@ __all__ = [
 
 _BEGIN_RE = re.compile(r"FIXT?\.[0-9]\.[0-9]")
 _BUILTIN_DICTIONARIES = ("FIX.4.2", "FIX.4.4")
-
-
-class ConfigError(ValueError):
-    """A settings mistake; the message names the file, line, section and key, and the expectation."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        source: str | None = None,
-        line: int | None = None,
-        section: str | None = None,
-        key: str | None = None,
-    ) -> None:
-        """Build with the location parts; str(error) carries them all."""
-        self.source = source
-        self.line = line
-        self.section = section
-        self.key = key
-        where = []
-        if source:
-            where.append(source if line is None else f"{source}:{line}")
-        if section:
-            where.append(f"[{section}]")
-        if key:
-            where.append(key)
-        super().__init__(f"{' '.join(where)}: {message}" if where else message)
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -159,6 +134,7 @@ class SessionSettings:
     file_store_path: Path | None = None  # None: messages kept in memory only
     file_store_sync: bool = True  # fsync each store commit (QuickFIX's FileStore defaults to N)
     file_log_path: Path | None = None  # None: no message/event log files
+    file_log_keep_days: int = 7  # rotated daily; files of older days deleted (0: kept); ours, not QuickFIX's
     persist_messages: bool = True
     send_redundant_resend_requests: bool = False
     resend_request_chunk_size: int = 0  # 0: ask for the whole gap at once
@@ -375,6 +351,7 @@ _KEYS: dict[str, tuple[str, _Parser]] = {
     "FileStorePath": ("file_store_path", _p_path),
     "FileStoreSync": ("file_store_sync", _p_yn),
     "FileLogPath": ("file_log_path", _p_path),
+    "FileLogKeepDays": ("file_log_keep_days", _p_int(0, 36500)),
     "PersistMessages": ("persist_messages", _p_yn),
     "SendRedundantResendRequests": ("send_redundant_resend_requests", _p_yn),
     "ResendRequestChunkSize": ("resend_request_chunk_size", _p_int(0, 1_000_000)),
