@@ -48,7 +48,7 @@ from utilities.liveness import Liveness
 from utilities.order_request import OrderRequest
 from utilities.record_node import RecordNode
 from utilities.risk import RiskView
-from utilities.routing import Pending, Router, encode_commands
+from utilities.routing import TTL_FACTOR, Command, Pending, Router, encode_commands
 from utilities.session_owner import NotReady, SessionOwner
 from utilities.session_rule import SessionKey
 from utilities.session_store import ReplicatedSessionStore
@@ -106,7 +106,7 @@ class CustomerUtility(MessageCracker):
         self.publish = publish
         self.default_venue = default_venue
         self.risk = RiskView(dict(reference_prices or {}))
-        self.router = Router()
+        self.router = Router(ttl_s=TTL_FACTOR * liveness.dead_after_s)
         self.today = today or new_york_today
         self.clids = ClOrdIds(lambda txn: txn in self.risk.open)
         self._day: dt.date | None = None
@@ -116,7 +116,7 @@ class CustomerUtility(MessageCracker):
         self._tasks = TaskSet(node_name, log)
         self._spawn = self._tasks.spawn
         self._exec_seq = 0
-        self._outbox: dict[str, list[bytes]] = {}
+        self._outbox: dict[str, list[Command]] = {}
         self._sids: dict[tuple[str, str], SessionID] = {}
         self._txn_prefix = node_name + "-"
         self._venues = {v for vs in self.streets.values() for v in vs}
@@ -602,7 +602,7 @@ class CustomerUtility(MessageCracker):
         self._reach = {}
         for p, street in self.router.due(self._choose, only):
             self.counters["routed"] += 1
-            self._outbox.setdefault(street, []).append(encode_record(p.record))
+            self._outbox.setdefault(street, []).append(p.command(encode_record(p.record)))
         if self._outbox and not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush_outbox)
@@ -614,7 +614,7 @@ class CustomerUtility(MessageCracker):
         for street, records in outbox.items():
             self._spawn(self._publish_commands(street, records))
 
-    async def _publish_commands(self, street: str, records: list[bytes]) -> None:
+    async def _publish_commands(self, street: str, records: list[Command]) -> None:
         try:
             await self.publish(self.topics.commands(street), encode_commands(records))
         except Exception as exc:  # noqa: BLE001 - the broker away (any MQTT error): the router repeats them

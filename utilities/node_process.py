@@ -49,9 +49,11 @@ from utilities.catalogue import VenueCatalogue
 from utilities.cluster_config import BEGIN_STRINGS, ClusterConfig, ClusterConfigError, NodeConfig
 from utilities.customer import CustomerUtility
 from utilities.errors import UtilitiesError
+from utilities.fencing import Fence
 from utilities.firm import FirmNode
 from utilities.liveness import Heartbeat, Liveness, another_run_of
 from utilities.node_status import write_status
+from utilities.routing import TTL_FACTOR
 from utilities.session_owner import SessionOwner
 from utilities.session_store import SessionStoreFactory
 from utilities.street import StreetUtility
@@ -271,11 +273,15 @@ class NodeProcess:
     async def start_street(self, node: ReplicationNode) -> list[asyncio.Task[Any]]:
         cfg, me = self.cfg, self.me
         settings = street_settings(cfg, me, self.dir)
+        # the stall detector (utilities.fencing): a paused street sends nothing until caught up
+        fence = Fence(me.name, node, dead_after_s=cfg.dead_after_s, heartbeat_s=cfg.heartbeat_s)
+        watchdog = asyncio.create_task(fence.run())
         app = StreetUtility(
             node=node, node_name=me.name,
             venues={v: s.session_id for v, s in settings.items()},
             peers=tuple(n.name for n in cfg.nodes_with_role("street") if n.name != me.name),
-            liveness=self.liveness, startup_grace_s=cfg.dead_after_s,
+            liveness=self.liveness, startup_grace_s=cfg.dead_after_s, fence=fence,
+            command_ttl_s=TTL_FACTOR * cfg.dead_after_s,
         )
         app.load()
         self.app = app
@@ -289,7 +295,7 @@ class NodeProcess:
             log.warning("%s: not logged on to every venue yet (%s): starting anyway", me.name,
                         ", ".join(sorted(set(settings) - app.logged_on)))
         await self.beat()   # tell the customer utilities at once which venues we reach
-        return [asyncio.create_task(app.run_takeover())]
+        return [watchdog, asyncio.create_task(app.run_takeover())]
 
     async def start_firm(self, node: ReplicationNode) -> list[asyncio.Task[Any]]:
         firm = FirmNode(node=node, node_name=self.me.name, accounts=self.cfg.accounts, eod_dir=self.dir / "eod",
@@ -342,6 +348,10 @@ class NodeProcess:
             st["fix_sessions"] = {str(sid): rt.logged_on for sid, rt in self.engine.sessions.items()}
         if self.app is not None:
             st["counters"] = dict(self.app.counters)
+            fence = getattr(self.app, "fence", None)
+            if isinstance(fence, Fence):
+                st["fenced"] = fence.fenced
+                st["counters"].update({f"fence_{k}": v for k, v in fence.counters.items()})
         if self.sessions is not None and isinstance(self.app, CustomerUtility):
             st["sessions"] = self.app.session_report()
             st["session_counters"] = dict(self.sessions.counters)

@@ -29,9 +29,10 @@ from replication.codec import decode_record
 from replication.errors import RecordDecodeError
 from replication.record import Record, RecordType
 from utilities.execreports import fmt
+from utilities.fencing import Fence
 from utilities.liveness import Liveness
 from utilities.record_node import RecordNode
-from utilities.routing import decode_commands
+from utilities.routing import Command, decode_commands
 from utilities.status import fold
 from utilities.tasks import TaskSet
 from utilities.txn import TxnAllocator
@@ -113,6 +114,8 @@ class StreetUtility(MessageCracker):
         peers: tuple[str, ...],                      # the other street utilities
         liveness: Liveness,
         startup_grace_s: float = 3.0,
+        fence: Fence | None = None,
+        command_ttl_s: float = 0.0,
     ) -> None:
         self.node = node
         self.name = node_name
@@ -131,7 +134,13 @@ class StreetUtility(MessageCracker):
         self._spawn = self._tasks.spawn
         self._started = asyncio.get_event_loop().time()
         self.startup_grace_s = startup_grace_s
-        self.counters = {"sent": 0, "reports": 0, "takeovers": 0, "duplicates": 0, "duplicate_fills": 0}
+        self.fence = fence
+        self.command_ttl_s = command_ttl_s             # act on a command only this long after it was routed
+        self.withheld: set[str] = set()              # txns recorded SENT but not sent: fenced in between
+        if fence is not None:
+            fence.on_lift(self._settle_withheld)
+        self.counters = {"sent": 0, "reports": 0, "takeovers": 0, "duplicates": 0, "duplicate_fills": 0,
+                         "fenced_commands": 0, "withheld": 0, "moved": 0, "stale_commands": 0}
 
     # ------------------------------------------------------------------ start-up
     def load(self) -> None:
@@ -175,17 +184,17 @@ class StreetUtility(MessageCracker):
         except ValueError as exc:
             log.warning("%s: malformed command message on %s set aside: %s", self.name, topic, exc)
             return
-        for item in items:
+        for cmd in items:
             try:
-                r = decode_record(item)
+                r = decode_record(cmd.record)
             except RecordDecodeError as exc:
                 log.warning("%s: malformed command on %s set aside: %s", self.name, topic, exc)
                 continue
-            self._command(r)
+            self._command(r, cmd)
 
-    def _command(self, r: Record) -> None:
+    def _command(self, r: Record, cmd: Command | None = None) -> None:
         if r.type is RecordType.ORDER:
-            self._spawn(self._new_order(r))
+            self._spawn(self._new_order(r, cmd or Command(b"")))
         elif r.type in (RecordType.CANCEL_REQUEST, RecordType.REPLACE_REQUEST):
             self._spawn(self._request(r))
         else:
@@ -196,9 +205,24 @@ class StreetUtility(MessageCracker):
                 "cash_order_qty": r.cash_order_qty, "price": r.price, "ord_type": r.ord_type, "tif": r.tif,
                 "cl_ord_id": r.cl_ord_id, "orig_cl_ord_id": r.orig_cl_ord_id, "venue": r.venue, "session": r.session}
 
-    async def _new_order(self, order: Record) -> None:
+    def _may_act(self) -> bool:
+        """Not fenced (:mod:`utilities.fencing`): this process may send to a venue now."""
+        return self.fence is None or self.fence.may_act()
+
+    def _stale(self, cmd: Command) -> bool:
+        if cmd.stale(self.command_ttl_s, time.time()):
+            self.counters["stale_commands"] += 1
+            return True
+        return False
+
+    async def _new_order(self, order: Record, cmd: Command) -> None:
         txn = order.txn
-        if txn in self.inflight:
+        moved_from = cmd.moved_from if cmd.moved_from != self.name else ""
+        if txn in self.inflight or self._stale(cmd):
+            return      # stale: the customer utility may have moved it; it repeats it if not
+        if not self._may_act():
+            # stale (queued while we stood still): the customer utility's router repeats it
+            self.counters["fenced_commands"] += 1
             return
         held = self.node.log.records_for_txn(txn)
         if any(h.type in SENT_TYPES for h in held):
@@ -207,10 +231,43 @@ class StreetUtility(MessageCracker):
         self.inflight.add(txn)
         try:
             fields = self._order_fields(order)
+            if moved_from:
+                # moved here from another street, which may have sent it (its records not here
+                # yet): once its copy expired, take it over and ask the venue; it is sent only
+                # if the venue never saw it
+                wait = cmd.prev_expires - time.time()
+                if wait > 0:
+                    await asyncio.sleep(min(wait, self.command_ttl_s or wait))
+                if any(h.type in SENT_TYPES for h in self.node.log.records_for_txn(txn)):
+                    self.counters["duplicates"] += 1
+                    return
+                fields["extra"] = {"street": self.name, "from": moved_from, "venue_cl_ord_id": txn,
+                                   "begin": order.extra.get("begin", "")}
+                taken = await self.node.append(type=RecordType.TAKEOVER, txn=txn, status=OrdStatus.PENDING_NEW.value, **fields)
+                if txn not in self._known:
+                    self._remember(txn, [*held, taken])
+                self.counters["moved"] += 1
+                self.resolving.add(txn)
+                if self._may_act():
+                    self._status_request(order)
+                else:
+                    self.withheld.add(txn)
+                return
             fields["extra"] = {"street": self.name, "venue_cl_ord_id": txn, "begin": order.extra.get("begin", "")}
             sent = await self.node.append(type=RecordType.SENT, txn=txn, status=OrdStatus.PENDING_NEW.value, **fields)
             if txn not in self._known:
                 self._remember(txn, [*held, sent])
+            if not self._may_act():
+                # fenced while the SENT record was committing: ask the venue once caught up
+                self.withheld.add(txn)
+                self.counters["withheld"] += 1
+                return
+            if self._stale(cmd):
+                # expired while the SENT record was committing: ask the venue, send if unknown
+                self.counters["withheld"] += 1
+                self.resolving.add(txn)
+                self._status_request(order)
+                return
             self._send_new(order.venue, txn, order)
             self.counters["sent"] += 1
         finally:
@@ -249,6 +306,9 @@ class StreetUtility(MessageCracker):
         sent = [h for h in held if h.type in SENT_TYPES]
         if not sent:
             return      # the order has not reached us yet; the customer utility repeats the request
+        if not self._may_act():
+            self.counters["fenced_commands"] += 1
+            return      # the customer utility repeats the request once we answer again
         self.inflight.add(key)
         try:
             assert self.ids is not None
@@ -428,16 +488,39 @@ class StreetUtility(MessageCracker):
         if any(h.type in (RecordType.VENUE_ACK, RecordType.FILL, RecordType.CANCELED, RecordType.REPLACED,
                           RecordType.EXPIRED, RecordType.VENUE_REJECT) for h in held):
             return
+        if not self._may_act():
+            return      # fenced: the order is settled again once caught up (_settle_withheld)
         fields = self._order_fields(base)
         fields["extra"] = {"street": self.name, "venue_cl_ord_id": txn, "resent_after_takeover": True}
         await self.node.append(type=RecordType.SENT, txn=txn, status=OrdStatus.PENDING_NEW.value, **fields)
+        if not self._may_act():
+            self.withheld.add(txn)
+            return
         self._send_new(base.venue, txn, base)
         self.counters["sent"] += 1
+
+    def _settle_withheld(self) -> None:
+        """After a fence is lifted: each order recorded SENT here but not sent is asked about at
+        the venue; one it never heard of is sent then (``_resend_unknown``), unless a peer sent or
+        took it over meanwhile (its records are here now: we caught up)."""
+        for txn in sorted(self.withheld):
+            held = self.node.log.records_for_txn(txn)
+            base = self._base(txn)
+            ours_last = [h for h in held if h.type in SENT_TYPES]
+            if base is None or (ours_last and str(max(ours_last, key=lambda h: h.hlc).extra.get("street")) != self.name):
+                continue
+            self.resolving.add(txn)
+            self._status_request(base)
+        self.withheld.clear()
 
     def _dead_peers(self) -> list[str]:
         now = asyncio.get_event_loop().time()
         if now - self._started < self.startup_grace_s:
             return []
+        if self.fence is not None:
+            # fresh evidence only: silence seen while we ran unfenced and connected (utilities.fencing)
+            return [p for p in self.peers
+                    if not self.liveness.alive(p) and self.fence.may_presume_dead(self.liveness.silent_for(p))]
         return [p for p in self.peers if not self.liveness.alive(p)]
 
     def _i_take_over(self, venue: str) -> bool:
@@ -456,6 +539,8 @@ class StreetUtility(MessageCracker):
                 by_txn.setdefault(r.txn, []).append(r)
         taken = 0
         for txn, recs in by_txn.items():
+            if not self._may_act():
+                break
             st = fold(recs)
             if st is None or st.is_terminal or st.street not in dead or not self._i_take_over(st.venue):
                 continue
