@@ -34,6 +34,7 @@ from replication.bus import BusDisconnected, MqttBus
 from replication.catchup import CatchUp
 from replication.codec import check_node_id
 from replication.errors import LogError, RecordDecodeError
+from replication.histogram import LatencyHistogram
 from replication.hlc import HybridLogicalClock
 from replication.log import DEFAULT_MAP_SIZE, Inserted, InsertOutcome, RecordLog
 from replication.matrix import holding_for, roles_held_by
@@ -337,6 +338,16 @@ class ReplicationNode:
             behind_peers=self.behind_peers,
             hwms=self._log.high_water_marks() if self._log else {},
         )
+
+    @property
+    def commit_latency(self) -> LatencyHistogram | None:
+        """Wall time of each LMDB commit of this node's log (None before start)."""
+        return self._writer.commit_latency if self._writer else None
+
+    @property
+    def appends(self) -> int:
+        """Own records handed to the log writer since start (each ends committed or refused)."""
+        return self._writer.appends if self._writer else 0
 
     def peer_digests(self) -> dict[str, Digest]:
         """The latest digest heard from each node whose records this node holds."""

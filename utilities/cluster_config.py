@@ -39,6 +39,7 @@ class VenueConfig:
     comp_id: str
     config: Path | None          # venue-specific file (symbols, funds); None = built-in set
     day_seconds: float | None    # fund only: a simulated business day of N seconds
+    metrics_port: int | None = None  # Prometheus endpoint (http://host:port/metrics); None = none
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +50,11 @@ class NodeConfig:
     port: int | None = None              # customer: FIX acceptor port
     comp_id: str = ""                    # customer: our CompID towards clients; street: towards venues
     venues: tuple[str, ...] = ()         # street: venues it connects to
+    metrics_port: int | None = None      # Prometheus endpoint (http://host:port/metrics); None = none
+
+    @property
+    def metrics_url(self) -> str | None:
+        return None if self.metrics_port is None else f"http://{self.host}:{self.metrics_port}/metrics"
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +90,12 @@ class ClusterConfig:
     # default: orders are durable in the record log, and the stores survive a killed process
     fix_store_sync: bool = False
     settings: Mapping[str, Any] = field(default_factory=dict)
+    dashboard_port: int | None = None    # the web dashboard `fixgw up` serves (None: not served)
+    dashboard_host: str = "127.0.0.1"
+
+    @property
+    def dashboard_url(self) -> str | None:
+        return None if self.dashboard_port is None else f"http://{self.dashboard_host}:{self.dashboard_port}/"
 
     def nodes_with_role(self, role: str) -> list[NodeConfig]:
         return [n for n in self.nodes.values() if n.role == role]
@@ -166,7 +178,8 @@ def parse_cluster_config(data: Mapping[str, Any], source: Path) -> ClusterConfig
     r = _Reader(source)
     r.check_keys(data, {"cluster", "broker", "venues", "nodes", "customers", "accounts", "settings"}, "")
     cluster = r.table(data, "cluster", "", required=True)
-    r.check_keys(cluster, {"name", "data_dir", "heartbeat_s", "dead_after_s", "fix_store_sync"}, "cluster.")
+    r.check_keys(cluster, {"name", "data_dir", "heartbeat_s", "dead_after_s", "fix_store_sync",
+                           "dashboard_port", "dashboard_host"}, "cluster.")
     name = r.str_(cluster, "name", "cluster.")
     data_dir = Path(r.str_(cluster, "data_dir", "cluster.", "var/" + name))
     if not data_dir.is_absolute():
@@ -178,6 +191,8 @@ def parse_cluster_config(data: Mapping[str, Any], source: Path) -> ClusterConfig
     fix_store_sync = cluster.get("fix_store_sync", False)
     if not isinstance(fix_store_sync, bool):
         raise r.fail("cluster.fix_store_sync", "true or false", fix_store_sync)
+    dashboard_port = r.port(cluster, "dashboard_port", "cluster.") if "dashboard_port" in cluster else None
+    dashboard_host = r.str_(cluster, "dashboard_host", "cluster.", "127.0.0.1")
 
     b = r.table(data, "broker", "")
     r.check_keys(b, {"kind", "host", "port"}, "broker.")
@@ -191,7 +206,7 @@ def parse_cluster_config(data: Mapping[str, Any], source: Path) -> ClusterConfig
         where = f"venues.{vname}."
         if not isinstance(v, dict):
             raise r.fail(f"venues.{vname}", "a table", v)
-        r.check_keys(v, {"kind", "host", "port", "comp_id", "config", "day_seconds"}, where)
+        r.check_keys(v, {"kind", "host", "port", "comp_id", "config", "day_seconds", "metrics_port"}, where)
         vkind = v.get("kind")
         if vkind not in VENUE_KINDS:
             raise r.fail(where + "kind", "one of " + ", ".join(VENUE_KINDS), vkind)
@@ -204,6 +219,7 @@ def parse_cluster_config(data: Mapping[str, Any], source: Path) -> ClusterConfig
             comp_id=r.str_(v, "comp_id", where, "EXCH" if vkind == "exchange" else "FUND"),
             config=None if vconf is None else (source.resolve().parent / r.str_(v, "config", where)),
             day_seconds=None if "day_seconds" not in v else _positive_number(r, v, "day_seconds", where, 0.0),
+            metrics_port=r.port(v, "metrics_port", where) if "metrics_port" in v else None,
         )
 
     nodes: dict[str, NodeConfig] = {}
@@ -214,7 +230,7 @@ def parse_cluster_config(data: Mapping[str, Any], source: Path) -> ClusterConfig
         where = f"nodes[{i}]."
         if not isinstance(n, dict):
             raise r.fail(f"nodes[{i}]", "a table", n)
-        r.check_keys(n, {"name", "role", "host", "port", "comp_id", "venues"}, where)
+        r.check_keys(n, {"name", "role", "host", "port", "comp_id", "venues", "metrics_port"}, where)
         nname = r.str_(n, "name", where)
         if nname in nodes:
             raise r.fail(where + "name", "a unique node name", nname)
@@ -237,6 +253,7 @@ def parse_cluster_config(data: Mapping[str, Any], source: Path) -> ClusterConfig
         nodes[nname] = NodeConfig(
             name=nname, role=role, host=r.str_(n, "host", where, "127.0.0.1"), port=port,
             comp_id=comp_id, venues=tuple(nvenues),
+            metrics_port=r.port(n, "metrics_port", where) if "metrics_port" in n else None,
         )
     firms = [n for n in nodes.values() if n.role == "firm"]
     if len(firms) != 1:
@@ -295,7 +312,8 @@ def parse_cluster_config(data: Mapping[str, Any], source: Path) -> ClusterConfig
     return ClusterConfig(
         source=source, name=name, data_dir=data_dir, broker=broker, venues=venues, nodes=nodes,
         customers=customers, accounts=accounts, heartbeat_s=heartbeat_s, dead_after_s=dead_after_s,
-        fix_store_sync=fix_store_sync, settings=settings,
+        fix_store_sync=fix_store_sync, settings=settings, dashboard_port=dashboard_port,
+        dashboard_host=dashboard_host,
     )
 
 

@@ -25,6 +25,7 @@ from fixgw.application import IncorrectTagValue, MessageCracker, RejectLogon, ha
 from fixgw.config import SessionID
 from fixgw.message import Message
 from replication.codec import encode_record
+from replication.histogram import LatencyHistogram
 from replication.record import Record, RecordType
 from utilities import execreports as er
 from utilities.books import new_york_today, trade_date_of
@@ -96,7 +97,12 @@ class CustomerUtility(MessageCracker):
         self._venues = {v for vs in self.streets.values() for v in vs}
         self._flush_scheduled = False
         self._reach: dict[tuple[str, str], bool] = {}   # _can_reach answers of the current routing pass
-        self.counters = {"orders": 0, "rejects": 0, "reports": 0, "routed": 0}
+        # "orders" received, "accepted" (durable, PendingNew sent), "rejects", "reports" (street
+        # records turned into reports), "execution_reports" (every 35=8 sent), "routed"
+        self.counters = {"orders": 0, "accepted": 0, "rejects": 0, "reports": 0, "execution_reports": 0,
+                         "routed": 0}
+        # NewOrderSingle read -> PendingNew (or Rejected) handed to the engine, seconds
+        self.ack_latency = LatencyHistogram()
 
     # ------------------------------------------------------------------ start-up
     def load(self) -> None:
@@ -162,6 +168,7 @@ class CustomerUtility(MessageCracker):
 
     @handles("D")
     async def on_new_order(self, msg: Message, sid: SessionID) -> None:
+        received = time.perf_counter()
         client = sid.target_comp_id
         cl = msg.require_str(11)
         side = msg.require_str(54)
@@ -186,7 +193,7 @@ class CustomerUtility(MessageCracker):
         if reason is None:
             self.clids.take(client, cl, txn, today)  # before the await: a second order with this ClOrdID is a duplicate
         self.counters["orders"] += 1
-        self._spawn(self._new_order(sid, txn, fields, reason))
+        self._spawn(self._new_order(sid, txn, fields, reason, received))
 
     def _refuse(self, client: str, account: str, symbol: str, side: str, qty: Decimal | None,
                 cash_qty: Decimal | None, price: Decimal | None, ord_type: str, venue: str,
@@ -210,18 +217,22 @@ class CustomerUtility(MessageCracker):
             return refusal.reason, refusal.text
         return None
 
-    async def _new_order(self, sid: SessionID, txn: str, fields: dict[str, Any], reason: tuple[int, str] | None) -> None:
+    async def _new_order(self, sid: SessionID, txn: str, fields: dict[str, Any], reason: tuple[int, str] | None,
+                         received: float) -> None:
         if reason is not None:
             rec = await self.node.append(type=RecordType.ORDER_REJECTED, txn=txn, status=er.REJECTED,
                                          text=reason[1], **fields)
             self.counters["rejects"] += 1
             self._send(sid, er.execution_report(sid.begin_string, _view_of(rec, er.REJECTED), exec_id=self._exec_id(),
                                                 exec_type=er.REJECTED, text=reason[1], ord_rej_reason=reason[0]))
+            self.ack_latency.observe(time.perf_counter() - received)
             return
         rec = await self.node.append(type=RecordType.ORDER, txn=txn, status=er.PENDING_NEW, **fields)
         # durable: acknowledge now
         self._send(sid, er.execution_report(sid.begin_string, _view_of(rec, er.PENDING_NEW), exec_id=self._exec_id(),
                                             exec_type=er.PENDING_NEW))
+        self.counters["accepted"] += 1
+        self.ack_latency.observe(time.perf_counter() - received)
         self._route_due([self.router.add(rec)])
 
     def _find(self, client: str, cl: str | None, order_id: str | None) -> tuple[str, OrderStatus] | None:
@@ -382,6 +393,8 @@ class CustomerUtility(MessageCracker):
     def _send(self, sid: SessionID, msg: Message) -> None:
         if self.engine is None:
             return
+        if msg.msg_type == b"8":
+            self.counters["execution_reports"] += 1
         try:
             self.engine.send_to_target(msg, sid)
         except KeyError:

@@ -22,6 +22,7 @@ from typing import Any
 from fixgw import eventloop
 from fixgw.config import SessionSettings
 from fixgw.engine import Engine
+from fixgw.metrics import MetricsServer
 from replication.bus import listen_briefly
 from replication.node import ReplicationNode
 from replication.record import Role
@@ -95,6 +96,7 @@ class NodeProcess:
         self.started_at = time.time()
         self._stop = asyncio.Event()
         self.instance = f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(4)}"
+        self.metrics_url: str | None = None
 
     def _on_extra(self, topic: str, payload: bytes) -> None:
         parts = topic.split("/")
@@ -152,6 +154,7 @@ class NodeProcess:
         )
         eventloop.stop_on_signals(self._stop)
         background: list[asyncio.Task[Any]] = []
+        metrics = self._serve_metrics()
         async with self.node as node:
             background.append(asyncio.create_task(self._heartbeats()))
             background.append(asyncio.create_task(self._status_writer()))
@@ -179,8 +182,32 @@ class NodeProcess:
             for t in background:
                 t.cancel()
             self._write_status()
+        if metrics is not None:
+            metrics.close()
         log.info("%s (%s) stopped", me.name, me.role)
         return 0
+
+    def _serve_metrics(self) -> MetricsServer | None:
+        """The node's Prometheus endpoint, when the config gives it a port (a port in use is
+        logged and the node runs without metrics: metrics must never stop the trading)."""
+        me = self.me
+        if me.metrics_port is None:
+            return None
+        from fixgw.metrics import EngineCollector, serve_metrics
+        from utilities.metrics import NodeCollector
+
+        labels = {"node": me.name, "role": me.role}
+        try:
+            server = serve_metrics(me.host, me.metrics_port, [
+                NodeCollector(me.name, me.role, lambda: self.node, lambda: self.role_obj),
+                EngineCollector(lambda: self.engine, labels),
+            ])
+        except OSError as exc:
+            log.error("%s: metrics not served on %s:%d: %s", me.name, me.host, me.metrics_port, exc)
+            return None
+        self.metrics_url = server.url
+        log.info("%s: metrics on %s", me.name, server.url)
+        return server
 
     async def _catch_up_with_firm(self, node: ReplicationNode, timeout: float) -> bool:
         """Before taking orders, hold what the firm has written (accounts, limits): an order
@@ -294,8 +321,12 @@ class NodeProcess:
                 st["peer_heads"] = {n: d.head for n, d in node.peer_digests().items()}
             except Exception as exc:   # the log is closed while stopping
                 st["error"] = str(exc)
+        if self.metrics_url is not None:
+            st["metrics_url"] = self.metrics_url
         if self.engine is not None:
             st["fix_sessions"] = {str(sid): rt.logged_on for sid, rt in self.engine.sessions.items()}
+            st["fix_seqnums"] = {str(sid): [rt.session.next_sender, rt.session.next_target]
+                                 for sid, rt in self.engine.sessions.items()}
         if self.role_obj is not None and hasattr(self.role_obj, "counters"):
             st["counters"] = dict(self.role_obj.counters)
         path = self.dir / STATUS_FILE
@@ -356,8 +387,13 @@ def cluster_status(cfg: ClusterConfig) -> dict[str, Any]:
             lag[other.name] = max(0, heads.get(other.name, 0) - hwm.get(other.name, 0))
         nodes.append({"name": n.name, "role": n.role, "state": st.get("state"), "pid": st.get("pid"),
                       "own_seq": heads[n.name], "hwm": hwm, "lag": lag, "connected": st.get("connected", False),
-                      "fix_sessions": st.get("fix_sessions", {}), "counters": st.get("counters", {})})
+                      "fix_sessions": st.get("fix_sessions", {}), "fix_seqnums": st.get("fix_seqnums", {}),
+                      "counters": st.get("counters", {}), "metrics_url": n.metrics_url})
     entry = [{"name": n.name, "host": n.host, "port": n.port, "comp_id": n.comp_id}
              for n in cfg.nodes_with_role("customer")]
     entry += [{"name": v.name, "host": v.host, "port": v.port, "comp_id": v.comp_id} for v in cfg.venues.values()]
-    return {"cluster": cfg.name, "nodes": nodes, "entry_points": entry}
+    venues = [{"name": v.name, "kind": v.kind, "host": v.host, "port": v.port,
+               "metrics_url": None if v.metrics_port is None else f"http://{v.host}:{v.metrics_port}/metrics"}
+              for v in cfg.venues.values()]
+    return {"cluster": cfg.name, "nodes": nodes, "venues": venues, "entry_points": entry,
+            "dashboard_url": cfg.dashboard_url}

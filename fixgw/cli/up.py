@@ -133,6 +133,10 @@ def _check_ports_free(cfg: Any) -> None:
     wanted = [("broker", cfg.broker.host, cfg.broker.port)] if cfg.broker.kind != "external" else []
     wanted += [(f"venue {v.name}", v.host, v.port) for v in cfg.venues.values()]
     wanted += [(f"node {n.name}", n.host, n.port) for n in cfg.nodes.values() if n.port]
+    wanted += [(f"metrics of {n.name}", n.host, n.metrics_port) for n in cfg.nodes.values() if n.metrics_port]
+    wanted += [(f"metrics of venue {v.name}", v.host, v.metrics_port) for v in cfg.venues.values() if v.metrics_port]
+    if cfg.dashboard_port:
+        wanted.append(("dashboard", cfg.dashboard_host, cfg.dashboard_port))
     for what, host, port in wanted:
         try:
             with socket.create_connection((host, port), timeout=0.2):
@@ -184,6 +188,8 @@ def run_up(args: argparse.Namespace) -> int:
                 argv += ["--day-seconds", str(venue.day_seconds)]
             if not cfg.fix_store_sync:
                 argv += ["--no-store-sync"]
+            if venue.metrics_port is not None:
+                argv += ["--metrics-port", str(venue.metrics_port)]
             children.append(_spawn(venue.name, "venue", argv, log_dir))
         for venue, child in zip(cfg.venues.values(), [c for c in children if c.kind == "venue"]):
             _wait_port(venue.host, venue.port, child, 30)

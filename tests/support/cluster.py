@@ -22,6 +22,7 @@ name = "e2e"
 data_dir = "{data}"
 heartbeat_s = 0.3
 dead_after_s = 2.0
+dashboard_port = {dashboard}
 
 [broker]
 kind = "{broker_kind}"
@@ -32,33 +33,40 @@ port = {broker}
 kind = "exchange"
 port = {exchange}
 comp_id = "EXCH"
+metrics_port = {m_exchange}
 
 [venues.fund]
 kind = "fund"
 port = {fund}
 comp_id = "FUND"
+metrics_port = {m_fund}
 day_seconds = {day_seconds}
 
 [[nodes]]
 name = "cfu1"
+metrics_port = {m_cfu1}
 role = "customer"
 port = {cfu1}
 
 [[nodes]]
 name = "cfu2"
+metrics_port = {m_cfu2}
 role = "customer"
 port = {cfu2}
 
 [[nodes]]
 name = "ssu1"
+metrics_port = {m_ssu1}
 role = "street"
 
 [[nodes]]
 name = "ssu2"
+metrics_port = {m_ssu2}
 role = "street"
 
 [[nodes]]
 name = "firm"
+metrics_port = {m_firm}
 role = "firm"
 
 [[customers]]
@@ -98,7 +106,8 @@ class Cluster:
     def __init__(self, base: Path, *, day_seconds: float = 3.0, broker_kind: str = "mosquitto") -> None:
         self.base = base
         self.data = base / "var"
-        self.ports = {k: free_port() for k in ("broker", "exchange", "fund", "cfu1", "cfu2")}
+        self.ports = {k: free_port() for k in ("broker", "exchange", "fund", "cfu1", "cfu2", "dashboard", "m_exchange",
+                                               "m_fund", "m_cfu1", "m_cfu2", "m_ssu1", "m_ssu2", "m_firm")}
         self.config = base / "cluster.toml"
         self.config.write_text(CONFIG.format(data=self.data, day_seconds=day_seconds, broker_kind=broker_kind,
                                                **self.ports))
