@@ -61,6 +61,10 @@ cmd="${1:-up}"
 [ $# -gt 0 ] && shift
 case "$cmd" in
   test)
+    # the dashboard's test drives a real headless browser (Debian's chromium)
+    if ! command -v chromium >/dev/null 2>&1; then
+      apt_install chromium || echo "fixgw: chromium cannot be installed here (not root): the dashboard test will try again." >&2
+    fi
     exec "$venv/bin/python" -m pytest "$@" ;;
   *)
     exec "$venv/bin/fixgw" "$cmd" "$@" ;;

@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "venue": "venue",
     "firm": "firm",
     "order": "order",
+    "dashboard": "dashboard",
 }
 
 

@@ -1,8 +1,9 @@
 """``fixgw up``, ``fixgw node`` and ``fixgw status``: running the cluster.
 
 ``up`` starts every part of ``configs/local.toml`` (or ``--config``) as its own process: the
-broker, the venues, the firm node, the street and the customer utilities; prints where FIX
-clients connect and one ready line; on Ctrl-C (or SIGTERM) stops everything cleanly.
+broker, the venues, the firm node, the street and the customer utilities, and the web
+dashboard when the config gives ``dashboard_port``; prints where FIX clients connect and one
+ready line; on Ctrl-C (or SIGTERM) stops everything cleanly.
 ``node`` runs one node (so nodes can live on several machines against one broker).
 ``status`` shows each node's state, replication high-water marks and lag.
 """
@@ -105,7 +106,7 @@ def _wait_ready(cfg: Any, child: Child, timeout: float) -> None:
 # the order of a clean stop: customers first (no new orders), then the streets and the firm,
 # then the venues, and the broker last, once every node has gone (a node stopping still
 # publishes what it has committed, and says goodbye on the bus)
-STOP_ORDER = (("customer",), ("street", "firm"), ("venue",), ("broker",))
+STOP_ORDER = (("dashboard", "customer"), ("street", "firm"), ("venue",), ("broker",))
 STOP_TIMEOUT_S = 10.0  # per step; a process still running then is killed
 
 
@@ -207,6 +208,11 @@ def run_up(args: argparse.Namespace) -> int:
             print(f"  {node.name}: {node.host}:{node.port}  {begin}  TargetCompID={node.comp_id}  SenderCompID one of: {comps}", file=out)
         for venue in cfg.venues.values():
             print(f"  venue {venue.name} ({venue.kind}): {venue.host}:{venue.port}  {begin}  TargetCompID={venue.comp_id}  any SenderCompID", file=out)
+        if cfg.dashboard_port is not None:
+            dash = _spawn("dashboard", "dashboard", py + ["dashboard", "--config", str(cfg.source)], log_dir)
+            children.append(dash)
+            _wait_port(cfg.dashboard_host, cfg.dashboard_port, dash, 30)
+            print(f"fixgw: dashboard on {cfg.dashboard_url}", file=out)
         print(f"fixgw: ready: {len(children)} processes, data in {cfg.data_dir}, logs in {log_dir} (Ctrl-C stops)", file=out, flush=True)
         while not stopping:
             for child in children:
