@@ -1,9 +1,10 @@
 """Prometheus metrics of a FIX engine, read at scrape time, and the HTTP endpoint that serves them.
 
 Why a collector and not ``prometheus_client.Counter`` objects: a ``Counter.inc()`` takes a
-lock and costs about 0.4 us in Python; at two FIX messages per order (in and out) on each of
-the four FIX legs of an order that is ~3 us of a ~300 us CPU budget per order, for nothing
-the engine does not already count. The engine keeps plain ints per session
+lock; measured with ``timeit`` on this shared machine under load, 3.8 and 10 us against 0.6
+and 0.5 us for ``obj.n += 1``. An order crosses four FIX legs with several messages each,
+so Counter objects would cost tens of microseconds per order for nothing the engine does
+not already count. The engine keeps plain ints per session
 (``SessionRuntime.messages_in`` / ``messages_out``, the sequence numbers, the state); this
 collector reads them when Prometheus scrapes, so the hot path pays one integer addition.
 

@@ -2,9 +2,11 @@
 
 Metrics are read at scrape time (``utilities/metrics.py``, ``fixgw/metrics.py``): the hot
 paths only keep plain counters. A ``prometheus_client.Histogram`` takes a lock and walks its
-buckets in Python on every ``observe`` (about 1.5 us measured on this machine); this one does
-a C ``bisect`` and two list/float updates (about 0.25 us), and carries no dependency, so the
-replication package stays free of the metrics library. The collectors turn it into a
+buckets in Python on every ``observe``; this one does a C ``bisect`` and two list/float
+updates. Measured with ``timeit`` on this shared 2-core machine while other benches ran (so
+absolute figures are inflated, ratios hold): ``Histogram.observe`` 7.3 and 26 us, this
+``observe`` 3.9 and 3.1 us. It also carries no dependency, so the replication package stays
+free of the metrics library. The collectors turn it into a
 Prometheus histogram (cumulative buckets, ``_sum``, ``_count``).
 """
 

@@ -164,6 +164,8 @@ async def run(cfg: Any, *, sessions: int, orders: int, rate: float, seconds: flo
     readers = [asyncio.create_task(reader(c)) for c in conns]
     run_id = b"%x" % (time.time_ns() // 1_000_000 % 0xFFFFFFF)   # ClOrdIDs unique across runs
     cpu_before = hostcpu.read()
+    procs = _cluster_processes(cfg)
+    procs_cpu_before = hostcpu.process_cpu_seconds(procs)
     t0_ns = perf()
     t0 = time.perf_counter()
     t_end = time.monotonic() + seconds
@@ -205,6 +207,7 @@ async def run(cfg: Any, *, sessions: int, orders: int, rate: float, seconds: flo
             await asyncio.sleep(0.05)
         ack_elapsed = time.perf_counter() - t0
         host = hostcpu.usage(cpu_before, hostcpu.read())
+        cluster_cpu = hostcpu.process_cpu_seconds(procs) - procs_cpu_before
     finally:
         done.set()
         for t in readers:
@@ -237,7 +240,31 @@ async def run(cfg: Any, *, sessions: int, orders: int, rate: float, seconds: flo
         "host_busy_pct": host.busy_pct if host else None,
         "host_steal_pct": host.steal_pct if host else None,
         "host_cpus": host.cpus if host else None,
+        # CPU time (user + system) the cluster's processes used over the load phase, per
+        # acknowledged order: the processes started by the `fixgw up` that runs the nodes
+        # (nodes, venues, broker, dashboard); what a change costs in CPU, whatever the latency
+        "cluster_processes": len(procs),
+        "cluster_cpu_s": round(cluster_cpu, 3),
+        "cluster_cpu_ms_per_order": round(1000 * cluster_cpu / max(1, len(acked)), 4),
     }
+
+
+def _cluster_processes(cfg: Any) -> list[int]:
+    """The node processes (from their status files) and their siblings under one `fixgw up`."""
+    nodes: list[int] = []
+    for name in cfg.nodes:
+        try:
+            pid = json.loads((cfg.node_data_dir(name) / "status.json").read_text()).get("pid")
+        except (OSError, ValueError):
+            continue
+        if isinstance(pid, int) and hostcpu.parent_of(pid) is not None:
+            nodes.append(pid)
+    parents = {hostcpu.parent_of(p) for p in nodes}
+    if len(parents) == 1:
+        (ppid,) = parents
+        if ppid is not None and ppid > 1:
+            return hostcpu.children_of(ppid)
+    return sorted(nodes)
 
 
 async def _count_lost(cfg: Any, cfus: list[Any], clients: list[Any], owner: dict[bytes, tuple[str, str]],
@@ -302,4 +329,6 @@ def main(args: argparse.Namespace) -> int:
         if res["host_busy_pct"] is not None:
             print(f"machine during the load: {res['host_cpus']} CPUs, {res['host_busy_pct']:.0f}% busy, "
                   f"{res['host_steal_pct']:.0f}% stolen by the hypervisor")
+        print(f"cluster CPU: {res['cluster_cpu_s']:.2f} s in {res['cluster_processes']} processes, "
+              f"{res['cluster_cpu_ms_per_order']:.3f} ms per acknowledged order")
     return 0 if res["lost"] == 0 else 1
