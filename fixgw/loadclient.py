@@ -64,21 +64,25 @@ def tag_value(raw: bytes, tag: bytes) -> bytes | None:
     return raw[i:raw.find(b"\x01", i)]
 
 
-def _pct(sorted_values: list[float], q: float) -> float:
+def percentile(sorted_values: list[float], q: float) -> float:
+    """The ``q`` quantile (0..1) of sorted values, nearest rank; 0.0 for none."""
     if not sorted_values:
         return 0.0
     i = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
     return sorted_values[i]
 
 
-class _Client:
+class RawSession:
+    """The sending side of a FIX session as bytes: header fields and the next MsgSeqNum, no
+    state machine (the load clients answer what little they must themselves)."""
+
     def __init__(self, begin: str, sender: str, target: str) -> None:
         self.begin = begin.encode()
         self.sender = sender.encode()
         self.target = target.encode()
         self.seq = 1
 
-    def _msg(self, mt: bytes, body: list[tuple[int, bytes]], now: float) -> bytes:
+    def message(self, mt: bytes, body: list[tuple[int, bytes]], now: float) -> bytes:
         header = [(35, mt), (49, self.sender), (56, self.target), (34, b"%d" % self.seq), (52, utc_timestamp(now))]
         self.seq += 1
         return encode(self.begin, header, body)
@@ -91,7 +95,7 @@ class _Load(asyncio.Protocol):
     ClOrdID; as many new orders as answers go out in ONE write per read.
     """
 
-    def __init__(self, c: _Client, orders: int, inflight: int, heartbeat: int) -> None:
+    def __init__(self, c: RawSession, orders: int, inflight: int, heartbeat: int) -> None:
         self.c = c
         self.orders = orders
         self.inflight = inflight
@@ -109,7 +113,7 @@ class _Load(asyncio.Protocol):
         self.t0 = time.perf_counter()
         self.elapsed = 0.0
         # the NewOrderSingle with its variable parts as %-formats: MsgSeqNum, SendingTime,
-        # ClOrdID's number, TransactTime (the same bytes as _Client._msg would encode)
+        # ClOrdID's number, TransactTime (the same bytes as RawSession.message would encode)
         self._head = b"8=" + c.begin + b"\x019="
         self._nos = (
             b"35=D\x0149=" + c.sender.replace(b"%", b"%%") + b"\x0156=" + c.target.replace(b"%", b"%%")
@@ -123,7 +127,7 @@ class _Load(asyncio.Protocol):
         sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.transport.write(self.c._msg(b"A", [(98, b"0"), (108, b"%d" % self.heartbeat), (141, b"Y")],
+        self.transport.write(self.c.message(b"A", [(98, b"0"), (108, b"%d" % self.heartbeat), (141, b"Y")],
                                     time.time()))
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -199,7 +203,7 @@ class _Load(asyncio.Protocol):
             item = Message.from_wire(raw)  # type: ignore[arg-type]
             if mt == b"1":
                 assert self.transport is not None
-                self.transport.write(self.c._msg(b"0", [(112, item.get(112) or b"")], time.time()))
+                self.transport.write(self.c.message(b"0", [(112, item.get(112) or b"")], time.time()))
             elif mt == b"3" or mt == b"j":
                 cid = self.seq_to_id.get(item.get(45) or b"")
                 if cid is not None and sent_at.pop(cid, None) is not None:
@@ -238,7 +242,7 @@ async def run_bench(
     if orders < 1 or inflight < 1:
         raise ValueError("orders and inflight must be >= 1")
     loop = asyncio.get_running_loop()
-    c = _Client(begin, sender, target)
+    c = RawSession(begin, sender, target)
     transport, load = await asyncio.wait_for(
         loop.create_connection(lambda: _Load(c, orders, inflight, heartbeat), host, port), 10
     )
@@ -252,7 +256,7 @@ async def run_bench(
         elapsed = load.elapsed
         errors = load.errors + len(load.sent_at)  # never answered
         if not transport.is_closing():  # the acceptor may already have closed
-            transport.write(c._msg(b"5", [], time.time()))
+            transport.write(c.message(b"5", [], time.time()))
     finally:
         transport.close()
     latencies = sorted(load.latencies)
@@ -262,9 +266,9 @@ async def run_bench(
         errors=errors,
         seconds=elapsed,
         orders_per_s=len(latencies) / elapsed if elapsed > 0 else 0.0,
-        p50_us=_pct(latencies, 0.50),
-        p99_us=_pct(latencies, 0.99),
-        p999_us=_pct(latencies, 0.999),
+        p50_us=percentile(latencies, 0.50),
+        p99_us=percentile(latencies, 0.99),
+        p999_us=percentile(latencies, 0.999),
     )
 
 

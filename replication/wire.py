@@ -8,6 +8,14 @@ Topics (``<cluster>`` and node ids are single topic levels)::
     fixgw/<cluster>/req/<node>             requests to <node> to resend a range of its records
     fixgw/<cluster>/resend/<node>          records resent to <node> on its request
 
+and two kinds the roles built on a node use for their own messages (``utilities/``; the
+replication node hands them over untouched)::
+
+    fixgw/<cluster>/alive/<role>/<node>    a node's heartbeat (QoS 0, not retained)
+    fixgw/<cluster>/cmd/<node>             commands to <node> (customer -> street routing, QoS 1)
+
+Every topic name is built here and nowhere else, so the layout can be read in one place.
+
 Payloads are msgpack arrays that start with the wire version and a kind letter:
 
     [1, "B", origin, origin_role, [record bytes, ...]]        a batch of one origin's records
@@ -30,6 +38,8 @@ from replication.errors import RecordDecodeError
 from replication.record import Record, Role
 
 WIRE_VERSION = 1
+HEARTBEAT_KIND = "alive"
+COMMAND_KIND = "cmd"
 _ROLES = {r.value: r for r in Role}
 
 
@@ -63,6 +73,24 @@ class Topics:
 
     def resends(self, node: str) -> str:
         return f"fixgw/{self.cluster}/resend/{node}"
+
+    def heartbeat(self, role: str, node: str) -> str:
+        return f"fixgw/{self.cluster}/{HEARTBEAT_KIND}/{role}/{node}"
+
+    def heartbeats(self) -> str:
+        """Every node's heartbeat (a subscription filter)."""
+        return f"fixgw/{self.cluster}/{HEARTBEAT_KIND}/#"
+
+    def commands(self, node: str) -> str:
+        return f"fixgw/{self.cluster}/{COMMAND_KIND}/{node}"
+
+    def kind_of(self, topic: str) -> str:
+        """The kind level of a topic of this cluster (``rec``, ``alive``, ``cmd``, ...); "" for
+        a topic outside the cluster."""
+        prefix = self.prefix
+        if not topic.startswith(prefix):
+            return ""
+        return topic[len(prefix):].split("/", 1)[0]
 
 
 @dataclass(frozen=True, slots=True)

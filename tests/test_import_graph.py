@@ -62,12 +62,6 @@ KNOWN_CYCLES: frozenset[frozenset[str]] = frozenset({
 
 # (importing module, "imported.module._name"): another module's private name used.
 KNOWN_PRIVATE: frozenset[tuple[str, str]] = frozenset({
-    # issue 17 item 2 (branch h2): the CLI modules import private names from each other
-    ("fixgw.cli.e2e_bench", "fixgw.cli.up._load"),
-    ("fixgw.cli.firm", "fixgw.cli.up._load"),
-    ("fixgw.cli.order", "fixgw.cli.up._load"),
-    ("fixgw.cli.e2e_bench", "fixgw.loadclient._Client"),
-    ("fixgw.cli.e2e_bench", "fixgw.loadclient._pct"),
     # issue 17 item 3 (branch h1): engine/session and dictionary/plans share private names
     ("fixgw.engine", "fixgw.session._noop_hook"),
     ("fixgw.plans", "fixgw.message._DATA_LENGTH_TAGS"),
@@ -270,7 +264,7 @@ def test_every_package_is_parsed() -> None:
     for pkg in PACKAGES:
         assert pkg in GRAPH.modules, pkg
     assert len(GRAPH.modules) > 60
-    assert "fixgw.cli.node" in GRAPH.modules
+    assert "utilities.node_process" in GRAPH.modules
 
 
 def test_packages_import_only_what_their_layer_allows() -> None:

@@ -63,6 +63,7 @@ from zoneinfo import ZoneInfo
 
 from replication.hlc import Hlc
 from replication.record import Record, RecordType, Scalar
+from utilities.errors import InvalidValue, WrongType
 from utilities.status import Fill, OrderStatus, fold_all
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -134,11 +135,11 @@ class Trade:
 
     def __post_init__(self) -> None:
         if not self.ref or not self.account or not self.symbol:
-            raise ValueError(f"Trade needs ref, account and symbol, got {self.ref!r} {self.account!r} {self.symbol!r}")
+            raise InvalidValue(f"Trade needs ref, account and symbol, got {self.ref!r} {self.account!r} {self.symbol!r}")
         if self.side not in BUY_SIDES | SELL_SIDES:
-            raise ValueError(f"Trade.side must be a buy or sell FIX Side, got {self.side!r}")
+            raise InvalidValue(f"Trade.side must be a buy or sell FIX Side, got {self.side!r}")
         if not isinstance(self.qty, Decimal) or self.qty <= 0:
-            raise ValueError(f"Trade.qty must be a Decimal > 0, got {self.qty!r}")
+            raise InvalidValue(f"Trade.qty must be a Decimal > 0, got {self.qty!r}")
 
     @property
     def is_buy(self) -> bool:
@@ -219,12 +220,12 @@ def account_record(*, origin: str, seq: int, hlc: Hlc, account: str, cash: Decim
                    txn: str = "") -> Record:
     """The ACCOUNT record the firm writes to open (or correct) an account's opening balances."""
     if not account:
-        raise ValueError("account_record needs a non-empty account")
+        raise InvalidValue("account_record needs a non-empty account")
     body: dict[str, Scalar] = dict(extra or {})
     body[CASH_KEY] = cash
     for sym, qty in sorted(positions.items()):
         if not sym:
-            raise ValueError(f"account_record {account!r}: empty symbol in positions")
+            raise InvalidValue(f"account_record {account!r}: empty symbol in positions")
         body[POSITION_PREFIX + sym] = qty
     return Record(origin=origin, seq=seq, txn=txn or f"account:{account}", type=RecordType.ACCOUNT,
                   status="open", hlc=hlc, account=account, extra=body)
@@ -234,36 +235,36 @@ def _as_decimal(v: Scalar) -> Decimal:
     # ValueError for every bad value: a wrong type in a replicated record is bad data, and the
     # caller turns ValueError into an anomaly rather than a crash
     if isinstance(v, bool):
-        raise ValueError(f"expected a decimal number, got {v!r}")  # noqa: TRY004
+        raise InvalidValue(f"expected a decimal number, got {v!r}")
     if isinstance(v, Decimal):
         d = v
     elif isinstance(v, int | str):
         try:
             d = Decimal(v)
         except InvalidOperation:
-            raise ValueError(f"expected a decimal number, got {v!r}") from None
+            raise InvalidValue(f"expected a decimal number, got {v!r}") from None
     else:
-        raise ValueError(f"expected a decimal number, got {v!r}")  # noqa: TRY004
+        raise InvalidValue(f"expected a decimal number, got {v!r}")
     if not d.is_finite():
-        raise ValueError(f"expected a finite decimal number, got {v!r}")
+        raise InvalidValue(f"expected a finite decimal number, got {v!r}")
     return d
 
 
 def account_opening(r: Record) -> AccountOpening:
     """Parse an ACCOUNT record; ValueError names the record and the bad key."""
     if r.type is not RecordType.ACCOUNT or not r.account:
-        raise ValueError(f"record {r.origin}:{r.seq} is not an ACCOUNT record with an account")
+        raise InvalidValue(f"record {r.origin}:{r.seq} is not an ACCOUNT record with an account")
     try:
         cash = _as_decimal(r.extra.get(CASH_KEY, 0))
     except ValueError as e:
-        raise ValueError(f"ACCOUNT record {r.origin}:{r.seq} extra[{CASH_KEY!r}]: {e}") from None
+        raise InvalidValue(f"ACCOUNT record {r.origin}:{r.seq} extra[{CASH_KEY!r}]: {e}") from None
     positions: dict[str, Decimal] = {}
     for k, v in r.extra.items():
         if k.startswith(POSITION_PREFIX) and len(k) > len(POSITION_PREFIX):
             try:
                 positions[k[len(POSITION_PREFIX):]] = _as_decimal(v)
             except ValueError as e:
-                raise ValueError(f"ACCOUNT record {r.origin}:{r.seq} extra[{k!r}]: {e}") from None
+                raise InvalidValue(f"ACCOUNT record {r.origin}:{r.seq} extra[{k!r}]: {e}") from None
     return AccountOpening(account=r.account, cash=cash, positions=dict(sorted(positions.items())))
 
 
@@ -326,7 +327,7 @@ class Books:
         unique: dict[tuple[str, int], Record] = {}
         for r in records:
             if not isinstance(r, Record):
-                raise TypeError(f"Books.from_records takes Record values, got {type(r).__name__}")
+                raise WrongType(f"Books.from_records takes Record values, got {type(r).__name__}")
             prev = unique.get((r.origin, r.seq))
             if prev is None or repr(r) < repr(prev):
                 unique[(r.origin, r.seq)] = r

@@ -13,13 +13,15 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from utilities.errors import UtilitiesError
+
 ROLES = ("customer", "street", "firm")
 VENUE_KINDS = ("exchange", "fund")
 BROKER_KINDS = ("auto", "mosquitto", "amqtt", "external")
 BEGIN_STRINGS = ("FIX.4.2", "FIX.4.4")
 
 
-class ClusterConfigError(ValueError):
+class ClusterConfigError(UtilitiesError, ValueError):
     """A mistake in a cluster config file; the message names file, key and expectation."""
 
 

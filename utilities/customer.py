@@ -14,12 +14,12 @@ either customer utility answers the same.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
-from typing import Any
 
 from fixgw.application import IncorrectTagValue, MessageCracker, RejectLogon, handles
 from fixgw.config import SessionID
@@ -27,12 +27,15 @@ from fixgw.message import Message
 from replication.codec import encode_record
 from replication.histogram import LatencyHistogram
 from replication.record import Record, RecordType
+from replication.wire import Topics
 from utilities import execreports as er
 from utilities.books import new_york_today, trade_date_of
 from utilities.clordids import ClOrdIds
 from utilities.liveness import Liveness
+from utilities.order_request import OrderRequest
+from utilities.record_node import RecordNode
 from utilities.risk import RiskView
-from utilities.routing import Pending, Router, command_topic, encode_commands
+from utilities.routing import Pending, Router, encode_commands
 from utilities.status import OrderStatus, fold
 from utilities.tasks import TaskSet
 from utilities.txn import TxnAllocator, parse_txn
@@ -55,7 +58,7 @@ class CustomerUtility(MessageCracker):
     def __init__(
         self,
         *,
-        node: Any,                                   # replication.node.ReplicationNode
+        node: RecordNode,
         node_name: str,
         comp_id: str,
         cluster: str,
@@ -73,6 +76,7 @@ class CustomerUtility(MessageCracker):
         self.name = node_name
         self.comp_id = comp_id
         self.cluster = cluster
+        self.topics = Topics(cluster)
         self.customers = dict(customers)
         self.passwords = dict(passwords)
         self.symbol_venues = dict(symbol_venues)
@@ -181,11 +185,9 @@ class CustomerUtility(MessageCracker):
         accounts = self.customers.get(client, ())
         account = msg.get_str(1) or (accounts[0] if len(accounts) == 1 else "")
         venue = msg.get_str(100) or self.symbol_venues.get(symbol, "")
-        fields: dict[str, Any] = dict(
-            account=account, symbol=symbol, side=side, order_qty=qty, cash_order_qty=cash_qty,
-            price=price, ord_type=ord_type, tif=tif, cl_ord_id=cl, venue=venue, session=client,
-            extra={"begin": sid.begin_string},
-        )
+        req = OrderRequest(account=account, symbol=symbol, side=side, order_qty=qty, cash_order_qty=cash_qty,
+                           price=price, ord_type=ord_type, tif=tif, cl_ord_id=cl, venue=venue, session=client,
+                           begin=sid.begin_string)
         today = self._trading_day()
         reason = self._refuse(client, account, symbol, side, qty, cash_qty, price, ord_type, venue, cl, today)
         assert self.txns is not None
@@ -193,7 +195,7 @@ class CustomerUtility(MessageCracker):
         if reason is None:
             self.clids.take(client, cl, txn, today)  # before the await: a second order with this ClOrdID is a duplicate
         self.counters["orders"] += 1
-        self._spawn(self._new_order(sid, txn, fields, reason, received))
+        self._spawn(self._new_order(sid, txn, req, reason, received))
 
     def _refuse(self, client: str, account: str, symbol: str, side: str, qty: Decimal | None,
                 cash_qty: Decimal | None, price: Decimal | None, ord_type: str, venue: str,
@@ -217,8 +219,9 @@ class CustomerUtility(MessageCracker):
             return refusal.reason, refusal.text
         return None
 
-    async def _new_order(self, sid: SessionID, txn: str, fields: dict[str, Any], reason: tuple[int, str] | None,
+    async def _new_order(self, sid: SessionID, txn: str, req: OrderRequest, reason: tuple[int, str] | None,
                          received: float) -> None:
+        fields = req.record_fields()
         if reason is not None:
             rec = await self.node.append(type=RecordType.ORDER_REJECTED, txn=txn, status=er.REJECTED,
                                          text=reason[1], **fields)
@@ -274,29 +277,25 @@ class CustomerUtility(MessageCracker):
         if st.pending:
             self._cxl_reject(sid, st, cl, orig, response_to, er.CXL_ALREADY_PENDING, "A cancel or replace is already pending")
             return
-        fields: dict[str, Any] = dict(
-            account=st.account, symbol=st.symbol, side=st.side, order_qty=st.order_qty,
-            cash_order_qty=st.cash_order_qty, price=st.price, ord_type=st.ord_type, tif=st.tif,
-            cl_ord_id=cl, orig_cl_ord_id=orig, venue=st.venue, session=client,
-            extra={"begin": sid.begin_string},
-        )
+        req = OrderRequest(account=st.account, symbol=st.symbol, side=st.side, order_qty=st.order_qty,
+                           cash_order_qty=st.cash_order_qty, price=st.price, ord_type=st.ord_type, tif=st.tif,
+                           cl_ord_id=cl, orig_cl_ord_id=orig, venue=st.venue, session=client,
+                           begin=sid.begin_string)
         if replace:
             new_qty = msg.get_decimal(38)
             new_px = msg.get_decimal(44)
             if new_qty is not None and new_qty <= 0:
                 raise IncorrectTagValue(38, "OrderQty must be positive")
-            if new_qty is not None:
-                fields["order_qty"] = new_qty
-            if new_px is not None:
-                fields["price"] = new_px
-            if msg.get_str(40):
-                fields["ord_type"] = msg.get_str(40)
+            req = dataclasses.replace(req, order_qty=req.order_qty if new_qty is None else new_qty,
+                                      price=req.price if new_px is None else new_px,
+                                      ord_type=msg.get_str(40) or req.ord_type)
         self.clids.take(client, cl, txn, today)
-        self._spawn(self._request(sid, txn, st, fields, replace))
+        self._spawn(self._request(sid, txn, st, req, replace))
 
-    async def _request(self, sid: SessionID, txn: str, st: OrderStatus, fields: dict[str, Any], replace: bool) -> None:
+    async def _request(self, sid: SessionID, txn: str, st: OrderStatus, req: OrderRequest, replace: bool) -> None:
         rtype = RecordType.REPLACE_REQUEST if replace else RecordType.CANCEL_REQUEST
         pending = er.PENDING_REPLACE if replace else er.PENDING_CANCEL
+        fields = req.record_fields()
         rec = await self.node.append(type=rtype, txn=txn, status=pending, **fields)
         view = _view_of_status(st, pending, cl_ord_id=rec.cl_ord_id, orig=rec.orig_cl_ord_id)
         self._send(sid, er.execution_report(sid.begin_string, view, exec_id=self._exec_id(), exec_type=pending))
@@ -423,9 +422,17 @@ class CustomerUtility(MessageCracker):
         reach = self._reach
         ok = reach.get((street, venue))
         if ok is None:
-            hb = self.liveness.heartbeat(street)
-            ok = reach[(street, venue)] = self.liveness.alive(street) and hb is not None and venue in hb.venues
+            ok = reach[(street, venue)] = self._reaches(street, venue)
         return ok
+
+    def _reaches(self, street: str, venue: str) -> bool:
+        hb = self.liveness.heartbeat(street)
+        return self.liveness.alive(street) and hb is not None and venue in hb.venues
+
+    def can_route(self, venue: str) -> bool:
+        """Whether a live street utility reaches ``venue`` now (asked afresh, not from the
+        routing pass's answers): a node starting up waits for this for every venue."""
+        return any(self._reaches(s, venue) for s in self.streets)
 
     def _route_due(self, only: list[str] | None = None) -> None:
         # one routing pass asks the liveness of each (street, venue) once, not once per command
@@ -447,8 +454,8 @@ class CustomerUtility(MessageCracker):
 
     async def _publish_commands(self, street: str, records: list[bytes]) -> None:
         try:
-            await self.publish(command_topic(self.cluster, street), encode_commands(records))
-        except Exception as exc:   # broker away: the router repeats them
+            await self.publish(self.topics.commands(street), encode_commands(records))
+        except Exception as exc:  # noqa: BLE001 - the broker away (any MQTT error): the router repeats them
             log.debug("%s: %d command(s) for %s not sent: %s", self.name, len(records), street, exc)
 
     async def run_router(self, interval: float = 0.2) -> None:

@@ -30,6 +30,7 @@ from utilities.books import (
     settlements_due,
     trade_date_of,
 )
+from utilities.record_node import RecordNode
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ class FirmNode:
     def __init__(
         self,
         *,
-        node: Any,                                   # replication.node.ReplicationNode
+        node: RecordNode,
         node_name: str,
         accounts: Mapping[str, Any],                 # account id -> utilities.cluster_config.AccountConfig
         eod_dir: Path,

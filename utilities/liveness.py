@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import msgpack
 
+from utilities.errors import MalformedMessage
+
 HEARTBEAT_VERSION = 1
 
 
@@ -35,16 +37,16 @@ class Heartbeat:
         try:
             v = msgpack.unpackb(data)
             if not isinstance(v, list) or len(v) < 6 or v[0] != HEARTBEAT_VERSION:
-                raise ValueError("not a heartbeat")
+                raise MalformedMessage("not a heartbeat")
             node, role, state, venues, pid = v[1], v[2], v[3], v[4], v[5]
             if not all(isinstance(x, str) for x in (node, role, state)) or not isinstance(venues, list):
-                raise ValueError("bad heartbeat fields")
+                raise MalformedMessage("bad heartbeat fields")
             instance = v[6] if len(v) > 6 and isinstance(v[6], str) else ""  # absent before it existed
             return Heartbeat(node, role, state, tuple(str(x) for x in venues), int(pid), instance)
-        except ValueError:
+        except MalformedMessage:
             raise
-        except Exception as exc:
-            raise ValueError(f"malformed heartbeat: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - msgpack and the fields raise many types; all mean malformed
+            raise MalformedMessage(f"malformed heartbeat: {exc}") from None
 
 
 def another_run_of(hb: Heartbeat, node: str, instance: str) -> bool:

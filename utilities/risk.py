@@ -11,11 +11,15 @@ only guards against records that arrive late or twice: an order's ORDER record a
 cancel, the same venue fill recorded by two street utilities around a takeover. Those come
 within minutes, so :meth:`RiskView.forget_before` drops them once their trading day is well
 past, and the view stays the size of the open orders plus a day or two of activity.
+
+A check of an order is a list of small functions (:data:`CHECKS`), each saying why it
+refuses the order or None: a new rule is one more function, testable on its own.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
@@ -197,39 +201,98 @@ class RiskView:
         self, *, account: str, symbol: str, side: str, qty: Decimal | None, cash_qty: Decimal | None,
         price: Decimal | None,
     ) -> RiskRefusal | None:
-        a = self.accounts.get(account)
-        if a is None:
-            return RiskRefusal(0, f"Unknown account {account}")
-        if not a.active:
-            return RiskRefusal(0, f"Account {account} is not active")
+        """The first refusal of :data:`CHECKS` for this order, or None when it may go."""
         ref = price if price is not None else self.last_px.get(symbol)
-        if qty is not None:
-            if qty <= 0:
-                return RiskRefusal(0, "OrderQty must be positive")
-            if a.max_order_qty is not None and qty > a.max_order_qty:
-                return RiskRefusal(3, f"OrderQty {qty} exceeds the account's maximum {a.max_order_qty}")
-        elif cash_qty is None or cash_qty <= 0:
-            return RiskRefusal(0, "OrderQty or CashOrderQty must be positive")
         notional = cash_qty if qty is None else (qty * ref if ref is not None else None)
-        if notional is not None and a.max_notional is not None and notional > a.max_notional:
-            return RiskRefusal(3, f"Notional {notional} exceeds the account's maximum {a.max_notional}")
-        if side == BUY:
-            if notional is None:
-                return RiskRefusal(0, f"No reference price for {symbol} to check buying power")
-            bp = self.buying_power(account)
-            if notional > bp:
-                return RiskRefusal(3, f"Insufficient buying power: need {notional}, have {bp}")
-        elif side in SELL_SIDES:
-            if qty is None:
-                # a sell by amount: check the shares it would take at the reference price
-                if ref is None or ref <= 0:
-                    return RiskRefusal(0, f"No reference price for {symbol} to check the position")
-                need = (cash_qty or Decimal(0)) / ref
-            else:
-                need = qty
-            have = self.sellable(account, symbol)
-            if need > have:
-                return RiskRefusal(3, f"Insufficient position in {symbol}: need {need}, have {have}")
-        else:
-            return RiskRefusal(0, f"Unsupported Side {side}")
+        order = RiskOrder(account, symbol, side, qty, cash_qty, ref, notional)
+        for check in CHECKS:
+            refusal = check(self, order)
+            if refusal is not None:
+                return refusal
         return None
+
+
+@dataclass(frozen=True, slots=True)
+class RiskOrder:
+    """An order under check, with what the checks derive from it once."""
+
+    account: str
+    symbol: str
+    side: str
+    qty: Decimal | None        # OrderQty, or None for an order by amount
+    cash_qty: Decimal | None   # CashOrderQty
+    ref: Decimal | None        # the order's price, else the last known price of the symbol
+    notional: Decimal | None   # the amount (by amount), or qty x ref; None without a ref
+
+
+# Each check returns the reason it refuses the order, or None. They run in the order of
+# CHECKS and the first refusal wins: the ones after known_account may take the account as there.
+
+def known_account(view: RiskView, o: RiskOrder) -> RiskRefusal | None:
+    return None if o.account in view.accounts else RiskRefusal(0, f"Unknown account {o.account}")
+
+
+def active_account(view: RiskView, o: RiskOrder) -> RiskRefusal | None:
+    return None if view.accounts[o.account].active else RiskRefusal(0, f"Account {o.account} is not active")
+
+
+def positive_quantity(view: RiskView, o: RiskOrder) -> RiskRefusal | None:
+    if o.qty is not None:
+        return RiskRefusal(0, "OrderQty must be positive") if o.qty <= 0 else None
+    if o.cash_qty is None or o.cash_qty <= 0:
+        return RiskRefusal(0, "OrderQty or CashOrderQty must be positive")
+    return None
+
+
+def within_max_order_qty(view: RiskView, o: RiskOrder) -> RiskRefusal | None:
+    limit = view.accounts[o.account].max_order_qty
+    if o.qty is not None and limit is not None and o.qty > limit:
+        return RiskRefusal(3, f"OrderQty {o.qty} exceeds the account's maximum {limit}")
+    return None
+
+
+def within_max_notional(view: RiskView, o: RiskOrder) -> RiskRefusal | None:
+    limit = view.accounts[o.account].max_notional
+    if o.notional is not None and limit is not None and o.notional > limit:
+        return RiskRefusal(3, f"Notional {o.notional} exceeds the account's maximum {limit}")
+    return None
+
+
+def buying_power(view: RiskView, o: RiskOrder) -> RiskRefusal | None:
+    if o.side != BUY:
+        return None
+    if o.notional is None:
+        return RiskRefusal(0, f"No reference price for {o.symbol} to check buying power")
+    bp = view.buying_power(o.account)
+    if o.notional > bp:
+        return RiskRefusal(3, f"Insufficient buying power: need {o.notional}, have {bp}")
+    return None
+
+
+def position(view: RiskView, o: RiskOrder) -> RiskRefusal | None:
+    if o.side not in SELL_SIDES:
+        return None
+    if o.qty is None:
+        # a sell by amount: check the shares it would take at the reference price
+        if o.ref is None or o.ref <= 0:
+            return RiskRefusal(0, f"No reference price for {o.symbol} to check the position")
+        need = (o.cash_qty or Decimal(0)) / o.ref
+    else:
+        need = o.qty
+    have = view.sellable(o.account, o.symbol)
+    if need > have:
+        return RiskRefusal(3, f"Insufficient position in {o.symbol}: need {need}, have {have}")
+    return None
+
+
+def known_side(view: RiskView, o: RiskOrder) -> RiskRefusal | None:
+    if o.side == BUY or o.side in SELL_SIDES:
+        return None
+    return RiskRefusal(0, f"Unsupported Side {o.side}")
+
+
+RiskCheck = Callable[[RiskView, RiskOrder], RiskRefusal | None]
+CHECKS: tuple[RiskCheck, ...] = (
+    known_account, active_account, positive_quantity, within_max_order_qty, within_max_notional,
+    buying_power, position, known_side,
+)

@@ -1,7 +1,9 @@
 """Customer -> street routing: at least once, idempotent on the transaction number.
 
 A customer utility hands an order (or a cancel/replace request) to a street utility by
-publishing the customer record itself on ``fixgw/<cluster>/cmd/<street>``. Street utilities
+publishing the customer record itself on ``fixgw/<cluster>/cmd/<street>``
+(``replication.wire.Topics.commands``; ``utilities.node_process`` hands what a street's node
+receives there to :meth:`StreetUtility.on_command`). Street utilities
 do not hold customer records (the replication matrix), so the command carries everything.
 The customer utility repeats a command until a street record answers it (SENT for an order,
 CANCEL_SENT / REPLACE_SENT for requests, or anything final), moving to another live street
@@ -18,6 +20,7 @@ from dataclasses import dataclass, field
 import msgpack
 
 from replication.record import Record, RecordType
+from utilities.errors import MalformedMessage
 
 COMMANDS_VERSION = 1
 
@@ -32,24 +35,20 @@ ANSWERS: dict[RecordType, frozenset[RecordType]] = {
 FINAL = frozenset({RecordType.CANCELED, RecordType.EXPIRED, RecordType.VENUE_REJECT})
 
 
-def command_topic(cluster: str, street: str) -> str:
-    return f"fixgw/{cluster}/cmd/{street}"
-
-
 def encode_commands(records: list[bytes]) -> bytes:
     """Several encoded customer records in one MQTT message (one publish per street per turn)."""
     return bytes(msgpack.packb([COMMANDS_VERSION, records]))
 
 
 def decode_commands(payload: bytes) -> list[bytes]:
-    """The encoded records of a command message; ValueError when it is not one."""
+    """The encoded records of a command message; MalformedMessage (a ValueError) when it is not one."""
     try:
         v = msgpack.unpackb(payload)
-    except Exception as exc:
-        raise ValueError(f"not a command message: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - msgpack raises many types; all mean malformed
+        raise MalformedMessage(f"not a command message: {exc}") from None
     if not isinstance(v, list) or len(v) != 2 or v[0] != COMMANDS_VERSION or not isinstance(v[1], list) \
             or not all(isinstance(x, bytes) for x in v[1]):
-        raise ValueError("not a command message (expected [1, [record bytes...]])")
+        raise MalformedMessage("not a command message (expected [1, [record bytes...]])")
     return list(v[1])
 
 

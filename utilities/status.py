@@ -95,6 +95,7 @@ from decimal import Decimal
 
 from replication.hlc import Hlc
 from replication.record import Record, RecordKey, RecordType
+from utilities.errors import InvalidValue, WrongType
 
 # FIX OrdStatus (39) values this fold produces.
 PENDING_NEW = "A"
@@ -193,11 +194,11 @@ class Fill:
 
     def __post_init__(self) -> None:
         if not self.key:
-            raise ValueError("Fill.key must be non-empty")
+            raise InvalidValue("Fill.key must be non-empty")
         if not isinstance(self.qty, Decimal) or self.qty < 0:
-            raise ValueError(f"Fill.qty must be a Decimal >= 0, got {self.qty!r}")
+            raise InvalidValue(f"Fill.qty must be a Decimal >= 0, got {self.qty!r}")
         if self.px is not None and not isinstance(self.px, Decimal):
-            raise ValueError(f"Fill.px must be a Decimal or None, got {self.px!r}")
+            raise InvalidValue(f"Fill.px must be a Decimal or None, got {self.px!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +215,7 @@ class PendingRequest:
 
     def __post_init__(self) -> None:
         if self.kind not in (CANCEL, REPLACE):
-            raise ValueError(f"PendingRequest.kind must be 'cancel' or 'replace', got {self.kind!r}")
+            raise InvalidValue(f"PendingRequest.kind must be 'cancel' or 'replace', got {self.kind!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,13 +254,13 @@ class OrderStatus:
 
     def __post_init__(self) -> None:
         if self.ord_status not in ORD_STATUSES:
-            raise ValueError(f"OrderStatus.ord_status {self.ord_status!r} is not one of {sorted(ORD_STATUSES)}")
+            raise InvalidValue(f"OrderStatus.ord_status {self.ord_status!r} is not one of {sorted(ORD_STATUSES)}")
         for name in ("cum_qty", "leaves_qty", "avg_px", "last_qty", "last_px"):
             v = getattr(self, name)
             if not isinstance(v, Decimal) or v < 0:
-                raise ValueError(f"OrderStatus.{name} must be a Decimal >= 0, got {v!r}")
+                raise InvalidValue(f"OrderStatus.{name} must be a Decimal >= 0, got {v!r}")
         if (self.terminal_hlc is None) == (self.ord_status in TERMINAL_STATUSES):
-            raise ValueError("OrderStatus.terminal_hlc must be set exactly when the status is terminal")
+            raise InvalidValue("OrderStatus.terminal_hlc must be set exactly when the status is terminal")
 
     @property
     def is_terminal(self) -> bool:
@@ -374,7 +375,7 @@ def fold(records: Iterable[Record]) -> OrderStatus | None:
     txns: set[str] = set()
     for r in records:
         if not isinstance(r, Record):
-            raise TypeError(f"fold() takes Record values, got {type(r).__name__}")
+            raise WrongType(f"fold() takes Record values, got {type(r).__name__}")
         if r.type not in ORDER_FLOW_TYPES:
             continue
         txns.add(r.txn)
@@ -386,7 +387,7 @@ def fold(records: Iterable[Record]) -> OrderStatus | None:
     if not by_key:
         return None
     if len(txns) > 1:
-        raise ValueError(f"fold() got records of several orders: txns {sorted(txns)}")
+        raise InvalidValue(f"fold() got records of several orders: txns {sorted(txns)}")
     txn = txns.pop()
     recs = sorted(by_key.values(), key=_order_key)
     return _fold_sorted(txn, recs)

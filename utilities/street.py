@@ -29,6 +29,7 @@ from replication.errors import RecordDecodeError
 from replication.record import Record, RecordType
 from utilities.execreports import fmt
 from utilities.liveness import Liveness
+from utilities.record_node import RecordNode
 from utilities.routing import decode_commands
 from utilities.status import fold
 from utilities.tasks import TaskSet
@@ -106,7 +107,7 @@ class StreetUtility(MessageCracker):
     def __init__(
         self,
         *,
-        node: Any,                                   # replication.node.ReplicationNode
+        node: RecordNode,
         node_name: str,
         venues: Mapping[str, SessionID],             # venue name -> our FIX session to it
         peers: tuple[str, ...],                      # the other street utilities

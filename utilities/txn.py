@@ -27,6 +27,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
+from utilities.errors import InvalidValue, WrongType
+
 
 @dataclass(frozen=True, slots=True)
 class TxnId:
@@ -39,9 +41,9 @@ class TxnId:
     def __post_init__(self) -> None:
         _check_node_id(self.node_id)
         if not isinstance(self.epoch, int) or isinstance(self.epoch, bool) or self.epoch < 0:
-            raise ValueError(f"TxnId.epoch must be an int >= 0, got {self.epoch!r}")
+            raise InvalidValue(f"TxnId.epoch must be an int >= 0, got {self.epoch!r}")
         if not isinstance(self.counter, int) or isinstance(self.counter, bool) or self.counter < 1:
-            raise ValueError(f"TxnId.counter must be an int >= 1, got {self.counter!r}")
+            raise InvalidValue(f"TxnId.counter must be an int >= 1, got {self.counter!r}")
 
     def __str__(self) -> str:
         return f"{self.node_id}-{self.epoch}.{self.counter}"
@@ -49,10 +51,10 @@ class TxnId:
 
 def _check_node_id(node_id: str) -> None:
     if not isinstance(node_id, str) or not node_id:
-        raise ValueError(f"txn node id must be a non-empty str, got {node_id!r}")
+        raise InvalidValue(f"txn node id must be a non-empty str, got {node_id!r}")
     # '/' would break MQTT topics and record origins; whitespace/SOH would break FIX fields
     if "/" in node_id or any(c.isspace() or ord(c) < 32 for c in node_id):
-        raise ValueError(f"txn node id must not contain '/', whitespace or control characters: {node_id!r}")
+        raise InvalidValue(f"txn node id must not contain '/', whitespace or control characters: {node_id!r}")
 
 
 def txn_for(node_id: str, epoch: int, counter: int) -> str:
@@ -66,12 +68,12 @@ def parse_txn(txn: str) -> TxnId:
     The node id may itself contain '-': the split is on the LAST '-'.
     """
     if not isinstance(txn, str):
-        raise TypeError(f"a txn must be a str, got {txn!r}")
+        raise WrongType(f"a txn must be a str, got {txn!r}")
     node_id, dash, numbers = txn.rpartition("-")
     epoch_s, dot, counter_s = numbers.partition(".")
     if not dash or not node_id or not dot or not epoch_s.isdigit() or not counter_s.isdigit() \
             or not epoch_s.isascii() or not counter_s.isascii():
-        raise ValueError(f"not a txn of the form '<node_id>-<epoch>.<counter>': {txn!r}")
+        raise InvalidValue(f"not a txn of the form '<node_id>-<epoch>.<counter>': {txn!r}")
     return TxnId(node_id, int(epoch_s), int(counter_s))
 
 
@@ -86,7 +88,7 @@ class TxnAllocator:
     def __init__(self, node_id: str, epoch: int) -> None:
         _check_node_id(node_id)
         if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
-            raise ValueError(f"TxnAllocator epoch must be an int >= 0 (the log's high-water seq), got {epoch!r}")
+            raise InvalidValue(f"TxnAllocator epoch must be an int >= 0 (the log's high-water seq), got {epoch!r}")
         self._node_id = node_id
         self._epoch = epoch
         self._counter = 0

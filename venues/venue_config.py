@@ -204,6 +204,19 @@ class VenueConfig:
     exchange: ExchangeConfig = field(default_factory=ExchangeConfig)
     fund_company: FundCompanyConfig = field(default_factory=FundCompanyConfig)
 
+    def listing(self, kind: str) -> dict[str, Decimal]:
+        """What a venue of ``kind`` ("exchange" or "fund") lists: symbol -> reference price
+        (an exchange symbol's reference price, a fund's starting NAV). The brokerage routes
+        orders by these symbols and checks limits against these prices."""
+        out: dict[str, Decimal] = {}
+        if kind == "exchange":
+            for s in self.exchange.symbols:
+                out.setdefault(s.symbol, s.reference_price)
+        else:
+            for f in self.fund_company.funds:
+                out.setdefault(f.symbol, f.nav)
+        return out
+
 
 DEFAULT_VENUE_CONFIG = VenueConfig()
 

@@ -22,7 +22,7 @@ TARGETS = {
     "matching": "venues.bench:main",
     "disk": "replication.diskbench:main",
     "fix": "fixgw.loadclient:main",
-    "e2e": "fixgw.cli.e2e_bench:main",
+    "e2e": "fixgw.cli.bench:run_e2e",
 }
 
 
@@ -58,3 +58,36 @@ def run(args: argparse.Namespace) -> int:
     module_name, func_name = TARGETS[target].split(":")
     func = getattr(importlib.import_module(module_name), func_name)
     return int(func(args) or 0)
+
+
+def run_e2e(args: argparse.Namespace) -> int:
+    """``fixgw bench --config F``: utilities.bench against a running ``fixgw up``."""
+    import json
+
+    from fixgw.cli.cluster import load_config, venue_catalogue
+    from utilities.bench import BenchError
+    from utilities.bench import run as run_bench
+
+    cfg = load_config(args.config)
+    prices = venue_catalogue(cfg).prices
+    rate = 3000.0 if args.rate is None else args.rate
+    try:
+        res = eventloop.run(run_bench(cfg, prices, sessions=args.sessions or 4, orders=args.orders or 20000,
+                                      rate=rate, seconds=args.seconds or 60.0))
+    except BenchError as exc:
+        raise CliError(str(exc)) from None
+    except (OSError, ConnectionError, TimeoutError) as exc:
+        raise CliError(f"cannot bench the cluster of {cfg.source} (is 'fixgw up' running?): {exc}") from None
+    if args.json:
+        print(json.dumps(res))
+    else:
+        print(f"{res['acked']} of {res['orders']} orders acknowledged over {res['sessions']} sessions: "
+              f"{res['orders_per_s']:.0f} orders/s (offered {rate:g}/s); ack p50 {res['ack_p50_us']:.0f} us "
+              f"p99 {res['ack_p99_us']:.0f} us; fill p50 {res['fill_p50_us']:.0f} us p99 {res['fill_p99_us']:.0f} us; "
+              f"filled {res['filled']} ({res['filled_per_s']:.0f}/s), rejected {res['rejected']}, lost {res['lost']}")
+        if res["host_busy_pct"] is not None:
+            print(f"machine during the load: {res['host_cpus']} CPUs, {res['host_busy_pct']:.0f}% busy, "
+                  f"{res['host_steal_pct']:.0f}% stolen by the hypervisor")
+        print(f"cluster CPU: {res['cluster_cpu_s']:.2f} s in {res['cluster_processes']} processes, "
+              f"{res['cluster_cpu_ms_per_order']:.3f} ms per acknowledged order")
+    return 0 if res["lost"] == 0 else 1

@@ -18,7 +18,7 @@ from fixgw.cli import CliError
 
 
 def register(sub: Any) -> None:
-    from fixgw.cli.up import DEFAULT_CONFIG
+    from fixgw.cli.cluster import DEFAULT_CONFIG
 
     p = sub.add_parser("dashboard", help="serve the web dashboard of a cluster")
     p.add_argument("--config", default=str(DEFAULT_CONFIG), help="cluster config (default: configs/local.toml)")
@@ -30,14 +30,11 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from fixgw.cli.node import cluster_status
-    from utilities.cluster_config import ClusterConfigError, load_cluster_config
+    from fixgw.cli.cluster import load_config
     from utilities.dashboard import DashboardSource, create_app
+    from utilities.node_status import cluster_status
 
-    try:
-        cfg = load_cluster_config(args.config)
-    except ClusterConfigError as exc:
-        raise CliError(str(exc)) from None
+    cfg = load_config(args.config)
     host = args.host or cfg.dashboard_host
     port = args.port if args.port is not None else cfg.dashboard_port
     if port is None:

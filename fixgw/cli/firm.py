@@ -30,9 +30,9 @@ def register(sub: Any) -> None:
 def _firm_dir(args: argparse.Namespace) -> Path:
     if args.data:
         return Path(args.data)
-    from fixgw.cli.up import DEFAULT_CONFIG, _load
+    from fixgw.cli.cluster import load_config
 
-    cfg = _load(args.config or str(DEFAULT_CONFIG))
+    cfg = load_config(args.config)
     firm = cfg.nodes_with_role("firm")[0]
     return Path(cfg.node_data_dir(firm.name))
 

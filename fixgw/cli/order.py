@@ -63,9 +63,9 @@ def run(args: argparse.Namespace) -> int:
             raise CliError(f"--connect {args.connect!r}: expected HOST:PORT")
         port, target = int(port_s), args.target or "FIXGW"
     else:
-        from fixgw.cli.up import DEFAULT_CONFIG, _load
+        from fixgw.cli.cluster import load_config
 
-        cfg = _load(args.config or str(DEFAULT_CONFIG))
+        cfg = load_config(args.config)
         nodes = cfg.nodes_with_role("customer")
         node = cfg.node(args.node) if args.node else (nodes[0] if nodes else None)
         if node is None or node.role != "customer":

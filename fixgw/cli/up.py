@@ -19,12 +19,10 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 from fixgw.cli import CliError
-
-DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "local.toml"
-STATUS_FILE = "status.json"
+from fixgw.cli.cluster import DEFAULT_CONFIG, load_config
 
 
 def register(sub: Any) -> None:
@@ -44,15 +42,6 @@ def register(sub: Any) -> None:
     s.set_defaults(func=run_status)
 
 
-def _load(path: str) -> Any:
-    from utilities.cluster_config import ClusterConfigError, load_cluster_config
-
-    try:
-        return load_cluster_config(path)
-    except ClusterConfigError as exc:
-        raise CliError(str(exc)) from None
-
-
 @dataclass
 class Child:
     name: str
@@ -65,10 +54,11 @@ class Child:
 def _spawn(name: str, kind: str, argv: list[str], log_dir: Path) -> Child:
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
-    log = open(log_path, "ab")
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    # each child in its own process group: Ctrl-C reaches only us, and we stop them in order
-    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    # the child writes to its own copy of the descriptor: ours is closed once it is started
+    with open(log_path, "ab") as log:
+        # each child in its own process group: Ctrl-C reaches only us, and we stop them in order
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     return Child(name, kind, proc, log_path)
 
 
@@ -88,17 +78,15 @@ def _wait_port(host: str, port: int, child: Child, timeout: float) -> None:
 
 
 def _wait_ready(cfg: Any, child: Child, timeout: float) -> None:
-    path = cfg.node_data_dir(child.name) / STATUS_FILE
+    from utilities.node_status import read_status
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if child.proc.poll() is not None:
             raise CliError(f"{child.name} exited with code {child.proc.returncode}; see {child.log_path}")
-        try:
-            st = json.loads(path.read_text())
-            if st.get("pid") == child.proc.pid and st.get("state") == "ready":
-                return
-        except (OSError, ValueError):
-            pass
+        st = read_status(cfg.node_data_dir(child.name))
+        if st is not None and st.get("pid") == child.proc.pid and st.get("state") == "ready":
+            return
         time.sleep(0.05)
     raise CliError(f"{child.name} did not report ready within {timeout:.0f}s; see {child.log_path}")
 
@@ -148,9 +136,9 @@ def _check_ports_free(cfg: Any) -> None:
 
 
 def run_up(args: argparse.Namespace) -> int:
-    from replication.broker import BrokerError, LocalBroker
+    from replication.broker import BrokerError, Kind, LocalBroker
 
-    cfg = _load(args.config)
+    cfg = load_config(args.config)
     _check_ports_free(cfg)
     if args.fresh and cfg.data_dir.exists():
         import shutil
@@ -172,7 +160,8 @@ def run_up(args: argparse.Namespace) -> int:
     try:
         if cfg.broker.kind != "external":
             try:
-                broker = LocalBroker(cfg.broker.port, host=cfg.broker.host, kind=cfg.broker.kind,
+                kind = cast("Kind", cfg.broker.kind)   # one of BROKER_KINDS but "external": checked on load
+                broker = LocalBroker(cfg.broker.port, host=cfg.broker.host, kind=kind,
                                      data_dir=cfg.data_dir / "broker", persistence=True)
                 broker.start()
             except BrokerError as exc:
@@ -229,16 +218,22 @@ def run_up(args: argparse.Namespace) -> int:
 
 
 def run_node(args: argparse.Namespace) -> int:
-    from fixgw.cli.node import run_node_process
+    from fixgw.cli.cluster import venue_catalogue
+    from utilities.cluster_config import ClusterConfigError
+    from utilities.node_process import run_node_process
 
-    cfg = _load(args.config)
-    return run_node_process(cfg, cfg.node(args.name))
+    cfg = load_config(args.config)
+    try:
+        me = cfg.node(args.name)
+    except ClusterConfigError as exc:
+        raise CliError(str(exc)) from None
+    return run_node_process(cfg, me, venue_catalogue(cfg))
 
 
 def run_status(args: argparse.Namespace) -> int:
-    from fixgw.cli.node import cluster_status
+    from utilities.node_status import cluster_status
 
-    cfg = _load(args.config)
+    cfg = load_config(args.config)
     report = cluster_status(cfg)
     if args.json:
         print(json.dumps(report, indent=None, sort_keys=True))

@@ -1,4 +1,4 @@
-"""``fixgw bench --config F``: end-to-end load against a running ``fixgw up``.
+"""The end-to-end bench of the brokerage (``fixgw bench --config F``), against a running ``fixgw up``.
 
 Several FIX sessions (the config's customers whose CompID starts with ``BENCH``) spread
 over the customer utilities send marketable limit orders (buys and sells that cross each
@@ -7,25 +7,35 @@ latency (NewOrderSingle out -> ExecutionReport PendingNew in) and the fill laten
 first fill), then asks EVERY customer utility for the status of every order
 (OrderStatusRequest) and counts as lost any order that one of them does not know, or that
 shows neither a resting nor a terminal status.
+
+It lives with the utilities it measures, next to ``replication/bench.py`` and
+``venues/bench.py``; the CLI loads the config and the venues' reference prices (the limit
+prices are set from them) and prints the result.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import socket
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from fixgw import eventloop, hostcpu
-from fixgw.cli import CliError
+from fixgw import hostcpu
 from fixgw.framing import Framer, Garbled
-from fixgw.loadclient import _Client, _pct, tag_value
+from fixgw.loadclient import RawSession, percentile, tag_value
 from fixgw.message import Message, parse_fields
 from fixgw.session import utc_timestamp
+from utilities.cluster_config import ClusterConfig, CustomerConfig, NodeConfig
+from utilities.errors import UtilitiesError
+from utilities.node_status import read_status
+
+
+class BenchError(UtilitiesError):
+    """The bench cannot run: nothing to bench with in the config, or a logon refused."""
+
 
 RESTING_OR_TERMINAL = {b"0", b"1", b"2", b"4", b"8", b"C"}
 
@@ -35,7 +45,7 @@ class _Conn:
     name: str
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
-    client: _Client
+    client: RawSession
     framer: Framer = field(default_factory=Framer)
 
 
@@ -44,15 +54,15 @@ async def _logon(host: str, port: int, sender: str, target: str, begin: str) -> 
     sock = writer.get_extra_info("socket")
     if sock is not None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    c = _Conn(f"{sender}@{port}", reader, writer, _Client(begin, sender, target))
-    writer.write(c.client._msg(b"A", [(98, b"0"), (108, b"30"), (141, b"Y")], time.time()))
+    c = _Conn(f"{sender}@{port}", reader, writer, RawSession(begin, sender, target))
+    writer.write(c.client.message(b"A", [(98, b"0"), (108, b"30"), (141, b"Y")], time.time()))
     deadline = time.monotonic() + 10
     while True:
         for item in await _read(c, deadline):
             if item.msg_type == b"A":
                 return c
             if item.msg_type == b"5":
-                raise CliError(f"{c.name}: logon refused: {item.get_str(58, '')}")
+                raise BenchError(f"{c.name}: logon refused: {item.get_str(58, '')}")
 
 
 async def _read_raw(c: _Conn, deadline: float) -> list[bytes]:
@@ -65,7 +75,7 @@ async def _read_raw(c: _Conn, deadline: float) -> list[bytes]:
             if isinstance(item, Garbled):
                 continue
             if tag_value(item, b"35") == b"1":
-                c.writer.write(c.client._msg(b"0", [(112, tag_value(item, b"112") or b"")], time.time()))
+                c.writer.write(c.client.message(b"0", [(112, tag_value(item, b"112") or b"")], time.time()))
                 continue
             out.append(item)
         if out:
@@ -92,7 +102,7 @@ async def _read(c: _Conn, deadline: float) -> list[Message]:
 
 async def _logout(c: _Conn) -> None:
     try:
-        c.writer.write(c.client._msg(b"5", [], time.time()))
+        c.writer.write(c.client.message(b"5", [], time.time()))
         await asyncio.wait_for(c.writer.drain(), 2)
         c.writer.close()
     except (OSError, TimeoutError):
@@ -102,17 +112,16 @@ async def _logout(c: _Conn) -> None:
 FILL_QUIET_S = 5.0
 
 
-async def run(cfg: Any, *, sessions: int, orders: int, rate: float, seconds: float, begin: str = "FIX.4.4") -> dict[str, Any]:
-    from fixgw.cli.node import venue_catalogue
-
+async def run(cfg: ClusterConfig, prices: Mapping[str, Decimal], *, sessions: int, orders: int, rate: float,
+              seconds: float, begin: str = "FIX.4.4") -> dict[str, Any]:
+    """Run the bench against the cluster of ``cfg`` (``prices``: reference price per symbol)."""
     bench_clients = [c for c in cfg.customers.values() if c.comp_id.startswith("BENCH")]
     cfus = cfg.nodes_with_role("customer")
     if not bench_clients:
-        raise CliError(f"{cfg.source}: no [[customers]] entry with a comp_id starting with BENCH to bench with")
+        raise BenchError(f"{cfg.source}: no [[customers]] entry with a comp_id starting with BENCH to bench with")
     if not cfus:
-        raise CliError(f"{cfg.source}: no customer utility to connect to")
+        raise BenchError(f"{cfg.source}: no customer utility to connect to")
     sessions = max(1, min(sessions, len(bench_clients)))
-    _, prices = venue_catalogue(cfg)
     symbols = [s for s in ("AAPL", "MSFT") if s in prices] or sorted(prices)[:1]
     # marketable limits: buys 1% above the reference price, sells 1% below
     limit = {(sym, side): str((prices[sym] * (Decimal("1.01") if side == b"1" else Decimal("0.99")))
@@ -185,7 +194,7 @@ async def run(cfg: Any, *, sessions: int, orders: int, rate: float, seconds: flo
                 now = time.time()
                 body = [(11, cid), (1, b"BENCH"), (21, b"1"), (55, sym.encode()), (54, side), (60, utc_timestamp(now)),
                         (38, b"100"), (40, b"2"), (44, px), (59, b"0")]
-                batch.setdefault(i, []).append(c.client._msg(b"D", body, now))
+                batch.setdefault(i, []).append(c.client.message(b"D", body, now))
                 sent_at[cid] = perf()
                 owner[cid] = (sym, side.decode())
                 n += 1
@@ -214,7 +223,7 @@ async def run(cfg: Any, *, sessions: int, orders: int, rate: float, seconds: flo
             t.cancel()
         for c in conns:
             await _logout(c)
-    lost = await _count_lost(cfg, cfus, bench_clients[:sessions], owner, begin, sessions)
+    lost = await _count_lost(cfus, bench_clients[:sessions], owner, begin, sessions)
     acks = sorted(acked.values())
     fills = sorted(filled.values())
     return {
@@ -230,10 +239,10 @@ async def run(cfg: Any, *, sessions: int, orders: int, rate: float, seconds: flo
         "orders_per_s": round(len(acked) / max((last_ack[0] - t0_ns) / 1e9, send_elapsed, 1e-9), 1),
         # the whole pipeline (customer, street, venue and back): first fills per second
         "filled_per_s": round(len(filled) / max((last_fill[0] - t0_ns) / 1e9, send_elapsed, 1e-9), 1),
-        "ack_p50_us": round(_pct(acks, 0.5), 1),
-        "ack_p99_us": round(_pct(acks, 0.99), 1),
-        "fill_p50_us": round(_pct(fills, 0.5), 1),
-        "fill_p99_us": round(_pct(fills, 0.99), 1),
+        "ack_p50_us": round(percentile(acks, 0.5), 1),
+        "ack_p99_us": round(percentile(acks, 0.99), 1),
+        "fill_p50_us": round(percentile(fills, 0.5), 1),
+        "fill_p99_us": round(percentile(fills, 0.99), 1),
         "lost": lost,
         # the whole machine over the load phase (cluster, bench and anything else; Linux only):
         # percentiles taken with the CPUs busy or stolen are not comparable with quiet ones
@@ -249,14 +258,11 @@ async def run(cfg: Any, *, sessions: int, orders: int, rate: float, seconds: flo
     }
 
 
-def _cluster_processes(cfg: Any) -> list[int]:
+def _cluster_processes(cfg: ClusterConfig) -> list[int]:
     """The node processes (from their status files) and their siblings under one `fixgw up`."""
     nodes: list[int] = []
     for name in cfg.nodes:
-        try:
-            pid = json.loads((cfg.node_data_dir(name) / "status.json").read_text()).get("pid")
-        except (OSError, ValueError):
-            continue
+        pid = (read_status(cfg.node_data_dir(name)) or {}).get("pid")
         if isinstance(pid, int) and hostcpu.parent_of(pid) is not None:
             nodes.append(pid)
     parents = {hostcpu.parent_of(p) for p in nodes}
@@ -267,7 +273,7 @@ def _cluster_processes(cfg: Any) -> list[int]:
     return sorted(nodes)
 
 
-async def _count_lost(cfg: Any, cfus: list[Any], clients: list[Any], owner: dict[bytes, tuple[str, str]],
+async def _count_lost(cfus: list[NodeConfig], clients: list[CustomerConfig], owner: dict[bytes, tuple[str, str]],
                       begin: str, sessions: int) -> int:
     """Ask every customer utility for every order's status; an order is lost when any of them
     does not know it or shows it neither resting nor terminal after a grace period."""
@@ -284,7 +290,7 @@ async def _count_lost(cfg: Any, cfus: list[Any], clients: list[Any], owner: dict
                     if not pending:
                         break
                     answers: dict[bytes, bytes] = {}
-                    chunks = [c.client._msg(b"H", [(11, cid), (55, owner[cid][0].encode()), (54, owner[cid][1].encode())],
+                    chunks = [c.client.message(b"H", [(11, cid), (55, owner[cid][0].encode()), (54, owner[cid][1].encode())],
                                             time.time()) for cid in sorted(pending)]
                     for k in range(0, len(chunks), 500):
                         c.writer.write(b"".join(chunks[k:k + 500]))
@@ -305,30 +311,3 @@ async def _count_lost(cfg: Any, cfus: list[Any], clients: list[Any], owner: dict
             finally:
                 await _logout(c)
     return len(lost)
-
-
-def main(args: argparse.Namespace) -> int:
-    from fixgw.cli.up import _load
-
-    cfg = _load(args.config)
-    sessions = args.sessions or 4
-    orders = args.orders or 20000
-    rate = 3000.0 if args.rate is None else args.rate
-    seconds = args.seconds or 60.0
-    try:
-        res = eventloop.run(run(cfg, sessions=sessions, orders=orders, rate=rate, seconds=seconds))
-    except (OSError, ConnectionError, TimeoutError) as exc:
-        raise CliError(f"cannot bench the cluster of {cfg.source} (is 'fixgw up' running?): {exc}") from None
-    if args.json:
-        print(json.dumps(res))
-    else:
-        print(f"{res['acked']} of {res['orders']} orders acknowledged over {res['sessions']} sessions: "
-              f"{res['orders_per_s']:.0f} orders/s (offered {rate:g}/s); ack p50 {res['ack_p50_us']:.0f} us "
-              f"p99 {res['ack_p99_us']:.0f} us; fill p50 {res['fill_p50_us']:.0f} us p99 {res['fill_p99_us']:.0f} us; "
-              f"filled {res['filled']} ({res['filled_per_s']:.0f}/s), rejected {res['rejected']}, lost {res['lost']}")
-        if res["host_busy_pct"] is not None:
-            print(f"machine during the load: {res['host_cpus']} CPUs, {res['host_busy_pct']:.0f}% busy, "
-                  f"{res['host_steal_pct']:.0f}% stolen by the hypervisor")
-        print(f"cluster CPU: {res['cluster_cpu_s']:.2f} s in {res['cluster_processes']} processes, "
-              f"{res['cluster_cpu_ms_per_order']:.3f} ms per acknowledged order")
-    return 0 if res["lost"] == 0 else 1

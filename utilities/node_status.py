@@ -1,0 +1,90 @@
+"""A node's status file (``<node dir>/status.json``) and the cluster's state read from them.
+
+A running node rewrites its status file about once a second (``utilities.node_process``):
+its state (starting / ready / stopping), its replication counters and high-water marks, its
+FIX sessions and its role's counters. ``fixgw up`` reads it to know when a node is ready,
+``fixgw status`` to show every node's state and replication lag, with no broker needed: a
+file per node is what still answers when the broker or the node is gone. The file is
+replaced atomically (written aside, then renamed), so a reader never sees half of it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from replication.matrix import holding
+from replication.record import Role
+from utilities.cluster_config import ClusterConfig
+
+STATUS_FILE = "status.json"
+NEVER_STARTED = "never started"
+
+
+def status_path(node_dir: Path) -> Path:
+    return node_dir / STATUS_FILE
+
+
+def write_status(node_dir: Path, status: dict[str, Any]) -> None:
+    """Replace the node's status file with ``status`` (atomically); OSError when it cannot."""
+    path = status_path(node_dir)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(status, sort_keys=True, default=str))
+    tmp.replace(path)
+
+
+def read_status(node_dir: Path) -> dict[str, Any] | None:
+    """The node's last status, or None when it has none (never started) or it is unreadable."""
+    try:
+        st = json.loads(status_path(node_dir).read_text())
+    except (OSError, ValueError):
+        return None
+    return st if isinstance(st, dict) else None
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def cluster_status(cfg: ClusterConfig) -> dict[str, Any]:
+    """Every node's state, high-water marks and lag behind the origins its role holds, and the
+    cluster's FIX entry points (what ``fixgw status`` shows). A node whose process is gone is
+    "down", whatever its file last said."""
+    nodes = []
+    heads: dict[str, int] = {}
+    raw: dict[str, dict[str, Any]] = {}
+    for n in cfg.nodes.values():
+        st = read_status(cfg.node_data_dir(n.name)) or {"state": NEVER_STARTED}
+        pid = st.get("pid")
+        if st.get("state") != NEVER_STARTED and (not isinstance(pid, int) or not pid_alive(pid)):
+            st["state"] = "down"
+        raw[n.name] = st
+        heads[n.name] = int(st.get("own_seq", 0) or 0)
+    for n in cfg.nodes.values():
+        st = raw[n.name]
+        hwm = {k: int(v) for k, v in (st.get("hwm") or {}).items()}
+        lag = {}
+        for other in cfg.nodes.values():
+            if other.name == n.name or holding(Role(n.role), Role(other.role)) is None:
+                continue
+            lag[other.name] = max(0, heads.get(other.name, 0) - hwm.get(other.name, 0))
+        nodes.append({"name": n.name, "role": n.role, "state": st.get("state"), "pid": st.get("pid"),
+                      "own_seq": heads[n.name], "hwm": hwm, "lag": lag, "connected": st.get("connected", False),
+                      "fix_sessions": st.get("fix_sessions", {}), "fix_seqnums": st.get("fix_seqnums", {}),
+                      "counters": st.get("counters", {}), "metrics_url": n.metrics_url})
+    entry = [{"name": n.name, "host": n.host, "port": n.port, "comp_id": n.comp_id}
+             for n in cfg.nodes_with_role("customer")]
+    entry += [{"name": v.name, "host": v.host, "port": v.port, "comp_id": v.comp_id} for v in cfg.venues.values()]
+    venues = [{"name": v.name, "kind": v.kind, "host": v.host, "port": v.port,
+               "metrics_url": None if v.metrics_port is None else f"http://{v.host}:{v.metrics_port}/metrics"}
+              for v in cfg.venues.values()]
+    return {"cluster": cfg.name, "nodes": nodes, "venues": venues, "entry_points": entry,
+            "dashboard_url": cfg.dashboard_url}
