@@ -247,4 +247,9 @@ def run_status(args: argparse.Namespace) -> int:
             print(f"    {origin:<8} hwm={hwm:<8} behind={lag.get(origin, 0)}")
     for ep in report["entry_points"]:
         print(f"entry {ep['name']}: {ep['host']}:{ep['port']} TargetCompID={ep['comp_id']}")
+    for part in report["nodes"] + report["venues"]:
+        if part.get("metrics_url"):
+            print(f"metrics {part['name']}: {part['metrics_url']}")
+    if report.get("dashboard_url"):
+        print(f"dashboard: {report['dashboard_url']}")
     return 0

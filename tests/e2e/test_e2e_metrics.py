@@ -63,6 +63,8 @@ def test_metrics_of_a_running_cluster(cluster: Cluster) -> None:
     assert set(urls) == {"cfu1", "cfu2", "ssu1", "ssu2", "firm"}
     assert urls["cfu1"] == f"http://127.0.0.1:{cluster.ports['m_cfu1']}/metrics"
     venue_urls = {v["name"]: v["metrics_url"] for v in status["venues"]}
+    human = cluster.fixgw("status", "--config", str(cluster.config)).stdout
+    assert f"metrics cfu1: {urls['cfu1']}" in human and f"dashboard: {status['dashboard_url']}" in human
     assert venue_urls["exchange"] == f"http://127.0.0.1:{cluster.ports['m_exchange']}/metrics"
 
     for name, url in urls.items():
