@@ -7,8 +7,8 @@ record. The cost of the metrics is the scrapes plus a handful of int additions a
 histogram observation per order and per commit. Measured on the shared 2-core machine
 (README "Metrics and the dashboard"): a scrape costs a node 2.8-4.9 ms of CPU; the per-order
 additions about 9 us (timeit, machine saturated); against 2.3-3.5 ms of cluster CPU per order
-at ``fixgw bench --rate 1000`` that is under 2% with every endpoint scraped every second
-(under 1.1% at Prometheus' usual 15 s). End to end, the cluster's CPU per order with metrics
+at ``fixgw bench --rate 1000`` that is 1.4-2.1% with every endpoint scraped every second
+(0.8-1.2% at Prometheus' usual 15 s). End to end, the cluster's CPU per order with metrics
 (3.46, 2.26 ms) and without (3.15, 3.33 ms) differed by less than the run-to-run noise.
 
 Metric names (all with labels ``node`` and ``role``):
