@@ -29,6 +29,7 @@ PAGE_STATE = """JSON.stringify({
   lines: [...document.querySelectorAll('#lag-chart polyline')].map(
       p => [p.dataset.node, p.getAttribute('points').split(' ').length]),
   updated: document.getElementById('updated')?.textContent ?? '',
+  last_sample: window.dashboardState?.lag_history?.at(-1)?.t ?? 0,
 })"""
 
 
@@ -80,4 +81,5 @@ def test_dashboard_in_headless_chromium(cluster: Cluster) -> None:
         later = page_until(browser, lambda s: s["ticks"] >= shown["ticks"] + 3, "further updates", timeout=15)
         assert later["updated"] != shown["updated"]
         assert {n for n, _ in later["lines"]} == every
-        assert max(points for _, points in later["lines"]) > max(points for _, points in first["lines"])
+        assert min(points for _, points in later["lines"]) >= 2
+        assert later["last_sample"] > shown["last_sample"] > first["last_sample"]
