@@ -45,8 +45,8 @@ def page_until(browser: Chromium, check: Any, what: str, timeout: float = 20.0) 
 
 
 async def _place_order(cl: Cluster) -> str:
-    async with FixClient(cl.ports["cfu1"], "CLIENT1", "FIXGW") as c:
-        cl_ord_id = c.new_order(symbol="MSFT", side="1", qty="7", price="500.00", account="ACC1")
+    async with FixClient(cl.ports["cfu1"], "BENCH2", "FIXGW") as c:
+        cl_ord_id = c.new_order(symbol="MSFT", side="1", qty="7", price="500.00", account="BENCH")
         while True:
             m = await c.until(lambda m: m.msg_type == b"8" and m.get_str(11) == cl_ord_id, 30)
             if m.get_str(39) == "2":
@@ -74,7 +74,7 @@ def test_dashboard_in_headless_chromium(cluster: Cluster) -> None:
         shown = page_until(browser, lambda s: s["orders"].get(txn, [""])[0] == "2", f"order {txn} filled",
                            timeout=15)
         assert shown["orders"][txn][1] == "Filled"
-        assert "MSFT" in shown["books"]["ACC1"]
+        assert "MSFT" in shown["books"]["BENCH"]
         assert time.monotonic() - started < 45
 
         # it keeps updating: more events arrive, the lag chart grows, every node has a line

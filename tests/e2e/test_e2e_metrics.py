@@ -115,9 +115,9 @@ def test_metrics_of_a_running_cluster(cluster: Cluster) -> None:
 
 
 async def _two_orders(cl: Cluster) -> None:
-    async with FixClient(cl.ports["cfu1"], "CLIENT1", "FIXGW") as c:
-        ok = c.new_order(symbol="AAPL", side="1", qty="10", price="200.00", account="ACC1")
-        bad = c.new_order(symbol="NOSUCH", side="1", qty="10", price="1.00", account="ACC1")
+    async with FixClient(cl.ports["cfu1"], "BENCH2", "FIXGW") as c:
+        ok = c.new_order(symbol="AAPL", side="1", qty="10", price="200.00", account="BENCH")
+        bad = c.new_order(symbol="NOSUCH", side="1", qty="10", price="1.00", account="BENCH")
         seen: dict[str, str] = {}
         while seen.get(ok) != "2" or bad not in seen:
             m = await c.until(lambda m: m.msg_type == b"8", 30)
