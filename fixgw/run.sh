@@ -33,13 +33,29 @@ if [ ! -x "$venv/bin/python" ]; then
   fi
 fi
 
-extra="test"
+cmd="${1:-up}"
+[ $# -gt 0 ] && shift
+
+# What a command needs: running (`up`, `node`, `order`, ...) only the runtime packages
+# (`pip install -e .`, seconds: every dependency is a wheel); the tests also the test
+# extras (`.[test]`), whose QuickFIX engine compiles from source for about 5 minutes.
+# The stamp records the pyproject.toml it was made from and which set is installed:
+# a runtime-only .venv gets the test extras the first time `test` runs, and a .venv that
+# has them serves `up` as it is.
 stamp="$venv/.fixgw-installed"
-want="$(cat pyproject.toml | sha256sum | cut -d' ' -f1)-$extra"
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  echo "fixgw: installing Python packages into .venv (the QuickFIX engine compiles once, about 5 minutes)..." >&2
+digest="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+have="$(cat "$stamp" 2>/dev/null || true)"
+if [ "$cmd" = test ]; then
+  want="$digest-test"; spec=".[test]"
+  note="fixgw: installing Python packages and the test extras into .venv (the QuickFIX engine compiles once, about 5 minutes)..."
+else
+  want="$digest-runtime"; spec="."
+  note="fixgw: installing Python packages into .venv..."
+fi
+if [ "$have" != "$want" ] && [ "$have" != "$digest-test" ]; then
+  echo "$note" >&2
   "$venv/bin/python" -m pip install -q --upgrade pip >/dev/null
-  "$venv/bin/python" -m pip install -q -e ".[$extra]"
+  "$venv/bin/python" -m pip install -q -e "$spec"
   echo "$want" > "$stamp"
 fi
 
@@ -49,7 +65,7 @@ if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
     as_root systemctl disable --now mosquitto >/dev/null 2>&1 || as_root service mosquitto stop >/dev/null 2>&1 || true
   else
     echo "fixgw: mosquitto is not installed and cannot be installed here (not root)." >&2
-    if [ "${1:-}" = test ]; then
+    if [ "$cmd" = test ]; then
       echo "fixgw: the integration tests need a real broker: run 'sudo apt-get install mosquitto'." >&2
       exit 1
     fi
@@ -57,8 +73,6 @@ if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
   fi
 fi
 
-cmd="${1:-up}"
-[ $# -gt 0 ] && shift
 case "$cmd" in
   test)
     # the dashboard's test drives a real headless browser (Debian's chromium)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -221,14 +221,30 @@ def verify(paths: list[Path]) -> VerifyReport:
 # -- export / import ----------------------------------------------------------------------
 
 
-def export(data_dir: Path, out: IO[str], *, origin: str | None = None) -> int:
-    """Every record (or one origin's) as JSON lines with its ``origin_role``; returns count."""
+def count(data_dir: Path, *, origin: str | None = None) -> int:
+    """How many records :func:`export` would write (a progress bar's total)."""
+    with RecordLog(data_dir, readonly=True) as log:
+        if origin is None:
+            return log.count()
+        st = log.origin_state(origin)
+        return 0 if st is None else sum(1 for _ in log.iter_raw(origin))
+
+
+def export(data_dir: Path, out: IO[str], *, origin: str | None = None,
+           progress: Callable[[int], None] | None = None) -> int:
+    """Every record (or one origin's) as JSON lines with its ``origin_role``; returns count.
+
+    ``progress`` is called with the records written since its last call, every 4,096."""
     n = 0
     with RecordLog(data_dir, readonly=True) as log:
         roles = {o: st.role.value for o, st in log.origin_states().items()}
         for rec in select(log, origin):
             out.write(record_to_json_line(rec, origin_role=roles[rec.origin]) + "\n")
             n += 1
+            if progress is not None and n % 4096 == 0:
+                progress(4096)
+    if progress is not None:
+        progress(n % 4096)
     return n
 
 

@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "firm": "firm",
     "order": "order",
     "dashboard": "dashboard",
+    "fix": "fix",
 }
 
 

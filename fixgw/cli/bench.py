@@ -3,6 +3,7 @@
     fixgw bench replication [--json]                   LMDB group commit + MQTT replication
     fixgw bench matching [--json]                      the exchange matching engine in process
     fixgw bench disk [--data DIR] [--json]             the synced-commit floor under every ack
+    fixgw bench replay [--records N] [--json]          ``fixgw log replay`` over a built log
     fixgw bench --connect H:P --sender S --target T    FIX load client against any acceptor
     fixgw bench --config F                             end to end against ``fixgw up``
 """
@@ -21,6 +22,7 @@ TARGETS = {
     "replication": "replication.bench:main",
     "matching": "venues.bench:main",
     "disk": "replication.diskbench:main",
+    "replay": "utilities.replay_bench:main",
     "fix": "fixgw.loadclient:main",
     "e2e": "fixgw.cli.bench:run_e2e",
 }
@@ -28,7 +30,7 @@ TARGETS = {
 
 def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser("bench", help="benchmarks (throughput, latency percentiles)")
-    p.add_argument("what", nargs="?", choices=["replication", "matching", "disk"], help="an in-process benchmark")
+    p.add_argument("what", nargs="?", choices=["replication", "matching", "disk", "replay"], help="an in-process benchmark")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--connect", metavar="HOST:PORT", help="FIX load against this acceptor")
     p.add_argument("--sender", default="BENCH", help="our SenderCompID (FIX load)")
@@ -41,6 +43,7 @@ def register(sub: Any) -> None:
     p.add_argument("--rate", type=float, default=None, help="orders/s to offer (end to end; 0 = as fast as possible), or syncs/s (disk)")
     p.add_argument("--seconds", type=float, default=None, help="upper bound on the run time")
     p.add_argument("--data", help="working directory for files the bench writes")
+    p.add_argument("--records", type=int, default=None, help="records in the log to replay (replay; default 1,000,000)")
     p.set_defaults(func=run)
 
 
@@ -52,12 +55,19 @@ def run(args: argparse.Namespace) -> int:
     elif args.config:
         target = "e2e"
     else:
-        raise CliError("say what to bench: 'replication', 'matching', 'disk', --connect HOST:PORT or --config FILE")
+        raise CliError("say what to bench: 'replication', 'matching', 'disk', 'replay', --connect HOST:PORT or --config FILE")
     # the in-process benches run on the event loop the nodes run on (uvloop when installed)
     args.loop = "uvloop" if eventloop.loop_factory() is not None else "asyncio"
     module_name, func_name = TARGETS[target].split(":")
     func = getattr(importlib.import_module(module_name), func_name)
-    return int(func(args) or 0)
+    if target == "replay":  # bars of its own: it knows how many records it has done
+        return int(func(args) or 0)
+    from fixgw.progress import working
+
+    # the other benches are bounded by count and time: a spinner and the elapsed time, on a
+    # terminal only (what they print goes above it)
+    with working(f"fixgw bench {target}", json_output=args.json):
+        return int(func(args) or 0)
 
 
 def run_e2e(args: argparse.Namespace) -> int:

@@ -5,8 +5,9 @@
     fixgw log export --data DIR [--origin NODE] [--out FILE]
     fixgw log import --data DIR [--in FILE] [--node ID --role ROLE]
     fixgw log status --data DIR --txn T [--json]
+    fixgw log replay (--data DIR | --from FILE) [--until TIME] [--txn T | --account A] [--json]
 
-The logic lives in ``replication.ops``; this module is only the argparse wiring. Further
+The logic lives in ``replication.ops`` (``replay``: ``utilities.replay``); this module is only the argparse wiring. Further
 actions (e.g. ``status``) register on the same ``log`` sub-parser: add a function that
 takes the ``actions`` sub-parsers to ``ACTIONS`` below.
 """
@@ -14,8 +15,9 @@ takes the ``actions`` sub-parsers to ``ACTIONS`` below.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -107,15 +109,18 @@ def _run_verify(args: argparse.Namespace) -> int:
 
 
 def _run_export(args: argparse.Namespace) -> int:
+    from fixgw.progress import progress_bar
     from replication import ops
     from replication.errors import ReplicationError
 
     try:
-        if args.out and args.out != "-":
-            with open(args.out, "w", encoding="utf-8") as f:
-                n = ops.export(args.data, f, origin=args.origin)
-        else:
-            n = ops.export(args.data, sys.stdout, origin=args.origin)
+        total = ops.count(args.data, origin=args.origin)
+        with progress_bar(total, "export") as tick:
+            if args.out and args.out != "-":
+                with open(args.out, "w", encoding="utf-8") as f:
+                    n = ops.export(args.data, f, origin=args.origin, progress=tick)
+            else:
+                n = ops.export(args.data, sys.stdout, origin=args.origin, progress=tick)
     except ReplicationError as exc:
         raise CliError(str(exc)) from None
     print(f"exported {n} records", file=sys.stderr)
@@ -123,6 +128,7 @@ def _run_export(args: argparse.Namespace) -> int:
 
 
 def _run_import(args: argparse.Namespace) -> int:
+    from fixgw.progress import progress_bar
     from replication import ops
     from replication.errors import ReplicationError
     from replication.record import Role
@@ -130,8 +136,9 @@ def _run_import(args: argparse.Namespace) -> int:
     role = Role(args.role) if args.role else None
     try:
         if args.input and args.input != "-":
-            with open(args.input, encoding="utf-8") as f:
-                result = ops.import_lines(args.data, f, node_id=args.node, role=role)
+            size = os.path.getsize(args.input)
+            with open(args.input, encoding="utf-8") as f, progress_bar(size, "import", unit="bytes") as tick:
+                result = ops.import_lines(args.data, _counting(f, tick), node_id=args.node, role=role)
         else:
             result = ops.import_lines(args.data, sys.stdin, node_id=args.node, role=role)
     except OSError as exc:
@@ -146,6 +153,63 @@ def _run_import(args: argparse.Namespace) -> int:
         print(f"{len(result.malformed)} malformed line(s) skipped", file=sys.stderr)
         return 1
     return 0
+
+
+def _counting(lines: Iterable[str], tick: Callable[[int], None]) -> Iterator[str]:
+    """The lines, advancing a progress bar by their size every few thousand lines."""
+    done = 0
+    for i, line in enumerate(lines, 1):
+        done += len(line)
+        if i % 4096 == 0:
+            tick(done)
+            done = 0
+        yield line
+    tick(done)
+
+
+def _run_replay(args: argparse.Namespace) -> int:
+    import json
+
+    from fixgw.progress import progress_bar
+    from replication.errors import ReplicationError
+    from utilities import replay
+
+    try:
+        until = replay.parse_until(args.until) if args.until else None
+        if args.source:
+            with replay.read_export(args.source) as f, \
+                    progress_bar(os.path.getsize(args.source), "replay", unit="bytes", json_output=args.json) as tick:
+                result = replay.replay_export(_counting(f, tick), name=args.source, until_ns=until, txn=args.txn,
+                                              account=args.account)
+        else:
+            total = replay.count_records(args.data)
+            with progress_bar(total, "replay", json_output=args.json) as tick:
+                result = replay.replay_log(args.data, until_ns=until, txn=args.txn, account=args.account,
+                                           progress=tick)
+    except (replay.ReplayError, ReplicationError) as exc:
+        raise CliError(str(exc)) from None
+    if args.txn is not None and not result.orders():
+        raise CliError(f"{result.source}: no order {args.txn!r} as of "
+                       f"{'the end' if result.as_of_ns is None else replay.iso_ns(result.as_of_ns)}")
+    if args.json:
+        print(json.dumps(replay.to_json(result)))
+    else:
+        sys.stdout.write(replay.format_text(result))
+    return 0
+
+
+def _add_replay(actions: Any) -> None:
+    p = actions.add_parser("replay", help="rebuild what a node knew at a moment: every order's status and the books")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", type=_data_dir, metavar="DIR", help="the node's data directory (read-only; the node may run)")
+    src.add_argument("--from", dest="source", metavar="FILE", help="an export of `fixgw log export` instead")
+    p.add_argument("--until", metavar="TIME",
+                   help="ISO 8601 time, UTC unless it says otherwise (2026-12-04T16:00:00Z); default: the end")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--txn", metavar="T", help="only this order (and its account's books)")
+    which.add_argument("--account", metavar="A", help="only this account's orders and books")
+    p.add_argument("--json", action="store_true", help="one JSON object: as_of, orders, books")
+    p.set_defaults(func=_run_replay)
 
 
 def _add_dump(actions: Any) -> None:
@@ -182,11 +246,11 @@ def _add_import(actions: Any) -> None:
     p.set_defaults(func=_run_import)
 
 
-ACTIONS: list[Callable[[Any], None]] = [_add_dump, _add_verify, _add_export, _add_import, _add_status]
+ACTIONS: list[Callable[[Any], None]] = [_add_dump, _add_verify, _add_export, _add_import, _add_status, _add_replay]
 
 
 def register(sub: Any) -> None:
-    p: argparse.ArgumentParser = sub.add_parser("log", help="record log operations: dump, verify, export, import, status")
+    p: argparse.ArgumentParser = sub.add_parser("log", help="record log operations: dump, verify, export, import, status, replay")
     actions = p.add_subparsers(dest="log_command", metavar="ACTION", required=True)
     for add in ACTIONS:
         add(actions)
