@@ -46,30 +46,30 @@ day_seconds = {day_seconds}
 
 [[nodes]]
 name = "cfu1"
-metrics_port = {m_cfu1}
 role = "customer"
 port = {cfu1}
+metrics_port = {m_cfu1}
 
 [[nodes]]
 name = "cfu2"
-metrics_port = {m_cfu2}
 role = "customer"
 port = {cfu2}
+metrics_port = {m_cfu2}
 
 [[nodes]]
 name = "ssu1"
-metrics_port = {m_ssu1}
 role = "street"
+metrics_port = {m_ssu1}
 
 [[nodes]]
 name = "ssu2"
-metrics_port = {m_ssu2}
 role = "street"
+metrics_port = {m_ssu2}
 
 [[nodes]]
 name = "firm"
-metrics_port = {m_firm}
 role = "firm"
+metrics_port = {m_firm}
 
 [[customers]]
 comp_id = "CLIENT1"
