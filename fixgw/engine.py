@@ -366,6 +366,10 @@ class SessionRuntime:
 
         self._log_io = not isinstance(log, NullLog)  # skip per-message calls to a null log
         self.logons = 0
+        # FIX messages read and written on this session (admin and application), kept as
+        # plain ints for fixgw.metrics to read at scrape time: one addition per message
+        self.messages_in = 0
+        self.messages_out = 0
         self.commits = 0  # store transactions (group commits) and the messages they held
         self.committed_messages = 0
         self._kick_scheduled = False
@@ -472,6 +476,7 @@ class SessionRuntime:
     async def handle(self, item: Message | Garbled) -> None:
         now = self.engine.clock()
         session = self.session
+        self.messages_in += 1
         if type(item) is Garbled:
             actions = session.on_garbled(item.raw, item.reason, now)
         else:
@@ -618,6 +623,7 @@ class SessionRuntime:
             if log_out is not None:
                 log_out(item)
         if data:
+            self.messages_out += len(data)
             try:
                 conn.writer.write(b"".join(data) if len(data) > 1 else data[0])
             except Exception:  # noqa: BLE001 - the peer is gone; the reader notices
@@ -704,6 +710,7 @@ class SessionRuntime:
                         item = self._item(frame)
                     if type(item) is Message and not self._log_io and not session._queue:
                         # the common case, inlined: a message, no log, nothing queued
+                        self.messages_in += 1
                         now = clock()
                         if session.accept_usual(item, now):
                             # the usual application message: straight to the application

@@ -67,3 +67,40 @@ def usage(before: CpuTimes | None, after: CpuTimes | None, cpus: int | None = No
     return HostUsage(busy_pct=round(100 * (after.busy - before.busy) / total, 1),
                      steal_pct=round(100 * (after.steal - before.steal) / total, 1),
                      cpus=cpus or os.cpu_count() or 1)
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """``/proc/<pid>/stat`` after the command name (which may hold spaces); None if gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rfind(")") + 2:].split()
+
+
+def parent_of(pid: int) -> int | None:
+    f = _stat_fields(pid)
+    return int(f[1]) if f else None
+
+
+def children_of(ppid: int) -> list[int]:
+    """The processes whose parent is ``ppid`` (Linux; empty elsewhere)."""
+    out = []
+    for d in Path("/proc").iterdir() if Path("/proc").is_dir() else ():
+        if d.name.isdigit():
+            f = _stat_fields(int(d.name))
+            if f is not None and int(f[1]) == ppid:
+                out.append(int(d.name))
+    return sorted(out)
+
+
+def process_cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time the processes have used so far, in seconds (a process that is
+    gone counts 0: compare readings of the same live set)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        f = _stat_fields(pid)
+        if f is not None:
+            total += int(f[11]) + int(f[12])   # utime, stime (fields 14 and 15 of stat)
+    return total / tick

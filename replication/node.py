@@ -46,6 +46,7 @@ from replication.catchup import CatchUp
 from replication.codec import check_node_id
 from replication.conflicts import RECENT_CONFLICTS, ConflictReport, describe_record
 from replication.errors import LogError, RecordDecodeError
+from replication.histogram import LatencyHistogram
 from replication.hlc import HybridLogicalClock
 from replication.log import DEFAULT_MAP_SIZE, Conflict, Inserted, InsertOutcome, RecordLog
 from replication.matrix import holding_for, roles_held_by
@@ -373,6 +374,16 @@ class ReplicationNode:
             resends_limited=c.resends_limited,
             recent_conflicts=tuple(self._conflicts),
         )
+
+    @property
+    def commit_latency(self) -> LatencyHistogram | None:
+        """Wall time of each LMDB commit of this node's log (None before start)."""
+        return self._writer.commit_latency if self._writer else None
+
+    @property
+    def appends(self) -> int:
+        """Own records handed to the log writer since start (each ends committed or refused)."""
+        return self._writer.appends if self._writer else 0
 
     def peer_digests(self) -> dict[str, Digest]:
         """The latest digest heard from each node whose records this node holds."""

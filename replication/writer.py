@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 
 from fixgw.commitlane import INLINE_MAX_S, CommitLanePolicy
 from replication.errors import LogClosedError, LogError, LogFullError, RecordEncodeError
+from replication.histogram import LatencyHistogram
 from replication.hlc import HybridLogicalClock
 from replication.log import Inserted, InsertOutcome, RecordLog
 from replication.record import Record, Role
@@ -86,6 +87,10 @@ class GroupCommitWriter:
         self.commits = 0
         self.inline_commits = 0
         self.committed_records = 0
+        self.appends = 0  # own records queued (each ends in a commit, or in an error)
+        # wall time of each LMDB transaction (write + sync), observed where it runs: one
+        # float written per commit, read by the metrics collector at scrape time
+        self.commit_latency = LatencyHistogram()
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -112,6 +117,7 @@ class GroupCommitWriter:
         # asyncio.Future directly: loop.create_future() adds a Python frame (~0.5 us) per append
         fut: asyncio.Future[Record] = _Future(loop=loop)
         pending = self._pending
+        self.appends += 1
         if not pending:
             loop.call_soon(self._flush)  # end of this loop turn: commit the batch (inline or in the thread)
         # tuple.__new__ directly: a NamedTuple's own __new__ is a Python frame (~0.3 us)
@@ -203,14 +209,18 @@ class GroupCommitWriter:
                 self._post(rest, [None] * len(rest), [], LogClosedError(f"{self._log.path}: writer closed"))
 
     def _commit(self, jobs: list[_Job]) -> tuple[list[Any], list[Inserted], BaseException | None]:
-        while True:
-            try:
-                return self._commit_once(jobs)
-            except LogFullError as exc:
-                if not exc.map_grown:  # at its limit (or the disk is full): the callers see it
-                    return [None] * len(jobs), [], exc
-                # the transaction was aborted and the map has grown: the same jobs again (a
-                # bounded loop: each round doubles the map, up to its limit)
+        start = time.perf_counter()
+        try:
+            while True:
+                try:
+                    return self._commit_once(jobs)
+                except LogFullError as exc:
+                    if not exc.map_grown:  # at its limit (or the disk is full): the callers see it
+                        return [None] * len(jobs), [], exc
+                    # the transaction was aborted and the map has grown: the same jobs again (a
+                    # bounded loop: each round doubles the map, up to its limit)
+        finally:
+            self.commit_latency.observe(time.perf_counter() - start)
 
     def _commit_once(self, jobs: list[_Job]) -> tuple[list[Any], list[Inserted], BaseException | None]:
         results: list[Any] = []

@@ -52,6 +52,7 @@ class VenueConfig:
     comp_id: str
     config: Path | None          # venue-specific file (symbols, funds); None = built-in set
     day_seconds: float | None    # fund only: a simulated business day of N seconds
+    metrics_port: int | None = None  # Prometheus endpoint (http://host:port/metrics); None = none
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +66,11 @@ class NodeConfig:
     map_size: int = DEFAULT_MAP_SIZE     # its record log's LMDB map at start (bytes) ...
     map_limit: int = DEFAULT_MAP_LIMIT   # ... and the most the log grows it to by itself
     password_file: Path | None = None    # its broker password; default <data_dir>/secrets/<name>.password
+    metrics_port: int | None = None      # Prometheus endpoint (http://host:port/metrics); None = none
+
+    @property
+    def metrics_url(self) -> str | None:
+        return None if self.metrics_port is None else f"http://{self.host}:{self.metrics_port}/metrics"
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +120,12 @@ class ClusterConfig:
     fix_store_sync: bool = False
     fix_log_keep_days: int = 7           # FIX message/event logs rotate daily; older days deleted (0: kept)
     settings: Mapping[str, Any] = field(default_factory=dict)
+    dashboard_port: int | None = None    # the web dashboard `fixgw up` serves (None: not served)
+    dashboard_host: str = "127.0.0.1"
+
+    @property
+    def dashboard_url(self) -> str | None:
+        return None if self.dashboard_port is None else f"http://{self.dashboard_host}:{self.dashboard_port}/"
     gateways: Mapping[str, GatewayConfig] = field(default_factory=dict)
 
     def gateway(self, name: str | None) -> GatewayConfig:
@@ -241,7 +253,7 @@ def parse_cluster_config(data: Mapping[str, Any], source: Path) -> ClusterConfig
     r.check_keys(data, {"cluster", "broker", "venues", "nodes", "customers", "accounts", "settings", "gateways"}, "")
     cluster = r.table(data, "cluster", "", required=True)
     r.check_keys(cluster, {"name", "data_dir", "heartbeat_s", "dead_after_s", "fix_store_sync", "map_size",
-                           "map_limit", "fix_log_keep_days"}, "cluster.")
+                           "map_limit", "fix_log_keep_days", "dashboard_port", "dashboard_host"}, "cluster.")
     name = r.str_(cluster, "name", "cluster.")
     data_dir = Path(r.str_(cluster, "data_dir", "cluster.", "var/" + name))
     if not data_dir.is_absolute():
@@ -261,6 +273,8 @@ def parse_cluster_config(data: Mapping[str, Any], source: Path) -> ClusterConfig
     map_limit = r.size(cluster, "map_limit", "cluster.", max(DEFAULT_MAP_LIMIT, map_size))
     if map_limit < map_size:
         raise r.fail("cluster.map_limit", f"at least cluster.map_size ({map_size} bytes)", cluster["map_limit"])
+    dashboard_port = r.port(cluster, "dashboard_port", "cluster.") if "dashboard_port" in cluster else None
+    dashboard_host = r.str_(cluster, "dashboard_host", "cluster.", "127.0.0.1")
 
     b = r.table(data, "broker", "")
     r.check_keys(b, {"kind", "host", "port", "auth", "tls", "ca_file", "monitor_password_file"}, "broker.")
@@ -280,7 +294,7 @@ def parse_cluster_config(data: Mapping[str, Any], source: Path) -> ClusterConfig
         where = f"venues.{vname}."
         if not isinstance(v, dict):
             raise r.fail(f"venues.{vname}", "a table", v)
-        r.check_keys(v, {"kind", "host", "port", "comp_id", "config", "day_seconds"}, where)
+        r.check_keys(v, {"kind", "host", "port", "comp_id", "config", "day_seconds", "metrics_port"}, where)
         vkind = v.get("kind")
         if vkind not in VENUE_KINDS:
             raise r.fail(where + "kind", "one of " + ", ".join(VENUE_KINDS), vkind)
@@ -293,6 +307,7 @@ def parse_cluster_config(data: Mapping[str, Any], source: Path) -> ClusterConfig
             comp_id=r.str_(v, "comp_id", where, "EXCH" if vkind == "exchange" else "FUND"),
             config=None if vconf is None else (source.resolve().parent / r.str_(v, "config", where)),
             day_seconds=None if "day_seconds" not in v else _positive_number(r, v, "day_seconds", where, 0.0),
+            metrics_port=r.port(v, "metrics_port", where) if "metrics_port" in v else None,
         )
 
     nodes: dict[str, NodeConfig] = {}
@@ -303,7 +318,8 @@ def parse_cluster_config(data: Mapping[str, Any], source: Path) -> ClusterConfig
         where = f"nodes[{i}]."
         if not isinstance(n, dict):
             raise r.fail(f"nodes[{i}]", "a table", n)
-        r.check_keys(n, {"name", "role", "host", "port", "comp_id", "venues", "map_size", "map_limit", "password_file"}, where)
+        r.check_keys(n, {"name", "role", "host", "port", "comp_id", "venues", "map_size", "map_limit", "password_file",
+                         "metrics_port"}, where)
         nname = r.str_(n, "name", where)
         if nname in nodes:
             raise r.fail(where + "name", "a unique node name", nname)
@@ -334,6 +350,7 @@ def parse_cluster_config(data: Mapping[str, Any], source: Path) -> ClusterConfig
             name=nname, role=role, host=r.str_(n, "host", where, "127.0.0.1"), port=port,
             comp_id=comp_id, venues=tuple(nvenues), map_size=node_map_size, map_limit=node_map_limit,
             password_file=r.path(n, "password_file", where),
+            metrics_port=r.port(n, "metrics_port", where) if "metrics_port" in n else None,
         )
     firms = [n for n in nodes.values() if n.role == "firm"]
     if len(firms) != 1:
@@ -396,6 +413,7 @@ def parse_cluster_config(data: Mapping[str, Any], source: Path) -> ClusterConfig
         source=source, name=name, data_dir=data_dir, broker=broker, venues=venues, nodes=nodes,
         customers=customers, accounts=accounts, heartbeat_s=heartbeat_s, dead_after_s=dead_after_s,
         fix_store_sync=fix_store_sync, fix_log_keep_days=fix_log_keep_days, settings=settings, gateways=gateways,
+        dashboard_port=dashboard_port, dashboard_host=dashboard_host,
     )
 
 

@@ -39,6 +39,7 @@ from fixgw.orders import (
     TimeInForce,
 )
 from replication.codec import encode_record
+from replication.histogram import LatencyHistogram
 from replication.record import Record, RecordType
 from replication.wire import Topics
 from utilities import execreports as er
@@ -122,8 +123,12 @@ class CustomerUtility(MessageCracker):
         self._venues = {v for vs in self.streets.values() for v in vs}
         self._flush_scheduled = False
         self._reach: dict[tuple[str, str], bool] = {}   # _can_reach answers of the current routing pass
-        self.counters = {"orders": 0, "rejects": 0, "reports": 0, "routed": 0, "reported_again": 0,
-                         "possdup_known": 0}
+        # "orders" received, "accepted" (durable, PendingNew sent), "rejects", "reports" (street
+        # records turned into reports), "execution_reports" (every 35=8 sent), "routed", ...
+        self.counters = {"orders": 0, "accepted": 0, "rejects": 0, "reports": 0, "execution_reports": 0, "routed": 0,
+                         "reported_again": 0, "possdup_known": 0}
+        # NewOrderSingle read -> PendingNew (or Rejected) handed to the engine, seconds
+        self.ack_latency = LatencyHistogram()
         self.sessions = sessions
         if sessions is not None:
             sessions.control = self
@@ -299,6 +304,7 @@ class CustomerUtility(MessageCracker):
 
     @handles("D")
     async def on_new_order(self, msg: Message, sid: SessionID) -> None:
+        received = time.perf_counter()
         client = sid.target_comp_id
         cl = msg.require_str(11)
         side = msg.require_str(54)
@@ -323,7 +329,7 @@ class CustomerUtility(MessageCracker):
         if reason is None:
             self.clids.take(client, cl, txn, today)  # before the await: a second order with this ClOrdID is a duplicate
         self.counters["orders"] += 1
-        self._spawn(self._new_order(sid, txn, req, reason))
+        self._spawn(self._new_order(sid, txn, req, reason, received))
 
     def _answer_resent(self, msg: Message, sid: SessionID, client: str, cl: str, today: dt.date) -> bool:
         """A request resent (PossDupFlag=Y) whose ClOrdID the cluster holds: answered with the
@@ -362,7 +368,8 @@ class CustomerUtility(MessageCracker):
             return refusal.reason, refusal.text
         return None
 
-    async def _new_order(self, sid: SessionID, txn: str, req: OrderRequest, reason: tuple[int, str] | None) -> None:
+    async def _new_order(self, sid: SessionID, txn: str, req: OrderRequest, reason: tuple[int, str] | None,
+                         received: float) -> None:
         fields = req.record_fields()
         if reason is not None:
             rec = await self.node.append(type=RecordType.ORDER_REJECTED, txn=txn, status=OrdStatus.REJECTED.value,
@@ -370,11 +377,14 @@ class CustomerUtility(MessageCracker):
             self.counters["rejects"] += 1
             self._send(sid, er.execution_report(sid.begin_string, _view_of(rec, OrdStatus.REJECTED), exec_id=_record_exec_id(rec),
                                                 exec_type=ExecType.REJECTED, text=reason[1], ord_rej_reason=reason[0]))
+            self.ack_latency.observe(time.perf_counter() - received)
             return
         rec = await self.node.append(type=RecordType.ORDER, txn=txn, status=OrdStatus.PENDING_NEW.value, **fields)
         # durable: acknowledge now
         self._send(sid, er.execution_report(sid.begin_string, _view_of(rec, OrdStatus.PENDING_NEW), exec_id=_record_exec_id(rec),
                                             exec_type=ExecType.PENDING_NEW))
+        self.counters["accepted"] += 1
+        self.ack_latency.observe(time.perf_counter() - received)
         self._route_due([self.router.add(rec)])
 
     def _find(self, client: str, cl: str | None, order_id: str | None) -> tuple[str, OrderStatus] | None:
@@ -556,6 +566,8 @@ class CustomerUtility(MessageCracker):
     def _send(self, sid: SessionID, msg: Message) -> None:
         if self.engine is None:
             return
+        if msg.msg_type == b"8":
+            self.counters["execution_reports"] += 1
         try:
             self.engine.send_to_target(msg, sid)
         except KeyError:

@@ -39,6 +39,7 @@ from typing import Any
 from fixgw import eventloop
 from fixgw.config import SessionSettings
 from fixgw.engine import Engine
+from fixgw.metrics import EngineCollector, MetricsServer, serve_metrics
 from replication.auth import AuthError, BusLogin
 from replication.bus import listen_briefly
 from replication.node import ReplicationNode
@@ -52,6 +53,7 @@ from utilities.errors import UtilitiesError
 from utilities.fencing import Fence
 from utilities.firm import FirmNode
 from utilities.liveness import Heartbeat, Liveness, another_run_of
+from utilities.metrics import NodeCollector
 from utilities.node_status import write_status
 from utilities.routing import TTL_FACTOR
 from utilities.session_owner import SessionOwner
@@ -116,6 +118,7 @@ class NodeProcess:
         self.started_at = time.time()
         self.stop_requested = asyncio.Event()
         self.instance = f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(4)}"
+        self.metrics_url: str | None = None
         self.login: BusLogin | None = None
 
     # ------------------------------------------------------------------ the bus
@@ -195,6 +198,7 @@ class NodeProcess:
         )
         eventloop.stop_on_signals(self.stop_requested)
         background: list[asyncio.Task[Any]] = []
+        metrics = self.serve_metrics()
         async with self.node as node:
             background.append(asyncio.create_task(self._heartbeats()))
             background.append(asyncio.create_task(self._status_writer()))
@@ -222,8 +226,29 @@ class NodeProcess:
             for t in background:
                 t.cancel()
             self.write_status()
+        if metrics is not None:
+            metrics.close()
         log.info("%s (%s) stopped", me.name, me.role)
         return 0
+
+    def serve_metrics(self) -> MetricsServer | None:
+        """The node's Prometheus endpoint, when the config gives it a port (a port in use is
+        logged and the node runs without metrics: metrics must never stop the trading)."""
+        me = self.me
+        if me.metrics_port is None:
+            return None
+        labels = {"node": me.name, "role": me.role}
+        try:
+            server = serve_metrics(me.host, me.metrics_port, [
+                NodeCollector(me.name, me.role, lambda: self.node, lambda: self.app),
+                EngineCollector(lambda: self.engine, labels),
+            ])
+        except OSError as exc:
+            log.error("%s: metrics not served on %s:%d: %s", me.name, me.host, me.metrics_port, exc)
+            return None
+        self.metrics_url = server.url
+        log.info("%s: metrics on %s", me.name, server.url)
+        return server
 
     async def catch_up_with_firm(self, node: ReplicationNode, timeout: float) -> bool:
         """Before taking orders, hold what the firm has written (accounts, limits): an order
@@ -344,8 +369,12 @@ class NodeProcess:
                 st["map"] = node.log.map_usage().as_dict()  # near_limit: at 80% of map_limit
             except Exception as exc:  # noqa: BLE001 - the log is closed while stopping (LMDB's own errors)
                 st["error"] = str(exc)
+        if self.metrics_url is not None:
+            st["metrics_url"] = self.metrics_url
         if self.engine is not None:
             st["fix_sessions"] = {str(sid): rt.logged_on for sid, rt in self.engine.sessions.items()}
+            st["fix_seqnums"] = {str(sid): [rt.session.next_sender, rt.session.next_target]
+                                 for sid, rt in self.engine.sessions.items()}
         if self.app is not None:
             st["counters"] = dict(self.app.counters)
             fence = getattr(self.app, "fence", None)

@@ -79,7 +79,8 @@ def cluster_status(cfg: ClusterConfig) -> dict[str, Any]:
             lag[other.name] = max(0, heads.get(other.name, 0) - hwm.get(other.name, 0))
         nodes.append({"name": n.name, "role": n.role, "state": st.get("state"), "pid": st.get("pid"),
                       "own_seq": heads[n.name], "hwm": hwm, "lag": lag, "connected": st.get("connected", False),
-                      "fix_sessions": st.get("fix_sessions", {}), "counters": st.get("counters", {}),
+                      "fix_sessions": st.get("fix_sessions", {}), "fix_seqnums": st.get("fix_seqnums", {}),
+                      "counters": st.get("counters", {}), "metrics_url": n.metrics_url,
                       "malformed": int(st.get("malformed", 0) or 0), "conflicts": int(st.get("conflicts", 0) or 0),
                       "recent_conflicts": st.get("recent_conflicts", []),
                       "map": st.get("map")})  # the record log's map: used, size, limit, near_limit
@@ -103,5 +104,9 @@ def cluster_status(cfg: ClusterConfig) -> dict[str, Any]:
     # each customer session as its owner reports it (the live customer utilities' status files)
     sessions = [dict(s, owner=n.name) for n in cfg.nodes_with_role("customer") if raw[n.name].get("state") != "down"
                 for s in raw[n.name].get("sessions") or ()]
+    venues = [{"name": v.name, "kind": v.kind, "host": v.host, "port": v.port,
+               "metrics_url": None if v.metrics_port is None else f"http://{v.host}:{v.metrics_port}/metrics"}
+              for v in cfg.venues.values()]
     return {"cluster": cfg.name, "nodes": nodes, "gateways": gateways, "entry_points": entry,
-            "sessions": sorted(sessions, key=lambda s: (s["client"], s["begin"]))}
+            "sessions": sorted(sessions, key=lambda s: (s["client"], s["begin"])), "venues": venues,
+            "dashboard_url": cfg.dashboard_url}

@@ -66,6 +66,7 @@ from venues.fix_mapping import (
 )
 from venues.fund import FundCompany
 from venues.interface import Venue
+from venues.metrics import VenueCollector
 from venues.venue_config import VenueConfig
 
 __all__ = [
@@ -393,6 +394,7 @@ async def serve(
     day_seconds: float | None = None,
     announce: bool = True,
     stop: asyncio.Event | None = None,
+    metrics_port: int | None = None,
 ) -> int:
     """Run a venue until SIGTERM/SIGINT (or ``stop``); returns the exit code (0)."""
 
@@ -405,6 +407,17 @@ async def serve(
     stop = stop or asyncio.Event()
     eventloop.stop_on_signals(stop)
     await server.start()
+    metrics = None
+    if metrics_port is not None:
+        from fixgw.metrics import EngineCollector, serve_metrics
+
+        labels = {"node": kind, "role": "venue"}
+        try:
+            metrics = serve_metrics(host, metrics_port, [EngineCollector(lambda: server.engine, labels),
+                                                         VenueCollector(server.app, labels)])
+        except OSError as exc:
+            await server.stop()
+            raise OSError(exc.errno, f"metrics port {metrics_port}: {exc.strerror}") from None
     # start-up objects (dictionaries, config, the market maker's book) are never freed
     eventloop.settle_gc()
     try:
@@ -414,9 +427,13 @@ async def serve(
             store = f"store {data_dir}" if data_dir is not None else "memory store"
             print(f"fixgw venue {kind} {venue.name} listening on {host}:{bound} as {comp_id} "
                   f"({', '.join(BEGIN_STRINGS)}; any client CompID; {store}{day})", flush=True)
+            if metrics is not None:
+                print(f"fixgw venue {kind}: metrics on {metrics.url}", flush=True)
         await stop.wait()
     finally:
         await server.stop()
+        if metrics is not None:
+            metrics.close()
         if announce:
             print(f"fixgw venue {kind} stopped: {server.app.reports_sent} reports sent", flush=True)
     return 0

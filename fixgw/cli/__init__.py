@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "venue": "venue",
     "firm": "firm",
     "order": "order",
+    "dashboard": "dashboard",
     "fix": "fix",
     "gateway": "gateway",
 }

@@ -109,6 +109,8 @@ def run_e2e(args: argparse.Namespace) -> int:
         if res["host_busy_pct"] is not None:
             print(f"machine during the load: {res['host_cpus']} CPUs, {res['host_busy_pct']:.0f}% busy, "
                   f"{res['host_steal_pct']:.0f}% stolen by the hypervisor")
+        print(f"cluster CPU: {res['cluster_cpu_s']:.2f} s in {res['cluster_processes']} processes, "
+              f"{res['cluster_cpu_ms_per_order']:.3f} ms per acknowledged order")
     return 0 if res["lost"] == 0 else 1
 
 

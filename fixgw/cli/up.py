@@ -1,9 +1,10 @@
 """``fixgw up``, ``fixgw node`` and ``fixgw status``: running the cluster.
 
 ``up`` starts every part of ``configs/local.toml`` (or ``--config``) as its own process: the
-broker, the venues, the firm node, the street and the customer utilities, then the gateways;
-prints where FIX clients connect (the gateways first: the one address customers need) and one
-ready line; on Ctrl-C (or SIGTERM) stops everything cleanly, the gateways first.
+broker, the venues, the firm node, the street and the customer utilities, then the gateways,
+and the web dashboard when the config gives ``dashboard_port``; prints where FIX clients
+connect (the gateways first: the one address customers need) and one ready line; on Ctrl-C
+(or SIGTERM) stops everything cleanly, the gateways and the dashboard first.
 ``node`` runs one node (so nodes can live on several machines against one broker).
 ``status`` shows each node's state, replication high-water marks and lag.
 """
@@ -94,7 +95,7 @@ def _wait_ready(cfg: Any, child: Child, timeout: float) -> None:
 # the order of a clean stop: gateways, then customers (no new orders), then the streets and the firm,
 # then the venues, and the broker last, once every node has gone (a node stopping still
 # publishes what it has committed, and says goodbye on the bus)
-STOP_ORDER = (("gateway",), ("customer",), ("street", "firm"), ("venue",), ("broker",))
+STOP_ORDER = (("gateway", "dashboard"), ("customer",), ("street", "firm"), ("venue",), ("broker",))
 STOP_TIMEOUT_S = 10.0  # per step; a process still running then is killed
 
 
@@ -122,6 +123,10 @@ def _check_ports_free(cfg: Any) -> None:
     wanted = [("broker", cfg.broker.host, cfg.broker.port)] if cfg.broker.kind != "external" else []
     wanted += [(f"venue {v.name}", v.host, v.port) for v in cfg.venues.values()]
     wanted += [(f"node {n.name}", n.host, n.port) for n in cfg.nodes.values() if n.port]
+    wanted += [(f"metrics of {n.name}", n.host, n.metrics_port) for n in cfg.nodes.values() if n.metrics_port]
+    wanted += [(f"metrics of venue {v.name}", v.host, v.metrics_port) for v in cfg.venues.values() if v.metrics_port]
+    if cfg.dashboard_port:
+        wanted.append(("dashboard", cfg.dashboard_host, cfg.dashboard_port))
     wanted += [(f"gateway {g.name}", g.host, g.port) for g in cfg.gateways.values()]
     for what, host, port in wanted:
         try:
@@ -184,6 +189,8 @@ def run_up(args: argparse.Namespace) -> int:
                 argv += ["--day-seconds", str(venue.day_seconds)]
             if not cfg.fix_store_sync:
                 argv += ["--no-store-sync"]
+            if venue.metrics_port is not None:
+                argv += ["--metrics-port", str(venue.metrics_port)]
             children.append(_spawn(venue.name, "venue", argv, log_dir))
         for venue, child in zip(cfg.venues.values(), [c for c in children if c.kind == "venue"]):
             _wait_port(venue.host, venue.port, child, 30)
@@ -211,6 +218,11 @@ def run_up(args: argparse.Namespace) -> int:
             print(f"  {node.name}: {node.host}:{node.port}  {begin}  TargetCompID={node.comp_id}  SenderCompID one of: {comps}", file=out)
         for venue in cfg.venues.values():
             print(f"  venue {venue.name} ({venue.kind}): {venue.host}:{venue.port}  {begin}  TargetCompID={venue.comp_id}  any SenderCompID", file=out)
+        if cfg.dashboard_port is not None:
+            dash = _spawn("dashboard", "dashboard", py + ["dashboard", "--config", str(cfg.source)], log_dir)
+            children.append(dash)
+            _wait_port(cfg.dashboard_host, cfg.dashboard_port, dash, 30)
+            print(f"fixgw: dashboard on {cfg.dashboard_url}", file=out)
         print(f"fixgw: ready: {len(children)} processes, data in {cfg.data_dir}, logs in {log_dir} (Ctrl-C stops)", file=out, flush=True)
         while not stopping:
             for child in children:
@@ -286,4 +298,9 @@ def run_status(args: argparse.Namespace) -> int:
     for s in report["sessions"]:
         print(f"session {s['begin']}:{s['client']:<10} owner={s['owner']:<6} {s['state']:<13} "
               f"next_sender_seq={s['next_sender_seq']} next_target_seq={s['next_target_seq']}")
+    for part in report["nodes"] + report["venues"]:
+        if part.get("metrics_url"):
+            print(f"metrics {part['name']}: {part['metrics_url']}")
+    if report.get("dashboard_url"):
+        print(f"dashboard: {report['dashboard_url']}")
     return 0

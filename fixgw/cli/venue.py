@@ -52,6 +52,8 @@ def register(sub: Any) -> None:
     p.add_argument("--day-seconds", type=_day_seconds, default=None, metavar="N",
                    help="simulated business day of N real seconds (the fund values orders, the "
                    "exchange expires DAY orders, every N seconds); default: the real clock")
+    p.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
+                   help="serve Prometheus metrics on http://HOST:PORT/metrics (default: none)")
     p.set_defaults(func=run)
 
 
@@ -66,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
     comp_id = default_comp if args.comp_id is None else args.comp_id
     if not 0 < port < 65536:
         raise CliError(f"--port {port}: expected 1..65535")
+    if args.metrics_port is not None and not 0 < args.metrics_port < 65536:
+        raise CliError(f"--metrics-port {args.metrics_port}: expected 1..65535")
     try:
         config = load_venue_config(args.config) if args.config is not None else DEFAULT_VENUE_CONFIG
     except VenueConfigError as exc:
@@ -82,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
             raise CliError(f"--data {args.data}: cannot create the directory: {exc}") from None
     try:
         return eventloop.run(serve(args.kind, host=args.host, port=port, comp_id=comp_id, config=config,
-                                 data_dir=args.data, store_sync=args.store_sync, day_seconds=args.day_seconds))
+                                 data_dir=args.data, store_sync=args.store_sync, day_seconds=args.day_seconds,
+                                 metrics_port=args.metrics_port))
     except VenueConfigError as exc:
         raise CliError(str(exc)) from None
     except OSError as exc:

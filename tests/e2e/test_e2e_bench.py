@@ -29,3 +29,7 @@ def test_end_to_end_bench_reports_and_loses_nothing(cluster: Cluster) -> None:
     assert res["orders_per_s"] > 0 and res["filled_per_s"] > 0
     # the machine's share during the load (this suite runs on Linux): a cluster under load is busy
     assert res["host_cpus"] >= 1 and 0 < res["host_busy_pct"] <= 100 and 0 <= res["host_steal_pct"] <= 100
+    # the cluster's own CPU: every process of its `fixgw up` (5 nodes, 2 venues, the broker and
+    # the dashboard), and some of it per order
+    assert res["cluster_processes"] == 9, res
+    assert res["cluster_cpu_s"] > 0 and res["cluster_cpu_ms_per_order"] > 0, res

@@ -23,6 +23,7 @@ name = "e2e"
 data_dir = "{data}"
 heartbeat_s = 0.3
 dead_after_s = 2.0
+dashboard_port = {dashboard}
 
 [broker]
 kind = "{broker_kind}"
@@ -34,34 +35,41 @@ port = {broker}
 kind = "exchange"
 port = {exchange}
 comp_id = "EXCH"
+metrics_port = {m_exchange}
 
 [venues.fund]
 kind = "fund"
 port = {fund}
 comp_id = "FUND"
+metrics_port = {m_fund}
 day_seconds = {day_seconds}
 
 [[nodes]]
 name = "cfu1"
 role = "customer"
 port = {cfu1}
+metrics_port = {m_cfu1}
 
 [[nodes]]
 name = "cfu2"
 role = "customer"
 port = {cfu2}
+metrics_port = {m_cfu2}
 
 [[nodes]]
 name = "ssu1"
 role = "street"
+metrics_port = {m_ssu1}
 
 [[nodes]]
 name = "ssu2"
 role = "street"
+metrics_port = {m_ssu2}
 
 [[nodes]]
 name = "firm"
 role = "firm"
+metrics_port = {m_firm}
 
 [[customers]]
 comp_id = "CLIENT1"
@@ -114,7 +122,9 @@ class Cluster:
                  broker_extra: str = "") -> None:
         self.base = base
         self.data = base / "var"
-        self.ports = {k: free_port() for k in ("broker", "exchange", "fund", "cfu1", "cfu2", *gateways)}
+        self.ports = {k: free_port() for k in ("broker", "exchange", "fund", "cfu1", "cfu2", "dashboard", "m_exchange",
+                                               "m_fund", "m_cfu1", "m_cfu2", "m_ssu1", "m_ssu2", "m_firm",
+                                               *gateways)}
         self.config = base / "cluster.toml"
         text = CONFIG.format(data=self.data, day_seconds=day_seconds, broker_kind=broker_kind,
                              broker_extra=broker_extra,

@@ -18,6 +18,10 @@ def test_shipped_local_config_loads() -> None:
     assert set(cfg.venues) == {"exchange", "fund"}
     assert cfg.accounts["ACC1"].positions["AAPL"] == Decimal(1000)
     assert cfg.data_dir == ROOT / "var" / "local"
+    # every node and venue serves metrics, and the dashboard has its port
+    assert cfg.nodes["cfu1"].metrics_url == "http://127.0.0.1:19101/metrics"
+    assert all(n.metrics_port for n in cfg.nodes.values()) and all(v.metrics_port for v in cfg.venues.values())
+    assert cfg.dashboard_url == "http://127.0.0.1:19100/"
 
 
 MINIMAL = """
@@ -44,6 +48,10 @@ def write(tmp_path: Path, text: str) -> Path:
         ('[[accounts]]\nid = "A"\ncash = 1.5\n', "key 'accounts[0].cash': expected a decimal number written as a string"),
         ('[[customers]]\ncomp_id = "C"\naccounts = ["NOPE"]\n', "account 'NOPE', which no [[accounts]] entry defines"),
         ('[bogus]\n', "unknown key 'bogus'"),
+        ('[[nodes]]\nname = "c"\nrole = "street"\nmetrics_port = "9100"\n',
+         "key 'nodes[1].metrics_port': expected an integer port 1..65535, got '9100'"),
+        ('[venues.x]\nkind = "exchange"\nport = 9880\nmetrics_port = 0\n',
+         "key 'venues.x.metrics_port': expected an integer port 1..65535, got 0"),
         ('[broker]\ntls = true\nauth = false\n', "key 'broker.auth': expected true when broker.tls = true"),
         ('[broker]\nauth = "yes"\n', "key 'broker.auth': expected true or false, got 'yes'"),
         ('[[nodes]]\nname = "monitor"\nrole = "street"\n', "key 'nodes[1].name': expected a name other than 'monitor'"),

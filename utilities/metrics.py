@@ -1,0 +1,122 @@
+"""Prometheus metrics of a node (customer, street, firm), read at scrape time.
+
+Everything here reads counters the node keeps anyway (``ReplicationNode.stats``, the log
+writer's commit histogram, the role's ``counters`` dict and the customer utility's ack
+latency histogram) when Prometheus scrapes: no metric object is touched per order or per
+record. The cost of the metrics is the scrapes plus a handful of int additions and one
+histogram observation per order and per commit. Measured on the shared 2-core machine
+(README "Metrics and the dashboard"): a scrape costs a node 2.8-4.9 ms of CPU; the per-order
+additions about 9 us (timeit, machine saturated); against 2.3-3.5 ms of cluster CPU per order
+at ``fixgw bench --rate 1000`` that is 1.4-2.1% with every endpoint scraped every second
+(0.8-1.2% at Prometheus' usual 15 s). End to end, the cluster's CPU per order with metrics
+(3.46, 2.26 ms) and without (3.15, 3.33 ms) differed by less than the run-to-run noise.
+
+Metric names (all with labels ``node`` and ``role``):
+
+- ``fixgw_orders_received_total``, ``fixgw_orders_accepted_total``,
+  ``fixgw_orders_rejected_total``, ``fixgw_execution_reports_sent_total`` (customer utilities)
+- ``fixgw_ack_latency_seconds`` histogram: NewOrderSingle read -> PendingNew handed to the engine
+- ``fixgw_record_appends_total``, ``fixgw_record_commits_total``,
+  ``fixgw_record_commit_latency_seconds`` histogram (LMDB transaction incl. sync)
+- ``fixgw_replication_head``: the node's own last sequence number;
+  ``fixgw_replication_high_water_mark{origin}``, ``fixgw_replication_lag_records{origin}``
+  (the origin's last announced head minus what is held contiguously)
+- ``fixgw_broker_connected`` (0/1), ``fixgw_broker_connects_total``,
+  ``fixgw_malformed_payloads_total``, ``fixgw_records_received_total``
+- ``fixgw_role_events_total{counter}``: the role's other counters (routed, takeovers, ...)
+- the FIX engine's metrics (``fixgw.metrics.EngineCollector``)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from fixgw.metrics import histogram_family
+from replication.node import ReplicationNode
+
+# role counters with a metric of their own (the rest go to fixgw_role_events_total)
+ORDER_COUNTERS = {
+    "orders": ("fixgw_orders_received", "NewOrderSingle messages received"),
+    "accepted": ("fixgw_orders_accepted", "orders made durable and acknowledged (PendingNew)"),
+    "rejects": ("fixgw_orders_rejected", "orders refused (recorded, then Rejected sent)"),
+    "execution_reports": ("fixgw_execution_reports_sent", "ExecutionReports (35=8) sent to customers"),
+}
+
+
+class NodeCollector(Collector):
+    def __init__(self, name: str, role: str, node: Callable[[], ReplicationNode | None],
+                 role_obj: Callable[[], Any]) -> None:
+        self._labels = {"node": name, "role": role}
+        self._node = node
+        self._role_obj = role_obj
+
+    def collect(self) -> Iterator[Any]:
+        keys, base = list(self._labels), list(self._labels.values())
+        yield from self._role_metrics(keys, base)
+        node = self._node()
+        if node is None:
+            return
+        try:
+            st = node.stats
+            digests = node.peer_digests()
+        except Exception:  # noqa: BLE001 - the log is closed while the node stops: nothing to report
+            return
+        for name, doc, value in (
+            ("fixgw_record_appends", "own records appended to the LMDB log", node.appends),
+            ("fixgw_record_commits", "LMDB transactions committed", st.commits),
+            ("fixgw_records_received", "records of other nodes newly inserted", st.received),
+            ("fixgw_malformed_payloads", "replication payloads that did not decode (dropped)", st.malformed),
+            ("fixgw_broker_connects", "connections made to the MQTT broker", st.connects),
+        ):
+            c = CounterMetricFamily(name, doc, labels=keys)
+            c.add_metric(base, value)
+            yield c
+        hist = node.commit_latency
+        if hist is not None:
+            yield histogram_family("fixgw_record_commit_latency_seconds",
+                                   "wall time of an LMDB commit (write and sync)", hist, self._labels)
+        g = GaugeMetricFamily("fixgw_broker_connected", "1 while connected to the MQTT broker", labels=keys)
+        g.add_metric(base, 1 if st.connected else 0)
+        yield g
+        g = GaugeMetricFamily("fixgw_replication_head", "the node's own last record sequence number", labels=keys)
+        g.add_metric(base, st.head)
+        yield g
+        okeys = keys + ["origin"]
+        hwm = GaugeMetricFamily("fixgw_replication_high_water_mark",
+                                "per origin: every record up to this sequence number is held", labels=okeys)
+        lag = GaugeMetricFamily("fixgw_replication_lag_records",
+                                "per origin: its last announced head minus the high-water mark", labels=okeys)
+        for origin, mark in sorted(st.hwms.items()):
+            if origin == st.node_id:
+                continue
+            hwm.add_metric(base + [origin], mark)
+            head = digests[origin].head if origin in digests else mark
+            lag.add_metric(base + [origin], max(0, head - mark))
+        for origin in sorted(set(digests) - set(st.hwms)):
+            hwm.add_metric(base + [origin], 0)
+            lag.add_metric(base + [origin], digests[origin].head)
+        yield hwm
+        yield lag
+
+    def _role_metrics(self, keys: list[str], base: list[str]) -> Iterator[Any]:
+        role = self._role_obj()
+        counters: dict[str, int] = dict(getattr(role, "counters", {}) or {})
+        for key, (name, doc) in ORDER_COUNTERS.items():
+            if key in counters:
+                c = CounterMetricFamily(name, doc, labels=keys)
+                c.add_metric(base, counters.pop(key))
+                yield c
+        if counters:
+            other = CounterMetricFamily("fixgw_role_events", "the role's other counters", labels=keys + ["counter"])
+            for key, value in sorted(counters.items()):
+                other.add_metric(base + [key], value)
+            yield other
+        ack = getattr(role, "ack_latency", None)
+        if ack is not None:
+            yield histogram_family("fixgw_ack_latency_seconds",
+                                   "NewOrderSingle read -> PendingNew or Rejected handed to the engine",
+                                   ack, self._labels)
