@@ -23,12 +23,13 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from fixgw import hostcpu
+from fixgw import hostcpu, proccpu
 from fixgw.framing import Framer, Garbled
 from fixgw.loadclient import RawSession, percentile, tag_value
 from fixgw.message import Message, parse_fields
 from fixgw.session import utc_timestamp
 from utilities.cluster_config import ClusterConfig, CustomerConfig, NodeConfig
+from utilities.cluster_processes import cluster_processes
 from utilities.errors import UtilitiesError
 
 
@@ -171,6 +172,9 @@ async def run(cfg: ClusterConfig, prices: Mapping[str, Decimal], *, sessions: in
 
     readers = [asyncio.create_task(reader(c)) for c in conns]
     run_id = b"%x" % (time.time_ns() // 1_000_000 % 0xFFFFFFF)   # ClOrdIDs unique across runs
+    procs = cluster_processes(cfg)
+    pids = {name: pid for name, (_kind, pid) in procs.items()}
+    proc_before = proccpu.snapshot(pids)
     cpu_before = hostcpu.read()
     t0_ns = perf()
     t0 = time.perf_counter()
@@ -213,6 +217,7 @@ async def run(cfg: ClusterConfig, prices: Mapping[str, Decimal], *, sessions: in
             await asyncio.sleep(0.05)
         ack_elapsed = time.perf_counter() - t0
         host = hostcpu.usage(cpu_before, hostcpu.read())
+        proc_spent = proccpu.spent(proc_before, proccpu.snapshot(pids))
     finally:
         done.set()
         for t in readers:
@@ -222,6 +227,8 @@ async def run(cfg: ClusterConfig, prices: Mapping[str, Decimal], *, sessions: in
     lost = await _count_lost(cfus, bench_clients[:sessions], owner, begin, sessions)
     acks = sorted(acked.values())
     fills = sorted(filled.values())
+    # each process's CPU over the load phase, per acknowledged order (issue 13)
+    per_order = {name: round(sec * 1e6 / max(1, len(acked)), 1) for name, sec in sorted(proc_spent.items())}
     return {
         "orders": n,
         "acked": len(acked),
@@ -245,6 +252,12 @@ async def run(cfg: ClusterConfig, prices: Mapping[str, Decimal], *, sessions: in
         "host_busy_pct": host.busy_pct if host else None,
         "host_steal_pct": host.steal_pct if host else None,
         "host_cpus": host.cpus if host else None,
+        # every process of this cluster on this machine (processes.json of fixgw up, the nodes'
+        # status files): CPU seconds over the load phase and microseconds per acknowledged order
+        "cpu_s_by_process": {name: round(sec, 3) for name, sec in sorted(proc_spent.items())},
+        "cpu_kind_by_process": {name: procs[name][0] for name in sorted(proc_spent)},
+        "cpu_us_per_order_by_process": per_order,
+        "cpu_us_per_order": round(sum(per_order.values()), 1),
     }
 
 

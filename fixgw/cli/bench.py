@@ -98,4 +98,11 @@ def run_e2e(args: argparse.Namespace) -> int:
         if res["host_busy_pct"] is not None:
             print(f"machine during the load: {res['host_cpus']} CPUs, {res['host_busy_pct']:.0f}% busy, "
                   f"{res['host_steal_pct']:.0f}% stolen by the hypervisor")
+        by_proc = res["cpu_us_per_order_by_process"]
+        if by_proc:
+            print(f"CPU over the load, per process of the cluster ({res['acked']} orders acknowledged):")
+            print(f"  {'process':<12} {'kind':<10} {'cpu s':>8} {'us/order':>10}")
+            for name, us in by_proc.items():
+                print(f"  {name:<12} {res['cpu_kind_by_process'][name]:<10} {res['cpu_s_by_process'][name]:>8.3f} {us:>10.1f}")
+            print(f"  {'total':<12} {'':<10} {sum(res['cpu_s_by_process'].values()):>8.3f} {res['cpu_us_per_order']:>10.1f}")
     return 0 if res["lost"] == 0 else 1

@@ -132,6 +132,7 @@ def _check_ports_free(cfg: Any) -> None:
 
 def run_up(args: argparse.Namespace) -> int:
     from replication.broker import BrokerError, Kind, LocalBroker
+    from utilities.cluster_processes import remove_processes, write_processes
 
     cfg = load_config(args.config)
     _check_ports_free(cfg)
@@ -180,6 +181,8 @@ def run_up(args: argparse.Namespace) -> int:
         for role in order:
             for node in cfg.nodes_with_role(role):
                 children.append(_spawn(node.name, role, py + ["node", "--config", str(cfg.source), "--name", node.name], log_dir))
+        # which processes are ours (for fixgw bench's CPU per process): removed on a clean stop
+        write_processes(cfg.data_dir, os.getpid(), [(c.name, c.kind, c.proc.pid) for c in children])
         for child in children:
             if child.kind in order:
                 _wait_ready(cfg, child, 60)
@@ -201,6 +204,7 @@ def run_up(args: argparse.Namespace) -> int:
         return 0
     finally:
         _stop_all(children, out)
+        remove_processes(cfg.data_dir)
         if stopping:
             print("fixgw: stopped", file=out, flush=True)
 
