@@ -28,12 +28,18 @@ is answered with BusinessMessageReject before its body is validated.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
-from fixgw.message import FieldNotFound, IncorrectDataFormat, IncorrectTagValue, Message
-
-if TYPE_CHECKING:
-    from fixgw.engine import Engine, SessionID
+from fixgw.config import SessionID
+from fixgw.errors import (
+    DoNotSend,
+    FieldNotFound,
+    IncorrectDataFormat,
+    IncorrectTagValue,
+    RejectLogon,
+    UnsupportedMessageType,
+)
+from fixgw.message import Message
 
 __all__ = [
     "Application",
@@ -48,23 +54,11 @@ __all__ = [
 ]
 
 
-class RejectLogon(Exception):
-    """Raised by ``from_admin`` on a Logon to refuse it; the text goes into the Logout (58)."""
+class MessageSender(Protocol):
+    """What an application needs of the engine it is attached to
+    (:class:`fixgw.engine.Engine` is one; this module does not import it)."""
 
-    def __init__(self, text: str = "Logon rejected") -> None:
-        super().__init__(text)
-        self.text = text
-
-    def __str__(self) -> str:
-        return self.text
-
-
-class UnsupportedMessageType(Exception):
-    """Raised by ``from_app`` for a MsgType the application does not handle (BMR 380=3)."""
-
-
-class DoNotSend(Exception):
-    """Raised by ``to_app`` to drop an outgoing message (on a resend it is gap-filled)."""
+    def send_to_target(self, msg: Message, session_id: SessionID) -> bool: ...
 
 
 class Application:
@@ -74,13 +68,24 @@ class Application:
     that callbacks can answer with ``self.engine.send_to_target(msg, session_id)``.
     """
 
-    engine: Engine | None = None
+    engine: MessageSender | None = None
 
-    def attach(self, engine: Engine) -> None:
+    def attach(self, engine: MessageSender) -> None:
         self.engine = engine
 
     async def on_create(self, session_id: SessionID) -> None:
         return None
+
+    async def before_logon(self, message: Message, session_id: SessionID) -> None:
+        """An acceptor's new connection opened with this Logon for ``session_id``: called before
+        the session layer looks at it (its MsgSeqNum against the one expected).
+
+        The application may get the session ready here, e.g. take it over from another process
+        and set its store's sequence numbers (the engine reloads them from the store afterwards
+        when ``RefreshOnLogon=Y``), or raise :class:`RejectLogon` to refuse the connection: it is
+        then closed at once, with no Logout (the session's sequence numbers are not settled).
+        """
+        return
 
     async def on_logon(self, session_id: SessionID) -> None:
         return None

@@ -27,6 +27,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
+from fixgw.errors import ConfigError
+
 __all__ = [
     "KNOWN_KEYS",
     "ConfigError",
@@ -38,33 +40,6 @@ __all__ = [
 
 _BEGIN_RE = re.compile(r"FIXT?\.[0-9]\.[0-9]")
 _BUILTIN_DICTIONARIES = ("FIX.4.2", "FIX.4.4")
-
-
-class ConfigError(ValueError):
-    """A settings mistake; the message names the file, line, section and key, and the expectation."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        source: str | None = None,
-        line: int | None = None,
-        section: str | None = None,
-        key: str | None = None,
-    ) -> None:
-        """Build with the location parts; str(error) carries them all."""
-        self.source = source
-        self.line = line
-        self.section = section
-        self.key = key
-        where = []
-        if source:
-            where.append(source if line is None else f"{source}:{line}")
-        if section:
-            where.append(f"[{section}]")
-        if key:
-            where.append(key)
-        super().__init__(f"{' '.join(where)}: {message}" if where else message)
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -15,10 +15,9 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from fixgw.plans import PlanBook
+from fixgw.errors import DictionaryError
+from fixgw.fieldtypes import CHECKERS, value_checker
 
 __all__ = [
     "DataDictionary",
@@ -30,134 +29,6 @@ __all__ = [
     "value_checker",
 ]
 
-
-class DictionaryError(ValueError):
-    """A data dictionary file that cannot be used; the message names the file and the problem."""
-
-
-# ----------------------------------------------------------------------------------------------
-# Value format checks, one per FIX type (bytes in, bool out; no decoding on the hot path).
-# They follow QuickFIX's convertors where QuickFIX checks (INT, floats, CHAR, BOOLEAN, UTC times
-# and dates) and add the checks the FIX specification states for the types QuickFIX treats as
-# free strings (LOCALMKTDATE, MONTHYEAR, DAYOFMONTH, CURRENCY).
-
-# The checks use bytes.isdigit() and slice comparisons rather than regular expressions: they run
-# for every field of every message (a regex call costs several times more).
-
-
-def _check_int(v: bytes) -> bool:
-    return v.isdigit() or (v[:1] == b"-" and v[1:].isdigit())
-
-
-def _check_uint(v: bytes) -> bool:
-    # SEQNUM, LENGTH, NUMINGROUP: QuickFIX parses them as INT; a negative one is never valid FIX,
-    # and a negative count or length would make framing and group parsing meaningless.
-    return v.isdigit()
-
-
-def _check_float(v: bytes) -> bool:
-    # QuickFIX's DoubleConvertor: optional '-', digits, optional '.' and digits; "1." and ".5"
-    # pass, "+1", "1e5", "." and "" do not.
-    if v[:1] == b"-":
-        v = v[1:]
-    return v.isdigit() or v.replace(b".", b"", 1).isdigit()
-
-
-def _check_char(v: bytes) -> bool:
-    return len(v) == 1
-
-
-def _check_bool(v: bytes) -> bool:
-    return v == b"Y" or v == b"N"
-
-
-def _date_ok(v: bytes) -> bool:
-    # v: 8 ASCII digits YYYYMMDD
-    return b"01" <= v[4:6] <= b"12" and b"01" <= v[6:8] <= b"31"
-
-
-def _fraction_ok(frac: bytes) -> bool:
-    # "" or "." followed by 1..9 digits (milli, micro, nano and anything between)
-    return not frac or (frac[0] == 46 and 2 <= len(frac) <= 10 and frac[1:].isdigit())
-
-
-def _time_ok(v: bytes) -> bool:
-    # v: "HH:MM:SS"; 60 seconds is allowed for a leap second, as QuickFIX does
-    return (
-        v[2] == 58
-        and v[5] == 58
-        and v[0:2].isdigit()
-        and v[3:5].isdigit()
-        and v[6:8].isdigit()
-        and v[0:2] <= b"23"
-        and v[3:5] <= b"59"
-        and v[6:8] <= b"60"
-    )
-
-
-def _check_timestamp(v: bytes) -> bool:
-    return (
-        len(v) >= 17
-        and v[8] == 45
-        and v[:8].isdigit()
-        and _date_ok(v)
-        and _time_ok(v[9:17])
-        and _fraction_ok(v[17:])
-    )
-
-
-def _check_timeonly(v: bytes) -> bool:
-    return len(v) >= 8 and _time_ok(v[:8]) and _fraction_ok(v[8:])
-
-
-def _check_date(v: bytes) -> bool:
-    return len(v) == 8 and v.isdigit() and _date_ok(v)
-
-
-def _check_monthyear(v: bytes) -> bool:
-    # YYYYMM, YYYYMMDD or YYYYMMwN (week of month, FIX 4.4)
-    n = len(v)
-    if n < 6 or not v[:6].isdigit() or not b"01" <= v[4:6] <= b"12":
-        return False
-    if n == 6:
-        return True
-    if n == 8 and v[6:8].isdigit():
-        return b"01" <= v[6:8] <= b"31"
-    return n == 8 and v[6:7] == b"w" and b"1" <= v[7:8] <= b"5"
-
-
-def _check_dayofmonth(v: bytes) -> bool:
-    return v.isdigit() and len(v) <= 2 and 1 <= int(v) <= 31
-
-
-def _check_currency(v: bytes) -> bool:
-    return len(v) == 3 and v.isalnum()
-
-
-_CHECKERS: dict[str, Callable[[bytes], bool]] = {
-    "INT": _check_int,
-    "LENGTH": _check_uint,
-    "SEQNUM": _check_uint,
-    "NUMINGROUP": _check_uint,
-    "FLOAT": _check_float,
-    "PRICE": _check_float,
-    "QTY": _check_float,
-    "AMT": _check_float,
-    "PRICEOFFSET": _check_float,
-    "PERCENTAGE": _check_float,
-    "CHAR": _check_char,
-    "BOOLEAN": _check_bool,
-    "UTCTIMESTAMP": _check_timestamp,
-    "TIME": _check_timestamp,
-    "UTCTIMEONLY": _check_timeonly,
-    "UTCDATE": _check_date,
-    "UTCDATEONLY": _check_date,
-    "DATE": _check_date,
-    "LOCALMKTDATE": _check_date,
-    "MONTHYEAR": _check_monthyear,
-    "DAYOFMONTH": _check_dayofmonth,
-    "CURRENCY": _check_currency,
-}
 
 # Types whose values are free text for validation purposes (STRING, DATA, EXCHANGE, ...).
 _FREE_TYPES = frozenset(
@@ -181,11 +52,6 @@ _FREE_TYPES = frozenset(
 )
 
 _MULTI_TYPES = frozenset({"MULTIPLEVALUESTRING", "MULTIPLESTRINGVALUE", "MULTIPLECHARVALUE"})
-
-
-def value_checker(fix_type: str) -> Callable[[bytes], bool] | None:
-    """Format check for a FIX type name (None when any value of that type is well-formed)."""
-    return _CHECKERS.get(fix_type)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -283,6 +149,7 @@ class DataDictionary:
     """A loaded FIX data dictionary; read-only after construction, safe to share."""
 
     __slots__ = (
+        "__weakref__",  # fixgw.plans keeps a PlanBook per dictionary
         "_begin_string",
         "_data_len",
         "_fast",
@@ -292,7 +159,6 @@ class DataDictionary:
         "_messages",
         "_messages_b",
         "_names",
-        "_plans",
         "_source",
         "_trailer",
     )
@@ -344,7 +210,6 @@ class DataDictionary:
                 flags |= FLAG_TRAILER
             fast[tag] = (fd.check, fd.enums, flags)
         self._fast = fast
-        self._plans: PlanBook | None = None
 
     # -- construction -----------------------------------------------------------------------
 
@@ -504,16 +369,6 @@ class DataDictionary:
         """tag -> (format check, enum values, FLAG_* bits): the validator's hot-path table."""
         return self._fast
 
-    @property
-    def plans(self) -> PlanBook:
-        """The message shapes learned from valid messages (fixgw.plans), created on first use."""
-        p = self._plans
-        if p is None:
-            from fixgw.plans import PlanBook
-
-            p = self._plans = PlanBook(self)
-        return p
-
     def suggest_field(self, name: str) -> str | None:
         """The closest field name to a misspelt one, or None."""
         m = difflib.get_close_matches(name, list(self._names), n=1)
@@ -623,7 +478,7 @@ class _Builder:
             if name in self.by_name:
                 raise self.err(f"field name {name} defined twice")
             ftype = ftype.upper()
-            if ftype not in _CHECKERS and ftype not in _FREE_TYPES:
+            if ftype not in CHECKERS and ftype not in _FREE_TYPES:
                 raise self.err(f"field {name} ({tag}): unknown type {ftype!r}")
             enums: dict[bytes, str] = {}
             for v in f.findall("value"):
@@ -632,7 +487,7 @@ class _Builder:
                     raise self.err(f"field {name}: <value> without an enum attribute")
                 enums[e.encode("latin-1")] = v.get("description", "")
             # QuickFIX reads CHAR as STRING before FIX 4.2: multi-character values are legal there.
-            check = _CHECKERS.get(ftype)
+            check = CHECKERS.get(ftype)
             self.fields[tag] = FieldDef(
                 tag=tag,
                 name=name,

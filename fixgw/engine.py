@@ -39,11 +39,13 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, Self
 
-from fixgw.application import Application, MessageCracker, RejectLogon
+from fixgw.application import Application, MessageCracker
+from fixgw.commitlane import CommitLanePolicy
 from fixgw.config import SessionID, SessionSettings
+from fixgw.errors import RejectLogon
 from fixgw.framing import Framer, Garbled
 from fixgw.message import Message, parse_fields
-from fixgw.plans import PlanBook
+from fixgw.plans import PlanBook, plan_book
 from fixgw.session import (
     Batch,
     Close,
@@ -53,7 +55,7 @@ from fixgw.session import (
     Session,
     SessionConfig,
     VerifyLogon,
-    _noop_hook,
+    noop_hook,
 )
 from fixgw.session_state import State
 
@@ -63,8 +65,6 @@ _log = logging.getLogger("fixgw.engine")
 _READ_SIZE = 1 << 16
 _TICK = 0.2
 _SLICE = 64  # messages handled before the loop lets other tasks run
-_INLINE_MAX = 0.002  # inline commits slower than this (s, smoothed) ...
-_INLINE_PAUSE = 128  # ... send this many commits to the store thread
 
 
 class _GilSwitch:
@@ -171,17 +171,6 @@ def _merge(batches: list[Batch]) -> Batch:
         messages += b.messages
     last = batches[-1]
     return Batch(batches[first].reset, messages, last.next_sender_seq, last.next_target_seq)
-
-
-class StoreLike(Protocol):
-    @property
-    def next_sender_seq(self) -> int: ...
-    @property
-    def next_target_seq(self) -> int: ...
-    def get_range(self, begin: int, end: int) -> list[tuple[int, bytes]]: ...
-    def commit_batch(self, messages: Sequence[tuple[int, bytes]], next_sender_seq: int, next_target_seq: int) -> None: ...
-    def reset(self) -> None: ...
-    def close(self) -> None: ...
 
 
 class LogLike(Protocol):
@@ -355,7 +344,7 @@ class SessionRuntime:
             else None
         )
         # learned message shapes of the dictionary: parse + validate in one regex match
-        self._plans: PlanBook | None = dd.plans if dd is not None else None
+        self._plans: PlanBook | None = plan_book(dd) if dd is not None else None
         supports = app.supports if type(app).supports is not Application.supports else None
         self.session = Session(
             config_from_settings(settings),
@@ -367,9 +356,9 @@ class SessionRuntime:
             is_app_type=is_app,
             # an application that does not override a hook costs no call per message
             to_admin=(lambda m: app.to_admin(m, sid))
-            if type(app).to_admin is not Application.to_admin else _noop_hook,
+            if type(app).to_admin is not Application.to_admin else noop_hook,
             to_app=(lambda m: app.to_app(m, sid))
-            if type(app).to_app is not Application.to_app else _noop_hook,
+            if type(app).to_app is not Application.to_app else noop_hook,
             event=log.event,
         )
         self.conn: _Conn | None = None
@@ -389,8 +378,7 @@ class SessionRuntime:
             collections.deque()
         )
         self._acked = 0  # batches of the lane already written (compared with lane.done)
-        self._slow_commits = 0  # commits left for the store thread after slow inline ones
-        self._commit_time = 0.0  # inline commits' duration (s), smoothed
+        self._lane_policy = CommitLanePolicy()  # inline or in the store thread (fixgw.commitlane)
         self._draining = False
         self._flush_idle = asyncio.Event()
         self._flush_idle.set()
@@ -430,6 +418,16 @@ class SessionRuntime:
     def logout(self, text: str = "") -> None:
         self.session.logout(self.engine.clock(), text)
         self.kick()
+
+    def abort(self, reason: str) -> None:
+        """Close the connection now and send nothing more on it: what the session produced and
+        has not written yet is dropped (e.g. the application learnt that this process no
+        longer owns the session)."""
+        self.log.event(f"connection aborted: {reason}")
+        self.session.outbox = []
+        conn = self.conn
+        if conn is not None:
+            conn.close()  # a closing connection is never written to again (_write)
 
     # ---- engine internals
     async def run_actions(self, actions: list[Any]) -> None:
@@ -531,14 +529,8 @@ class SessionRuntime:
 
     def _inline_ok(self) -> bool:
         """Commit in the event loop itself while commits are quick (nothing staged, no thread
-        commit running): no thread hand-off and no GIL contention, measured ~10 us less CPU per
-        message and a shorter round trip (an fsync here takes ~0.5 ms). While they are slow (a
-        busy disk) the store thread takes the next _INLINE_PAUSE commits, so that a slow disk
-        does not stall the loop: messages are read and handled during its fsyncs."""
-        if self._slow_commits:
-            self._slow_commits -= 1
-            return False
-        return not self._lane.running
+        commit running), else in the store thread: :mod:`fixgw.commitlane`."""
+        return self._lane_policy.inline(self._lane.running)
 
     def _commit_inline(self, batch: Batch, out: list[bytes | Close]) -> None:
         t = time.perf_counter()
@@ -549,11 +541,7 @@ class SessionRuntime:
             if self.conn is not None:
                 self.conn.close()
             return
-        # a smoothed duration: one late fsync is not a slow disk
-        self._commit_time = avg = 0.75 * self._commit_time + 0.25 * (time.perf_counter() - t)
-        if avg > _INLINE_MAX:
-            self._slow_commits = _INLINE_PAUSE
-            self._commit_time = 0.0
+        self._lane_policy.inline_took(time.perf_counter() - t)
         self.session.batch_committed(batch)
         if out:
             self._write(out)
@@ -987,12 +975,38 @@ class Engine:
             rt.log.event(f"second connection from {conn.peer} for a session in use: closed")
             conn.close()
             return
+        if not await self._before_logon(rt, msg, conn):
+            return
         try:
             await rt.run_connection(conn, first)
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - isolate the engine from a failing callback or peer
             _log.exception("session %s failed", rt.session_id)
+
+    async def _before_logon(self, rt: SessionRuntime, msg: Message, conn: _Conn) -> bool:
+        """The application's before_logon, then (RefreshOnLogon=Y) the sequence numbers reloaded
+        from the store; False: the connection was closed."""
+        app = self.app
+        if type(app).before_logon is not Application.before_logon:
+            try:
+                await app.before_logon(msg, rt.session_id)
+            except RejectLogon as exc:
+                rt.log.event(f"connection from {conn.peer} refused before logon: {exc}")
+                conn.close()
+                return False
+            except Exception:  # noqa: BLE001 - a broken hook refuses the connection
+                _log.exception("before_logon failed for %s", rt.session_id)
+                conn.close()
+                return False
+            if rt.conn is not None or rt.session.state is not State.DISCONNECTED or self._stopping or conn.closing:
+                rt.log.event(f"connection from {conn.peer} closed: the session got busy meanwhile")
+                conn.close()
+                return False
+        if rt.settings.refresh_on_logon:
+            rt.store.refresh()
+            rt.session.restore(rt.store.next_sender_seq, rt.store.next_target_seq)
+        return True
 
     @staticmethod
     async def _read_first(conn: _Conn) -> list[Message | Garbled]:

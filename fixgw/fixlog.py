@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import BinaryIO, Self
 
 from fixgw.config import SessionID
+from fixgw.errors import FixLogError
 
 __all__ = [
     "FLUSH_INTERVAL_S",
@@ -45,10 +46,6 @@ __all__ = [
 FLUSH_INTERVAL_S = 0.2
 _MAX_BUFFER = 4 << 20  # past this many buffered bytes a write flushes inline (back-pressure)
 _TS_FORMAT = "%Y%m%d-%H:%M:%S"
-
-
-class FixLogError(OSError):
-    """A log file cannot be opened or written; the message names the file."""
 
 
 def format_message(raw: bytes) -> str:

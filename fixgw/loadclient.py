@@ -95,7 +95,7 @@ class _Load(asyncio.Protocol):
     ClOrdID; as many new orders as answers go out in ONE write per read.
     """
 
-    def __init__(self, c: RawSession, orders: int, inflight: int, heartbeat: int) -> None:
+    def __init__(self, c: RawSession, orders: int, inflight: int, heartbeat: int, id_prefix: bytes = b"B") -> None:
         self.c = c
         self.orders = orders
         self.inflight = inflight
@@ -115,9 +115,10 @@ class _Load(asyncio.Protocol):
         # the NewOrderSingle with its variable parts as %-formats: MsgSeqNum, SendingTime,
         # ClOrdID's number, TransactTime (the same bytes as RawSession.message would encode)
         self._head = b"8=" + c.begin + b"\x019="
+        self._id = id_prefix.replace(b"%", b"%%") + b"%d"   # ClOrdID: prefix + order number
         self._nos = (
             b"35=D\x0149=" + c.sender.replace(b"%", b"%%") + b"\x0156=" + c.target.replace(b"%", b"%%")
-            + b"\x0134=%d\x0152=%s\x0111=B%d\x0121=1\x0155=IBM\x0154=1\x0160=%s"
+            + b"\x0134=%d\x0152=%s\x0111=" + id_prefix.replace(b"%", b"%%") + b"%d\x0121=1\x0155=IBM\x0154=1\x0160=%s"
             b"\x0138=100\x0140=2\x0144=10.5\x01"
         )
 
@@ -149,7 +150,7 @@ class _Load(asyncio.Protocol):
         k = self.next_id
         for _ in range(n):
             k += 1
-            cid = b"B%d" % k
+            cid = self._id % k
             body = nos % (seq, ts, k, ts)
             data = b"%s%d\x01%s" % (head, len(body), body)
             chunks.append(b"%s10=%03d\x01" % (data, checksum(data)))
@@ -238,13 +239,14 @@ async def run_bench(
     inflight: int = 100,
     seconds: float = DEFAULT_SECONDS,
     heartbeat: int = 30,
+    id_prefix: str = "B",
 ) -> BenchResult:
     if orders < 1 or inflight < 1:
         raise ValueError("orders and inflight must be >= 1")
     loop = asyncio.get_running_loop()
     c = RawSession(begin, sender, target)
     transport, load = await asyncio.wait_for(
-        loop.create_connection(lambda: _Load(c, orders, inflight, heartbeat), host, port), 10
+        loop.create_connection(lambda: _Load(c, orders, inflight, heartbeat, id_prefix.encode()), host, port), 10
     )
     try:
         await asyncio.wait_for(asyncio.shield(load.logged_on), 10)

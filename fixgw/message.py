@@ -16,6 +16,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
 from typing import Final
 
+from fixgw.errors import FieldNotFound, IncorrectDataFormat
+
 SOH: Final = b"\x01"
 _adler32: Final = zlib.adler32
 
@@ -31,48 +33,18 @@ SESSION_HEADER_TAGS: Final = frozenset({8, 9, 35, 49, 56, 34, 52, 43, 122, 10})
 ADMIN_MSG_TYPES: Final = frozenset({b"0", b"1", b"2", b"3", b"4", b"5", b"A"})
 
 # length field -> the data field it announces (the data may contain SOH)
-_DATA_LENGTH_TAGS: Final = {
+DATA_LENGTH_TAGS: Final = {
     90: 91, 93: 89, 95: 96, 212: 213, 348: 349, 350: 351, 352: 353, 354: 355, 356: 357,
     358: 359, 360: 361, 362: 363, 364: 365, 445: 446, 618: 619, 621: 622,
 }
 
 
-_DATA_LENGTH_SET: Final = frozenset(_DATA_LENGTH_TAGS)
+_DATA_LENGTH_SET: Final = frozenset(DATA_LENGTH_TAGS)
 _DATA_LENGTH_RE: Final = re.compile(
-    rb"\x01(?:" + b"|".join(b"%d" % t for t in sorted(_DATA_LENGTH_TAGS)) + rb")="
+    rb"\x01(?:" + b"|".join(b"%d" % t for t in sorted(DATA_LENGTH_TAGS)) + rb")="
 )
 # tag bytes -> int for the common tags (a dict lookup is cheaper than int(bytes))
 _TAG_INT: Final[dict[bytes, int]] = {b"%d" % t: t for t in range(1, 2000)}
-
-
-class FieldNotFound(KeyError):
-    """A required field is absent. Raised from an application callback, the session answers
-    with a session Reject (SessionRejectReason 1, required tag missing)."""
-
-    def __init__(self, tag: int) -> None:
-        super().__init__(tag)
-        self.tag = tag
-
-    def __str__(self) -> str:
-        return f"field {self.tag} not found"
-
-
-class IncorrectTagValue(ValueError):
-    """A field has a value the application does not accept (Reject reason 5)."""
-
-    def __init__(self, tag: int, text: str = "") -> None:
-        super().__init__(tag, text)
-        self.tag = tag
-        self.text = text
-
-
-class IncorrectDataFormat(ValueError):
-    """A field value has the wrong format (Reject reason 6)."""
-
-    def __init__(self, tag: int, text: str = "") -> None:
-        super().__init__(tag, text)
-        self.tag = tag
-        self.text = text
 
 
 # "tag=" for the tags of the standard dictionaries (and any other once seen, up to a bound)
@@ -145,9 +117,9 @@ def _parse_slow(raw: bytes) -> list[tuple[int, bytes]] | None:
         else:
             return None
         append((tag, value))
-        if tag in _DATA_LENGTH_TAGS and value.isdigit() and i < n:
+        if tag in DATA_LENGTH_TAGS and value.isdigit() and i < n:
             # the data field announced by this length may contain SOH: rebuild it
-            data_tag = _DATA_LENGTH_TAGS[tag]
+            data_tag = DATA_LENGTH_TAGS[tag]
             prefix = b"%d=" % data_tag
             if parts[i].startswith(prefix):
                 want = int(value)

@@ -29,15 +29,14 @@ import re
 import threading
 import zlib
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Final
+from typing import Final
+from weakref import WeakKeyDictionary
 
-from fixgw import dictionary as _d
-from fixgw.message import _DATA_LENGTH_TAGS, checksum
+from fixgw import fieldtypes as _t
+from fixgw.dictionary import FLAG_DATA, FLAG_MULTI, DataDictionary
+from fixgw.message import DATA_LENGTH_TAGS, checksum
 
-if TYPE_CHECKING:
-    from fixgw.dictionary import DataDictionary
-
-__all__ = ["MAX_SHAPES", "MAX_SHAPES_PER_TYPE", "PlanBook", "Shape", "value_pattern"]
+__all__ = ["MAX_SHAPES", "MAX_SHAPES_PER_TYPE", "PlanBook", "Shape", "plan_book", "value_pattern"]
 
 MAX_SHAPES_PER_TYPE: Final = 16
 MAX_SHAPES: Final = 512
@@ -46,7 +45,7 @@ _MAX_KNOWN: Final = 4 * MAX_SHAPES  # signatures remembered, shapes that did not
 _Field = tuple[int, bytes]
 
 # tags that may hold SOH (the data field of a length/data pair): never in a learned shape
-_DATA_TAGS: Final = frozenset(_DATA_LENGTH_TAGS.values())
+_DATA_TAGS: Final = frozenset(DATA_LENGTH_TAGS.values())
 
 _DATE = rb"\d{4}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])"
 _TIME = rb"(?:[01]\d|2[0-3]):[0-5]\d:(?:[0-5]\d|60)(?:\.\d{1,9})?"
@@ -56,16 +55,16 @@ _TIME = rb"(?:[01]\d|2[0-3]):[0-5]\d:(?:[0-5]\d|60)(?:\.\d{1,9})?"
 # each accepts only what its check accepts. A check that is not here is run in Python after
 # the match.
 _PATTERNS: Final[dict[Callable[[bytes], bool], bytes]] = {
-    _d._check_int: rb"-?\d+",
-    _d._check_uint: rb"\d+",
-    _d._check_float: rb"-?(?:\d+\.?\d*|\.\d+)",
-    _d._check_char: rb"[^\x01]",
-    _d._check_bool: rb"[YN]",
-    _d._check_timestamp: _DATE + rb"-" + _TIME,
-    _d._check_timeonly: _TIME,
-    _d._check_date: _DATE,
-    _d._check_dayofmonth: rb"(?:0?[1-9]|[12]\d|3[01])",
-    _d._check_currency: rb"[A-Za-z0-9]{3}",
+    _t.check_int: rb"-?\d+",
+    _t.check_uint: rb"\d+",
+    _t.check_float: rb"-?(?:\d+\.?\d*|\.\d+)",
+    _t.check_char: rb"[^\x01]",
+    _t.check_bool: rb"[YN]",
+    _t.check_timestamp: _DATE + rb"-" + _TIME,
+    _t.check_timeonly: _TIME,
+    _t.check_date: _DATE,
+    _t.check_dayofmonth: rb"(?:0?[1-9]|[12]\d|3[01])",
+    _t.check_currency: rb"[A-Za-z0-9]{3}",
 }
 _ANY: Final = rb"[^\x01]+"
 _adler32: Final = zlib.adler32
@@ -261,7 +260,7 @@ class PlanBook:
             if info is None:
                 return None
             check, enums, flags = info
-            if flags & _d.FLAG_DATA:
+            if flags & FLAG_DATA:
                 return None
             if tag in self._literal:
                 pat: bytes = re.escape(value)
@@ -272,7 +271,7 @@ class PlanBook:
             elif tag == 10:
                 pat = rb"\d{3}"  # as the framer reads CheckSum
             else:
-                vp = value_pattern(check, enums, bool(flags & _d.FLAG_MULTI))
+                vp = value_pattern(check, enums, bool(flags & FLAG_MULTI))
                 if vp is None:
                     return None
                 pat, python_check = vp
@@ -285,3 +284,15 @@ class PlanBook:
         except (re.error, RecursionError, OverflowError):
             return None
         return Shape(regex, tuple(t for t, _ in fields), tuple(post), fields[0][1])
+
+
+_BOOKS: WeakKeyDictionary[DataDictionary, PlanBook] = WeakKeyDictionary()
+
+
+def plan_book(dd: DataDictionary) -> PlanBook:
+    """The shapes learned from ``dd``'s valid messages, one book per dictionary (shared by
+    every session using it), created on first use."""
+    book = _BOOKS.get(dd)
+    if book is None:
+        book = _BOOKS[dd] = PlanBook(dd)
+    return book

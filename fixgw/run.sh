@@ -73,6 +73,12 @@ if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
   fi
 fi
 
+# openssl makes the local CA and the broker's certificate for [broker] tls = true (and the
+# tests of TLS); Debian ships it nearly everywhere
+if ! command -v openssl >/dev/null 2>&1; then
+  apt_install openssl || echo "fixgw: openssl is missing: [broker] tls = true and its tests need it." >&2
+fi
+
 case "$cmd" in
   test)
     exec "$venv/bin/python" -m pytest "$@" ;;

@@ -28,8 +28,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final, Protocol
 
+from fixgw.errors import (
+    FieldNotFound,
+    IncorrectDataFormat,
+    IncorrectTagValue,
+    RejectLogon,
+    UnsupportedMessageType,
+)
 from fixgw.message import HEADER_TAGS, Message, encode_after, parse_fields
 from fixgw.session_state import TRANSITIONS, Event, State
+from fixgw.store import MessageStore
 from fixgw.validation import REJECT_TEXTS, SessionReject, check_sending_time, parse_utc_timestamp
 
 __all__ = [
@@ -40,6 +48,7 @@ __all__ = [
     "Session",
     "SessionConfig",
     "VerifyLogon",
+    "noop_hook",
     "utc_timestamp",
 ]
 
@@ -222,10 +231,6 @@ class LoggedOut:
 Action = Deliver | VerifyLogon | LoggedOn | LoggedOut
 
 
-class ReadStore(Protocol):
-    def get_range(self, begin: int, end: int) -> list[tuple[int, bytes]]: ...
-
-
 class Validator(Protocol):
     def __call__(self, fields: Sequence[tuple[int, bytes]]) -> object | None: ...
 
@@ -249,8 +254,8 @@ class Batch:
     next_target_seq: int = 1
 
 
-def _noop_hook(msg: Message) -> None:
-    return None
+def noop_hook(msg: Message) -> None:
+    """The to_admin / to_app hook of an application that has none (the session skips it)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -265,12 +270,12 @@ class Session:
         *,
         next_sender_seq: int = 1,
         next_target_seq: int = 1,
-        store: ReadStore | None = None,
+        store: MessageStore | None = None,
         validator: Callable[[Sequence[tuple[int, bytes]]], object | None] | None = None,
         supports: Callable[[bytes], bool] | None = None,
         is_app_type: Callable[[bytes], bool] | None = None,
-        to_admin: Callable[[Message], None] = _noop_hook,
-        to_app: Callable[[Message], None] = _noop_hook,
+        to_admin: Callable[[Message], None] = noop_hook,
+        to_app: Callable[[Message], None] = noop_hook,
         event: Callable[[str], None] | None = None,
     ) -> None:
         self.config = config
@@ -466,13 +471,26 @@ class Session:
             header_extra, body = self._split(msg)
             self._seal(mt, body, now, header_extra=header_extra)
             return self.logged_on
-        if self.to_app is not _noop_hook:
+        if self.to_app is not noop_hook:
             self.to_app(msg)
         fields = msg.fields  # _split, inlined: this runs for every message sent
         return self._seal(
             mt, [f for f in fields if f[0] not in _NOT_BODY], now,
             header_extra=[f for f in fields if f[0] in _APP_HEADER], store=True,
         )
+
+    def restore(self, next_sender_seq: int, next_target_seq: int) -> None:
+        """Take these sequence numbers (reloaded from the store, RefreshOnLogon) while no
+        connection runs; what was produced and not committed is dropped."""
+        if self.state is not State.DISCONNECTED:
+            raise RuntimeError(f"restore() while {self.state.value}")
+        self.next_sender = next_sender_seq
+        self.next_target = next_target_seq
+        self._to_store = []
+        self._recent = {}
+        self._dirty = False
+        self._store_stale = False
+        self.outbox = []
 
     def take_batch(self) -> Batch | None:
         """Messages and sequence numbers to make durable (None when nothing changed)."""
@@ -552,7 +570,7 @@ class Session:
         now: float,
         header_extra: Sequence[tuple[int, bytes]] = (),
     ) -> None:
-        if self.to_admin is not _noop_hook:
+        if self.to_admin is not noop_hook:
             m = Message([(35, msg_type), *header_extra, *body])
             self.to_admin(m)
             header_extra, body = self._split(m)
@@ -1104,8 +1122,6 @@ class Session:
     # ----------------------------------------------------------------- application errors
     def app_error(self, msg: Message, exc: BaseException, now: float) -> list[Action]:
         """The application raised while handling ``msg``: answer as QuickFIX does."""
-        from fixgw.application import RejectLogon, UnsupportedMessageType
-        from fixgw.message import FieldNotFound, IncorrectDataFormat, IncorrectTagValue
 
         admin = msg.msg_type in _ADMIN
         if isinstance(exc, UnsupportedMessageType):

@@ -27,6 +27,7 @@ from typing import Any, Self
 import lmdb
 
 from fixgw.config import SessionID
+from fixgw.errors import StoreClosedError, StoreError
 
 __all__ = [
     "Clock",
@@ -46,14 +47,6 @@ Clock = Callable[[], datetime]
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-class StoreError(RuntimeError):
-    """A message store cannot do what was asked (bad argument, full, already open, ...)."""
-
-
-class StoreClosedError(StoreError):
-    """The store was used after close()."""
 
 
 def _check_seq(name: str, n: int) -> int:

@@ -41,6 +41,7 @@ from fixgw.dictionary import (
     MessageDef,
     Section,
 )
+from fixgw.plans import plan_book
 
 __all__ = [
     "REJECT_TEXTS",
@@ -497,7 +498,7 @@ def validate(
     msg = dd.message_b(fields[2][1])
     if msg is not None and _fast_ok(dd, fields, msg):
         # certainly valid: its shape parses and validates the next ones in one match
-        dd.plans.learn(fields)
+        plan_book(dd).learn(fields)
         return None
     return _validate_exact(
         dd,

@@ -5,7 +5,8 @@ Three measurements, each bounded in count and time:
 1. durable appends/s: ``ReplicationNode.append_fields`` from many concurrent tasks, each
    returning only after its group-committed, synced LMDB transaction (no broker);
 2. records/s replicated between two nodes over a real broker (our own mosquitto on a
-   free loopback port, or amqtt if mosquitto is not installed): from the first append
+   free loopback port, or amqtt if mosquitto is not installed, with per-node logins and
+   the ACL as ``fixgw up`` runs it): from the first append
    on node A until node B holds all of them durably. B runs in its own process, as
    nodes do in a deployment;
 3. replication lag at a fixed 1,000 records/s: from the append on A (the record's HLC
@@ -29,6 +30,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from replication.auth import (
+    BrokerAccess,
+    BusLogin,
+    new_password,
+    node_grant,
+    read_secret,
+    write_private,
+)
 from replication.broker import LocalBroker
 from replication.node import ReplicationNode
 from replication.record import Record, RecordType, Role
@@ -114,9 +123,12 @@ class _Peer:
     @classmethod
     async def start(cls, data: Path, broker: LocalBroker, node_id: str, origin: str, expect: int,
                     measure_from: int, timeout: float) -> _Peer:
+        secret = data / f"{node_id}.password"  # never on a command line
+        assert broker.access is not None
+        write_private(secret, broker.access.login(node_id).password + "\n")
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "replication.bench", "peer", _loop_name(), str(data / node_id), str(broker.port), node_id,
-            origin, str(expect), str(measure_from), str(timeout),
+            origin, str(expect), str(measure_from), str(timeout), str(secret),
             stdout=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL)
         peer = cls(proc)
         line = await asyncio.wait_for(peer._line(), 20)
@@ -143,14 +155,16 @@ class _Peer:
                     await self.proc.wait()
 
 
-async def _peer(data: str, port: str, node_id: str, origin: str, expect: str, measure_from: str, timeout: str) -> None:
+async def _peer(data: str, port: str, node_id: str, origin: str, expect: str, measure_from: str, timeout: str,
+                secret: str) -> None:
     lags: list[int] = []
     first_from = int(measure_from)
     done = asyncio.Event()
     target = int(expect)
 
+    login = BusLogin(node_id, read_secret(Path(secret), "the bench peer's password"))
     async with ReplicationNode(node_id=node_id, role=Role.CUSTOMER, cluster="bench", data_dir=Path(data),
-                               broker_port=int(port), digest_interval=0.5) as node:
+                               broker_port=int(port), digest_interval=0.5, login=login) as node:
         def on_record(rec: Record) -> None:
             if rec.origin == origin:
                 if rec.seq >= first_from:
@@ -181,8 +195,9 @@ def _percentiles(lags_ns: list[int]) -> dict[str, float]:
 
 
 async def _node_a(data: Path, broker: LocalBroker, tag: str) -> ReplicationNode:
+    assert broker.access is not None
     a = ReplicationNode(node_id=f"{tag}-a", role=Role.CUSTOMER, cluster="bench", data_dir=data / f"{tag}-a",
-                        broker_port=broker.port, digest_interval=0.5)
+                        broker_port=broker.port, digest_interval=0.5, login=broker.access.login(f"{tag}-a"))
     await a.start()
     await a.wait_connected(10)
     return a
@@ -250,7 +265,10 @@ async def run(data: Path, seconds: float, sizes: Sizes = DEFAULT_SIZES) -> dict[
     _settle_gc()
     result: dict[str, Any] = {}
     result.update(await bench_appends(data, min(15.0, seconds * 0.3), sizes))
-    with LocalBroker() as broker:
+    # the broker as `fixgw up` runs it: per-node logins, each node publishing only under its name
+    access = BrokerAccess(tuple(node_grant("bench", f"{tag}-{x}", Role.CUSTOMER, new_password())
+                                for tag in ("repl", "lag") for x in "ab"))
+    with LocalBroker(access=access) as broker:
         result["broker"] = broker.kind
         result.update(await bench_replication(data, broker, min(20.0, seconds * 0.35), sizes))
         result.update(await bench_lag(data, broker, min(sizes.lag_seconds, seconds * 0.15)))
@@ -299,7 +317,7 @@ def main(args: argparse.Namespace, sizes: Sizes = DEFAULT_SIZES) -> int:
 
 
 if __name__ == "__main__":  # the peer process of the replication measurements
-    if len(sys.argv) == 10 and sys.argv[1] == "peer" and sys.argv[2] in ("asyncio", "uvloop"):
+    if len(sys.argv) == 11 and sys.argv[1] == "peer" and sys.argv[2] in ("asyncio", "uvloop"):
         with _runner(sys.argv[2]) as peer_runner:
             peer_runner.run(_peer(*sys.argv[3:]))
     else:

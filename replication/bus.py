@@ -10,6 +10,11 @@ payload)`` (called on the loop thread; it must not block) and runs ``on_connecte
 as a task for the life of each connection (the node's publisher, digests, ...). When the
 broker goes away, the connection's tasks are cancelled, ``connected`` turns false and the
 bus retries with exponential backoff until it is closed.
+
+``login`` (:class:`replication.auth.BusLogin`) gives the username and password, and with a
+CA file, TLS to the broker. A broker that refuses the login (CONNACK "not authorised" or
+"bad username or password") is logged as an error once per streak, and retried like a
+broker that is away: an operator may fix the password file and reload the broker.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 import aiomqtt
+
+from replication.auth import BusLogin
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +52,7 @@ class MqttBus:
         backoff_max: float = 2.0,
         keepalive: int = 10,
         publish_timeout: float = 10.0,
+        login: BusLogin | None = None,
     ) -> None:
         self.client_id = client_id
         self.host = host
@@ -56,6 +64,9 @@ class MqttBus:
         self._backoff_max = backoff_max
         self._keepalive = keepalive
         self._publish_timeout = publish_timeout
+        self._login = login
+        self._tls = login.tls_context() if login is not None else None
+        self._refusals = 0
         self._client: aiomqtt.Client | None = None
         self._task: asyncio.Task[None] | None = None
         self._connected_event = asyncio.Event()
@@ -116,11 +127,13 @@ class MqttBus:
                 keepalive=self._keepalive,
                 socket_options=[NODELAY],
                 timeout=self._publish_timeout,
+                **_login_args(self._login, self._tls),
             )
             try:
                 async with client:
                     self._client = client
                     self.connects += 1
+                    self._refusals = 0
                     delay = self._backoff_initial
                     if self._subscriptions:
                         await client.subscribe(self._subscriptions)
@@ -129,6 +142,12 @@ class MqttBus:
                     await self._serve(client)
             except aiomqtt.MqttError as exc:
                 self.last_error = str(exc)
+                if refused(exc):
+                    self._refusals += 1
+                    if self._refusals == 1:
+                        log.error("%s: the broker %s:%s refused our login as %r: %s (check the password "
+                                  "file and the broker's ACL); retrying", self.client_id, self.host, self.port,
+                                  self._login.username if self._login else None, exc)
                 log.info("%s: broker %s:%s unavailable (%s); retrying in %.2fs",
                          self.client_id, self.host, self.port, exc, delay)
             except asyncio.CancelledError:
@@ -174,10 +193,27 @@ class MqttBus:
         raise aiomqtt.MqttError("message stream ended")
 
 
-__all__ = ["NODELAY", "BusDisconnected", "MqttBus"]
+__all__ = ["NODELAY", "BusDisconnected", "MqttBus", "listen_briefly", "refused"]
 
 
-async def listen_briefly(host: str, port: int, topic: str, seconds: float) -> list[bytes] | None:
+def _login_args(login: BusLogin | None, tls: Any = None) -> dict[str, Any]:
+    if login is None:
+        return {}
+    args: dict[str, Any] = {"username": login.username, "password": login.password}
+    if tls is not None or login.ca_file is not None:
+        args["tls_context"] = tls if tls is not None else login.tls_context()
+    return args
+
+
+def refused(exc: BaseException) -> bool:
+    """Whether an MQTT error is the broker refusing our login (CONNACK 4 or 5)."""
+    rc = getattr(exc, "rc", None)
+    value = getattr(rc, "value", rc)
+    return value in (4, 5, 134, 135) or "not authori" in str(exc).lower()
+
+
+async def listen_briefly(host: str, port: int, topic: str, seconds: float,
+                         login: BusLogin | None = None) -> list[bytes] | None:
     """The payloads published on ``topic`` during ``seconds``, heard by a throwaway client
     with a client id of its own (so it takes no node's session away); None when the broker
     cannot be reached. Used before a node connects, to hear whether it already runs elsewhere."""
@@ -185,7 +221,8 @@ async def listen_briefly(host: str, port: int, topic: str, seconds: float) -> li
 
     got: list[bytes] = []
     client = aiomqtt.Client(host, port, identifier=f"probe-{secrets.token_hex(6)}",
-                            protocol=aiomqtt.ProtocolVersion.V311, clean_session=True, timeout=seconds + 2)
+                            protocol=aiomqtt.ProtocolVersion.V311, clean_session=True, timeout=seconds + 2,
+                            **_login_args(login))
     try:
         async with client:
             await client.subscribe(topic, qos=0)
@@ -200,6 +237,10 @@ async def listen_briefly(host: str, port: int, topic: str, seconds: float) -> li
             except TimeoutError:
                 pass
     except aiomqtt.MqttError as exc:
-        log.debug("probe of %s on %s:%s failed: %s", topic, host, port, exc)
+        if refused(exc):
+            log.error("probe of %s on %s:%s: the broker refused our login as %r: %s", topic, host, port,
+                      login.username if login else None, exc)
+        else:
+            log.debug("probe of %s on %s:%s failed: %s", topic, host, port, exc)
         return None
     return got

@@ -66,8 +66,20 @@ class CatchUp:
         return self._heads.get(origin, 0)
 
     def saw_head(self, origin: str, head: int) -> None:
-        """``origin`` announced (in a digest) that it has records up to ``head``."""
-        if head <= self._heads.get(origin, 0):
+        """``origin`` announced (in a digest) that it has records up to ``head``.
+
+        The origin's latest word is the truth: a head lower than one announced before takes
+        its place (the higher one was forged, or came from a log since lost), so that a node
+        never asks for ever for records nobody has (issue 14: a forged head of 10**12 kept
+        two nodes asking while every log was complete).
+        """
+        known = self._heads.get(origin, 0)
+        announced = self._announced.get(origin)
+        if head < known or (announced is not None and head < announced[0]):
+            self._heads[origin] = min(known, head)
+            self._announced.pop(origin, None)
+            return
+        if head <= known:
             return
         announced = self._announced.get(origin)
         if announced is None:

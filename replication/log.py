@@ -13,7 +13,10 @@ A record key is ``origin UTF-8 + NUL + seq as 8 bytes big-endian``, so one origi
 are contiguous and in sequence order. Values are the record's msgpack bytes exactly as
 encoded at the origin, so the same record has the same bytes on every node.
 
-Inserting a key that is already there is a no-op: redelivery is harmless. Writing happens
+Inserting a key that is already there is a no-op: redelivery is harmless. A key that comes
+again with *other* bytes is a conflict (a forged record, or an origin that lost its log and
+reused its seqs): the first version stays, and the write reports the conflict (both
+versions) for the node to count and log. Writing happens
 only through :meth:`RecordLog.write` (one LMDB write transaction per call); the
 asyncio side of group commit is :mod:`replication.writer`. Reads work from any thread and
 from other processes (``fixgw log dump`` on a running node's directory).
@@ -106,6 +109,16 @@ _tuple_new = tuple.__new__
 _AUTHORITATIVE = Holding.AUTHORITATIVE
 
 
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """A record received under a key this log holds with other bytes: ``kept`` stays."""
+
+    origin: str
+    seq: int
+    kept: bytes
+    received: bytes
+
+
 @dataclass(slots=True)
 class InsertOutcome:
     """What one :meth:`WriteBatch.insert` call did."""
@@ -113,6 +126,7 @@ class InsertOutcome:
     inserted: list[Inserted] = field(default_factory=list)
     duplicates: int = 0
     rejected: list[str] = field(default_factory=list)  # why records were refused (not held, role clash)
+    conflicts: list[Conflict] = field(default_factory=list)  # duplicates whose bytes differ (first kept)
 
 
 class WriteBatch:
@@ -222,19 +236,19 @@ class WriteBatch:
                 origin, how, tag, prefix = o, held, _TAG[held], key_prefix(o)
                 db, puts = (log._auth, self._auth_puts) if held is Holding.AUTHORITATIVE else (log._ro, self._ro_puts)
             seq = rec.seq
-            if seq <= hwm:
-                out.duplicates += 1
-                continue
+            key = prefix + seq.to_bytes(8, "big")
+            if seq <= max_seq:  # held already, or inside a gap: compare with what is here
+                self._flush_puts()
+                kept = self._txn.get(key, db=db)
+                if kept is not None:
+                    out.duplicates += 1
+                    if kept != data:
+                        out.conflicts.append(Conflict(origin, seq, bytes(kept), data))
+                    continue
             txn_b = rec.txn.encode()
             if len(txn_b) > MAX_TXN_BYTES:
                 out.rejected.append(f"{origin}#{seq}: txn longer than {MAX_TXN_BYTES} bytes")
                 continue
-            key = prefix + seq.to_bytes(8, "big")
-            if seq <= max_seq:  # inside a gap: it may be here already
-                self._flush_puts()
-                if self._txn.get(key, db=db) is not None:
-                    out.duplicates += 1
-                    continue
             puts.append((key, data))
             self._txn_puts.append((b"t" + txn_b, tag + key))
             if seq > max_seq:  # noqa: PLR1730 - a compare is cheaper than a call to max() here
@@ -508,6 +522,22 @@ class RecordLog:
         with self._env.begin(db=db, buffers=False) as txn:
             v = txn.get(record_key(origin, seq))
         return None if v is None else bytes(v)
+
+    def conflicts(self, origin: str, items: list[tuple[int, bytes]]) -> list[Conflict]:
+        """Of received ``(seq, bytes)`` of ``origin``, those held here with other bytes (one
+        read transaction; for duplicates, which a node otherwise drops unread)."""
+        self._check_open()
+        db = self._db_for(origin)
+        if db is None or not items:
+            return []
+        out = []
+        prefix = key_prefix(origin)
+        with self._env.begin(db=db, buffers=True) as txn:
+            for seq, data in items:
+                kept = txn.get(prefix + seq.to_bytes(8, "big"))
+                if kept is not None and kept != data:
+                    out.append(Conflict(origin, seq, bytes(kept), data))
+        return out
 
     def first_held_after(self, origin: str, seq: int) -> int | None:
         """The lowest seq > ``seq`` held for ``origin``, if any (to size a gap)."""

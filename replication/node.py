@@ -13,6 +13,16 @@ commit before ``append`` returns; the publisher then sends them on
 broker's PUBACK, so nothing is skipped across reconnects. Received records are inserted
 idempotently; a gap or a digest announcing a higher head makes the node ask the origin to
 resend (see :mod:`replication.catchup`). Appends keep working while the broker is away.
+
+Nothing received is trusted beyond what its topic proves: the broker's ACL lets a node
+publish only under its own name (:mod:`replication.auth`), and a payload whose sender
+differs from the one its topic names is malformed (dropped, counted). A record that comes
+under a key held here with other bytes is a conflict: the first version stays, and the
+node counts it, logs both versions and keeps the latest few for ``fixgw status``; an
+origin that hears its own key with foreign content says so the same way. Resend requests
+are served within a budget per requester (records and requests per second): a flood of
+distinct requests costs the origin a bounded share of its CPU, and a request over budget
+is dropped (counted) for the requester to repeat later, as it does for any lost request.
 """
 
 from __future__ import annotations
@@ -30,14 +40,17 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+from replication.auth import BusLogin
 from replication.bus import BusDisconnected, MqttBus
 from replication.catchup import CatchUp
 from replication.codec import check_node_id
+from replication.conflicts import RECENT_CONFLICTS, ConflictReport, describe_record
 from replication.errors import LogError, RecordDecodeError
 from replication.hlc import HybridLogicalClock
-from replication.log import DEFAULT_MAP_SIZE, Inserted, InsertOutcome, RecordLog
+from replication.log import DEFAULT_MAP_SIZE, Conflict, Inserted, InsertOutcome, RecordLog
 from replication.matrix import holding_for, roles_held_by
 from replication.record import Record, RecordType, Role
+from replication.request_budget import RequestBudget
 from replication.wire import (
     Batch,
     Digest,
@@ -54,6 +67,7 @@ log = logging.getLogger(__name__)
 Listener = Callable[[Record], None]
 # the topic kinds (fixgw/<cluster>/<kind>/...) the replication protocol itself uses
 _REPLICATION_KINDS = frozenset({"rec", "digest", "req", "resend"})
+_OWN_PAYLOADS = 1024  # hashes of our latest record publishes, to recognise their echo
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,14 +85,17 @@ class NodeStats:
     publishes: int         # MQTT publishes of record batches (live and resent)
     received: int          # records of others newly inserted
     duplicates: int        # records received that were already here
-    malformed: int         # payloads that did not decode (logged, dropped)
+    malformed: int         # payloads that did not decode or disagreed with their topic (logged, dropped)
     rejected: int          # records refused (role not held, role clash)
+    conflicts: int         # records received under a held key with other bytes (first kept)
+    resends_limited: int   # resend requests dropped over their requester's budget
     gaps_requested: int    # resend requests sent
     resends_served: int    # resend requests answered
     resent: int            # records resent on request
     commits: int           # LMDB transactions committed
     behind_peers: bool     # a peer holds own records this log lacks (lost data directory?)
     hwms: dict[str, int]   # per origin: contiguous high-water mark
+    recent_conflicts: tuple[ConflictReport, ...] = ()  # the latest conflicts, oldest first
 
 
 class _Counters:
@@ -93,6 +110,8 @@ class _Counters:
         self.gaps_requested = 0
         self.resends_served = 0
         self.resent = 0
+        self.conflicts = 0
+        self.resends_limited = 0
 
 
 class ReplicationNode:
@@ -117,6 +136,9 @@ class ReplicationNode:
         outbox_limit: int = 100_000,
         backoff_max: float = 2.0,
         mqtt: bool = True,
+        login: BusLogin | None = None,
+        resend_records_per_s: float = 20_000.0,
+        resend_requests_per_s: float = 20.0,
         monotonic: Callable[[], float] = time.monotonic,
         publish_linger: float = 0.002,
         extra_subscriptions: Sequence[tuple[str, int]] = (),
@@ -140,6 +162,13 @@ class ReplicationNode:
         self._resend_chunk = resend_chunk
         self._backoff_max = backoff_max
         self._mqtt = mqtt
+        self._login = login
+        self._resend_budget = RequestBudget(
+            records_per_s=resend_records_per_s, record_burst=max(2.0 * resend_chunk, resend_records_per_s / 10),
+            requests_per_s=resend_requests_per_s, request_burst=max(4.0, resend_requests_per_s), monotonic=monotonic)
+        self._conflicts: collections.deque[ConflictReport] = collections.deque(maxlen=RECENT_CONFLICTS)
+        self._own_payloads: set[int] = set()
+        self._own_payload_order: collections.deque[int] = collections.deque()
         self._catchup = CatchUp(
             retry_after=retry_after if retry_after is not None else max(2 * digest_interval, 0.5),
             chunk=resend_chunk,
@@ -205,6 +234,7 @@ class ReplicationNode:
                 on_message=self._on_message,
                 on_connected=self._connected,
                 backoff_max=self._backoff_max,
+                login=self._login,
             )
             self._bus.start()
 
@@ -229,7 +259,7 @@ class ReplicationNode:
 
     def _subscriptions(self) -> list[tuple[str, int]]:
         t = self.topics
-        subs: list[tuple[str, int]] = [(t.requests(self.node_id), 1), (t.resends(self.node_id), 1)]
+        subs: list[tuple[str, int]] = [(t.requests_to(self.node_id), 1), (t.resends_to(self.node_id), 1)]
         for role in roles_held_by(self.role):
             subs.append((t.records_of_role(role), 1))
             subs.append((t.digests_of_role(role), 0))
@@ -336,6 +366,9 @@ class ReplicationNode:
             commits=self._writer.commits if self._writer else 0,
             behind_peers=self.behind_peers,
             hwms=self._log.high_water_marks() if self._log else {},
+            conflicts=c.conflicts,
+            resends_limited=c.resends_limited,
+            recent_conflicts=tuple(self._conflicts),
         )
 
     def peer_digests(self) -> dict[str, Digest]:
@@ -406,34 +439,90 @@ class ReplicationNode:
             else:
                 self._malformed(topic, f"unexpected topic kind {kind!r}")
             return
-        if kind == "rec" and len(parts) == 3 and parts[2] == self.node_id:
+        if len(parts) != 3:
+            self._malformed(topic, "not a fixgw/<cluster>/<kind>/<a>/<b> topic")
+            return
+        if kind == "rec" and parts[2] == self.node_id and hash(payload) in self._own_payloads:
             return  # our own records, echoed back by the broker to our role subscription
         try:
             msg = decode_message(payload)
         except RecordDecodeError as exc:
             self._malformed(topic, str(exc))
             return
+        # the sender a payload names must be the one its topic names (the last level, the
+        # one the broker's ACL ties to the publisher's credentials)
         if isinstance(msg, Batch):
-            if kind == "rec" and (len(parts) != 3 or parts[1] != msg.origin_role.value or parts[2] != msg.origin):
+            if kind == "rec" and (parts[1] != msg.origin_role.value or parts[2] != msg.origin):
                 self._malformed(topic, f"batch of {msg.origin_role.value} {msg.origin} on the wrong topic")
+                return
+            if kind == "resend" and (parts[1] != self.node_id or parts[2] != msg.origin):
+                self._malformed(topic, f"batch of {msg.origin} resent on the wrong topic")
                 return
             if kind not in ("rec", "resend"):
                 self._malformed(topic, "a record batch on a non-record topic")
                 return
+            if msg.origin == self.node_id:
+                self._check_own(msg)
+                return
             self._receive_batch(msg)
         elif isinstance(msg, Digest):
-            if kind != "digest":
-                self._malformed(topic, "a digest on a non-digest topic")
+            if kind != "digest" or parts[1] != msg.role.value or parts[2] != msg.node:
+                self._malformed(topic, f"a digest of {msg.role.value} {msg.node} on {topic}")
                 return
             self._receive_digest(msg)
         elif isinstance(msg, ResendRequest):
-            if kind != "req" or msg.origin != self.node_id:
-                self._malformed(topic, f"a resend request for {msg.origin} on {topic}")
+            if kind != "req" or msg.origin != self.node_id or parts[1] != msg.origin or parts[2] != msg.requester:
+                self._malformed(topic, f"a resend request of {msg.requester} for {msg.origin} on {topic}")
                 return
             key = (msg.requester, msg.first, msg.last)
-            if key not in self._resend_pending:
-                self._resend_pending.add(key)
-                self._resend_queue.put_nowait(msg)
+            if key in self._resend_pending:
+                return
+            cost = max(0, min(msg.last, self._committed_head, msg.first + self._resend_chunk - 1) - msg.first + 1)
+            if not self._resend_budget.allow(msg.requester, cost):
+                self._counters.resends_limited += 1
+                n = self._counters.resends_limited
+                if n <= 20 or n % 1000 == 0:
+                    log.warning("%s: resend request of %s for %d..%d over its budget: dropped (%d so far)",
+                                self.node_id, msg.requester, msg.first, msg.last, n)
+                return
+            self._resend_pending.add(key)
+            self._resend_queue.put_nowait(msg)
+
+    # -- conflicts ---------------------------------------------------------------------------
+
+    def _conflict(self, conflict: Conflict, *, own: bool) -> None:
+        self._counters.conflicts += 1
+        report = ConflictReport(conflict.origin, conflict.seq, describe_record(conflict.kept),
+                                describe_record(conflict.received), own, time.time())
+        self._conflicts.append(report)
+        n = self._counters.conflicts
+        if n <= 100 or n % 1000 == 0:
+            if own:
+                log.error("%s: FOREIGN CONTENT under our own record %s#%d (%d conflicts so far): ours: %s; "
+                          "heard on the bus: %s", self.node_id, conflict.origin, conflict.seq, n,
+                          report.kept, report.received)
+            else:
+                log.error("%s: CONFLICT at %s#%d (%d so far): kept the first version: %s; refused: %s",
+                          self.node_id, conflict.origin, conflict.seq, n, report.kept, report.received)
+
+    def _check_own(self, batch: Batch) -> None:
+        """Records under our own name that we did not publish as such: say so if they differ."""
+        if self._log is None:
+            return
+        held = [(r.seq, d) for r, d in batch.records if r.seq <= self._committed_head]
+        for conflict in self._log.conflicts(self.node_id, held):
+            self._conflict(conflict, own=True)
+        for rec, data in batch.records:
+            if rec.seq > self._committed_head:  # a seq we never wrote: foreign all the same
+                self._conflict(Conflict(self.node_id, rec.seq, b"", data), own=True)
+
+    def _remember_own_payload(self, payload: bytes) -> None:
+        h = hash(payload)
+        if h not in self._own_payloads:
+            self._own_payloads.add(h)
+            self._own_payload_order.append(h)
+            if len(self._own_payload_order) > _OWN_PAYLOADS:
+                self._own_payloads.discard(self._own_payload_order.popleft())
 
     def _receive_batch(self, batch: Batch) -> None:
         origin = batch.origin
@@ -448,7 +537,11 @@ class ReplicationNode:
         if st is not None:
             hwm = st.hwm
             fresh = [it for it in items if it[0].seq > hwm]
-            self._counters.duplicates += len(items) - len(fresh)
+            if len(fresh) < len(items):
+                self._counters.duplicates += len(items) - len(fresh)
+                held = [(r.seq, d) for r, d in items if r.seq <= hwm]
+                for conflict in self.log.conflicts(origin, held):
+                    self._conflict(conflict, own=False)
             items = fresh
             if not items:
                 return
@@ -464,6 +557,8 @@ class ReplicationNode:
             return
         out = fut.result()
         self._counters.duplicates += out.duplicates
+        for conflict in out.conflicts:
+            self._conflict(conflict, own=origin == self.node_id)
         if out.rejected:
             self._counters.rejected += len(out.rejected)
             log.warning("%s: refused %d record(s) of %s: %s", self.node_id, len(out.rejected), origin, out.rejected[0])
@@ -511,7 +606,7 @@ class ReplicationNode:
 
     async def _send_request(self, bus: MqttBus, req: ResendRequest) -> None:
         try:
-            await bus.publish(self.topics.requests(req.origin), encode_request(req), qos=1)
+            await bus.publish(self.topics.requests(req.origin, self.node_id), encode_request(req), qos=1)
         except BusDisconnected:
             self._catchup.forget(req.origin)
 
@@ -550,7 +645,9 @@ class ReplicationNode:
             if not batch:
                 await asyncio.sleep(0.01)
                 continue
-            await bus.publish(topic, encode_batch(self.node_id, self.role, (d for _, d in batch)), qos=1)
+            payload = encode_batch(self.node_id, self.role, (d for _, d in batch))
+            self._remember_own_payload(payload)  # before the publish: the echo may come first
+            await bus.publish(topic, payload, qos=1)
             self._published_upto = batch[-1][0]
             last_publish = time.monotonic()
             c.published += len(batch)
@@ -595,7 +692,7 @@ class ReplicationNode:
                 last = min(req.last, self._committed_head, req.first + self._resend_chunk - 1)
                 if last < req.first:
                     continue
-                topic = self.topics.resends(req.requester)
+                topic = self.topics.resends(req.requester, self.node_id)
                 first = req.first
                 while first <= last:  # read a publish-sized slice at a time: short loop stalls
                     chunk = [d for _, d in self.log.iter_raw(

@@ -98,7 +98,7 @@ class NodeView:
     role: Role
     origins: dict[str, OriginSummary]
     roles: dict[str, Role]
-    seqs: dict[str, list[int]]
+    seqs: dict[str, dict[int, bytes]]  # per origin: seq -> a digest of the record's bytes
 
 
 def read_node(path: Path) -> NodeView:
@@ -106,14 +106,14 @@ def read_node(path: Path) -> NodeView:
         states = log.origin_states()
         hashes: dict[str, hashlib._Hash] = {}
         counts: dict[str, int] = {}
-        seqs: dict[str, list[int]] = {}
+        seqs: dict[str, dict[int, bytes]] = {}
         holdings: dict[str, set[Holding]] = {}
         for how in (Holding.AUTHORITATIVE, Holding.READ_ONLY):
             for key, raw in log.iter_holding(how):
                 origin, seq = split_key(key)
                 hashes.setdefault(origin, hashlib.sha256()).update(key + raw)
                 counts[origin] = counts.get(origin, 0) + 1
-                seqs.setdefault(origin, []).append(seq)
+                seqs.setdefault(origin, {})[seq] = hashlib.blake2b(raw, digest_size=16).digest()
                 holdings.setdefault(origin, set()).add(how)
         origins = {}
         for origin, n in counts.items():
@@ -125,10 +125,21 @@ def read_node(path: Path) -> NodeView:
         return NodeView(path, log.node_id, log.role, origins, roles, seqs)
 
 
+@dataclass(frozen=True, slots=True)
+class KeyConflict:
+    """``node`` holds ``origin#seq`` with other bytes than the reference copy."""
+
+    origin: str
+    seq: int
+    node: str
+    reference: str
+
+
 @dataclass(slots=True)
 class VerifyReport:
     ok: bool = True
     lines: list[str] = field(default_factory=list)
+    conflicts: list[KeyConflict] = field(default_factory=list)  # same key, other record: apart from missing ones
 
 
 def _ranges(seqs: Iterable[int], limit: int = 8) -> str:
@@ -196,15 +207,21 @@ def verify(paths: list[Path]) -> VerifyReport:
                                 f"expected {how.value}")
             if (has.count, has.hwm, has.max_seq, has.sha256) != (ref.count, ref.hwm, ref.max_seq, ref.sha256):
                 assert ref_view is not None
-                mine, theirs = set(v.seqs.get(origin, [])), set(ref_view.seqs.get(origin, []))
-                detail = f"{v.node_id}: {has.describe()}, expected {ref.describe()}"
-                if theirs - mine:
-                    detail += f"; missing seq {_ranges(theirs - mine)}"
-                if mine - theirs:
-                    detail += f"; extra seq {_ranges(mine - theirs)}"
-                if mine == theirs:
-                    detail += "; same keys, different record contents"
-                problems.append(detail)
+                mine_d, theirs_d = v.seqs.get(origin, {}), ref_view.seqs.get(origin, {})
+                mine, theirs = set(mine_d), set(theirs_d)
+                clash = sorted(s for s in mine & theirs if mine_d[s] != theirs_d[s])
+                if clash:
+                    report.conflicts.extend(KeyConflict(origin, s, v.node_id, ref_view.node_id) for s in clash)
+                    problems.append(f"{v.node_id}: CONFLICT: {len(clash)} record(s) differ from {ref_view.node_id}'s "
+                                    f"under the same key, seq {_ranges(clash)} (fixgw log dump --origin {origin} "
+                                    "on both shows them)")
+                if theirs - mine or mine - theirs:
+                    detail = f"{v.node_id}: {has.describe()}, expected {ref.describe()}"
+                    if theirs - mine:
+                        detail += f"; missing seq {_ranges(theirs - mine)}"
+                    if mine - theirs:
+                        detail += f"; extra seq {_ranges(mine - theirs)}"
+                    problems.append(detail)
         held_on = [v.node_id for v in holders]
         if problems:
             report.ok = False

@@ -30,6 +30,7 @@ class RecordType(str, enum.Enum):
     REPLACE_REQUEST = "replace_request"
     CANCEL_REJECTED_LOCAL = "cancel_rejected_local"  # refused by the customer utility itself
     ROUTED = "routed"                      # handed to a street utility (fields: street)
+    SESSION = "session"                    # a customer's FIX session: taken, reserved, released, reset
     # written by a street utility
     SENT = "sent"                          # sent to the venue (NewOrderSingle out)
     CANCEL_SENT = "cancel_sent"

@@ -5,14 +5,21 @@ Topics (``<cluster>`` and node ids are single topic levels)::
     fixgw/<cluster>/rec/<role>/<node>      a node's records (live, QoS 1)
     fixgw/<cluster>/digest/<role>/<node>   a node's digest: its head and high-water marks
                                            (retained, so a subscriber learns heads at once)
-    fixgw/<cluster>/req/<node>             requests to <node> to resend a range of its records
-    fixgw/<cluster>/resend/<node>          records resent to <node> on its request
+    fixgw/<cluster>/req/<origin>/<node>    <node>'s requests to <origin> to resend a range of
+                                           <origin>'s records
+    fixgw/<cluster>/resend/<node>/<origin> records of <origin> resent to <node> on its request
 
 and two kinds the roles built on a node use for their own messages (``utilities/``; the
 replication node hands them over untouched)::
 
     fixgw/<cluster>/alive/<role>/<node>    a node's heartbeat (QoS 0, not retained)
     fixgw/<cluster>/cmd/<node>             commands to <node> (customer -> street routing, QoS 1)
+
+Except for commands, the sending node is always the last topic level, so that the broker's
+ACL can let each node publish only under its own name (see :mod:`replication.auth`; only
+customer utilities may publish commands), and a receiver checks that the sender named in a
+payload is the one its topic names: a payload that disagrees with its topic is malformed
+(dropped and counted), whoever managed to publish it.
 
 Every topic name is built here and nowhere else, so the layout can be read in one place.
 
@@ -40,6 +47,7 @@ from replication.record import Record, Role
 WIRE_VERSION = 1
 HEARTBEAT_KIND = "alive"
 COMMAND_KIND = "cmd"
+SESSION_KIND = "session"   # requests to hand a customer's FIX session over (utilities.session_owner)
 _ROLES = {r.value: r for r in Role}
 
 
@@ -68,11 +76,19 @@ class Topics:
     def digests_of_role(self, role: Role) -> str:
         return f"fixgw/{self.cluster}/digest/{role.value}/+"
 
-    def requests(self, node: str) -> str:
-        return f"fixgw/{self.cluster}/req/{node}"
+    def requests(self, origin: str, requester: str) -> str:
+        """Where ``requester`` asks ``origin`` to resend."""
+        return f"fixgw/{self.cluster}/req/{origin}/{requester}"
 
-    def resends(self, node: str) -> str:
-        return f"fixgw/{self.cluster}/resend/{node}"
+    def requests_to(self, origin: str) -> str:
+        return f"fixgw/{self.cluster}/req/{origin}/+"
+
+    def resends(self, requester: str, origin: str) -> str:
+        """Where ``origin`` resends its records to ``requester``."""
+        return f"fixgw/{self.cluster}/resend/{requester}/{origin}"
+
+    def resends_to(self, requester: str) -> str:
+        return f"fixgw/{self.cluster}/resend/{requester}/+"
 
     def heartbeat(self, role: str, node: str) -> str:
         return f"fixgw/{self.cluster}/{HEARTBEAT_KIND}/{role}/{node}"
@@ -83,6 +99,10 @@ class Topics:
 
     def commands(self, node: str) -> str:
         return f"fixgw/{self.cluster}/{COMMAND_KIND}/{node}"
+
+    def sessions(self, node: str) -> str:
+        """Where a customer utility hears requests to hand a customer's FIX session over."""
+        return f"fixgw/{self.cluster}/{SESSION_KIND}/{node}"
 
     def kind_of(self, topic: str) -> str:
         """The kind level of a topic of this cluster (``rec``, ``alive``, ``cmd``, ...); "" for

@@ -9,10 +9,11 @@ are quick (smoothed under ``inline_max_s``) and no earlier batch is still in the
 thread; otherwise in the writer thread, where the loop does not wait on the disk sync and
 the writes of the following loop turns queue up and go into its next transaction, so the
 batch size grows with the load (a synced commit costs ~250 us whatever its size). After a
-slow inline commit the thread takes the next ``INLINE_PAUSE`` batches. Committing inline
-saves two thread hand-offs per commit (a wake-up each way, and the GIL changing hands
-twice): measured, 10-15% more durable appends/s in ``fixgw bench replication``'s append
-part, and a lower ack latency end to end at 1,000 orders/s (4 of 4 interleaved pairs).
+slow inline commit the thread takes the next ``INLINE_PAUSE`` batches: the policy the FIX
+store shares, :mod:`fixgw.commitlane`. Committing inline saves two thread hand-offs per
+commit (a wake-up each way, and the GIL changing hands twice): measured, 10-15% more durable
+appends/s in ``fixgw bench replication``'s append part, and a lower ack latency end to end at
+1,000 orders/s (4 of 4 interleaved pairs).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from fixgw.commitlane import INLINE_MAX_S, CommitLanePolicy
 from replication.errors import LogClosedError, LogError, RecordEncodeError
 from replication.hlc import HybridLogicalClock
 from replication.log import Inserted, InsertOutcome, RecordLog
@@ -33,8 +35,6 @@ from replication.record import Record, Role
 
 log = logging.getLogger(__name__)
 
-INLINE_MAX_S = 0.002  # inline commits slower than this (smoothed) ...
-INLINE_PAUSE = 64  # ... send this many batches to the writer thread
 
 CommitListener = Callable[[list[Inserted]], None]
 
@@ -82,9 +82,7 @@ class GroupCommitWriter:
         self._thread: threading.Thread | None = None
         self._closed = False
         self._in_thread = 0  # batches handed to the thread and not yet completed on the loop
-        self._slow = 0  # batches still to go to the thread after slow inline commits
-        self._inline_time = 0.0  # inline commits' wall time (s), smoothed
-        self._inline_max_s = inline_max_s
+        self._lane_policy = CommitLanePolicy(inline_max_s)  # inline or in the thread (fixgw.commitlane)
         self.commits = 0
         self.inline_commits = 0
         self.committed_records = 0
@@ -135,12 +133,9 @@ class GroupCommitWriter:
         if not self._pending:
             return
         batch, self._pending = self._pending, []
-        if self._in_thread == 0 and self._inline_max_s > 0:
-            if self._slow:
-                self._slow -= 1
-            else:
-                self._commit_inline(batch)
-                return
+        if self._lane_policy.inline(self._in_thread > 0):
+            self._commit_inline(batch)
+            return
         self._in_thread += 1
         self._queue.put(batch)
 
@@ -148,9 +143,7 @@ class GroupCommitWriter:
         t = time.perf_counter()
         self.inline_commits += 1
         results, new, error = self._commit(jobs)
-        avg = self._inline_time = 0.75 * self._inline_time + 0.25 * (time.perf_counter() - t)
-        if avg > self._inline_max_s:
-            self._slow, self._inline_time = INLINE_PAUSE, 0.0
+        self._lane_policy.inline_took(time.perf_counter() - t)
         self._complete(jobs, results, new, error)
 
     def _from_thread(self, jobs: list[_Job], results: list[Any], new: list[Inserted],

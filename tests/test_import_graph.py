@@ -50,32 +50,10 @@ ALLOWED: dict[str, frozenset[str]] = {
 KNOWN_LAYERING: frozenset[tuple[str, str]] = frozenset()
 
 # Strongly connected components of the module graph, each as the set of its modules.
-KNOWN_CYCLES: frozenset[frozenset[str]] = frozenset({
-    # issue 17 item 3 (branch h1): engine -> application, session; session -> application (a
-    # lazy import of the exceptions); application -> engine (TYPE_CHECKING, for Engine and
-    # SessionID, which config.py defines)
-    frozenset({"fixgw.application", "fixgw.engine", "fixgw.session"}),
-    # issue 17 item 3 (branch h1): plans -> dictionary (its private format checks);
-    # dictionary -> plans (TYPE_CHECKING and a lazy import of PlanBook)
-    frozenset({"fixgw.dictionary", "fixgw.plans"}),
-})
+KNOWN_CYCLES: frozenset[frozenset[str]] = frozenset()
 
 # (importing module, "imported.module._name"): another module's private name used.
-KNOWN_PRIVATE: frozenset[tuple[str, str]] = frozenset({
-    # issue 17 item 3 (branch h1): engine/session and dictionary/plans share private names
-    ("fixgw.engine", "fixgw.session._noop_hook"),
-    ("fixgw.plans", "fixgw.message._DATA_LENGTH_TAGS"),
-    ("fixgw.plans", "fixgw.dictionary._check_bool"),
-    ("fixgw.plans", "fixgw.dictionary._check_char"),
-    ("fixgw.plans", "fixgw.dictionary._check_currency"),
-    ("fixgw.plans", "fixgw.dictionary._check_date"),
-    ("fixgw.plans", "fixgw.dictionary._check_dayofmonth"),
-    ("fixgw.plans", "fixgw.dictionary._check_float"),
-    ("fixgw.plans", "fixgw.dictionary._check_int"),
-    ("fixgw.plans", "fixgw.dictionary._check_timeonly"),
-    ("fixgw.plans", "fixgw.dictionary._check_timestamp"),
-    ("fixgw.plans", "fixgw.dictionary._check_uint"),
-})
+KNOWN_PRIVATE: frozenset[tuple[str, str]] = frozenset()
 
 
 @dataclass

@@ -224,6 +224,7 @@ async def run(cfg: ClusterConfig, prices: Mapping[str, Decimal], *, sessions: in
             t.cancel()
         for c in conns:
             await _logout(c)
+    await _replicated(cfg, 60.0)
     lost = await _count_lost(cfus, bench_clients[:sessions], owner, begin, sessions)
     acks = sorted(acked.values())
     fills = sorted(filled.values())
@@ -259,6 +260,22 @@ async def run(cfg: ClusterConfig, prices: Mapping[str, Decimal], *, sessions: in
         "cpu_us_per_order_by_process": per_order,
         "cpu_us_per_order": round(sum(per_order.values()), 1),
     }
+
+
+async def _replicated(cfg: ClusterConfig, timeout: float) -> None:
+    """Wait (bounded) until no node lags behind another's records (their status files say so).
+
+    Asking each customer utility in turn moves each session to it (one owner per session,
+    utilities.session_owner), and a move waits for the peers to hold the new owner's records:
+    right after a burst that is behind the whole backlog, so the count waits for it first."""
+    from utilities.node_status import cluster_status
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        nodes = cluster_status(cfg)["nodes"]
+        if all(sum(n.get("lag", {}).values()) == 0 for n in nodes if n.get("state") == "ready"):
+            return
+        await asyncio.sleep(0.5)
 
 
 async def _count_lost(cfus: list[NodeConfig], clients: list[CustomerConfig], owner: dict[bytes, tuple[str, str]],

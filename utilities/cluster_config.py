@@ -13,6 +13,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from replication.auth import MONITOR_USER
 from utilities.errors import UtilitiesError
 
 ROLES = ("customer", "street", "firm")
@@ -30,6 +31,10 @@ class BrokerConfig:
     kind: str
     host: str
     port: int
+    auth: bool = True                         # per-node logins and ACL; false: anonymous (never in production)
+    tls: bool = False                         # TLS to the broker; `fixgw up` makes a local CA and certificate
+    ca_file: Path | None = None               # the CA to trust instead (a broker you run, kind = "external")
+    monitor_password_file: Path | None = None  # read-only login; default <data_dir>/secrets/monitor.password
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +56,20 @@ class NodeConfig:
     port: int | None = None              # customer: FIX acceptor port
     comp_id: str = ""                    # customer: our CompID towards clients; street: towards venues
     venues: tuple[str, ...] = ()         # street: venues it connects to
+    password_file: Path | None = None    # its broker password; default <data_dir>/secrets/<name>.password
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    """A FIX-aware router in front of the customer utilities (``fixgw gateway``)."""
+
+    name: str
+    host: str
+    port: int
+    tls_cert: Path | None = None         # both or neither: TLS towards customers
+    tls_key: Path | None = None
+    logon_timeout_s: float = 10.0        # a connection with no Logon after this is closed
+    max_logon_bytes: int = 4096          # a first message longer than this is closed
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +105,23 @@ class ClusterConfig:
     # default: orders are durable in the record log, and the stores survive a killed process
     fix_store_sync: bool = False
     settings: Mapping[str, Any] = field(default_factory=dict)
+    gateways: Mapping[str, GatewayConfig] = field(default_factory=dict)
+
+    def gateway(self, name: str | None) -> GatewayConfig:
+        """The gateway called ``name``; with None, the only one the config defines."""
+        if name is None:
+            if len(self.gateways) != 1:
+                raise ClusterConfigError(
+                    f"{self.source}: key 'gateways': expected exactly one [[gateways]] entry when no name is "
+                    f"given, got {len(self.gateways)} ({', '.join(self.gateways) or 'none'})"
+                )
+            return next(iter(self.gateways.values()))
+        try:
+            return self.gateways[name]
+        except KeyError:
+            raise ClusterConfigError(
+                f"{self.source}: no gateway named {name!r} (gateways: {', '.join(self.gateways) or 'none'})"
+            ) from None
 
     def nodes_with_role(self, role: str) -> list[NodeConfig]:
         return [n for n in self.nodes.values() if n.role == role]
@@ -143,6 +179,19 @@ class _Reader:
             raise self.fail(key, "a finite decimal number", value)
         return d
 
+    def bool_(self, data: Mapping[str, Any], key: str, where: str, default: bool) -> bool:
+        value = data.get(key, default)
+        if not isinstance(value, bool):
+            raise self.fail(f"{where}{key}", "true or false", value)
+        return value
+
+    def path(self, data: Mapping[str, Any], key: str, where: str) -> Path | None:
+        """An optional file path, relative to the config file's directory."""
+        if key not in data:
+            return None
+        p = Path(self.str_(data, key, where))
+        return p if p.is_absolute() else self.source.resolve().parent / p
+
     def check_keys(self, data: Mapping[str, Any], allowed: set[str], where: str) -> None:
         for key in data:
             if key not in allowed:
@@ -166,7 +215,7 @@ def load_cluster_config(path: str | Path) -> ClusterConfig:
 
 def parse_cluster_config(data: Mapping[str, Any], source: Path) -> ClusterConfig:
     r = _Reader(source)
-    r.check_keys(data, {"cluster", "broker", "venues", "nodes", "customers", "accounts", "settings"}, "")
+    r.check_keys(data, {"cluster", "broker", "venues", "nodes", "customers", "accounts", "settings", "gateways"}, "")
     cluster = r.table(data, "cluster", "", required=True)
     r.check_keys(cluster, {"name", "data_dir", "heartbeat_s", "dead_after_s", "fix_store_sync"}, "cluster.")
     name = r.str_(cluster, "name", "cluster.")
@@ -182,11 +231,17 @@ def parse_cluster_config(data: Mapping[str, Any], source: Path) -> ClusterConfig
         raise r.fail("cluster.fix_store_sync", "true or false", fix_store_sync)
 
     b = r.table(data, "broker", "")
-    r.check_keys(b, {"kind", "host", "port"}, "broker.")
+    r.check_keys(b, {"kind", "host", "port", "auth", "tls", "ca_file", "monitor_password_file"}, "broker.")
     kind = b.get("kind", "auto")
     if kind not in BROKER_KINDS:
         raise r.fail("broker.kind", "one of " + ", ".join(BROKER_KINDS), kind)
-    broker = BrokerConfig(kind=kind, host=r.str_(b, "host", "broker.", "127.0.0.1"), port=r.port(b, "port", "broker.", 1883))
+    auth, tls = r.bool_(b, "auth", "broker.", True), r.bool_(b, "tls", "broker.", False)
+    if tls and not auth:
+        raise r.fail("broker.auth", "true when broker.tls = true (TLS without logins would still let anyone publish)",
+                      auth)
+    broker = BrokerConfig(kind=kind, host=r.str_(b, "host", "broker.", "127.0.0.1"), port=r.port(b, "port", "broker.", 1883),
+                          auth=auth, tls=tls, ca_file=r.path(b, "ca_file", "broker."),
+                          monitor_password_file=r.path(b, "monitor_password_file", "broker."))
 
     venues: dict[str, VenueConfig] = {}
     for vname, v in r.table(data, "venues", "").items():
@@ -216,10 +271,12 @@ def parse_cluster_config(data: Mapping[str, Any], source: Path) -> ClusterConfig
         where = f"nodes[{i}]."
         if not isinstance(n, dict):
             raise r.fail(f"nodes[{i}]", "a table", n)
-        r.check_keys(n, {"name", "role", "host", "port", "comp_id", "venues"}, where)
+        r.check_keys(n, {"name", "role", "host", "port", "comp_id", "venues", "password_file"}, where)
         nname = r.str_(n, "name", where)
         if nname in nodes:
             raise r.fail(where + "name", "a unique node name", nname)
+        if nname == MONITOR_USER:
+            raise r.fail(where + "name", f"a name other than {MONITOR_USER!r} (the broker's read-only user)", nname)
         if "/" in nname or "-" in nname or "+" in nname or "#" in nname:
             raise r.fail(where + "name", "a name without '/', '-', '+' or '#'", nname)
         role = n.get("role")
@@ -238,7 +295,7 @@ def parse_cluster_config(data: Mapping[str, Any], source: Path) -> ClusterConfig
             raise r.fail(where + "comp_id", "a string", comp_id)
         nodes[nname] = NodeConfig(
             name=nname, role=role, host=r.str_(n, "host", where, "127.0.0.1"), port=port,
-            comp_id=comp_id, venues=tuple(nvenues),
+            comp_id=comp_id, venues=tuple(nvenues), password_file=r.path(n, "password_file", where),
         )
     firms = [n for n in nodes.values() if n.role == "firm"]
     if len(firms) != 1:
@@ -294,11 +351,51 @@ def parse_cluster_config(data: Mapping[str, Any], source: Path) -> ClusterConfig
                     f"{source}: customer {comp!r} may trade account {acct!r}, which no [[accounts]] entry defines"
                 )
     settings = r.table(data, "settings", "")
+    gateways = _gateways(r, data, taken=set(nodes) | set(venues))
+    if gateways and not any(n.role == "customer" for n in nodes.values()):
+        raise r.fail("gateways", "customer utilities to route to: a [[nodes]] entry with role = \"customer\"")
     return ClusterConfig(
         source=source, name=name, data_dir=data_dir, broker=broker, venues=venues, nodes=nodes,
         customers=customers, accounts=accounts, heartbeat_s=heartbeat_s, dead_after_s=dead_after_s,
-        fix_store_sync=fix_store_sync, settings=settings,
+        fix_store_sync=fix_store_sync, settings=settings, gateways=gateways,
     )
+
+
+MIN_LOGON_BYTES = 64  # the framer's floor; a real Logon is 80-300 bytes
+
+
+def _gateways(r: _Reader, data: Mapping[str, Any], taken: set[str]) -> dict[str, GatewayConfig]:
+    gateways: dict[str, GatewayConfig] = {}
+    raw = data.get("gateways", [])
+    if not isinstance(raw, list):
+        raise r.fail("gateways", "an array of tables ([[gateways]])", raw)
+    for i, g in enumerate(raw):
+        where = f"gateways[{i}]."
+        if not isinstance(g, dict):
+            raise r.fail(f"gateways[{i}]", "a table", g)
+        r.check_keys(g, {"name", "host", "port", "tls_cert", "tls_key", "logon_timeout_s", "max_logon_bytes"}, where)
+        gname = r.str_(g, "name", where)
+        if gname in gateways or gname in taken:
+            raise r.fail(where + "name", "a name used by no other gateway, node or venue", gname)
+        if "/" in gname or "+" in gname or "#" in gname:
+            raise r.fail(where + "name", "a name without '/', '+' or '#'", gname)
+        paths: dict[str, Path | None] = {}
+        for key in ("tls_cert", "tls_key"):
+            paths[key] = None if key not in g else r.source.resolve().parent / r.str_(g, key, where)
+        if (paths["tls_cert"] is None) != (paths["tls_key"] is None):
+            missing = "tls_key" if paths["tls_key"] is None else "tls_cert"
+            raise r.fail(where + missing, "a file path: tls_cert and tls_key go together (TLS needs both)")
+        timeout = _positive_number(r, g, "logon_timeout_s", where, 10.0)
+        if timeout <= 0:
+            raise r.fail(where + "logon_timeout_s", "a number of seconds above 0", g.get("logon_timeout_s"))
+        cap = g.get("max_logon_bytes", 4096)
+        if not isinstance(cap, int) or isinstance(cap, bool) or not MIN_LOGON_BYTES <= cap <= 1 << 20:
+            raise r.fail(where + "max_logon_bytes", f"an integer number of bytes {MIN_LOGON_BYTES}..{1 << 20}", cap)
+        gateways[gname] = GatewayConfig(
+            name=gname, host=r.str_(g, "host", where, "127.0.0.1"), port=r.port(g, "port", where),
+            tls_cert=paths["tls_cert"], tls_key=paths["tls_key"], logon_timeout_s=timeout, max_logon_bytes=cap,
+        )
+    return gateways
 
 
 def _positive_number(r: _Reader, data: Mapping[str, Any], key: str, where: str, default: float) -> float:

@@ -14,16 +14,30 @@ either customer utility answers the same.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 from decimal import Decimal
 
 from fixgw.application import IncorrectTagValue, MessageCracker, RejectLogon, handles
 from fixgw.config import SessionID
+from fixgw.engine import Engine
 from fixgw.message import Message
+from fixgw.orders import (
+    TERMINAL_STATUSES,
+    CxlRejReason,
+    CxlRejResponseTo,
+    ExecType,
+    OrdRejReason,
+    OrdStatus,
+    OrdType,
+    Side,
+    TimeInForce,
+)
 from replication.codec import encode_record
 from replication.record import Record, RecordType
 from replication.wire import Topics
@@ -35,6 +49,9 @@ from utilities.order_request import OrderRequest
 from utilities.record_node import RecordNode
 from utilities.risk import RiskView
 from utilities.routing import Pending, Router, encode_commands
+from utilities.session_owner import NotReady, SessionOwner
+from utilities.session_rule import SessionKey
+from utilities.session_store import ReplicatedSessionStore
 from utilities.status import OrderStatus, fold
 from utilities.tasks import TaskSet
 from utilities.txn import TxnAllocator, parse_txn
@@ -49,11 +66,15 @@ STREET_TYPES = frozenset({
 # the accepted requests of a client, each under a ClOrdID of its own (a refused one takes none)
 TAKES_CLORDID = frozenset({RecordType.ORDER, RecordType.CANCEL_REQUEST, RecordType.REPLACE_REQUEST})
 RISK_MEMORY = dt.timedelta(days=1)  # the risk view remembers finished orders and fills this long past their day
-ORD_TYPES = {"1": "market", "2": "limit"}
-TIFS = {"0", "1", "3", "4", "6"}
+ORD_TYPES = {OrdType.MARKET: "market", OrdType.LIMIT: "limit"}
+TIFS = frozenset({*TimeInForce, "6"})  # and GTD (6), which only a venue may refuse
 
 
 class CustomerUtility(MessageCracker):
+    # the engine itself, not only what sends messages: session ownership closes, logs out and
+    # restarts the engine's sessions (utilities.session_owner)
+    engine: Engine | None = None
+
     def __init__(
         self,
         *,
@@ -70,6 +91,7 @@ class CustomerUtility(MessageCracker):
         reference_prices: Mapping[str, Decimal] | None = None,
         default_venue: str = "",
         today: Callable[[], dt.date] | None = None,  # the trading day (New York date); injectable for tests
+        sessions: SessionOwner | None = None,        # None: every session is this process's (tests)
     ) -> None:
         self.node = node
         self.name = node_name
@@ -100,7 +122,14 @@ class CustomerUtility(MessageCracker):
         self._venues = {v for vs in self.streets.values() for v in vs}
         self._flush_scheduled = False
         self._reach: dict[tuple[str, str], bool] = {}   # _can_reach answers of the current routing pass
-        self.counters = {"orders": 0, "rejects": 0, "reports": 0, "routed": 0}
+        self.counters = {"orders": 0, "rejects": 0, "reports": 0, "routed": 0, "reported_again": 0,
+                         "possdup_known": 0}
+        self.sessions = sessions
+        if sessions is not None:
+            sessions.control = self
+        # client -> its orders' txns -> (trading day, BeginString of the session that sent it)
+        self.client_txns: dict[str, dict[str, tuple[dt.date, str]]] = {}
+        self._reset_logon: dict[SessionKey, bool] = {}          # the Logon being taken asked for a reset
 
     # ------------------------------------------------------------------ start-up
     def load(self) -> None:
@@ -128,6 +157,10 @@ class CustomerUtility(MessageCracker):
         self.risk.apply(r)
         if r.type in TAKES_CLORDID and r.session and r.cl_ord_id:
             self.clids.learn(r.session, r.cl_ord_id, r.txn, trade_date_of(r.hlc))
+        if r.type in (RecordType.ORDER, RecordType.ORDER_REJECTED) and r.session:
+            self.client_txns.setdefault(r.session, {})[r.txn] = (trade_date_of(r.hlc), str(r.extra.get("begin") or ""))
+        if self.sessions is not None:
+            self.sessions.on_record(r)
 
     def _trading_day(self) -> dt.date:
         """Today; on the first call of a new trading day, the ids of earlier days whose
@@ -135,6 +168,9 @@ class CustomerUtility(MessageCracker):
         today = self.today()
         if today != self._day:
             dropped = self.clids.roll(today)
+            for txns in self.client_txns.values():
+                for txn in [t for t, (day, _) in txns.items() if day < today and txn_done(self.risk, t)]:
+                    del txns[txn]
             # late or repeated records of finished orders come within minutes: a day's margin
             forgotten = self.risk.forget_before(today - RISK_MEMORY)
             if self._day is not None or dropped or forgotten:
@@ -153,12 +189,109 @@ class CustomerUtility(MessageCracker):
             if pw and message.get_str(554) != pw:
                 raise RejectLogon("Invalid username or password")
 
+    async def before_logon(self, message: Message, session_id: SessionID) -> None:
+        """Take the customer's session (from its live owner, or over from a dead one) before the
+        FIX session checks the Logon's MsgSeqNum against numbers that may be another's."""
+        client = session_id.target_comp_id
+        if client not in self.customers:
+            return  # refused by from_admin, with a Logout saying why
+        if self.sessions is not None:
+            key = SessionKey(session_id.begin_string, client)
+            self._reset_logon[key] = message.get(141) == b"Y"
+            try:
+                await self.sessions.acquire(key)
+            except NotReady as exc:
+                raise RejectLogon(str(exc)) from None
+
     async def on_logon(self, session_id: SessionID) -> None:
         self.logged_on.add(session_id)
         self.begin_of[session_id.target_comp_id] = session_id.begin_string
+        key = SessionKey(session_id.begin_string, session_id.target_comp_id)
+        if self.sessions is not None and key in self.sessions.report_again:
+            self.sessions.report_again.discard(key)
+            self._report_again(session_id, open_only=self._reset_logon.pop(key, False))
 
     async def on_logout(self, session_id: SessionID) -> None:
         self.logged_on.discard(session_id)
+
+    # ------------------------------------------------------------------ session control (SessionOwner)
+    def _sid(self, key: SessionKey) -> SessionID:
+        return SessionID(key.begin_string, self.comp_id, key.client)
+
+    def abort_session(self, key: SessionKey, reason: str) -> None:
+        if self.engine is not None and (rt := self.engine.sessions.get(self._sid(key))) is not None:
+            rt.abort(reason)
+
+    async def log_out_session(self, key: SessionKey, text: str, timeout: float) -> tuple[int, int]:
+        if self.engine is None or (rt := self.engine.sessions.get(self._sid(key))) is None:
+            return 1, 1
+        if rt.logged_on:
+            rt.logout(text)
+            with contextlib.suppress(TimeoutError):
+                await rt.wait_disconnected(timeout)
+        if rt.conn is not None:
+            rt.abort(text)
+            with contextlib.suppress(TimeoutError):
+                await rt.wait_disconnected(timeout)
+        await rt.flushed()
+        return rt.session.next_sender, rt.session.next_target
+
+    def start_session_at(self, key: SessionKey, next_sender: int, next_target: int) -> None:
+        if self.engine is None or (rt := self.engine.sessions.get(self._sid(key))) is None:
+            return
+        store = rt.store
+        if isinstance(store, ReplicatedSessionStore):
+            store.start_at(next_sender, next_target)
+
+    def session_numbers(self, key: SessionKey) -> tuple[int, int]:
+        if self.engine is None or (rt := self.engine.sessions.get(self._sid(key))) is None:
+            return 1, 1
+        return rt.store.next_sender_seq, rt.store.next_target_seq
+
+    def session_report(self) -> list[dict[str, Any]]:
+        """The sessions this process owns, for ``fixgw status``: client, begin, state, numbers."""
+        if self.sessions is None or self.engine is None:
+            return []
+        out = []
+        for key in sorted(self.sessions.owned, key=str):
+            rt = self.engine.sessions.get(self._sid(key))
+            if rt is None:
+                continue
+            out.append({"client": key.client, "begin": key.begin_string,
+                        "state": "logged_on" if rt.logged_on else "disconnected",
+                        "next_sender_seq": rt.session.next_sender, "next_target_seq": rt.session.next_target})
+        return out
+
+    def _report_again(self, sid: SessionID, *, open_only: bool = False) -> None:
+        """After a take-over: every event of the client's orders of today and its open orders,
+        again, PossResend=Y with the same ExecID (the customer may have missed them: the numbers
+        the previous owner sent them under are gap-filled; customers dedupe by ExecID).
+
+        ``open_only`` (the Logon asked for a sequence reset, ResetSeqNumFlag=Y): a customer that
+        starts a new sequence does not ask for what came before and learns finished orders by
+        OrderStatusRequest, as after any reset; its open orders' events are sent again so that
+        its picture of the live orders is current. (A customer logging on with a reset at each
+        logon, as load clients do, would otherwise get the whole day again at each move.)"""
+        client, begin = sid.target_comp_id, sid.begin_string
+        today = self._trading_day()
+        log_ = self.node.log
+        n = 0
+        for txn, (day, sent_on) in sorted(self.client_txns.get(client, {}).items(), key=lambda kv: kv[1][0]):
+            if (day < today or open_only) and txn not in self.risk.open or sent_on not in ("", begin):
+                continue
+            recs = sorted(log_.records_for_txn(txn), key=lambda r: r.hlc)
+            first = next((r for r in recs if r.type in (RecordType.ORDER, RecordType.ORDER_REJECTED)), None)
+            if first is None or str(first.extra.get("begin") or begin) != begin:
+                continue
+            for r in recs:
+                msg = self._event_report(r, begin)
+                if msg is not None:
+                    msg.set(97, b"Y")
+                    self._send(sid, msg)
+                    n += 1
+        self.counters["reported_again"] += n
+        if n:
+            log.info("%s: reported %d event(s) again to %s", self.name, n, sid)
 
     def _exec_id(self) -> str:
         self._exec_seq += 1
@@ -174,14 +307,16 @@ class CustomerUtility(MessageCracker):
         qty = msg.get_decimal(38)
         cash_qty = msg.get_decimal(152)
         price = msg.get_decimal(44)
-        tif = msg.get_str(59) or "0"
+        tif = msg.get_str(59) or TimeInForce.DAY.value
         accounts = self.customers.get(client, ())
         account = msg.get_str(1) or (accounts[0] if len(accounts) == 1 else "")
         venue = msg.get_str(100) or self.symbol_venues.get(symbol, "")
         req = OrderRequest(account=account, symbol=symbol, side=side, order_qty=qty, cash_order_qty=cash_qty,
                            price=price, ord_type=ord_type, tif=tif, cl_ord_id=cl, venue=venue, session=client,
-                           begin=sid.begin_string)
+                           begin=sid.begin_string, in_seq=_in_seq(msg))
         today = self._trading_day()
+        if msg.get(43) == b"Y" and self._answer_resent(msg, sid, client, cl, today):
+            return
         reason = self._refuse(client, account, symbol, side, qty, cash_qty, price, ord_type, venue, cl, today)
         assert self.txns is not None
         txn = self.txns.next()
@@ -190,23 +325,38 @@ class CustomerUtility(MessageCracker):
         self.counters["orders"] += 1
         self._spawn(self._new_order(sid, txn, req, reason))
 
+    def _answer_resent(self, msg: Message, sid: SessionID, client: str, cl: str, today: dt.date) -> bool:
+        """A request resent (PossDupFlag=Y) whose ClOrdID the cluster holds: answered with the
+        order's current status, neither a new request nor a duplicate; False: never recorded, so
+        it is processed as new."""
+        if not self.clids.taken(client, cl, today):
+            return False
+        found = self._find(client, cl, None)
+        if found is None:
+            return False
+        _, st = found
+        self.counters["possdup_known"] += 1
+        self._send(sid, er.execution_report(sid.begin_string, _view_of_status(st, st.ord_status, cl_ord_id=cl),
+                                            exec_id=self._exec_id(), exec_type=ExecType.ORDER_STATUS))
+        return True
+
     def _refuse(self, client: str, account: str, symbol: str, side: str, qty: Decimal | None,
                 cash_qty: Decimal | None, price: Decimal | None, ord_type: str, venue: str,
                 cl: str, today: dt.date) -> tuple[int, str] | None:
         if self.clids.taken(client, cl, today):
-            return er.REJ_DUPLICATE_ORDER, f"Duplicate ClOrdID {cl}"
+            return OrdRejReason.DUPLICATE_ORDER, f"Duplicate ClOrdID {cl}"
         if not account:
-            return er.REJ_BROKER_OPTION, "Account (1) is required: this session may trade several accounts"
+            return OrdRejReason.BROKER_OPTION, "Account (1) is required: this session may trade several accounts"
         if account not in self.customers.get(client, ()):
-            return er.REJ_BROKER_OPTION, f"Session {client} may not trade account {account}"
+            return OrdRejReason.BROKER_OPTION, f"Session {client} may not trade account {account}"
         if not venue or venue not in self._venues:
-            return er.REJ_UNKNOWN_SYMBOL, f"Unknown symbol {symbol}"
+            return OrdRejReason.UNKNOWN_SYMBOL, f"Unknown symbol {symbol}"
         if ord_type not in ORD_TYPES:
-            return er.REJ_BROKER_OPTION, f"Unsupported OrdType {ord_type}"
-        if ord_type == "2" and (price is None or price <= 0):
-            return er.REJ_BROKER_OPTION, "A limit order needs a positive Price (44)"
+            return OrdRejReason.BROKER_OPTION, f"Unsupported OrdType {ord_type}"
+        if ord_type == OrdType.LIMIT and (price is None or price <= 0):
+            return OrdRejReason.BROKER_OPTION, "A limit order needs a positive Price (44)"
         if qty is None and cash_qty is None:
-            return er.REJ_BROKER_OPTION, "OrderQty (38) or CashOrderQty (152) is required"
+            return OrdRejReason.BROKER_OPTION, "OrderQty (38) or CashOrderQty (152) is required"
         refusal = self.risk.check(account=account, symbol=symbol, side=side, qty=qty, cash_qty=cash_qty, price=price)
         if refusal is not None:
             return refusal.reason, refusal.text
@@ -215,16 +365,16 @@ class CustomerUtility(MessageCracker):
     async def _new_order(self, sid: SessionID, txn: str, req: OrderRequest, reason: tuple[int, str] | None) -> None:
         fields = req.record_fields()
         if reason is not None:
-            rec = await self.node.append(type=RecordType.ORDER_REJECTED, txn=txn, status=er.REJECTED,
+            rec = await self.node.append(type=RecordType.ORDER_REJECTED, txn=txn, status=OrdStatus.REJECTED.value,
                                          text=reason[1], **fields)
             self.counters["rejects"] += 1
-            self._send(sid, er.execution_report(sid.begin_string, _view_of(rec, er.REJECTED), exec_id=self._exec_id(),
-                                                exec_type=er.REJECTED, text=reason[1], ord_rej_reason=reason[0]))
+            self._send(sid, er.execution_report(sid.begin_string, _view_of(rec, OrdStatus.REJECTED), exec_id=_record_exec_id(rec),
+                                                exec_type=ExecType.REJECTED, text=reason[1], ord_rej_reason=reason[0]))
             return
-        rec = await self.node.append(type=RecordType.ORDER, txn=txn, status=er.PENDING_NEW, **fields)
+        rec = await self.node.append(type=RecordType.ORDER, txn=txn, status=OrdStatus.PENDING_NEW.value, **fields)
         # durable: acknowledge now
-        self._send(sid, er.execution_report(sid.begin_string, _view_of(rec, er.PENDING_NEW), exec_id=self._exec_id(),
-                                            exec_type=er.PENDING_NEW))
+        self._send(sid, er.execution_report(sid.begin_string, _view_of(rec, OrdStatus.PENDING_NEW), exec_id=_record_exec_id(rec),
+                                            exec_type=ExecType.PENDING_NEW))
         self._route_due([self.router.add(rec)])
 
     def _find(self, client: str, cl: str | None, order_id: str | None) -> tuple[str, OrderStatus] | None:
@@ -250,26 +400,28 @@ class CustomerUtility(MessageCracker):
         client = sid.target_comp_id
         cl = msg.require_str(11)
         orig = msg.require_str(41)
-        response_to = er.RESPONSE_TO_REPLACE if replace else er.RESPONSE_TO_CANCEL
+        response_to = CxlRejResponseTo.REPLACE if replace else CxlRejResponseTo.CANCEL
         found = self._find(client, orig, msg.get_str(37))
         today = self._trading_day()
+        if msg.get(43) == b"Y" and self._answer_resent(msg, sid, client, cl, today):
+            return
         if self.clids.taken(client, cl, today):
-            self._cxl_reject(sid, None, cl, orig, response_to, er.CXL_BROKER_OPTION, f"Duplicate ClOrdID {cl}")
+            self._cxl_reject(sid, None, cl, orig, response_to, CxlRejReason.BROKER_OPTION, f"Duplicate ClOrdID {cl}")
             return
         if found is None:
-            self._cxl_reject(sid, None, cl, orig, response_to, er.CXL_UNKNOWN_ORDER, f"Unknown order {orig}")
+            self._cxl_reject(sid, None, cl, orig, response_to, CxlRejReason.UNKNOWN_ORDER, f"Unknown order {orig}")
             return
         txn, st = found
         if st.is_terminal:
-            self._cxl_reject(sid, st, cl, orig, response_to, er.CXL_TOO_LATE, f"Too late: order is {_STATUS_NAMES.get(st.ord_status, st.ord_status)}")
+            self._cxl_reject(sid, st, cl, orig, response_to, CxlRejReason.TOO_LATE_TO_CANCEL, f"Too late: order is {_STATUS_NAMES.get(st.ord_status, st.ord_status)}")
             return
         if st.pending:
-            self._cxl_reject(sid, st, cl, orig, response_to, er.CXL_ALREADY_PENDING, "A cancel or replace is already pending")
+            self._cxl_reject(sid, st, cl, orig, response_to, CxlRejReason.ALREADY_PENDING, "A cancel or replace is already pending")
             return
         req = OrderRequest(account=st.account, symbol=st.symbol, side=st.side, order_qty=st.order_qty,
                            cash_order_qty=st.cash_order_qty, price=st.price, ord_type=st.ord_type, tif=st.tif,
                            cl_ord_id=cl, orig_cl_ord_id=orig, venue=st.venue, session=client,
-                           begin=sid.begin_string)
+                           begin=sid.begin_string, in_seq=_in_seq(msg))
         if replace:
             new_qty = msg.get_decimal(38)
             new_px = msg.get_decimal(44)
@@ -283,18 +435,19 @@ class CustomerUtility(MessageCracker):
 
     async def _request(self, sid: SessionID, txn: str, st: OrderStatus, req: OrderRequest, replace: bool) -> None:
         rtype = RecordType.REPLACE_REQUEST if replace else RecordType.CANCEL_REQUEST
-        pending = er.PENDING_REPLACE if replace else er.PENDING_CANCEL
+        pending, exec_type = ((OrdStatus.PENDING_REPLACE, ExecType.PENDING_REPLACE) if replace
+                              else (OrdStatus.PENDING_CANCEL, ExecType.PENDING_CANCEL))
         fields = req.record_fields()
-        rec = await self.node.append(type=rtype, txn=txn, status=pending, **fields)
+        rec = await self.node.append(type=rtype, txn=txn, status=pending.value, **fields)
         view = _view_of_status(st, pending, cl_ord_id=rec.cl_ord_id, orig=rec.orig_cl_ord_id)
-        self._send(sid, er.execution_report(sid.begin_string, view, exec_id=self._exec_id(), exec_type=pending))
+        self._send(sid, er.execution_report(sid.begin_string, view, exec_id=_record_exec_id(rec), exec_type=exec_type))
         self._route_due([self.router.add(rec, st.street)])
 
     def _cxl_reject(self, sid: SessionID, st: OrderStatus | None, cl: str, orig: str, response_to: str,
                     reason: int, text: str) -> None:
         self._send(sid, er.cancel_reject(
-            order_id=st.txn if st else "NONE", cl_ord_id=cl, orig_cl_ord_id=orig,
-            ord_status=st.ord_status if st else er.REJECTED, response_to=response_to, reason=reason, text=text,
+            begin_string=sid.begin_string, order_id=st.txn if st else "NONE", cl_ord_id=cl, orig_cl_ord_id=orig,
+            ord_status=st.ord_status if st else OrdStatus.REJECTED, response_to=response_to, reason=reason, text=text,
         ))
 
     @handles("H")
@@ -305,16 +458,16 @@ class CustomerUtility(MessageCracker):
         req_id = msg.get_str(790) or ""
         if found is None:
             view = er.OrderView(order_id=msg.get_str(37) or "NONE", cl_ord_id=cl or "NONE", orig_cl_ord_id="",
-                                account="", symbol=msg.get_str(55) or "[N/A]", side=msg.get_str(54) or "1",
+                                account="", symbol=msg.get_str(55) or "[N/A]", side=msg.get_str(54) or Side.BUY,
                                 order_qty=None, cash_order_qty=None, price=None, ord_type="", tif="",
-                                ord_status=er.REJECTED, cum_qty=Decimal(0), leaves_qty=Decimal(0), avg_px=Decimal(0))
-            self._send(sid, er.execution_report(sid.begin_string, view, exec_id=self._exec_id(), exec_type=er.ORDER_STATUS,
-                                                text="Unknown order", ord_rej_reason=er.REJ_UNKNOWN_ORDER,
+                                ord_status=OrdStatus.REJECTED, cum_qty=Decimal(0), leaves_qty=Decimal(0), avg_px=Decimal(0))
+            self._send(sid, er.execution_report(sid.begin_string, view, exec_id=self._exec_id(), exec_type=ExecType.ORDER_STATUS,
+                                                text="Unknown order", ord_rej_reason=OrdRejReason.UNKNOWN_ORDER,
                                                 status_request_id=req_id))
             return
         _, st = found
         self._send(sid, er.execution_report(sid.begin_string, _view_of_status(st, st.ord_status), exec_id=self._exec_id(),
-                                            exec_type=er.ORDER_STATUS, status_request_id=req_id))
+                                            exec_type=ExecType.ORDER_STATUS, status_request_id=req_id))
 
     # ------------------------------------------------------------------ records in
     def on_record(self, r: Record) -> None:
@@ -329,6 +482,14 @@ class CustomerUtility(MessageCracker):
         client = r.session
         if not client:
             return None
+        if self.sessions is not None:
+            # the session's owner reports its events, whoever took the order; street records
+            # do not say the BeginString: the client's one owned session here then
+            said = r.extra.get("begin") or self.client_txns.get(client, {}).get(r.txn, (None, ""))[1]
+            owned = [k for k in self.sessions.owned if k.client == client and (not said or k.begin_string == said)]
+            if len(owned) != 1:
+                return None
+            return self._sid(owned[0])
         begin = str(r.extra.get("begin") or self.begin_of.get(client) or "FIX.4.4")
         key = (begin, client)
         sid = self._sids.get(key)
@@ -350,33 +511,47 @@ class CustomerUtility(MessageCracker):
         sid = self._owner_session(r)
         if sid is None or self.engine is None:
             return
-        t = r.type
-        status = r.status or er.NEW
-        exec_id = f"{r.origin}.{r.seq}"
-        if t is RecordType.VENUE_ACK:
-            msg = er.execution_report(sid.begin_string, _view_of(r, er.NEW), exec_id=exec_id, exec_type=er.NEW)
-        elif t is RecordType.FILL:
-            msg = er.execution_report(sid.begin_string, _view_of(r, status), exec_id=exec_id, exec_type=er.TRADE,
-                                      last_qty=r.last_qty, last_px=r.last_px)
-        elif t is RecordType.CANCELED:
-            msg = er.execution_report(sid.begin_string, _view_of(r, er.CANCELED, terminal=True), exec_id=exec_id,
-                                      exec_type=er.CANCELED, text=r.text)
-        elif t is RecordType.REPLACED:
-            msg = er.execution_report(sid.begin_string, _view_of(r, status), exec_id=exec_id, exec_type=er.REPLACED)
-        elif t is RecordType.VENUE_REJECT:
-            msg = er.execution_report(sid.begin_string, _view_of(r, er.REJECTED, terminal=True), exec_id=exec_id,
-                                      exec_type=er.REJECTED, text=r.text, ord_rej_reason=_int(r.extra.get("reason"), 0))
-        elif t is RecordType.EXPIRED:
-            msg = er.execution_report(sid.begin_string, _view_of(r, er.EXPIRED, terminal=True), exec_id=exec_id,
-                                      exec_type=er.EXPIRED, text=r.text)
-        elif t is RecordType.CANCEL_REJECTED:
-            msg = er.cancel_reject(order_id=r.txn, cl_ord_id=r.cl_ord_id, orig_cl_ord_id=r.orig_cl_ord_id,
-                                   ord_status=status, response_to=str(r.extra.get("response_to") or er.RESPONSE_TO_CANCEL),
-                                   reason=_int(r.extra.get("reason"), er.CXL_BROKER_OPTION), text=r.text or "Cancel rejected")
-        else:
+        msg = self._event_report(r, sid.begin_string)
+        if msg is None:
             return
         self.counters["reports"] += 1
         self._send(sid, msg)
+
+    def _event_report(self, r: Record, begin: str) -> Message | None:
+        """The message that reports record ``r`` to the customer (ExecID from the record: the
+        same on every customer utility, so a report sent again is recognised), or None."""
+        t = r.type
+        status = r.status or OrdStatus.NEW
+        exec_id = _record_exec_id(r)
+        if t is RecordType.ORDER:
+            return er.execution_report(begin, _view_of(r, OrdStatus.PENDING_NEW), exec_id=exec_id,
+                                       exec_type=ExecType.PENDING_NEW)
+        if t is RecordType.ORDER_REJECTED:
+            return er.execution_report(begin, _view_of(r, OrdStatus.REJECTED, terminal=True), exec_id=exec_id,
+                                       exec_type=ExecType.REJECTED, text=r.text)
+        if t is RecordType.VENUE_ACK:
+            msg = er.execution_report(begin, _view_of(r, OrdStatus.NEW), exec_id=exec_id, exec_type=ExecType.NEW)
+        elif t is RecordType.FILL:
+            msg = er.execution_report(begin, _view_of(r, status), exec_id=exec_id, exec_type=ExecType.TRADE,
+                                      last_qty=r.last_qty, last_px=r.last_px)
+        elif t is RecordType.CANCELED:
+            msg = er.execution_report(begin, _view_of(r, OrdStatus.CANCELED, terminal=True), exec_id=exec_id,
+                                      exec_type=ExecType.CANCELED, text=r.text)
+        elif t is RecordType.REPLACED:
+            msg = er.execution_report(begin, _view_of(r, status), exec_id=exec_id, exec_type=ExecType.REPLACED)
+        elif t is RecordType.VENUE_REJECT:
+            msg = er.execution_report(begin, _view_of(r, OrdStatus.REJECTED, terminal=True), exec_id=exec_id,
+                                      exec_type=ExecType.REJECTED, text=r.text, ord_rej_reason=_int(r.extra.get("reason"), 0))
+        elif t is RecordType.EXPIRED:
+            msg = er.execution_report(begin, _view_of(r, OrdStatus.EXPIRED, terminal=True), exec_id=exec_id,
+                                      exec_type=ExecType.EXPIRED, text=r.text)
+        elif t is RecordType.CANCEL_REJECTED:
+            msg = er.cancel_reject(begin_string=begin, order_id=r.txn, cl_ord_id=r.cl_ord_id, orig_cl_ord_id=r.orig_cl_ord_id,
+                                   ord_status=status, response_to=str(r.extra.get("response_to") or CxlRejResponseTo.CANCEL),
+                                   reason=_int(r.extra.get("reason"), CxlRejReason.BROKER_OPTION), text=r.text or "Cancel rejected")
+        else:
+            return None
+        return msg
 
     def _send(self, sid: SessionID, msg: Message) -> None:
         if self.engine is None:
@@ -452,8 +627,23 @@ class CustomerUtility(MessageCracker):
             await asyncio.sleep(interval)
 
 
-_STATUS_NAMES = {"0": "New", "1": "PartiallyFilled", "2": "Filled", "4": "Canceled", "8": "Rejected",
-                 "C": "Expired", "A": "PendingNew", "6": "PendingCancel", "E": "PendingReplace"}
+_STATUS_NAMES: dict[str, str] = {s: "".join(w.capitalize() for w in s.name.split("_")) for s in OrdStatus}  # "PartiallyFilled"
+
+
+def _record_exec_id(r: Record) -> str:
+    """An event's ExecID: its record's key, the same on every node."""
+    return f"{r.origin}.{r.seq}"
+
+
+def _in_seq(msg: Message) -> int:
+    """The MsgSeqNum a request arrived with, recorded with it (a successor expects the customer's
+    next number from it: utilities.session_rule); 0 for a resend (PossDupFlag=Y)."""
+    seq = msg.get(34)
+    return int(seq) if seq is not None and seq.isdigit() and msg.get(43) != b"Y" else 0
+
+
+def txn_done(risk: RiskView, txn: str) -> bool:
+    return txn not in risk.open
 
 
 def _int(v: object, default: int) -> int:
@@ -466,7 +656,7 @@ def _int(v: object, default: int) -> int:
 def _view_of(r: Record, ord_status: str, *, terminal: bool = False) -> er.OrderView:
     cum = r.cum_qty or Decimal(0)
     leaves_extra = r.extra.get("leaves_qty")
-    if terminal or ord_status in (er.FILLED, er.CANCELED, er.REJECTED, er.EXPIRED):
+    if terminal or ord_status in TERMINAL_STATUSES:
         leaves = Decimal(0)
     elif leaves_extra is not None:
         leaves = Decimal(str(leaves_extra))

@@ -1,44 +1,29 @@
-"""ExecutionReports and OrderCancelRejects for customers, correct for FIX 4.2 and 4.4.
+"""The customer utility's ExecutionReports and OrderCancelRejects: a record or a folded
+status (:class:`OrderView`) handed to the one builder, :mod:`fixgw.execreport`, which
+writes FIX 4.2 or 4.4 as the session speaks (and TransactTime, and the reason codes 4.2
+lacks mapped to broker option).
 
-FIX 4.2 reports fills as ExecType 1/2 and needs ExecTransType (20); FIX 4.4 reports them
-as ExecType F (Trade) and has no ExecTransType. Everything else here is common.
+What is the customer utility's own: an order it cannot name still gets an OrderID and
+ClOrdID ("NONE") and a Symbol ("[N/A]"); OrigClOrdID goes only on cancels, replaces and
+their pending states; OrdRejReason only on a rejection; decimals lose their trailing zeros
+(the fold's arithmetic leaves them); TransactTime is when the report is written.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from decimal import Decimal
 
+from fixgw.execreport import cancel_reject as build_cancel_reject
+from fixgw.execreport import execution_report as build_execution_report
 from fixgw.message import Message
+from fixgw.orders import ExecType, OrdStatus
+from fixgw.session import utc_timestamp
 
-# ExecType (150) / OrdStatus (39) values we use
-PENDING_NEW = "A"
-NEW = "0"
-PARTIAL = "1"
-FILLED = "2"
-CANCELED = "4"
-REPLACED = "5"
-PENDING_CANCEL = "6"
-REJECTED = "8"
-EXPIRED = "C"
-PENDING_REPLACE = "E"
-TRADE = "F"
-ORDER_STATUS = "I"
-
-# OrdRejReason (103)
-REJ_BROKER_OPTION = 0
-REJ_UNKNOWN_SYMBOL = 1
-REJ_EXCEEDS_LIMIT = 3
-REJ_UNKNOWN_ORDER = 5
-REJ_DUPLICATE_ORDER = 6
-
-# CxlRejReason (102) and CxlRejResponseTo (434)
-CXL_TOO_LATE = 0
-CXL_UNKNOWN_ORDER = 1
-CXL_BROKER_OPTION = 2
-CXL_ALREADY_PENDING = 3
-RESPONSE_TO_CANCEL = "1"
-RESPONSE_TO_REPLACE = "2"
+_ZERO = Decimal(0)
+# the exec types that answer a cancel or a replace: they name the ClOrdID they replace
+_WITH_ORIG = frozenset({ExecType.CANCELED, ExecType.REPLACED, ExecType.PENDING_CANCEL, ExecType.PENDING_REPLACE})
 
 
 def fmt(d: Decimal | None) -> str:
@@ -47,6 +32,14 @@ def fmt(d: Decimal | None) -> str:
         return "0"
     s = format(d.normalize(), "f")
     return s if s not in ("-0",) else "0"
+
+
+def _plain(d: Decimal | None) -> Decimal | None:
+    """``d`` without trailing zeros (and -0 as 0), for the builder to write."""
+    if d is None:
+        return None
+    d = d.normalize()
+    return d if d else _ZERO
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,55 +75,40 @@ def execution_report(
     ord_rej_reason: int | None = None,
     status_request_id: str = "",
 ) -> Message:
-    fix42 = begin_string == "FIX.4.2"
-    trans_type = "3" if exec_type == ORDER_STATUS else "0"
-    if fix42 and exec_type == TRADE:
-        exec_type = FILLED if view.ord_status == FILLED else PARTIAL
-    elif fix42 and exec_type == ORDER_STATUS:
-        # 4.2 has no ExecType I: a status answer is ExecTransType 3 with the current OrdStatus
-        exec_type = view.ord_status
-    f: list[tuple[int, object]] = [
-        (37, view.order_id or "NONE"),
-        (11, view.cl_ord_id or "NONE"),
-    ]
-    if view.orig_cl_ord_id and exec_type in (CANCELED, REPLACED, PENDING_CANCEL, PENDING_REPLACE):
-        f.append((41, view.orig_cl_ord_id))
-    f.append((17, exec_id))
-    if fix42:
-        f.append((20, trans_type))
-    f.append((150, exec_type))
-    f.append((39, view.ord_status))
-    if ord_rej_reason is not None and (exec_type == REJECTED or view.ord_status == REJECTED):
-        f.append((103, ord_rej_reason))
-    if view.account:
-        f.append((1, view.account))
-    f.append((55, view.symbol or "[N/A]"))
-    f.append((54, view.side or "1"))
-    if view.order_qty is not None:
-        f.append((38, fmt(view.order_qty)))
-    if view.cash_order_qty is not None:
-        f.append((152, fmt(view.cash_order_qty)))
-    if view.ord_type:
-        f.append((40, view.ord_type))
-    if view.price is not None:
-        f.append((44, fmt(view.price)))
-    if view.tif:
-        f.append((59, view.tif))
-    if last_qty is not None:
-        f.append((32, fmt(last_qty)))
-        f.append((31, fmt(last_px)))
-    f.append((151, fmt(view.leaves_qty)))
-    f.append((14, fmt(view.cum_qty)))
-    f.append((6, fmt(view.avg_px)))
-    if status_request_id and not fix42:
-        f.append((790, status_request_id))
-    if text:
-        f.append((58, text))
-    return Message.new("8", f)
+    status = view.ord_status
+    rejected = exec_type == ExecType.REJECTED or status == OrdStatus.REJECTED
+    return build_execution_report(
+        begin_string == "FIX.4.2",
+        view.order_id or "NONE",
+        view.cl_ord_id or "NONE",
+        view.orig_cl_ord_id if exec_type in _WITH_ORIG else None,
+        exec_id,
+        exec_type,
+        status,
+        ord_rej_reason if rejected else None,
+        view.account,
+        view.symbol or "[N/A]",
+        view.side or "1",
+        _plain(view.order_qty),
+        _plain(view.cash_order_qty),
+        view.ord_type,
+        _plain(view.price),
+        view.tif,
+        _plain(last_qty),
+        _plain(last_px) if last_qty is not None else None,
+        _plain(view.leaves_qty) or _ZERO,
+        _plain(view.cum_qty) or _ZERO,
+        _plain(view.avg_px) or _ZERO,
+        utc_timestamp(time.time()),
+        text,
+        None,
+        status_request_id.encode() if status_request_id else None,
+    )
 
 
 def cancel_reject(
     *,
+    begin_string: str,
     order_id: str,
     cl_ord_id: str,
     orig_cl_ord_id: str,
@@ -140,13 +118,7 @@ def cancel_reject(
     text: str,
     account: str = "",
 ) -> Message:
-    f: list[tuple[int, object]] = [
-        (37, order_id or "NONE"),
-        (11, cl_ord_id or "NONE"),
-        (41, orig_cl_ord_id or "NONE"),
-        (39, ord_status),
-    ]
-    if account:
-        f.append((1, account))
-    f += [(434, response_to), (102, reason), (58, text)]
-    return Message.new("9", f)
+    return build_cancel_reject(
+        begin_string == "FIX.4.2", order_id or "NONE", cl_ord_id or "NONE", orig_cl_ord_id or "NONE",
+        ord_status, response_to, reason, text, utc_timestamp(time.time()), account,
+    )

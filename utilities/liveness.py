@@ -3,7 +3,10 @@
 Every node publishes a small heartbeat (QoS 0, not retained: a retained one would make a
 dead node look alive to a newcomer) every ``cluster.heartbeat_s``; a node not heard from for
 ``dead_after_s`` is taken as dead. Street utilities also say which venues they are logged on
-to, so customer utilities route only to streets that can reach the venue.
+to, so customer utilities route only to streets that can reach the venue. Customer utilities
+say which customers' FIX sessions they own right now (``sessions``: the clients' CompIDs), so
+that a gateway (``utilities/gateway.py``) sends a customer's Logon to its session's owner.
+Fields are appended, never reordered: a heartbeat of an older build decodes with defaults.
 """
 
 from __future__ import annotations
@@ -27,10 +30,11 @@ class Heartbeat:
     venues: tuple[str, ...] = ()   # street: venues whose FIX session is logged on
     pid: int = 0
     instance: str = ""             # this run of the node (host/pid/random): tells two runs apart
+    sessions: tuple[str, ...] = ()  # customer: client CompIDs whose FIX sessions it owns right now
 
     def encode(self) -> bytes:
         return bytes(msgpack.packb([HEARTBEAT_VERSION, self.node, self.role, self.state, list(self.venues), self.pid,
-                                    self.instance]))
+                                    self.instance, list(self.sessions)]))
 
     @staticmethod
     def decode(data: bytes) -> Heartbeat:
@@ -42,7 +46,10 @@ class Heartbeat:
             if not all(isinstance(x, str) for x in (node, role, state)) or not isinstance(venues, list):
                 raise MalformedMessage("bad heartbeat fields")
             instance = v[6] if len(v) > 6 and isinstance(v[6], str) else ""  # absent before it existed
-            return Heartbeat(node, role, state, tuple(str(x) for x in venues), int(pid), instance)
+            sessions = v[7] if len(v) > 7 else []                              # likewise
+            if not isinstance(sessions, list) or not all(isinstance(x, str) for x in sessions):
+                raise MalformedMessage("bad heartbeat sessions: expected an array of CompIDs")
+            return Heartbeat(node, role, state, tuple(str(x) for x in venues), int(pid), instance, tuple(sessions))
         except MalformedMessage:
             raise
         except Exception as exc:  # noqa: BLE001 - msgpack and the fields raise many types; all mean malformed

@@ -39,10 +39,12 @@ from typing import Any
 from fixgw import eventloop
 from fixgw.config import SessionSettings
 from fixgw.engine import Engine
+from replication.auth import AuthError, BusLogin
 from replication.bus import listen_briefly
 from replication.node import ReplicationNode
 from replication.record import Role
-from replication.wire import COMMAND_KIND, HEARTBEAT_KIND, Topics
+from replication.wire import COMMAND_KIND, HEARTBEAT_KIND, SESSION_KIND, Topics
+from utilities.bus_access import node_login
 from utilities.catalogue import VenueCatalogue
 from utilities.cluster_config import BEGIN_STRINGS, ClusterConfig, ClusterConfigError, NodeConfig
 from utilities.customer import CustomerUtility
@@ -50,6 +52,8 @@ from utilities.errors import UtilitiesError
 from utilities.firm import FirmNode
 from utilities.liveness import Heartbeat, Liveness, another_run_of
 from utilities.node_status import write_status
+from utilities.session_owner import SessionOwner
+from utilities.session_store import SessionStoreFactory
 from utilities.street import StreetUtility
 
 log = logging.getLogger("fixgw.node")
@@ -67,6 +71,7 @@ def customer_settings(cfg: ClusterConfig, me: NodeConfig, node_dir: Path) -> lis
         SessionSettings(
             begin_string=b, sender_comp_id=me.comp_id, target_comp_id=client, connection_type="acceptor",
             socket_accept_host=me.host, socket_accept_port=me.port, heart_bt_int=30,
+            refresh_on_logon=True,  # the session may have moved here: numbers from utilities.session_store
             file_store_path=node_dir / "fixstore", file_store_sync=cfg.fix_store_sync,
             file_log_path=node_dir / "fixlog",
         )
@@ -101,11 +106,13 @@ class NodeProcess:
         self.liveness = Liveness(cfg.dead_after_s)
         self.state = "starting"
         self.app: RoleApp | None = None
+        self.sessions: SessionOwner | None = None  # customer: who owns which customer FIX session
         self.engine: Engine | None = None
         self.node: ReplicationNode | None = None
         self.started_at = time.time()
         self.stop_requested = asyncio.Event()
         self.instance = f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(4)}"
+        self.login: BusLogin | None = None
 
     # ------------------------------------------------------------------ the bus
     def on_bus_message(self, topic: str, payload: bytes) -> None:
@@ -117,10 +124,15 @@ class NodeProcess:
             except ValueError as exc:
                 log.warning("%s: malformed heartbeat on %s set aside: %s", self.me.name, topic, exc)
                 return
+            if topic != self.topics.heartbeat(hb.role, hb.node):  # the topic names the sender (broker ACL)
+                log.warning("%s: heartbeat of %s %s on %s set aside", self.me.name, hb.role, hb.node, topic)
+                return
             if hb.node != self.me.name:
                 self.liveness.saw(hb)
         elif kind == COMMAND_KIND and isinstance(self.app, StreetUtility):
             self.app.on_command(topic, payload)
+        elif kind == SESSION_KIND and self.sessions is not None:
+            self.sessions.on_handover_message(payload)
 
     async def publish(self, topic: str, payload: bytes) -> None:
         if self.node is None:
@@ -131,6 +143,8 @@ class NodeProcess:
         subs = [(self.topics.heartbeats(), 0)]
         if self.me.role == "street":
             subs.append((self.topics.commands(self.me.name), 1))
+        if self.me.role == "customer":
+            subs.append((self.topics.sessions(self.me.name), 1))
         return subs
 
     async def running_elsewhere(self) -> Heartbeat | None:
@@ -142,7 +156,7 @@ class NodeProcess:
         """
         me, cfg = self.me, self.cfg
         heard = await listen_briefly(cfg.broker.host, cfg.broker.port, self.topics.heartbeat(me.role, me.name),
-                                     1.5 * cfg.heartbeat_s + 0.2)
+                                     1.5 * cfg.heartbeat_s + 0.2, login=self.login)
         for payload in heard or ():
             try:
                 hb = Heartbeat.decode(payload)
@@ -157,6 +171,11 @@ class NodeProcess:
     async def run(self) -> int:
         """Run until asked to stop; 0, or 2 when this node already runs elsewhere."""
         me, cfg = self.me, self.cfg
+        try:
+            self.login = node_login(cfg, me)
+        except AuthError as exc:
+            log.error("%s: %s", me.name, exc)
+            return 2
         self.dir.mkdir(parents=True, exist_ok=True)
         other = await self.running_elsewhere()
         if other is not None:
@@ -165,7 +184,7 @@ class NodeProcess:
             return 2
         self.node = ReplicationNode(
             node_id=me.name, role=Role(me.role), cluster=cfg.name, data_dir=self.dir / "log",
-            broker_host=cfg.broker.host, broker_port=cfg.broker.port,
+            broker_host=cfg.broker.host, broker_port=cfg.broker.port, login=self.login,
             digest_interval=max(0.2, cfg.heartbeat_s),
             extra_subscriptions=self.subscriptions(), on_extra_message=self.on_bus_message,
         )
@@ -220,7 +239,11 @@ class NodeProcess:
     # ------------------------------------------------------------------ the roles
     async def start_customer(self, node: ReplicationNode) -> list[asyncio.Task[Any]]:
         cfg, me = self.cfg, self.me
+        self.sessions = sessions = SessionOwner(
+            node=node, me=me.name, peers=[n.name for n in cfg.nodes_with_role("customer")], liveness=self.liveness,
+            dead_after_s=cfg.dead_after_s, heartbeat_s=cfg.heartbeat_s, cluster=cfg.name, publish=self.publish)
         app = CustomerUtility(
+            sessions=sessions,
             node=node, node_name=me.name, comp_id=me.comp_id, cluster=cfg.name,
             customers={c.comp_id: c.accounts for c in cfg.customers.values()},
             passwords={c.comp_id: c.password for c in cfg.customers.values() if c.password},
@@ -236,9 +259,11 @@ class NodeProcess:
         await asyncio.sleep(2 * cfg.heartbeat_s)      # hear every live street at least once
         while loop.time() < deadline and not all(app.can_route(v) for v in cfg.venues):
             await asyncio.sleep(0.05)
-        self.engine = Engine(customer_settings(cfg, me, self.dir), app)
+        self.engine = Engine(customer_settings(cfg, me, self.dir), app,
+                             store_factory=SessionStoreFactory(str(self.dir / "fixstore"), sessions,
+                                                               sync=cfg.fix_store_sync))
         await self.engine.start()
-        return [asyncio.create_task(app.run_router())]
+        return [asyncio.create_task(app.run_router()), asyncio.create_task(sessions.run())]
 
     async def start_street(self, node: ReplicationNode) -> list[asyncio.Task[Any]]:
         cfg, me = self.cfg, self.me
@@ -275,7 +300,8 @@ class NodeProcess:
         venues: tuple[str, ...] = ()
         if isinstance(self.app, StreetUtility):
             venues = tuple(sorted(self.app.logged_on))
-        return Heartbeat(self.me.name, self.me.role, self.state, venues, os.getpid(), self.instance)
+        sessions = self.sessions.owned_clients() if self.sessions is not None else ()
+        return Heartbeat(self.me.name, self.me.role, self.state, venues, os.getpid(), self.instance, sessions)
 
     async def beat(self) -> None:
         """Publish one heartbeat (QoS 0; nothing when the broker is away)."""
@@ -303,7 +329,8 @@ class NodeProcess:
                 st.update(connected=s.connected, own_seq=s.head, hwm=dict(s.hwms), malformed=s.malformed,
                           received=s.received, duplicates=s.duplicates, gaps_requested=s.gaps_requested,
                           published_upto=s.published_upto, published=s.published, publishes=s.publishes,
-                          commits=s.commits)
+                          commits=s.commits, conflicts=s.conflicts, resends_limited=s.resends_limited,
+                          recent_conflicts=[c.as_dict() for c in s.recent_conflicts])
                 st["peer_heads"] = {n: d.head for n, d in node.peer_digests().items()}
             except Exception as exc:  # noqa: BLE001 - the log is closed while stopping (LMDB's own errors)
                 st["error"] = str(exc)
@@ -311,6 +338,9 @@ class NodeProcess:
             st["fix_sessions"] = {str(sid): rt.logged_on for sid, rt in self.engine.sessions.items()}
         if self.app is not None:
             st["counters"] = dict(self.app.counters)
+        if self.sessions is not None and isinstance(self.app, CustomerUtility):
+            st["sessions"] = self.app.session_report()
+            st["session_counters"] = dict(self.sessions.counters)
         return st
 
     def write_status(self) -> None:

@@ -3,7 +3,8 @@
 A running node rewrites its status file about once a second (``utilities.node_process``):
 its state (starting / ready / stopping), its replication counters and high-water marks, its
 FIX sessions and its role's counters. ``fixgw up`` reads it to know when a node is ready,
-``fixgw status`` to show every node's state and replication lag, with no broker needed: a
+``fixgw status`` to show every node's state and replication lag (and each gateway's, from
+the same kind of file), with no broker needed: a
 file per node is what still answers when the broker or the node is gone. The file is
 replaced atomically (written aside, then renamed), so a reader never sees half of it.
 """
@@ -78,8 +79,28 @@ def cluster_status(cfg: ClusterConfig) -> dict[str, Any]:
             lag[other.name] = max(0, heads.get(other.name, 0) - hwm.get(other.name, 0))
         nodes.append({"name": n.name, "role": n.role, "state": st.get("state"), "pid": st.get("pid"),
                       "own_seq": heads[n.name], "hwm": hwm, "lag": lag, "connected": st.get("connected", False),
-                      "fix_sessions": st.get("fix_sessions", {}), "counters": st.get("counters", {})})
-    entry = [{"name": n.name, "host": n.host, "port": n.port, "comp_id": n.comp_id}
-             for n in cfg.nodes_with_role("customer")]
-    entry += [{"name": v.name, "host": v.host, "port": v.port, "comp_id": v.comp_id} for v in cfg.venues.values()]
-    return {"cluster": cfg.name, "nodes": nodes, "entry_points": entry}
+                      "fix_sessions": st.get("fix_sessions", {}), "counters": st.get("counters", {}),
+                      "malformed": int(st.get("malformed", 0) or 0), "conflicts": int(st.get("conflicts", 0) or 0),
+                      "recent_conflicts": st.get("recent_conflicts", [])})
+    # the entry points, each with its kind: gateways first (the one address customers need)
+    utility_comps = ", ".join(sorted({n.comp_id for n in cfg.nodes_with_role("customer")}))
+    entry: list[dict[str, Any]] = [
+        {"name": g.name, "kind": "gateway", "host": g.host, "port": g.port, "comp_id": utility_comps,
+         "tls": g.tls_cert is not None} for g in cfg.gateways.values()]
+    entry += [{"name": n.name, "kind": "customer", "host": n.host, "port": n.port, "comp_id": n.comp_id}
+              for n in cfg.nodes_with_role("customer")]
+    entry += [{"name": v.name, "kind": "venue", "host": v.host, "port": v.port, "comp_id": v.comp_id}
+              for v in cfg.venues.values()]
+    gateways = []
+    for g in cfg.gateways.values():   # a gateway writes the same status file (utilities.gateway)
+        st = read_status(cfg.data_dir / g.name) or {"state": NEVER_STARTED}
+        pid = st.get("pid")
+        if st.get("state") != NEVER_STARTED and (not isinstance(pid, int) or not pid_alive(pid)):
+            st["state"] = "down"
+        gateways.append({"name": g.name, "state": st.get("state"), "pid": pid, "connections": st.get("connections", {}),
+                         "counters": st.get("counters", {}), "utilities": st.get("utilities", {})})
+    # each customer session as its owner reports it (the live customer utilities' status files)
+    sessions = [dict(s, owner=n.name) for n in cfg.nodes_with_role("customer") if raw[n.name].get("state") != "down"
+                for s in raw[n.name].get("sessions") or ()]
+    return {"cluster": cfg.name, "nodes": nodes, "gateways": gateways, "entry_points": entry,
+            "sessions": sorted(sessions, key=lambda s: (s["client"], s["begin"]))}

@@ -27,6 +27,7 @@ class OrderRequest:
     session: str                     # the client's CompID: the order's owner
     orig_cl_ord_id: str = ""         # OrigClOrdID (41) of a cancel or replace
     begin: str = ""                  # the BeginString the client spoke (reports go back in it)
+    in_seq: int = 0                  # the MsgSeqNum it arrived with (utilities.session_rule; 0: unknown)
 
     def record_fields(self) -> dict[str, Any]:
         """The order fields of this request's record (the caller adds type, txn, status)."""
@@ -37,6 +38,11 @@ class OrderRequest:
         }
         if self.orig_cl_ord_id:
             fields["orig_cl_ord_id"] = self.orig_cl_ord_id
+        extra: dict[str, Any] = {}
         if self.begin:
-            fields["extra"] = {"begin": self.begin}
+            extra["begin"] = self.begin
+        if self.in_seq:
+            extra["in_seq"] = self.in_seq
+        if extra:
+            fields["extra"] = extra
         return fields

@@ -93,20 +93,21 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
+from fixgw.orders import OrdStatus
 from replication.hlc import Hlc
 from replication.record import Record, RecordKey, RecordType
 from utilities.errors import InvalidValue, WrongType
 
-# FIX OrdStatus (39) values this fold produces.
-PENDING_NEW = "A"
-NEW = "0"
-PARTIALLY_FILLED = "1"
-FILLED = "2"
-CANCELED = "4"
-PENDING_CANCEL = "6"
-REJECTED = "8"
-EXPIRED = "C"
-PENDING_REPLACE = "E"
+# FIX OrdStatus (39) values this fold produces (plain strings, as the records hold them).
+PENDING_NEW = OrdStatus.PENDING_NEW.value
+NEW = OrdStatus.NEW.value
+PARTIALLY_FILLED = OrdStatus.PARTIALLY_FILLED.value
+FILLED = OrdStatus.FILLED.value
+CANCELED = OrdStatus.CANCELED.value
+PENDING_CANCEL = OrdStatus.PENDING_CANCEL.value
+REJECTED = OrdStatus.REJECTED.value
+EXPIRED = OrdStatus.EXPIRED.value
+PENDING_REPLACE = OrdStatus.PENDING_REPLACE.value
 
 ORD_STATUSES = frozenset(
     {PENDING_NEW, NEW, PARTIALLY_FILLED, FILLED, CANCELED, PENDING_CANCEL, REJECTED, EXPIRED,

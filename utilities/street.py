@@ -23,6 +23,7 @@ from typing import Any
 from fixgw.application import MessageCracker, handles
 from fixgw.config import SessionID
 from fixgw.message import Message
+from fixgw.orders import CxlRejReason, CxlRejResponseTo, ExecType, OrdRejReason, OrdStatus, OrdType
 from fixgw.session import utc_timestamp
 from replication.codec import decode_record
 from replication.errors import RecordDecodeError
@@ -39,7 +40,6 @@ log = logging.getLogger(__name__)
 
 SENT_TYPES = frozenset({RecordType.SENT, RecordType.TAKEOVER})
 REQUEST_TYPES = frozenset({RecordType.CANCEL_SENT, RecordType.REPLACE_SENT})  # carry extra["venue_cl_ord_id"]
-TERMINAL = frozenset({"2", "4", "8", "C"})
 
 
 KNOWN_LIMIT = 200_000   # orders whose report context is kept in memory (oldest dropped first)
@@ -208,7 +208,7 @@ class StreetUtility(MessageCracker):
         try:
             fields = self._order_fields(order)
             fields["extra"] = {"street": self.name, "venue_cl_ord_id": txn, "begin": order.extra.get("begin", "")}
-            sent = await self.node.append(type=RecordType.SENT, txn=txn, status="A", **fields)
+            sent = await self.node.append(type=RecordType.SENT, txn=txn, status=OrdStatus.PENDING_NEW.value, **fields)
             if txn not in self._known:
                 self._remember(txn, [*held, sent])
             self._send_new(order.venue, txn, order)
@@ -224,7 +224,7 @@ class StreetUtility(MessageCracker):
         if r.cash_order_qty is not None:
             f.append((152, fmt(r.cash_order_qty)))
         f.append((40, r.ord_type))
-        if r.price is not None and r.ord_type != "1":
+        if r.price is not None and r.ord_type != OrdType.MARKET:
             f.append((44, fmt(r.price)))
         if r.tif:
             f.append((59, r.tif))
@@ -256,7 +256,8 @@ class StreetUtility(MessageCracker):
             orig_vid = self._current_venue_id(held, txn)
             fields = self._order_fields(req)
             fields["extra"] = {"street": self.name, "venue_cl_ord_id": venue_id, "venue_orig_cl_ord_id": orig_vid}
-            rec = await self.node.append(type=kind, txn=txn, status="6" if kind is RecordType.CANCEL_SENT else "E", **fields)
+            rec = await self.node.append(type=kind, txn=txn, status=(OrdStatus.PENDING_CANCEL if kind is RecordType.CANCEL_SENT else OrdStatus.PENDING_REPLACE).value,
+                                         **fields)
             _put_bounded(self.requests, venue_id, rec, REQUEST_LIMIT)
             f: list[tuple[int, object]] = [(41, orig_vid), (11, venue_id), (1, req.account), (55, req.symbol),
                                            (54, req.side), (60, _now())]
@@ -266,7 +267,7 @@ class StreetUtility(MessageCracker):
                 f.append((152, fmt(req.cash_order_qty)))
             if kind is RecordType.REPLACE_SENT:
                 f += [(21, "1"), (40, req.ord_type)]
-                if req.price is not None and req.ord_type != "1":
+                if req.price is not None and req.ord_type != OrdType.MARKET:
                     f.append((44, fmt(req.price)))
                 if req.tif:
                     f.append((59, req.tif))
@@ -330,7 +331,7 @@ class StreetUtility(MessageCracker):
         extra: dict[str, Any] = {"street": self.name}
         if leaves is not None:
             extra["leaves_qty"] = leaves
-        if exec_type in ("F", "1", "2"):
+        if exec_type in (ExecType.TRADE, ExecType.PARTIAL_FILL, ExecType.FILL):
             exec_id = msg.require_str(17)
             if self.fill_recorded(txn, exec_id, poss_dup=msg.get_str(43) == "Y"):
                 self.counters["duplicate_fills"] += 1
@@ -338,11 +339,11 @@ class StreetUtility(MessageCracker):
             self.seen_exec.add(exec_id)
             rtype = RecordType.FILL
             fields.update(exec_id=exec_id, last_qty=msg.get_decimal(32), last_px=msg.get_decimal(31))
-        elif exec_type == "0":
+        elif exec_type == ExecType.NEW:
             rtype = RecordType.VENUE_ACK
-        elif exec_type == "4":
+        elif exec_type == ExecType.CANCELED:
             rtype = RecordType.CANCELED
-        elif exec_type == "5":
+        elif exec_type == ExecType.REPLACED:
             rtype = RecordType.REPLACED
             extra["venue_cl_ord_id"] = vid
             new_qty = msg.get_decimal(38)
@@ -350,18 +351,19 @@ class StreetUtility(MessageCracker):
                 fields["order_qty"] = new_qty
             if msg.get_decimal(44) is not None:
                 fields["price"] = msg.get_decimal(44)
-        elif exec_type == "8":
-            if msg.get_str(103) == "6":
+        elif exec_type == ExecType.REJECTED:
+            if msg.get_str(103) == str(OrdRejReason.DUPLICATE_ORDER):
                 # the venue already has this ClOrdID: the order is there; ask, don't record a reject
                 self._status_request(base)
                 return
             rtype = RecordType.VENUE_REJECT
-            extra["reason"] = msg.get_str(103) or "0"
-        elif exec_type == "C":
+            extra["reason"] = msg.get_str(103) or str(OrdRejReason.BROKER_OPTION)
+        elif exec_type == ExecType.EXPIRED:
             rtype = RecordType.EXPIRED
-        elif exec_type == "I":
+        elif exec_type == ExecType.ORDER_STATUS:
             rtype = RecordType.VENUE_STATUS
-            if ord_status == "8" and txn in self.resolving and msg.get_str(103) in ("5", None):
+            if (ord_status == OrdStatus.REJECTED and txn in self.resolving
+                    and msg.get_str(103) in (str(OrdRejReason.UNKNOWN_ORDER), None)):
                 await self._resend_unknown(base)
                 return
             self.resolving.discard(txn)
@@ -403,8 +405,9 @@ class StreetUtility(MessageCracker):
         fields = self._order_fields(base)
         fields["cl_ord_id"], fields["orig_cl_ord_id"] = req.cl_ord_id, req.orig_cl_ord_id
         fields["text"] = msg.get_str(58) or "Cancel rejected by the venue"
-        extra = {"street": self.name, "response_to": msg.get_str(434) or "1", "reason": msg.get_str(102) or "2"}
-        self._spawn(self.node.append(type=RecordType.CANCEL_REJECTED, txn=txn, status=msg.get_str(39) or "0",
+        extra = {"street": self.name, "response_to": msg.get_str(434) or CxlRejResponseTo.CANCEL.value,
+                 "reason": msg.get_str(102) or str(CxlRejReason.BROKER_OPTION)}
+        self._spawn(self.node.append(type=RecordType.CANCEL_REJECTED, txn=txn, status=msg.get_str(39) or OrdStatus.NEW.value,
                                      extra=extra, **fields))
 
     @handles("j")
@@ -427,7 +430,7 @@ class StreetUtility(MessageCracker):
             return
         fields = self._order_fields(base)
         fields["extra"] = {"street": self.name, "venue_cl_ord_id": txn, "resent_after_takeover": True}
-        await self.node.append(type=RecordType.SENT, txn=txn, status="A", **fields)
+        await self.node.append(type=RecordType.SENT, txn=txn, status=OrdStatus.PENDING_NEW.value, **fields)
         self._send_new(base.venue, txn, base)
         self.counters["sent"] += 1
 

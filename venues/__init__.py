@@ -9,6 +9,10 @@ Commands in (:mod:`venues.commands`), immutable past-tense events out
 - :class:`venues.fund.FundCompany`: forward pricing at a daily NAV cut-off, NAVs from
   :mod:`venues.navs`.
 
+Both keep their orders in a :class:`venues.registry.OrderRegistry`; they speak the order
+vocabulary of :mod:`fixgw.orders`; their exceptions derive from
+:class:`venues.errors.VenueError`.
+
 Configuration: :mod:`venues.venue_config`. Benchmark: ``fixgw bench matching``
 (:mod:`venues.bench`).
 """

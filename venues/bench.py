@@ -21,9 +21,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from fixgw.orders import OrdType, Side, TimeInForce
 from venues.clock import FrozenClock
 from venues.commands import CancelOrder, Command, SubmitOrder
-from venues.enums import OrdType, Side, TimeInForce
 from venues.exchange import Exchange
 from venues.venue_config import ExchangeConfig, LiquiditySpec, SymbolSpec
 

@@ -51,3 +51,14 @@ def previous_business_day(day: date) -> date:
     while not is_business_day(day):
         day -= timedelta(days=1)
     return day
+
+
+def next_local_instant(after: datetime, at: time, zone: tzinfo) -> datetime:
+    """The first business day's wall-clock time ``at`` in ``zone`` strictly after ``after``
+    (the exchange's next session end, the fund's next valuation point)."""
+    day = after.astimezone(zone).date()
+    if is_business_day(day):
+        instant = local_instant(day, at, zone)
+        if instant > after:
+            return instant
+    return local_instant(next_business_day(day), at, zone)

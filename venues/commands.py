@@ -11,11 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from venues.enums import OrdType, Side, TimeInForce
-
-
-class CommandError(ValueError):
-    """A request that is malformed (not merely refusable)."""
+from fixgw.orders import OrdType, Side, TimeInForce
+from venues.errors import CommandError
 
 
 def _text(value: object, what: str) -> None:

@@ -21,7 +21,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, ClassVar, TypeVar
 
-from venues.enums import (
+from fixgw.orders import (
     CxlRejReason,
     CxlRejResponseTo,
     ExecType,

@@ -16,22 +16,13 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from fixgw.orders import CxlRejResponseTo, OrdRejReason, OrdStatus, OrdType, Side, TimeInForce
 from venues.book import BookOrder, OrderBook, Trade
-from venues.business_days import is_business_day, local_instant, next_business_day
+from venues.business_days import next_local_instant
 from venues.clock import Clock, SystemClock
 from venues.commands import CancelOrder, QueryStatus, ReplaceOrder, SubmitOrder
-from venues.enums import (
-    CxlRejReason,
-    CxlRejResponseTo,
-    OrdRejReason,
-    OrdStatus,
-    OrdType,
-    Side,
-    TimeInForce,
-)
 from venues.events import (
     NO_ORDER_ID,
-    CancelRejected,
     OrderAccepted,
     OrderCanceled,
     OrderExpired,
@@ -44,6 +35,7 @@ from venues.events import (
 )
 from venues.limits import MAX_PRICE, MAX_QUANTITY, QUANTITY_QUANTUM
 from venues.liquidity import LiquidityProvider
+from venues.registry import OrderRegistry, fmt
 from venues.venue_config import ExchangeConfig, SymbolSpec
 
 _ZERO = Decimal(0)
@@ -62,7 +54,6 @@ _REPLACED = fast_constructor(OrderReplaced)
 _EXPIRED = fast_constructor(OrderExpired)
 _STATUS = fast_constructor(OrderStatusReport)
 _REJECTED = fast_constructor(OrderRejected)
-_CANCEL_REJECTED = fast_constructor(CancelRejected)
 
 
 class _Order(BookOrder):
@@ -120,10 +111,6 @@ class _Order(BookOrder):
         self.avg = avg
 
 
-def _fmt(d: Decimal) -> str:
-    return format(d, "f")
-
-
 class Exchange:
     """A :class:`venues.interface.Venue` with order books, TIF rules and a market maker."""
 
@@ -137,23 +124,17 @@ class Exchange:
         self._tick_cache: dict[str, dict[Decimal, int]] = {s: {} for s in self._specs}
         self._books: dict[str, OrderBook] = {s: OrderBook(s) for s in self._specs}
         self._zone = ZoneInfo(self._cfg.timezone)
-        # (owner, any ClOrdID the order has had, cancel requests included) -> order
-        self._orders: dict[tuple[str, str], _Order] = {}
-        self._by_id: dict[str, _Order] = {}
-        self._ended_before: set[str] = set()  # order ids already done at the last session end
-        self._order_seq = 0
-        self._exec_seq = 0
+        self._reg: OrderRegistry[_Order] = OrderRegistry(self._name, self._clock)
         self._trade_seq = 0
-        self._last = self._clock.now()
-        self._next_close = self._close_after(self._last)
+        self._next_close = self._close_after(self._reg.last)
         self._lp: LiquidityProvider | None = None
         self._lp_orders: dict[str, list[_Order]] = {s: [] for s in self._specs}
         self._next_refresh: datetime | None = None
         if self._cfg.liquidity.enabled:
             self._lp = LiquidityProvider(self._cfg.liquidity, self._cfg.symbols)
             self._refresh_every = timedelta(seconds=self._cfg.liquidity.refresh_seconds)
-            self._requote(self._last, [])
-            self._next_refresh = self._last + self._refresh_every
+            self._requote(self._reg.last, [])
+            self._next_refresh = self._reg.last + self._refresh_every
         # the earliest time-driven event: commands check only this one comparison
         self._next_due = self._next_close if self._next_refresh is None else min(self._next_close, self._next_refresh)
 
@@ -164,10 +145,11 @@ class Exchange:
         return self._name
 
     def submit(self, cmd: SubmitOrder) -> list[VenueEvent]:
+        reg = self._reg
         now = self._clock.now()
-        if now < self._last:  # noqa: PLR1730 - max() costs 6x this on the hot path
-            now = self._last  # a venue's time never runs backwards (inlined _now)
-        self._last = now
+        if now < reg.last:  # noqa: PLR1730 - max() costs 6x this on the hot path
+            now = reg.last  # a venue's time never runs backwards (inlined reg.now())
+        reg.last = now
         out = self._advance(now) if now >= self._next_due else []
         owner = cmd.owner
         key = (owner, cmd.cl_ord_id)
@@ -176,7 +158,7 @@ class Exchange:
         price = cmd.price
         ticks: int | None = None
         problem: tuple[OrdRejReason, str] | None = None
-        if key in self._orders:
+        if key in reg.orders:
             problem = OrdRejReason.DUPLICATE_ORDER, f"duplicate ClOrdID {cmd.cl_ord_id}"
         elif spec is None:
             problem = OrdRejReason.UNKNOWN_SYMBOL, f"unknown symbol {cmd.symbol}"
@@ -202,26 +184,27 @@ class Exchange:
             out.append(self._rejected(cmd, now, *problem))
             return out
         assert qty is not None
-        self._order_seq += 1
-        seq = self._order_seq
+        reg.order_seq += 1
+        seq = reg.order_seq
         order = _Order(owner, cmd.cl_ord_id, f"{self._name}-O{seq}", cmd.symbol, cmd.side,
                        cmd.order_type, cmd.time_in_force, qty, ticks, price, False, seq)
-        self._orders[key] = order
-        self._by_id[order.order_id] = order
-        self._exec_seq += 1
+        reg.orders[key] = order  # inlined reg.add
+        reg.by_id[order.order_id] = order
+        reg.exec_seq += 1
         name = self._name
         out.append(_ACCEPTED(  # inlined _report: every order pays for this one
-            name, owner, cmd.cl_ord_id, None, order.order_id, f"{name}-{self._exec_seq}", cmd.symbol, cmd.side,
+            name, owner, cmd.cl_ord_id, None, order.order_id, f"{name}-{reg.exec_seq}", cmd.symbol, cmd.side,
             cmd.order_type, cmd.time_in_force, qty, None, price, OrdStatus.NEW, _ZERO, qty, _ZERO, now,
         ))
         self._enter(order, now, out)
         return out
 
     def cancel(self, cmd: CancelOrder) -> list[VenueEvent]:
-        now = self._now()
+        reg = self._reg
+        now = reg.now()
         out = self._advance(now) if now >= self._next_due else []
-        order = self._lookup(cmd.owner, cmd.orig_cl_ord_id, cmd.order_id)
-        refused = self._refuse(cmd, order, now, CxlRejResponseTo.CANCEL)
+        order = reg.lookup(cmd.owner, cmd.orig_cl_ord_id, cmd.order_id)
+        refused = reg.refuse(cmd, order, now, CxlRejResponseTo.CANCEL)
         if refused is not None:
             out.append(refused)
             return out
@@ -229,22 +212,21 @@ class Exchange:
         self._books[order.symbol].remove(order)
         order.leaves = _ZERO
         order.status = OrdStatus.CANCELED
-        orig = order.cl_ord_id
-        order.cl_ord_id = cmd.cl_ord_id
-        self._orders[(cmd.owner, cmd.cl_ord_id)] = order
+        orig = reg.rename(order, cmd.owner, cmd.cl_ord_id)
         out.append(self._report(_CANCELED, order, now, orig))
         return out
 
     def replace(self, cmd: ReplaceOrder) -> list[VenueEvent]:
-        now = self._now()
+        reg = self._reg
+        now = reg.now()
         out = self._advance(now) if now >= self._next_due else []
-        order = self._lookup(cmd.owner, cmd.orig_cl_ord_id, cmd.order_id)
-        refused = self._refuse(cmd, order, now, CxlRejResponseTo.REPLACE)
+        order = reg.lookup(cmd.owner, cmd.orig_cl_ord_id, cmd.order_id)
+        refused = reg.refuse(cmd, order, now, CxlRejResponseTo.REPLACE)
         if refused is None:
             assert order is not None
             problem, ticks, price = self._check_replace(cmd, order)
             if problem:
-                refused = self._cancel_rejected(cmd, order, now, CxlRejResponseTo.REPLACE, CxlRejReason.OTHER, problem)
+                refused = reg.replace_refused(cmd, order, now, problem)
         if refused is not None:
             out.append(refused)
             return out
@@ -252,9 +234,7 @@ class Exchange:
         book = self._books[order.symbol]
         qty = cmd.quantity
         leaves = qty - order.cum
-        orig = order.cl_ord_id
-        order.cl_ord_id = cmd.cl_ord_id
-        self._orders[(cmd.owner, cmd.cl_ord_id)] = order
+        orig = reg.rename(order, cmd.owner, cmd.cl_ord_id)
         if not leaves:
             # the new quantity is exactly what is filled: the order is done
             book.remove(order)
@@ -272,18 +252,11 @@ class Exchange:
         return out
 
     def status(self, cmd: QueryStatus) -> list[VenueEvent]:
-        now = self._now()
+        now = self._reg.now()
         out = self._advance(now) if now >= self._next_due else []
-        order = self._lookup(cmd.owner, cmd.cl_ord_id, cmd.order_id)
+        order = self._reg.lookup(cmd.owner, cmd.cl_ord_id, cmd.order_id)
         if order is None:
-            self._exec_seq += 1
-            out.append(OrderStatusReport(
-                venue=self._name, owner=cmd.owner, cl_ord_id=cmd.cl_ord_id, orig_cl_ord_id=None,
-                order_id=NO_ORDER_ID, exec_id=f"{self._name}-{self._exec_seq}", symbol=cmd.symbol,
-                side=cmd.side or Side.BUY, order_type=OrdType.LIMIT, time_in_force=TimeInForce.DAY,
-                order_qty=_ZERO, cash_order_qty=None, price=None, ord_status=OrdStatus.REJECTED,
-                cum_qty=_ZERO, leaves_qty=_ZERO, avg_px=_ZERO, ts=now, text=f"unknown order {cmd.cl_ord_id}",
-            ))
+            out.append(self._reg.unknown_order(cmd, now, OrdType.LIMIT))
         else:
             out.append(self._report(_STATUS, order, now, None, ""))
         return out
@@ -291,7 +264,7 @@ class Exchange:
     def tick(self, now: datetime | None = None) -> list[VenueEvent]:
         if now is not None and (now.tzinfo is None or now.utcoffset() is None):
             raise ValueError(f"tick needs a timezone-aware datetime, got {now!r}")
-        at = self._now() if now is None else self._now_at(now)
+        at = self._reg.now() if now is None else self._reg.now_at(now)
         return self._advance(at)
 
     def next_timer(self) -> datetime | None:
@@ -315,12 +288,8 @@ class Exchange:
 
     def open_orders(self, owner: str | None = None) -> list[OrderStatusReport]:
         """Status of every live client order (of ``owner``, if given)."""
-        now = self._last
-        return [
-            self._report(_STATUS, o, now, None, "")  # type: ignore[misc]
-            for o in self._by_id.values()
-            if not o.status.is_terminal and (owner is None or o.owner == owner)
-        ]
+        now = self._reg.last
+        return [self._report(_STATUS, o, now, None, "") for o in self._reg.open_orders(owner)]  # type: ignore[misc]
 
     # -- matching ----------------------------------------------------------------------
 
@@ -344,6 +313,7 @@ class Exchange:
 
     def _fills(self, taker: _Order, trades: Sequence[Trade], now: datetime, out: list[VenueEvent]) -> None:
         name = self._name
+        reg = self._reg
         for resting, qty, px in trades:
             assert isinstance(resting, _Order)
             self._trade_seq += 1
@@ -357,9 +327,9 @@ class Exchange:
                     order.status = OrdStatus.FILLED
                 if order.lp:
                     continue  # the market maker's own fills are nobody's business
-                self._exec_seq += 1
+                reg.exec_seq += 1
                 out.append(_FILLED(
-                    name, order.owner, order.cl_ord_id, None, order.order_id, f"{name}-{self._exec_seq}",
+                    name, order.owner, order.cl_ord_id, None, order.order_id, f"{name}-{reg.exec_seq}",
                     order.symbol, order.side, order.order_type, order.tif, order.qty, None, order.price,
                     order.status, order.cum, leaves, order.avg, now, qty, px, trade_id, aggressor,
                 ))
@@ -373,16 +343,6 @@ class Exchange:
 
     # -- time ----------------------------------------------------------------------------
 
-    def _now(self) -> datetime:
-        return self._now_at(self._clock.now())
-
-    def _now_at(self, now: datetime) -> datetime:
-        # a venue's time never runs backwards, whatever the clock does
-        if now < self._last:
-            return self._last
-        self._last = now
-        return now
-
     def _advance(self, now: datetime) -> list[VenueEvent]:
         """Everything due by ``now``: the session end, the market maker's refresh."""
         out: list[VenueEvent] = []
@@ -394,7 +354,7 @@ class Exchange:
                           for o in book.resting_orders(side) if isinstance(o, _Order) and o.tif is TimeInForce.DAY]
             for order in sorted(day_orders, key=lambda o: o.seq):  # in order of arrival
                 self._expire(order, close, out, "DAY order expired at the session end")
-            self._forget_old_orders()
+            self._reg.forget_old_orders()
             self._next_close = self._close_after(now)
         if self._next_refresh is not None and now >= self._next_refresh:
             self._requote(now, out)
@@ -402,26 +362,9 @@ class Exchange:
         self._next_due = self._next_close if self._next_refresh is None else min(self._next_close, self._next_refresh)
         return out
 
-    def _forget_old_orders(self) -> None:
-        """Drop orders that were already done at the previous session end: a client can
-        ask about an order for a full session after it ends, and ClOrdIDs (unique per
-        trading day in FIX) may be used again after that; memory stays bounded by what two
-        sessions hold rather than growing for as long as the venue runs."""
-        old = self._ended_before
-        if old:
-            self._orders = {k: o for k, o in self._orders.items() if o.order_id not in old}
-            for order_id in old:
-                del self._by_id[order_id]
-        self._ended_before = {i for i, o in self._by_id.items() if o.status.is_terminal}
-
     def _close_after(self, at: datetime) -> datetime:
         """The first session end strictly after ``at``."""
-        day = at.astimezone(self._zone).date()
-        if is_business_day(day):
-            close = local_instant(day, self._cfg.session_close, self._zone)
-            if close > at:
-                return close
-        return local_instant(next_business_day(day), self._cfg.session_close, self._zone)
+        return next_local_instant(at, self._cfg.session_close, self._zone)
 
     def _requote(self, now: datetime, out: list[VenueEvent]) -> None:
         """The market maker moves its reference prices and replaces all its quotes."""
@@ -448,47 +391,20 @@ class Exchange:
     @staticmethod
     def _quantity_problem(qty: Decimal) -> str:
         if not qty > 0:
-            return f"OrderQty must be positive, got {_fmt(qty)}"
+            return f"OrderQty must be positive, got {fmt(qty)}"
         if qty > MAX_QUANTITY:
-            return f"OrderQty must be at most {_fmt(MAX_QUANTITY)}, got {_fmt(qty)}"
-        return f"OrderQty has at most 8 decimals, got {_fmt(qty)}"
+            return f"OrderQty must be at most {fmt(MAX_QUANTITY)}, got {fmt(qty)}"
+        return f"OrderQty has at most 8 decimals, got {fmt(qty)}"
 
     @staticmethod
     def _ticks(spec: SymbolSpec, price: Decimal | None) -> tuple[int | None, str]:
         if price is None:
             return None, "a limit order needs a Price"
         if not 0 < price <= MAX_PRICE:
-            return None, f"Price must be positive and at most {_fmt(MAX_PRICE)}, got {_fmt(price)}"
+            return None, f"Price must be positive and at most {fmt(MAX_PRICE)}, got {fmt(price)}"
         if price % spec.tick_size:
-            return None, f"Price {_fmt(price)} is not a multiple of the tick size {_fmt(spec.tick_size)}"
+            return None, f"Price {fmt(price)} is not a multiple of the tick size {fmt(spec.tick_size)}"
         return int(price / spec.tick_size), ""
-
-    def _lookup(self, owner: str, cl_ord_id: str, order_id: str | None) -> _Order | None:
-        order = self._orders.get((owner, cl_ord_id))
-        if order is None and order_id is not None:
-            found = self._by_id.get(order_id)
-            if found is not None and found.owner == owner:
-                order = found
-        return order
-
-    def _refuse(
-        self, cmd: CancelOrder | ReplaceOrder, order: _Order | None, now: datetime, to: CxlRejResponseTo
-    ) -> CancelRejected | None:
-        """The reasons common to cancel and replace for turning a request down."""
-        if order is None:
-            return self._cancel_rejected(cmd, None, now, to, CxlRejReason.UNKNOWN_ORDER,
-                                         f"unknown order {cmd.orig_cl_ord_id}")
-        if (cmd.owner, cmd.cl_ord_id) in self._orders:
-            return self._cancel_rejected(cmd, order, now, to, CxlRejReason.DUPLICATE_CL_ORD_ID,
-                                         f"duplicate ClOrdID {cmd.cl_ord_id}")
-        if cmd.symbol != order.symbol or cmd.side is not order.side:
-            return self._cancel_rejected(cmd, order, now, to, CxlRejReason.OTHER,
-                                         f"symbol/side {cmd.symbol}/{cmd.side.name} do not match the order "
-                                         f"({order.symbol}/{order.side.name})")
-        if order.status.is_terminal:
-            return self._cancel_rejected(cmd, order, now, to, CxlRejReason.TOO_LATE_TO_CANCEL,
-                                         f"order is already {order.status.name.lower()}")
-        return None
 
     def _check_replace(self, cmd: ReplaceOrder, order: _Order) -> tuple[str, int | None, Decimal | None]:
         """(problem or "", new ticks, new price)."""
@@ -504,7 +420,7 @@ class Exchange:
         if not _ZERO < qty <= MAX_QUANTITY or qty % QUANTITY_QUANTUM:
             return self._quantity_problem(qty), None, None
         if qty < order.cum:
-            return f"OrderQty {_fmt(qty)} is below the filled quantity {_fmt(order.cum)}", None, None
+            return f"OrderQty {fmt(qty)} is below the filled quantity {fmt(order.cum)}", None, None
         if order.order_type is OrdType.MARKET:
             return "", None, None
         price = order.price if cmd.price is None else cmd.price
@@ -513,20 +429,9 @@ class Exchange:
             return text, None, None
         return "", ticks, price
 
-    def _cancel_rejected(
-        self, cmd: CancelOrder | ReplaceOrder, order: _Order | None, now: datetime,
-        to: CxlRejResponseTo, code: CxlRejReason, reason: str,
-    ) -> CancelRejected:
-        return _CANCEL_REJECTED(
-            self._name, cmd.owner, cmd.cl_ord_id, cmd.orig_cl_ord_id,
-            NO_ORDER_ID if order is None else order.order_id,
-            OrdStatus.REJECTED if order is None else order.status, to, code, reason, now,
-        )
-
     def _rejected(self, cmd: SubmitOrder, now: datetime, code: OrdRejReason, reason: str) -> OrderRejected:
-        self._exec_seq += 1
         return _REJECTED(
-            self._name, cmd.owner, cmd.cl_ord_id, None, NO_ORDER_ID, f"{self._name}-{self._exec_seq}",
+            self._name, cmd.owner, cmd.cl_ord_id, None, NO_ORDER_ID, self._reg.next_exec_id(),
             cmd.symbol, cmd.side, cmd.order_type, cmd.time_in_force, cmd.quantity, cmd.cash_quantity,
             cmd.price, OrdStatus.REJECTED, _ZERO, _ZERO, _ZERO, now, reason, code,
         )
@@ -535,9 +440,8 @@ class Exchange:
                 orig: str | None = None, *extra: object) -> VenueEvent:
         """An execution event (``make``: one of the builders above) showing ``order`` as it
         stands; ``extra`` are the event type's own fields, in order."""
-        self._exec_seq += 1
         return make(
-            self._name, order.owner, order.cl_ord_id, orig, order.order_id, f"{self._name}-{self._exec_seq}",
+            self._name, order.owner, order.cl_ord_id, orig, order.order_id, self._reg.next_exec_id(),
             order.symbol, order.side, order.order_type, order.tif, order.qty, None, order.price,
             order.status, order.cum, order.leaves, order.avg, now, *extra,
         )

@@ -42,9 +42,9 @@ from fixgw.application import MessageCracker, handles
 from fixgw.config import SessionID, SessionSettings, parse_settings
 from fixgw.engine import Engine
 from fixgw.message import Message
+from fixgw.orders import OrdStatus
 from venues.clock import Clock, SimulatedDayClock, SystemClock
 from venues.commands import QueryStatus
-from venues.enums import OrdStatus
 from venues.events import (
     NO_ORDER_ID,
     CancelRejected,

@@ -19,14 +19,11 @@ cancel or replace the firm's orders.
 
 Outbound: :class:`ReportWriter` turns an :class:`~venues.events.ExecutionEvent` into an
 ExecutionReport (35=8) and a :class:`~venues.events.CancelRejected` into an
-OrderCancelReject (35=9), in the dialect of the session's FIX version:
-
-- FIX 4.4: ExecType F (trade) for fills, I for status answers; LastLiquidityInd (851);
-  OrdStatusReqID (790) echoed on status answers.
-- FIX 4.2: ExecTransType (20) 0 (new) on every report and 3 (status) on status answers;
-  a fill is ExecType 1 (partial) or 2 (fill) by LeavesQty; a status answer's ExecType is
-  the current OrdStatus. Reason codes that 4.2 does not have (OrdRejReason above 8,
-  CxlRejReason above 3) are sent as 0 / 2 (broker option), with the reason in Text (58).
+OrderCancelReject (35=9), in the dialect of the session's FIX version, with the one builder
+of :mod:`fixgw.execreport` (which says what differs between FIX 4.2 and 4.4). A fill
+carries LastLiquidityInd (851, 4.4); a status answer echoes OrdStatusReqID (790, 4.4) and an
+unknown order's status answer has OrdRejReason 5; an order by amount shows CashOrderQty
+(152) only when it has no OrderQty.
 
 Every report passes the FIX data dictionary of its version (tests check it with
 :func:`fixgw.validation.validate`). TrdMatchID (880) is not in either dictionary's
@@ -35,14 +32,16 @@ ExecutionReport, so the trade id is not sent.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from decimal import Decimal
 from enum import Enum
 from typing import TypeVar
 
-from fixgw.message import IncorrectDataFormat, IncorrectTagValue, Message
-from venues.commands import CancelOrder, CommandError, QueryStatus, ReplaceOrder, SubmitOrder
-from venues.enums import ExecType, OrdRejReason, OrdStatus, OrdType, Side, TimeInForce
+from fixgw.errors import IncorrectDataFormat, IncorrectTagValue
+from fixgw.execreport import TransactTimes, cancel_reject, execution_report
+from fixgw.message import Message
+from fixgw.orders import OrdRejReason, OrdStatus, OrdType, Side, TimeInForce
+from venues.commands import CancelOrder, QueryStatus, ReplaceOrder, SubmitOrder
+from venues.errors import CommandError
 from venues.events import (
     NO_ORDER_ID,
     CancelRejected,
@@ -204,35 +203,18 @@ def status_from_fix(msg: Message, owner: str) -> QueryStatus:
 
 # -- outbound ----------------------------------------------------------------------------
 
-_FIX42_ORD_REJ = frozenset(range(9))  # OrdRejReason values FIX 4.2 defines
-_FIX42_CXL_REJ = frozenset(range(4))  # CxlRejReason values FIX 4.2 defines
-
-
-def _dec(d: Decimal) -> bytes:
-    return format(d, "f").encode()
-
 
 class ReportWriter:
     """Builds the reports for one FIX version (``FIX.4.2`` or ``FIX.4.4``; any other
-    version is written as 4.4)."""
+    version is written as 4.4) with :mod:`fixgw.execreport`."""
 
-    __slots__ = ("_ts_key", "_ts_val", "begin_string", "fix42")
+    __slots__ = ("begin_string", "fix42", "transact_time")
 
     def __init__(self, begin_string: str) -> None:
         self.begin_string = begin_string
         self.fix42 = begin_string == "FIX.4.2"
-        self._ts_key: datetime | None = None
-        self._ts_val = b""
-
-    def transact_time(self, ts: datetime) -> bytes:
-        """UTCTimestamp with milliseconds; events of one batch share ``ts``, so cache it."""
-        if ts is not self._ts_key:
-            self._ts_key = ts
-            if ts.tzinfo is not UTC and ts.utcoffset():  # the venues' clocks give UTC
-                ts = ts.astimezone(UTC)
-            self._ts_val = b"%04d%02d%02d-%02d:%02d:%02d.%03d" % (
-                ts.year, ts.month, ts.day, ts.hour, ts.minute, ts.second, ts.microsecond // 1000)
-        return self._ts_val
+        # UTCTimestamp with milliseconds; events of one batch share their ts, so it is cached
+        self.transact_time = TransactTimes()
 
     def report(self, event: VenueEvent, *, account: str = "", status_req_id: bytes | None = None) -> Message:
         """The FIX message for any venue event."""
@@ -243,88 +225,35 @@ class ReportWriter:
     def execution_report(
         self, e: ExecutionEvent, *, account: str = "", status_req_id: bytes | None = None
     ) -> Message:
-        fix42 = self.fix42
-        exec_type = e.exec_type
         status = e.ord_status
-        f: list[tuple[int, bytes]] = [
-            (35, b"8"), (37, e.order_id.encode()), (11, e.cl_ord_id.encode()),
-        ]
-        if e.orig_cl_ord_id is not None:
-            f.append((41, e.orig_cl_ord_id.encode()))
-        f.append((17, e.exec_id.encode()))
-        if fix42:
-            if exec_type is ExecType.ORDER_STATUS:
-                f.append((20, b"3"))
-                f.append((150, status._value_.encode()))
-            else:
-                f.append((20, b"0"))
-                if exec_type is ExecType.TRADE:
-                    f.append((150, b"1" if e.leaves_qty else b"2"))
-                else:
-                    f.append((150, exec_type._value_.encode()))
-        else:
-            f.append((150, exec_type._value_.encode()))
-        f.append((39, status._value_.encode()))
         reason: int | None = None
-        text = ""
+        last_qty = last_px = None
+        liquidity: bytes | None = None
         cls = type(e)
-        if cls is OrderRejected:
-            reason = int(e.reason_code)  # type: ignore[attr-defined]
+        if cls is OrderFilled:
+            text = ""
+            last_qty = e.last_qty  # type: ignore[attr-defined]
+            last_px = e.last_px  # type: ignore[attr-defined]
+            # LastLiquidityInd: 1 added liquidity (rested), 2 removed it (aggressor)
+            liquidity = b"2" if e.aggressor else b"1"  # type: ignore[attr-defined]
+        elif cls is OrderRejected:
+            reason = e.reason_code  # type: ignore[attr-defined]
             text = e.reason  # type: ignore[attr-defined]
         elif cls is OrderStatusReport:
             text = e.text  # type: ignore[attr-defined]
             if status is OrdStatus.REJECTED and e.order_id == NO_ORDER_ID:
-                reason = int(OrdRejReason.UNKNOWN_ORDER)
+                reason = OrdRejReason.UNKNOWN_ORDER
         else:
             text = getattr(e, "reason", "")
-        if reason is not None:
-            if fix42 and reason not in _FIX42_ORD_REJ:
-                reason = int(OrdRejReason.BROKER_OPTION)
-            f.append((103, b"%d" % reason))
-        if account:
-            f.append((1, account.encode()))
-        if e.symbol:
-            f.append((55, e.symbol.encode()))
-        f.append((54, e.side._value_.encode()))
-        if e.order_qty is not None:
-            f.append((38, _dec(e.order_qty)))
-        elif e.cash_order_qty is not None:
-            f.append((152, _dec(e.cash_order_qty)))
-        f.append((40, e.order_type._value_.encode()))
-        if e.price is not None:
-            f.append((44, _dec(e.price)))
-        f.append((59, e.time_in_force._value_.encode()))
-        if cls is OrderFilled:
-            f.append((32, _dec(e.last_qty)))  # type: ignore[attr-defined]
-            f.append((31, _dec(e.last_px)))  # type: ignore[attr-defined]
-        f.append((151, _dec(e.leaves_qty)))
-        f.append((14, _dec(e.cum_qty)))
-        f.append((6, _dec(e.avg_px)))
-        f.append((60, self.transact_time(e.ts)))
-        if text:
-            f.append((58, text.encode("latin-1", "replace")))
-        if not fix42:
-            if cls is OrderFilled:
-                # LastLiquidityInd: 1 added liquidity (rested), 2 removed it (aggressor)
-                f.append((851, b"2" if e.aggressor else b"1"))  # type: ignore[attr-defined]
-            if status_req_id and cls is OrderStatusReport:
-                f.append((790, status_req_id))
-        return Message(f)
+        return execution_report(
+            self.fix42, e.order_id, e.cl_ord_id, e.orig_cl_ord_id, e.exec_id, e.exec_type, status, reason,
+            account, e.symbol, e.side, e.order_qty, None if e.order_qty is not None else e.cash_order_qty,
+            e.order_type, e.price, e.time_in_force, last_qty, last_px, e.leaves_qty, e.cum_qty, e.avg_px,
+            self.transact_time(e.ts), text, liquidity, status_req_id if cls is OrderStatusReport else None,
+        )
 
     def cancel_reject(self, e: CancelRejected, *, account: str = "") -> Message:
-        code = int(e.reason_code)
-        if self.fix42 and code not in _FIX42_CXL_REJ:
-            code = 2  # broker option: the reason is in Text
-        f: list[tuple[int, bytes]] = [
-            (35, b"9"), (37, e.order_id.encode()), (11, e.cl_ord_id.encode()),
-            (41, e.orig_cl_ord_id.encode()), (39, e.ord_status.value.encode()),
-        ]
-        if account:
-            f.append((1, account.encode()))
-        f += [
-            (60, self.transact_time(e.ts)),
-            (434, e.response_to.value.encode()),
-            (102, b"%d" % code),
-            (58, e.reason.encode("latin-1", "replace")),
-        ]
-        return Message(f)
+        return cancel_reject(
+            self.fix42, e.order_id, e.cl_ord_id, e.orig_cl_ord_id, e.ord_status, e.response_to, e.reason_code,
+            e.reason, self.transact_time(e.ts), account,
+        )

@@ -15,15 +15,7 @@ from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
-from venues.business_days import (
-    is_business_day,
-    local_instant,
-    next_business_day,
-    previous_business_day,
-)
-from venues.clock import Clock, SystemClock
-from venues.commands import CancelOrder, QueryStatus, ReplaceOrder, SubmitOrder
-from venues.enums import (
+from fixgw.orders import (
     CxlRejReason,
     CxlRejResponseTo,
     OrdRejReason,
@@ -32,22 +24,21 @@ from venues.enums import (
     Side,
     TimeInForce,
 )
-from venues.events import (
-    NO_ORDER_ID,
-    CancelRejected,
-    ExecutionEvent,
-    OrderAccepted,
-    OrderCanceled,
-    OrderExpired,
-    OrderFilled,
-    OrderRejected,
-    OrderReplaced,
-    OrderStatusReport,
-    VenueEvent,
+from venues import events as ev
+from venues.business_days import (
+    is_business_day,
+    local_instant,
+    next_business_day,
+    next_local_instant,
+    previous_business_day,
 )
+from venues.clock import Clock, SystemClock
+from venues.commands import CancelOrder, QueryStatus, ReplaceOrder, SubmitOrder
+from venues.errors import VenueConfigError
 from venues.limits import MAX_QUANTITY
 from venues.navs import CsvNavs, NavSource, RandomWalkNavs
-from venues.venue_config import FundCompanyConfig, FundSpec, VenueConfigError
+from venues.registry import OrderRegistry, fmt
+from venues.venue_config import FundCompanyConfig, FundSpec
 
 _ZERO = Decimal(0)
 SHARE_QUANTUM = Decimal("0.001")
@@ -61,24 +52,24 @@ class _FundOrder:
         "cl_ord_id",
         "cum",
         "cutoff_at",
-        "fund",
         "order_id",
         "owner",
         "qty",
         "side",
         "status",
+        "symbol",
         "tif",
         "valuation_date",
         "value_at",
     )
 
-    def __init__(self, owner: str, cl_ord_id: str, order_id: str, fund: str, side: Side, tif: TimeInForce,
+    def __init__(self, owner: str, cl_ord_id: str, order_id: str, symbol: str, side: Side, tif: TimeInForce,
                  qty: Decimal | None, cash: Decimal | None, valuation_date: date,
                  cutoff_at: datetime, value_at: datetime) -> None:
         self.owner = owner
         self.cl_ord_id = cl_ord_id
         self.order_id = order_id
-        self.fund = fund
+        self.symbol = symbol  # the fund
         self.side = side
         self.tif = tif
         self.qty = qty
@@ -96,10 +87,6 @@ class _FundOrder:
         if self.status.is_terminal or self.qty is None:
             return _ZERO
         return self.qty - self.cum
-
-
-def _fmt(d: Decimal) -> str:
-    return format(d, "f")
 
 
 def _has_at_most(value: Decimal, quantum: Decimal) -> bool:
@@ -122,15 +109,10 @@ class FundCompany:
         if missing:
             where = self._cfg.nav_csv if self._cfg.nav_csv is not None else "the NAV source"
             raise VenueConfigError(f"{where}: no NAVs for fund(s) {sorted(missing)}; expected a row per fund")
-        self._orders: dict[tuple[str, str], _FundOrder] = {}
-        self._by_id: dict[str, _FundOrder] = {}
-        self._ended_before: set[str] = set()  # order ids already done at the last valuation
+        self._reg: OrderRegistry[_FundOrder] = OrderRegistry(self._name, self._clock, "fund")
         # valuation date -> orders to fill then, by order id (in arrival order)
         self._pending: dict[date, dict[str, _FundOrder]] = {}
-        self._order_seq = 0
-        self._exec_seq = 0
-        self._last = self._clock.now()
-        self._next_valuation = self._valuation_after(self._last)
+        self._next_valuation = self._valuation_after(self._reg.last)
 
     def _default_navs(self) -> NavSource:
         cfg = self._cfg
@@ -153,39 +135,37 @@ class FundCompany:
     def name(self) -> str:
         return self._name
 
-    def submit(self, cmd: SubmitOrder) -> list[VenueEvent]:
-        now = self._now()
+    def submit(self, cmd: SubmitOrder) -> list[ev.VenueEvent]:
+        reg = self._reg
+        now = reg.now()
         out = self._advance(now)
         problem = self._check_new(cmd, now)
         if problem is not None:
             code, reason = problem
-            self._exec_seq += 1
-            out.append(OrderRejected(
+            out.append(ev.OrderRejected(
                 venue=self._name, owner=cmd.owner, cl_ord_id=cmd.cl_ord_id, orig_cl_ord_id=None,
-                order_id=NO_ORDER_ID, exec_id=self._exec_id(), symbol=cmd.symbol, side=cmd.side,
+                order_id=ev.NO_ORDER_ID, exec_id=reg.next_exec_id(), symbol=cmd.symbol, side=cmd.side,
                 order_type=cmd.order_type, time_in_force=cmd.time_in_force, order_qty=cmd.quantity,
                 cash_order_qty=cmd.cash_quantity, price=cmd.price, ord_status=OrdStatus.REJECTED,
                 cum_qty=_ZERO, leaves_qty=_ZERO, avg_px=_ZERO, ts=now, reason=reason, reason_code=code,
             ))
             return out
         day = self.valuation_date(now)
-        self._order_seq += 1
         order = _FundOrder(
-            cmd.owner, cmd.cl_ord_id, f"{self._name}-O{self._order_seq}", cmd.symbol, cmd.side,
+            cmd.owner, cmd.cl_ord_id, reg.next_order_id(), cmd.symbol, cmd.side,
             cmd.time_in_force, cmd.quantity, cmd.cash_quantity, day,
             local_instant(day, self._cfg.cutoff, self._zone),
             local_instant(day, self._cfg.valuation_at, self._zone),
         )
-        self._orders[(cmd.owner, cmd.cl_ord_id)] = order
-        self._by_id[order.order_id] = order
+        reg.add(order)
         self._pending.setdefault(day, {})[order.order_id] = order
-        out.append(self._report(OrderAccepted, order, now))
+        out.append(self._report(ev.OrderAccepted, order, now))
         return out
 
-    def cancel(self, cmd: CancelOrder) -> list[VenueEvent]:
-        now = self._now()
+    def cancel(self, cmd: CancelOrder) -> list[ev.VenueEvent]:
+        now = self._reg.now()
         out = self._advance(now)
-        order = self._lookup(cmd.owner, cmd.orig_cl_ord_id, cmd.order_id)
+        order = self._reg.lookup(cmd.owner, cmd.orig_cl_ord_id, cmd.order_id)
         refused = self._refuse(cmd, order, now, CxlRejResponseTo.CANCEL)
         if refused is not None:
             out.append(refused)
@@ -193,54 +173,43 @@ class FundCompany:
         assert order is not None
         order.status = OrdStatus.CANCELED
         del self._pending[order.valuation_date][order.order_id]
-        orig = order.cl_ord_id
-        order.cl_ord_id = cmd.cl_ord_id
-        self._orders[(cmd.owner, cmd.cl_ord_id)] = order
-        out.append(self._report(OrderCanceled, order, now, orig))
+        orig = self._reg.rename(order, cmd.owner, cmd.cl_ord_id)
+        out.append(self._report(ev.OrderCanceled, order, now, orig))
         return out
 
-    def replace(self, cmd: ReplaceOrder) -> list[VenueEvent]:
-        now = self._now()
+    def replace(self, cmd: ReplaceOrder) -> list[ev.VenueEvent]:
+        now = self._reg.now()
         out = self._advance(now)
-        order = self._lookup(cmd.owner, cmd.orig_cl_ord_id, cmd.order_id)
+        order = self._reg.lookup(cmd.owner, cmd.orig_cl_ord_id, cmd.order_id)
         refused = self._refuse(cmd, order, now, CxlRejResponseTo.REPLACE)
         if refused is None:
             assert order is not None
             problem = self._check_replace(cmd, order, now)
             if problem:
-                refused = self._cancel_rejected(cmd, order, now, CxlRejResponseTo.REPLACE, CxlRejReason.OTHER, problem)
+                refused = self._reg.replace_refused(cmd, order, now, problem)
         if refused is not None:
             out.append(refused)
             return out
         assert order is not None
         order.qty, order.cash = cmd.quantity, cmd.cash_quantity
-        orig = order.cl_ord_id
-        order.cl_ord_id = cmd.cl_ord_id
-        self._orders[(cmd.owner, cmd.cl_ord_id)] = order
-        out.append(self._report(OrderReplaced, order, now, orig))
+        orig = self._reg.rename(order, cmd.owner, cmd.cl_ord_id)
+        out.append(self._report(ev.OrderReplaced, order, now, orig))
         return out
 
-    def status(self, cmd: QueryStatus) -> list[VenueEvent]:
-        now = self._now()
+    def status(self, cmd: QueryStatus) -> list[ev.VenueEvent]:
+        now = self._reg.now()
         out = self._advance(now)
-        order = self._lookup(cmd.owner, cmd.cl_ord_id, cmd.order_id)
+        order = self._reg.lookup(cmd.owner, cmd.cl_ord_id, cmd.order_id)
         if order is None:
-            self._exec_seq += 1
-            out.append(OrderStatusReport(
-                venue=self._name, owner=cmd.owner, cl_ord_id=cmd.cl_ord_id, orig_cl_ord_id=None,
-                order_id=NO_ORDER_ID, exec_id=self._exec_id(), symbol=cmd.symbol, side=cmd.side or Side.BUY,
-                order_type=OrdType.MARKET, time_in_force=TimeInForce.DAY, order_qty=_ZERO,
-                cash_order_qty=None, price=None, ord_status=OrdStatus.REJECTED, cum_qty=_ZERO,
-                leaves_qty=_ZERO, avg_px=_ZERO, ts=now, text=f"unknown order {cmd.cl_ord_id}",
-            ))
+            out.append(self._reg.unknown_order(cmd, now, OrdType.MARKET))
         else:
-            out.append(self._report(OrderStatusReport, order, now))
+            out.append(self._report(ev.OrderStatusReport, order, now))
         return out
 
-    def tick(self, now: datetime | None = None) -> list[VenueEvent]:
+    def tick(self, now: datetime | None = None) -> list[ev.VenueEvent]:
         if now is not None and (now.tzinfo is None or now.utcoffset() is None):
             raise ValueError(f"tick needs a timezone-aware datetime, got {now!r}")
-        return self._advance(self._now() if now is None else self._now_at(now))
+        return self._advance(self._reg.now() if now is None else self._reg.now_at(now))
 
     def next_timer(self) -> datetime | None:
         """The next valuation point with orders waiting for it."""
@@ -261,7 +230,7 @@ class FundCompany:
 
     def latest_nav(self, fund: str, at: datetime | None = None) -> tuple[date, Decimal]:
         """The last NAV struck at or before ``at`` (default: now), with its date."""
-        when = (self._last if at is None else at).astimezone(self._zone)
+        when = (self._reg.last if at is None else at).astimezone(self._zone)
         day = when.date()
         if not (is_business_day(day) and when.time() >= self._cfg.valuation_at):
             day = previous_business_day(day)
@@ -271,30 +240,20 @@ class FundCompany:
     def funds(self) -> tuple[str, ...]:
         return tuple(self._funds)
 
-    def open_orders(self, owner: str | None = None) -> list[OrderStatusReport]:
-        now = self._last
-        reports: list[OrderStatusReport] = []
-        for o in self._by_id.values():
-            if not o.status.is_terminal and (owner is None or o.owner == owner):
-                report = self._report(OrderStatusReport, o, now)
-                assert isinstance(report, OrderStatusReport)
-                reports.append(report)
+    def open_orders(self, owner: str | None = None) -> list[ev.OrderStatusReport]:
+        now = self._reg.last
+        reports: list[ev.OrderStatusReport] = []
+        for o in self._reg.open_orders(owner):
+            report = self._report(ev.OrderStatusReport, o, now)
+            assert isinstance(report, ev.OrderStatusReport)
+            reports.append(report)
         return reports
 
     # -- time ----------------------------------------------------------------------------
 
-    def _now(self) -> datetime:
-        return self._now_at(self._clock.now())
-
-    def _now_at(self, now: datetime) -> datetime:
-        if now < self._last:  # a venue's time never runs backwards
-            return self._last
-        self._last = now
-        return now
-
-    def _advance(self, now: datetime) -> list[VenueEvent]:
+    def _advance(self, now: datetime) -> list[ev.VenueEvent]:
         """Fill every order whose valuation point has come, oldest date first."""
-        out: list[VenueEvent] = []
+        out: list[ev.VenueEvent] = []
         if now < self._next_valuation:
             return out
         for day in sorted(self._pending):
@@ -302,32 +261,16 @@ class FundCompany:
             if value_at > now:
                 break
             for order in self._pending.pop(day).values():
-                self._value(order, self._navs.nav(order.fund, day), value_at, out)
-        self._forget_old_orders()
+                self._value(order, self._navs.nav(order.symbol, day), value_at, out)
+        self._reg.forget_old_orders()
         self._next_valuation = self._valuation_after(now)
         return out
 
     def _valuation_after(self, at: datetime) -> datetime:
         """The first valuation point strictly after ``at``."""
-        day = at.astimezone(self._zone).date()
-        if is_business_day(day):
-            value_at = local_instant(day, self._cfg.valuation_at, self._zone)
-            if value_at > at:
-                return value_at
-        return local_instant(next_business_day(day), self._cfg.valuation_at, self._zone)
+        return next_local_instant(at, self._cfg.valuation_at, self._zone)
 
-    def _forget_old_orders(self) -> None:
-        """At each valuation point, drop the orders that were already done at the previous
-        one: an order can be asked about until the valuation after the one that ended it,
-        and memory stays bounded."""
-        old = self._ended_before
-        if old:
-            self._orders = {k: o for k, o in self._orders.items() if o.order_id not in old}
-            for order_id in old:
-                del self._by_id[order_id]
-        self._ended_before = {i for i, o in self._by_id.items() if o.status.is_terminal}
-
-    def _value(self, order: _FundOrder, nav: Decimal, at: datetime, out: list[VenueEvent]) -> None:
+    def _value(self, order: _FundOrder, nav: Decimal, at: datetime, out: list[ev.VenueEvent]) -> None:
         if order.qty is not None:
             shares = order.qty
         else:
@@ -335,20 +278,20 @@ class FundCompany:
             shares = (order.cash / nav).quantize(SHARE_QUANTUM, ROUND_HALF_UP)
         if not shares:
             order.status = OrdStatus.EXPIRED
-            out.append(self._report(OrderExpired, order, at, None,
-                                    reason=f"{_fmt(order.cash or _ZERO)} is less than 0.001 share at NAV {_fmt(nav)}"))
+            out.append(self._report(ev.OrderExpired, order, at, None,
+                                    reason=f"{fmt(order.cash or _ZERO)} is less than 0.001 share at NAV {fmt(nav)}"))
             return
         order.cum = shares
         order.avg = nav
         order.status = OrdStatus.FILLED
-        self._exec_seq += 1
-        out.append(OrderFilled(
+        exec_id = self._reg.next_exec_id()
+        out.append(ev.OrderFilled(
             venue=self._name, owner=order.owner, cl_ord_id=order.cl_ord_id, orig_cl_ord_id=None,
-            order_id=order.order_id, exec_id=self._exec_id(), symbol=order.fund, side=order.side,
+            order_id=order.order_id, exec_id=exec_id, symbol=order.symbol, side=order.side,
             order_type=OrdType.MARKET, time_in_force=order.tif, order_qty=order.qty,
             cash_order_qty=order.cash, price=None, ord_status=OrdStatus.FILLED, cum_qty=shares,
             leaves_qty=_ZERO, avg_px=nav, ts=at, last_qty=shares, last_px=nav,
-            trade_id=f"{self._name}-T{self._exec_seq}", aggressor=True,
+            trade_id=f"{self._name}-T{self._reg.exec_seq}", aggressor=True,
         ))
 
     # -- checks and reports ------------------------------------------------------------
@@ -360,14 +303,14 @@ class FundCompany:
             return "OrderQty (shares) or CashOrderQty (amount) is required"
         if qty is not None:
             if not 0 < qty <= MAX_QUANTITY:
-                return f"OrderQty must be positive and at most {MAX_QUANTITY:f}, got {_fmt(qty)}"
+                return f"OrderQty must be positive and at most {MAX_QUANTITY:f}, got {fmt(qty)}"
             if not _has_at_most(qty, SHARE_QUANTUM):
-                return f"OrderQty has at most 3 decimals, got {_fmt(qty)}"
+                return f"OrderQty has at most 3 decimals, got {fmt(qty)}"
         if cash is not None:
             if not 0 < cash <= MAX_QUANTITY:
-                return f"CashOrderQty must be positive and at most {MAX_QUANTITY:f}, got {_fmt(cash)}"
+                return f"CashOrderQty must be positive and at most {MAX_QUANTITY:f}, got {fmt(cash)}"
             if not _has_at_most(cash, CASH_QUANTUM):
-                return f"CashOrderQty has at most 2 decimals, got {_fmt(cash)}"
+                return f"CashOrderQty has at most 2 decimals, got {fmt(cash)}"
         return ""
 
     def _minimum_problem(self, fund: FundSpec, side: Side, qty: Decimal | None, cash: Decimal | None,
@@ -381,12 +324,12 @@ class FundCompany:
             # a buy by shares is judged at the latest NAV: the one the client can know
             amount = qty * self.latest_nav(fund.symbol, now)[1]
         if amount < fund.min_investment:
-            return (f"below the minimum investment of {_fmt(fund.min_investment)} for {fund.symbol} "
-                    f"(order worth {_fmt(amount)})")
+            return (f"below the minimum investment of {fmt(fund.min_investment)} for {fund.symbol} "
+                    f"(order worth {fmt(amount)})")
         return ""
 
     def _check_new(self, cmd: SubmitOrder, now: datetime) -> tuple[OrdRejReason, str] | None:
-        if (cmd.owner, cmd.cl_ord_id) in self._orders:
+        if self._reg.is_duplicate(cmd.owner, cmd.cl_ord_id):
             return OrdRejReason.DUPLICATE_ORDER, f"duplicate ClOrdID {cmd.cl_ord_id}"
         fund = self._funds.get(cmd.symbol)
         if fund is None:
@@ -413,57 +356,26 @@ class FundCompany:
         problem = self._quantity_problem(cmd.quantity, cmd.cash_quantity)
         if problem:
             return problem
-        return self._minimum_problem(self._funds[order.fund], order.side, cmd.quantity, cmd.cash_quantity, now)
-
-    def _lookup(self, owner: str, cl_ord_id: str, order_id: str | None) -> _FundOrder | None:
-        order = self._orders.get((owner, cl_ord_id))
-        if order is None and order_id is not None:
-            found = self._by_id.get(order_id)
-            if found is not None and found.owner == owner:
-                order = found
-        return order
+        return self._minimum_problem(self._funds[order.symbol], order.side, cmd.quantity, cmd.cash_quantity, now)
 
     def _refuse(self, cmd: CancelOrder | ReplaceOrder, order: _FundOrder | None, now: datetime,
-                to: CxlRejResponseTo) -> CancelRejected | None:
-        if order is None:
-            return self._cancel_rejected(cmd, None, now, to, CxlRejReason.UNKNOWN_ORDER,
-                                         f"unknown order {cmd.orig_cl_ord_id}")
-        if (cmd.owner, cmd.cl_ord_id) in self._orders:
-            return self._cancel_rejected(cmd, order, now, to, CxlRejReason.DUPLICATE_CL_ORD_ID,
-                                         f"duplicate ClOrdID {cmd.cl_ord_id}")
-        if cmd.symbol != order.fund or cmd.side is not order.side:
-            return self._cancel_rejected(cmd, order, now, to, CxlRejReason.OTHER,
-                                         f"fund/side {cmd.symbol}/{cmd.side.name} do not match the order "
-                                         f"({order.fund}/{order.side.name})")
-        if order.status.is_terminal:
-            return self._cancel_rejected(cmd, order, now, to, CxlRejReason.TOO_LATE_TO_CANCEL,
-                                         f"order is already {order.status.name.lower()}")
-        if now >= order.cutoff_at:
+                to: CxlRejResponseTo) -> ev.CancelRejected | None:
+        """The registry's refusals, then the fund's own: too late once the cut-off of the
+        order's valuation date has passed."""
+        refused = self._reg.refuse(cmd, order, now, to)
+        if refused is None and order is not None and now >= order.cutoff_at:
             cutoff = order.cutoff_at.astimezone(self._zone)
-            return self._cancel_rejected(
+            return self._reg.cancel_rejected(
                 cmd, order, now, to, CxlRejReason.TOO_LATE_TO_CANCEL,
                 f"past the {cutoff:%H:%M} {self._cfg.timezone} cut-off for the {order.valuation_date} NAV",
             )
-        return None
+        return refused
 
-    def _cancel_rejected(self, cmd: CancelOrder | ReplaceOrder, order: _FundOrder | None, now: datetime,
-                         to: CxlRejResponseTo, code: CxlRejReason, reason: str) -> CancelRejected:
-        return CancelRejected(
-            venue=self._name, owner=cmd.owner, cl_ord_id=cmd.cl_ord_id, orig_cl_ord_id=cmd.orig_cl_ord_id,
-            order_id=NO_ORDER_ID if order is None else order.order_id,
-            ord_status=OrdStatus.REJECTED if order is None else order.status,
-            response_to=to, reason_code=code, reason=reason, ts=now,
-        )
-
-    def _exec_id(self) -> str:
-        return f"{self._name}-{self._exec_seq}"
-
-    def _report(self, cls: type[ExecutionEvent], order: _FundOrder, now: datetime, orig: str | None = None,
-                **extra: str) -> VenueEvent:
-        self._exec_seq += 1
+    def _report(self, cls: type[ev.ExecutionEvent], order: _FundOrder, now: datetime, orig: str | None = None,
+                **extra: str) -> ev.VenueEvent:
         event = cls(
             venue=self._name, owner=order.owner, cl_ord_id=order.cl_ord_id, orig_cl_ord_id=orig,
-            order_id=order.order_id, exec_id=self._exec_id(), symbol=order.fund, side=order.side,
+            order_id=order.order_id, exec_id=self._reg.next_exec_id(), symbol=order.symbol, side=order.side,
             order_type=OrdType.MARKET, time_in_force=order.tif, order_qty=order.qty,
             cash_order_qty=order.cash, price=None, ord_status=order.status, cum_qty=order.cum,
             leaves_qty=order.leaves, avg_px=order.avg, ts=now, **extra,

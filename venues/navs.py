@@ -15,13 +15,10 @@ from pathlib import Path
 from typing import Protocol
 
 from venues.business_days import is_business_day, next_business_day, previous_business_day
+from venues.errors import NavError
 
 _CENT = Decimal("0.01")
 _BP = Decimal(10000)
-
-
-class NavError(LookupError):
-    """No NAV can be given (unknown fund, bad file)."""
 
 
 class NavSource(Protocol):

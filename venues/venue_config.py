@@ -17,11 +17,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from venues.errors import VenueConfigError
+
 NEW_YORK = "America/New_York"
-
-
-class VenueConfigError(ValueError):
-    """A configuration mistake; the message names file, key and expectation."""
 
 
 def _zone_ok(name: str) -> bool:

@@ -11,6 +11,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from fixgw.errors import FixgwError
+
 # sub-command name -> module (under fixgw.cli) that registers it
 COMMANDS: dict[str, str] = {
     "up": "up",
@@ -23,10 +25,11 @@ COMMANDS: dict[str, str] = {
     "firm": "firm",
     "order": "order",
     "fix": "fix",
+    "gateway": "gateway",
 }
 
 
-class CliError(Exception):
+class CliError(FixgwError):
     """A user mistake on the command line or in a config: printed without a traceback."""
 
 

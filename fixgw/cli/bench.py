@@ -6,6 +6,7 @@
     fixgw bench replay [--records N] [--json]          ``fixgw log replay`` over a built log
     fixgw bench --connect H:P --sender S --target T    FIX load client against any acceptor
     fixgw bench --config F                             end to end against ``fixgw up``
+    fixgw bench gateway --config F                     the gateway's CPU and added latency (``fixgw up``)
 """
 
 from __future__ import annotations
@@ -25,12 +26,14 @@ TARGETS = {
     "replay": "utilities.replay_bench:main",
     "fix": "fixgw.loadclient:main",
     "e2e": "fixgw.cli.bench:run_e2e",
+    "gateway": "fixgw.cli.bench:run_gateway",
 }
 
 
 def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser("bench", help="benchmarks (throughput, latency percentiles)")
-    p.add_argument("what", nargs="?", choices=["replication", "matching", "disk", "replay"], help="an in-process benchmark")
+    p.add_argument("what", nargs="?", choices=["replication", "matching", "disk", "replay", "gateway"],
+                   help="an in-process benchmark, or 'gateway' (with --config, against fixgw up)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--connect", metavar="HOST:PORT", help="FIX load against this acceptor")
     p.add_argument("--sender", default="BENCH", help="our SenderCompID (FIX load)")
@@ -44,6 +47,7 @@ def register(sub: Any) -> None:
     p.add_argument("--seconds", type=float, default=None, help="upper bound on the run time")
     p.add_argument("--data", help="working directory for files the bench writes")
     p.add_argument("--records", type=int, default=None, help="records in the log to replay (replay; default 1,000,000)")
+    p.add_argument("--rounds", type=int, default=3, help="gateway: runs through it and direct, alternately")
     p.set_defaults(func=run)
 
 
@@ -106,3 +110,40 @@ def run_e2e(args: argparse.Namespace) -> int:
                 print(f"  {name:<12} {res['cpu_kind_by_process'][name]:<10} {res['cpu_s_by_process'][name]:>8.3f} {us:>10.1f}")
             print(f"  {'total':<12} {'':<10} {sum(res['cpu_s_by_process'].values()):>8.3f} {res['cpu_us_per_order']:>10.1f}")
     return 0 if res["lost"] == 0 else 1
+
+
+def run_gateway(args: argparse.Namespace) -> int:
+    """``fixgw bench gateway --config F``: utilities.gateway_bench against a running ``fixgw up``."""
+    import json
+
+    from fixgw.cli.cluster import load_config
+    from utilities.gateway_bench import GatewayBenchError
+    from utilities.gateway_bench import run as run_bench
+
+    if not args.config:
+        raise CliError("fixgw bench gateway: --config FILE (the cluster running under fixgw up) is required")
+    cfg = load_config(args.config)
+    if not cfg.gateways:
+        raise CliError(f"{cfg.source}: no [[gateways]] entry to bench")
+    gw = next(iter(cfg.gateways.values()))
+    try:
+        res = eventloop.run(run_bench(cfg, gw, orders=args.orders or 2000, inflight=args.inflight,
+                                      rounds=args.rounds, seconds=args.seconds or 60.0))
+    except GatewayBenchError as exc:
+        raise CliError(str(exc)) from None
+    except (OSError, ConnectionError, TimeoutError) as exc:
+        raise CliError(f"cannot bench gateway {gw.name} of {cfg.source} (is 'fixgw up' running?): {exc}") from None
+    res["loop"] = args.loop
+    if args.json:
+        print(json.dumps(res))
+        return 0
+    for i, r in enumerate(res["rounds"]):
+        v, d = r["via_gateway"], r["direct"]
+        print(f"round {i + 1} ({r['utility']}): through {gw.name} p50 {v['p50_us']:.0f} us p99 {v['p99_us']:.0f} us "
+              f"{v['orders_per_s']:.0f}/s; direct p50 {d['p50_us']:.0f} us p99 {d['p99_us']:.0f} us "
+              f"{d['orders_per_s']:.0f}/s; gateway CPU {r['relay_cpu_us_per_message']} us per message "
+              f"({r['messages']} messages), {r['relay_cpu_us_per_order']} us per order")
+    print(f"median over {len(res['rounds'])} rounds, {res['orders_per_run']} orders each, {res['inflight']} in flight: "
+          f"gateway CPU {res['median_relay_cpu_us_per_message']} us per relayed message; added round trip "
+          f"p50 {res['median_added_p50_us']} us, p99 {res['median_added_p99_us']} us")
+    return 0

@@ -33,7 +33,8 @@ def load_config(path: str | Path | None = None) -> ClusterConfig:
 def venue_catalogue(cfg: ClusterConfig) -> VenueCatalogue:
     """symbol -> venue and reference prices, from each venue's configuration."""
     from utilities.catalogue import VenueCatalogue
-    from venues.venue_config import DEFAULT_VENUE_CONFIG, VenueConfigError, load_venue_config
+    from venues.errors import VenueConfigError
+    from venues.venue_config import DEFAULT_VENUE_CONFIG, load_venue_config
 
     listings = {}
     for v in cfg.venues.values():

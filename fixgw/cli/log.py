@@ -104,6 +104,9 @@ def _run_verify(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     for line in report.lines:
         print(line)
+    if report.conflicts:
+        print(f"{len(report.conflicts)} conflicting record(s): the same key holds other bytes on another node "
+              "(a forged record, or an origin that reused its seqs)")
     print("logs agree" if report.ok else "logs DIFFER")
     return 0 if report.ok else 1
 

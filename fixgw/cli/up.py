@@ -1,8 +1,9 @@
 """``fixgw up``, ``fixgw node`` and ``fixgw status``: running the cluster.
 
 ``up`` starts every part of ``configs/local.toml`` (or ``--config``) as its own process: the
-broker, the venues, the firm node, the street and the customer utilities; prints where FIX
-clients connect and one ready line; on Ctrl-C (or SIGTERM) stops everything cleanly.
+broker, the venues, the firm node, the street and the customer utilities, then the gateways;
+prints where FIX clients connect (the gateways first: the one address customers need) and one
+ready line; on Ctrl-C (or SIGTERM) stops everything cleanly, the gateways first.
 ``node`` runs one node (so nodes can live on several machines against one broker).
 ``status`` shows each node's state, replication high-water marks and lag.
 """
@@ -90,10 +91,10 @@ def _wait_ready(cfg: Any, child: Child, timeout: float) -> None:
     raise CliError(f"{child.name} did not report ready within {timeout:.0f}s; see {child.log_path}")
 
 
-# the order of a clean stop: customers first (no new orders), then the streets and the firm,
+# the order of a clean stop: gateways, then customers (no new orders), then the streets and the firm,
 # then the venues, and the broker last, once every node has gone (a node stopping still
 # publishes what it has committed, and says goodbye on the bus)
-STOP_ORDER = (("customer",), ("street", "firm"), ("venue",), ("broker",))
+STOP_ORDER = (("gateway",), ("customer",), ("street", "firm"), ("venue",), ("broker",))
 STOP_TIMEOUT_S = 10.0  # per step; a process still running then is killed
 
 
@@ -121,6 +122,7 @@ def _check_ports_free(cfg: Any) -> None:
     wanted = [("broker", cfg.broker.host, cfg.broker.port)] if cfg.broker.kind != "external" else []
     wanted += [(f"venue {v.name}", v.host, v.port) for v in cfg.venues.values()]
     wanted += [(f"node {n.name}", n.host, n.port) for n in cfg.nodes.values() if n.port]
+    wanted += [(f"gateway {g.name}", g.host, g.port) for g in cfg.gateways.values()]
     for what, host, port in wanted:
         try:
             with socket.create_connection((host, port), timeout=0.2):
@@ -154,17 +156,26 @@ def run_up(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     out = sys.stdout
     try:
+        access = _bus_access(cfg)
+        security = "anonymous (broker.auth = false)" if access is None else \
+            f"logins and ACL in {cfg.data_dir / 'broker'}" + (", TLS" if cfg.broker.tls else "")
         if cfg.broker.kind != "external":
             try:
                 kind = cast("Kind", cfg.broker.kind)   # one of BROKER_KINDS but "external": checked on load
                 broker = LocalBroker(cfg.broker.port, host=cfg.broker.host, kind=kind,
-                                     data_dir=cfg.data_dir / "broker", persistence=True)
+                                     data_dir=cfg.data_dir / "broker", persistence=True, access=access)
                 broker.start()
             except BrokerError as exc:
                 raise CliError(f"{cfg.source}: [broker]: {exc}") from None
             assert broker.proc is not None
             children.append(Child("broker", broker.kind, broker.proc, broker.log_path))
-            print(f"fixgw: broker {broker.kind} on {cfg.broker.host}:{cfg.broker.port}", file=out, flush=True)
+            print(f"fixgw: broker {broker.kind} on {cfg.broker.host}:{cfg.broker.port}, {security}", file=out, flush=True)
+        elif access is not None:
+            from replication.auth import mosquitto_access_lines
+
+            lines = mosquitto_access_lines(access, cfg.data_dir / "broker")
+            print(f"fixgw: external broker {cfg.broker.host}:{cfg.broker.port}: configure it with "
+                  + "; ".join(lines), file=out, flush=True)
         for venue in cfg.venues.values():
             argv = py + ["venue", venue.kind, "--host", venue.host, "--port", str(venue.port), "--comp-id", venue.comp_id,
                          "--data", str(cfg.data_dir / venue.name)]
@@ -186,8 +197,18 @@ def run_up(args: argparse.Namespace) -> int:
         for child in children:
             if child.kind in order:
                 _wait_ready(cfg, child, 60)
+        # gateways once the customer utilities are ready: they route only to utilities heard alive
+        for gw in cfg.gateways.values():
+            child = _spawn(gw.name, "gateway", py + ["gateway", "--config", str(cfg.source), "--name", gw.name], log_dir)
+            children.append(child)
+            _wait_port(gw.host, gw.port, child, 30)
         print("fixgw: FIX entry points for clients:", file=out)
         begin = "FIX.4.2 or FIX.4.4"
+        utility_comps = ", ".join(sorted({n.comp_id for n in cfg.nodes_with_role("customer")}))
+        for gw in cfg.gateways.values():
+            tls = " TLS" if gw.tls_cert is not None else ""
+            print(f"  {gw.name}: {gw.host}:{gw.port}{tls}  {begin}  TargetCompID={utility_comps}  the entry point for "
+                  f"customers: routes each to a live customer utility", file=out)
         for node in cfg.nodes_with_role("customer"):
             comps = ", ".join(cfg.customers) or "(none configured)"
             print(f"  {node.name}: {node.host}:{node.port}  {begin}  TargetCompID={node.comp_id}  SenderCompID one of: {comps}", file=out)
@@ -207,6 +228,19 @@ def run_up(args: argparse.Namespace) -> int:
         remove_processes(cfg.data_dir)
         if stopping:
             print("fixgw: stopped", file=out, flush=True)
+
+
+def _bus_access(cfg: Any) -> Any:
+    """Node logins and the ACL (secrets made when missing), or None when auth is off."""
+    from replication.auth import AuthError
+    from utilities.bus_access import cluster_access
+
+    if not cfg.broker.auth:
+        return None
+    try:
+        return cluster_access(cfg)
+    except (AuthError, OSError) as exc:
+        raise CliError(f"{cfg.source}: [broker]: {exc}") from None
 
 
 def run_node(args: argparse.Namespace) -> int:
@@ -234,9 +268,22 @@ def run_status(args: argparse.Namespace) -> int:
         lag = node.get("lag", {})
         total = sum(lag.values()) if lag else 0
         print(f"{node['name']:<8} {node['role']:<9} {node['state']:<8} pid={node.get('pid', '-')}  own_seq={node.get('own_seq', 0)}"
-              f"  lag={total}  broker={'up' if node.get('connected') else 'down'}")
+              f"  lag={total}  broker={'up' if node.get('connected') else 'down'}"
+              + (f"  CONFLICTS={node['conflicts']}" if node.get("conflicts") else "")
+              + (f"  malformed={node['malformed']}" if node.get("malformed") else ""))
         for origin, hwm in sorted(node.get("hwm", {}).items()):
             print(f"    {origin:<8} hwm={hwm:<8} behind={lag.get(origin, 0)}")
+        for c in node.get("recent_conflicts", []):
+            what = "FOREIGN version of its own record" if c.get("own") else "conflict"
+            print(f"    {what} {c['origin']}#{c['seq']}: kept {c['kept']}; refused {c['received']}")
+    for gw in report.get("gateways", []):
+        conns = ", ".join(f"{n}={k}" for n, k in gw.get("connections", {}).items()) or "none"
+        refused = sum(v for k, v in gw.get("counters", {}).items() if k.startswith("refused_"))
+        print(f"{gw['name']:<8} {'gateway':<9} {gw['state']:<8} pid={gw.get('pid', '-')}  connections: {conns}"
+              f"  refused={refused}")
     for ep in report["entry_points"]:
-        print(f"entry {ep['name']}: {ep['host']}:{ep['port']} TargetCompID={ep['comp_id']}")
+        print(f"entry {ep['name']} ({ep['kind']}): {ep['host']}:{ep['port']} TargetCompID={ep['comp_id']}")
+    for s in report["sessions"]:
+        print(f"session {s['begin']}:{s['client']:<10} owner={s['owner']:<6} {s['state']:<13} "
+              f"next_sender_seq={s['next_sender_seq']} next_target_seq={s['next_target_seq']}")
     return 0

@@ -57,8 +57,9 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from fixgw.config import ConfigError
+    from venues.errors import VenueConfigError
     from venues.fix_acceptor import DEFAULTS, serve, venue_settings
-    from venues.venue_config import DEFAULT_VENUE_CONFIG, VenueConfigError, load_venue_config
+    from venues.venue_config import DEFAULT_VENUE_CONFIG, load_venue_config
 
     default_port, default_comp = DEFAULTS[args.kind]
     port = default_port if args.port is None else args.port

@@ -19,6 +19,11 @@ def test_a_second_process_for_a_running_node_refuses_to_start(cluster: Cluster, 
     # another data directory, as when an operator starts the node on another machine or dir
     other = re.sub(r'(?m)^data_dir = ".*"$', f'data_dir = "{tmp_path / "elsewhere"}"', text)
     assert other != text
+    # with the node's own broker password, copied from the machine that ran `fixgw up`
+    secret = cluster.data / "secrets" / "ssu2.password"
+    other = other.replace('name = "ssu2"\nrole = "street"\n',
+                          f'name = "ssu2"\nrole = "street"\npassword_file = "{secret}"\n')
+    assert f'password_file = "{secret}"' in other
     cfg = tmp_path / "copy.toml"
     cfg.write_text(other)
     before = cluster.status("ssu2")

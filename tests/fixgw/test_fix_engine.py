@@ -225,3 +225,55 @@ async def test_stop_closes_connections_that_never_sent_a_message(tmp_path: Path)
     await engine.stop()
     assert await asyncio.wait_for(reader.read(100), 3) == b""
     writer.close()
+
+
+class MovedVenue(Venue):
+    """Before a Logon is looked at, the session's store is set as another process left it (a
+    session taken over elsewhere: utilities.session_owner), or the connection is refused."""
+
+    def __init__(self, start_at: int | None) -> None:
+        super().__init__()
+        self.start_at = start_at
+
+    async def before_logon(self, message: Message, session_id: SessionID) -> None:
+        if self.start_at is None:
+            raise RejectLogon("not now")
+        assert self.engine is not None
+        self.engine.session(session_id).store.set_next_sender_seq(self.start_at)
+
+
+def test_before_logon_and_refresh_on_logon() -> None:
+    asyncio.run(_before_logon())
+
+
+async def _before_logon() -> None:
+    port = free_port()
+    venue = MovedVenue(50)
+    client = Client()
+    async with Engine(settings(acceptor_cfg(port, "RefreshOnLogon=Y")), venue) as acc, \
+            Engine(settings(initiator_cfg(port)), client) as ini:
+        sid = ini.settings[0].session_id
+        await ini.wait_logged_on(sid, 10)
+        ini.send_to_target(nos("B1"), sid)
+        rep = await asyncio.wait_for(client.reports.get(), 10)
+        assert rep.get_str(11) == "B1"
+        # the acceptor answered from 50 on: the initiator asked for 1..49 and got a gap fill
+        assert acc.sessions[acc.settings[0].session_id].session.next_sender > 50
+        assert ini.session(sid).session.next_target > 50
+        assert b"4" in client.admin
+
+
+def test_before_logon_refusal_closes_without_a_logout() -> None:
+    asyncio.run(_refused())
+
+
+async def _refused() -> None:
+    port = free_port()
+    client = Client()
+    async with Engine(settings(acceptor_cfg(port)), MovedVenue(None)) as acc, \
+            Engine(settings(initiator_cfg(port)), client) as ini:
+        sid = ini.settings[0].session_id
+        with pytest.raises(TimeoutError):
+            await ini.wait_logged_on(sid, 2.5)
+        assert b"5" not in client.admin and b"A" not in client.admin
+        assert not acc.sessions[acc.settings[0].session_id].logged_on

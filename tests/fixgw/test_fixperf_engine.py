@@ -185,11 +185,11 @@ async def test_group_commit_answers_everything_in_order(
     """Both commit paths: in the event loop (quick disk) and in the store thread (a slow one:
     forced here), with the answers in order and every answer stored before it left; also with
     a store that does not fsync (FileStoreSync=N), which takes the same paths."""
-    from fixgw import engine as engine_module
+    from fixgw import commitlane
 
     if inline is not True:
-        monkeypatch.setattr(engine_module, "_INLINE_MAX", -1.0)  # every commit counts as slow
-        monkeypatch.setattr(engine_module, "_INLINE_PAUSE", 10**9)
+        monkeypatch.setattr(commitlane, "INLINE_MAX_S", -1.0)  # every commit counts as slow
+        monkeypatch.setattr(commitlane, "INLINE_PAUSE", 10**9)
     port = free_port()
     acc = parse_settings(
         f"[DEFAULT]\nConnectionType=acceptor\nSocketAcceptHost=127.0.0.1\nSocketAcceptPort={port}\n"

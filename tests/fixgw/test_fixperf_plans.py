@@ -68,19 +68,19 @@ def test_patterns_never_accept_what_checks_reject(v: bytes) -> None:
 
 
 def test_usual_values_match_their_patterns() -> None:
-    from fixgw import dictionary as d
+    from fixgw import fieldtypes as d
 
     cases = {
-        d._check_int: [b"0", b"-12", b"42"],
-        d._check_uint: [b"0", b"123"],
-        d._check_float: [b"10.5", b"-1", b"1.", b".5", b"100"],
-        d._check_char: [b"1", b"Z"],
-        d._check_bool: [b"Y", b"N"],
-        d._check_timestamp: [b"20240102-03:04:05", b"20240102-23:59:60.123", b"20241231-00:00:00.123456789"],
-        d._check_timeonly: [b"03:04:05", b"03:04:05.5"],
-        d._check_date: [b"20240229"],
-        d._check_dayofmonth: [b"1", b"09", b"31"],
-        d._check_currency: [b"USD", b"EUR"],
+        d.check_int: [b"0", b"-12", b"42"],
+        d.check_uint: [b"0", b"123"],
+        d.check_float: [b"10.5", b"-1", b"1.", b".5", b"100"],
+        d.check_char: [b"1", b"Z"],
+        d.check_bool: [b"Y", b"N"],
+        d.check_timestamp: [b"20240102-03:04:05", b"20240102-23:59:60.123", b"20241231-00:00:00.123456789"],
+        d.check_timeonly: [b"03:04:05", b"03:04:05.5"],
+        d.check_date: [b"20240229"],
+        d.check_dayofmonth: [b"1", b"09", b"31"],
+        d.check_currency: [b"USD", b"EUR"],
     }
     for check, values in cases.items():
         for v in values:
@@ -90,26 +90,26 @@ def test_usual_values_match_their_patterns() -> None:
 def test_a_valid_message_teaches_its_shape() -> None:
     dd = fresh()
     raw, fields = frame(NOS)
-    assert dd.plans.fields(raw) is None  # nothing learned yet
+    assert plans.plan_book(dd).fields(raw) is None  # nothing learned yet
     assert validate(dd, fields) is None
-    assert dd.plans.fields(raw) == fields == parse_fields(raw)
+    assert plans.plan_book(dd).fields(raw) == fields == parse_fields(raw)
     # the same shape with other values
     raw2, fields2 = frame([(t, b"ORD2" if t == 11 else v) for t, v in NOS])
-    assert dd.plans.fields(raw2) == fields2
+    assert plans.plan_book(dd).fields(raw2) == fields2
     # a bad enumeration value, an empty value, a bad price or timestamp: not by the shape
     for tag, bad in ((54, b"Z"), (11, b""), (44, b"1e5"), (60, b"20241302-03:04:05"), (52, b"x")):
         raw3, _ = frame([(t, bad if t == tag else v) for t, v in NOS])
-        assert dd.plans.fields(raw3) is None, (tag, bad)
+        assert plans.plan_book(dd).fields(raw3) is None, (tag, bad)
 
 
 def test_an_invalid_message_teaches_nothing() -> None:
     dd = fresh()
     _, fields = frame([(t, b"Z" if t == 54 else v) for t, v in NOS])
     assert validate(dd, fields) is not None
-    assert len(dd.plans) == 0
+    assert len(plans.plan_book(dd)) == 0
     _, fields = frame(NOS + [(96, b"ab")])  # a data field, without its length: rejected too
     assert validate(dd, fields) is not None
-    assert len(dd.plans) == 0
+    assert len(plans.plan_book(dd)) == 0
 
 
 def test_shapes_are_bounded_per_msg_type() -> None:
@@ -125,7 +125,7 @@ def test_shapes_are_bounded_per_msg_type() -> None:
             if validate(dd, fields) is None:
                 n += 1
     assert n > plans.MAX_SHAPES_PER_TYPE
-    assert len(dd.plans) == plans.MAX_SHAPES_PER_TYPE
+    assert len(plans.plan_book(dd)) == plans.MAX_SHAPES_PER_TYPE
 
 
 def test_multiple_value_enumeration() -> None:
@@ -134,7 +134,7 @@ def test_multiple_value_enumeration() -> None:
     assert validate(dd, fields) is None
     for value, ok in ((b"1", True), (b"1 2 G", True), (b"1 ?", False), (b"?", False), (b"1  2", False), (b" 1", False)):
         raw, f = frame(NOS + [(18, value)])
-        assert (dd.plans.fields(raw) is not None) is ok, value
+        assert (plans.plan_book(dd).fields(raw) is not None) is ok, value
         if ok:
             assert validate(dd, f) is None
 
@@ -175,7 +175,7 @@ def test_a_shape_match_is_always_a_valid_message(
         elif m[0] == "ins":
             pairs.insert(i, (m[2], m[3]))  # type: ignore[arg-type]
     raw, _ = frame(pairs)
-    got = DD.plans.fields(raw)
+    got = plans.plan_book(DD).fields(raw)
     if got is None:
         return
     assert got == parse_fields(raw)
@@ -215,7 +215,7 @@ def test_frame_at_cuts_what_the_framer_cuts(parts: list[bytes], cuts: list[int],
     for c in chunks:
         fast.feed(c)
         while True:
-            hit = fast.next_known(DD.plans.frame_at)
+            hit = fast.next_known(plans.plan_book(DD).frame_at)
             if hit is not None:
                 raw, fields, _ = hit
                 assert fields == parse_fields(raw)

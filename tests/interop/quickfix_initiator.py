@@ -45,10 +45,12 @@ class InitiatorConfig:
     reset_on_logon: bool = False
     validate: bool = True
     log_dir: Path | None = None
+    failover: tuple[tuple[str, int], ...] = ()  # SocketConnectHost1/Port1, 2, ...: tried in turn
 
     def __post_init__(self) -> None:
-        if self.host not in ("127.0.0.1", "localhost"):
-            raise ValueError(f"tests connect to loopback only, got host {self.host!r}")
+        for host in (self.host, *(h for h, _ in self.failover)):
+            if host not in ("127.0.0.1", "localhost"):
+                raise ValueError(f"tests connect to loopback only, got host {host!r}")
         if not 0 < self.port < 65536:
             raise ValueError(f"port must be 1..65535, got {self.port}")
         if self.begin_string not in ("FIX.4.2", "FIX.4.4"):
@@ -63,6 +65,7 @@ class InitiatorConfig:
             "ConnectionType=initiator",
             f"SocketConnectHost={self.host}",
             f"SocketConnectPort={self.port}",
+            *(f"SocketConnectHost{i}={h}\nSocketConnectPort{i}={p}" for i, (h, p) in enumerate(self.failover, 1)),
             "SocketNodelay=Y",
             f"ReconnectInterval={self.reconnect_interval_s}",
             f"HeartBtInt={self.heartbeat_s}",

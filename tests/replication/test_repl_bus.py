@@ -28,6 +28,7 @@ async def test_qos1_both_ways_in_order_and_across_a_broker_restart(mosquitto: Mo
     def bus(name: str, other: str) -> MqttBus:
         return MqttBus(client_id=f"bus-{name}", host="127.0.0.1", port=mosquitto.port,
                        subscriptions=[(f"t/{other}", 1)],
+                       login=mosquitto.user(f"bus-{name}", publish=(f"t/{name}",), subscribe=(f"t/{other}",)),
                        on_message=lambda topic, payload: got[name].append(payload))
 
     a, b = bus("a", "b"), bus("b", "a")

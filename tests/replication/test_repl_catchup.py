@@ -69,3 +69,20 @@ def test_forget_lets_a_failed_request_be_sent_again() -> None:
     assert c.wanted("o", 0, 3) is not None
     c.forget("o")
     assert c.wanted("o", 0, 3) == MissingRange("o", 1, 2)
+
+
+def test_a_forged_high_head_is_dropped_when_the_origin_announces_its_own() -> None:
+    tick = Tick()
+    c = CatchUp(retry_after=1.0, chunk=100, grace=0.5, monotonic=tick)
+    c.saw_head("o", 10**12)  # forged
+    assert c.wanted("o", 10, None) is None  # not before the grace period
+    tick.t += 1.0
+    assert c.head("o") == 10**12
+    assert c.wanted("o", 10, None) == MissingRange("o", 11, 110)
+    c.saw_head("o", 10)  # the origin's own digest: it has 10 records
+    assert c.head("o") == 10
+    tick.t += 5.0
+    assert c.wanted("o", 10, None) is None  # nothing more to ask for, ever
+    c.saw_head("o", 12)  # and real progress still counts
+    tick.t += 1.0
+    assert c.wanted("o", 10, None) == MissingRange("o", 11, 12)

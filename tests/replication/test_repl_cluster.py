@@ -27,7 +27,8 @@ FIXGW = Path(sys.executable).with_name("fixgw")
 
 def make(tmp: Path, broker: Mosquitto, node_id: str) -> ReplicationNode:
     return ReplicationNode(node_id=node_id, role=NODES[node_id], cluster="it", data_dir=tmp / node_id,
-                           broker_port=broker.port, digest_interval=0.2, backoff_max=0.3)
+                           broker_port=broker.port, digest_interval=0.2, backoff_max=0.3,
+                           login=broker.login(node_id, NODES[node_id], "it"))
 
 
 @pytest.mark.slow

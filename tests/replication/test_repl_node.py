@@ -31,7 +31,8 @@ async def until(pred: Callable[[], bool], timeout: float = 10.0, what: str = "co
 
 def node(tmp: Path, broker: Mosquitto, node_id: str, role: Role, **kw: object) -> ReplicationNode:
     return ReplicationNode(node_id=node_id, role=role, cluster="t", data_dir=tmp / node_id,
-                           broker_port=broker.port, digest_interval=kw.pop("digest_interval", 0.2), **kw)  # type: ignore[arg-type]
+                           broker_port=broker.port, digest_interval=kw.pop("digest_interval", 0.2),
+                           login=broker.login(node_id, role), **kw)  # type: ignore[arg-type]
 
 
 @pytest.mark.timeout(30)
@@ -69,7 +70,9 @@ async def test_malformed_payloads_are_counted_and_survived(tmp_path: Path, mosqu
     async with node(tmp_path, mosquitto, "c2", Role.CUSTOMER) as b:
         await b.wait_connected(5)
         good = Record(origin="c1", seq=1, txn="t", type=RecordType.NOTE, status="s", hlc=Hlc(1, 0, "c1"))
-        async with aiomqtt.Client("127.0.0.1", mosquitto.port, identifier="evil") as raw:
+        c1 = mosquitto.login("c1", Role.CUSTOMER)  # c1 itself gone wrong: the broker lets it publish there
+        async with aiomqtt.Client("127.0.0.1", mosquitto.port, identifier="evil", username=c1.username,
+                                  password=c1.password) as raw:
             for payload in (b"\x00garbage", msgpack.packb([1, "B", "c1", "customer", [b"\x93bad"]]),
                             encode_batch("c9", Role.CUSTOMER, [encode_record(good)]),  # wrong topic
                             msgpack.packb([1, "B", "c1", "customer", [encode_record(good)]])):

@@ -113,3 +113,23 @@ def test_clear_errors_without_tracebacks(tmp_path: Path, capsys: pytest.CaptureF
     assert "not a record log" in capsys.readouterr().err
     assert main(["log", "import", "--data", str(tmp_path / "x"), "--in", "/dev/null"]) == 2
     assert "has no node id/role yet" in capsys.readouterr().err
+
+
+def test_verify_reports_conflicts_apart_from_missing_records(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from replication.codec import encode_record
+
+    ssu1 = build(tmp_path / "ssu1", "ssu1", Role.STREET, 4, {})
+    forged = ssu1[1].replace(type=RecordType.FILL, status="filled", last_qty=Decimal(10), last_px=Decimal("0.50"))
+    # cfu1: ssu1's seq 2 in a forged version (it came first), and seq 4 never arrived
+    build(tmp_path / "cfu1", "cfu1", Role.CUSTOMER, 1, {"ssu1": (Role.STREET, [ssu1[0], forged, ssu1[2]])})
+    with RecordLog(tmp_path / "cfu1", node_id="cfu1", role=Role.CUSTOMER) as log, log.write() as b:
+        out = b.insert(Role.STREET, [(r, encode_record(r)) for r in ssu1[:3]])  # the true versions come later
+    assert out.duplicates == 3 and [(c.origin, c.seq) for c in out.conflicts] == [("ssu1", 2)]
+    with RecordLog(tmp_path / "cfu1", readonly=True) as log:
+        assert log.get("ssu1", 2) == forged  # the first version stays
+    assert main(["log", "verify", str(tmp_path / "cfu1"), str(tmp_path / "ssu1")]) == 1
+    text = capsys.readouterr().out
+    assert "cfu1: CONFLICT: 1 record(s) differ from ssu1's under the same key, seq 2" in text
+    assert "missing seq 4" in text and "missing seq 2" not in text
+    assert "1 conflicting record(s)" in text and "logs DIFFER" in text

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ dead_after_s = 2.0
 kind = "{broker_kind}"
 host = "127.0.0.1"
 port = {broker}
+{broker_extra}
 
 [venues.exchange]
 kind = "exchange"
@@ -94,14 +96,32 @@ positions = {{ AAPL = "1000000", MSFT = "1000000" }}
 """
 
 
+GATEWAY = """
+[[gateways]]
+name = "{name}"
+port = {port}
+logon_timeout_s = 3
+max_logon_bytes = 1024
+"""
+
+
 class Cluster:
-    def __init__(self, base: Path, *, day_seconds: float = 3.0, broker_kind: str = "mosquitto") -> None:
+    """``gateways``: names of gateways (``fixgw gateway``) to run in front of cfu1 and cfu2; their
+    ports are in ``ports`` under their names. ``gateway_extra``: TOML lines added to a gateway's table."""
+
+    def __init__(self, base: Path, *, day_seconds: float = 3.0, broker_kind: str = "mosquitto",
+                 gateways: tuple[str, ...] = (), gateway_extra: Mapping[str, str] | None = None,
+                 broker_extra: str = "") -> None:
         self.base = base
         self.data = base / "var"
-        self.ports = {k: free_port() for k in ("broker", "exchange", "fund", "cfu1", "cfu2")}
+        self.ports = {k: free_port() for k in ("broker", "exchange", "fund", "cfu1", "cfu2", *gateways)}
         self.config = base / "cluster.toml"
-        self.config.write_text(CONFIG.format(data=self.data, day_seconds=day_seconds, broker_kind=broker_kind,
-                                               **self.ports))
+        text = CONFIG.format(data=self.data, day_seconds=day_seconds, broker_kind=broker_kind,
+                             broker_extra=broker_extra,
+                             **{k: v for k, v in self.ports.items() if k not in gateways})
+        for g in gateways:
+            text += GATEWAY.format(name=g, port=self.ports[g]) + (gateway_extra or {}).get(g, "")
+        self.config.write_text(text)
         self.up: subprocess.Popen[bytes] | None = None
         self.extra: list[subprocess.Popen[bytes]] = []
 
@@ -118,6 +138,9 @@ class Cluster:
                 raise RuntimeError(f"fixgw up exited {self.up.returncode}:\n{text}")
             time.sleep(0.1)
         raise RuntimeError("fixgw up did not get ready:\n" + (self.base / "up.log").read_text())
+
+    def gateway_status(self, name: str) -> dict[str, Any]:
+        return json.loads((self.data / name / "status.json").read_text())
 
     def status(self, node: str) -> dict[str, Any]:
         return json.loads((self.data / node / "status.json").read_text())

@@ -44,6 +44,10 @@ def write(tmp_path: Path, text: str) -> Path:
         ('[[accounts]]\nid = "A"\ncash = 1.5\n', "key 'accounts[0].cash': expected a decimal number written as a string"),
         ('[[customers]]\ncomp_id = "C"\naccounts = ["NOPE"]\n', "account 'NOPE', which no [[accounts]] entry defines"),
         ('[bogus]\n', "unknown key 'bogus'"),
+        ('[broker]\ntls = true\nauth = false\n', "key 'broker.auth': expected true when broker.tls = true"),
+        ('[broker]\nauth = "yes"\n', "key 'broker.auth': expected true or false, got 'yes'"),
+        ('[[nodes]]\nname = "monitor"\nrole = "street"\n', "key 'nodes[1].name': expected a name other than 'monitor'"),
+        ('[[nodes]]\nname = "s"\nrole = "street"\npassword_file = 3\n', "key 'nodes[1].password_file': expected a non-empty"),
     ],
 )
 def test_mistakes_name_file_key_and_expectation(tmp_path: Path, extra: str, needle: str) -> None:
@@ -93,3 +97,83 @@ def test_fix_store_sync_is_off_by_default_and_checked(tmp_path: Path) -> None:
     with pytest.raises(ClusterConfigError) as info:
         load_cluster_config(path)
     assert str(path) in str(info.value) and "key 'cluster.fix_store_sync': expected true or false" in str(info.value)
+
+
+def test_shipped_local_config_has_gateway_gw1_on_19000() -> None:
+    cfg = load_cluster_config(ROOT / "configs" / "local.toml")
+    gw = cfg.gateway(None)
+    assert (gw.name, gw.host, gw.port, gw.tls_cert) == ("gw1", "127.0.0.1", 19000, None)
+    assert gw.logon_timeout_s > 0 and gw.max_logon_bytes >= 64
+
+
+WITH_CUSTOMER = MINIMAL + '[[nodes]]\nname = "cfu1"\nrole = "customer"\nport = 1234\n'
+
+
+def test_gateways_parse_with_defaults_and_tls_paths_relative_to_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, WITH_CUSTOMER + '[[gateways]]\nname = "gwa"\nport = 2000\n'
+                 '[[gateways]]\nname = "gwb"\nport = 2001\ntls_cert = "c.pem"\ntls_key = "k.pem"\n'
+                 'logon_timeout_s = 2.5\nmax_logon_bytes = 512\n')
+    cfg = load_cluster_config(path)
+    a, b = cfg.gateway("gwa"), cfg.gateway("gwb")
+    assert (a.port, a.tls_cert, a.tls_key, a.logon_timeout_s, a.max_logon_bytes) == (2000, None, None, 10.0, 4096)
+    assert (b.tls_cert, b.tls_key) == (tmp_path / "c.pem", tmp_path / "k.pem")
+    assert (b.logon_timeout_s, b.max_logon_bytes) == (2.5, 512)
+    with pytest.raises(ClusterConfigError, match="exactly one \\[\\[gateways\\]\\] entry"):
+        cfg.gateway(None)
+    with pytest.raises(ClusterConfigError, match="no gateway named 'gwc'"):
+        cfg.gateway("gwc")
+
+
+@pytest.mark.parametrize(
+    "gateway, needle",
+    [
+        ('name = "gw"\n', "key 'gateways[0].port': expected an integer port 1..65535"),
+        ('name = "gw"\nport = 2000\ntls_cert = "c.pem"\n', "key 'gateways[0].tls_key': expected a file path"),
+        ('name = "gw"\nport = 2000\ntls_key = "k.pem"\n', "key 'gateways[0].tls_cert': expected a file path"),
+        ('name = "gw"\nport = 2000\nlogon_timeout_s = 0\n', "key 'gateways[0].logon_timeout_s': expected a number"),
+        ('name = "gw"\nport = 2000\nlogon_timeout_s = "5"\n', "key 'gateways[0].logon_timeout_s': expected"),
+        ('name = "gw"\nport = 2000\nmax_logon_bytes = 10\n',
+         "key 'gateways[0].max_logon_bytes': expected an integer number of bytes 64..1048576, got 10"),
+        ('name = "cfu1"\nport = 2000\n', "key 'gateways[0].name': expected a name used by no other"),
+        ('name = "gw"\nport = 2000\ncolour = "red"\n', "unknown key 'gateways[0].colour'"),
+    ],
+)
+def test_gateway_mistakes_name_file_key_and_expectation(tmp_path: Path, gateway: str, needle: str) -> None:
+    path = write(tmp_path, WITH_CUSTOMER + "[[gateways]]\n" + gateway)
+    with pytest.raises(ClusterConfigError) as info:
+        load_cluster_config(path)
+    assert str(path) in str(info.value) and needle in str(info.value)
+
+
+def test_a_gateway_needs_customer_utilities(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL + '[[gateways]]\nname = "gw"\nport = 2000\n')
+    with pytest.raises(ClusterConfigError, match="key 'gateways': expected customer utilities"):
+        load_cluster_config(path)
+
+def test_bus_secrets_are_made_once_0600_and_a_missing_one_is_named(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from replication.auth import AuthError
+    from utilities.bus_access import cluster_access, monitor_login, node_login
+
+    path = write(tmp_path, MINIMAL.replace('name = "t"', f'name = "t"\ndata_dir = "{tmp_path / "var"}"') +
+                 '[[nodes]]\nname = "s1"\nrole = "street"\npassword_file = "s1.secret"\n'
+                 '[[nodes]]\nname = "c1"\nrole = "customer"\nport = 19999\n')
+    cfg = load_cluster_config(path)
+    with pytest.raises(AuthError) as info:
+        node_login(cfg, cfg.node("c1"))
+    assert str(tmp_path / "var" / "secrets" / "c1.password") in str(info.value) and str(path) in str(info.value)
+    access = cluster_access(cfg)
+    assert {g.username for g in access.grants} == {"firm", "s1", "c1", "monitor"}
+    for f in [tmp_path / "s1.secret", *(tmp_path / "var" / "secrets").iterdir()]:
+        assert stat.S_IMODE(os.stat(f).st_mode) == 0o600, f
+    assert stat.S_IMODE(os.stat(tmp_path / "var" / "secrets").st_mode) == 0o700
+    login = node_login(cfg, cfg.node("s1"))
+    assert login is not None and login.password == (tmp_path / "s1.secret").read_text().strip()
+    assert cluster_access(cfg).login("s1").password == login.password  # kept across runs
+    c1 = next(g for g in access.grants if g.username == "c1")
+    assert "fixgw/t/cmd/s1" in c1.publish and "fixgw/t/alive/customer/c1" in c1.publish
+    assert "fixgw/t/rec/customer/c1" in c1.publish and "fixgw/t/req/+/c1" in c1.publish
+    assert next(g for g in access.grants if g.username == "monitor").publish == ()
+    assert monitor_login(cfg) is not None and login.ca_file is None

@@ -10,6 +10,7 @@ import pytest
 
 from fixgw.dictionary import DataDictionary
 from fixgw.message import Message, encode
+from fixgw.orders import CxlRejReason, CxlRejResponseTo, ExecType
 from fixgw.validation import validate
 from replication.record import RecordType
 from tests.utilities.support_orderrecs import fill, rec
@@ -33,16 +34,16 @@ def wire(begin: str, msg: Message) -> list[tuple[int, bytes]]:
 @pytest.mark.parametrize(
     "exec_type, kw",
     [
-        (er.PENDING_NEW, {}),
-        (er.NEW, {}),
-        (er.TRADE, {"last_qty": Decimal(40), "last_px": Decimal("190.25")}),
-        (er.CANCELED, {}),
-        (er.REPLACED, {}),
-        (er.PENDING_CANCEL, {}),
-        (er.PENDING_REPLACE, {}),
-        (er.REJECTED, {"text": "Insufficient buying power", "ord_rej_reason": 3}),
-        (er.EXPIRED, {}),
-        (er.ORDER_STATUS, {"status_request_id": "S1"}),
+        (ExecType.PENDING_NEW, {}),
+        (ExecType.NEW, {}),
+        (ExecType.TRADE, {"last_qty": Decimal(40), "last_px": Decimal("190.25")}),
+        (ExecType.CANCELED, {}),
+        (ExecType.REPLACED, {}),
+        (ExecType.PENDING_CANCEL, {}),
+        (ExecType.PENDING_REPLACE, {}),
+        (ExecType.REJECTED, {"text": "Insufficient buying power", "ord_rej_reason": 3}),
+        (ExecType.EXPIRED, {}),
+        (ExecType.ORDER_STATUS, {"status_request_id": "S1"}),
     ],
 )
 def test_execution_reports_pass_our_dictionary(begin: str, exec_type: str, kw: dict[str, object]) -> None:
@@ -50,18 +51,18 @@ def test_execution_reports_pass_our_dictionary(begin: str, exec_type: str, kw: d
     assert validate(DataDictionary.builtin(begin), wire(begin, msg)) is None
     if begin == "FIX.4.2":
         assert msg.get(20) in (b"0", b"3")
-        if exec_type == er.TRADE:
+        if exec_type == ExecType.TRADE:
             assert msg.get(150) == b"1"          # partial fill in 4.2, not F
     else:
         assert 20 not in msg
-        if exec_type == er.TRADE:
+        if exec_type == ExecType.TRADE:
             assert msg.get(150) == b"F"
 
 
 @pytest.mark.parametrize("begin", ["FIX.4.2", "FIX.4.4"])
 def test_cancel_reject_passes_our_dictionary(begin: str) -> None:
-    msg = er.cancel_reject(order_id="cfu1-0.1", cl_ord_id="X1", orig_cl_ord_id="C1", ord_status="2",
-                           response_to=er.RESPONSE_TO_CANCEL, reason=er.CXL_TOO_LATE, text="Too late")
+    msg = er.cancel_reject(begin_string=begin, order_id="cfu1-0.1", cl_ord_id="X1", orig_cl_ord_id="C1", ord_status="2",
+                           response_to=CxlRejResponseTo.CANCEL, reason=CxlRejReason.TOO_LATE_TO_CANCEL, text="Too late")
     assert validate(DataDictionary.builtin(begin), wire(begin, msg)) is None
 
 

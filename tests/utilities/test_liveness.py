@@ -16,6 +16,16 @@ def test_heartbeat_round_trip_and_the_older_form_without_instance() -> None:
     assert Heartbeat.decode(old) == Heartbeat("ssu1", "street", "ready", ("exchange",), 7, "")
 
 
+def test_heartbeat_sessions_round_trip_and_absent_in_older_heartbeats() -> None:
+    hb = Heartbeat("cfu1", "customer", "ready", (), 11, "h/11/ab", ("CLIENT1", "CLIENT2"))
+    assert Heartbeat.decode(hb.encode()) == hb
+    assert Heartbeat.decode(hb.encode()).sessions == ("CLIENT1", "CLIENT2")
+    before = msgpack.packb([HEARTBEAT_VERSION, "cfu1", "customer", "ready", [], 11, "h/11/ab"])
+    assert Heartbeat.decode(before).sessions == ()
+    with pytest.raises(ValueError):
+        Heartbeat.decode(msgpack.packb([HEARTBEAT_VERSION, "cfu1", "customer", "ready", [], 11, "i", "CLIENT1"]))
+
+
 @pytest.mark.parametrize("raw", [b"", b"\x91\x01", msgpack.packb([99, "a", "b", "c", [], 1]),
                                  msgpack.packb([HEARTBEAT_VERSION, 1, "b", "c", [], 1])])
 def test_malformed_heartbeats_raise_value_error(raw: bytes) -> None:
@@ -43,3 +53,11 @@ def test_another_run_of_this_node() -> None:
     assert not another_run_of(Heartbeat("cfu2", "customer", "ready", instance="x"), "cfu1", me)  # a peer
     assert not another_run_of(Heartbeat("cfu1", "customer", "stopping", instance="x"), "cfu1", me)  # on its way out
     assert not another_run_of(Heartbeat("cfu1", "customer", "ready"), "cfu1", me)  # an older build: unknown
+
+
+def test_heartbeat_carries_the_sessions_a_customer_utility_owns() -> None:
+    hb = Heartbeat("cfu1", "customer", "ready", (), 42, "h/42/ab", ("CLIENT1", "CLIENT2"))
+    assert Heartbeat.decode(hb.encode()) == hb
+    # a heartbeat of a version that did not have the field: no sessions
+    older = msgpack.packb([HEARTBEAT_VERSION, "cfu1", "customer", "ready", [], 42, "h/42/ab"])
+    assert Heartbeat.decode(older).sessions == ()

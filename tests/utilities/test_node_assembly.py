@@ -62,11 +62,12 @@ def test_heartbeat_and_command_topics_come_from_wire() -> None:
 
 
 def test_a_street_node_subscribes_to_its_commands_and_every_heartbeat(tmp_path: Path) -> None:
+    """A street also hears its commands; a customer utility the requests to hand a session over."""
     cfg = local_config(tmp_path)
     street = NodeProcess(cfg, cfg.node("ssu1"), VenueCatalogue())
     customer = NodeProcess(cfg, cfg.node("cfu1"), VenueCatalogue())
     assert street.subscriptions() == [("fixgw/local/alive/#", 0), ("fixgw/local/cmd/ssu1", 1)]
-    assert customer.subscriptions() == [("fixgw/local/alive/#", 0)]
+    assert customer.subscriptions() == [("fixgw/local/alive/#", 0), ("fixgw/local/session/cfu1", 1)]
 
 
 # -- the bus: heartbeats and commands ----------------------------------------------------------
@@ -168,7 +169,10 @@ def test_status_files_make_the_cluster_status(tmp_path: Path) -> None:
     assert nodes["cfu1"]["lag"] == {"cfu2": 0, "ssu1": 3, "ssu2": 0, "firm": 0}   # ssu1: head 5, held up to 2
     assert nodes["ssu1"]["state"] == "down"                            # its process is gone
     assert nodes["ssu2"]["state"] == NEVER_STARTED and nodes["cfu2"]["state"] == NEVER_STARTED
-    assert {e["name"] for e in report["entry_points"]} == {"cfu1", "cfu2", "exchange", "fund"}
+    assert {e["name"]: e["kind"] for e in report["entry_points"]} == {
+        "gw1": "gateway", "cfu1": "customer", "cfu2": "customer", "exchange": "venue", "fund": "venue"}
+    assert report["entry_points"][0]["name"] == "gw1"                   # the customers' one address first
+    assert [(g["name"], g["state"]) for g in report["gateways"]] == [("gw1", NEVER_STARTED)]
 
 
 # -- the catalogue and order requests ----------------------------------------------------------

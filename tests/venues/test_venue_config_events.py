@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
+from fixgw.orders import OrdStatus, Side
 from tests.venues.venue_support import T0, make_exchange, order
 from venues import bench
 from venues.clock import FrozenClock
 from venues.commands import CancelOrder, CommandError, SubmitOrder
-from venues.enums import OrdStatus, Side
 from venues.events import (
     CancelRejected,
     ExecutionEvent,
@@ -178,7 +178,7 @@ def test_fast_constructor_builds_ordinary_frozen_events(cls: type) -> None:
         if t in samples:
             values.append(samples[t])
         else:  # an enum: its first member
-            from venues import enums
+            from fixgw import orders as enums
             values.append(next(iter(getattr(enums, t))))
     fast: Any = fast_constructor(cls)(*values)
     slow = cls(**{f.name: v for f, v in zip(fields(cls), values, strict=True)})
@@ -201,7 +201,7 @@ def test_fill_and_reject_events_check_their_invariants() -> None:
         OrderFilled(**base, last_qty=D(0), last_px=D(1), trade_id="t", aggressor=True)
     with pytest.raises(ValueError, match="reason"):
         OrderExpired(**base, reason="")
-    from venues.enums import OrdRejReason
+    from fixgw.orders import OrdRejReason
     with pytest.raises(ValueError, match="reason"):
         OrderRejected(**base, reason="", reason_code=OrdRejReason.OTHER)
 

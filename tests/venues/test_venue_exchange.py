@@ -6,9 +6,9 @@ from datetime import UTC, timedelta
 
 import pytest
 
+from fixgw.orders import CxlRejReason, ExecType, OrdRejReason, OrdStatus, TimeInForce
 from tests.venues.venue_support import D, brief, cancel, make_exchange, order, replace, status
 from venues.commands import Command, SubmitOrder
-from venues.enums import CxlRejReason, ExecType, OrdRejReason, OrdStatus, TimeInForce
 from venues.events import (
     CancelRejected,
     OrderAccepted,

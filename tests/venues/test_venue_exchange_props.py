@@ -13,9 +13,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fixgw.orders import OrdType, Side, TimeInForce
 from tests.venues.venue_support import make_exchange
 from venues.commands import CancelOrder, ReplaceOrder, SubmitOrder
-from venues.enums import OrdType, Side, TimeInForce
 from venues.events import CancelRejected, ExecutionEvent, OrderFilled, OrderRejected, VenueEvent
 from venues.exchange import Exchange
 from venues.venue_config import LiquiditySpec

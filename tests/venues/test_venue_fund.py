@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fixgw.orders import CxlRejReason, OrdRejReason, OrdStatus, OrdType, Side, TimeInForce
 from venues.clock import FrozenClock, SimulatedDayClock
 from venues.commands import CancelOrder, QueryStatus, ReplaceOrder, SubmitOrder
-from venues.enums import CxlRejReason, OrdRejReason, OrdStatus, OrdType, Side, TimeInForce
 from venues.events import (
     CancelRejected,
     OrderAccepted,

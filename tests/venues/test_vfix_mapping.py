@@ -13,11 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fixgw.dictionary import DataDictionary
-from fixgw.message import FieldNotFound, IncorrectDataFormat, IncorrectTagValue, Message, encode
-from fixgw.validation import validate
-from venues.clock import FrozenClock
-from venues.commands import CancelOrder, QueryStatus, ReplaceOrder, SubmitOrder
-from venues.enums import (
+from fixgw.errors import FieldNotFound, IncorrectDataFormat, IncorrectTagValue
+from fixgw.message import Message, encode
+from fixgw.orders import (
     CxlRejReason,
     CxlRejResponseTo,
     OrdRejReason,
@@ -26,6 +24,9 @@ from venues.enums import (
     Side,
     TimeInForce,
 )
+from fixgw.validation import validate
+from venues.clock import FrozenClock
+from venues.commands import CancelOrder, QueryStatus, ReplaceOrder, SubmitOrder
 from venues.events import CancelRejected, OrderRejected, VenueEvent
 from venues.exchange import Exchange
 from venues.fix_mapping import (

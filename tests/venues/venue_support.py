@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from fixgw.orders import OrdType, Side, TimeInForce
 from venues.clock import FrozenClock
 from venues.commands import CancelOrder, QueryStatus, ReplaceOrder, SubmitOrder
-from venues.enums import OrdType, Side, TimeInForce
 from venues.events import CancelRejected, ExecutionEvent, OrderFilled, VenueEvent
 from venues.exchange import Exchange
 from venues.venue_config import ExchangeConfig, LiquiditySpec, SymbolSpec
