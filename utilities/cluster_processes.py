@@ -1,7 +1,8 @@
 """Which processes make up a running cluster: ``<data_dir>/processes.json`` and the status files.
 
 ``fixgw up`` writes ``processes.json`` into the cluster's data directory once it has started its
-children (its own pid, and each child's name, kind and pid) and removes it on a clean stop. The
+children, before its ready line (its own pid, and each child's name, kind and pid: broker,
+venues, nodes, gateways) and removes it on a clean stop. The
 nodes also report their pid in their own status files (``utilities.node_status``), which is the
 source for nodes started alone with ``fixgw node``. Looking processes up by name over the whole
 machine would count another engineer's cluster on a shared host; these two files name exactly
@@ -40,8 +41,8 @@ def remove_processes(data_dir: Path) -> None:
 def cluster_processes(cfg: ClusterConfig) -> dict[str, tuple[str, int]]:
     """Every live process of the cluster of ``cfg`` on this machine: name -> (kind, pid).
 
-    ``up`` itself is named ``up`` (kind ``gateway``: the supervisor of the others); the broker
-    ``broker``; venues and nodes by their configured names. A node's pid comes from its status
+    ``up`` itself is named ``up`` (kind ``supervisor``); the broker ``broker``; venues, nodes and
+    gateways by their configured names. A node's pid comes from its status
     file, the others' from ``processes.json``; processes no longer alive are left out."""
     out: dict[str, tuple[str, int]] = {}
     try:
@@ -50,7 +51,7 @@ def cluster_processes(cfg: ClusterConfig) -> dict[str, tuple[str, int]]:
         doc = {}
     if isinstance(doc, dict):
         if isinstance(doc.get("up"), int):
-            out["up"] = ("gateway", doc["up"])
+            out["up"] = ("supervisor", doc["up"])
         for c in doc.get("children") or []:
             if isinstance(c, dict) and isinstance(c.get("pid"), int) and isinstance(c.get("name"), str):
                 out[c["name"]] = (str(c.get("kind", "")), c["pid"])

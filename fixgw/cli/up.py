@@ -192,8 +192,6 @@ def run_up(args: argparse.Namespace) -> int:
         for role in order:
             for node in cfg.nodes_with_role(role):
                 children.append(_spawn(node.name, role, py + ["node", "--config", str(cfg.source), "--name", node.name], log_dir))
-        # which processes are ours (for fixgw bench's CPU per process): removed on a clean stop
-        write_processes(cfg.data_dir, os.getpid(), [(c.name, c.kind, c.proc.pid) for c in children])
         for child in children:
             if child.kind in order:
                 _wait_ready(cfg, child, 60)
@@ -202,6 +200,8 @@ def run_up(args: argparse.Namespace) -> int:
             child = _spawn(gw.name, "gateway", py + ["gateway", "--config", str(cfg.source), "--name", gw.name], log_dir)
             children.append(child)
             _wait_port(gw.host, gw.port, child, 30)
+        # which processes are ours (for fixgw bench's CPU per process): removed on a clean stop
+        write_processes(cfg.data_dir, os.getpid(), [(c.name, c.kind, c.proc.pid) for c in children])
         print("fixgw: FIX entry points for clients:", file=out)
         begin = "FIX.4.2 or FIX.4.4"
         utility_comps = ", ".join(sorted({n.comp_id for n in cfg.nodes_with_role("customer")}))

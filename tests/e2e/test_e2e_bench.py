@@ -4,6 +4,8 @@ order (every one known at every customer utility, resting or final)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -14,13 +16,24 @@ pytestmark = pytest.mark.timeout(180)
 KEYS = {"orders_per_s", "ack_p50_us", "ack_p99_us", "fill_p50_us", "fill_p99_us", "lost"}
 
 
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    """A cluster of its own, with a gateway (every kind of process is counted), stopped by the test."""
+    c = Cluster(tmp_path, day_seconds=2.0, gateways=("gw1",))
+    c.start()
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
 def test_end_to_end_bench_reports_and_loses_nothing(cluster: Cluster) -> None:
     n = 300
     # fixgw up names its own processes in the data dir: itself, the broker, the venues, the nodes
     procs = json.loads((cluster.data / "processes.json").read_text())
     assert cluster.up is not None and procs["up"] == cluster.up.pid
     children = {c["name"] for c in procs["children"]}
-    assert {"broker", "exchange", "fund", "firm", "ssu1", "ssu2", "cfu1", "cfu2"} <= children, procs
+    assert {"broker", "exchange", "fund", "firm", "ssu1", "ssu2", "cfu1", "cfu2", "gw1"} <= children, procs
     out = cluster.fixgw("bench", "--config", str(cluster.config), "--orders", str(n), "--rate", "300",
                         "--sessions", "2", "--seconds", "60", "--json", timeout=150)
     assert out.returncode == 0, out.stdout + out.stderr
