@@ -134,6 +134,7 @@ class SessionSettings:
     file_store_path: Path | None = None  # None: messages kept in memory only
     file_store_sync: bool = True  # fsync each store commit (QuickFIX's FileStore defaults to N)
     file_log_path: Path | None = None  # None: no message/event log files
+    file_log_keep_days: int = 7  # rotated daily; files of older days deleted (0: kept); ours, not QuickFIX's
     persist_messages: bool = True
     send_redundant_resend_requests: bool = False
     resend_request_chunk_size: int = 0  # 0: ask for the whole gap at once
@@ -350,6 +351,7 @@ _KEYS: dict[str, tuple[str, _Parser]] = {
     "FileStorePath": ("file_store_path", _p_path),
     "FileStoreSync": ("file_store_sync", _p_yn),
     "FileLogPath": ("file_log_path", _p_path),
+    "FileLogKeepDays": ("file_log_keep_days", _p_int(0, 36500)),
     "PersistMessages": ("persist_messages", _p_yn),
     "SendRedundantResendRequests": ("send_redundant_resend_requests", _p_yn),
     "ResendRequestChunkSize": ("resend_request_chunk_size", _p_int(0, 1_000_000)),

@@ -204,7 +204,7 @@ def default_log_factory(settings: SessionSettings, sid: SessionID) -> Any:
 
     if settings.file_log_path is None:
         return fixlog.NullLog()
-    return fixlog.FileLog(settings.file_log_path, sid)
+    return fixlog.FileLog(settings.file_log_path, sid, keep_days=settings.file_log_keep_days)
 
 
 def config_from_settings(s: SessionSettings) -> SessionConfig:

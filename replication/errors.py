@@ -28,7 +28,15 @@ class LogError(ReplicationError):
 
 
 class LogFullError(LogError):
-    """The LMDB map or the disk is full: the append was NOT made durable."""
+    """The LMDB map or the disk is full: the append was NOT made durable.
+
+    ``map_grown``: the map was full but has grown since (it was below its limit): the same
+    write may be made again, in a new transaction.
+    """
+
+    def __init__(self, message: str, *, map_grown: bool = False) -> None:
+        super().__init__(message)
+        self.map_grown = map_grown
 
 
 class LogClosedError(LogError):

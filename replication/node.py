@@ -128,6 +128,7 @@ class ReplicationNode:
         broker_port: int = 1883,
         clock: HybridLogicalClock | None = None,
         map_size: int = DEFAULT_MAP_SIZE,
+        map_limit: int | None = None,
         digest_interval: float = 1.0,
         retry_after: float | None = None,
         max_batch_records: int = 500,
@@ -156,6 +157,7 @@ class ReplicationNode:
         if digest_interval <= 0 or max_batch_records < 1 or resend_chunk < 1:
             raise ValueError("digest_interval > 0, max_batch_records >= 1 and resend_chunk >= 1 are required")
         self._map_size = map_size
+        self._map_limit = map_limit  # the log grows its map by itself up to here (None: fixed)
         self._digest_interval = digest_interval
         self._max_batch_records = max_batch_records
         self._max_batch_bytes = max_batch_bytes
@@ -214,7 +216,8 @@ class ReplicationNode:
     async def start(self) -> None:
         from replication.writer import GroupCommitWriter  # one import cycle less for ops tools
 
-        self._log = RecordLog(self.data_dir, node_id=self.node_id, role=self.role, map_size=self._map_size)
+        self._log = RecordLog(self.data_dir, node_id=self.node_id, role=self.role, map_size=self._map_size,
+                              map_limit=self._map_limit)
         head = self._log.head
         if head:
             # Our clock must run ahead of what we wrote before a restart, even if the wall

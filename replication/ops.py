@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import IO
 
 from replication.codec import encode_record, record_from_json, record_to_json_line
-from replication.errors import RecordDecodeError
+from replication.errors import LogFullError, RecordDecodeError
 from replication.log import RecordLog, split_key
 from replication.matrix import Holding, holding_for
 from replication.record import Record, Role
@@ -304,12 +304,19 @@ def import_lines(data_dir: Path, lines: Iterable[str], *, node_id: str | None = 
 
         def flush() -> None:
             nonlocal count
-            with log.write() as batch:
-                for r, items in pending.items():
-                    out = batch.insert(r, items)
-                    result.inserted += len(out.inserted)
-                    result.duplicates += out.duplicates
-                    result.not_held += len(out.rejected)
+            while True:
+                outs = []
+                try:
+                    with log.write() as batch:
+                        outs = [batch.insert(r, items) for r, items in pending.items()]
+                    break
+                except LogFullError as exc:
+                    if not exc.map_grown:  # the map has grown meanwhile: the same batch again
+                        raise
+            for out in outs:
+                result.inserted += len(out.inserted)
+                result.duplicates += out.duplicates
+                result.not_held += len(out.rejected)
             pending.clear()
             count = 0
 

@@ -105,11 +105,11 @@ class Record:
         if not isinstance(self.seq, int) or isinstance(self.seq, bool) or self.seq < 1:
             raise ValueError(f"Record.seq must be an int >= 1, got {self.seq!r}")
         if not isinstance(self.txn, str):
-            raise ValueError(f"Record.txn must be a str, got {self.txn!r}")
+            raise ValueError(f"Record.txn must be a str, got {self.txn!r}")  # noqa: TRY004 - callers catch ValueError for any malformed record
         if not isinstance(self.type, RecordType):
             object.__setattr__(self, "type", RecordType(self.type))
         if not isinstance(self.hlc, Hlc):
-            raise ValueError(f"Record.hlc must be an Hlc, got {self.hlc!r}")
+            raise ValueError(f"Record.hlc must be an Hlc, got {self.hlc!r}")  # noqa: TRY004 - likewise
         for name in ("order_qty", "cash_order_qty", "price", "last_qty", "last_px", "cum_qty", "avg_px"):
             v = getattr(self, name)
             if v is not None and not isinstance(v, Decimal):

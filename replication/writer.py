@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from fixgw.commitlane import INLINE_MAX_S, CommitLanePolicy
-from replication.errors import LogClosedError, LogError, RecordEncodeError
+from replication.errors import LogClosedError, LogError, LogFullError, RecordEncodeError
 from replication.hlc import HybridLogicalClock
 from replication.log import Inserted, InsertOutcome, RecordLog
 from replication.record import Record, Role
@@ -203,6 +203,16 @@ class GroupCommitWriter:
                 self._post(rest, [None] * len(rest), [], LogClosedError(f"{self._log.path}: writer closed"))
 
     def _commit(self, jobs: list[_Job]) -> tuple[list[Any], list[Inserted], BaseException | None]:
+        while True:
+            try:
+                return self._commit_once(jobs)
+            except LogFullError as exc:
+                if not exc.map_grown:  # at its limit (or the disk is full): the callers see it
+                    return [None] * len(jobs), [], exc
+                # the transaction was aborted and the map has grown: the same jobs again (a
+                # bounded loop: each round doubles the map, up to its limit)
+
+    def _commit_once(self, jobs: list[_Job]) -> tuple[list[Any], list[Inserted], BaseException | None]:
         results: list[Any] = []
         try:
             with self._log.write(self._clock) as batch:
@@ -216,6 +226,8 @@ class GroupCommitWriter:
                     else:
                         results.append(batch.insert(job.origin_role, job.items))
             return results, batch.new, None
+        except LogFullError:
+            raise
         except LogError as exc:
             return [None] * len(jobs), [], exc
         except BaseException as exc:  # never leave an appender waiting forever

@@ -20,6 +20,12 @@ ROLES = ("customer", "street", "firm")
 VENUE_KINDS = ("exchange", "fund")
 BROKER_KINDS = ("auto", "mosquitto", "amqtt", "external")
 BEGIN_STRINGS = ("FIX.4.2", "FIX.4.4")
+# A node's LMDB record log: the map it opens with, and the most it grows to by itself
+# (replication/mapsize.py). Address space, not disk: the file grows with the data.
+DEFAULT_MAP_SIZE = 1 << 30
+DEFAULT_MAP_LIMIT = 64 << 30
+SIZE_UNITS = {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}
+_SIZE_EXPECTED = 'a size: bytes as an integer, or a string such as "512MiB", "4GiB" or "1TiB"'
 
 
 class ClusterConfigError(UtilitiesError, ValueError):
@@ -56,6 +62,8 @@ class NodeConfig:
     port: int | None = None              # customer: FIX acceptor port
     comp_id: str = ""                    # customer: our CompID towards clients; street: towards venues
     venues: tuple[str, ...] = ()         # street: venues it connects to
+    map_size: int = DEFAULT_MAP_SIZE     # its record log's LMDB map at start (bytes) ...
+    map_limit: int = DEFAULT_MAP_LIMIT   # ... and the most the log grows it to by itself
     password_file: Path | None = None    # its broker password; default <data_dir>/secrets/<name>.password
 
 
@@ -104,6 +112,7 @@ class ClusterConfig:
     # fsync each FIX session store commit (FileStoreSync) of the utilities and venues; off by
     # default: orders are durable in the record log, and the stores survive a killed process
     fix_store_sync: bool = False
+    fix_log_keep_days: int = 7           # FIX message/event logs rotate daily; older days deleted (0: kept)
     settings: Mapping[str, Any] = field(default_factory=dict)
     gateways: Mapping[str, GatewayConfig] = field(default_factory=dict)
 
@@ -179,6 +188,20 @@ class _Reader:
             raise self.fail(key, "a finite decimal number", value)
         return d
 
+    def size(self, data: Mapping[str, Any], key: str, where: str, default: int) -> int:
+        value = data.get(key, default)
+        if isinstance(value, str):
+            number, unit = value.strip(), "B"
+            for u in sorted(SIZE_UNITS, key=len, reverse=True):  # "KiB" before "B"
+                if number.endswith(u):
+                    number, unit = number[: -len(u)].strip(), u
+                    break
+            if number.isdigit():
+                value = int(number) * SIZE_UNITS[unit]
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise self.fail(where + key, _SIZE_EXPECTED, data.get(key))
+        return value
+
     def bool_(self, data: Mapping[str, Any], key: str, where: str, default: bool) -> bool:
         value = data.get(key, default)
         if not isinstance(value, bool):
@@ -217,7 +240,8 @@ def parse_cluster_config(data: Mapping[str, Any], source: Path) -> ClusterConfig
     r = _Reader(source)
     r.check_keys(data, {"cluster", "broker", "venues", "nodes", "customers", "accounts", "settings", "gateways"}, "")
     cluster = r.table(data, "cluster", "", required=True)
-    r.check_keys(cluster, {"name", "data_dir", "heartbeat_s", "dead_after_s", "fix_store_sync"}, "cluster.")
+    r.check_keys(cluster, {"name", "data_dir", "heartbeat_s", "dead_after_s", "fix_store_sync", "map_size",
+                           "map_limit", "fix_log_keep_days"}, "cluster.")
     name = r.str_(cluster, "name", "cluster.")
     data_dir = Path(r.str_(cluster, "data_dir", "cluster.", "var/" + name))
     if not data_dir.is_absolute():
@@ -229,6 +253,14 @@ def parse_cluster_config(data: Mapping[str, Any], source: Path) -> ClusterConfig
     fix_store_sync = cluster.get("fix_store_sync", False)
     if not isinstance(fix_store_sync, bool):
         raise r.fail("cluster.fix_store_sync", "true or false", fix_store_sync)
+    fix_log_keep_days = cluster.get("fix_log_keep_days", 7)
+    if isinstance(fix_log_keep_days, bool) or not isinstance(fix_log_keep_days, int) or fix_log_keep_days < 0:
+        raise r.fail("cluster.fix_log_keep_days", "a whole number of days >= 0 (0: keep every day)", fix_log_keep_days)
+    # every node's default, which a node may override with its own map_size / map_limit
+    map_size = r.size(cluster, "map_size", "cluster.", DEFAULT_MAP_SIZE)
+    map_limit = r.size(cluster, "map_limit", "cluster.", max(DEFAULT_MAP_LIMIT, map_size))
+    if map_limit < map_size:
+        raise r.fail("cluster.map_limit", f"at least cluster.map_size ({map_size} bytes)", cluster["map_limit"])
 
     b = r.table(data, "broker", "")
     r.check_keys(b, {"kind", "host", "port", "auth", "tls", "ca_file", "monitor_password_file"}, "broker.")
@@ -271,7 +303,7 @@ def parse_cluster_config(data: Mapping[str, Any], source: Path) -> ClusterConfig
         where = f"nodes[{i}]."
         if not isinstance(n, dict):
             raise r.fail(f"nodes[{i}]", "a table", n)
-        r.check_keys(n, {"name", "role", "host", "port", "comp_id", "venues", "password_file"}, where)
+        r.check_keys(n, {"name", "role", "host", "port", "comp_id", "venues", "map_size", "map_limit", "password_file"}, where)
         nname = r.str_(n, "name", where)
         if nname in nodes:
             raise r.fail(where + "name", "a unique node name", nname)
@@ -293,9 +325,15 @@ def parse_cluster_config(data: Mapping[str, Any], source: Path) -> ClusterConfig
         comp_id = n.get("comp_id", default_comp)
         if not isinstance(comp_id, str):
             raise r.fail(where + "comp_id", "a string", comp_id)
+        node_map_size = r.size(n, "map_size", where, map_size)
+        node_map_limit = r.size(n, "map_limit", where, max(map_limit, node_map_size))
+        if node_map_limit < node_map_size:
+            raise r.fail(where + "map_limit", f"at least the node's map_size ({node_map_size} bytes)",
+                         n.get("map_limit", map_limit))
         nodes[nname] = NodeConfig(
             name=nname, role=role, host=r.str_(n, "host", where, "127.0.0.1"), port=port,
-            comp_id=comp_id, venues=tuple(nvenues), password_file=r.path(n, "password_file", where),
+            comp_id=comp_id, venues=tuple(nvenues), map_size=node_map_size, map_limit=node_map_limit,
+            password_file=r.path(n, "password_file", where),
         )
     firms = [n for n in nodes.values() if n.role == "firm"]
     if len(firms) != 1:
@@ -357,7 +395,7 @@ def parse_cluster_config(data: Mapping[str, Any], source: Path) -> ClusterConfig
     return ClusterConfig(
         source=source, name=name, data_dir=data_dir, broker=broker, venues=venues, nodes=nodes,
         customers=customers, accounts=accounts, heartbeat_s=heartbeat_s, dead_after_s=dead_after_s,
-        fix_store_sync=fix_store_sync, settings=settings, gateways=gateways,
+        fix_store_sync=fix_store_sync, fix_log_keep_days=fix_log_keep_days, settings=settings, gateways=gateways,
     )
 
 

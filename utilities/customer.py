@@ -20,8 +20,8 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
 from decimal import Decimal
+from typing import Any
 
 from fixgw.application import IncorrectTagValue, MessageCracker, RejectLogon, handles
 from fixgw.config import SessionID

@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any, Self, cast
 
 from fixgw.framing import Framer, Garbled
+from replication.auth import BusLogin
 from replication.bus import MqttBus
 from replication.wire import Topics
 from utilities.errors import MalformedMessage
@@ -404,6 +405,7 @@ class Gateway:
         route_wait_s: float | None = None,
         status_dir: Path | None = None,
         bus_client_id: str | None = None,
+        login: BusLogin | None = None,   # the broker login it listens with (read-only is enough)
     ) -> None:
         self.name = name
         self.host = host
@@ -421,7 +423,7 @@ class Gateway:
         self.started_at = time.time()
         self._bus = MqttBus(client_id=bus_client_id or f"{cluster}-gateway-{name}", host=broker_host,
                             port=broker_port, subscriptions=[(Topics(cluster).heartbeat("customer", "+"), 0)],
-                            on_message=self._on_message)
+                            on_message=self._on_message, login=login)
         self._server: asyncio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._routing: set[asyncio.Task[None]] = set()   # held: the loop keeps only weak references

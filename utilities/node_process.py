@@ -74,6 +74,7 @@ def customer_settings(cfg: ClusterConfig, me: NodeConfig, node_dir: Path) -> lis
             refresh_on_logon=True,  # the session may have moved here: numbers from utilities.session_store
             file_store_path=node_dir / "fixstore", file_store_sync=cfg.fix_store_sync,
             file_log_path=node_dir / "fixlog",
+            file_log_keep_days=cfg.fix_log_keep_days,
         )
         for client in cfg.customers for b in BEGIN_STRINGS
     ]
@@ -90,6 +91,7 @@ def street_settings(cfg: ClusterConfig, me: NodeConfig, node_dir: Path) -> dict[
             heart_bt_int=5, reconnect_interval=1, max_reconnect_interval=2,
             file_store_path=node_dir / "fixstore", file_store_sync=cfg.fix_store_sync,
             file_log_path=node_dir / "fixlog",
+            file_log_keep_days=cfg.fix_log_keep_days,
         )
     return out
 
@@ -185,6 +187,7 @@ class NodeProcess:
         self.node = ReplicationNode(
             node_id=me.name, role=Role(me.role), cluster=cfg.name, data_dir=self.dir / "log",
             broker_host=cfg.broker.host, broker_port=cfg.broker.port, login=self.login,
+            map_size=me.map_size, map_limit=me.map_limit,
             digest_interval=max(0.2, cfg.heartbeat_s),
             extra_subscriptions=self.subscriptions(), on_extra_message=self.on_bus_message,
         )
@@ -332,6 +335,7 @@ class NodeProcess:
                           commits=s.commits, conflicts=s.conflicts, resends_limited=s.resends_limited,
                           recent_conflicts=[c.as_dict() for c in s.recent_conflicts])
                 st["peer_heads"] = {n: d.head for n, d in node.peer_digests().items()}
+                st["map"] = node.log.map_usage().as_dict()  # near_limit: at 80% of map_limit
             except Exception as exc:  # noqa: BLE001 - the log is closed while stopping (LMDB's own errors)
                 st["error"] = str(exc)
         if self.engine is not None:

@@ -81,7 +81,8 @@ def cluster_status(cfg: ClusterConfig) -> dict[str, Any]:
                       "own_seq": heads[n.name], "hwm": hwm, "lag": lag, "connected": st.get("connected", False),
                       "fix_sessions": st.get("fix_sessions", {}), "counters": st.get("counters", {}),
                       "malformed": int(st.get("malformed", 0) or 0), "conflicts": int(st.get("conflicts", 0) or 0),
-                      "recent_conflicts": st.get("recent_conflicts", [])})
+                      "recent_conflicts": st.get("recent_conflicts", []),
+                      "map": st.get("map")})  # the record log's map: used, size, limit, near_limit
     # the entry points, each with its kind: gateways first (the one address customers need)
     utility_comps = ", ".join(sorted({n.comp_id for n in cfg.nodes_with_role("customer")}))
     entry: list[dict[str, Any]] = [

@@ -3,6 +3,7 @@
     fixgw bench replication [--json]                   LMDB group commit + MQTT replication
     fixgw bench matching [--json]                      the exchange matching engine in process
     fixgw bench disk [--data DIR] [--json]             the synced-commit floor under every ack
+    fixgw bench scale --records N [--json]             restart, memory, status inquiry on a long history
     fixgw bench replay [--records N] [--json]          ``fixgw log replay`` over a built log
     fixgw bench --connect H:P --sender S --target T    FIX load client against any acceptor
     fixgw bench --config F                             end to end against ``fixgw up``
@@ -23,6 +24,7 @@ TARGETS = {
     "replication": "replication.bench:main",
     "matching": "venues.bench:main",
     "disk": "replication.diskbench:main",
+    "scale": "utilities.scalebench:main",
     "replay": "utilities.replay_bench:main",
     "fix": "fixgw.loadclient:main",
     "e2e": "fixgw.cli.bench:run_e2e",
@@ -32,7 +34,7 @@ TARGETS = {
 
 def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser("bench", help="benchmarks (throughput, latency percentiles)")
-    p.add_argument("what", nargs="?", choices=["replication", "matching", "disk", "replay", "gateway"],
+    p.add_argument("what", nargs="?", choices=["replication", "matching", "disk", "scale", "replay", "gateway"],
                    help="an in-process benchmark, or 'gateway' (with --config, against fixgw up)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--connect", metavar="HOST:PORT", help="FIX load against this acceptor")
@@ -46,7 +48,11 @@ def register(sub: Any) -> None:
     p.add_argument("--rate", type=float, default=None, help="orders/s to offer (end to end; 0 = as fast as possible), or syncs/s (disk)")
     p.add_argument("--seconds", type=float, default=None, help="upper bound on the run time")
     p.add_argument("--data", help="working directory for files the bench writes")
-    p.add_argument("--records", type=int, default=None, help="records in the log to replay (replay; default 1,000,000)")
+    p.add_argument("--records", type=int, default=None,
+                   help="records: to grow the log to (scale), in the log to replay (replay); default 1,000,000")
+    p.add_argument("--days", type=int, default=None, help="trading days the records span (scale; default 5)")
+    p.add_argument("--open", type=int, default=None, help="orders left open (scale; default 1,000)")
+    p.add_argument("--keep", action="store_true", help="keep the log the bench wrote (scale)")
     p.add_argument("--rounds", type=int, default=3, help="gateway: runs through it and direct, alternately")
     p.set_defaults(func=run)
 
@@ -59,12 +65,13 @@ def run(args: argparse.Namespace) -> int:
     elif args.config:
         target = "e2e"
     else:
-        raise CliError("say what to bench: 'replication', 'matching', 'disk', 'replay', --connect HOST:PORT or --config FILE")
+        raise CliError("say what to bench: 'replication', 'matching', 'disk', 'scale', 'replay', "
+                       "--connect HOST:PORT or --config FILE")
     # the in-process benches run on the event loop the nodes run on (uvloop when installed)
     args.loop = "uvloop" if eventloop.loop_factory() is not None else "asyncio"
     module_name, func_name = TARGETS[target].split(":")
     func = getattr(importlib.import_module(module_name), func_name)
-    if target == "replay":  # bars of its own: it knows how many records it has done
+    if target in ("replay", "scale"):  # progress of their own: they know how many records they have done
         return int(func(args) or 0)
     from fixgw.progress import working
 

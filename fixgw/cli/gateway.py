@@ -25,6 +25,7 @@ def register(sub: Any) -> None:
 
 
 def run_gateway(args: argparse.Namespace) -> int:
+    from utilities.bus_access import monitor_login
     from utilities.cluster_config import ClusterConfigError
     from utilities.gateway import Gateway, GatewayError, Upstream, server_tls_context
 
@@ -47,6 +48,7 @@ def run_gateway(args: argparse.Namespace) -> int:
         broker_host=cfg.broker.host, broker_port=cfg.broker.port, dead_after_s=cfg.dead_after_s,
         logon_timeout_s=gw.logon_timeout_s, max_logon_bytes=gw.max_logon_bytes, tls=tls,
         status_dir=cfg.data_dir / gw.name, bus_client_id=f"{cfg.name}-gateway-{gw.name}",
+        login=monitor_login(cfg),   # it only listens to the heartbeats: the read-only login
     )
 
     async def serve() -> int:

@@ -271,6 +271,10 @@ def run_status(args: argparse.Namespace) -> int:
               f"  lag={total}  broker={'up' if node.get('connected') else 'down'}"
               + (f"  CONFLICTS={node['conflicts']}" if node.get("conflicts") else "")
               + (f"  malformed={node['malformed']}" if node.get("malformed") else ""))
+        m = node.get("map")
+        if m:
+            print(f"    log map: {m['used'] >> 20} MiB used of a {m['size'] >> 20} MiB map, limit {m['limit'] >> 20} MiB"
+                  f" ({100 * m['of_limit']:.0f}%)" + ("  WARNING: near map_limit" if m["near_limit"] else ""))
         for origin, hwm in sorted(node.get("hwm", {}).items()):
             print(f"    {origin:<8} hwm={hwm:<8} behind={lag.get(origin, 0)}")
         for c in node.get("recent_conflicts", []):

@@ -39,12 +39,24 @@ def test_quickfix_customer_survives_the_kill_of_its_customer_utility(own_cluster
     asyncio.run(_kill_failover(own_cluster, tmp_path, begin))
 
 
-async def _kill_failover(cl: Cluster, tmp: Path, begin: str) -> None:
-    c = QfCustomer(cl, tmp / "qf", begin=begin)
+def test_the_same_through_the_gateways_one_address(tmp_path: Path) -> None:
+    """The customer knows only gw1; whichever customer utility owns its session is killed."""
+    cl = Cluster(tmp_path, day_seconds=2.0, gateways=("gw1",))
+    cl.start()
+    try:
+        asyncio.run(_kill_failover(cl, tmp_path, "FIX.4.4", entry=("gw1", "gw1")))
+    finally:
+        cl.stop()
+
+
+async def _kill_failover(cl: Cluster, tmp: Path, begin: str, entry: tuple[str, str] = ("cfu1", "cfu2")) -> None:
+    c = QfCustomer(cl, tmp / "qf", begin=begin, first=entry[0], then=entry[1])
     c.start()
     try:
-        await until(c.qf.logged_on, 20, "logon at cfu1")
-        await until(lambda: session_at(cl, "cfu1", begin), 10, "the session is at cfu1")
+        await until(c.qf.logged_on, 20, f"logon through {entry[0]}")
+        await until(lambda: any(session_at(cl, n, begin) for n in ("cfu1", "cfu2")), 10, "the session has an owner")
+        owner = "cfu1" if session_at(cl, "cfu1", begin) else "cfu2"
+        other = "cfu2" if owner == "cfu1" else "cfu1"
         crossing = [f"X{i}" for i in range(4)]
         resting = [f"R{i}" for i in range(4)]
         for x in crossing:
@@ -61,12 +73,12 @@ async def _kill_failover(cl: Cluster, tmp: Path, begin: str) -> None:
             c.order(flight_x[i], "1", 10, CROSS)
             if i < 3:
                 c.order(flight_r[i], "1", 10, REST)
-        cl.kill("cfu1")
+        cl.kill(owner)
         killed = time.monotonic()
         await until(lambda: c.logons() >= 2 and c.qf.logged_on(), 30, "QuickFIX logged on again")
         took = time.monotonic() - killed
-        print(f"FIGURE kill-to-logon {begin}: {took:.2f} s")
-        await until(lambda: session_at(cl, "cfu2", begin), 10, "the session is at cfu2")
+        print(f"FIGURE kill-to-logon {begin} through {entry[0]}: {took:.2f} s")
+        await until(lambda: session_at(cl, other, begin), 10, f"the session is at {other}")
 
         # every order the customer sent gets a definite answer: acknowledged ones from reports,
         # the others from a status request
@@ -76,7 +88,7 @@ async def _kill_failover(cl: Cluster, tmp: Path, begin: str) -> None:
         for r in resting + flight_r:
             c.cancel(r, f"C{r}", "1", 10)
         await until(lambda: all(c.seen().get(f"C{r}") is not None and c.seen()[f"C{r}"].ord_status == "4"
-                                for r in resting + flight_r), 30, "resting orders canceled through cfu2")
+                                for r in resting + flight_r), 30, f"resting orders canceled through {other}")
         await until(lambda: all(c.seen()[x].ord_status == "2" for x in crossing + flight_x), 30,
                     "crossing orders filled")
         seen = c.seen()
@@ -104,12 +116,15 @@ def test_quickfix_customer_config_lists_both_customer_utilities() -> None:
     import quickfix as fix
 
     root = Path(__file__).resolve().parents[2]
-    ports = {n["port"] for n in tomllib.loads((root / "configs/local.toml").read_text())["nodes"]
-             if n["role"] == "customer"}
+    local = tomllib.loads((root / "configs/local.toml").read_text())
+    ports = {n["port"] for n in local["nodes"] if n["role"] == "customer"}
+    gateway_ports = {g["port"] for g in local.get("gateways", [])}
     settings = fix.SessionSettings(str(root / "configs/quickfix-customer.cfg"))
     sessions = settings.getSessions()
-    assert len(sessions) == 2
-    for sid in sessions:
+    # the sessions straight to a customer utility (the others go through a gateway)
+    direct = [sid for sid in sessions if int(settings.get(sid).getString("SocketConnectPort")) not in gateway_ports]
+    assert len(direct) == 2 and len(sessions) - len(direct) == len(gateway_ports) == 1
+    for sid in direct:
         d = settings.get(sid)
         first, then = int(d.getString("SocketConnectPort")), int(d.getString("SocketConnectPort1"))
         assert {first, then} == ports, (sid.toString(), first, then)

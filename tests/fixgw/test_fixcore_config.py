@@ -112,6 +112,7 @@ MaxReconnectInterval=20
 FileStorePath=store
 FileStoreSync=N
 FileLogPath=/var/tmp/fixlogs
+FileLogKeepDays=30
 PersistMessages=N
 SendRedundantResendRequests=Y
 ResendRequestChunkSize=100
@@ -139,7 +140,7 @@ Password=secret
     assert (s.logon_timeout, s.logout_timeout) == (5, 3)
     assert (s.reconnect_interval, s.effective_max_reconnect_interval) == (2, 20)
     assert s.file_store_path == tmp_path / "store" and not s.file_store_sync
-    assert s.file_log_path == Path("/var/tmp/fixlogs")
+    assert s.file_log_path == Path("/var/tmp/fixlogs") and s.file_log_keep_days == 30
     assert not s.persist_messages and s.send_redundant_resend_requests
     assert s.resend_request_chunk_size == 100 and s.max_message_size == 65536
     assert s.socket_use_ssl and s.socket_ca_file == tmp_path / "ca.pem"

@@ -146,3 +146,63 @@ def test_factories_and_errors(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(FixLogError, match="cannot create the FIX log directory"):
         FileLog(blocker, SID)
+
+
+def test_logs_rotate_daily_and_keep_n_days(tmp_path: Path) -> None:
+    now = [datetime(2024, 1, 2, 23, 59, 59, tzinfo=UTC)]
+    log = FileLog(tmp_path, SID, clock=lambda: now[0], keep_days=2)
+    log.incoming(LOGON)
+    log.event("day 1")
+    log.flush()
+    for day in (3, 4, 5, 6):
+        now[0] = datetime(2024, 1, day, 0, 0, 1, tzinfo=UTC)
+        log.outgoing(b"8=FIX.4.2\x0135=0\x0110=000\x01")
+        log.event(f"day {day}")
+        log.flush()  # the first flush of a day writes what was buffered, then starts new files
+    log.close()
+    names = sorted(p.name for p in tmp_path.iterdir())
+    # Jan 2-3 are more than 2 days before Jan 6: deleted; Jan 4 and 5 kept; Jan 6 is current
+    assert names == ["FIX.4.2-ISLD-TW42.event.20240104.log", "FIX.4.2-ISLD-TW42.event.20240105.log",
+                     "FIX.4.2-ISLD-TW42.event.log",
+                     "FIX.4.2-ISLD-TW42.messages.20240104.log", "FIX.4.2-ISLD-TW42.messages.20240105.log",
+                     "FIX.4.2-ISLD-TW42.messages.log"]
+    # each file holds its day's lines (the first flush of a day rotates, then writes)
+    assert (tmp_path / "FIX.4.2-ISLD-TW42.event.20240105.log").read_text().split()[1:] == ["day", "5"]
+    assert (tmp_path / "FIX.4.2-ISLD-TW42.event.log").read_text().split()[1:] == ["day", "6"]
+    assert [r.kind for r in read_message_log(tmp_path / "FIX.4.2-ISLD-TW42.messages.20240104.log")] == ["OUT"]
+
+
+def test_a_log_left_from_an_earlier_day_is_rotated_at_open(tmp_path: Path) -> None:
+    import os
+
+    old = tmp_path / "FIX.4.2-ISLD-TW42.messages.log"
+    old.write_text("20240101-10:00:00.000000 IN 8=FIX.4.2|35=0|\n")
+    stamp = datetime(2024, 1, 1, 10, tzinfo=UTC).timestamp()
+    os.utime(old, (stamp, stamp))
+    (tmp_path / "FIX.4.2-ISLD-TW42.messages.20231201.log").write_text("ancient\n")
+    (tmp_path / "FIX.4.2-ISLD-OTHER.messages.20231201.log").write_text("another session's\n")
+    log = FileLog(tmp_path, SID, clock=lambda: datetime(2024, 1, 3, 9, tzinfo=UTC), keep_days=7)
+    log.close()
+    assert (tmp_path / "FIX.4.2-ISLD-TW42.messages.20240101.log").read_text().startswith("20240101-10:00")
+    assert old.read_text() == ""
+    assert not (tmp_path / "FIX.4.2-ISLD-TW42.messages.20231201.log").exists()  # older than 7 days
+    assert (tmp_path / "FIX.4.2-ISLD-OTHER.messages.20231201.log").exists()  # not this session's
+
+
+def test_keep_days_zero_keeps_every_day_and_is_checked(tmp_path: Path) -> None:
+    from fixgw.config import parse_settings
+
+    now = [datetime(2024, 1, 2, tzinfo=UTC)]
+    log = FileLog(tmp_path, SID, clock=lambda: now[0], keep_days=0)
+    for day in range(2, 30):
+        now[0] = datetime(2024, 1, day, tzinfo=UTC)
+        log.event("x")
+        log.flush()
+    log.close()
+    assert len(list(tmp_path.glob("*.event.2024*.log"))) == 27
+    with pytest.raises(ValueError, match="keep_days"):
+        FileLog(tmp_path, SID, keep_days=-1)
+    cfg = tmp_path / "s.cfg"
+    cfg.write_text("[DEFAULT]\nConnectionType=acceptor\nSocketAcceptPort=5001\nFileLogKeepDays=3\n"
+                   "[SESSION]\nBeginString=FIX.4.2\nSenderCompID=A\nTargetCompID=B\n")
+    assert parse_settings(cfg.read_text(), str(cfg))[0].file_log_keep_days == 3

@@ -322,3 +322,34 @@ def test_bad_directory_is_a_clear_error(tmp_path: Path) -> None:
     f.write_text("not a directory")
     with pytest.raises(StoreError, match="cannot create the message store directory"):
         LmdbStore(f, SID)
+
+
+def test_lmdb_keeps_only_the_sessions_day(tmp_path: Path) -> None:
+    """A new day's first messages drop the earlier days' (a resend reaches back within the day)."""
+    from fixgw.store import PRUNE_PER_COMMIT
+
+    clock = FakeClock()
+    d = tmp_path / "store"
+    with LmdbStore(d, SID, clock=clock) as s, LmdbStore(d, SID2, clock=clock) as other:
+        s.commit_batch([(q, b"m%d" % q) for q in range(1, 51)], 51, 1)  # one batch entry
+        for q in range(51, 51 + PRUNE_PER_COMMIT + 100):  # and one entry per message
+            s.save(q, b"m%d" % q)
+        other.save(1, b"o1")
+        last = 50 + PRUNE_PER_COMMIT + 100
+        s.save(last + 1, b"same day")
+        assert len(s.get_range(1, 0)) == last + 1  # nothing dropped within the day
+        clock.now = T0 + timedelta(days=1)
+        s.commit_batch([(last + 2, b"new day"), (last + 3, b"new day 2")], last + 4, None)
+        # bounded work per commit: the first commit of the day deleted PRUNE_PER_COMMIT entries
+        remaining = s.get_range(1, last + 1)
+        assert 0 < len(remaining) < last + 1 - PRUNE_PER_COMMIT + 50
+        s.save(last + 4, b"more")
+        assert [q for q, _ in s.get_range(1, 0)] == [last + 2, last + 3, last + 4]
+        assert other.get_range(1, 0) == [(1, b"o1")]  # another session's messages are its own
+        assert (s.next_sender_seq, s.next_target_seq) == (last + 4, 1)
+    with LmdbStore(d, SID, clock=clock) as s:  # a restart on the same day prunes nothing more
+        s.save(last + 5, b"after restart")
+        assert [q for q, _ in s.get_range(1, 0)] == [last + 2, last + 3, last + 4, last + 5]
+        s.reset()  # a reset forgets the day too: seq 1 of the same day is kept
+        s.save(1, b"again")
+        assert s.get_range(1, 0) == [(1, b"again")]

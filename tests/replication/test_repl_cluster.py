@@ -22,7 +22,8 @@ from tests.support.broker import Mosquitto
 NODES = {"cfu1": Role.CUSTOMER, "cfu2": Role.CUSTOMER, "ssu1": Role.STREET, "firm1": Role.FIRM}
 PER_NODE = 2500  # 4 x 2500 = 10,000 records
 CHUNK = 25
-FIXGW = Path(sys.executable).with_name("fixgw")
+# the code under test (the venv's `fixgw` script may belong to another checkout)
+FIXGW = [sys.executable, "-m", "fixgw"]
 
 
 def make(tmp: Path, broker: Mosquitto, node_id: str) -> ReplicationNode:
@@ -113,7 +114,7 @@ async def test_cluster_survives_broker_kill_and_node_restart(tmp_path: Path, mos
                     assert log.get_raw("ssu1", seq) == raw
 
     proc = await asyncio.create_subprocess_exec(
-        str(FIXGW), "log", "verify", *(str(tmp_path / nid) for nid in NODES),
+        *FIXGW, "log", "verify", *(str(tmp_path / nid) for nid in NODES),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     stdout, _ = await asyncio.wait_for(proc.communicate(), 60)
     out = stdout.decode()

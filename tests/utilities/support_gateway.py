@@ -51,8 +51,13 @@ class Rig:
         self.beats = {n: FakeBeat() for n in self.ports}
         self.engines: dict[str, Engine] = {}
         self.gateways: list[Gateway] = []
+        # the broker refuses anonymous clients: the rig publishes the utilities' heartbeats, the
+        # gateways only listen to the cluster's topics
+        prefix = Topics(CLUSTER).prefix
+        self.rig_login = broker.user(f"rig-{secrets.token_hex(4)}", (prefix + "alive/#",), ())
+        self.listen_login = broker.user(f"gwmon-{secrets.token_hex(4)}", (), (prefix + "#",))
         self._bus = MqttBus(client_id=f"rig-{secrets.token_hex(4)}", host="127.0.0.1", port=broker.port,
-                            subscriptions=[], on_message=lambda t, p: None)
+                            subscriptions=[], on_message=lambda t, p: None, login=self.rig_login)
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -81,7 +86,7 @@ class Rig:
     async def gateway(self, name: str = "gw1", **kw: Any) -> Gateway:
         gw = Gateway(name=name, host="127.0.0.1", port=kw.pop("port", free_port()), upstreams=self.upstreams,
                      cluster=CLUSTER, broker_host="127.0.0.1", broker_port=self.broker.port, dead_after_s=DEAD_AFTER_S,
-                     bus_client_id=f"{name}-{secrets.token_hex(4)}", **kw)
+                     bus_client_id=f"{name}-{secrets.token_hex(4)}", login=kw.pop("login", self.listen_login), **kw)
         await gw.start()
         self.gateways.append(gw)
         # routable once every utility has been heard

@@ -99,6 +99,41 @@ def test_fix_store_sync_is_off_by_default_and_checked(tmp_path: Path) -> None:
     assert str(path) in str(info.value) and "key 'cluster.fix_store_sync': expected true or false" in str(info.value)
 
 
+def test_map_size_and_limit_per_node(tmp_path: Path) -> None:
+    cfg = load_cluster_config(write(tmp_path, MINIMAL))
+    assert (cfg.nodes["firm"].map_size, cfg.nodes["firm"].map_limit) == (1 << 30, 64 << 30)
+    text = MINIMAL.replace('name = "t"\n', 'name = "t"\nmap_size = "256MiB"\nmap_limit = "2GiB"\n', 1) + (
+        '[[nodes]]\nname = "c1"\nrole = "customer"\nport = 1234\nmap_size = 1048576\nmap_limit = "8 GiB"\n'
+        '[[nodes]]\nname = "c2"\nrole = "customer"\nport = 1235\n')
+    cfg = load_cluster_config(write(tmp_path, text))
+    assert (cfg.nodes["firm"].map_size, cfg.nodes["firm"].map_limit) == (256 << 20, 2 << 30)
+    assert (cfg.nodes["c1"].map_size, cfg.nodes["c1"].map_limit) == (1 << 20, 8 << 30)
+    assert (cfg.nodes["c2"].map_size, cfg.nodes["c2"].map_limit) == (256 << 20, 2 << 30)
+
+
+@pytest.mark.parametrize(
+    "cluster_keys, node_keys, needle",
+    [
+        ('map_size = "lots"\n', "", "key 'cluster.map_size': expected a size: bytes as an integer, or a string "
+         + 'such as "512MiB", "4GiB" or "1TiB", got \'lots\''),
+        ('map_limit = 1.5\n', "", "key 'cluster.map_limit': expected a size"),
+        ('map_size = "2GiB"\nmap_limit = "1GiB"\n', "",
+         "key 'cluster.map_limit': expected at least cluster.map_size (2147483648 bytes), got '1GiB'"),
+        ("", 'map_size = "4GiB"\nmap_limit = "1GiB"\n',
+         "key 'nodes[0].map_limit': expected at least the node's map_size (4294967296 bytes), got '1GiB'"),
+        ("", "map_size = 0\n", "key 'nodes[0].map_size': expected a size"),
+        ("", 'map_limit = "3 GB"\n', "key 'nodes[0].map_limit': expected a size"),
+    ],
+)
+def test_map_size_mistakes_name_file_key_and_expectation(tmp_path: Path, cluster_keys: str, node_keys: str,
+                                                         needle: str) -> None:
+    text = MINIMAL.replace('name = "t"\n', 'name = "t"\n' + cluster_keys, 1) + node_keys
+    path = write(tmp_path, text)
+    with pytest.raises(ClusterConfigError) as info:
+        load_cluster_config(path)
+    assert str(path) in str(info.value) and needle in str(info.value)
+
+
 def test_shipped_local_config_has_gateway_gw1_on_19000() -> None:
     cfg = load_cluster_config(ROOT / "configs" / "local.toml")
     gw = cfg.gateway(None)
