@@ -23,14 +23,14 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from fixgw import hostcpu
+from fixgw import hostcpu, proccpu
 from fixgw.framing import Framer, Garbled
 from fixgw.loadclient import RawSession, percentile, tag_value
 from fixgw.message import Message, parse_fields
 from fixgw.session import utc_timestamp
 from utilities.cluster_config import ClusterConfig, CustomerConfig, NodeConfig
+from utilities.cluster_processes import cluster_processes
 from utilities.errors import UtilitiesError
-from utilities.node_status import read_status
 
 
 class BenchError(UtilitiesError):
@@ -172,9 +172,10 @@ async def run(cfg: ClusterConfig, prices: Mapping[str, Decimal], *, sessions: in
 
     readers = [asyncio.create_task(reader(c)) for c in conns]
     run_id = b"%x" % (time.time_ns() // 1_000_000 % 0xFFFFFFF)   # ClOrdIDs unique across runs
+    procs = cluster_processes(cfg)
+    pids = {name: pid for name, (_kind, pid) in procs.items()}
+    proc_before = proccpu.snapshot(pids)
     cpu_before = hostcpu.read()
-    procs = _cluster_processes(cfg)
-    procs_cpu_before = hostcpu.process_cpu_seconds(procs)
     t0_ns = perf()
     t0 = time.perf_counter()
     t_end = time.monotonic() + seconds
@@ -216,7 +217,7 @@ async def run(cfg: ClusterConfig, prices: Mapping[str, Decimal], *, sessions: in
             await asyncio.sleep(0.05)
         ack_elapsed = time.perf_counter() - t0
         host = hostcpu.usage(cpu_before, hostcpu.read())
-        cluster_cpu = hostcpu.process_cpu_seconds(procs) - procs_cpu_before
+        proc_spent = proccpu.spent(proc_before, proccpu.snapshot(pids))
     finally:
         done.set()
         for t in readers:
@@ -227,6 +228,8 @@ async def run(cfg: ClusterConfig, prices: Mapping[str, Decimal], *, sessions: in
     lost = await _count_lost(cfus, bench_clients[:sessions], owner, begin, sessions)
     acks = sorted(acked.values())
     fills = sorted(filled.values())
+    # each process's CPU over the load phase, per acknowledged order (issue 13)
+    per_order = {name: round(sec * 1e6 / max(1, len(acked)), 1) for name, sec in sorted(proc_spent.items())}
     return {
         "orders": n,
         "acked": len(acked),
@@ -250,28 +253,16 @@ async def run(cfg: ClusterConfig, prices: Mapping[str, Decimal], *, sessions: in
         "host_busy_pct": host.busy_pct if host else None,
         "host_steal_pct": host.steal_pct if host else None,
         "host_cpus": host.cpus if host else None,
-        # CPU time (user + system) the cluster's processes used over the load phase, per
-        # acknowledged order: the processes started by the `fixgw up` that runs the nodes
-        # (nodes, venues, broker, dashboard); what a change costs in CPU, whatever the latency
-        "cluster_processes": len(procs),
-        "cluster_cpu_s": round(cluster_cpu, 3),
-        "cluster_cpu_ms_per_order": round(1000 * cluster_cpu / max(1, len(acked)), 4),
+        # every process of this cluster on this machine (processes.json of fixgw up, the nodes'
+        # status files): CPU seconds over the load phase and microseconds per acknowledged order
+        "cpu_s_by_process": {name: round(sec, 3) for name, sec in sorted(proc_spent.items())},
+        "cpu_kind_by_process": {name: procs[name][0] for name in sorted(proc_spent)},
+        "cpu_us_per_order_by_process": per_order,
+        "cpu_us_per_order": round(sum(per_order.values()), 1),
+        "cluster_processes": len(proc_spent),
+        "cluster_cpu_s": round(sum(proc_spent.values()), 3),
+        "cluster_cpu_ms_per_order": round(sum(proc_spent.values()) * 1000 / max(1, len(acked)), 4),
     }
-
-
-def _cluster_processes(cfg: ClusterConfig) -> list[int]:
-    """The node processes (from their status files) and their siblings under one `fixgw up`."""
-    nodes: list[int] = []
-    for name in cfg.nodes:
-        pid = (read_status(cfg.node_data_dir(name)) or {}).get("pid")
-        if isinstance(pid, int) and hostcpu.parent_of(pid) is not None:
-            nodes.append(pid)
-    parents = {hostcpu.parent_of(p) for p in nodes}
-    if len(parents) == 1:
-        (ppid,) = parents
-        if ppid is not None and ppid > 1:
-            return hostcpu.children_of(ppid)
-    return sorted(nodes)
 
 
 async def _replicated(cfg: ClusterConfig, timeout: float) -> None:

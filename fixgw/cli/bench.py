@@ -111,6 +111,13 @@ def run_e2e(args: argparse.Namespace) -> int:
                   f"{res['host_steal_pct']:.0f}% stolen by the hypervisor")
         print(f"cluster CPU: {res['cluster_cpu_s']:.2f} s in {res['cluster_processes']} processes, "
               f"{res['cluster_cpu_ms_per_order']:.3f} ms per acknowledged order")
+        by_proc = res["cpu_us_per_order_by_process"]
+        if by_proc:
+            print(f"CPU over the load, per process of the cluster ({res['acked']} orders acknowledged):")
+            print(f"  {'process':<12} {'kind':<10} {'cpu s':>8} {'us/order':>10}")
+            for name, us in by_proc.items():
+                print(f"  {name:<12} {res['cpu_kind_by_process'][name]:<10} {res['cpu_s_by_process'][name]:>8.3f} {us:>10.1f}")
+            print(f"  {'total':<12} {'':<10} {sum(res['cpu_s_by_process'].values()):>8.3f} {res['cpu_us_per_order']:>10.1f}")
     return 0 if res["lost"] == 0 else 1
 
 

@@ -139,6 +139,7 @@ def _check_ports_free(cfg: Any) -> None:
 
 def run_up(args: argparse.Namespace) -> int:
     from replication.broker import BrokerError, Kind, LocalBroker
+    from utilities.cluster_processes import remove_processes, write_processes
 
     cfg = load_config(args.config)
     _check_ports_free(cfg)
@@ -223,6 +224,8 @@ def run_up(args: argparse.Namespace) -> int:
             children.append(dash)
             _wait_port(cfg.dashboard_host, cfg.dashboard_port, dash, 30)
             print(f"fixgw: dashboard on {cfg.dashboard_url}", file=out)
+        # which processes are ours (for fixgw bench's CPU per process): removed on a clean stop
+        write_processes(cfg.data_dir, os.getpid(), [(c.name, c.kind, c.proc.pid) for c in children])
         print(f"fixgw: ready: {len(children)} processes, data in {cfg.data_dir}, logs in {log_dir} (Ctrl-C stops)", file=out, flush=True)
         while not stopping:
             for child in children:
@@ -234,6 +237,7 @@ def run_up(args: argparse.Namespace) -> int:
         return 0
     finally:
         _stop_all(children, out)
+        remove_processes(cfg.data_dir)
         if stopping:
             print("fixgw: stopped", file=out, flush=True)
 

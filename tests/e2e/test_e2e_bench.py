@@ -4,6 +4,8 @@ order (every one known at every customer utility, resting or final)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -14,8 +16,24 @@ pytestmark = pytest.mark.timeout(180)
 KEYS = {"orders_per_s", "ack_p50_us", "ack_p99_us", "fill_p50_us", "fill_p99_us", "lost"}
 
 
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    """A cluster of its own, with a gateway (every kind of process is counted), stopped by the test."""
+    c = Cluster(tmp_path, day_seconds=2.0, gateways=("gw1",))
+    c.start()
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
 def test_end_to_end_bench_reports_and_loses_nothing(cluster: Cluster) -> None:
     n = 300
+    # fixgw up names its own processes in the data dir: itself, the broker, the venues, the nodes
+    procs = json.loads((cluster.data / "processes.json").read_text())
+    assert cluster.up is not None and procs["up"] == cluster.up.pid
+    children = {c["name"] for c in procs["children"]}
+    assert {"broker", "exchange", "fund", "firm", "ssu1", "ssu2", "cfu1", "cfu2", "gw1"} <= children, procs
     out = cluster.fixgw("bench", "--config", str(cluster.config), "--orders", str(n), "--rate", "300",
                         "--sessions", "2", "--seconds", "60", "--json", timeout=150)
     assert out.returncode == 0, out.stdout + out.stderr
@@ -29,7 +47,16 @@ def test_end_to_end_bench_reports_and_loses_nothing(cluster: Cluster) -> None:
     assert res["orders_per_s"] > 0 and res["filled_per_s"] > 0
     # the machine's share during the load (this suite runs on Linux): a cluster under load is busy
     assert res["host_cpus"] >= 1 and 0 < res["host_busy_pct"] <= 100 and 0 <= res["host_steal_pct"] <= 100
-    # the cluster's own CPU: every process of its `fixgw up` (5 nodes, 2 venues, the broker and
-    # the dashboard), and some of it per order
-    assert res["cluster_processes"] == 9, res
+    # CPU over the load of every process of the cluster, each >= 0, the total their sum
+    by_proc = res["cpu_us_per_order_by_process"]
+    assert set(by_proc) == children | {"up"}, by_proc
+    assert set(res["cpu_s_by_process"]) == set(by_proc)
+    assert all(v >= 0 for v in by_proc.values()) and all(v >= 0 for v in res["cpu_s_by_process"].values())
+    assert res["cpu_us_per_order"] == pytest.approx(sum(by_proc.values()), abs=0.05)
+    assert res["cpu_us_per_order"] > 0   # 300 orders through the cluster cost something
+    # the cluster's total over the same processes
+    assert res["cluster_processes"] == len(by_proc), res
     assert res["cluster_cpu_s"] > 0 and res["cluster_cpu_ms_per_order"] > 0, res
+    # a clean stop removes the list of processes
+    cluster.stop()
+    assert not (cluster.data / "processes.json").exists()
