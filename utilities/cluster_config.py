@@ -167,6 +167,19 @@ class _Reader:
         tail = "" if got is None else f", got {got!r}"
         return ClusterConfigError(f"{self.source}: key '{key}': expected {expected}{tail}")
 
+    def tables(self, data: Mapping[str, Any], key: str, non_empty: bool = False) -> list[tuple[str, dict[str, Any]]]:
+        """An array of tables (``[[key]]``) as (``key[i].``, table) pairs, each checked to be a table."""
+        raw = data.get(key, [])
+        if not isinstance(raw, list) or (non_empty and not raw):
+            kind = "a non-empty array of tables" if non_empty else "an array of tables"
+            raise self.fail(key, f"{kind} ([[{key}]])", raw)
+        out = []
+        for i, t in enumerate(raw):
+            if not isinstance(t, dict):
+                raise self.fail(f"{key}[{i}]", "a table", t)
+            out.append((f"{key}[{i}].", t))
+        return out
+
     def table(self, data: Mapping[str, Any], key: str, where: str, required: bool = False) -> dict[str, Any]:
         value = data.get(key)
         if value is None:
@@ -311,13 +324,7 @@ def parse_cluster_config(data: Mapping[str, Any], source: Path) -> ClusterConfig
         )
 
     nodes: dict[str, NodeConfig] = {}
-    raw_nodes = data.get("nodes", [])
-    if not isinstance(raw_nodes, list) or not raw_nodes:
-        raise r.fail("nodes", "a non-empty array of tables ([[nodes]])", raw_nodes)
-    for i, n in enumerate(raw_nodes):
-        where = f"nodes[{i}]."
-        if not isinstance(n, dict):
-            raise r.fail(f"nodes[{i}]", "a table", n)
+    for where, n in r.tables(data, "nodes", non_empty=True):
         r.check_keys(n, {"name", "role", "host", "port", "comp_id", "venues", "map_size", "map_limit", "password_file",
                          "metrics_port"}, where)
         nname = r.str_(n, "name", where)
@@ -357,13 +364,7 @@ def parse_cluster_config(data: Mapping[str, Any], source: Path) -> ClusterConfig
         raise r.fail("nodes", "exactly one node with role = \"firm\"", len(firms))
 
     customers: dict[str, CustomerConfig] = {}
-    raw_customers = data.get("customers", [])
-    if not isinstance(raw_customers, list):
-        raise r.fail("customers", "an array of tables ([[customers]])", raw_customers)
-    for i, c in enumerate(raw_customers):
-        where = f"customers[{i}]."
-        if not isinstance(c, dict):
-            raise r.fail(f"customers[{i}]", "a table", c)
+    for where, c in r.tables(data, "customers"):
         r.check_keys(c, {"comp_id", "accounts", "password"}, where)
         comp = r.str_(c, "comp_id", where)
         accts = c.get("accounts")
@@ -375,13 +376,7 @@ def parse_cluster_config(data: Mapping[str, Any], source: Path) -> ClusterConfig
         customers[comp] = CustomerConfig(comp_id=comp, accounts=tuple(accts), password=pw)
 
     accounts: dict[str, AccountConfig] = {}
-    raw_accounts = data.get("accounts", [])
-    if not isinstance(raw_accounts, list):
-        raise r.fail("accounts", "an array of tables ([[accounts]])", raw_accounts)
-    for i, a in enumerate(raw_accounts):
-        where = f"accounts[{i}]."
-        if not isinstance(a, dict):
-            raise r.fail(f"accounts[{i}]", "a table", a)
+    for where, a in r.tables(data, "accounts"):
         r.check_keys(a, {"id", "cash", "positions", "active", "max_order_qty", "max_notional"}, where)
         aid = r.str_(a, "id", where)
         pos_raw = a.get("positions", {})
@@ -422,13 +417,7 @@ MIN_LOGON_BYTES = 64  # the framer's floor; a real Logon is 80-300 bytes
 
 def _gateways(r: _Reader, data: Mapping[str, Any], taken: set[str]) -> dict[str, GatewayConfig]:
     gateways: dict[str, GatewayConfig] = {}
-    raw = data.get("gateways", [])
-    if not isinstance(raw, list):
-        raise r.fail("gateways", "an array of tables ([[gateways]])", raw)
-    for i, g in enumerate(raw):
-        where = f"gateways[{i}]."
-        if not isinstance(g, dict):
-            raise r.fail(f"gateways[{i}]", "a table", g)
+    for where, g in r.tables(data, "gateways"):
         r.check_keys(g, {"name", "host", "port", "tls_cert", "tls_key", "logon_timeout_s", "max_logon_bytes"}, where)
         gname = r.str_(g, "name", where)
         if gname in gateways or gname in taken:
