@@ -64,6 +64,10 @@ async def test_fixgw_acceptor_silent_line_quickfix_initiator_notices_and_gap_fil
         assert any(m.msg_type == "1" for m in init.app.snapshot()[2])
         proxy.cut()  # release the relay's hold for the next connection
         await init.until(lambda: init.answered() >= set(ids), 20, "reports resent")
+        # the heart-beats fixgw sent after its last report are gap-filled after the resent
+        # reports: wait for that SequenceReset rather than race it
+        await until(lambda: any(m.msg_type == "4" for m in init.app.snapshot()[1]), 5,
+                    "SequenceReset-GapFill for the admin messages")
         _, admin_in, _ = init.app.snapshot()
         assert all(r.poss_dup for r in init.reports() if r.cl_ord_id in set(ids))
         gap_fills = [m for m in admin_in if m.msg_type == "4"]
@@ -97,6 +101,9 @@ async def test_quickfix_acceptor_silent_line_fixgw_initiator_notices_and_gap_fil
         assert "1" in blotter.admin_out
         proxy.cut()
         await until(lambda: blotter.answered() >= set(ids), 20, "reports resent")
+        # trailing heart-beats are gap-filled after the last resent report: wait, don't race
+        await until(lambda: any(m.msg_type == "4" for m in blotter.admin_in), 5,
+                    "SequenceReset-GapFill for the admin messages")
         assert all(r.poss_dup for r in blotter.reports if r.cl_ord_id in set(ids))
         gap_fills = [m for m in blotter.admin_in if m.msg_type == "4"]
         assert gap_fills and all(m.gap_fill and m.poss_dup for m in gap_fills)
