@@ -31,7 +31,7 @@ import asyncio
 import socket
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -60,6 +60,7 @@ class _Conn:
     writer: asyncio.StreamWriter
     client: RawSession
     framer: Framer = field(default_factory=Framer)
+    closed: bool = False          # the utility closed it (its reader saw the end)
 
 
 async def _logon(host: str, port: int, sender: str, target: str, begin: str) -> _Conn:
@@ -186,9 +187,25 @@ async def run(cfg: ClusterConfig, prices: Mapping[str, Decimal], *, sessions: in
                         rejects.append((tag_value(raw, b"58") or b"").decode("latin-1"))
                         refused.add(cid)
         except (ConnectionError, OSError):
+            c.closed = True
             return
 
     readers = [asyncio.create_task(reader(c)) for c in conns]
+    reconnects = [0]
+
+    async def live(i: int) -> _Conn:
+        """Session i's connection; logged on again, at the SAME utility, if that one closed it
+        (an overloaded utility that stood still past the liveness timeout drops its sessions:
+        utilities.session_owner's fencing). Orders written into a closed connection were never
+        acknowledged: they end as unacked, not lost."""
+        c = conns[i]
+        if not c.closed and not c.writer.is_closing():
+            return c
+        cfu = cfus[i % len(cfus)]
+        c = conns[i] = await _logon(cfu.host, int(cfu.port or 0), bench_clients[i].comp_id, cfu.comp_id, begin)
+        readers.append(asyncio.create_task(reader(c)))
+        reconnects[0] += 1
+        return c
     run_id = b"%x" % (time.time_ns() // 1_000_000 % 0xFFFFFFF)   # ClOrdIDs unique across runs
     procs = cluster_processes(cfg)
     pids = {name: pid for name, (_kind, pid) in procs.items()}
@@ -220,7 +237,11 @@ async def run(cfg: ClusterConfig, prices: Mapping[str, Decimal], *, sessions: in
                 owner[cid] = (sym, side.decode())
                 n += 1
             for i, chunks in batch.items():
-                conns[i].writer.write(b"".join(chunks))
+                c = await live(i)
+                try:
+                    c.writer.write(b"".join(chunks))
+                except (OSError, RuntimeError):   # closed under us: these end as unacked
+                    c.closed = True
             await asyncio.sleep(interval if rate > 0 else 0)
             if rate <= 0 and len(sent_at) - len(acked) - len(refused) > 200 * sessions:
                 await asyncio.sleep(0.005)
@@ -241,7 +262,7 @@ async def run(cfg: ClusterConfig, prices: Mapping[str, Decimal], *, sessions: in
         proc_spent = proccpu.spent(proc_before, proccpu.snapshot(pids))
         # the status of every order not refused, over the bench's own sessions (their owners)
         asked = [cid for cid in owner if cid not in refused]
-        await _ask_status(conns, asked, owner, status, sessions)
+        await _ask_status(live, asked, owner, status, sessions)
         agreed = await _replicated(cfg, 60.0)
     finally:
         done.set()
@@ -251,7 +272,9 @@ async def run(cfg: ClusterConfig, prices: Mapping[str, Decimal], *, sessions: in
             await _logout(c)
         await sampler
     unacked = [cid for cid in owner if cid not in acked and cid not in refused]
-    lost = sum(1 for cid in asked if status.get(cid) == b"?")
+    # lost: acknowledged (PendingNew received), yet unknown to the session's owner; an order
+    # never acknowledged and unknown was never accepted: it counts as unacked
+    lost = sum(1 for cid in asked if status.get(cid) == b"?" and cid in acked)
     unanswered = sum(1 for cid in asked if cid not in status)
     pending = sum(1 for cid in asked if status.get(cid, b"?") not in RESTING_OR_TERMINAL and status.get(cid) != b"?"
                   and cid in status)
@@ -270,6 +293,7 @@ async def run(cfg: ClusterConfig, prices: Mapping[str, Decimal], *, sessions: in
         # no answer to the status request
         "refused": len(refused),
         "throttled": sum(1 for t in rejects if t.startswith("throttled")),
+        "reconnects": reconnects[0],     # sessions the utility closed, logged on again there
         "unacked": len(unacked),
         "pending": pending,
         "status_unanswered": unanswered,
@@ -375,7 +399,7 @@ async def _replicated(cfg: ClusterConfig, timeout: float) -> bool:
     return False
 
 
-async def _ask_status(conns: list[_Conn], cids: list[bytes], owner: dict[bytes, tuple[str, str]],
+async def _ask_status(live: Callable[[int], Awaitable[_Conn]], cids: list[bytes], owner: dict[bytes, tuple[str, str]],
                       status: dict[bytes, bytes], sessions: int) -> None:
     """Ask for the status of each order over the session that sent it (still logged on: its
     reader task collects the answers into ``status``), again for those not yet resting or final,
@@ -390,12 +414,18 @@ async def _ask_status(conns: list[_Conn], cids: list[bytes], owner: dict[bytes, 
         for cid in sorted(pending):
             by_session.setdefault(int(cid.rsplit(b".", 1)[1]) % sessions, []).append(cid)
         for i, group in by_session.items():
-            c = conns[i]
-            chunks = [c.client.message(b"H", [(11, cid), (55, owner[cid][0].encode()), (54, owner[cid][1].encode())],
-                                       time.time()) for cid in group]
-            for k in range(0, len(chunks), 500):
-                c.writer.write(b"".join(chunks[k:k + 500]))
-                await asyncio.wait_for(c.writer.drain(), 20)
+            for k in range(0, len(group), 500):
+                c: _Conn | None = None
+                try:
+                    c = await live(i)
+                    c.writer.write(b"".join(c.client.message(
+                        b"H", [(11, cid), (55, owner[cid][0].encode()), (54, owner[cid][1].encode())], time.time())
+                        for cid in group[k:k + 500]))
+                    await asyncio.wait_for(c.writer.drain(), 20)
+                except (ConnectionError, OSError, RuntimeError, TimeoutError):
+                    if c is not None:
+                        c.closed = True   # asked again at the next attempt, over a new connection
+                    break
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and any(cid not in status for cid in pending):
             await asyncio.sleep(0.05)
