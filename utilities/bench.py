@@ -119,7 +119,7 @@ async def _logout(c: _Conn) -> None:
         c.writer.write(c.client.message(b"5", [], time.time()))
         await asyncio.wait_for(c.writer.drain(), 2)
         c.writer.close()
-    except (OSError, TimeoutError):
+    except (OSError, TimeoutError, RuntimeError):   # RuntimeError: uvloop, a transport already closed
         pass
 
 
