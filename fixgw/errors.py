@@ -112,6 +112,16 @@ class UnsupportedMessageType(FixgwError):
     """Raised by ``from_app`` for a MsgType the application does not handle (BMR 380=3)."""
 
 
+class BusinessReject(FixgwError):
+    """Raised by ``from_app`` to refuse an application message with a BusinessMessageReject
+    (35=j) of this reason (380) and text (58), e.g. a session over its message-rate limit."""
+
+    def __init__(self, reason: int, text: str) -> None:
+        super().__init__(text)
+        self.reason = reason
+        self.text = text
+
+
 class DoNotSend(FixgwError):
     """Raised by ``to_app`` to drop an outgoing message (on a resend it is gap-filled)."""
 

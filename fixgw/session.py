@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from typing import Final, Protocol
 
 from fixgw.errors import (
+    BusinessReject,
     FieldNotFound,
     IncorrectDataFormat,
     IncorrectTagValue,
@@ -1126,6 +1127,8 @@ class Session:
         admin = msg.msg_type in _ADMIN
         if isinstance(exc, UnsupportedMessageType):
             self._business_reject(msg, 3, now)
+        elif isinstance(exc, BusinessReject):
+            self._business_reject(msg, exc.reason, now, exc.text)
         elif isinstance(exc, FieldNotFound):
             if self._fix42_plus and not admin:
                 self._business_reject(msg, 5, now, f"Conditionally Required Field Missing ({exc.tag})")

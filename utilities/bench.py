@@ -4,9 +4,21 @@ Several FIX sessions (the config's customers whose CompID starts with ``BENCH``)
 over the customer utilities send marketable limit orders (buys and sells that cross each
 other and the venue's market maker) at a fixed total rate. It measures, per order, the ack
 latency (NewOrderSingle out -> ExecutionReport PendingNew in) and the fill latency (-> the
-first fill), then asks EVERY customer utility for the status of every order
-(OrderStatusRequest) and counts as lost any order that one of them does not know, or that
-shows neither a resting nor a terminal status.
+first fill), then asks for the status of every order (OrderStatusRequest) over the SAME
+sessions, still logged on, so at the utility that owns each session. It counts apart:
+refused (an ExecutionReport Rejected, e.g. a throttle reject), unacked (never answered),
+pending (known, but neither resting nor final yet: the cluster is still working it) and lost
+(the owning utility does not know it). That the other utilities hold the same records is
+checked through the nodes' status files: every node's lag behind every origin back to 0
+(``replicas_agree``), with the largest lag seen during the run. It samples each process's
+resident memory (/proc) during the run too: start, peak, end.
+
+Why not ask every customer utility, as it once did: logging on with a bench session at another
+utility moves the session's ownership there (``utilities.session_owner``); each move waits for
+the peers to hold the backlog. At 20,000 orders at --rate 0 (2 sessions, a loaded 2-core
+machine) that run reported 8,251 orders "lost", most of them only still pending, and a
+250,000-order run died with "connection closed" when a second connection for a session still
+in use was refused (issue 19).
 
 It lives with the utilities it measures, next to ``replication/bench.py`` and
 ``venues/bench.py``; the CLI loads the config and the venues' reference prices (the limit
@@ -18,7 +30,8 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -28,7 +41,7 @@ from fixgw.framing import Framer, Garbled
 from fixgw.loadclient import RawSession, percentile, tag_value
 from fixgw.message import Message, parse_fields
 from fixgw.session import utc_timestamp
-from utilities.cluster_config import ClusterConfig, CustomerConfig, NodeConfig
+from utilities.cluster_config import ClusterConfig
 from utilities.cluster_processes import cluster_processes
 from utilities.errors import UtilitiesError
 
@@ -47,6 +60,7 @@ class _Conn:
     writer: asyncio.StreamWriter
     client: RawSession
     framer: Framer = field(default_factory=Framer)
+    closed: bool = False          # the utility closed it (its reader saw the end)
 
 
 async def _logon(host: str, port: int, sender: str, target: str, begin: str) -> _Conn:
@@ -105,7 +119,7 @@ async def _logout(c: _Conn) -> None:
         c.writer.write(c.client.message(b"5", [], time.time()))
         await asyncio.wait_for(c.writer.drain(), 2)
         c.writer.close()
-    except (OSError, TimeoutError):
+    except (OSError, TimeoutError, RuntimeError):   # RuntimeError: uvloop, a transport already closed
         pass
 
 
@@ -134,6 +148,8 @@ async def run(cfg: ClusterConfig, prices: Mapping[str, Decimal], *, sessions: in
     filled: dict[bytes, float] = {}
     owner: dict[bytes, tuple[str, str]] = {}   # ClOrdID -> (account, symbol/side), for status requests
     rejects: list[str] = []
+    refused: set[bytes] = set()                # ExecutionReport Rejected (e.g. throttled)
+    status: dict[bytes, bytes] = {}            # ClOrdID -> OrdStatus of a status answer, b"?" unknown
     perf = time.perf_counter_ns
     last_ack = [0]
     last_fill = [0]
@@ -158,7 +174,10 @@ async def run(cfg: ClusterConfig, prices: Mapping[str, Decimal], *, sessions: in
                     if t is None:
                         continue
                     et = tag_value(raw, b"150")
-                    if et == b"A" and cid not in acked:
+                    if et == b"I":
+                        known = tag_value(raw, b"103") != b"5"
+                        status[cid] = (tag_value(raw, b"39") or b"") if known else b"?"
+                    elif et == b"A" and cid not in acked:
                         acked[cid] = (now - t) / 1000.0
                         last_ack[0] = now
                     elif et in (b"F", b"1", b"2") and cid not in filled:
@@ -166,15 +185,33 @@ async def run(cfg: ClusterConfig, prices: Mapping[str, Decimal], *, sessions: in
                         last_fill[0] = now
                     elif et == b"8":
                         rejects.append((tag_value(raw, b"58") or b"").decode("latin-1"))
-                        acked.setdefault(cid, (now - t) / 1000.0)
+                        refused.add(cid)
         except (ConnectionError, OSError):
+            c.closed = True
             return
 
     readers = [asyncio.create_task(reader(c)) for c in conns]
+    reconnects = [0]
+
+    async def live(i: int) -> _Conn:
+        """Session i's connection; logged on again, at the SAME utility, if that one closed it
+        (an overloaded utility that stood still past the liveness timeout drops its sessions:
+        utilities.session_owner's fencing). Orders written into a closed connection were never
+        acknowledged: they end as unacked, not lost."""
+        c = conns[i]
+        if not c.closed and not c.writer.is_closing():
+            return c
+        cfu = cfus[i % len(cfus)]
+        c = conns[i] = await _logon(cfu.host, int(cfu.port or 0), bench_clients[i].comp_id, cfu.comp_id, begin)
+        readers.append(asyncio.create_task(reader(c)))
+        reconnects[0] += 1
+        return c
     run_id = b"%x" % (time.time_ns() // 1_000_000 % 0xFFFFFFF)   # ClOrdIDs unique across runs
     procs = cluster_processes(cfg)
     pids = {name: pid for name, (_kind, pid) in procs.items()}
     proc_before = proccpu.snapshot(pids)
+    samples = _Samples(pids)
+    sampler = asyncio.create_task(samples.run(cfg, done))
     cpu_before = hostcpu.read()
     t0_ns = perf()
     t0 = time.perf_counter()
@@ -200,32 +237,48 @@ async def run(cfg: ClusterConfig, prices: Mapping[str, Decimal], *, sessions: in
                 owner[cid] = (sym, side.decode())
                 n += 1
             for i, chunks in batch.items():
-                conns[i].writer.write(b"".join(chunks))
+                c = await live(i)
+                try:
+                    c.writer.write(b"".join(chunks))
+                except (OSError, RuntimeError):   # closed under us: these end as unacked
+                    c.closed = True
             await asyncio.sleep(interval if rate > 0 else 0)
-            if rate <= 0 and len(sent_at) - len(acked) > 200 * sessions:
+            if rate <= 0 and len(sent_at) - len(acked) - len(refused) > 200 * sessions:
                 await asyncio.sleep(0.005)
         send_elapsed = time.perf_counter() - t0
         # wait (bounded) for every ack, and for fills until none has come for FILL_QUIET_S
         # after the last ack: an overloaded cluster acknowledges first and fills seconds later
-        wait_end = time.monotonic() + 30
+        wait_end = time.monotonic() + max(30.0, seconds)
         last_fills, quiet_since = -1, time.monotonic()
         while time.monotonic() < wait_end:
-            if len(filled) != last_fills or len(acked) < n:
+            answered = len(acked) + len(refused - acked.keys())
+            if len(filled) != last_fills or answered < n:
                 last_fills, quiet_since = len(filled), time.monotonic()
-            if len(acked) >= n and (len(filled) >= n or time.monotonic() - quiet_since > FILL_QUIET_S):
+            if answered >= n and (len(filled) + len(refused) >= n or time.monotonic() - quiet_since > FILL_QUIET_S):
                 break
             await asyncio.sleep(0.05)
         ack_elapsed = time.perf_counter() - t0
         host = hostcpu.usage(cpu_before, hostcpu.read())
         proc_spent = proccpu.spent(proc_before, proccpu.snapshot(pids))
+        # the status of every order not refused, over the bench's own sessions (their owners)
+        asked = [cid for cid in owner if cid not in refused]
+        await _ask_status(live, asked, owner, status, sessions)
+        agreed = await _replicated(cfg, 60.0)
     finally:
         done.set()
         for t in readers:
             t.cancel()
         for c in conns:
             await _logout(c)
-    await _replicated(cfg, 60.0)
-    lost = await _count_lost(cfus, bench_clients[:sessions], owner, begin, sessions)
+        await sampler
+    unacked = [cid for cid in owner if cid not in acked and cid not in refused]
+    # lost: acknowledged (PendingNew received), yet unknown to the session's owner; an order
+    # never acknowledged and unknown was never accepted: it counts as unacked
+    lost = sum(1 for cid in asked if status.get(cid) == b"?" and cid in acked)
+    unanswered = sum(1 for cid in asked if cid not in status)
+    pending = sum(1 for cid in asked if status.get(cid, b"?") not in RESTING_OR_TERMINAL and status.get(cid) != b"?"
+                  and cid in status)
+    run_s = max((last_fill[0] - t0_ns) / 1e9, send_elapsed, 1e-9)
     acks = sorted(acked.values())
     fills = sorted(filled.values())
     # each process's CPU over the load phase, per acknowledged order (issue 13)
@@ -235,6 +288,17 @@ async def run(cfg: ClusterConfig, prices: Mapping[str, Decimal], *, sessions: in
         "acked": len(acked),
         "filled": len(filled),
         "rejected": len(rejects),
+        # how each order ended (issue 19): refused by the cluster (throttle rejects among them),
+        # never answered, known but still being worked when the bench asked, unknown (lost), or
+        # no answer to the status request
+        "refused": len(refused),
+        "throttled": sum(1 for t in rejects if t.startswith("throttled")),
+        "reconnects": reconnects[0],     # sessions the utility closed, logged on again there
+        "unacked": len(unacked),
+        "pending": pending,
+        "status_unanswered": unanswered,
+        # the OrdStatus (39) answers by value ("?": unknown order), for what "pending" holds
+        "status_counts": dict(sorted(Counter((status.get(cid) or b"-").decode("latin-1") for cid in asked).items())),
         "sessions": sessions,
         "seconds": round(ack_elapsed, 3),
         "offered_rate": rate,
@@ -242,12 +306,24 @@ async def run(cfg: ClusterConfig, prices: Mapping[str, Decimal], *, sessions: in
         # the last acknowledgement (an overloaded system acknowledges late, and this shows it)
         "orders_per_s": round(len(acked) / max((last_ack[0] - t0_ns) / 1e9, send_elapsed, 1e-9), 1),
         # the whole pipeline (customer, street, venue and back): first fills per second
-        "filled_per_s": round(len(filled) / max((last_fill[0] - t0_ns) / 1e9, send_elapsed, 1e-9), 1),
+        "filled_per_s": round(len(filled) / run_s, 1),
+        # the same two named for what they are: sustained over the whole run (first order sent
+        # to last ack / last fill), not a burst
+        "acked_per_s": round(len(acked) / max((last_ack[0] - t0_ns) / 1e9, send_elapsed, 1e-9), 1),
+        "sustained_fills_per_s": round(len(filled) / run_s, 1),
+        "fill_run_s": round(run_s, 3),
         "ack_p50_us": round(percentile(acks, 0.5), 1),
         "ack_p99_us": round(percentile(acks, 0.99), 1),
         "fill_p50_us": round(percentile(fills, 0.5), 1),
         "fill_p99_us": round(percentile(fills, 0.99), 1),
         "lost": lost,
+        # the nodes' lag behind each origin (records), sampled from their status files every
+        # half second during the run; agreed: every ready node back to 0 within 60 s after it
+        "replication_lag_max": samples.lag_max,
+        "replicas_agree": agreed,
+        # resident memory of each process of the cluster (/proc, kB): first sample, peak, last
+        "rss_kb_by_process": {name: {"start": v[0], "peak": v[1], "end": v[2]}
+                              for name, v in sorted(samples.rss.items())},
         # the whole machine over the load phase (cluster, bench and anything else; Linux only):
         # percentiles taken with the CPUs busy or stolen are not comparable with quiet ones
         "host_busy_pct": host.busy_pct if host else None,
@@ -265,57 +341,94 @@ async def run(cfg: ClusterConfig, prices: Mapping[str, Decimal], *, sessions: in
     }
 
 
-async def _replicated(cfg: ClusterConfig, timeout: float) -> None:
-    """Wait (bounded) until no node lags behind another's records (their status files say so).
+class _Samples:
+    """Samples, every half second while the bench runs: the largest replication lag any node
+    reports (records behind one origin), and each process's resident memory."""
 
-    Asking each customer utility in turn moves each session to it (one owner per session,
-    utilities.session_owner), and a move waits for the peers to hold the new owner's records:
-    right after a burst that is behind the whole backlog, so the count waits for it first."""
+    def __init__(self, pids: Mapping[str, int]) -> None:
+        self.pids = dict(pids)
+        self.lag_max = 0
+        self.rss: dict[str, list[int]] = {}   # name -> [start, peak, end] kB
+
+    def sample(self, cfg: ClusterConfig) -> None:
+        from utilities.node_status import cluster_status
+
+        for n in cluster_status(cfg)["nodes"]:
+            self.lag_max = max(self.lag_max, *(int(v) for v in n.get("lag", {}).values()), 0)
+        for name, pid in self.pids.items():
+            kb = rss_kb(pid)
+            if kb is None:
+                continue
+            v = self.rss.setdefault(name, [kb, kb, kb])
+            v[1], v[2] = max(v[1], kb), kb
+
+    async def run(self, cfg: ClusterConfig, done: asyncio.Event) -> None:
+        while True:
+            self.sample(cfg)
+            if done.is_set():
+                return
+            try:
+                await asyncio.wait_for(done.wait(), 0.5)
+            except TimeoutError:
+                pass
+
+
+def rss_kb(pid: int) -> int | None:
+    """A process's resident set (VmRSS, kB) from /proc; None when it is gone or not on Linux."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+async def _replicated(cfg: ClusterConfig, timeout: float) -> bool:
+    """Wait (bounded) until no ready node lags behind another's records (their status files say
+    so); True when they got there."""
     from utilities.node_status import cluster_status
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         nodes = cluster_status(cfg)["nodes"]
         if all(sum(n.get("lag", {}).values()) == 0 for n in nodes if n.get("state") == "ready"):
-            return
+            return True
         await asyncio.sleep(0.5)
+    return False
 
 
-async def _count_lost(cfus: list[NodeConfig], clients: list[CustomerConfig], owner: dict[bytes, tuple[str, str]],
-                      begin: str, sessions: int) -> int:
-    """Ask every customer utility for every order's status; an order is lost when any of them
-    does not know it or shows it neither resting nor terminal after a grace period."""
-    lost: set[bytes] = set()
-    for cfu in cfus:
+async def _ask_status(live: Callable[[int], Awaitable[_Conn]], cids: list[bytes], owner: dict[bytes, tuple[str, str]],
+                      status: dict[bytes, bytes], sessions: int) -> None:
+    """Ask for the status of each order over the session that sent it (still logged on: its
+    reader task collects the answers into ``status``), again for those not yet resting or final,
+    a few times a second apart, bounded."""
+    pending = set(cids)
+    for _attempt in range(5):
+        if not pending:
+            return
+        for cid in pending:
+            status.pop(cid, None)
         by_session: dict[int, list[bytes]] = {}
-        for cid in owner:
+        for cid in sorted(pending):
             by_session.setdefault(int(cid.rsplit(b".", 1)[1]) % sessions, []).append(cid)
-        for i, cids in by_session.items():
-            c = await _logon(cfu.host, int(cfu.port or 0), clients[i].comp_id, cfu.comp_id, begin)
-            try:
-                pending = set(cids)
-                for attempt in range(5):
-                    if not pending:
-                        break
-                    answers: dict[bytes, bytes] = {}
-                    chunks = [c.client.message(b"H", [(11, cid), (55, owner[cid][0].encode()), (54, owner[cid][1].encode())],
-                                            time.time()) for cid in sorted(pending)]
-                    for k in range(0, len(chunks), 500):
-                        c.writer.write(b"".join(chunks[k:k + 500]))
-                        await c.writer.drain()
-                    deadline = time.monotonic() + 20
-                    while len(answers) < len(pending) and time.monotonic() < deadline:
-                        try:
-                            for m in await _read(c, deadline):
-                                if m.msg_type == b"8" and m.get(150) == b"I":
-                                    known = m.get(103) != b"5"
-                                    answers[m.get(11) or b""] = (m.get(39) or b"") if known else b"?"
-                        except TimeoutError:
-                            break
-                    pending = {cid for cid in pending if answers.get(cid, b"?") not in RESTING_OR_TERMINAL}
-                    if pending:
-                        await asyncio.sleep(1.0)   # replication may still be catching up
-                lost |= pending
-            finally:
-                await _logout(c)
-    return len(lost)
+        for i, group in by_session.items():
+            for k in range(0, len(group), 500):
+                c: _Conn | None = None
+                try:
+                    c = await live(i)
+                    c.writer.write(b"".join(c.client.message(
+                        b"H", [(11, cid), (55, owner[cid][0].encode()), (54, owner[cid][1].encode())], time.time())
+                        for cid in group[k:k + 500]))
+                    await asyncio.wait_for(c.writer.drain(), 20)
+                except (ConnectionError, OSError, RuntimeError, TimeoutError):
+                    if c is not None:
+                        c.closed = True   # asked again at the next attempt, over a new connection
+                    break
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and any(cid not in status for cid in pending):
+            await asyncio.sleep(0.05)
+        pending = {cid for cid in pending if status.get(cid, b"?") not in RESTING_OR_TERMINAL}
+        if pending:
+            await asyncio.sleep(1.0)   # still being worked (or replication catching up)

@@ -96,6 +96,8 @@ class CustomerConfig:
     comp_id: str
     accounts: tuple[str, ...]
     password: str = ""
+    # messages per second each of its sessions may send (fixgw.throttle); None: no limit
+    max_messages_per_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,7 +379,7 @@ def parse_cluster_config(data: Mapping[str, Any], source: Path) -> ClusterConfig
 
     customers: dict[str, CustomerConfig] = {}
     for where, c in r.tables(data, "customers"):
-        r.check_keys(c, {"comp_id", "accounts", "password"}, where)
+        r.check_keys(c, {"comp_id", "accounts", "password", "max_messages_per_s"}, where)
         comp = r.str_(c, "comp_id", where)
         accts = c.get("accounts")
         if not isinstance(accts, list) or not accts or not all(isinstance(a, str) for a in accts):
@@ -385,7 +387,11 @@ def parse_cluster_config(data: Mapping[str, Any], source: Path) -> ClusterConfig
         pw = c.get("password", "")
         if not isinstance(pw, str):
             raise r.fail(where + "password", "a string", pw)
-        customers[comp] = CustomerConfig(comp_id=comp, accounts=tuple(accts), password=pw)
+        rate = c.get("max_messages_per_s")
+        if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0):
+            raise r.fail(where + "max_messages_per_s", "a number of messages per second > 0", rate)
+        customers[comp] = CustomerConfig(comp_id=comp, accounts=tuple(accts), password=pw,
+                                         max_messages_per_s=float(rate) if rate is not None else None)
 
     accounts: dict[str, AccountConfig] = {}
     for where, a in r.tables(data, "accounts"):

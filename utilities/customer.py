@@ -53,6 +53,7 @@ from utilities.routing import TTL_FACTOR, Command, Pending, Router, encode_comma
 from utilities.session_owner import NotReady, SessionOwner
 from utilities.session_rule import SessionKey
 from utilities.session_store import ReplicatedSessionStore
+from utilities.session_throttle import SessionThrottle
 from utilities.status import OrderStatus, fold
 from utilities.tasks import TaskSet
 from utilities.txn import TxnAllocator, parse_txn
@@ -93,6 +94,7 @@ class CustomerUtility(MessageCracker):
         default_venue: str = "",
         today: Callable[[], dt.date] | None = None,  # the trading day (New York date); injectable for tests
         sessions: SessionOwner | None = None,        # None: every session is this process's (tests)
+        rate_limits: Mapping[str, float] | None = None,  # client CompID -> messages/s per session
     ) -> None:
         self.node = node
         self.name = node_name
@@ -126,7 +128,7 @@ class CustomerUtility(MessageCracker):
         # "orders" received, "accepted" (durable, PendingNew sent), "rejects", "reports" (street
         # records turned into reports), "execution_reports" (every 35=8 sent), "routed", ...
         self.counters = {"orders": 0, "accepted": 0, "rejects": 0, "reports": 0, "execution_reports": 0, "routed": 0,
-                         "reported_again": 0, "possdup_known": 0}
+                         "reported_again": 0, "possdup_known": 0, "throttled": 0}
         # NewOrderSingle read -> PendingNew (or Rejected) handed to the engine, seconds
         self.ack_latency = LatencyHistogram()
         self.sessions = sessions
@@ -135,6 +137,25 @@ class CustomerUtility(MessageCracker):
         # client -> its orders' txns -> (trading day, BeginString of the session that sent it)
         self.client_txns: dict[str, dict[str, tuple[dt.date, str]]] = {}
         self._reset_logon: dict[SessionKey, bool] = {}          # the Logon being taken asked for a reset
+        self.throttle = SessionThrottle(rate_limits or {})
+
+    def bound_handlers(self) -> dict[bytes, Callable[[Message, SessionID], Awaitable[None]]]:
+        """The handlers, behind each session's message-rate limit (utilities.session_throttle)."""
+        if "_bound_handlers" not in self.__dict__:
+            self.__dict__["_bound_handlers"] = self.throttle.wrap(super().bound_handlers(), self._throttle_reject)
+        return self.__dict__["_bound_handlers"]  # type: ignore[no-any-return]
+
+    def _throttle_reject(self, msg: Message, sid: SessionID, text: str) -> None:
+        """An order over its session's rate limit: ExecutionReport Rejected, no record (never accepted)."""
+        self.counters["throttled"] += 1
+        view = er.OrderView(order_id="NONE", cl_ord_id=msg.get_str(11) or "NONE", orig_cl_ord_id="",
+                            account=msg.get_str(1) or "", symbol=msg.get_str(55) or "[N/A]",
+                            side=msg.get_str(54) or Side.BUY, order_qty=msg.get_decimal(38),
+                            cash_order_qty=msg.get_decimal(152), price=msg.get_decimal(44),
+                            ord_type=msg.get_str(40) or "", tif=msg.get_str(59) or "", ord_status=OrdStatus.REJECTED,
+                            cum_qty=Decimal(0), leaves_qty=Decimal(0), avg_px=Decimal(0))
+        self._send(sid, er.execution_report(sid.begin_string, view, exec_id=self._exec_id(), exec_type=ExecType.REJECTED,
+                                            text=text, ord_rej_reason=OrdRejReason.OTHER))
 
     # ------------------------------------------------------------------ start-up
     def load(self) -> None:

@@ -280,6 +280,8 @@ class NodeProcess:
             symbol_venues=self.catalogue.symbol_venue,
             streets={n.name: n.venues for n in cfg.nodes_with_role("street")},
             liveness=self.liveness, publish=self.publish, reference_prices=self.catalogue.prices,
+            rate_limits={c.comp_id: c.max_messages_per_s for c in cfg.customers.values()
+                         if c.max_messages_per_s is not None},
         )
         app.load()
         self.app = app

@@ -1,9 +1,11 @@
 """``fixgw bench --config`` against a running cluster: the numbers it promises, and no lost
-order (every one known at every customer utility, resting or final)."""
+order (every one known at the utility that owns its session, resting or final, and every
+replica back in agreement), asked over the bench's own sessions: no session changes owner."""
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,6 +47,26 @@ def test_end_to_end_bench_reports_and_loses_nothing(cluster: Cluster) -> None:
     assert 0 < res["ack_p50_us"] <= res["ack_p99_us"] and 0 < res["fill_p50_us"] <= res["fill_p99_us"]
     assert res["ack_p50_us"] < res["fill_p50_us"]  # acknowledged before it reached the venue
     assert res["orders_per_s"] > 0 and res["filled_per_s"] > 0
+    # how the orders ended, apart (issue 19): all filled, none pending, refused or unanswered
+    assert res["refused"] == res["throttled"] == res["unacked"] == res["pending"] == 0, res
+    assert res["status_unanswered"] == 0 and res["status_counts"] == {"2": n}, res
+    assert res["acked_per_s"] > 0 and res["sustained_fills_per_s"] == res["filled_per_s"] > 0, res
+    assert res["replicas_agree"] is True and res["replication_lag_max"] >= 0, res
+    # each process's resident memory sampled: start <= peak >= end, all > 0
+    rss = res["rss_kb_by_process"]
+    assert {"cfu1", "cfu2", "ssu1", "ssu2", "firm"} <= set(rss), rss
+    assert all(0 < v["start"] <= v["peak"] and 0 < v["end"] <= v["peak"] for v in rss.values()), rss
+    # the status phase asked over the bench's own sessions: no session moved to another
+    # utility (it once logged on with BENCH1 at every utility, moving its ownership each time)
+    bench_done = time.time()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and min(cluster.status(u)["updated_at"] for u in ("cfu1", "cfu2")) <= bench_done:
+        time.sleep(0.1)
+    for u, client in (("cfu1", "BENCH1"), ("cfu2", "BENCH2")):
+        st = cluster.status(u)
+        assert st["updated_at"] > bench_done, st
+        assert st["session_counters"]["handed_over"] == 0, (u, st["session_counters"])
+        assert [s["client"] for s in st["sessions"] if s["client"].startswith("BENCH")] == [client], (u, st["sessions"])
     # the machine's share during the load (this suite runs on Linux): a cluster under load is busy
     assert res["host_cpus"] >= 1 and 0 < res["host_busy_pct"] <= 100 and 0 <= res["host_steal_pct"] <= 100
     # CPU over the load of every process of the cluster, each >= 0, the total their sum

@@ -81,6 +81,11 @@ comp_id = "CLIENT2"
 accounts = ["ACC2"]
 
 [[customers]]
+comp_id = "SLOW1"
+accounts = ["SLOWACC"]
+max_messages_per_s = 5
+
+[[customers]]
 comp_id = "BENCH1"
 accounts = ["BENCH"]
 
@@ -97,6 +102,10 @@ positions = {{ AAPL = "1000", MSFT = "500" }}
 id = "ACC2"
 cash = "500000"
 positions = {{ IBM = "300" }}
+
+[[accounts]]
+id = "SLOWACC"
+cash = "1000000"
 
 [[accounts]]
 id = "BENCH"
