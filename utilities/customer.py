@@ -23,7 +23,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from fixgw.application import IncorrectTagValue, MessageCracker, RejectLogon, handles
+from fixgw.application import (
+    IncorrectTagValue,
+    MessageCracker,
+    RejectLogon,
+    UnsupportedMessageType,
+    handles,
+)
 from fixgw.config import SessionID
 from fixgw.engine import Engine
 from fixgw.message import Message
@@ -43,6 +49,7 @@ from replication.histogram import LatencyHistogram
 from replication.record import Record, RecordType
 from replication.wire import Topics
 from utilities import execreports as er
+from utilities.account_inquiries import AccountInquiries
 from utilities.books import new_york_today, trade_date_of
 from utilities.clordids import ClOrdIds
 from utilities.liveness import Liveness
@@ -135,6 +142,9 @@ class CustomerUtility(MessageCracker):
         # client -> its orders' txns -> (trading day, BeginString of the session that sent it)
         self.client_txns: dict[str, dict[str, tuple[dt.date, str]]] = {}
         self._reset_logon: dict[SessionKey, bool] = {}          # the Logon being taken asked for a reset
+        self.inquiries = AccountInquiries(name=node_name, customers=self.customers, records=lambda: self.node.log.iter_all(),
+                                          records_for_txn=lambda txn: self.node.log.records_for_txn(txn),
+                                          send=self._send, today=self.today, reference_prices=reference_prices)
 
     # ------------------------------------------------------------------ start-up
     def load(self) -> None:
@@ -218,6 +228,7 @@ class CustomerUtility(MessageCracker):
 
     async def on_logout(self, session_id: SessionID) -> None:
         self.logged_on.discard(session_id)
+        self.inquiries.on_logout(session_id)
 
     # ------------------------------------------------------------------ session control (SessionOwner)
     def _sid(self, key: SessionKey) -> SessionID:
@@ -479,9 +490,22 @@ class CustomerUtility(MessageCracker):
         self._send(sid, er.execution_report(sid.begin_string, _view_of_status(st, st.ord_status), exec_id=self._exec_id(),
                                             exec_type=ExecType.ORDER_STATUS, status_request_id=req_id))
 
+    @handles("AN")
+    async def on_request_for_positions(self, msg: Message, sid: SessionID) -> None:
+        if sid.begin_string < "FIX.4.4":
+            raise UnsupportedMessageType("AN")
+        self.inquiries.on_request_for_positions(msg, sid)
+
+    @handles("BB")
+    async def on_collateral_inquiry(self, msg: Message, sid: SessionID) -> None:
+        if sid.begin_string < "FIX.4.4":
+            raise UnsupportedMessageType("BB")
+        self.inquiries.on_collateral_inquiry(msg, sid)
+
     # ------------------------------------------------------------------ records in
     def on_record(self, r: Record) -> None:
         self._index(r)
+        self.inquiries.on_record(r)
         if r.type not in STREET_TYPES:
             return
         if self.router.answered_by(r):
