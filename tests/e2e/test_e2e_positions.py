@@ -164,6 +164,17 @@ async def _scenario(cl: Cluster, tmp_path: Path) -> None:
         # QuickFIX validated everything it received against FIX44.xml / FIX42.xml: it rejected nothing
         for who in (c, old):
             assert not [r.raw for r in who.admin_out() if r.msg_type == "3"], "QuickFIX rejected one of our messages"
+
+        # the command line asks the same (our engine as the FIX 4.4 client, in CLIENT1's session: QuickFIX's logs out first)
+        assert await c.qf.logout_async()
+        out = cl.fixgw("order", "--config", str(cl.config), "--sender", "CLIENT1", "--account", "ACC1", "positions")
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert [ln.split()[:3] for ln in out.stdout.splitlines()] == \
+            [["ACC1", sym, str(qty)] for sym, qty in sorted(snap.items())]
+        out = cl.fixgw("order", "--config", str(cl.config), "--sender", "CLIENT1", "--account", "ACC1", "balance")
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert out.stdout.startswith(f"ACC1: cash {get(ba, 900)}  settled {get(ba, 901)}  buying power {get(ba, 899)}")
+
     finally:
         c.close()
         old.close()
