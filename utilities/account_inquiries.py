@@ -21,8 +21,7 @@ before they reach this module (see :mod:`fixgw.engine`).
 Subscriptions live in this process only, per session: a logout ends them (a customer that
 logs on again, perhaps at the other utility, subscribes again). A fill of a subscribed
 account's order is answered once per loop turn with one AP per changed instrument
-(UnsolicitedIndicator Y); the fold is over all records held, O(records) per turn with a
-subscribed fill: fine for a simulator's day, not for millions of records.
+(UnsolicitedIndicator Y); only the account's records are folded (:class:`utilities.positions.AccountIndex`).
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ import asyncio
 import datetime as dt
 import itertools
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -52,8 +51,7 @@ from fixgw.orders import (
     SubscriptionRequestType,
 )
 from replication.record import Record, RecordType
-from utilities.books import Books
-from utilities.positions import AccountView, account_view
+from utilities.positions import AccountIndex, AccountView
 from utilities.status import fold
 
 log = logging.getLogger(__name__)
@@ -67,12 +65,12 @@ class Subscription:
 
 class AccountInquiries:
     def __init__(self, *, name: str, customers: Mapping[str, tuple[str, ...]],
-                 records: Callable[[], Iterable[Record]], records_for_txn: Callable[[str], list[Record]],
+                 records_for_txn: Callable[[str], list[Record]],
                  send: Callable[[SessionID, Message], None], today: Callable[[], dt.date],
                  reference_prices: Mapping[str, Decimal] | None = None) -> None:
         self.name = name
         self.customers = customers
-        self.records = records
+        self.accounts = AccountIndex()
         self.records_for_txn = records_for_txn
         self.send = send
         self.today = today
@@ -85,8 +83,12 @@ class AccountInquiries:
     def _id(self, kind: str) -> str:
         return f"{self.name}.{kind}.{next(self._ids)}"
 
+    def index(self, r: Record) -> None:
+        """Every record this node holds, at start-up and as it arrives."""
+        self.accounts.add(r)
+
     def _view(self, account: str) -> AccountView:
-        return account_view(Books.from_records(self.records()), account, reference_prices=self.reference_prices)
+        return self.accounts.view(account, self.records_for_txn, reference_prices=self.reference_prices)
 
     def _account(self, msg: Message, client: str) -> tuple[str, str]:
         """(account, why it is refused or "")."""
@@ -180,7 +182,6 @@ class AccountInquiries:
     def _flush(self) -> None:
         self._flush_scheduled = False
         changed, self._changed = self._changed, set()
-        books = Books.from_records(self.records())
         day = self.today()
         views: dict[str, AccountView] = {}
         for sid, subs in list(self.subscriptions.items()):
@@ -190,7 +191,7 @@ class AccountInquiries:
                     continue
                 view = views.get(s.account)
                 if view is None:
-                    view = views[s.account] = account_view(books, s.account, reference_prices=self.reference_prices)
+                    view = views[s.account] = self._view(s.account)
                 lines = {p.symbol: p for p in view.positions}
                 for sym in symbols:
                     line = lines.get(sym)

@@ -142,7 +142,7 @@ class CustomerUtility(MessageCracker):
         # client -> its orders' txns -> (trading day, BeginString of the session that sent it)
         self.client_txns: dict[str, dict[str, tuple[dt.date, str]]] = {}
         self._reset_logon: dict[SessionKey, bool] = {}          # the Logon being taken asked for a reset
-        self.inquiries = AccountInquiries(name=node_name, customers=self.customers, records=lambda: self.node.log.iter_all(),
+        self.inquiries = AccountInquiries(name=node_name, customers=self.customers,
                                           records_for_txn=lambda txn: self.node.log.records_for_txn(txn),
                                           send=self._send, today=self.today, reference_prices=reference_prices)
 
@@ -170,6 +170,7 @@ class CustomerUtility(MessageCracker):
 
     def _index(self, r: Record) -> None:
         self.risk.apply(r)
+        self.inquiries.index(r)
         if r.type in TAKES_CLORDID and r.session and r.cl_ord_id:
             self.clids.learn(r.session, r.cl_ord_id, r.txn, trade_date_of(r.hlc))
         if r.type in (RecordType.ORDER, RecordType.ORDER_REJECTED) and r.session:

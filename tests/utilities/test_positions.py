@@ -20,7 +20,7 @@ from tests.utilities.support_orderrecs import SECOND, T0, fill, rec
 from utilities.account_inquiries import AccountInquiries
 from utilities.books import Books, account_record, settled_record, settlements_due
 from utilities.firm import books_summary
-from utilities.positions import account_view, account_view_of
+from utilities.positions import AccountIndex, account_view, account_view_of
 
 D = Decimal
 DAY = dt.date(2024, 3, 5)
@@ -79,6 +79,26 @@ def test_account_view_does_not_depend_on_record_order_or_duplicates(order: list[
     assert account_view_of(shuffled, "ACC1") == account_view_of(rs, "ACC1")
 
 
+def with_open_market_buy() -> list[Record]:
+    """records() + an open market buy of ACC1 (reserved at AAPL's last trade, ACC2's) and an
+    AAPL fill without the account named (booked on its order's account by the fold)."""
+    return [*records(), rec(T.ORDER, 8, txn="c-0.5", cl_ord_id="C5", ord_type="1", price=None, order_qty=D(7)),
+            rec(T.ORDER, 9, txn="c-0.6", account="ACC2", session="CLIENT2", cl_ord_id="K2", order_qty=D(3)),
+            fill(10, 3, "11.5", "E4", txn="c-0.6", terms=False, status="2")]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.permutations(range(len(with_open_market_buy()))), st.sampled_from(["ACC1", "ACC2", "NOBODY"]))
+def test_index_of_the_account_records_agrees_with_the_whole_fold(order: list[int], account: str) -> None:
+    rs = with_open_market_buy()
+    idx = AccountIndex()
+    for i in order:
+        idx.add(rs[i])
+    view = idx.view(account, lambda txn: [r for r in rs if r.txn == txn])
+    assert view == account_view_of(rs, account)
+    assert len(idx.records(account, lambda txn: [r for r in rs if r.txn == txn])) < len(rs)
+
+
 def test_reference_price_prices_only_an_untraded_symbol() -> None:
     rs = [opening("ACC1", "10", IBM="3")]
     books = Books.from_records(rs)
@@ -94,9 +114,11 @@ SID = SessionID("FIX.4.4", "CFU", "CLIENT1")
 def inquiries(rs: list[Record]) -> tuple[AccountInquiries, list[tuple[SessionID, Message]]]:
     sent: list[tuple[SessionID, Message]] = []
     by_txn = lambda txn: [r for r in rs if r.txn == txn]
-    return AccountInquiries(name="cfu1", customers={"CLIENT1": ("ACC1",), "CLIENT2": ("ACC2",)},
-                            records=lambda: list(rs), records_for_txn=by_txn,
-                            send=lambda sid, m: sent.append((sid, m)), today=lambda: DAY), sent
+    inq = AccountInquiries(name="cfu1", customers={"CLIENT1": ("ACC1",), "CLIENT2": ("ACC2",)},
+                           records_for_txn=by_txn, send=lambda sid, m: sent.append((sid, m)), today=lambda: DAY)
+    for r in rs:
+        inq.index(r)
+    return inq, sent
 
 
 def an(account: str = "ACC1", sub: str = "0", req: str = "R1", pos_type: str = "0") -> Message:
@@ -152,6 +174,7 @@ def test_subscription_reports_a_fill_until_unsubscribed() -> None:
         del sent[:]
         new = fill(20, 10, "10.5", "E9", txn="c-0.3", cl_ord_id="C3", order_qty=D(40), price=D(11), status="1")
         rs.append(new)
+        inq.index(new)
         inq.on_record(new)
         inq.on_record(rec(T.ORDER, 21, txn="c-0.9", cl_ord_id="C9"))   # not a fill: nothing
         await asyncio.sleep(0)
@@ -162,6 +185,7 @@ def test_subscription_reports_a_fill_until_unsubscribed() -> None:
         assert [(m.msg_type, m.get_str(728)) for _, m in sent] == [(b"AO", "0")]
         later = fill(30, 10, "10.5", "E10", txn="c-0.3", cl_ord_id="C3", order_qty=D(40), price=D(11), status="1")
         rs.append(later)
+        inq.index(later)
         inq.on_record(later)
         await asyncio.sleep(0)
         assert len(sent) == 1
