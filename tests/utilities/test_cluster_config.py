@@ -142,10 +142,21 @@ def test_map_size_mistakes_name_file_key_and_expectation(tmp_path: Path, cluster
     assert str(path) in str(info.value) and needle in str(info.value)
 
 
+def test_up_restarts_children_unless_told_not_to(tmp_path: Path) -> None:
+    assert load_cluster_config(write(tmp_path, MINIMAL)).restart_children is True
+    off = MINIMAL.replace('name = "t"\n', 'name = "t"\nrestart_children = false\n', 1)
+    assert load_cluster_config(write(tmp_path, off)).restart_children is False
+    path = write(tmp_path, MINIMAL.replace('name = "t"\n', 'name = "t"\nrestart_children = 1\n', 1))
+    with pytest.raises(ClusterConfigError) as info:
+        load_cluster_config(path)
+    assert str(path) in str(info.value) and "key 'cluster.restart_children': expected true or false, got 1" in str(info.value)
+
+
 def test_shipped_local_config_has_gateway_gw1_on_19000() -> None:
     cfg = load_cluster_config(ROOT / "configs" / "local.toml")
     gw = cfg.gateway(None)
     assert (gw.name, gw.host, gw.port, gw.tls_cert) == ("gw1", "127.0.0.1", 19000, None)
+    assert gw.metrics_url == "http://127.0.0.1:19190/metrics"
     assert gw.logon_timeout_s > 0 and gw.max_logon_bytes >= 64
 
 
@@ -179,6 +190,8 @@ def test_gateways_parse_with_defaults_and_tls_paths_relative_to_the_file(tmp_pat
          "key 'gateways[0].max_logon_bytes': expected an integer number of bytes 64..1048576, got 10"),
         ('name = "cfu1"\nport = 2000\n', "key 'gateways[0].name': expected a name used by no other"),
         ('name = "gw"\nport = 2000\ncolour = "red"\n', "unknown key 'gateways[0].colour'"),
+        ('name = "gw"\nport = 2000\nmetrics_port = 99999\n',
+         "key 'gateways[0].metrics_port': expected an integer port 1..65535, got 99999"),
     ],
 )
 def test_gateway_mistakes_name_file_key_and_expectation(tmp_path: Path, gateway: str, needle: str) -> None:
