@@ -307,6 +307,20 @@ class _Conn:
                 self.writer.close()
 
 
+def _version_aware(dd: Any, app_supports: Callable[[bytes], bool]) -> tuple[Callable[[bytes], bool], Callable[[bytes], bool]]:
+    """(supports, is_app_type) for a session with dictionary ``dd``: a type the application
+    handles but ``dd`` does not define counts as an application type it does not support."""
+
+    def supports(mt: bytes) -> bool:
+        return app_supports(mt) and dd.message_b(mt) is not None
+
+    def is_app(mt: bytes) -> bool:
+        m = dd.message_b(mt)
+        return (m is not None and not m.is_admin) or (m is None and app_supports(mt))
+
+    return supports, is_app
+
+
 class SessionRuntime:
     """A session as the engine runs it: state machine + store + log + connection."""
 
@@ -345,7 +359,14 @@ class SessionRuntime:
         )
         # learned message shapes of the dictionary: parse + validate in one regex match
         self._plans: PlanBook | None = plan_book(dd) if dd is not None else None
-        supports = app.supports if type(app).supports is not Application.supports else None
+        supports: Callable[[bytes], bool] | None = (
+            app.supports if type(app).supports is not Application.supports else None)
+        is_app_type: Callable[[bytes], bool] | None = is_app
+        if supports is not None and dd is not None:
+            # a type the application handles but this session's FIX version does not define
+            # (RequestForPositions on FIX 4.2): unsupported here, so BusinessMessageReject 380=3
+            # rather than the dictionary's Reject 373=11
+            supports, is_app_type = _version_aware(dd, supports)
         self.session = Session(
             config_from_settings(settings),
             next_sender_seq=store.next_sender_seq,
@@ -353,7 +374,7 @@ class SessionRuntime:
             store=store,
             validator=validator,
             supports=supports,
-            is_app_type=is_app,
+            is_app_type=is_app_type,
             # an application that does not override a hook costs no call per message
             to_admin=(lambda m: app.to_admin(m, sid))
             if type(app).to_admin is not Application.to_admin else noop_hook,

@@ -17,6 +17,8 @@ from enum import IntEnum, StrEnum
 
 __all__ = [
     "TERMINAL_STATUSES",
+    "CollInquiryResult",
+    "CollInquiryStatus",
     "CxlRejReason",
     "CxlRejResponseTo",
     "ExecTransType",
@@ -24,7 +26,11 @@ __all__ = [
     "OrdRejReason",
     "OrdStatus",
     "OrdType",
+    "PosReqResult",
+    "PosReqStatus",
+    "PosReqType",
     "Side",
+    "SubscriptionRequestType",
     "TimeInForce",
 ]
 
@@ -124,3 +130,57 @@ class CxlRejResponseTo(StrEnum):
 
     CANCEL = "1"
     REPLACE = "2"
+
+
+class PosReqType(IntEnum):
+    """PosReqType (724) of a RequestForPositions: only POSITIONS is answered."""
+
+    POSITIONS = 0
+    TRADES = 1
+    EXERCISES = 2
+    ASSIGNMENTS = 3
+
+
+class PosReqResult(IntEnum):
+    """PosReqResult (728) of a RequestForPositionsAck / PositionReport."""
+
+    VALID = 0
+    INVALID_OR_UNSUPPORTED = 1
+    NO_POSITIONS = 2
+    NOT_AUTHORIZED = 3
+    NOT_SUPPORTED = 4
+    OTHER = 99
+
+
+class PosReqStatus(IntEnum):
+    """PosReqStatus (729) of a RequestForPositionsAck."""
+
+    COMPLETED = 0
+    COMPLETED_WITH_WARNINGS = 1
+    REJECTED = 2
+
+
+class CollInquiryStatus(IntEnum):
+    """CollInquiryStatus (945) of a CollateralInquiryAck."""
+
+    ACCEPTED = 0
+    ACCEPTED_WITH_WARNINGS = 1
+    COMPLETED = 2
+    COMPLETED_WITH_WARNINGS = 3
+    REJECTED = 4
+
+
+class CollInquiryResult(IntEnum):
+    """CollInquiryResult (946) of a CollateralInquiryAck."""
+
+    SUCCESSFUL = 0
+    UNAUTHORIZED = 9
+    OTHER = 99
+
+
+class SubscriptionRequestType(StrEnum):
+    """SubscriptionRequestType (263)."""
+
+    SNAPSHOT = "0"
+    SNAPSHOT_AND_UPDATES = "1"
+    UNSUBSCRIBE = "2"

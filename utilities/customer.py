@@ -23,7 +23,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from fixgw.application import IncorrectTagValue, MessageCracker, RejectLogon, handles
+from fixgw.application import (
+    IncorrectTagValue,
+    MessageCracker,
+    RejectLogon,
+    UnsupportedMessageType,
+    handles,
+)
 from fixgw.config import SessionID
 from fixgw.engine import Engine
 from fixgw.message import Message
@@ -43,6 +49,7 @@ from replication.histogram import LatencyHistogram
 from replication.record import Record, RecordType
 from replication.wire import Topics
 from utilities import execreports as er
+from utilities.account_inquiries import AccountInquiries
 from utilities.books import new_york_today, trade_date_of
 from utilities.clordids import ClOrdIds
 from utilities.liveness import Liveness
@@ -138,6 +145,9 @@ class CustomerUtility(MessageCracker):
         self.client_txns: dict[str, dict[str, tuple[dt.date, str]]] = {}
         self._reset_logon: dict[SessionKey, bool] = {}          # the Logon being taken asked for a reset
         self.throttle = SessionThrottle(rate_limits or {})
+        self.inquiries = AccountInquiries(name=node_name, customers=self.customers,
+                                          records_for_txn=lambda txn: self.node.log.records_for_txn(txn),
+                                          send=self._send, today=self.today, reference_prices=reference_prices)
 
     def bound_handlers(self) -> dict[bytes, Callable[[Message, SessionID], Awaitable[None]]]:
         """The handlers, behind each session's message-rate limit (utilities.session_throttle)."""
@@ -181,6 +191,7 @@ class CustomerUtility(MessageCracker):
 
     def _index(self, r: Record) -> None:
         self.risk.apply(r)
+        self.inquiries.index(r)
         if r.type in TAKES_CLORDID and r.session and r.cl_ord_id:
             self.clids.learn(r.session, r.cl_ord_id, r.txn, trade_date_of(r.hlc))
         if r.type in (RecordType.ORDER, RecordType.ORDER_REJECTED) and r.session:
@@ -239,6 +250,7 @@ class CustomerUtility(MessageCracker):
 
     async def on_logout(self, session_id: SessionID) -> None:
         self.logged_on.discard(session_id)
+        self.inquiries.on_logout(session_id)
 
     # ------------------------------------------------------------------ session control (SessionOwner)
     def _sid(self, key: SessionKey) -> SessionID:
@@ -500,9 +512,22 @@ class CustomerUtility(MessageCracker):
         self._send(sid, er.execution_report(sid.begin_string, _view_of_status(st, st.ord_status), exec_id=self._exec_id(),
                                             exec_type=ExecType.ORDER_STATUS, status_request_id=req_id))
 
+    @handles("AN")
+    async def on_request_for_positions(self, msg: Message, sid: SessionID) -> None:
+        if sid.begin_string < "FIX.4.4":
+            raise UnsupportedMessageType("AN")
+        self.inquiries.on_request_for_positions(msg, sid)
+
+    @handles("BB")
+    async def on_collateral_inquiry(self, msg: Message, sid: SessionID) -> None:
+        if sid.begin_string < "FIX.4.4":
+            raise UnsupportedMessageType("BB")
+        self.inquiries.on_collateral_inquiry(msg, sid)
+
     # ------------------------------------------------------------------ records in
     def on_record(self, r: Record) -> None:
         self._index(r)
+        self.inquiries.on_record(r)
         if r.type not in STREET_TYPES:
             return
         if self.router.answered_by(r):

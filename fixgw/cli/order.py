@@ -2,6 +2,7 @@
 
     fixgw order --sender CLIENT1 --account ACC1 buy 100 AAPL --price 200
     fixgw order --sender CLIENT1 --account ACC1 buy 5000 FSIDX --cash     # a fund order by amount
+    fixgw order --sender CLIENT1 --account ACC1 positions    # or balance: account information (fixgw.cli.order_account)
 
 It logs on as the given customer CompID (a FIX client like any other, our engine as the
 initiator), sends a NewOrderSingle and prints every ExecutionReport about it until the order
@@ -23,13 +24,15 @@ EXEC_TYPES = {"A": "PendingNew", "0": "New", "1": "PartialFill", "2": "Fill", "F
               "5": "Replaced", "6": "PendingCancel", "8": "Rejected", "C": "Expired", "E": "PendingReplace",
               "I": "Status"}
 FINAL = {"2", "4", "8", "C"}
+ACCOUNT_QUERIES = ("positions", "balance")
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("order", help="place one order through a customer utility and print its reports")
-    p.add_argument("side", choices=["buy", "sell"])
-    p.add_argument("qty", help="shares (or, with --cash, an amount of money)")
-    p.add_argument("symbol")
+    p.add_argument("side", choices=["buy", "sell", *ACCOUNT_QUERIES],
+                   help="buy or sell; or positions / balance of the account (FIX 4.4)")
+    p.add_argument("qty", nargs="?", help="shares (or, with --cash, an amount of money)")
+    p.add_argument("symbol", nargs="?")
     p.add_argument("--price", help="limit price (default: a market order)")
     p.add_argument("--cash", action="store_true", help="QTY is an amount (CashOrderQty 152): fund orders")
     p.add_argument("--tif", default="0", help="TimeInForce: 0 DAY, 1 GTC, 3 IOC, 4 FOK (default 0)")
@@ -55,7 +58,9 @@ def _decimal(value: str, what: str) -> Decimal:
 
 
 def run(args: argparse.Namespace) -> int:
-    qty = _decimal(args.qty, "quantity")
+    if args.side not in ACCOUNT_QUERIES and (args.qty is None or args.symbol is None):
+        raise CliError(f"order {args.side}: expected QTY and SYMBOL")
+    qty = _decimal(args.qty, "quantity") if args.side not in ACCOUNT_QUERIES else Decimal(0)
     price = _decimal(args.price, "--price") if args.price else None
     if args.connect:
         host, _, port_s = args.connect.rpartition(":")
@@ -71,6 +76,10 @@ def run(args: argparse.Namespace) -> int:
         if node is None or node.role != "customer":
             raise CliError(f"{cfg.source}: no customer utility {args.node or ''} to connect to")
         host, port, target = node.host, int(node.port or 0), args.target or node.comp_id
+    if args.side in ACCOUNT_QUERIES:
+        from fixgw.cli.order_account import account_query
+
+        return asyncio.run(account_query(host, port, target, args))
     return asyncio.run(_order(host, port, target, args, qty, price))
 
 

@@ -1,0 +1,193 @@
+"""Positions and balances of one account (utilities/positions.py) and the customer utility's
+answers built from them (utilities/account_inquiries.py), in-process with frozen dates."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import itertools
+from decimal import Decimal
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fixgw.config import SessionID
+from fixgw.message import Message
+from replication.hlc import Hlc
+from replication.record import Record
+from replication.record import RecordType as T
+from tests.utilities.support_orderrecs import SECOND, T0, fill, rec
+from utilities.account_inquiries import AccountInquiries
+from utilities.books import Books, account_record, settled_record, settlements_due
+from utilities.firm import books_summary
+from utilities.positions import AccountIndex, account_view, account_view_of
+
+D = Decimal
+DAY = dt.date(2024, 3, 5)
+_seq = itertools.count(5000)
+
+
+def opening(account: str, cash: str, **positions: str) -> Record:
+    return account_record(origin="firm", seq=next(_seq), hlc=Hlc(T0 - 3600 * SECOND, 0, "firm"), account=account,
+                          cash=D(cash), positions={k: D(v) for k, v in positions.items()})
+
+
+def records() -> list[Record]:
+    """ACC1: opens with 50 AAPL, buys 60 AAPL @10 (settled), sells 20 MSFT short @12.5, has an open
+    buy of 40 AAPL @11; ACC2 (another customer) buys 5 AAPL @ 11."""
+    rs = [
+        opening("ACC1", "100000", AAPL="50"), opening("ACC2", "5000"),
+        rec(T.ORDER, 1, txn="c-0.1"), fill(2, 60, "10", "E1", txn="c-0.1", status="1"),
+        rec(T.ORDER, 3, txn="c-0.2", side="2", symbol="MSFT", cl_ord_id="C2", order_qty=D(20)),
+        fill(4, 20, "12.5", "E2", txn="c-0.2", side="2", symbol="MSFT", order_qty=D(20), status="2"),
+        rec(T.ORDER, 5, txn="c-0.3", cl_ord_id="C3", order_qty=D(40), price=D(11)),
+        rec(T.ORDER, 6, txn="c-0.4", account="ACC2", session="CLIENT2", cl_ord_id="K1", order_qty=D(5)),
+        fill(7, 5, "11", "E3", txn="c-0.4", account="ACC2", session="CLIENT2", order_qty=D(5), status="2"),
+    ]
+    s = next(x for x in settlements_due(rs, DAY + dt.timedelta(days=1)) if x.exec_id == "E1")
+    rs.append(settled_record(s, origin="firm", seq=next(_seq), hlc=Hlc(T0 + 10 * SECOND, 0, "firm")))
+    return rs
+
+
+def test_account_view_agrees_with_the_firm_books() -> None:
+    rs = records()
+    summary = books_summary(Books.from_records(rs))
+    for acct in ("ACC1", "ACC2"):
+        v = account_view_of(rs, acct)
+        s = summary[acct]
+        assert {p.symbol: format(p.traded, "f") for p in v.positions} == s["positions"]
+        assert (format(v.balance.cash, "f"), format(v.balance.settled, "f"), format(v.balance.buying_power, "f")) == \
+            (s["cash"], s["cash_settled"], s["buying_power"])
+    v = account_view_of(rs, "ACC1")
+    by = {p.symbol: p for p in v.positions}
+    assert (by["AAPL"].opening, by["AAPL"].traded, by["AAPL"].settled) == (D(50), D(110), D(110))
+    assert (by["AAPL"].long_qty, by["AAPL"].short_qty) == (D(110), D(0))
+    assert (by["MSFT"].traded, by["MSFT"].long_qty, by["MSFT"].short_qty, by["MSFT"].settled) == (D(-20), D(0), D(20), D(0))
+    # AAPL's last trade is ACC2's at 11; MSFT's ACC1's own at 12.5
+    assert (by["AAPL"].price, by["MSFT"].price) == (D(11), D("12.5"))
+    assert v.balance.cash == D(100000) - 600 + 250
+    assert v.balance.settled == D(100000) - 600
+    assert v.balance.buying_power == v.balance.cash - 40 * 10 - 40 * 11   # c-0.1 leaves 40 @ 10, c-0.3 40 @ 11
+    assert account_view_of(rs, "NOBODY").positions == ()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.permutations(range(len(records()))), st.lists(st.integers(0, len(records()) - 1), max_size=5))
+def test_account_view_does_not_depend_on_record_order_or_duplicates(order: list[int], dups: list[int]) -> None:
+    rs = records()
+    shuffled = [rs[i] for i in order] + [rs[i] for i in dups]
+    assert account_view_of(shuffled, "ACC1") == account_view_of(rs, "ACC1")
+
+
+def with_open_market_buy() -> list[Record]:
+    """records() + an open market buy of ACC1 (reserved at AAPL's last trade, ACC2's) and an
+    AAPL fill without the account named (booked on its order's account by the fold)."""
+    return [*records(), rec(T.ORDER, 8, txn="c-0.5", cl_ord_id="C5", ord_type="1", price=None, order_qty=D(7)),
+            rec(T.ORDER, 9, txn="c-0.6", account="ACC2", session="CLIENT2", cl_ord_id="K2", order_qty=D(3)),
+            fill(10, 3, "11.5", "E4", txn="c-0.6", terms=False, status="2")]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.permutations(range(len(with_open_market_buy()))), st.sampled_from(["ACC1", "ACC2", "NOBODY"]))
+def test_index_of_the_account_records_agrees_with_the_whole_fold(order: list[int], account: str) -> None:
+    rs = with_open_market_buy()
+    idx = AccountIndex()
+    for i in order:
+        idx.add(rs[i])
+    view = idx.view(account, lambda txn: [r for r in rs if r.txn == txn])
+    assert view == account_view_of(rs, account)
+    assert len(idx.records(account, lambda txn: [r for r in rs if r.txn == txn])) < len(rs)
+
+
+def test_reference_price_prices_only_an_untraded_symbol() -> None:
+    rs = [opening("ACC1", "10", IBM="3")]
+    books = Books.from_records(rs)
+    assert account_view(books, "ACC1", reference_prices={"IBM": D(150)}).positions[0].price == D(150)
+    assert account_view(books, "ACC1").positions[0].price == D(0)
+
+
+# ---------------------------------------------------------------- the customer utility's answers
+
+SID = SessionID("FIX.4.4", "CFU", "CLIENT1")
+
+
+def inquiries(rs: list[Record]) -> tuple[AccountInquiries, list[tuple[SessionID, Message]]]:
+    sent: list[tuple[SessionID, Message]] = []
+    by_txn = lambda txn: [r for r in rs if r.txn == txn]
+    inq = AccountInquiries(name="cfu1", customers={"CLIENT1": ("ACC1",), "CLIENT2": ("ACC2",)},
+                           records_for_txn=by_txn, send=lambda sid, m: sent.append((sid, m)), today=lambda: DAY)
+    for r in rs:
+        inq.index(r)
+    return inq, sent
+
+
+def an(account: str = "ACC1", sub: str = "0", req: str = "R1", pos_type: str = "0") -> Message:
+    return Message.new("AN", [(710, req), (724, pos_type), (263, sub), (1, account), (581, "1"),
+                              (715, "20240305"), (60, "20240305-15:00:00.000")])
+
+
+def test_positions_ack_and_one_report_per_instrument() -> None:
+    rs = records()
+    inq, sent = inquiries(rs)
+    inq.on_request_for_positions(an(), SID)
+    ack, *aps = [m for _, m in sent]
+    assert ack.msg_type == b"AO" and ack.get_str(728) == "0" and ack.get_str(729) == "0" and ack.get_str(727) == "2"
+    assert [(m.msg_type, m.get_str(55), m.get_str(710), m.get_str(325)) for m in aps] == \
+        [(b"AP", "AAPL", "R1", "N"), (b"AP", "MSFT", "R1", "N")]
+    aapl, msft = aps
+    # PositionQty: SOD (opening) then FIN (now), LongQty/ShortQty
+    assert list(zip(aapl.get_all(703), aapl.get_all(704), aapl.get_all(705), strict=True)) == \
+        [(b"SOD", b"50", b"0"), (b"FIN", b"110", b"0")]
+    assert list(zip(msft.get_all(703), msft.get_all(704), msft.get_all(705), strict=True)) == \
+        [(b"SOD", b"0", b"0"), (b"FIN", b"0", b"20")]
+    assert (aapl.get_str(730), aapl.get_str(715), aapl.get_str(708)) == ("11", "20240305", "1210")
+    assert not inq.subscriptions
+
+
+def test_refusals() -> None:
+    inq, sent = inquiries(records())
+    inq.on_request_for_positions(an(account="ACC2"), SID)           # another customer's
+    inq.on_request_for_positions(an(pos_type="1"), SID)             # trades: not supported
+    inq.on_request_for_positions(an(sub="2", req="NOPE"), SID)      # no such subscription
+    inq.on_collateral_inquiry(Message.new("BB", [(909, "Q1"), (1, "ACC2")]), SID)
+    got = [(m.msg_type, m.get_str(728) or m.get_str(946), m.get_str(729) or m.get_str(945)) for _, m in sent]
+    assert got == [(b"AO", "3", "2"), (b"AO", "4", "2"), (b"AO", "1", "2"), (b"BG", "9", "4")]
+    assert "may not use account ACC2" in (sent[0][1].get_str(58) or "")
+
+
+def test_no_positions_and_balance() -> None:
+    inq, sent = inquiries([opening("ACC1", "2500.50")])
+    inq.on_request_for_positions(an(), SID)
+    inq.on_collateral_inquiry(Message.new("BB", [(909, "Q1")]), SID)   # the session's one account
+    (_, ack), (_, ba) = sent
+    assert (ack.msg_type, ack.get_str(728), ack.get_str(729), ack.get_str(727)) == (b"AO", "2", "0", "0")
+    assert ba.msg_type == b"BA"
+    assert [ba.get_str(t) for t in (909, 1, 900, 901, 899, 921)] == ["Q1", "ACC1", "2500.5", "2500.5", "2500.5", "2500.5"]
+
+
+def test_subscription_reports_a_fill_until_unsubscribed() -> None:
+    rs = records()
+    inq, sent = inquiries(rs)
+
+    async def scenario() -> None:
+        inq.on_request_for_positions(an(sub="1", req="S1"), SID)
+        del sent[:]
+        new = fill(20, 10, "10.5", "E9", txn="c-0.3", cl_ord_id="C3", order_qty=D(40), price=D(11), status="1")
+        rs.append(new)
+        inq.index(new)
+        inq.on_record(new)
+        inq.on_record(rec(T.ORDER, 21, txn="c-0.9", cl_ord_id="C9"))   # not a fill: nothing
+        await asyncio.sleep(0)
+        assert [(m.msg_type, m.get_str(55), m.get_str(710), m.get_str(325), m.get_all(704)[-1]) for _, m in sent] == \
+            [(b"AP", "AAPL", "S1", "Y", b"120")]
+        del sent[:]
+        inq.on_request_for_positions(an(sub="2", req="S1"), SID)
+        assert [(m.msg_type, m.get_str(728)) for _, m in sent] == [(b"AO", "0")]
+        later = fill(30, 10, "10.5", "E10", txn="c-0.3", cl_ord_id="C3", order_qty=D(40), price=D(11), status="1")
+        rs.append(later)
+        inq.index(later)
+        inq.on_record(later)
+        await asyncio.sleep(0)
+        assert len(sent) == 1
+
+    asyncio.run(scenario())
