@@ -10,7 +10,15 @@ from decimal import Decimal
 import pytest
 
 from fixgw.mdcodes import MDEntryType, MDReqRejReason, MDUpdateAction, SubscriptionRequestType
-from fixgw.mdmessages import MdEntry, MdRequest, incremental_refresh, md_reject, md_request, parse_md_request, snapshot
+from fixgw.mdmessages import (
+    MdEntry,
+    MdRequest,
+    incremental_refresh,
+    md_reject,
+    md_request,
+    parse_md_request,
+    snapshot,
+)
 from fixgw.message import Message, encode
 from tests.venues.venue_support import cancel, make_exchange, order
 from tests.venues.vfix_support import now_ts, problems
