@@ -46,7 +46,13 @@ from fixgw import eventloop
 from fixgw.application import MessageCracker, handles
 from fixgw.config import SessionID, SessionSettings, parse_settings
 from fixgw.engine import Engine
-from fixgw.mdmessages import incremental_refresh, md_reject, parse_md_request, snapshot
+from fixgw.mdmessages import (
+    incremental_refresh,
+    md_reject,
+    parse_md_request,
+    refresh_group,
+    snapshot,
+)
 from fixgw.message import Message
 from fixgw.orders import OrdStatus
 from venues.clock import Clock, SimulatedDayClock, SystemClock
@@ -244,9 +250,13 @@ class VenueApplication(MessageCracker):
 
     def _send_md(self, outputs: Sequence[MdOutput]) -> None:
         assert self.engine is not None
+        groups: dict[int, list[tuple[int, bytes]]] = {}  # refreshes sharing changes: encoded once
         for o in outputs:
             if type(o) is MdRefresh:
-                msg = incremental_refresh(o.req_id, o.entries)
+                group = groups.get(id(o.entries))
+                if group is None:
+                    group = groups[id(o.entries)] = refresh_group(o.entries)
+                msg = incremental_refresh(o.req_id, o.entries, group)
             elif type(o) is MdSnapshot:
                 msg = snapshot(o.req_id, o.symbol, o.entries)
             else:

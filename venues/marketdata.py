@@ -78,7 +78,7 @@ class _Sub:
     types: frozenset[MDEntryType]
 
 
-View = dict[tuple[MDEntryType, Decimal], Decimal]  # (side, price) -> size
+View = dict[tuple[MDEntryType, int], Decimal]  # (side, price in ticks) -> size
 
 
 class MarketData:
@@ -165,18 +165,19 @@ class MarketData:
     # -- book state -------------------------------------------------------------------------
 
     def _view(self, symbol: str, depth: int) -> View:
-        book, tick = self._books[symbol]
+        book = self._books[symbol][0]
         view: View = {}
         for is_buy, kind in ((True, _BID), (False, _OFFER)):
             levels = book.depth(is_buy)
             if depth:
                 levels = levels[:depth]
             for ticks, qty, _n in levels:
-                view[(kind, ticks * tick)] = qty
+                view[(kind, ticks)] = qty
         return view
 
     def _snapshot(self, symbol: str, depth: int, types: frozenset[MDEntryType]) -> tuple[MdEntry, ...]:
-        entries = [MdEntry(kind, px, qty, symbol) for (kind, px), qty in self._view(symbol, depth).items()
+        tick = self._books[symbol][1]
+        entries = [MdEntry(kind, ticks * tick, qty, symbol) for (kind, ticks), qty in self._view(symbol, depth).items()
                    if kind in types]
         trade = self._last_trade.get(symbol)
         if trade is not None and _TRADE in types:
@@ -197,6 +198,7 @@ class MarketData:
             return []
         wanted = set(symbols) | trades.keys()
         per_sub: dict[int, tuple[_Sub, list[MdEntry]]] = {}
+        shared: dict[tuple[tuple[int, ...], frozenset[MDEntryType]], tuple[MdEntry, ...]] = {}
         for vk, old in list(self._views.items()):
             symbol = vk[0]
             if symbol not in wanted:
@@ -210,22 +212,29 @@ class MarketData:
                 entries.extend(c for c in changes if c.entry_type in sub.types)
                 if _TRADE in sub.types:
                     entries.extend(new_trades)
-        out: list[MdOutput] = [MdRefresh(sub.owner, sub.req_id, tuple(entries))
-                               for sub, entries in per_sub.values() if entries]
+        out: list[MdOutput] = []
+        for sub, entries in per_sub.values():
+            if entries:
+                # subscribers with the same changes share one tuple (the FIX layer encodes it once)
+                key = (tuple(id(e) for e in entries), sub.types)
+                same = shared.get(key)
+                if same is None:
+                    same = shared[key] = tuple(entries)
+                out.append(MdRefresh(sub.owner, sub.req_id, same))
         return out
 
     def _diff(self, old: View, new: View, symbol: str, vk: tuple[str, int]) -> list[MdEntry]:
         if old == new:
             return []
+        tick = self._books[symbol][1]
         changes: list[MdEntry] = []
-        for key, qty in old.items():
-            if key not in new:
-                changes.append(MdEntry(key[0], key[1], _ZERO, symbol, _DELETE))
+        for key in old.keys() - new.keys():
+            changes.append(MdEntry(key[0], key[1] * tick, _ZERO, symbol, _DELETE))
         for key, qty in new.items():
             was = old.get(key)
             if was is None:
-                changes.append(MdEntry(key[0], key[1], qty, symbol, _NEW))
+                changes.append(MdEntry(key[0], key[1] * tick, qty, symbol, _NEW))
             elif was != qty:
-                changes.append(MdEntry(key[0], key[1], qty, symbol, _CHANGE))
+                changes.append(MdEntry(key[0], key[1] * tick, qty, symbol, _CHANGE))
         self._views[vk] = new
         return changes
