@@ -11,7 +11,7 @@ Two phases, each bounded in count and time:
 - **throughput**: the driver keeps ``--inflight`` orders outstanding (counting its
   acknowledgements) until ``--orders`` are sent; the figure is the X messages the
   subscribers received divided by the time from the first order to the last X;
-- **latency**: one order at a time, from the driver's send to each subscriber's receipt of
+- **latency**: one order at a time (300, or ``--orders`` if fewer), from the driver's send to each subscriber's receipt of
   the X it caused (p50/p99 over the subscribers' receipts): the venue's book-change to
   subscriber latency, FIX parsing and TCP on both sides included.
 
@@ -159,7 +159,7 @@ async def _measure(port: int, orders: int, seconds: float, inflight: int, venue_
         # -- latency: one order at a time
         lats: list[int] = []
         n = sent
-        for _ in range(_LATENCY_ORDERS):
+        for _ in range(min(_LATENCY_ORDERS, orders)):
             if time.monotonic() > deadline + 10:
                 break
             app.x_times = []
