@@ -23,6 +23,11 @@ Rules a client can rely on (the brokerage's street utilities depend on them):
   takes the order over: its later fills go to the peer.
 - An OrderStatusRequest for an order the firm never sent is answered with OrdStatus 8,
   OrdRejReason 5 (unknown order).
+- **Market data** (the exchange): MarketDataRequest (V) is served by
+  :class:`venues.marketdata.MarketData` (snapshot W, subscription with incremental X after
+  every command or tick that moved a subscribed book or traded, unsubscribe, reject Y). A
+  session's subscriptions end when it logs out. The fund company has no books: every
+  symbol is unknown to it (Y, MDReqRejReason 0).
 - A timer drives :meth:`Venue.tick` (sleeping until :meth:`Venue.next_timer`, at most
   250 ms), so DAY expiries at the session end and fund valuations reach clients that send
   nothing.
@@ -41,6 +46,13 @@ from fixgw import eventloop
 from fixgw.application import MessageCracker, handles
 from fixgw.config import SessionID, SessionSettings, parse_settings
 from fixgw.engine import Engine
+from fixgw.mdmessages import (
+    incremental_refresh,
+    md_reject,
+    parse_md_request,
+    refresh_group,
+    snapshot,
+)
 from fixgw.message import Message
 from fixgw.orders import OrdStatus
 from venues.clock import Clock, SimulatedDayClock, SystemClock
@@ -66,6 +78,7 @@ from venues.fix_mapping import (
 )
 from venues.fund import FundCompany
 from venues.interface import Venue
+from venues.marketdata import MarketData, MdOutput, MdRefresh, MdSnapshot
 from venues.metrics import VenueCollector
 from venues.venue_config import VenueConfig
 
@@ -132,6 +145,11 @@ class VenueApplication(MessageCracker):
         self._firms: dict[SessionID, str] = {}
         self._writers: dict[str, ReportWriter] = {}
         self.reports_sent = 0
+        books = ({s: (venue.book(s), venue.tick_size(s)) for s in venue.symbols}
+                 if isinstance(venue, Exchange) else {})
+        self.market_data = MarketData(books)
+        self._md_sessions: dict[str, SessionID] = {}
+        self.md_sent = 0
         self.unrouted = 0  # events for an order no session ever spoke about (a bug if > 0)
 
     # -- session bookkeeping ------------------------------------------------------------
@@ -173,26 +191,85 @@ class VenueApplication(MessageCracker):
                 self._deliver(events, session_id, firm, cmd.cl_ord_id, cmd.account, True, None)
                 return
             self._deliver(events[:-1], session_id, firm, cmd.cl_ord_id, cmd.account, False, None)
-        self._deliver(self.venue.submit(cmd), session_id, firm, cmd.cl_ord_id, cmd.account, False, None)
+        due = self.venue.next_timer()
+        events = self.venue.submit(cmd)
+        self._deliver(events, session_id, firm, cmd.cl_ord_id, cmd.account, False, None)
+        self._market_data_after(events, due)
 
     @handles("F")
     async def order_cancel_request(self, msg: Message, session_id: SessionID) -> None:
         firm = self.firm(session_id)
         cmd = cancel_from_fix(msg, firm)
-        self._deliver(self.venue.cancel(cmd), session_id, firm, cmd.cl_ord_id, msg.get_str(1) or "", True, None)
+        due = self.venue.next_timer()
+        events = self.venue.cancel(cmd)
+        self._deliver(events, session_id, firm, cmd.cl_ord_id, msg.get_str(1) or "", True, None)
+        self._market_data_after(events, due)
 
     @handles("G")
     async def order_cancel_replace_request(self, msg: Message, session_id: SessionID) -> None:
         firm = self.firm(session_id)
         cmd = replace_from_fix(msg, firm)
-        self._deliver(self.venue.replace(cmd), session_id, firm, cmd.cl_ord_id, msg.get_str(1) or "", False, None)
+        due = self.venue.next_timer()
+        events = self.venue.replace(cmd)
+        self._deliver(events, session_id, firm, cmd.cl_ord_id, msg.get_str(1) or "", False, None)
+        self._market_data_after(events, due)
 
     @handles("H")
     async def order_status_request(self, msg: Message, session_id: SessionID) -> None:
         firm = self.firm(session_id)
         cmd = status_from_fix(msg, firm)
-        self._deliver(self.venue.status(cmd), session_id, firm, cmd.cl_ord_id, msg.get_str(1) or "", True,
-                      msg.get(790))
+        due = self.venue.next_timer()
+        events = self.venue.status(cmd)
+        self._deliver(events, session_id, firm, cmd.cl_ord_id, msg.get_str(1) or "", True, msg.get(790))
+        self._market_data_after(events, due)
+
+    @handles("V")
+    async def market_data_request(self, msg: Message, session_id: SessionID) -> None:
+        owner = str(session_id)
+        self._md_sessions[owner] = session_id
+        self._send_md(self.market_data.request(owner, parse_md_request(msg)))
+
+    async def on_logout(self, session_id: SessionID) -> None:
+        owner = str(session_id)
+        if self._md_sessions.pop(owner, None) is not None:
+            self.market_data.drop_owner(owner)
+
+    # -- market data ----------------------------------------------------------------------
+
+    def _market_data_after(self, events: Sequence[VenueEvent], due_before: datetime | None) -> None:
+        """Refreshes after a command or tick: the books of the events' symbols may have moved,
+        and all of them if time-driven work ran (``next_timer`` changed: a requote)."""
+        md = self.market_data
+        if not md.subscriptions and not events:
+            return
+        if due_before != self.venue.next_timer():
+            symbols: set[str] | frozenset[str] = md.subscribed_symbols
+        else:
+            symbols = {e.symbol for e in events if not isinstance(e, CancelRejected)}
+        self._send_md(md.after(events, symbols))
+
+    def _send_md(self, outputs: Sequence[MdOutput]) -> None:
+        assert self.engine is not None
+        groups: dict[int, list[tuple[int, bytes]]] = {}  # refreshes sharing changes: encoded once
+        for o in outputs:
+            if type(o) is MdRefresh:
+                group = groups.get(id(o.entries))
+                if group is None:
+                    group = groups[id(o.entries)] = refresh_group(o.entries)
+                msg = incremental_refresh(o.req_id, o.entries, group)
+            elif type(o) is MdSnapshot:
+                msg = snapshot(o.req_id, o.symbol, o.entries)
+            else:
+                msg = md_reject(o.req_id, o.reason, o.text)  # type: ignore[union-attr]
+            session = self._md_sessions.get(o.owner)
+            if session is None:
+                continue
+            try:
+                self.engine.send_to_target(msg, session)
+            except KeyError:
+                _log.warning("session %s is gone: market data for %s dropped", o.owner, o.req_id)
+                continue
+            self.md_sent += 1
 
     # -- outbound -------------------------------------------------------------------------
 
@@ -267,9 +344,11 @@ class VenueApplication(MessageCracker):
 
     def tick(self) -> int:
         """Deliver the time-driven events due now; returns how many there were."""
+        due = self.venue.next_timer()
         events = self.venue.tick()
         if events:
             self._deliver(events, None, "", "", "", False, None)
+        self._market_data_after(events, due)
         return len(events)
 
     def timer_delay(self) -> float:

@@ -228,11 +228,14 @@ class QuickfixClients:
         self._logged_on: set[str] = set()
         self._inboxes: dict[str, _Inbox] = {}
         self.settings = fix.SessionSettings(str(settings_path))
-        self.sessions: dict[str, QuickfixSession] = {}
+        self.sessions: dict[str, QuickfixSession] = {}  # by TargetCompID
+        self.by_sender: dict[str, QuickfixSession] = {}  # by SenderCompID
         for sid in self.settings.getSessions():
             inbox = _Inbox()
             self._inboxes[sid.toString()] = inbox
-            self.sessions[sid.getTargetCompID().getValue()] = QuickfixSession(self, sid, inbox)
+            session = QuickfixSession(self, sid, inbox)
+            self.sessions[sid.getTargetCompID().getValue()] = session
+            self.by_sender[sid.getSenderCompID().getValue()] = session
         self._app = _QfApp.make(self._inboxes, self._logged_on, self._lock)
         self._store = fix.FileStoreFactory(self.settings)
         self._log = fix.FileLogFactory(self.settings)
