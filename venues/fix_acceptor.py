@@ -71,8 +71,8 @@ from venues.interface import Venue
 from venues.journal import (
     JournalClock,
     VenueJournal,
+    command_record,
     decode_command,
-    encode_command,
     from_micros,
     to_micros,
 )
@@ -242,11 +242,10 @@ class VenueApplication(MessageCracker):
         self._jclock.unpin()
         at = self._jclock.now()
         self._jclock.pin(at)  # the venue reads this instant, as replay will
-        fields = [kind, to_micros(at), [session_id.begin_string, session_id.sender_comp_id,
-                                        session_id.target_comp_id], *rest[:-1]]
         cmd = rest[-1]
         assert isinstance(cmd, (SubmitOrder, CancelOrder, ReplaceOrder, QueryStatus))
-        fields.append(encode_command(cmd))
+        fields = command_record(kind, at, (session_id.begin_string, session_id.sender_comp_id,
+                                           session_id.target_comp_id), rest[:-1], cmd)
         self._jrnl.append(fields)
 
     def replay(self, records: Iterable[list[Any]], clock: JournalClock) -> int:

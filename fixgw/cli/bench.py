@@ -2,6 +2,7 @@
 
     fixgw bench replication [--json]                   LMDB group commit + MQTT replication
     fixgw bench matching [--json]                      the exchange matching engine in process
+    fixgw bench journal [--orders N] [--json]          the venue journal per order (and its replay)
     fixgw bench disk [--data DIR] [--json]             the synced-commit floor under every ack
     fixgw bench scale --records N [--json]             restart, memory, status inquiry on a long history
     fixgw bench replay [--records N] [--json]          ``fixgw log replay`` over a built log
@@ -23,6 +24,7 @@ from fixgw.cli import CliError
 TARGETS = {
     "replication": "replication.bench:main",
     "matching": "venues.bench:main",
+    "journal": "venues.journal_bench:main",
     "disk": "replication.diskbench:main",
     "scale": "utilities.scalebench:main",
     "replay": "utilities.replay_bench:main",
@@ -34,7 +36,7 @@ TARGETS = {
 
 def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser("bench", help="benchmarks (throughput, latency percentiles)")
-    p.add_argument("what", nargs="?", choices=["replication", "matching", "disk", "scale", "replay", "gateway"],
+    p.add_argument("what", nargs="?", choices=["replication", "matching", "journal", "disk", "scale", "replay", "gateway"],
                    help="an in-process benchmark, or 'gateway' (with --config, against fixgw up)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--connect", metavar="HOST:PORT", help="FIX load against this acceptor")

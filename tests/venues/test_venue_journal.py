@@ -146,3 +146,18 @@ async def test_fund_pending_orders_survive(tmp_path: Path) -> None:
         clock.set(MORNING.replace(hour=17))  # past the 16:00 cut-off: the valuation fills it
         fill = await c.expect(er("F1", "F"), "valuation fill of the order placed before the restart", 15)
         assert fill.get_str(39) == "2"
+
+
+def test_journal_appends_survive_reopen(tmp_path: Path) -> None:
+    j = VenueJournal(tmp_path / "j", flush_seconds=0.01)
+    j.append(["S", 1])
+    j.append(["T", 2])
+    j.flush()
+    j.close()
+    j.close()  # idempotent, as a stop after a failed start calls it
+    again = VenueJournal(tmp_path / "j", sync=False)
+    assert len(again) == 2 and list(again.records()) == [["S", 1], ["T", 2]]
+    assert again.first() == ["S", 1] and again.last() == ["T", 2]
+    again.append(["T", 3])
+    assert again.last() == ["T", 3] and len(again) == 3
+    again.close()
