@@ -301,11 +301,14 @@ class FileLog(FixLog):
         except OSError as e:
             raise FixLogError(f"{path}: cannot open FIX log file: {e.strerror or e}") from e
 
-    def _add(self, buf: list[str], line: str) -> None:
+    def _add(self, events: bool, line: str) -> None:
+        # the buffer is looked up under the lock: a reference taken before it could be the list
+        # a flush has just swapped out and written, and the line appended to it would be lost
+        # (seen: 4,999 of 5,000 lines written while the flusher thread ran)
         with self._lock:
             if self._closed:
                 return
-            buf.append(line)
+            (self._evt_buf if events else self._msg_buf).append(line)
             self._buffered += len(line)
             full = self._buffered > _MAX_BUFFER
         if full:
@@ -313,16 +316,16 @@ class FileLog(FixLog):
 
     def incoming(self, raw: bytes) -> None:
         """Record a message received (buffered)."""
-        self._add(self._msg_buf, f"{self._stamp.now()} IN {format_message(raw)}\n")
+        self._add(False, f"{self._stamp.now()} IN {format_message(raw)}\n")
 
     def outgoing(self, raw: bytes) -> None:
         """Record a message sent (buffered)."""
-        self._add(self._msg_buf, f"{self._stamp.now()} OUT {format_message(raw)}\n")
+        self._add(False, f"{self._stamp.now()} OUT {format_message(raw)}\n")
 
     def event(self, text: str) -> None:
         """Record a session event (buffered); line breaks in the text are escaped."""
         one_line = text.replace("\r", "\\r").replace("\n", "\\n")
-        self._add(self._evt_buf, f"{self._stamp.now()} {one_line}\n")
+        self._add(True, f"{self._stamp.now()} {one_line}\n")
 
     def flush(self) -> None:
         """Write the buffered lines to the files now (no fsync)."""

@@ -84,6 +84,11 @@ class GatewayConfig:
     tls_key: Path | None = None
     logon_timeout_s: float = 10.0        # a connection with no Logon after this is closed
     max_logon_bytes: int = 4096          # a first message longer than this is closed
+    metrics_port: int | None = None      # Prometheus endpoint (http://host:port/metrics); None = none
+
+    @property
+    def metrics_url(self) -> str | None:
+        return None if self.metrics_port is None else f"http://{self.host}:{self.metrics_port}/metrics"
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,7 +423,8 @@ MIN_LOGON_BYTES = 64  # the framer's floor; a real Logon is 80-300 bytes
 def _gateways(r: _Reader, data: Mapping[str, Any], taken: set[str]) -> dict[str, GatewayConfig]:
     gateways: dict[str, GatewayConfig] = {}
     for where, g in r.tables(data, "gateways"):
-        r.check_keys(g, {"name", "host", "port", "tls_cert", "tls_key", "logon_timeout_s", "max_logon_bytes"}, where)
+        r.check_keys(g, {"name", "host", "port", "tls_cert", "tls_key", "logon_timeout_s", "max_logon_bytes",
+                         "metrics_port"}, where)
         gname = r.str_(g, "name", where)
         if gname in gateways or gname in taken:
             raise r.fail(where + "name", "a name used by no other gateway, node or venue", gname)
@@ -439,6 +445,7 @@ def _gateways(r: _Reader, data: Mapping[str, Any], taken: set[str]) -> dict[str,
         gateways[gname] = GatewayConfig(
             name=gname, host=r.str_(g, "host", where, "127.0.0.1"), port=r.port(g, "port", where),
             tls_cert=paths["tls_cert"], tls_key=paths["tls_key"], logon_timeout_s=timeout, max_logon_bytes=cap,
+            metrics_port=r.port(g, "metrics_port", where) if "metrics_port" in g else None,
         )
     return gateways
 

@@ -25,12 +25,19 @@ Metric names (all with labels ``node`` and ``role``):
   ``fixgw_malformed_payloads_total``, ``fixgw_records_received_total``
 - ``fixgw_role_events_total{counter}``: the role's other counters (routed, takeovers, ...)
 - the FIX engine's metrics (``fixgw.metrics.EngineCollector``)
+
+A gateway (``GatewayCollector``, labels ``gateway``) reads its ``status()`` at scrape time, the
+dict it writes to its status file anyway: ``fixgw_gateway_events_total{counter}`` (connections
+accepted, Logons routed to the owner or by load, each refusal reason, closes on a utility's
+death), ``fixgw_gateway_connections{utility}`` (customers relayed now),
+``fixgw_gateway_utility_state{utility,state}`` (1 for the state the gateway sees: routable,
+alive or dead) and ``fixgw_broker_connected``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -45,6 +52,44 @@ ORDER_COUNTERS = {
     "rejects": ("fixgw_orders_rejected", "orders refused (recorded, then Rejected sent)"),
     "execution_reports": ("fixgw_execution_reports_sent", "ExecutionReports (35=8) sent to customers"),
 }
+
+
+class HasStatus(Protocol):
+    def status(self) -> dict[str, Any]: ...
+
+
+UTILITY_STATES = ("routable", "alive", "dead")
+
+
+class GatewayCollector(Collector):
+    """A gateway's metrics, from its ``status()`` when scraped: nothing per relayed message."""
+
+    def __init__(self, name: str, gateway: HasStatus) -> None:
+        self._name = name
+        self._gateway = gateway
+
+    def collect(self) -> Iterator[Any]:
+        st = self._gateway.status()
+        keys, base = ["gateway"], [self._name]
+        ev = CounterMetricFamily("fixgw_gateway_events", "customer connections accepted, routed and refused, by reason",
+                                 labels=keys + ["counter"])
+        for key, value in sorted(st.get("counters", {}).items()):
+            ev.add_metric(base + [key], value)
+        yield ev
+        conns = GaugeMetricFamily("fixgw_gateway_connections", "customer connections relayed now, per customer utility",
+                                  labels=keys + ["utility"])
+        state = GaugeMetricFamily("fixgw_gateway_utility_state",
+                                  "1 for the state the gateway sees a customer utility in", labels=keys + ["utility", "state"])
+        connections: dict[str, int] = st.get("connections", {})
+        for utility, seen in sorted(st.get("utilities", {}).items()):
+            conns.add_metric(base + [utility], connections.get(utility, 0))
+            for s in UTILITY_STATES:
+                state.add_metric(base + [utility, s], 1 if seen == s else 0)
+        yield conns
+        yield state
+        g = GaugeMetricFamily("fixgw_broker_connected", "1 while connected to the MQTT broker", labels=keys)
+        g.add_metric(base, 1 if st.get("broker") == "up" else 0)
+        yield g
 
 
 class NodeCollector(Collector):

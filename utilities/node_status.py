@@ -100,7 +100,8 @@ def cluster_status(cfg: ClusterConfig) -> dict[str, Any]:
         if st.get("state") != NEVER_STARTED and (not isinstance(pid, int) or not pid_alive(pid)):
             st["state"] = "down"
         gateways.append({"name": g.name, "state": st.get("state"), "pid": pid, "connections": st.get("connections", {}),
-                         "counters": st.get("counters", {}), "utilities": st.get("utilities", {})})
+                         "counters": st.get("counters", {}), "utilities": st.get("utilities", {}),
+                         "metrics_url": g.metrics_url})
     # each customer session as its owner reports it (the live customer utilities' status files)
     sessions = [dict(s, owner=n.name) for n in cfg.nodes_with_role("customer") if raw[n.name].get("state") != "down"
                 for s in raw[n.name].get("sessions") or ()]

@@ -25,9 +25,11 @@ def register(sub: Any) -> None:
 
 
 def run_gateway(args: argparse.Namespace) -> int:
+    from fixgw.metrics import serve_metrics
     from utilities.bus_access import monitor_login
     from utilities.cluster_config import ClusterConfigError
     from utilities.gateway import Gateway, GatewayError, Upstream, server_tls_context
+    from utilities.metrics import GatewayCollector
 
     cfg = load_config(args.config)
     try:
@@ -58,9 +60,19 @@ def run_gateway(args: argparse.Namespace) -> int:
             await gateway.start()
         except GatewayError as exc:
             raise CliError(f"{cfg.source}: gateway {gw.name!r}: {exc}") from None
+        metrics = None
+        if gw.metrics_port is not None:
+            try:
+                metrics = serve_metrics(gw.host, gw.metrics_port, [GatewayCollector(gw.name, gateway)])
+            except OSError as exc:
+                await gateway.stop()
+                raise CliError(f"{cfg.source}: gateway {gw.name!r} (metrics_port {gw.metrics_port}): "
+                               f"cannot serve metrics: {exc.strerror or exc}") from None
         try:
             await stop.wait()
         finally:
+            if metrics is not None:
+                metrics.close()
             await gateway.stop()
         return 0
 

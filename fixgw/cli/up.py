@@ -125,6 +125,7 @@ def _check_ports_free(cfg: Any) -> None:
     wanted += [(f"node {n.name}", n.host, n.port) for n in cfg.nodes.values() if n.port]
     wanted += [(f"metrics of {n.name}", n.host, n.metrics_port) for n in cfg.nodes.values() if n.metrics_port]
     wanted += [(f"metrics of venue {v.name}", v.host, v.metrics_port) for v in cfg.venues.values() if v.metrics_port]
+    wanted += [(f"metrics of gateway {g.name}", g.host, g.metrics_port) for g in cfg.gateways.values() if g.metrics_port]
     if cfg.dashboard_port:
         wanted.append(("dashboard", cfg.dashboard_host, cfg.dashboard_port))
     wanted += [(f"gateway {g.name}", g.host, g.port) for g in cfg.gateways.values()]
@@ -302,7 +303,7 @@ def run_status(args: argparse.Namespace) -> int:
     for s in report["sessions"]:
         print(f"session {s['begin']}:{s['client']:<10} owner={s['owner']:<6} {s['state']:<13} "
               f"next_sender_seq={s['next_sender_seq']} next_target_seq={s['next_target_seq']}")
-    for part in report["nodes"] + report["venues"]:
+    for part in report["nodes"] + report["venues"] + report.get("gateways", []):
         if part.get("metrics_url"):
             print(f"metrics {part['name']}: {part['metrics_url']}")
     if report.get("dashboard_url"):

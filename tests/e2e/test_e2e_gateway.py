@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import quickfix as fix
 
+import tests.support.prometheus as prom
 from tests.interop.quickfix_initiator import InitiatorConfig, QuickfixInitiator, until
 from tests.support.cluster import Cluster
 from tests.utilities.support_gateway import Customer
@@ -148,6 +149,18 @@ async def _scenario(cl: Cluster, tmp_path: Path, cert: Path) -> None:
         await closed_by_peer(reader, 5)
         writer.close()
         await until(lambda: gw_status(cl, "gw1").get("counters", {}).get("refused_garbage") == 1, 5, "counted")
+        # ... and the gateway's Prometheus endpoint (its URL in fixgw status) says the same
+        url = next(g["metrics_url"] for g in st["gateways"] if g["name"] == "gw1")
+        assert url == f"http://127.0.0.1:{cl.ports['m_gw1']}/metrics"
+        _, samples = prom.scrape(url)
+        events = "fixgw_gateway_events_total"
+        assert prom.value(samples, events, gateway="gw1", counter="refused_garbage") == 1
+        assert (prom.value(samples, events, gateway="gw1", counter="routed_load")
+                + prom.value(samples, events, gateway="gw1", counter="routed_owner")) >= 3  # bench, q1, q2
+        assert prom.value(samples, "fixgw_gateway_connections", gateway="gw1", utility="cfu1") == 1
+        assert prom.value(samples, "fixgw_gateway_connections", gateway="gw1", utility="cfu2") == 1
+        assert prom.value(samples, "fixgw_gateway_utility_state", gateway="gw1", utility="cfu1", state="routable") == 1
+        assert prom.value(samples, "fixgw_broker_connected", gateway="gw1") == 1
 
         # kill the customer utility CLIENT1 is on: its reconnect through gw1 reaches the other one
         holder = "cfu1" if cl.status("cfu1")["fix_sessions"].get("FIX.4.4:FIXGW->CLIENT1") else "cfu2"

@@ -108,6 +108,7 @@ GATEWAY = """
 [[gateways]]
 name = "{name}"
 port = {port}
+metrics_port = {mport}
 logon_timeout_s = 3
 max_logon_bytes = 1024
 """
@@ -124,13 +125,14 @@ class Cluster:
         self.data = base / "var"
         self.ports = {k: free_port() for k in ("broker", "exchange", "fund", "cfu1", "cfu2", "dashboard", "m_exchange",
                                                "m_fund", "m_cfu1", "m_cfu2", "m_ssu1", "m_ssu2", "m_firm",
-                                               *gateways)}
+                                               *gateways, *(f"m_{g}" for g in gateways))}
         self.config = base / "cluster.toml"
+        gateway_keys = {*gateways, *(f"m_{g}" for g in gateways)}
         text = CONFIG.format(data=self.data, day_seconds=day_seconds, broker_kind=broker_kind,
                              broker_extra=broker_extra,
-                             **{k: v for k, v in self.ports.items() if k not in gateways})
+                             **{k: v for k, v in self.ports.items() if k not in gateway_keys})
         for g in gateways:
-            text += GATEWAY.format(name=g, port=self.ports[g]) + (gateway_extra or {}).get(g, "")
+            text += GATEWAY.format(name=g, port=self.ports[g], mport=self.ports[f"m_{g}"]) + (gateway_extra or {}).get(g, "")
         self.config.write_text(text)
         self.up: subprocess.Popen[bytes] | None = None
         self.extra: list[subprocess.Popen[bytes]] = []

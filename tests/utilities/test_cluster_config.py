@@ -146,6 +146,7 @@ def test_shipped_local_config_has_gateway_gw1_on_19000() -> None:
     cfg = load_cluster_config(ROOT / "configs" / "local.toml")
     gw = cfg.gateway(None)
     assert (gw.name, gw.host, gw.port, gw.tls_cert) == ("gw1", "127.0.0.1", 19000, None)
+    assert gw.metrics_url == "http://127.0.0.1:19190/metrics"
     assert gw.logon_timeout_s > 0 and gw.max_logon_bytes >= 64
 
 
@@ -179,6 +180,8 @@ def test_gateways_parse_with_defaults_and_tls_paths_relative_to_the_file(tmp_pat
          "key 'gateways[0].max_logon_bytes': expected an integer number of bytes 64..1048576, got 10"),
         ('name = "cfu1"\nport = 2000\n', "key 'gateways[0].name': expected a name used by no other"),
         ('name = "gw"\nport = 2000\ncolour = "red"\n', "unknown key 'gateways[0].colour'"),
+        ('name = "gw"\nport = 2000\nmetrics_port = 99999\n',
+         "key 'gateways[0].metrics_port': expected an integer port 1..65535, got 99999"),
     ],
 )
 def test_gateway_mistakes_name_file_key_and_expectation(tmp_path: Path, gateway: str, needle: str) -> None:
