@@ -161,3 +161,11 @@ def test_journal_appends_survive_reopen(tmp_path: Path) -> None:
     again.append(["T", 3])
     assert again.last() == ["T", 3] and len(again) == 3
     again.close()
+
+
+def test_journal_bench_figures(tmp_path: Path) -> None:
+    from venues.journal_bench import run
+
+    r = run(300, 50, tmp_path)
+    assert r["replayed"] == 300 and r["fsync_orders"] == 50
+    assert all(r[k] > 0 for k in ("no_journal_us", "journal_nosync_us", "journal_fsync_us", "replay_us"))
