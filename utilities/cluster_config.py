@@ -127,6 +127,9 @@ class ClusterConfig:
     settings: Mapping[str, Any] = field(default_factory=dict)
     dashboard_port: int | None = None    # the web dashboard `fixgw up` serves (None: not served)
     dashboard_host: str = "127.0.0.1"
+    # `fixgw up` restarts a child that exits on its own (with back-off); off for tests that kill
+    # processes on purpose and start them again by hand
+    restart_children: bool = True
 
     @property
     def dashboard_url(self) -> str | None:
@@ -271,7 +274,8 @@ def parse_cluster_config(data: Mapping[str, Any], source: Path) -> ClusterConfig
     r.check_keys(data, {"cluster", "broker", "venues", "nodes", "customers", "accounts", "settings", "gateways"}, "")
     cluster = r.table(data, "cluster", "", required=True)
     r.check_keys(cluster, {"name", "data_dir", "heartbeat_s", "dead_after_s", "fix_store_sync", "map_size",
-                           "map_limit", "fix_log_keep_days", "dashboard_port", "dashboard_host"}, "cluster.")
+                           "map_limit", "fix_log_keep_days", "dashboard_port", "dashboard_host",
+                           "restart_children"}, "cluster.")
     name = r.str_(cluster, "name", "cluster.")
     data_dir = Path(r.str_(cluster, "data_dir", "cluster.", "var/" + name))
     if not data_dir.is_absolute():
@@ -283,6 +287,9 @@ def parse_cluster_config(data: Mapping[str, Any], source: Path) -> ClusterConfig
     fix_store_sync = cluster.get("fix_store_sync", False)
     if not isinstance(fix_store_sync, bool):
         raise r.fail("cluster.fix_store_sync", "true or false", fix_store_sync)
+    restart_children = cluster.get("restart_children", True)
+    if not isinstance(restart_children, bool):
+        raise r.fail("cluster.restart_children", "true or false", restart_children)
     fix_log_keep_days = cluster.get("fix_log_keep_days", 7)
     if isinstance(fix_log_keep_days, bool) or not isinstance(fix_log_keep_days, int) or fix_log_keep_days < 0:
         raise r.fail("cluster.fix_log_keep_days", "a whole number of days >= 0 (0: keep every day)", fix_log_keep_days)
@@ -413,7 +420,7 @@ def parse_cluster_config(data: Mapping[str, Any], source: Path) -> ClusterConfig
         source=source, name=name, data_dir=data_dir, broker=broker, venues=venues, nodes=nodes,
         customers=customers, accounts=accounts, heartbeat_s=heartbeat_s, dead_after_s=dead_after_s,
         fix_store_sync=fix_store_sync, fix_log_keep_days=fix_log_keep_days, settings=settings, gateways=gateways,
-        dashboard_port=dashboard_port, dashboard_host=dashboard_host,
+        dashboard_port=dashboard_port, dashboard_host=dashboard_host, restart_children=restart_children,
     )
 
 

@@ -4,7 +4,9 @@
 broker, the venues, the firm node, the street and the customer utilities, then the gateways,
 and the web dashboard when the config gives ``dashboard_port``; prints where FIX clients
 connect (the gateways first: the one address customers need) and one ready line; on Ctrl-C
-(or SIGTERM) stops everything cleanly, the gateways and the dashboard first.
+(or SIGTERM) stops everything cleanly, the gateways and the dashboard first. While running it
+supervises: a child that exits on its own is started again after a back-off (``fixgw.backoff``),
+and the restart is logged; ``[cluster] restart_children = false`` turns that off.
 ``node`` runs one node (so nodes can live on several machines against one broker).
 ``status`` shows each node's state, replication high-water marks and lag.
 """
@@ -18,10 +20,12 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO, cast
 
+from fixgw.backoff import Backoff
 from fixgw.cli import CliError
 from fixgw.cli.cluster import DEFAULT_CONFIG, load_config
 
@@ -50,17 +54,59 @@ class Child:
     proc: subprocess.Popen[bytes]
     log_path: Path
     reported: bool = False
+    # how to start it again (None: it is not restarted), and the supervision's state
+    restart: Callable[[], subprocess.Popen[bytes]] | None = None
+    backoff: Backoff = field(default_factory=Backoff)
+    started_at: float = field(default_factory=time.monotonic)
+    restart_at: float | None = None
+
+
+def _popen(argv: list[str], log_path: Path) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    # the child writes to its own copy of the descriptor: ours is closed once it is started
+    with open(log_path, "ab") as log:
+        # each child in its own process group: Ctrl-C reaches only us, and we stop them in order
+        return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
 
 def _spawn(name: str, kind: str, argv: list[str], log_dir: Path) -> Child:
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    # the child writes to its own copy of the descriptor: ours is closed once it is started
-    with open(log_path, "ab") as log:
-        # each child in its own process group: Ctrl-C reaches only us, and we stop them in order
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    return Child(name, kind, proc, log_path)
+    return Child(name, kind, _popen(argv, log_path), log_path, restart=lambda: _popen(argv, log_path))
+
+
+def _supervise(children: list[Child], restart: bool, out: TextIO) -> bool:
+    """One pass over the children: note the ones that exited and start again those whose back-off
+    is over. Returns True when a child was started again (the process list changed)."""
+    now = time.monotonic()
+    changed = False
+    for child in children:
+        if child.restart_at is None:
+            if child.reported or child.proc.poll() is None:
+                continue
+            code = child.proc.returncode
+            if not restart or child.restart is None:
+                print(f"fixgw: {child.name} exited with code {code}; see {child.log_path}", file=out, flush=True)
+                child.reported = True
+                continue
+            wait = child.backoff.delay(ran_s=now - child.started_at)
+            child.restart_at = now + wait
+            print(f"fixgw: {child.name} exited with code {code}; restarting it in {wait:g} s "
+                  f"(restart {child.backoff.restarts}); see {child.log_path}", file=out, flush=True)
+        elif now >= child.restart_at:
+            assert child.restart is not None
+            child.started_at = now
+            try:
+                child.proc = child.restart()
+            except Exception as exc:  # noqa: BLE001 - a start that fails is retried after the next back-off
+                child.restart_at = now + child.backoff.delay(ran_s=0.0)
+                print(f"fixgw: {child.name} could not be restarted ({exc}); trying again in "
+                      f"{child.restart_at - now:g} s", file=out, flush=True)
+                continue
+            child.restart_at = None
+            changed = True
+            print(f"fixgw: {child.name} restarted (pid {child.proc.pid})", file=out, flush=True)
+    return changed
 
 
 def _wait_port(host: str, port: int, child: Child, timeout: float) -> None:
@@ -174,7 +220,13 @@ def run_up(args: argparse.Namespace) -> int:
             except BrokerError as exc:
                 raise CliError(f"{cfg.source}: [broker]: {exc}") from None
             assert broker.proc is not None
-            children.append(Child("broker", broker.kind, broker.proc, broker.log_path))
+
+            def restart_broker(broker: LocalBroker = broker) -> subprocess.Popen[bytes]:
+                broker.start()
+                assert broker.proc is not None
+                return broker.proc
+
+            children.append(Child("broker", broker.kind, broker.proc, broker.log_path, restart=restart_broker))
             print(f"fixgw: broker {broker.kind} on {cfg.broker.host}:{cfg.broker.port}, {security}", file=out, flush=True)
         elif access is not None:
             from replication.auth import mosquitto_access_lines
@@ -229,10 +281,8 @@ def run_up(args: argparse.Namespace) -> int:
         write_processes(cfg.data_dir, os.getpid(), [(c.name, c.kind, c.proc.pid) for c in children])
         print(f"fixgw: ready: {len(children)} processes, data in {cfg.data_dir}, logs in {log_dir} (Ctrl-C stops)", file=out, flush=True)
         while not stopping:
-            for child in children:
-                if child.proc.poll() is not None and not child.reported:
-                    print(f"fixgw: {child.name} exited with code {child.proc.returncode}; see {child.log_path}", file=out, flush=True)
-                    child.reported = True
+            if _supervise(children, cfg.restart_children, out):
+                write_processes(cfg.data_dir, os.getpid(), [(c.name, c.kind, c.proc.pid) for c in children])
             time.sleep(0.2)
         print("fixgw: stopping...", file=out, flush=True)
         return 0

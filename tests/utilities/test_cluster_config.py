@@ -142,6 +142,16 @@ def test_map_size_mistakes_name_file_key_and_expectation(tmp_path: Path, cluster
     assert str(path) in str(info.value) and needle in str(info.value)
 
 
+def test_up_restarts_children_unless_told_not_to(tmp_path: Path) -> None:
+    assert load_cluster_config(write(tmp_path, MINIMAL)).restart_children is True
+    off = MINIMAL.replace('name = "t"\n', 'name = "t"\nrestart_children = false\n', 1)
+    assert load_cluster_config(write(tmp_path, off)).restart_children is False
+    path = write(tmp_path, MINIMAL.replace('name = "t"\n', 'name = "t"\nrestart_children = 1\n', 1))
+    with pytest.raises(ClusterConfigError) as info:
+        load_cluster_config(path)
+    assert str(path) in str(info.value) and "key 'cluster.restart_children': expected true or false, got 1" in str(info.value)
+
+
 def test_shipped_local_config_has_gateway_gw1_on_19000() -> None:
     cfg = load_cluster_config(ROOT / "configs" / "local.toml")
     gw = cfg.gateway(None)
