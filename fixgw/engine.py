@@ -932,6 +932,23 @@ class Engine:
             rt = self.session(session_id)  # raises the usual KeyError
         return rt.send(msg)
 
+    async def open_session(self, session_id: SessionID) -> bool:
+        """Create the runtime of a session an acceptor template (TargetCompID=*) allows, before
+        its peer connects, so that messages sent to it are stored for the peer's
+        ResendRequest at logon (a restarted venue's reports for orders it recovered).
+        False if no settings allow ``session_id``. Call after :meth:`start`."""
+        if session_id in self.sessions:
+            return True
+        template = self._templates.get((session_id.begin_string, session_id.sender_comp_id))
+        if template is None or not session_id.target_comp_id:
+            return False
+        try:
+            s = dataclasses.replace(template, target_comp_id=session_id.target_comp_id)
+        except ValueError:
+            return False
+        await self._create_runtime(s)
+        return True
+
     async def wait_logged_on(self, session_id: SessionID, timeout: float | None = None) -> None:
         await self.session(session_id).wait_logged_on(timeout)
 

@@ -40,6 +40,9 @@ from utilities.txn import TxnAllocator
 log = logging.getLogger(__name__)
 
 SENT_TYPES = frozenset({RecordType.SENT, RecordType.TAKEOVER})
+# the venue answered about the order: it was there (a takeover does not send it again)
+VENUE_SAW_TYPES = frozenset({RecordType.VENUE_ACK, RecordType.FILL, RecordType.CANCELED, RecordType.REPLACED,
+                             RecordType.EXPIRED, RecordType.VENUE_REJECT})
 REQUEST_TYPES = frozenset({RecordType.CANCEL_SENT, RecordType.REPLACE_SENT})  # carry extra["venue_cl_ord_id"]
 
 
@@ -128,6 +131,7 @@ class StreetUtility(MessageCracker):
         self.seen_exec = RecentIds(EXEC_LIMIT)
         self.inflight: set[str] = set()
         self.resolving: set[str] = set()             # txns taken over, waiting for the venue's status
+        self.reconciling: set[str] = set()           # txns asked about after a logon (reconcile)
         self._known: dict[str, _Known] = {}          # txn -> report context (a cache of the log)
         self.ids: TxnAllocator | None = None
         self._tasks = TaskSet(node_name, log)
@@ -140,7 +144,8 @@ class StreetUtility(MessageCracker):
         if fence is not None:
             fence.on_lift(self._settle_withheld)
         self.counters = {"sent": 0, "reports": 0, "takeovers": 0, "duplicates": 0, "duplicate_fills": 0,
-                         "fenced_commands": 0, "withheld": 0, "moved": 0, "stale_commands": 0}
+                         "fenced_commands": 0, "withheld": 0, "moved": 0, "stale_commands": 0,
+                         "reconciled": 0, "canceled_by_venue": 0}
 
     # ------------------------------------------------------------------ start-up
     def load(self) -> None:
@@ -166,6 +171,7 @@ class StreetUtility(MessageCracker):
         venue = self.venue_of.get(session_id)
         if venue:
             self.logged_on.add(venue)
+            self._spawn(self.reconcile(venue))
 
     async def on_logout(self, session_id: SessionID) -> None:
         self.logged_on.discard(self.venue_of.get(session_id, ""))
@@ -422,11 +428,18 @@ class StreetUtility(MessageCracker):
             rtype = RecordType.EXPIRED
         elif exec_type == ExecType.ORDER_STATUS:
             rtype = RecordType.VENUE_STATUS
-            if (ord_status == OrdStatus.REJECTED and txn in self.resolving
-                    and msg.get_str(103) in (str(OrdRejReason.UNKNOWN_ORDER), None)):
+            unknown = (ord_status == OrdStatus.REJECTED
+                       and msg.get_str(103) in (str(OrdRejReason.UNKNOWN_ORDER), None))
+            reconciling = txn in self.reconciling
+            self.reconciling.discard(txn)
+            if unknown and txn in self.resolving and not self._reached_venue(txn):
                 await self._resend_unknown(base)
                 return
             self.resolving.discard(txn)
+            if unknown and reconciling:
+                if self._may_act():
+                    self._canceled_by_venue(txn, base, msg)
+                return
         else:
             return      # pending states: nothing new
         self.counters["reports"] += 1
@@ -474,19 +487,66 @@ class StreetUtility(MessageCracker):
     async def on_business_reject(self, msg: Message, sid: SessionID) -> None:
         log.warning("%s: venue sent BusinessMessageReject: %s", self.name, msg)
 
+    # ------------------------------------------------------------------ reconciliation
+    async def reconcile(self, venue: str) -> int:
+        """After a logon to ``venue``: ask it about every open order this street owns there
+        (one OrderStatusRequest each). One it no longer knows (a venue restarted empty, or
+        one that cancels on disconnect) becomes a CANCELED record with the reason
+        (``on_execution_report``): reported to the customer, its reservation released.
+        A fenced street asks nothing (it may not own the orders any more); returns how many
+        orders were asked about."""
+        await asyncio.sleep(0)  # after the logon callback: the session is up for sending
+        if not self._may_act():
+            return 0
+        by_txn: dict[str, list[Record]] = {}
+        for r in self.node.log.iter_authoritative():
+            if r.txn:
+                by_txn.setdefault(r.txn, []).append(r)
+        asked = 0
+        for txn, recs in by_txn.items():
+            st = fold(recs)
+            if st is None or st.is_terminal or st.venue != venue or st.street != self.name:
+                continue
+            base = self._base(txn)
+            if base is None:
+                continue
+            self.reconciling.add(txn)
+            self._status_request(base)
+            asked += 1
+        self.counters["reconciled"] += asked
+        if asked:
+            log.info("%s: reconciling %d open order(s) with %s after logon", self.name, asked, venue)
+        return asked
+
+    def _canceled_by_venue(self, txn: str, base: Record, msg: Message) -> None:
+        fields = self._order_fields(base)
+        fields["cl_ord_id"] = self._customer_clid(txn, base)
+        why = msg.get_str(58) or "unknown order"
+        fields["text"] = f"Canceled by the venue {base.venue}: it no longer knows the order ({why})"
+        self.counters["canceled_by_venue"] += 1
+        log.warning("%s: order %s unknown at %s after logon: recorded canceled by the venue", self.name, txn,
+                    base.venue)
+        self._spawn(self.node.append(type=RecordType.CANCELED, txn=txn, status=OrdStatus.CANCELED.value,
+                                     venue_order_id=msg.get_str(37) or "",
+                                     extra={"street": self.name, "canceled_by_venue": True,
+                                            "reason": "unknown at the venue after logon"},
+                                     **fields))
+
     # ------------------------------------------------------------------ takeover
     def _status_request(self, r: Record) -> None:
         held = self.node.log.records_for_txn(r.txn)
         vid = self._current_venue_id(held, r.txn)
         self._send(r.venue, Message.new("H", [(11, vid), (55, r.symbol), (54, r.side)]))
 
+    def _reached_venue(self, txn: str) -> bool:
+        """Whether the venue ever answered about the order (it was there)."""
+        return any(h.type in VENUE_SAW_TYPES for h in self.node.log.records_for_txn(txn))
+
     async def _resend_unknown(self, base: Record) -> None:
         """The venue never got the order its dead sender recorded as SENT: send it now."""
         txn = base.txn
         self.resolving.discard(txn)
-        held = self.node.log.records_for_txn(txn)
-        if any(h.type in (RecordType.VENUE_ACK, RecordType.FILL, RecordType.CANCELED, RecordType.REPLACED,
-                          RecordType.EXPIRED, RecordType.VENUE_REJECT) for h in held):
+        if self._reached_venue(txn):
             return
         if not self._may_act():
             return      # fenced: the order is settled again once caught up (_settle_withheld)

@@ -36,8 +36,10 @@ Rules a client can rely on (the brokerage's street utilities depend on them):
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -56,7 +58,7 @@ from fixgw.mdmessages import (
 from fixgw.message import Message
 from fixgw.orders import OrdStatus
 from venues.clock import Clock, SimulatedDayClock, SystemClock
-from venues.commands import QueryStatus
+from venues.commands import CancelOrder, QueryStatus, ReplaceOrder, SubmitOrder
 from venues.events import (
     NO_ORDER_ID,
     CancelRejected,
@@ -78,6 +80,14 @@ from venues.fix_mapping import (
 )
 from venues.fund import FundCompany
 from venues.interface import Venue
+from venues.journal import (
+    JournalClock,
+    VenueJournal,
+    command_record,
+    decode_command,
+    from_micros,
+    to_micros,
+)
 from venues.marketdata import MarketData, MdOutput, MdRefresh, MdSnapshot
 from venues.metrics import VenueCollector
 from venues.venue_config import VenueConfig
@@ -89,6 +99,7 @@ __all__ = [
     "VenueKind",
     "VenueServer",
     "build_venue",
+    "journaled_server",
     "seconds_until_for",
     "serve",
     "venue_settings",
@@ -151,6 +162,9 @@ class VenueApplication(MessageCracker):
         self._md_sessions: dict[str, SessionID] = {}
         self.md_sent = 0
         self.unrouted = 0  # events for an order no session ever spoke about (a bug if > 0)
+        self._jrnl: VenueJournal | None = None
+        self._jclock: JournalClock | None = None
+        self._replaying = False
 
     # -- session bookkeeping ------------------------------------------------------------
 
@@ -172,6 +186,10 @@ class VenueApplication(MessageCracker):
         r = self._routes.get(order_id)
         return None if r is None else r.session
 
+    def routed_sessions(self) -> set[SessionID]:
+        """The sessions that get the reports of some live order."""
+        return {r.session for r in self._routes.values()}
+
     @property
     def live_routes(self) -> int:
         return len(self._routes)
@@ -180,9 +198,49 @@ class VenueApplication(MessageCracker):
 
     @handles("D")
     async def new_order_single(self, msg: Message, session_id: SessionID) -> None:
-        firm = self.firm(session_id)
-        cmd = submit_from_fix(msg, firm)
-        if is_possible_resend(msg):
+        cmd = submit_from_fix(msg, self.firm(session_id))
+        resend = is_possible_resend(msg)
+        self._journal("D", session_id, cmd.account, resend, cmd)
+        self.apply_submit(cmd, session_id, resend)
+        self._unpin()
+
+    @handles("F")
+    async def order_cancel_request(self, msg: Message, session_id: SessionID) -> None:
+        cmd = cancel_from_fix(msg, self.firm(session_id))
+        account = msg.get_str(1) or ""
+        self._journal("F", session_id, account, cmd)
+        due = self.venue.next_timer()
+        events = self.venue.cancel(cmd)
+        self._deliver(events, session_id, cmd.owner, cmd.cl_ord_id, account, True, None)
+        self._market_data_after(events, due)
+        self._unpin()
+
+    @handles("G")
+    async def order_cancel_replace_request(self, msg: Message, session_id: SessionID) -> None:
+        cmd = replace_from_fix(msg, self.firm(session_id))
+        account = msg.get_str(1) or ""
+        self._journal("G", session_id, account, cmd)
+        due = self.venue.next_timer()
+        events = self.venue.replace(cmd)
+        self._deliver(events, session_id, cmd.owner, cmd.cl_ord_id, account, False, None)
+        self._market_data_after(events, due)
+        self._unpin()
+
+    @handles("H")
+    async def order_status_request(self, msg: Message, session_id: SessionID) -> None:
+        cmd = status_from_fix(msg, self.firm(session_id))
+        account = msg.get_str(1) or ""
+        req_id = msg.get(790)
+        self._journal("H", session_id, account, req_id, cmd)
+        due = self.venue.next_timer()
+        events = self.venue.status(cmd)
+        self._deliver(events, session_id, cmd.owner, cmd.cl_ord_id, account, True, req_id)
+        self._market_data_after(events, due)
+        self._unpin()
+
+    def apply_submit(self, cmd: SubmitOrder, session_id: SessionID, resend: bool) -> None:
+        firm = cmd.owner
+        if resend:
             # a resend of an order we may have: answer with its status rather than a
             # duplicate reject (and take its reports over to this session)
             events = self.venue.status(QueryStatus(firm, cmd.cl_ord_id, cmd.symbol, cmd.side))
@@ -194,33 +252,6 @@ class VenueApplication(MessageCracker):
         due = self.venue.next_timer()
         events = self.venue.submit(cmd)
         self._deliver(events, session_id, firm, cmd.cl_ord_id, cmd.account, False, None)
-        self._market_data_after(events, due)
-
-    @handles("F")
-    async def order_cancel_request(self, msg: Message, session_id: SessionID) -> None:
-        firm = self.firm(session_id)
-        cmd = cancel_from_fix(msg, firm)
-        due = self.venue.next_timer()
-        events = self.venue.cancel(cmd)
-        self._deliver(events, session_id, firm, cmd.cl_ord_id, msg.get_str(1) or "", True, None)
-        self._market_data_after(events, due)
-
-    @handles("G")
-    async def order_cancel_replace_request(self, msg: Message, session_id: SessionID) -> None:
-        firm = self.firm(session_id)
-        cmd = replace_from_fix(msg, firm)
-        due = self.venue.next_timer()
-        events = self.venue.replace(cmd)
-        self._deliver(events, session_id, firm, cmd.cl_ord_id, msg.get_str(1) or "", False, None)
-        self._market_data_after(events, due)
-
-    @handles("H")
-    async def order_status_request(self, msg: Message, session_id: SessionID) -> None:
-        firm = self.firm(session_id)
-        cmd = status_from_fix(msg, firm)
-        due = self.venue.next_timer()
-        events = self.venue.status(cmd)
-        self._deliver(events, session_id, firm, cmd.cl_ord_id, msg.get_str(1) or "", True, msg.get(790))
         self._market_data_after(events, due)
 
     @handles("V")
@@ -271,6 +302,60 @@ class VenueApplication(MessageCracker):
                 continue
             self.md_sent += 1
 
+    # -- the journal (venues.journal): commands in, replayed after a restart --------------
+
+    def attach_journal(self, journal: VenueJournal, clock: JournalClock) -> None:
+        """Journal every command from now on (the venue must read ``clock``)."""
+        self._jrnl = journal
+        self._jclock = clock
+
+    def _unpin(self) -> None:
+        if self._jclock is not None:
+            self._jclock.unpin()
+
+    def _journal(self, kind: str, session_id: SessionID, *rest: object) -> None:
+        if self._jrnl is None:
+            return
+        assert self._jclock is not None
+        self._jclock.unpin()
+        at = self._jclock.now()
+        self._jclock.pin(at)  # the venue reads this instant, as replay will
+        cmd = rest[-1]
+        assert isinstance(cmd, (SubmitOrder, CancelOrder, ReplaceOrder, QueryStatus))
+        fields = command_record(kind, at, (session_id.begin_string, session_id.sender_comp_id,
+                                           session_id.target_comp_id), rest[:-1], cmd)
+        self._jrnl.append(fields)
+
+    def replay(self, records: Iterable[list[Any]], clock: JournalClock) -> int:
+        """Apply journaled commands (after the start record) to the venue, sending nothing:
+        rebuilds the venue's state and this application's routes. Returns the count."""
+        self._replaying = True
+        n = 0
+        try:
+            for rec in records:
+                kind = rec[0]
+                clock.pin(from_micros(rec[1]))
+                if kind == "T":
+                    self.venue.tick()
+                elif kind in ("D", "F", "G", "H"):
+                    sid = SessionID(*rec[2])
+                    account = rec[3]
+                    cmd = decode_command(kind, rec[-1])
+                    if isinstance(cmd, SubmitOrder):
+                        self.apply_submit(cmd, sid, bool(rec[4]))
+                    elif isinstance(cmd, CancelOrder):
+                        self._deliver(self.venue.cancel(cmd), sid, cmd.owner, cmd.cl_ord_id, account, True, None)
+                    elif isinstance(cmd, ReplaceOrder):
+                        self._deliver(self.venue.replace(cmd), sid, cmd.owner, cmd.cl_ord_id, account, False, None)
+                    else:
+                        self._deliver(self.venue.status(cmd), sid, cmd.owner, cmd.cl_ord_id, account, True, None)
+                else:
+                    continue  # the start record
+                n += 1
+        finally:
+            self._replaying = False
+        return n
+
     # -- outbound -------------------------------------------------------------------------
 
     def _deliver(
@@ -315,6 +400,8 @@ class VenueApplication(MessageCracker):
             elif route is not None:
                 target = route.session
                 acct = route.account
+            elif self._replaying:
+                continue
             else:
                 self.unrouted += 1
                 _log.warning("no session for %s of order %s (%s): dropped", type(e).__name__, order_id, e.owner)
@@ -330,6 +417,8 @@ class VenueApplication(MessageCracker):
                     else:
                         route.session = target
                         route.account = acct
+            if self._replaying:
+                continue  # rebuilding state: these reports were sent before the restart
             msg = self._writer(target).report(e, account=acct, status_req_id=status_req_id if is_status else None)
             try:
                 assert self.engine is not None
@@ -345,7 +434,19 @@ class VenueApplication(MessageCracker):
     def tick(self) -> int:
         """Deliver the time-driven events due now; returns how many there were."""
         due = self.venue.next_timer()
-        events = self.venue.tick()
+        clock = self._jclock
+        if clock is not None:
+            clock.unpin()
+            at = clock.now()
+            if self._jrnl is not None and due is not None and at >= due:
+                self._jrnl.append(["T", to_micros(at)])
+            clock.pin(at)
+            try:
+                events = self.venue.tick()
+            finally:
+                clock.unpin()
+        else:
+            events = self.venue.tick()
         if events:
             self._deliver(events, None, "", "", "", False, None)
         self._market_data_after(events, due)
@@ -435,6 +536,10 @@ class VenueServer:
 
     async def start(self) -> None:
         await self.engine.start()
+        # the sessions that own recovered orders exist before their clients log on again:
+        # reports sent to them meanwhile are stored for their ResendRequest
+        for sid in self.app.routed_sessions():
+            await self.engine.open_session(sid)
         self._timer = asyncio.get_running_loop().create_task(self.app.run_timer())
 
     async def stop(self) -> None:
@@ -461,6 +566,34 @@ class VenueServer:
         return dict(self.engine.bound_ports)
 
 
+def journaled_server(
+    kind: VenueKind,
+    config: VenueConfig,
+    clock: Clock,
+    settings: Sequence[SessionSettings],
+    journal: VenueJournal,
+    *,
+    seconds_until: Callable[[datetime], float] | None = None,
+    max_timer_sleep: float = MAX_TIMER_SLEEP,
+) -> tuple[VenueServer, int]:
+    """A venue server whose venue is rebuilt from ``journal`` (built as at its first start,
+    then every journaled command replayed at its instant) and journals from then on.
+    Returns the server (not started) and the number of commands replayed."""
+    jclock = JournalClock(clock)
+    first = journal.first()
+    if first is None:
+        journal.append(["S", to_micros(clock.now())])
+        first = journal.first()
+        assert first is not None
+    jclock.pin(from_micros(first[1]))  # the venue is built as it was the first time
+    venue = build_venue(kind, config, jclock)
+    server = VenueServer(venue, settings, seconds_until=seconds_until, max_timer_sleep=max_timer_sleep)
+    replayed = server.app.replay(itertools.islice(journal.records(), 1, None), jclock)
+    jclock.unpin()
+    server.app.attach_journal(journal, jclock)
+    return server, replayed
+
+
 async def serve(
     kind: VenueKind,
     *,
@@ -477,12 +610,24 @@ async def serve(
 ) -> int:
     """Run a venue until SIGTERM/SIGINT (or ``stop``); returns the exit code (0)."""
 
-    clock: Clock = SimulatedDayClock(day_seconds) if day_seconds else SystemClock()
-    venue = build_venue(kind, config, clock)
+    settings = venue_settings(comp_id=comp_id, host=host, port=port, data_dir=data_dir, store_sync=store_sync)
+    journal: VenueJournal | None = None
+    last: list[Any] | None = None
     if data_dir is not None:
         data_dir.mkdir(parents=True, exist_ok=True)
-    settings = venue_settings(comp_id=comp_id, host=host, port=port, data_dir=data_dir, store_sync=store_sync)
-    server = VenueServer(venue, settings, seconds_until=seconds_until_for(clock))
+        journal = VenueJournal(data_dir / "journal", sync=store_sync)
+        last = journal.last()
+    # a simulated day resumes where the journal stopped (its days must not run backwards)
+    clock: Clock = (SimulatedDayClock(day_seconds, start=None if last is None else from_micros(last[1]))
+                    if day_seconds else SystemClock())
+    started = time.perf_counter()
+    if journal is not None:
+        server, replayed = journaled_server(kind, config, clock, settings, journal,
+                                            seconds_until=seconds_until_for(clock))
+    else:
+        server, replayed = VenueServer(build_venue(kind, config, clock), settings,
+                                       seconds_until=seconds_until_for(clock)), 0
+    replay_seconds = time.perf_counter() - started
     stop = stop or asyncio.Event()
     eventloop.stop_on_signals(stop)
     await server.start()
@@ -503,14 +648,17 @@ async def serve(
         if announce:
             bound = next(iter(server.ports.values()), port)
             day = f"; business day = {day_seconds:g} s" if day_seconds else ""
-            store = f"store {data_dir}" if data_dir is not None else "memory store"
-            print(f"fixgw venue {kind} {venue.name} listening on {host}:{bound} as {comp_id} "
+            store = (f"store {data_dir}; journal replayed {replayed} commands in {replay_seconds:.2f} s"
+                     if data_dir is not None else "memory store")
+            print(f"fixgw venue {kind} {server.venue.name} listening on {host}:{bound} as {comp_id} "
                   f"({', '.join(BEGIN_STRINGS)}; any client CompID; {store}{day})", flush=True)
             if metrics is not None:
                 print(f"fixgw venue {kind}: metrics on {metrics.url}", flush=True)
         await stop.wait()
     finally:
         await server.stop()
+        if journal is not None:
+            journal.close()
         if metrics is not None:
             metrics.close()
         if announce:

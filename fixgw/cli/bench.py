@@ -3,6 +3,7 @@
     fixgw bench replication [--json]                   LMDB group commit + MQTT replication
     fixgw bench matching [--json]                      the exchange matching engine in process
     fixgw bench marketdata [--orders N] [--json]       the exchange's market data to 10 subscribers
+    fixgw bench journal [--orders N] [--json]          the venue journal per order (and its replay)
     fixgw bench disk [--data DIR] [--json]             the synced-commit floor under every ack
     fixgw bench scale --records N [--json]             restart, memory, status inquiry on a long history
     fixgw bench replay [--records N] [--json]          ``fixgw log replay`` over a built log
@@ -25,6 +26,7 @@ TARGETS = {
     "replication": "replication.bench:main",
     "matching": "venues.bench:main",
     "marketdata": "venues.mdbench:main",
+    "journal": "venues.journal_bench:main",
     "disk": "replication.diskbench:main",
     "scale": "utilities.scalebench:main",
     "replay": "utilities.replay_bench:main",
@@ -36,7 +38,7 @@ TARGETS = {
 
 def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser("bench", help="benchmarks (throughput, latency percentiles)")
-    p.add_argument("what", nargs="?", choices=["replication", "matching", "marketdata", "disk", "scale", "replay", "gateway"],
+    p.add_argument("what", nargs="?", choices=["replication", "matching", "marketdata", "journal", "disk", "scale", "replay", "gateway"],
                    help="an in-process benchmark, or 'gateway' (with --config, against fixgw up)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--connect", metavar="HOST:PORT", help="FIX load against this acceptor")
@@ -67,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.config:
         target = "e2e"
     else:
-        raise CliError("say what to bench: 'replication', 'matching', 'marketdata', 'disk', 'scale', 'replay', "
+        raise CliError("say what to bench: 'replication', 'matching', 'marketdata', 'journal', 'disk', 'scale', 'replay', "
                        "--connect HOST:PORT or --config FILE")
     # the in-process benches run on the event loop the nodes run on (uvloop when installed)
     args.loop = "uvloop" if eventloop.loop_factory() is not None else "asyncio"

@@ -44,8 +44,9 @@ def register(sub: Any) -> None:
     p.add_argument("--port", type=int, default=None, help="TCP port (default: exchange 9880, fund 9881)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--comp-id", default=None, help="our SenderCompID (default: exchange EXCH, fund FUND)")
-    p.add_argument("--data", type=Path, help="directory for durable session stores (LMDB) and FIX logs "
-                   "(default: memory only)")
+    p.add_argument("--data", type=Path, help="directory for durable session stores (LMDB), FIX logs and the "
+                   "venue's journal (LMDB): a venue restarted with the same DIR recovers its orders, "
+                   "books and the fund's pending orders (default: memory only)")
     p.add_argument("--no-store-sync", dest="store_sync", action="store_false",
                    help="do not fsync the session stores under --data (FileStoreSync=N: they survive "
                    "a killed process, not a power cut)")
@@ -61,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
     from fixgw.config import ConfigError
     from venues.errors import VenueConfigError
     from venues.fix_acceptor import DEFAULTS, serve, venue_settings
+    from venues.journal import JournalError
     from venues.venue_config import DEFAULT_VENUE_CONFIG, load_venue_config
 
     default_port, default_comp = DEFAULTS[args.kind]
@@ -88,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         return eventloop.run(serve(args.kind, host=args.host, port=port, comp_id=comp_id, config=config,
                                  data_dir=args.data, store_sync=args.store_sync, day_seconds=args.day_seconds,
                                  metrics_port=args.metrics_port))
-    except VenueConfigError as exc:
+    except (VenueConfigError, JournalError) as exc:
         raise CliError(str(exc)) from None
     except OSError as exc:
         raise CliError(f"cannot listen on {args.host}:{port}: {exc}") from None
