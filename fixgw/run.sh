@@ -85,7 +85,8 @@ case "$cmd" in
     if ! command -v chromium >/dev/null 2>&1; then
       apt_install chromium || echo "fixgw: chromium cannot be installed here (not root): the dashboard test will try again." >&2
     fi
-    exec "$venv/bin/python" -m pytest "$@" ;;
+    # two workers (pytest-xdist) by default; FIXGW_TEST_WORKERS=0 runs in this process alone
+    exec "$venv/bin/python" -m pytest -n "${FIXGW_TEST_WORKERS:-2}" "$@" ;;
   *)
     exec "$venv/bin/fixgw" "$cmd" "$@" ;;
 esac
