@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+# SubscriptionRequestType (263) serves positions too: its one home is fixgw.orders
+from fixgw.orders import SubscriptionRequestType
+
 __all__ = ["MDEntryType", "MDReqRejReason", "MDUpdateAction", "MDUpdateType", "SubscriptionRequestType"]
 
 
@@ -20,14 +23,6 @@ class MDEntryType(StrEnum):
     BID = "0"
     OFFER = "1"
     TRADE = "2"
-
-
-class SubscriptionRequestType(StrEnum):
-    """SubscriptionRequestType (263) of a MarketDataRequest."""
-
-    SNAPSHOT = "0"
-    SUBSCRIBE = "1"
-    UNSUBSCRIBE = "2"
 
 
 class MDUpdateType(StrEnum):

@@ -76,7 +76,7 @@ def md_request(req_id: str, kind: SubscriptionRequestType, symbols: Sequence[str
                entry_types: Sequence[MDEntryType] = tuple(MDEntryType), depth: int = 0) -> Message:
     """A MarketDataRequest (V) as a client sends it (incremental updates when subscribing)."""
     fields: list[tuple[int, object]] = [(262, req_id), (263, kind.value), (264, depth)]
-    if kind is SubscriptionRequestType.SUBSCRIBE:
+    if kind is SubscriptionRequestType.SNAPSHOT_AND_UPDATES:
         fields.append((265, "1"))
     fields.append((267, len(entry_types)))
     fields += [(269, t.value) for t in entry_types]

@@ -120,7 +120,7 @@ class MarketData:
         types = frozenset(MDEntryType(t) for t in req.entry_types)
         out: list[MdOutput] = [MdSnapshot(owner, req.req_id, s, self._snapshot(s, req.depth, types))
                                for s in req.symbols]
-        if req.kind is SubscriptionRequestType.SUBSCRIBE:
+        if req.kind is SubscriptionRequestType.SNAPSHOT_AND_UPDATES:
             sub = self._subs[key] = _Sub(owner, req.req_id, req.symbols, req.depth, types)
             for s in req.symbols:
                 vk = (s, req.depth)
@@ -140,7 +140,7 @@ class MarketData:
         if bad or not req.entry_types:
             return (MDReqRejReason.UNSUPPORTED_MD_ENTRY_TYPE,
                     f"unsupported MDEntryType {', '.join(bad) or '(none)'}: served are 0 (bid), 1 (offer), 2 (trade)")
-        if req.kind is SubscriptionRequestType.SUBSCRIBE and req.update_type == MDUpdateType.FULL_REFRESH:
+        if req.kind is SubscriptionRequestType.SNAPSHOT_AND_UPDATES and req.update_type == MDUpdateType.FULL_REFRESH:
             return MDReqRejReason.UNSUPPORTED_MD_UPDATE_TYPE, "only incremental refresh (MDUpdateType 1) is served"
         return None
 

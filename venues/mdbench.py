@@ -137,7 +137,7 @@ async def _measure(port: int, orders: int, seconds: float, inflight: int, venue_
             await engine.wait_logged_on(sid, 20)
         driver = sids[-1]
         for i, sid in enumerate(sids[:-1]):
-            engine.send_to_target(md_request(f"S{i}", SubscriptionRequestType.SUBSCRIBE, [_SYMBOL]), sid)
+            engine.send_to_target(md_request(f"S{i}", SubscriptionRequestType.SNAPSHOT_AND_UPDATES, [_SYMBOL]), sid)
         if not await _wait(lambda: app.snapshots == SUBSCRIBERS, 20):
             raise RuntimeError("the subscriptions were not answered")
         deadline = time.monotonic() + seconds

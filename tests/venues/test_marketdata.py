@@ -28,7 +28,7 @@ from venues.marketdata import MarketData, MdRefresh, MdRejected, MdSnapshot
 D = Decimal
 BID, OFFER, TRADE = MDEntryType.BID, MDEntryType.OFFER, MDEntryType.TRADE
 NEW, CHANGE, DELETE = MDUpdateAction.NEW, MDUpdateAction.CHANGE, MDUpdateAction.DELETE
-SUB, SNAP, UNSUB = SubscriptionRequestType.SUBSCRIBE, SubscriptionRequestType.SNAPSHOT, SubscriptionRequestType.UNSUBSCRIBE
+SUB, SNAP, UNSUB = SubscriptionRequestType.SNAPSHOT_AND_UPDATES, SubscriptionRequestType.SNAPSHOT, SubscriptionRequestType.UNSUBSCRIBE
 
 
 def md_of(ex: Exchange) -> MarketData:
