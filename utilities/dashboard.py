@@ -11,7 +11,11 @@ What it shows, and where it reads it (it never writes to a node's log):
   loop keeps serving. Each read takes only the records new since the last one, per origin up
   to its high-water mark (a record above a gap waits for the gap to fill); the books are
   folded again only when records came, and at most every ``FOLD_PACE`` times the last fold's
-  duration, so that a big log under load costs the dashboard a bounded share of a CPU;
+  duration, so that a big log under load costs the dashboard a bounded share of a CPU; and
+  only while somebody looks (a page connected, or ``/api/state`` asked within
+  ``WATCH_GRACE_S``): with nobody watching, the firm's log is not read at all. Measured with
+  ``fixgw bench --config ... --rate 100``, the dashboard nobody looked at cost 0.30 ms of CPU
+  per order (3% of the cluster's), reading and folding records for no one;
 - replication lag over time: a ring of the last ``history`` samples of each node's total lag.
 
 Starlette on uvicorn; the page is one HTML document with inline JS and SVG (no CDN: the
@@ -47,6 +51,7 @@ log = logging.getLogger(__name__)
 
 BLOTTER_ROWS = 200  # the most recent orders shown
 FOLD_PACE = 5.0     # fold the books again no sooner than 5x the last fold's duration
+WATCH_GRACE_S = 30.0  # after an /api/state request, keep the books fresh this long
 
 
 def _order_row(st: OrderStatus) -> dict[str, Any]:
@@ -76,7 +81,9 @@ class DashboardSource:
         self._books_error = ""
         self.snapshot: dict[str, Any] = {"seq": 0}
 
-    def refresh(self) -> dict[str, Any]:
+    def refresh(self, *, books: bool = True) -> dict[str, Any]:
+        """A new snapshot; ``books=False`` leaves the blotter and books as they were (nobody
+        is looking: the firm's log is not read)."""
         st = self._status()
         now = time.time()
         nodes, sessions = [], []
@@ -92,7 +99,8 @@ class DashboardSource:
                 sessions.append({"node": n["name"], "session": sid, "logged_on": bool(on),
                                  "next_sender_seq": nxt[0], "next_target_seq": nxt[1]})
         self._history.append({"t": now, "lag": {n["name"]: sum(n["lag"].values()) for n in nodes}})
-        self._read_firm_log()
+        if books:
+            self._read_firm_log()
         seq = int(self.snapshot.get("seq", 0)) + 1
         self.snapshot = {"seq": seq, "at": now, "cluster": st.get("cluster"), "nodes": nodes,
                          "sessions": sessions, "venues": st.get("venues", []), "orders": self._orders,
@@ -130,11 +138,16 @@ class DashboardSource:
 def create_app(source: DashboardSource, *, interval: float = 1.0) -> Starlette:
     """The Starlette application: ``/`` (the page), ``/events`` (SSE), ``/api/state`` (JSON)."""
     changed = asyncio.Condition()
+    viewers = 0                 # pages connected to /events
+    asked_at = -WATCH_GRACE_S   # monotonic time of the last /api/state
+
+    def watched() -> bool:
+        return viewers > 0 or time.monotonic() - asked_at < WATCH_GRACE_S
 
     async def refresher() -> None:
         while True:
             try:
-                await asyncio.to_thread(source.refresh)
+                await asyncio.to_thread(lambda: source.refresh(books=watched()))
             except Exception:  # a bad status file must not end the dashboard
                 log.exception("dashboard refresh failed")
             async with changed:
@@ -145,26 +158,39 @@ def create_app(source: DashboardSource, *, interval: float = 1.0) -> Starlette:
         return HTMLResponse(PAGE)
 
     async def state(request: Request) -> JSONResponse:
+        nonlocal asked_at
+        fresh = watched()
+        asked_at = time.monotonic()
+        if not fresh:  # nobody was looking: the books are stale, read them now
+            await asyncio.to_thread(source.refresh)
         return JSONResponse(source.snapshot)
 
     async def events(request: Request) -> StreamingResponse:
         async def stream() -> AsyncIterator[str]:
-            yield f"data: {json.dumps(source.snapshot)}\n\n"
-            while not await request.is_disconnected():
-                async with changed:
-                    try:
-                        await asyncio.wait_for(changed.wait(), 15)
-                    except TimeoutError:
-                        yield ": keep-alive\n\n"
-                        continue
+            nonlocal viewers
+            fresh = watched()
+            viewers += 1
+            try:
+                if not fresh:
+                    await asyncio.to_thread(source.refresh)
                 yield f"data: {json.dumps(source.snapshot)}\n\n"
+                while not await request.is_disconnected():
+                    async with changed:
+                        try:
+                            await asyncio.wait_for(changed.wait(), 15)
+                        except TimeoutError:
+                            yield ": keep-alive\n\n"
+                            continue
+                    yield f"data: {json.dumps(source.snapshot)}\n\n"
+            finally:
+                viewers -= 1
 
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache"})
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await asyncio.to_thread(source.refresh)
+        await asyncio.to_thread(lambda: source.refresh(books=False))
         task = asyncio.create_task(refresher())
         try:
             yield
