@@ -102,6 +102,21 @@ class Application:
     def to_app(self, message: Message, session_id: SessionID) -> None:
         return None
 
+    def may_write(self, session_id: SessionID) -> bool:
+        """Asked by the engine just before it writes to the socket what a session produced,
+        when that holds an application message (once per write, not per message).
+
+        ``to_app`` runs when a message is sealed; the bytes reach the socket later, after the
+        session's store has committed them (a loop turn, a store commit in a thread). A process
+        that stood still in between (SIGSTOP, a stalled host) and may meanwhile have been
+        presumed dead must not then let them go out: return False and the engine drops the
+        write and closes the connection. The dropped messages are in the store under their
+        sequence numbers, so the counterparty's ResendRequest after the next logon asks for
+        them again, and ``to_app`` (with PossDupFlag 43=Y) decides then: resend, or raise
+        :class:`DoNotSend` to gap-fill. An application that does not override this costs no
+        call."""
+        return True
+
     async def from_app(self, message: Message, session_id: SessionID) -> None:
         return None
 

@@ -307,6 +307,17 @@ class _Conn:
                 self.writer.close()
 
 
+_ADMIN_TYPES = frozenset({b"0", b"1", b"2", b"3", b"4", b"5", b"A"})
+
+
+def _holds_app_message(raw: bytes) -> bool:
+    """Whether a sealed message is an application message (its MsgType, tag 35, is not one of
+    the session's own): read off the bytes, which always carry 35 as the third field."""
+    start = raw.find(b"\x0135=") + 4
+    end = raw.find(b"\x01", start)
+    return start >= 4 and raw[start:end] not in _ADMIN_TYPES
+
+
 def _version_aware(dd: Any, app_supports: Callable[[bytes], bool]) -> tuple[Callable[[bytes], bool], Callable[[bytes], bool]]:
     """(supports, is_app_type) for a session with dictionary ``dd``: a type the application
     handles but ``dd`` does not define counts as an application type it does not support."""
@@ -382,6 +393,10 @@ class SessionRuntime:
             if type(app).to_app is not Application.to_app else noop_hook,
             event=log.event,
         )
+        # asked before each write holding an application message (Application.may_write)
+        self._may_write: Callable[[], bool] | None = (
+            (lambda: app.may_write(sid)) if type(app).may_write is not Application.may_write else None)
+        self.writes_withheld = 0
         self.conn: _Conn | None = None
         from fixgw.fixlog import NullLog
 
@@ -644,6 +659,16 @@ class SessionRuntime:
             if log_out is not None:
                 log_out(item)
         if data:
+            if self._may_write is not None and any(map(_holds_app_message, data)) and not self._may_write():
+                # the application may have been presumed dead since these were sealed: they stay
+                # in the store only; the counterparty's ResendRequest after the next logon asks
+                # for them, and to_app decides then (resend or gap-fill)
+                self.writes_withheld += 1
+                self.log.event(f"write of {len(data)} message(s) withheld by the application: disconnecting")
+                _log.warning("%s: write of %d message(s) withheld by the application: disconnecting",
+                             self.session_id, len(data))
+                conn.close()
+                return
             self.messages_out += len(data)
             try:
                 conn.writer.write(b"".join(data) if len(data) > 1 else data[0])

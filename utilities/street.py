@@ -20,7 +20,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from fixgw.application import MessageCracker, handles
+from fixgw.application import DoNotSend, MessageCracker, handles
 from fixgw.config import SessionID
 from fixgw.message import Message
 from fixgw.orders import CxlRejReason, CxlRejResponseTo, ExecType, OrdRejReason, OrdStatus, OrdType
@@ -145,7 +145,7 @@ class StreetUtility(MessageCracker):
             fence.on_lift(self._settle_withheld)
         self.counters = {"sent": 0, "reports": 0, "takeovers": 0, "duplicates": 0, "duplicate_fills": 0,
                          "fenced_commands": 0, "withheld": 0, "moved": 0, "stale_commands": 0,
-                         "reconciled": 0, "canceled_by_venue": 0}
+                         "reconciled": 0, "canceled_by_venue": 0, "resends_gap_filled": 0}
 
     # ------------------------------------------------------------------ start-up
     def load(self) -> None:
@@ -214,6 +214,41 @@ class StreetUtility(MessageCracker):
     def _may_act(self) -> bool:
         """Not fenced (:mod:`utilities.fencing`): this process may send to a venue now."""
         return self.fence is None or self.fence.may_act()
+
+    # ------------------------------------------------------------------ the last gate before the wire
+    def may_write(self, session_id: SessionID) -> bool:
+        """The engine asks this just before it writes an order, cancel or status request to a
+        venue's socket. Checking the fence when the order was sealed is not enough: the bytes
+        reach the socket after the FIX store's commit, and a process stopped in between (seen:
+        six NewOrderSingles sealed at 07:55:18.185 reached the venue at 07:55:22.708, after a
+        SIGSTOP, 2 s after the peer that took them over had sent them) must not let them out on
+        waking. Withheld, they stay in the FIX store; the venue asks for them after the next
+        logon and :meth:`to_app` decides then."""
+        return self._may_act()
+
+    def to_app(self, message: Message, session_id: SessionID) -> None:
+        """A resend (43=Y) of an order or a cancel/replace: gap-filled (:class:`DoNotSend`)
+        unless this street may act and the order is still its own and unknown to the venue.
+        A NewOrderSingle gap-filled while fenced is asked about at the venue once the fence is
+        lifted (``withheld``), and sent then only if the venue never heard of it."""
+        if message.get(43) != b"Y" or message.msg_type not in (b"D", b"F", b"G"):
+            return
+        txn = txn_of(message.require_str(11))
+        if not self._may_act():
+            if message.msg_type == b"D":
+                self.withheld.add(txn)
+            why = "fenced"
+        elif message.msg_type == b"D" and (self._reached_venue(txn) or not self._still_ours(txn)):
+            why = "the venue has it, or another street took it over"
+        else:
+            return
+        self.counters["resends_gap_filled"] += 1
+        raise DoNotSend(f"{self.name}: resend of {txn} gap-filled: {why}")
+
+    def _still_ours(self, txn: str) -> bool:
+        """Whether this street's SENT/TAKEOVER is the order's latest one."""
+        sent = [h for h in self.node.log.records_for_txn(txn) if h.type in SENT_TYPES]
+        return bool(sent) and str(max(sent, key=lambda h: h.hlc).extra.get("street")) == self.name
 
     def _stale(self, cmd: Command) -> bool:
         if cmd.stale(self.command_ttl_s, time.time()):
@@ -564,10 +599,8 @@ class StreetUtility(MessageCracker):
         the venue; one it never heard of is sent then (``_resend_unknown``), unless a peer sent or
         took it over meanwhile (its records are here now: we caught up)."""
         for txn in sorted(self.withheld):
-            held = self.node.log.records_for_txn(txn)
             base = self._base(txn)
-            ours_last = [h for h in held if h.type in SENT_TYPES]
-            if base is None or (ours_last and str(max(ours_last, key=lambda h: h.hlc).extra.get("street")) != self.name):
+            if base is None or not self._still_ours(txn):
                 continue
             self.resolving.add(txn)
             self._status_request(base)

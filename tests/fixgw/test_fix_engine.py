@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fixgw.application import Application, MessageCracker, RejectLogon, handles
+from fixgw.application import Application, DoNotSend, MessageCracker, RejectLogon, handles
 from fixgw.config import SessionID, parse_settings
 from fixgw.engine import Engine
 from fixgw.fixlog import MemoryLog
@@ -40,6 +40,7 @@ class Venue(MessageCracker):
     def __init__(self, password: str | None = None) -> None:
         self.password = password
         self.events: list[tuple[str, str]] = []
+        self.orders: list[tuple[str, str | None]] = []  # (ClOrdID, PossDupFlag) of each NewOrderSingle
 
     async def on_create(self, session_id: SessionID) -> None:
         self.events.append(("create", str(session_id)))
@@ -56,6 +57,7 @@ class Venue(MessageCracker):
 
     @handles("D")
     async def new_order(self, msg: Message, session_id: SessionID) -> None:
+        self.orders.append((msg.require_str(11), msg.get_str(43)))
         er = Message.new("8", [(37, b"V" + msg[11]), (11, msg[11]), (17, b"E" + msg[11]), (150, "0"), (39, "0"),
                                (55, msg[55]), (54, msg[54]), (151, msg[38]), (14, "0"), (6, "0")])
         self.send(er, session_id)
@@ -105,6 +107,57 @@ async def test_orders_round_trip_and_logout(tmp_path: Path) -> None:
     kinds = [k for k, _ in venue.events]
     assert kinds == ["create", "logon", "logout"]
     assert b"5" in client.admin
+
+
+class StallingClient(Client):
+    """Withholds its writes while ``stalled`` (Application.may_write) and, on a resend, lets
+    through only the ClOrdIDs in ``resend_ok`` (to_app raises DoNotSend for the others)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stalled = False
+        self.resend_ok: set[str] = set()
+        self.resends_seen: list[str] = []
+
+    def may_write(self, session_id: SessionID) -> bool:
+        return not self.stalled
+
+    def to_app(self, message: Message, session_id: SessionID) -> None:
+        if message.get_str(43) == "Y":
+            cid = message.require_str(11)
+            self.resends_seen.append(cid)
+            if cid not in self.resend_ok:
+                raise DoNotSend(f"{cid} is stale")
+
+
+@pytest.mark.timeout(30)
+async def test_a_withheld_write_never_reaches_the_peer_and_its_resend_is_the_applications_choice(
+        tmp_path: Path) -> None:
+    port = free_port()
+    venue, client = Venue(), StallingClient()
+    async with Engine(settings(acceptor_cfg(port, store=tmp_path / "v")), venue) as ve:
+        ini = initiator_cfg(port, extra=f"FileStorePath={tmp_path / 'c'}")
+        async with Engine(settings(ini), client) as ce:
+            await ce.wait_logged_on(CLIENT_SID, 5)
+            ce.send_to_target(nos("C0"), CLIENT_SID)
+            assert (await asyncio.wait_for(client.reports.get(), 5)).get_str(11) == "C0"
+            rt = ce.session(CLIENT_SID)
+            # the process "stood still" after sealing C1 and C2: their write is withheld
+            client.stalled = True
+            ce.send_to_target(nos("C1"), CLIENT_SID)
+            ce.send_to_target(nos("C2"), CLIENT_SID)
+            await rt.wait_disconnected(5)
+            assert rt.writes_withheld == 1
+            client.stalled = False
+            client.resend_ok = {"C2"}
+            # the initiator logs on again; the venue asks for the gap; C1 is gap-filled, C2 resent
+            report = await asyncio.wait_for(client.reports.get(), 10)
+            assert report.get_str(11) == "C2"
+            ce.send_to_target(nos("C3"), CLIENT_SID)
+            assert (await asyncio.wait_for(client.reports.get(), 5)).get_str(11) == "C3"
+            assert client.resends_seen == ["C1", "C2"]
+        await ve.session(VENUE_SID).wait_disconnected(5)
+    assert venue.orders == [("C0", None), ("C2", "Y"), ("C3", None)]
 
 
 @pytest.mark.timeout(30)
@@ -238,7 +291,7 @@ class MovedVenue(Venue):
     async def before_logon(self, message: Message, session_id: SessionID) -> None:
         if self.start_at is None:
             raise RejectLogon("not now")
-        assert self.engine is not None
+        assert isinstance(self.engine, Engine)
         self.engine.session(session_id).store.set_next_sender_seq(self.start_at)
 
 
