@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -80,10 +81,16 @@ class DashboardSource:
         self._books: dict[str, Any] = {}
         self._books_error = ""
         self.snapshot: dict[str, Any] = {"seq": 0}
+        self._lock = threading.Lock()  # the refresher's thread and a request's may both refresh
 
     def refresh(self, *, books: bool = True) -> dict[str, Any]:
         """A new snapshot; ``books=False`` leaves the blotter and books as they were (nobody
-        is looking: the firm's log is not read)."""
+        is looking: the firm's log is not read). One at a time: a request that reads the books
+        must not have its snapshot replaced by an older one built meanwhile."""
+        with self._lock:
+            return self._refresh(books)
+
+    def _refresh(self, books: bool) -> dict[str, Any]:
         st = self._status()
         now = time.time()
         nodes, sessions = [], []
