@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -282,7 +281,7 @@ class ReplicationNode:
     def connected(self) -> bool:
         return self._bus is not None and self._bus.connected
 
-    def mqtt_socket(self) -> socket.socket | None:
+    def mqtt_socket(self) -> Any:
         """The TCP socket of the current broker connection (to check its options)."""
         return self._bus.client_socket() if self._bus is not None else None
 
