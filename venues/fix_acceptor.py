@@ -165,6 +165,7 @@ class VenueApplication(MessageCracker):
         self._jrnl: VenueJournal | None = None
         self._jclock: JournalClock | None = None
         self._replaying = False
+        self.replay_errors = 0  # journal records that raised on replay (skipped: see replay)
 
     # -- session bookkeeping ------------------------------------------------------------
 
@@ -332,29 +333,42 @@ class VenueApplication(MessageCracker):
         self._replaying = True
         n = 0
         try:
-            for rec in records:
-                kind = rec[0]
-                clock.pin(from_micros(rec[1]))
-                if kind == "T":
-                    self.venue.tick()
-                elif kind in ("D", "F", "G", "H"):
-                    sid = SessionID(*rec[2])
-                    account = rec[3]
-                    cmd = decode_command(kind, rec[-1])
-                    if isinstance(cmd, SubmitOrder):
-                        self.apply_submit(cmd, sid, bool(rec[4]))
-                    elif isinstance(cmd, CancelOrder):
-                        self._deliver(self.venue.cancel(cmd), sid, cmd.owner, cmd.cl_ord_id, account, True, None)
-                    elif isinstance(cmd, ReplaceOrder):
-                        self._deliver(self.venue.replace(cmd), sid, cmd.owner, cmd.cl_ord_id, account, False, None)
-                    else:
-                        self._deliver(self.venue.status(cmd), sid, cmd.owner, cmd.cl_ord_id, account, True, None)
-                else:
-                    continue  # the start record
+            for i, rec in enumerate(records, 2):
+                try:
+                    if not self._replay_one(rec, clock):
+                        continue  # the start record
+                except Exception as exc:  # noqa: BLE001 - one bad command must not keep the venue down
+                    # A command that raised when it was first applied raises again here, after
+                    # the same partial effect (the venue is deterministic): skipping it rebuilds
+                    # the state the venue had. A record that does not decode was never applied.
+                    self.replay_errors += 1
+                    _log.warning("journal record %d (%s) raised on replay and was skipped: %r", i,
+                                 rec[0] if isinstance(rec, list) and rec else "?", exc)
                 n += 1
         finally:
             self._replaying = False
         return n
+
+    def _replay_one(self, rec: list[Any], clock: JournalClock) -> bool:
+        kind = rec[0]
+        clock.pin(from_micros(rec[1]))
+        if kind == "T":
+            self.venue.tick()
+        elif kind in ("D", "F", "G", "H"):
+            sid = SessionID(*rec[2])
+            account = rec[3]
+            cmd = decode_command(kind, rec[-1])
+            if isinstance(cmd, SubmitOrder):
+                self.apply_submit(cmd, sid, bool(rec[4]))
+            elif isinstance(cmd, CancelOrder):
+                self._deliver(self.venue.cancel(cmd), sid, cmd.owner, cmd.cl_ord_id, account, True, None)
+            elif isinstance(cmd, ReplaceOrder):
+                self._deliver(self.venue.replace(cmd), sid, cmd.owner, cmd.cl_ord_id, account, False, None)
+            else:
+                self._deliver(self.venue.status(cmd), sid, cmd.owner, cmd.cl_ord_id, account, True, None)
+        else:
+            return False
+        return True
 
     # -- outbound -------------------------------------------------------------------------
 

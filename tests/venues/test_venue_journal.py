@@ -17,7 +17,7 @@ from fixgw.orders import OrdType, Side, TimeInForce
 from tests.venues.vfix_scenarios import cancel, er, new_order, status
 from tests.venues.vfix_support import fixgw_client, free_port
 from venues.clock import FrozenClock
-from venues.commands import CancelOrder, QueryStatus, ReplaceOrder, SubmitOrder
+from venues.commands import CancelOrder, Command, QueryStatus, ReplaceOrder, SubmitOrder
 from venues.exchange import Exchange
 from venues.fix_acceptor import VenueServer, journaled_server, seconds_until_for, venue_settings
 from venues.fund import FundCompany
@@ -29,7 +29,7 @@ MORNING = datetime(2024, 3, 6, 10, 0, tzinfo=NY)  # a Wednesday, far from 16:00
 
 
 def test_commands_and_instants_round_trip() -> None:
-    cmds = [
+    cmds: list[Command] = [
         SubmitOrder("F", "c1", "IBM", Side.BUY, Decimal("100.5"), OrdType.LIMIT, Decimal("9.99"),
                     TimeInForce.GTC, None, "ACC1"),
         SubmitOrder("F", "c2", "FSIDX", Side.SELL, None, OrdType.MARKET, None, TimeInForce.DAY,
@@ -146,6 +146,25 @@ async def test_fund_pending_orders_survive(tmp_path: Path) -> None:
         clock.set(MORNING.replace(hour=17))  # past the 16:00 cut-off: the valuation fills it
         fill = await c.expect(er("F1", "F"), "valuation fill of the order placed before the restart", 15)
         assert fill.get_str(39) == "2"
+
+
+@pytest.mark.timeout(60)
+async def test_a_record_that_raises_on_replay_is_skipped_and_the_venue_starts(tmp_path: Path) -> None:
+    """A command that raised when it was applied raises again on replay (seen: the venue then
+    never started again); it is skipped, counted, and the rest of the journal is applied."""
+    clock = FrozenClock(MORNING)
+    port = free_port()
+    a, _ = _server("exchange", clock, port, tmp_path)
+    async with a, fixgw_client(port, "FIRM-S1", "EXCH", store=tmp_path / "client") as c:
+        c.send("D", new_order("B1", "1", "100", "50.00"))
+        await c.expect(er("B1", "0"), "ack of B1")
+        # a cancel whose command does not even decode (as a venue bug would leave it), then B2
+        _open[-1].append(["F", to_micros(clock.now()), ["FIX.4.4", "EXCH", "FIRM-S1"], "", {"bogus": 1}])
+        c.send("D", new_order("B2", "1", "200", "50.00"))
+        await c.expect(er("B2", "0"), "ack of B2")
+    b, replayed = _server("exchange", clock, port, tmp_path)
+    assert replayed == 3 and b.app.replay_errors == 1
+    assert sorted(r.cl_ord_id for r in b.venue.open_orders()) == ["B1", "B2"]  # type: ignore[attr-defined]
 
 
 def test_journal_appends_survive_reopen(tmp_path: Path) -> None:
