@@ -25,8 +25,9 @@ from utilities.dashboard import DashboardSource, create_app
 
 
 def _firm_log(path: Path) -> str:
-    order = rec(RecordType.ORDER, 0, txn="cfu1-0.1")
-    street = [rec(RecordType.SENT, 1, txn="cfu1-0.1"), fill(2, 100, "10.00", "E1", txn="cfu1-0.1")]
+    # explicit seqs from 1: the dashboard reads each origin up to its contiguous high-water mark
+    order = rec(RecordType.ORDER, 0, txn="cfu1-0.1", seq=1)
+    street = [rec(RecordType.SENT, 1, txn="cfu1-0.1", seq=1), fill(2, 100, "10.00", "E1", txn="cfu1-0.1", seq=2)]
     with RecordLog(path, node_id="firm", role=Role.FIRM, sync=False) as log, log.write() as b:
         b.insert(Role.CUSTOMER, [(order, encode_record(order))])
         b.insert(Role.STREET, [(r, encode_record(r)) for r in street])
