@@ -137,3 +137,20 @@ async def _scenario(cl: Cluster, tmp: Path) -> None:
         clients.stop()
     # every customer logged out: their subscriptions ended, the venue's goes once nobody wants it
     await until(lambda: venue_subscriptions(cl, SYMBOL) == 0, 15, "the venue subscription ended")
+
+
+def test_order_quote_prints_the_book_and_follows_it(cluster: Cluster) -> None:
+    snap = cluster.fixgw("order", "--config", str(cluster.config), "--sender", "CLIENT2", "quote", SYMBOL,
+                         "--depth", "3")
+    assert snap.returncode == 0, snap.stdout + snap.stderr
+    lines = snap.stdout.splitlines()
+    assert lines[0].startswith(f"{SYMBOL}: ") and "bid" in lines[1] and len(lines) >= 5, snap.stdout
+    best = lines[2].split("|")
+    assert Decimal(best[0].split()[1]) < Decimal(best[1].split()[0]), snap.stdout    # uncrossed
+    # --follow: the market maker requotes every second, so updates come; then it unsubscribes
+    fol = cluster.fixgw("order", "--config", str(cluster.config), "--sender", "CLIENT2", "quote", SYMBOL,
+                        "--follow", "2.5")
+    assert fol.returncode == 0, fol.stdout + fol.stderr
+    assert "change(s)  bid " in fol.stdout and fol.stdout.rstrip().endswith("unsubscribed"), fol.stdout
+    bad = cluster.fixgw("order", "--config", str(cluster.config), "--sender", "CLIENT2", "quote", "NOPE")
+    assert bad.returncode == 1 and "MDReqRejReason 0" in bad.stdout, bad.stdout + bad.stderr
