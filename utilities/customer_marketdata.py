@@ -36,8 +36,21 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from fixgw.config import SessionID
-from fixgw.mdcodes import MDEntryType, MDReqRejReason, MDUpdateAction, MDUpdateType, SubscriptionRequestType
-from fixgw.mdmessages import MdEntry, MdRequest, incremental_refresh, md_reject, parse_md_request, snapshot
+from fixgw.mdcodes import (
+    MDEntryType,
+    MDReqRejReason,
+    MDUpdateAction,
+    MDUpdateType,
+    SubscriptionRequestType,
+)
+from fixgw.mdmessages import (
+    MdEntry,
+    MdRequest,
+    incremental_refresh,
+    md_reject,
+    parse_md_request,
+    snapshot,
+)
 from fixgw.message import Message
 from replication.wire import Topics
 from utilities.md_book import Book, View, book_entries

@@ -44,7 +44,14 @@ from replication.auth import AuthError, BusLogin
 from replication.bus import listen_briefly
 from replication.node import ReplicationNode
 from replication.record import Role
-from replication.wire import COMMAND_KIND, HEARTBEAT_KIND, MD_INTEREST_KIND, QUOTE_KIND, SESSION_KIND, Topics
+from replication.wire import (
+    COMMAND_KIND,
+    HEARTBEAT_KIND,
+    MD_INTEREST_KIND,
+    QUOTE_KIND,
+    SESSION_KIND,
+    Topics,
+)
 from utilities.bus_access import node_login
 from utilities.catalogue import VenueCatalogue
 from utilities.cluster_config import BEGIN_STRINGS, ClusterConfig, ClusterConfigError, NodeConfig

@@ -31,8 +31,9 @@ def book_lines(symbol: str, book: Book, depth: int) -> list[str]:
     view = book.view(depth or LEVELS_SHOWN)
     bids = sorted(((p, q) for (k, p), q in view.items() if k is MDEntryType.BID), reverse=True)
     offers = sorted((p, q) for (k, p), q in view.items() if k is MDEntryType.OFFER)
-    lines = [f"{symbol}: {len([k for k in book.levels if k[0] is MDEntryType.BID])} bid level(s), "
-             f"{len([k for k in book.levels if k[0] is MDEntryType.OFFER])} offer level(s)",
+    n_bids = len([k for k in book.levels if k[0] is MDEntryType.BID])
+    n_offers = len(book.levels) - n_bids
+    lines = [f"{symbol}: {n_bids} bid level(s), {n_offers} offer level(s)",
              f"  {'bid size':>12} {'bid':>10} | {'offer':<10} {'offer size':<12}"]
     for i in range(max(len(bids), len(offers))):
         b = f"{bids[i][1]:>12} {bids[i][0]:>10}" if i < len(bids) else " " * 23

@@ -55,6 +55,12 @@ def exchange_process(cl: Cluster) -> tuple[int, list[str]]:
     return pid, [a.decode() for a in argv]
 
 
+def start_again(cl: Cluster, argv: list[str]) -> None:
+    """The exchange started by hand with the command line ``fixgw up`` gave it (stopped with the cluster)."""
+    log = open(cl.base / "exchange.restart.log", "wb")  # noqa: SIM115 (the venue writes it)
+    cl.extra.append(subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT))
+
+
 def test_street_takeover_across_a_venue_restart_sends_nothing_twice(own_cluster: Cluster) -> None:
     asyncio.run(_scenario(own_cluster))
 
@@ -77,9 +83,7 @@ async def _scenario(cl: Cluster) -> None:
         os.kill(pid, signal.SIGKILL)
         cl.kill("ssu1")
         await asyncio.sleep(0.5)
-        log = open(cl.base / "exchange.restart.log", "wb")  # noqa: SIM115 (the venue writes it)
-        venue = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-        cl.extra.append(venue)
+        start_again(cl, argv)
 
         # ssu2 logs on again and takes ssu1's orders over (it asks the venue, sends nothing)
         deadline = time.monotonic() + 30

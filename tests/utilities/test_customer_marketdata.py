@@ -13,7 +13,14 @@ import pytest
 
 from fixgw.config import SessionID
 from fixgw.mdcodes import MDEntryType, MDReqRejReason, MDUpdateAction, SubscriptionRequestType
-from fixgw.mdmessages import MdEntry, incremental_refresh, md_reject, md_request, read_entries, snapshot
+from fixgw.mdmessages import (
+    MdEntry,
+    incremental_refresh,
+    md_reject,
+    md_request,
+    read_entries,
+    snapshot,
+)
 from fixgw.message import Message
 from utilities.customer_marketdata import BACKLOG_LIMIT, TRADES_KEPT, CustomerMarketData
 from utilities.liveness import Heartbeat, Liveness
