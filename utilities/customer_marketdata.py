@@ -139,11 +139,13 @@ class CustomerMarketData:
     def _problem(self, subs: dict[str, _Sub], req: MdRequest) -> tuple[MDReqRejReason, str] | None:
         if req.req_id in subs:
             return MDReqRejReason.DUPLICATE_MD_REQ_ID, f"MDReqID {req.req_id} is already subscribed"
-        unknown = [s for s in req.symbols if s not in self.symbols or s in self.refused]
+        unknown = [s for s in req.symbols if s not in self.symbols]
         if unknown or not req.symbols:
-            why = "; ".join(self.refused[s] for s in unknown if s in self.refused)
-            return MDReqRejReason.UNKNOWN_SYMBOL, (f"unknown symbol {', '.join(unknown) or '(none)'}"
-                                                   + (f" ({why})" if why else ""))
+            return MDReqRejReason.UNKNOWN_SYMBOL, f"unknown symbol {', '.join(unknown) or '(none)'}"
+        refused = [s for s in req.symbols if s in self.refused]
+        if refused:
+            return (MDReqRejReason.UNKNOWN_SYMBOL,
+                    "; ".join(f"no market data for {s} at its venue ({self.refused[s]})" for s in refused))
         bad = [t for t in req.entry_types if t not in _TYPES]
         if bad or not req.entry_types:
             return (MDReqRejReason.UNSUPPORTED_MD_ENTRY_TYPE,
@@ -289,7 +291,7 @@ class CustomerMarketData:
                 self.refused[symbol] = item.text
                 for sub in list(self.by_symbol.get(symbol, ())):
                     self._reject(sub.sid, sub.req_id, MDReqRejReason.UNKNOWN_SYMBOL,
-                                 f"unknown symbol {symbol} ({item.text})")
+                                 f"no market data for {symbol} at its venue ({item.text})")
                     self._end(sub)
 
     # ------------------------------------------------------------------ interest out

@@ -34,7 +34,7 @@ def book_lines(symbol: str, book: Book, depth: int) -> list[str]:
     n_bids = len([k for k in book.levels if k[0] is MDEntryType.BID])
     n_offers = len(book.levels) - n_bids
     lines = [f"{symbol}: {n_bids} bid level(s), {n_offers} offer level(s)",
-             f"  {'bid size':>12} {'bid':>10} | {'offer':<10} {'offer size':<12}"]
+             f"  {'bid size':>12} {'bid':>10} | {'offer':<10} offer size"]
     for i in range(max(len(bids), len(offers))):
         b = f"{bids[i][1]:>12} {bids[i][0]:>10}" if i < len(bids) else " " * 23
         o = f"{offers[i][0]:<10} {offers[i][1]:<12}" if i < len(offers) else ""
