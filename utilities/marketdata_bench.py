@@ -37,7 +37,7 @@ from utilities.errors import UtilitiesError
 DRIVER = "MDBENCH-DRIVER"
 DIRECT = "MDBENCH-DIRECT"
 MAX_SUBSCRIBERS = 10
-OFFSET = Decimal("20")      # the bench's bids rest this far below the reference price
+OFFSET = Decimal(20)      # the bench's bids rest this far below the reference price
 STEP = Decimal("0.01")
 
 
