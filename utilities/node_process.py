@@ -405,6 +405,10 @@ class NodeProcess:
                                  for sid, rt in self.engine.sessions.items()}
         if self.app is not None:
             st["counters"] = dict(self.app.counters)
+            if isinstance(self.app, CustomerUtility):
+                st["counters"].update(self.app.market_data.counters)
+            elif isinstance(self.app, StreetUtility) and self.app.quotes is not None:
+                st["counters"].update(self.app.quotes.counters)
             fence = getattr(self.app, "fence", None)
             if isinstance(fence, Fence):
                 st["fenced"] = fence.fenced
