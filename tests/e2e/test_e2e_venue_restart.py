@@ -70,7 +70,7 @@ async def _scenario(cl: Cluster) -> None:
             FixClient(cl.ports["cfu2"], "CLIENT2", "FIXGW") as md:
         md.send(md_request("MD1", SubscriptionRequestType.SNAPSHOT_AND_UPDATES, ["AAPL"]))
         await md.until(lambda m: m.msg_type == b"W" and m.get_str(262) == "MD1")
-        resting = [c.new_order(symbol="AAPL", side="1", qty="10", price=RESTING_PX, account="ACC1") for _ in range(8)]
+        resting = [c.new_order(symbol="AAPL", side="1", qty="10", price=RESTING_PX, account="ACC1") for _ in range(12)]
         news = await wait_reports(c, {x: {"0"} for x in resting})
         txns = {x: news[x].get_str(37) or "" for x in resting}
         streets = {x: order_status(cl, "cfu1", txns[x])["street"] for x in resting}
@@ -96,15 +96,15 @@ async def _scenario(cl: Cluster) -> None:
 
         # a cancel of half of them works through ssu2 (the venue knows them: an unknown order's
         # cancel would be rejected) ...
-        cancels = {x: c.cancel(x, symbol="AAPL", side="1", qty="10") for x in resting[:4]}
+        cancels = {x: c.cancel(x, symbol="AAPL", side="1", qty="10") for x in resting[:6]}
         await wait_reports(c, {k: {"4"} for k in cancels.values()}, timeout=30)
         # ... and a later fill of the others: a sell sweeping every bid down to their price
         async with FixClient(cl.ports["cfu2"], "BENCH1", "FIXGW") as seller:
             sweep = seller.new_order(symbol="AAPL", side="2", qty="100000", price=RESTING_PX, tif="3",
                                      account="BENCH")
             await wait_reports(seller, {sweep: {"2", "4", "C"}}, timeout=30)  # IOC: the rest expires
-        fills = await wait_reports(c, {x: {"2"} for x in resting[4:]}, timeout=30)
-        assert all(fills[x].get_decimal(14) == Decimal(10) for x in resting[4:])
+        fills = await wait_reports(c, {x: {"2"} for x in resting[6:]}, timeout=30)
+        assert all(fills[x].get_decimal(14) == Decimal(10) for x in resting[6:])
 
         # market data went on through ssu2: the trades at the resting price reached the subscriber
         def traded_at_resting(m: Message) -> bool:
