@@ -27,13 +27,25 @@ import pytest
 from fixgw.mdcodes import SubscriptionRequestType
 from fixgw.mdmessages import md_request, read_entries
 from fixgw.message import Message
-from tests.e2e.test_e2e_failover import order_status, wait_reports
+from tests.e2e.test_e2e_failover import wait_reports
 from tests.e2e.test_e2e_marketdata import venue_subscriptions
 from tests.support.cluster import ROOT, Cluster
 from tests.support.fixclient import FixClient
 
 pytestmark = pytest.mark.timeout(240)
 RESTING_PX = "150.00"   # far below the market maker's quotes (~190): these bids rest
+
+
+def records(cl: Cluster, node: str) -> list[dict[str, object]]:
+    """Every record ``node`` holds (one ``fixgw log dump`` for all orders: a process per order is slow)."""
+    out = cl.fixgw("log", "dump", "--data", str(cl.data / node), "--json")
+    assert out.returncode == 0, out.stderr
+    return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+
+
+def by_street(cl: Cluster, kind: str, txns: set[str]) -> dict[str, str]:
+    """txn -> the street that wrote its record of ``kind`` ("sent", "takeover"), as cfu1 holds them."""
+    return {str(r["txn"]): str(r["origin"]) for r in records(cl, "cfu1") if r["type"] == kind and r["txn"] in txns}
 
 
 def venue_orders_received(journal: Path) -> Counter[str]:
@@ -73,8 +85,9 @@ async def _scenario(cl: Cluster) -> None:
         resting = [c.new_order(symbol="AAPL", side="1", qty="10", price=RESTING_PX, account="ACC1") for _ in range(12)]
         news = await wait_reports(c, {x: {"0"} for x in resting})
         txns = {x: news[x].get_str(37) or "" for x in resting}
-        streets = {x: order_status(cl, "cfu1", txns[x])["street"] for x in resting}
-        assert set(streets.values()) == {"ssu1", "ssu2"}, "orders are spread over both streets"
+        sent_by = by_street(cl, "sent", set(txns.values()))
+        assert set(sent_by.values()) == {"ssu1", "ssu2"}, f"orders are spread over both streets: {sent_by}"
+        of_ssu1 = {t for t, st in sent_by.items() if st == "ssu1"}
 
         # SIGKILL the exchange (resting orders in its book) and ssu1 (half of them, and the
         # market-data subscription); the exchange starts again on its data directory
@@ -87,11 +100,13 @@ async def _scenario(cl: Cluster) -> None:
 
         # ssu2 logs on again and takes ssu1's orders over (it asks the venue, sends nothing)
         deadline = time.monotonic() + 30
+        taken: dict[str, str] = {}
         while time.monotonic() < deadline:
-            if all(order_status(cl, "cfu1", txns[x])["street"] == "ssu2" for x in resting):
+            taken = by_street(cl, "takeover", of_ssu1)
+            if set(taken) == of_ssu1:
                 break
             await asyncio.sleep(0.5)
-        assert all(order_status(cl, "cfu1", txns[x])["street"] == "ssu2" for x in resting)
+        assert taken == dict.fromkeys(of_ssu1, "ssu2"), taken
         assert "journal replayed" in (cl.base / "exchange.restart.log").read_text()
 
         # a cancel of half of them works through ssu2 (the venue knows them: an unknown order's
