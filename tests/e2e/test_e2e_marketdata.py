@@ -133,6 +133,12 @@ async def _scenario(cl: Cluster, tmp: Path) -> None:
             assert s.invalid == [], s.invalid
             assert [m for m in s.inbox.messages if m.msg_type == b"3"] == []
         assert venue_subscriptions(cl, SYMBOL) == 1
+        # the shared cluster's book as it was: the two bids leave
+        for i, cl_ord_id in enumerate(("MD-B1", "MD-B2")):
+            c1.send("F", [(41, cl_ord_id), (11, f"MD-X{i}"), (55, SYMBOL), (54, "1"), (38, "7" if i == 0 else "3"),
+                          (60, now_ts())])
+            await c1.expect(lambda m, x=f"MD-X{i}": m.msg_type == b"8" and m.get_str(11) == x and m.get_str(39) == "4",
+                            "cancel", timeout=15)
     finally:
         clients.stop()
     # every customer logged out: their subscriptions ended, the venue's goes once nobody wants it
