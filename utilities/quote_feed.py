@@ -20,7 +20,8 @@ an incremental; all of one event-loop turn go out in one publish. The street kee
 (:class:`utilities.md_book.Book`) to answer a customer utility's refresh (a new subscriber, or
 a gap in the street's sequence numbers) with a full book. A symbol the venue refuses (Y: the
 fund company has no books) is passed on as refused and not asked for again for
-``REFUSED_RETRY_S``.
+``REFUSED_RETRY_S``. A W or X the venue resends after a reconnect (PossDupFlag Y) is ignored:
+it belongs to a subscription the disconnect ended, and the new one starts with its own W.
 """
 
 from __future__ import annotations
@@ -149,6 +150,8 @@ class QuoteFeed:
 
     # ------------------------------------------------------------------ the venue's market data
     def on_snapshot(self, msg: Message) -> None:
+        if msg.get(43) == b"Y":
+            return          # resent after a reconnect: an old subscription's, stale by now
         symbol = self.req_symbol.get(msg.get_str(262) or "")
         if symbol is None:
             return          # an old subscription's snapshot
@@ -157,6 +160,8 @@ class QuoteFeed:
         self._queue(QuoteItem(symbol, QuoteKind.SNAPSHOT, book.entries(symbol)))
 
     def on_incremental(self, msg: Message) -> None:
+        if msg.get(43) == b"Y":
+            return
         symbol = self.req_symbol.get(msg.get_str(262) or "")
         if symbol is None:
             return

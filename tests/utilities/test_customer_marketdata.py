@@ -301,6 +301,12 @@ async def test_one_venue_subscription_per_symbol_whatever_the_customers() -> Non
     items = s.items()
     assert [(i.symbol, i.kind) for i in items] == [("AAPL", QuoteKind.SNAPSHOT), ("AAPL", QuoteKind.INCREMENTAL)]
     assert items[0].entries == tuple(BOOK)
+    # a resent X (PossDupFlag Y, after a reconnect) is stale: not passed on
+    resent = incremental_refresh(req_id, [e(BID, "98", "0", DELETE)])
+    resent.fields.insert(0, (43, b"Y"))
+    s.feed.on_incremental(resent)
+    await settle()
+    assert s.items() == []
     # a refresh request is answered from the book the street keeps
     s.want("cfu1", "AAPL", refresh=("AAPL",))
     await settle()
