@@ -449,6 +449,17 @@ class SessionRuntime:
     def logged_on(self) -> bool:
         return self.session.logged_on
 
+    @property
+    def write_backlog(self) -> int:
+        """Bytes written to the peer and not read by it yet (0 without a connection); while the
+        session holds writes back for a peer that does not read (4 MB waiting), at least that.
+        An application with messages it can conflate (market data) holds them back while large."""
+        conn = self.conn
+        if conn is None or conn.closing:
+            return 0
+        size = conn.writer.transport.get_write_buffer_size()
+        return max(size, 4 << 20) if self._draining else size
+
     async def wait_logged_on(self, timeout: float | None = None) -> None:
         await asyncio.wait_for(self._logged_on.wait(), timeout)
 

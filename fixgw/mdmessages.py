@@ -8,6 +8,9 @@ versions and matters to a validating peer: FIX 4.2's W requires MDEntryPx in eve
 (every entry served here has a price); FIX 4.2 and 4.4 both carry Symbol (55) inside each X
 entry (4.4 through the Instrument component). Fields are written in dictionary order.
 Every built message passes QuickFIX's FIX42.xml / FIX44.xml (tests/venues/test_marketdata*).
+
+A street utility is a client of the venue's market data: :func:`read_entries` reads the
+NoMDEntries group of a W or an X it receives (the reader of what the builders here write).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from fixgw.mdcodes import MDEntryType, MDReqRejReason, MDUpdateAction, Subscript
 from fixgw.message import Message
 
 __all__ = ["MdEntry", "MdRequest", "incremental_refresh", "md_reject", "md_request", "parse_md_request",
-           "refresh_group", "snapshot"]
+           "read_entries", "refresh_group", "snapshot"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +73,60 @@ def parse_md_request(msg: Message) -> MdRequest:
     types = tuple(v.decode("latin-1") for v in msg.get_all(269))
     symbols = tuple(dict.fromkeys(v.decode("latin-1") for v in msg.get_all(55)))
     return MdRequest(req_id, kind, depth, types, symbols, msg.get_str(265))
+
+
+def read_entries(msg: Message) -> list[MdEntry]:
+    """The entries of a W (symbol from 55 before the group) or an X (symbol per entry), in order.
+    An entry of a type outside :class:`MDEntryType`, or without a price, is skipped (this
+    project serves only bid, offer and trade, each with a price). Raises IncorrectDataFormat
+    for a price or size that is not a number."""
+    out: list[MdEntry] = []
+    top_symbol = ""
+    in_group = False
+    cur: dict[int, bytes] = {}
+
+    def close() -> None:
+        if not cur:
+            return
+        try:
+            kind = MDEntryType(cur.get(269, b"").decode("latin-1"))
+        except ValueError:
+            return
+        raw_px = cur.get(270)
+        if raw_px is None:
+            return
+        try:
+            px, size = Decimal(raw_px.decode()), Decimal((cur.get(271) or b"0").decode())
+        except ArithmeticError:
+            raise IncorrectDataFormat(270) from None
+        action = None
+        if 279 in cur:
+            try:
+                action = MDUpdateAction(cur[279].decode("latin-1"))
+            except ValueError:
+                return
+        symbol = cur[55].decode("latin-1") if 55 in cur else top_symbol
+        out.append(MdEntry(kind, px, size, symbol, action))
+
+    delim = 0  # the group's first tag (279 in an X, 269 in a W) starts each entry
+    for tag, value in msg.fields:
+        if tag == 268:
+            in_group = True
+            continue
+        if not in_group:
+            if tag == 55:
+                top_symbol = value.decode("latin-1")
+            continue
+        if tag == 10:
+            break
+        if not delim:
+            delim = tag
+        elif tag == delim:
+            close()
+            cur = {}
+        cur.setdefault(tag, value)
+    close()
+    return out
 
 
 def md_request(req_id: str, kind: SubscriptionRequestType, symbols: Sequence[str],

@@ -14,6 +14,8 @@ replication node hands them over untouched)::
 
     fixgw/<cluster>/alive/<role>/<node>    a node's heartbeat (QoS 0, not retained)
     fixgw/<cluster>/cmd/<node>             commands to <node> (customer -> street routing, QoS 1)
+    fixgw/<cluster>/quote/<street>         market data a street utility serves (QoS 0; not records)
+    fixgw/<cluster>/mdwant/<customer>      the symbols a customer utility wants quotes of (QoS 0)
 
 Except for commands, the sending node is always the last topic level, so that the broker's
 ACL can let each node publish only under its own name (see :mod:`replication.auth`; only
@@ -48,6 +50,8 @@ WIRE_VERSION = 1
 HEARTBEAT_KIND = "alive"
 COMMAND_KIND = "cmd"
 SESSION_KIND = "session"   # requests to hand a customer's FIX session over (utilities.session_owner)
+QUOTE_KIND = "quote"       # market data from a street utility (utilities.quote_feed)
+MD_INTEREST_KIND = "mdwant"  # symbols a customer utility wants quotes of (utilities.customer_marketdata)
 _ROLES = {r.value: r for r in Role}
 
 
@@ -103,6 +107,20 @@ class Topics:
     def sessions(self, node: str) -> str:
         """Where a customer utility hears requests to hand a customer's FIX session over."""
         return f"fixgw/{self.cluster}/{SESSION_KIND}/{node}"
+
+    def quotes(self, street: str) -> str:
+        """Where ``street`` publishes the market data it serves (``utilities.quote_wire``)."""
+        return f"fixgw/{self.cluster}/{QUOTE_KIND}/{street}"
+
+    def all_quotes(self) -> str:
+        return f"fixgw/{self.cluster}/{QUOTE_KIND}/+"
+
+    def md_interest(self, customer: str) -> str:
+        """Where customer utility ``customer`` says which symbols it wants quotes of."""
+        return f"fixgw/{self.cluster}/{MD_INTEREST_KIND}/{customer}"
+
+    def all_md_interest(self) -> str:
+        return f"fixgw/{self.cluster}/{MD_INTEREST_KIND}/+"
 
     def kind_of(self, topic: str) -> str:
         """The kind level of a topic of this cluster (``rec``, ``alive``, ``cmd``, ...); "" for

@@ -2,7 +2,11 @@
 
 The replication topics a node may publish come from :mod:`replication.auth`; this module
 adds what each role addresses on top of replication: every node its own heartbeat, a
-customer utility commands to the street utilities. Everything else is read-only.
+customer utility commands to the street utilities and the symbols it wants quotes of
+(``mdwant/<itself>``), a street utility the quotes it serves (``quote/<itself>``): so only
+a street can publish quotes, under its own name, and only a customer utility can ask for
+them. Everything else is read-only. The amqtt broker gets the same grants
+(:func:`replication.auth.amqtt_config`) as mosquitto.
 
 Secrets live in ``<data_dir>/secrets/<node>.password`` (and ``monitor.password`` for
 read-only clients: status probes, benches), 0600, made by ``fixgw up`` when missing and kept
@@ -58,13 +62,17 @@ def ca_file(cfg: ClusterConfig) -> Path | None:
 
 def role_publish_topics(cfg: ClusterConfig, node: NodeConfig) -> tuple[str, ...]:
     """What the node's role publishes besides replication: its heartbeat; a customer utility also
-    commands to the streets and hand-over requests to its peers."""
+    commands to the streets, hand-over requests to its peers and its market-data interest; a
+    street utility its quotes."""
     t = Topics(cfg.name)
     topics = [t.heartbeat(node.role, node.name)]
     if node.role == "customer":
         topics += [t.commands(s.name) for s in cfg.nodes_with_role("street")]
         # hand-over requests to the customer utility that owns a FIX session (utilities.session_owner)
         topics += [t.sessions(c.name) for c in cfg.nodes_with_role("customer") if c.name != node.name]
+        topics.append(t.md_interest(node.name))
+    elif node.role == "street":
+        topics.append(t.quotes(node.name))
     return tuple(topics)
 
 

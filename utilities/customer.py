@@ -52,6 +52,7 @@ from utilities import execreports as er
 from utilities.account_inquiries import AccountInquiries
 from utilities.books import new_york_today, trade_date_of
 from utilities.clordids import ClOrdIds
+from utilities.customer_marketdata import CustomerMarketData
 from utilities.liveness import Liveness
 from utilities.order_request import OrderRequest
 from utilities.record_node import RecordNode
@@ -148,6 +149,10 @@ class CustomerUtility(MessageCracker):
         self.inquiries = AccountInquiries(name=node_name, customers=self.customers,
                                           records_for_txn=lambda txn: self.node.log.records_for_txn(txn),
                                           send=self._send, today=self.today, reference_prices=reference_prices)
+        # market data from the street utilities' quotes (utilities.customer_marketdata)
+        self.market_data = CustomerMarketData(name=node_name, cluster=cluster, symbols=self.symbol_venues,
+                                              streets=self.streets, send=self._send, backlog=self._backlog,
+                                              publish=publish, snapshot_timeout_s=max(5.0, 2 * liveness.dead_after_s))
 
     def bound_handlers(self) -> dict[bytes, Callable[[Message, SessionID], Awaitable[None]]]:
         """The handlers, behind each session's message-rate limit (utilities.session_throttle)."""
@@ -251,6 +256,7 @@ class CustomerUtility(MessageCracker):
     async def on_logout(self, session_id: SessionID) -> None:
         self.logged_on.discard(session_id)
         self.inquiries.on_logout(session_id)
+        self.market_data.on_logout(session_id)
 
     # ------------------------------------------------------------------ session control (SessionOwner)
     def _sid(self, key: SessionKey) -> SessionID:
@@ -523,6 +529,15 @@ class CustomerUtility(MessageCracker):
         if sid.begin_string < "FIX.4.4":
             raise UnsupportedMessageType("BB")
         self.inquiries.on_collateral_inquiry(msg, sid)
+
+    @handles("V")
+    async def on_market_data_request(self, msg: Message, sid: SessionID) -> None:
+        self.market_data.on_request(msg, sid)
+
+    def _backlog(self, sid: SessionID) -> int:
+        if self.engine is None or (rt := self.engine.sessions.get(sid)) is None:
+            return 0
+        return rt.write_backlog
 
     # ------------------------------------------------------------------ records in
     def on_record(self, r: Record) -> None:

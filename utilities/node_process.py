@@ -44,7 +44,14 @@ from replication.auth import AuthError, BusLogin
 from replication.bus import listen_briefly
 from replication.node import ReplicationNode
 from replication.record import Role
-from replication.wire import COMMAND_KIND, HEARTBEAT_KIND, SESSION_KIND, Topics
+from replication.wire import (
+    COMMAND_KIND,
+    HEARTBEAT_KIND,
+    MD_INTEREST_KIND,
+    QUOTE_KIND,
+    SESSION_KIND,
+    Topics,
+)
 from utilities.bus_access import node_login
 from utilities.catalogue import VenueCatalogue
 from utilities.cluster_config import BEGIN_STRINGS, ClusterConfig, ClusterConfigError, NodeConfig
@@ -55,6 +62,7 @@ from utilities.firm import FirmNode
 from utilities.liveness import Heartbeat, Liveness, another_run_of
 from utilities.metrics import NodeCollector
 from utilities.node_status import write_status
+from utilities.quote_feed import QuoteFeed
 from utilities.routing import TTL_FACTOR
 from utilities.session_owner import SessionOwner
 from utilities.session_store import SessionStoreFactory
@@ -140,18 +148,30 @@ class NodeProcess:
             self.app.on_command(topic, payload)
         elif kind == SESSION_KIND and self.sessions is not None:
             self.sessions.on_handover_message(payload)
+        elif kind == QUOTE_KIND and isinstance(self.app, CustomerUtility):
+            self.app.market_data.on_quotes(topic, payload)
+        elif kind == MD_INTEREST_KIND and isinstance(self.app, StreetUtility) and self.app.quotes is not None:
+            self.app.quotes.on_interest(topic, payload)
 
     async def publish(self, topic: str, payload: bytes) -> None:
         if self.node is None:
             raise UtilitiesError(f"{self.me.name}: the record node is not started yet")
         await self.node.publish(topic, payload, qos=1)
 
+    async def publish_quotes(self, topic: str, payload: bytes) -> None:
+        """Market data and market-data interest: QoS 0 (utilities.quote_wire says why)."""
+        if self.node is None:
+            raise UtilitiesError(f"{self.me.name}: the record node is not started yet")
+        await self.node.publish(topic, payload, qos=0)
+
     def subscriptions(self) -> list[tuple[str, int]]:
         subs = [(self.topics.heartbeats(), 0)]
         if self.me.role == "street":
             subs.append((self.topics.commands(self.me.name), 1))
+            subs.append((self.topics.all_md_interest(), 0))
         if self.me.role == "customer":
             subs.append((self.topics.sessions(self.me.name), 1))
+            subs.append((self.topics.all_quotes(), 0))
         return subs
 
     async def running_elsewhere(self) -> Heartbeat | None:
@@ -283,6 +303,7 @@ class NodeProcess:
             rate_limits={c.comp_id: c.max_messages_per_s for c in cfg.customers.values()
                          if c.max_messages_per_s is not None},
         )
+        app.market_data.publish = self.publish_quotes
         app.load()
         self.app = app
         # ready = able to route: a live street utility for every venue (bounded: streets may be down)
@@ -295,7 +316,8 @@ class NodeProcess:
                              store_factory=SessionStoreFactory(str(self.dir / "fixstore"), sessions,
                                                                sync=cfg.fix_store_sync))
         await self.engine.start()
-        return [asyncio.create_task(app.run_router()), asyncio.create_task(sessions.run())]
+        return [asyncio.create_task(app.run_router()), asyncio.create_task(sessions.run()),
+                asyncio.create_task(app.market_data.run(cfg.heartbeat_s))]
 
     async def start_street(self, node: ReplicationNode) -> list[asyncio.Task[Any]]:
         cfg, me = self.cfg, self.me
@@ -310,6 +332,10 @@ class NodeProcess:
             liveness=self.liveness, startup_grace_s=cfg.dead_after_s, fence=fence,
             command_ttl_s=TTL_FACTOR * cfg.dead_after_s,
         )
+        app.quotes = quotes = QuoteFeed(
+            name=me.name, cluster=cfg.name, symbol_venues=self.catalogue.symbol_venue, peers=app.peers,
+            liveness=self.liveness, logged_on=app.logged_on, send=app.send_to_venue, publish=self.publish_quotes,
+            interest_ttl_s=cfg.dead_after_s)
         app.load()
         self.app = app
         self.engine = engine = Engine(list(settings.values()), app)
@@ -322,7 +348,7 @@ class NodeProcess:
             log.warning("%s: not logged on to every venue yet (%s): starting anyway", me.name,
                         ", ".join(sorted(set(settings) - app.logged_on)))
         await self.beat()   # tell the customer utilities at once which venues we reach
-        return [watchdog, asyncio.create_task(app.run_takeover())]
+        return [watchdog, asyncio.create_task(app.run_takeover()), asyncio.create_task(quotes.run())]
 
     async def start_firm(self, node: ReplicationNode) -> list[asyncio.Task[Any]]:
         firm = FirmNode(node=node, node_name=self.me.name, accounts=self.cfg.accounts, eod_dir=self.dir / "eod",
@@ -379,6 +405,10 @@ class NodeProcess:
                                  for sid, rt in self.engine.sessions.items()}
         if self.app is not None:
             st["counters"] = dict(self.app.counters)
+            if isinstance(self.app, CustomerUtility):
+                st["counters"].update(self.app.market_data.counters)
+            elif isinstance(self.app, StreetUtility) and self.app.quotes is not None:
+                st["counters"].update(self.app.quotes.counters)
             fence = getattr(self.app, "fence", None)
             if isinstance(fence, Fence):
                 st["fenced"] = fence.fenced

@@ -31,6 +31,7 @@ from replication.record import Record, RecordType
 from utilities.execreports import fmt
 from utilities.fencing import Fence
 from utilities.liveness import Liveness
+from utilities.quote_feed import QuoteFeed
 from utilities.record_node import RecordNode
 from utilities.routing import Command, decode_commands
 from utilities.status import fold
@@ -119,6 +120,7 @@ class StreetUtility(MessageCracker):
         startup_grace_s: float = 3.0,
         fence: Fence | None = None,
         command_ttl_s: float = 0.0,
+        quotes: QuoteFeed | None = None,             # market data for the customer utilities
     ) -> None:
         self.node = node
         self.name = node_name
@@ -141,6 +143,7 @@ class StreetUtility(MessageCracker):
         self.fence = fence
         self.command_ttl_s = command_ttl_s             # act on a command only this long after it was routed
         self.withheld: set[str] = set()              # txns recorded SENT but not sent: fenced in between
+        self.quotes = quotes
         if fence is not None:
             fence.on_lift(self._settle_withheld)
         self.counters = {"sent": 0, "reports": 0, "takeovers": 0, "duplicates": 0, "duplicate_fills": 0,
@@ -172,9 +175,23 @@ class StreetUtility(MessageCracker):
         if venue:
             self.logged_on.add(venue)
             self._spawn(self.reconcile(venue))
+            if self.quotes is not None:
+                self._spawn(self._market_data_after_logon())
+
+    async def _market_data_after_logon(self) -> None:
+        await asyncio.sleep(0)  # after the logon callback: the session is up for sending
+        if self.quotes is not None:
+            self.quotes.reconcile()
 
     async def on_logout(self, session_id: SessionID) -> None:
-        self.logged_on.discard(self.venue_of.get(session_id, ""))
+        venue = self.venue_of.get(session_id, "")
+        self.logged_on.discard(venue)
+        if self.quotes is not None:
+            self.quotes.on_logout(venue)
+
+    def send_to_venue(self, venue: str, msg: Message) -> None:
+        """An application message to ``venue`` on this street's session (market data: utilities.quote_feed)."""
+        self._send(venue, msg)
 
     def _send(self, venue: str, msg: Message) -> None:
         sid = self.venues.get(venue)
@@ -517,6 +534,22 @@ class StreetUtility(MessageCracker):
                  "reason": msg.get_str(102) or str(CxlRejReason.BROKER_OPTION)}
         self._spawn(self.node.append(type=RecordType.CANCEL_REJECTED, txn=txn, status=msg.get_str(39) or OrdStatus.NEW.value,
                                      extra=extra, **fields))
+
+    # ------------------------------------------------------------------ market data (utilities.quote_feed)
+    @handles("W")
+    async def on_md_snapshot(self, msg: Message, sid: SessionID) -> None:
+        if self.quotes is not None:
+            self.quotes.on_snapshot(msg)
+
+    @handles("X")
+    async def on_md_incremental(self, msg: Message, sid: SessionID) -> None:
+        if self.quotes is not None:
+            self.quotes.on_incremental(msg)
+
+    @handles("Y")
+    async def on_md_reject(self, msg: Message, sid: SessionID) -> None:
+        if self.quotes is not None:
+            self.quotes.on_reject(msg)
 
     @handles("j")
     async def on_business_reject(self, msg: Message, sid: SessionID) -> None:

@@ -101,6 +101,14 @@ class MarketData:
     def subscriptions(self) -> int:
         return len(self._subs)
 
+    def subscriptions_by_symbol(self) -> dict[str, int]:
+        """How many subscriptions watch each symbol (what the venue's metrics show)."""
+        out: dict[str, int] = {}
+        for sub in self._subs.values():
+            for s in sub.symbols:
+                out[s] = out.get(s, 0) + 1
+        return out
+
     def last_trade(self, symbol: str) -> tuple[Decimal, Decimal] | None:
         return self._last_trade.get(symbol)
 

@@ -1,7 +1,8 @@
 """A venue's own Prometheus metrics (its FIX traffic comes from ``fixgw.metrics.EngineCollector``).
 
 Read at scrape time from the count the venue application keeps anyway
-(``VenueApplication.reports_sent``): nothing is added to the venue's message path.
+(``VenueApplication.reports_sent``, the market-data subscriptions per symbol): nothing is
+added to the venue's message path.
 """
 
 from __future__ import annotations
@@ -9,12 +10,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, Protocol
 
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+
+class CountsSubscriptions(Protocol):
+    def subscriptions_by_symbol(self) -> dict[str, int]: ...
 
 
 class CountsReports(Protocol):
     reports_sent: int
+
+    @property
+    def market_data(self) -> CountsSubscriptions: ...
 
 
 class VenueCollector(Collector):
@@ -27,3 +35,8 @@ class VenueCollector(Collector):
                                 labels=list(self._labels))
         c.add_metric(list(self._labels.values()), self._app.reports_sent)
         yield c
+        g = GaugeMetricFamily("fixgw_venue_md_subscriptions", "market-data subscriptions per symbol at the venue",
+                              labels=[*self._labels, "symbol"])
+        for symbol, n in sorted(self._app.market_data.subscriptions_by_symbol().items()):
+            g.add_metric([*self._labels.values(), symbol], n)
+        yield g

@@ -3,6 +3,7 @@
     fixgw bench replication [--json]                   LMDB group commit + MQTT replication
     fixgw bench matching [--json]                      the exchange matching engine in process
     fixgw bench marketdata [--orders N] [--json]       the exchange's market data to 10 subscribers
+    fixgw bench marketdata --config F                  book change at the venue -> customer's refresh (``fixgw up``)
     fixgw bench journal [--orders N] [--json]          the venue journal per order (and its replay)
     fixgw bench disk [--data DIR] [--json]             the synced-commit floor under every ack
     fixgw bench scale --records N [--json]             restart, memory, status inquiry on a long history
@@ -33,13 +34,14 @@ TARGETS = {
     "fix": "fixgw.loadclient:main",
     "e2e": "fixgw.cli.bench:run_e2e",
     "gateway": "fixgw.cli.bench:run_gateway",
+    "marketdata-cluster": "fixgw.cli.bench:run_marketdata_cluster",
 }
 
 
 def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser("bench", help="benchmarks (throughput, latency percentiles)")
     p.add_argument("what", nargs="?", choices=["replication", "matching", "marketdata", "journal", "disk", "scale", "replay", "gateway"],
-                   help="an in-process benchmark, or 'gateway' (with --config, against fixgw up)")
+                   help="an in-process benchmark, or 'gateway' / 'marketdata' with --config (against fixgw up)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--connect", metavar="HOST:PORT", help="FIX load against this acceptor")
     p.add_argument("--sender", default="BENCH", help="our SenderCompID (FIX load)")
@@ -62,7 +64,9 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.what:
+    if args.what == "marketdata" and args.config:
+        target = "marketdata-cluster"
+    elif args.what:
         target = args.what
     elif args.connect:
         target = "fix"
@@ -134,6 +138,40 @@ def run_e2e(args: argparse.Namespace) -> int:
             print(f"  {'total':<12} {'':<10} {sum(res['cpu_s_by_process'].values()):>8.3f} {res['cpu_us_per_order']:>10.1f}")
     # pending at the end is reported, not failed: an overloaded cluster may still be working
     return 0 if res["lost"] == 0 and res["status_unanswered"] == 0 else 1
+
+
+def run_marketdata_cluster(args: argparse.Namespace) -> int:
+    """``fixgw bench marketdata --config F``: utilities.marketdata_bench against a running ``fixgw up``."""
+    import json
+
+    from fixgw.cli.cluster import load_config, venue_catalogue
+    from utilities.marketdata_bench import MarketDataBenchError
+    from utilities.marketdata_bench import run as run_bench
+
+    cfg = load_config(args.config)
+    catalogue = venue_catalogue(cfg)
+    exchanges = {v.name for v in cfg.venues.values() if v.kind == "exchange"}
+    symbol = next((s for s, v in catalogue.symbol_venue.items() if v in exchanges), None)
+    if symbol is None:
+        raise CliError(f"{cfg.source}: [venues.*] kind = \"exchange\": expected an exchange listing a symbol to bench")
+    orders, seconds = args.orders or 200, args.seconds or 60.0
+    if orders < 1 or seconds <= 0:
+        raise CliError("fixgw bench marketdata: --orders must be >= 1 and --seconds > 0")
+    try:
+        res = eventloop.run(run_bench(cfg, symbol, catalogue.prices[symbol], orders=orders, seconds=seconds))
+    except MarketDataBenchError as exc:
+        raise CliError(str(exc)) from None
+    except (OSError, ConnectionError) as exc:
+        raise CliError(f"cannot bench the market data of {cfg.source} (is 'fixgw up' running?): {exc}") from None
+    res["loop"] = args.loop
+    if args.json:
+        print(json.dumps(res))
+        return 0 if res["complete"] else 1
+    print(f"market data of {res['symbol']}: {res['changes']} book changes at the venue, each to "
+          f"{res['subscribers']} customers on {res['utilities']} customer utilities ({res['complete']} reached all): "
+          f"venue -> customer's refresh p50 {res['p50_us']} us, p99 {res['p99_us']} us; "
+          f"a subscriber at the venue itself p50 {res['venue_direct_p50_us']} us, p99 {res['venue_direct_p99_us']} us")
+    return 0 if res["complete"] else 1
 
 
 def run_gateway(args: argparse.Namespace) -> int:

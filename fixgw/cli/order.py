@@ -3,6 +3,7 @@
     fixgw order --sender CLIENT1 --account ACC1 buy 100 AAPL --price 200
     fixgw order --sender CLIENT1 --account ACC1 buy 5000 FSIDX --cash     # a fund order by amount
     fixgw order --sender CLIENT1 --account ACC1 positions    # or balance: account information (fixgw.cli.order_account)
+    fixgw order --sender CLIENT1 quote AAPL --follow 10      # market data (fixgw.cli.order_quote)
 
 It logs on as the given customer CompID (a FIX client like any other, our engine as the
 initiator), sends a NewOrderSingle and prints every ExecutionReport about it until the order
@@ -25,13 +26,14 @@ EXEC_TYPES = {"A": "PendingNew", "0": "New", "1": "PartialFill", "2": "Fill", "F
               "I": "Status"}
 FINAL = {"2", "4", "8", "C"}
 ACCOUNT_QUERIES = ("positions", "balance")
+MAX_FOLLOW_S = 3600.0
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("order", help="place one order through a customer utility and print its reports")
-    p.add_argument("side", choices=["buy", "sell", *ACCOUNT_QUERIES],
-                   help="buy or sell; or positions / balance of the account (FIX 4.4)")
-    p.add_argument("qty", nargs="?", help="shares (or, with --cash, an amount of money)")
+    p.add_argument("side", choices=["buy", "sell", *ACCOUNT_QUERIES, "quote"],
+                   help="buy or sell; or positions / balance of the account (FIX 4.4); or quote SYMBOL")
+    p.add_argument("qty", nargs="?", help="shares (or, with --cash, an amount of money); for quote: the symbol")
     p.add_argument("symbol", nargs="?")
     p.add_argument("--price", help="limit price (default: a market order)")
     p.add_argument("--cash", action="store_true", help="QTY is an amount (CashOrderQty 152): fund orders")
@@ -44,6 +46,9 @@ def register(sub: Any) -> None:
     p.add_argument("--target", default=None, help="the utility's CompID (default: from the config)")
     p.add_argument("--begin", default="FIX.4.4", choices=["FIX.4.2", "FIX.4.4"])
     p.add_argument("--wait", type=float, default=30.0, help="seconds to wait for a final report")
+    p.add_argument("--follow", type=float, default=0.0, metavar="SECONDS",
+                   help=f"quote: print the book's updates for this long (at most {MAX_FOLLOW_S:g}), then unsubscribe")
+    p.add_argument("--depth", type=int, default=0, help="quote: price levels per side (default 0: the full book)")
     p.set_defaults(func=run)
 
 
@@ -58,9 +63,18 @@ def _decimal(value: str, what: str) -> Decimal:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.side not in ACCOUNT_QUERIES and (args.qty is None or args.symbol is None):
+    quote = args.side == "quote"
+    if quote:
+        if (args.qty is None) == (args.symbol is None) or args.price or args.cash:
+            raise CliError("order quote: expected one SYMBOL (and no quantity, --price or --cash)")
+        if not 0 <= args.follow <= MAX_FOLLOW_S:
+            raise CliError(f"order quote: --follow {args.follow:g}: expected 0 to {MAX_FOLLOW_S:g} seconds")
+        if args.depth < 0:
+            raise CliError(f"order quote: --depth {args.depth}: expected 0 (full book) or more")
+        args.symbol = args.qty or args.symbol
+    elif args.side not in ACCOUNT_QUERIES and (args.qty is None or args.symbol is None):
         raise CliError(f"order {args.side}: expected QTY and SYMBOL")
-    qty = _decimal(args.qty, "quantity") if args.side not in ACCOUNT_QUERIES else Decimal(0)
+    qty = _decimal(args.qty, "quantity") if args.side not in (*ACCOUNT_QUERIES, "quote") else Decimal(0)
     price = _decimal(args.price, "--price") if args.price else None
     if args.connect:
         host, _, port_s = args.connect.rpartition(":")
@@ -80,38 +94,19 @@ def run(args: argparse.Namespace) -> int:
         from fixgw.cli.order_account import account_query
 
         return asyncio.run(account_query(host, port, target, args))
+    if quote:
+        from fixgw.cli.order_quote import quote_query
+
+        return asyncio.run(quote_query(host, port, target, args))
     return asyncio.run(_order(host, port, target, args, qty, price))
 
 
 async def _order(host: str, port: int, target: str, args: argparse.Namespace, qty: Decimal,
                  price: Decimal | None) -> int:
-    from fixgw.application import Application
-    from fixgw.config import SessionID, SessionSettings
-    from fixgw.engine import Engine
+    from fixgw.cli.customer_session import customer_session
     from fixgw.message import Message
 
-    reports: asyncio.Queue[Message] = asyncio.Queue()
-    refused: list[str] = []
-
-    class Client(Application):
-        async def from_app(self, message: Message, session_id: SessionID) -> None:
-            reports.put_nowait(message)
-
-        async def from_admin(self, message: Message, session_id: SessionID) -> None:
-            if message.msg_type == b"5" and message.get_str(58):
-                refused.append(message.get_str(58) or "")
-
-    settings = SessionSettings(begin_string=args.begin, sender_comp_id=args.sender, target_comp_id=target,
-                               connection_type="initiator", socket_connect_host=host, socket_connect_port=port,
-                               heart_bt_int=30, reset_on_logon=True, reconnect_interval=1)
-    engine = Engine([settings], Client())
-    await engine.start()
-    try:
-        try:
-            await engine.wait_logged_on(settings.session_id, timeout=10)
-        except TimeoutError:
-            why = f": {refused[-1]}" if refused else " (is 'fixgw up' running?)"
-            raise CliError(f"no logon to {host}:{port} as {args.sender} -> {target}{why}") from None
+    async with customer_session(host, port, args.sender, target, args.begin) as session:
         cl = f"ORD-{time.time_ns()}"
         f: list[tuple[int, object]] = [(11, cl)]
         if args.account:
@@ -123,15 +118,14 @@ async def _order(host: str, port: int, target: str, args: argparse.Namespace, qt
         if price is not None:
             f.append((44, str(price)))
         f.append((59, args.tif))
-        engine.send_to_target(Message.new("D", f), settings.session_id)
+        session.send(Message.new("D", f))
         print(f"sent {args.side} {qty}{' (amount)' if args.cash else ''} {args.symbol} "
               f"{'@ ' + str(price) if price is not None else 'at market'} ClOrdID {cl} to {host}:{port}")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + args.wait
         while True:
-            try:
-                m = await asyncio.wait_for(reports.get(), max(0.0, deadline - loop.time()))
-            except TimeoutError:
+            m = await session.next(deadline)
+            if m is None:
                 print(f"no final report within {args.wait:g}s (the order rests; ask its status later)")
                 return 0
             if m.get_str(11) != cl:
@@ -146,5 +140,3 @@ async def _order(host: str, port: int, target: str, args: argparse.Namespace, qt
             print(line)
             if st in FINAL:
                 return 0 if st != "8" else 1
-    finally:
-        await engine.stop()

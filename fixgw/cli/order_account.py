@@ -3,7 +3,7 @@
     fixgw order --sender CLIENT1 --account ACC1 positions   # RequestForPositions (AN) -> AO + APs
     fixgw order --sender CLIENT1 --account ACC1 balance     # CollateralInquiry (BB) -> BA
 
-It logs on as the customer CompID (our engine as the initiator, as ``fixgw order`` does), asks
+It logs on as the customer CompID (:mod:`fixgw.cli.customer_session`, as ``fixgw order`` does), asks
 once, prints the answer and logs out. Exit status 1 when the utility refuses (another
 customer's account, ...), with the utility's Text.
 """
@@ -40,57 +40,30 @@ def _num(s: str) -> Decimal:
 
 
 async def account_query(host: str, port: int, target: str, args: argparse.Namespace) -> int:
-    from fixgw.application import Application
-    from fixgw.config import SessionID, SessionSettings
-    from fixgw.engine import Engine
+    from fixgw.cli.customer_session import customer_session
     from fixgw.message import Message
 
     if args.begin != "FIX.4.4":
         raise CliError(f"order {args.side}: account information needs FIX.4.4 (FIX 4.2 has no such messages)")
     if not args.account:
         raise CliError(f"order {args.side}: --account is required (RequestForPositions requires Account (1))")
-    answers: asyncio.Queue[Message] = asyncio.Queue()
-    refused: list[str] = []
-
-    class Client(Application):
-        async def from_app(self, message: Message, session_id: SessionID) -> None:
-            answers.put_nowait(message)
-
-        async def from_admin(self, message: Message, session_id: SessionID) -> None:
-            if message.msg_type == b"5" and message.get_str(58):
-                refused.append(message.get_str(58) or "")
-            elif message.msg_type == b"3":
-                answers.put_nowait(message)   # our request refused by the session: say why
-
-    settings = SessionSettings(begin_string="FIX.4.4", sender_comp_id=args.sender, target_comp_id=target,
-                               connection_type="initiator", socket_connect_host=host, socket_connect_port=port,
-                               heart_bt_int=30, reset_on_logon=True, reconnect_interval=1)
-    engine = Engine([settings], Client())
-    await engine.start()
-    try:
-        try:
-            await engine.wait_logged_on(settings.session_id, timeout=10)
-        except TimeoutError:
-            why = f": {refused[-1]}" if refused else " (is 'fixgw up' running?)"
-            raise CliError(f"no logon to {host}:{port} as {args.sender} -> {target}{why}") from None
+    async with customer_session(host, port, args.sender, target, "FIX.4.4") as session:
         req = f"{args.side[:3].upper()}-{time.time_ns()}"
         now = datetime.now(UTC)
         acct = [(1, args.account)]
         if args.side == "positions":
-            engine.send_to_target(Message.new("AN", [(710, req), (724, "0"), (263, "0"), *acct, (581, "1"),
-                                                     (715, now.strftime("%Y%m%d")),
-                                                     (60, now.strftime("%Y%m%d-%H:%M:%S.%f")[:-3])]),
-                                  settings.session_id)
+            session.send(Message.new("AN", [(710, req), (724, "0"), (263, "0"), *acct, (581, "1"),
+                                            (715, now.strftime("%Y%m%d")),
+                                            (60, now.strftime("%Y%m%d-%H:%M:%S.%f")[:-3])]))
         else:
-            engine.send_to_target(Message.new("BB", [(909, req), *acct]), settings.session_id)
+            session.send(Message.new("BB", [(909, req), *acct]))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + args.wait
         expected: int | None = None
         got = 0
         while True:
-            try:
-                m = await asyncio.wait_for(answers.get(), max(0.0, deadline - loop.time()))
-            except TimeoutError:
+            m = await session.next(deadline)
+            if m is None:
                 print(f"no answer within {args.wait:g}s")
                 return 1
             mt = m.msg_type
@@ -122,5 +95,3 @@ async def account_query(host: str, port: int, target: str, args: argparse.Namesp
                 return 1
             if expected is not None and got >= expected:
                 return 0
-    finally:
-        await engine.stop()

@@ -235,5 +235,9 @@ def test_bus_secrets_are_made_once_0600_and_a_missing_one_is_named(tmp_path: Pat
     c1 = next(g for g in access.grants if g.username == "c1")
     assert "fixgw/t/cmd/s1" in c1.publish and "fixgw/t/alive/customer/c1" in c1.publish
     assert "fixgw/t/rec/customer/c1" in c1.publish and "fixgw/t/req/+/c1" in c1.publish
+    # market data: only a street publishes quotes (under its own name), only a customer utility interest
+    s1 = next(g for g in access.grants if g.username == "s1")
+    assert "fixgw/t/quote/s1" in s1.publish and "fixgw/t/mdwant/c1" in c1.publish
+    assert not [t for t in c1.publish if "/quote/" in t] and not [t for t in s1.publish if "/mdwant/" in t]
     assert next(g for g in access.grants if g.username == "monitor").publish == ()
     assert monitor_login(cfg) is not None and login.ca_file is None

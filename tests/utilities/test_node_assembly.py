@@ -62,12 +62,15 @@ def test_heartbeat_and_command_topics_come_from_wire() -> None:
 
 
 def test_a_street_node_subscribes_to_its_commands_and_every_heartbeat(tmp_path: Path) -> None:
-    """A street also hears its commands; a customer utility the requests to hand a session over."""
+    """A street also hears its commands and the customer utilities' market-data interest; a customer
+    utility the requests to hand a session over and the streets' quotes (QoS 0: not records)."""
     cfg = local_config(tmp_path)
     street = NodeProcess(cfg, cfg.node("ssu1"), VenueCatalogue())
     customer = NodeProcess(cfg, cfg.node("cfu1"), VenueCatalogue())
-    assert street.subscriptions() == [("fixgw/local/alive/#", 0), ("fixgw/local/cmd/ssu1", 1)]
-    assert customer.subscriptions() == [("fixgw/local/alive/#", 0), ("fixgw/local/session/cfu1", 1)]
+    assert street.subscriptions() == [("fixgw/local/alive/#", 0), ("fixgw/local/cmd/ssu1", 1),
+                                      ("fixgw/local/mdwant/+", 0)]
+    assert customer.subscriptions() == [("fixgw/local/alive/#", 0), ("fixgw/local/session/cfu1", 1),
+                                        ("fixgw/local/quote/+", 0)]
 
 
 # -- the bus: heartbeats and commands ----------------------------------------------------------
