@@ -39,7 +39,7 @@ async def street_heads(port: int, monitor: BusLogin, topics: Topics) -> dict[str
         await m.subscribe(topics.digests_of_role(Role.STREET))
         async with asyncio.timeout(10):
             async for msg in m.messages:
-                d = decode_message(bytes(msg.payload))  # type: ignore[arg-type]
+                d = decode_message(bytes(msg.payload))
                 assert isinstance(d, Digest)
                 heads[d.node] = d.head
                 if set(heads) == set(STREETS):

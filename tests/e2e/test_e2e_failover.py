@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -16,10 +17,11 @@ from tests.support.fixclient import FixClient
 pytestmark = pytest.mark.timeout(240)
 
 
-def order_status(cluster: Cluster, node: str, txn: str) -> dict[str, object]:
+def order_status(cluster: Cluster, node: str, txn: str) -> dict[str, Any]:
     out = cluster.fixgw("log", "status", "--data", str(cluster.data / node), "--txn", txn, "--json")
     assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)  # type: ignore[no-any-return]
+    status: dict[str, Any] = json.loads(out.stdout)
+    return status
 
 
 async def wait_reports(c: FixClient, want: dict[str, set[str]], timeout: float = 30.0) -> dict[str, Message]:
@@ -81,9 +83,9 @@ async def _street_failover(cl: Cluster) -> None:
     for txn in mkt_txns:
         st = order_status(cl, "cfu2", txn)
         assert st["ord_status"] == "2" and Decimal(str(st["cum_qty"])) == 10
-        fills_seen = {r["exec_id"] for r in st["records"] if r["type"] == "fill"}  # type: ignore[index,union-attr]
+        fills_seen = {r["exec_id"] for r in st["records"] if r["type"] == "fill"}
         assert len(fills_seen) >= 1
-        venue_orders = {r["venue_order_id"] for r in st["records"] if r.get("venue_order_id")}  # type: ignore[union-attr]
+        venue_orders = {r["venue_order_id"] for r in st["records"] if r.get("venue_order_id")}
         assert len(venue_orders) == 1, f"{txn} reached the venue more than once: {venue_orders}"
 
 

@@ -137,7 +137,8 @@ async def _scenario(cl: Cluster, tmp: Path) -> None:
         for i, cl_ord_id in enumerate(("MD-B1", "MD-B2")):
             c1.send("F", [(41, cl_ord_id), (11, f"MD-X{i}"), (55, SYMBOL), (54, "1"), (38, "7" if i == 0 else "3"),
                           (60, now_ts())])
-            await c1.expect(lambda m, x=f"MD-X{i}": m.msg_type == b"8" and m.get_str(11) == x and m.get_str(39) == "4",
+            cxl_id = f"MD-X{i}"
+            await c1.expect(lambda m: m.msg_type == b"8" and m.get_str(11) == cxl_id and m.get_str(39) == "4",  # noqa: B023
                             "cancel", timeout=15)
     finally:
         clients.stop()

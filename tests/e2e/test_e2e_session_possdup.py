@@ -45,7 +45,7 @@ def test_resent_requests_are_matched_to_what_the_cluster_holds(cluster: Cluster)
         new = report_for(c, "PD2")
         assert new.get_str(150) == "A" and new.get_str(37) != first.get_str(37)
         # a cancel, then the same cancel resent: its status, not "Duplicate ClOrdID"
-        cxl = [(41, "PD1"), (11, "PD1C"), (55, "IBM"), (54, "1"), (38, "1"), (60, "20260101-00:00:00")]
+        cxl: list[tuple[int, object]] = [(41, "PD1"), (11, "PD1C"), (55, "IBM"), (54, "1"), (38, "1"), (60, "20260101-00:00:00")]
         c.send("F", cxl)
         pending = report_for(c, "PD1C")
         assert pending.get_str(150) in ("6", "4"), pending

@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fixgw.errors import FieldNotFound
 from fixgw.framing import Framer, Garbled
-from fixgw.message import FieldNotFound, Message, encode, parse_fields
+from fixgw.message import Message, encode, parse_fields
 
 
 def msg(seq: int, mt: bytes = b"D", body: list[tuple[int, bytes]] | None = None) -> bytes:

@@ -310,7 +310,7 @@ def test_mutated_messages_are_answered_by_the_protocol_while_another_session_tra
         t.join(30)
         assert "error" not in result, result.get("error")
         assert result.get("ok") is True
-        assert int(result.get("orders", 0)) >= 10  # type: ignore[arg-type]
+        assert int(str(result.get("orders", 0))) >= 10
         # every class of input was exercised, and answered
         total_kinds = sum(fz.kinds.values())
         assert total_kinds >= TOTAL

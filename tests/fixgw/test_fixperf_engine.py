@@ -101,11 +101,11 @@ def test_accept_usual_decides_as_the_general_path(stream: list[dict[str, Any]], 
         kw = {"sender": d["sender"], "target": d["target"], "st": now + d["st"],
               "possdup": d["possdup"], "begin": d["begin"],
               "orig": None if d["orig"] is None else now + d["orig"]}
-        a = fast.on_message(_msg(d["mt"], seq, body, **kw), now)  # type: ignore[arg-type]
+        a = fast.on_message(_msg(d["mt"], seq, body, **kw), now)
         if general.state is State.LOGGED_ON:
-            b = general._on_session_message(_msg(d["mt"], seq, body, **kw), now, "")  # type: ignore[arg-type]
+            b = general._on_session_message(_msg(d["mt"], seq, body, **kw), now, "")
         else:
-            b = general.on_message(_msg(d["mt"], seq, body, **kw), now)  # type: ignore[arg-type]
+            b = general.on_message(_msg(d["mt"], seq, body, **kw), now)
         assert _acts(a) == _acts(b)
         assert _state(fast) == _state(general)
 

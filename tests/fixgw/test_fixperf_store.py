@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -31,7 +32,7 @@ _op = st.one_of(
 
 @settings(max_examples=150, deadline=None)
 @given(ops=st.lists(_op, max_size=12), ranges=st.lists(st.tuples(st.integers(-1, 50), st.integers(-1, 50)), max_size=6))
-def test_lmdb_store_equals_the_memory_model(ops: list[tuple[object, ...]], ranges: list[tuple[int, int]]) -> None:
+def test_lmdb_store_equals_the_memory_model(ops: list[tuple[Any, ...]], ranges: list[tuple[int, int]]) -> None:
     with tempfile.TemporaryDirectory() as d:
         path = Path(d)
         store = LmdbStore(path, SID)
@@ -42,7 +43,7 @@ def test_lmdb_store_equals_the_memory_model(ops: list[tuple[object, ...]], range
             for op in ops:
                 if op[0] == "commit":
                     version += 1
-                    msgs = [(s, b"8=FIX.4.4\x0134=%d\x01v=%d\x01" % (s, version)) for s in op[1]]  # type: ignore[union-attr]
+                    msgs = [(s, b"8=FIX.4.4\x0134=%d\x01v=%d\x01" % (s, version)) for s in op[1]]
                     nxt = max([s for s, _ in msgs], default=0) + 1 if op[2] else None
                     store.commit_batch(msgs, nxt, None)
                     model.commit_batch(msgs, nxt, None)
@@ -53,7 +54,7 @@ def test_lmdb_store_equals_the_memory_model(ops: list[tuple[object, ...]], range
                     store.close()
                     store = LmdbStore(path, SID)
                 else:
-                    other.commit_batch([(s, b"other %d" % s) for s in op[1]], None, None)  # type: ignore[union-attr]
+                    other.commit_batch([(s, b"other %d" % s) for s in op[1]], None, None)
                 assert store.next_sender_seq == model.next_sender_seq
                 assert store.get_range(1, 0) == model.get_range(1, 0)
             for begin, end in ranges:

@@ -102,7 +102,8 @@ def test_arbitrary_msgpack_values_raise_only_record_decode_error(value: object) 
 def _with(index: int, value: object) -> bytes:
     arr = msgpack.unpackb(encode_record(sample()), raw=False, ext_hook=msgpack.ExtType)
     arr[index] = value
-    return msgpack.packb(arr)
+    packed: bytes = msgpack.packb(arr)
+    return packed
 
 
 @pytest.mark.parametrize(

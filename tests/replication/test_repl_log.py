@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from fixgw.commitlane import INLINE_PAUSE
+from fixgw.commitlane import INLINE_MAX_S, INLINE_PAUSE
 from replication.codec import encode_record
 from replication.errors import LogConflictError, LogError, LogFullError
 from replication.hlc import Hlc, HybridLogicalClock
 from replication.log import RecordLog
 from replication.matrix import Holding
 from replication.record import Record, RecordType, Role
-from replication.writer import INLINE_MAX_S, GroupCommitWriter
+from replication.writer import GroupCommitWriter
 
 
 def rec(origin: str, seq: int, txn: str = "T", rtype: RecordType = RecordType.NOTE) -> tuple[Record, bytes]:

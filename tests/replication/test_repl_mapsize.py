@@ -8,6 +8,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Generator
 from decimal import Decimal
 from pathlib import Path
 
@@ -163,6 +164,7 @@ def test_a_reader_held_open_delays_growth_until_it_ends(tmp_path: Path) -> None:
     size = log.map_usage().size
     assert size == 256 * KIB and log.map_usage().used > size // 2
     it = log.iter_holding(Holding.AUTHORITATIVE)
+    assert isinstance(it, Generator)
     next(it)  # a read transaction is open in this thread
     with log.write(clock) as b:  # the write goes ahead; the map is left alone meanwhile
         b.append(big_order(1000))

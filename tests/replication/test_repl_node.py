@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import aiomqtt
 import msgpack
@@ -29,10 +30,10 @@ async def until(pred: Callable[[], bool], timeout: float = 10.0, what: str = "co
         await asyncio.sleep(0.02)
 
 
-def node(tmp: Path, broker: Mosquitto, node_id: str, role: Role, **kw: object) -> ReplicationNode:
+def node(tmp: Path, broker: Mosquitto, node_id: str, role: Role, **kw: Any) -> ReplicationNode:
     return ReplicationNode(node_id=node_id, role=role, cluster="t", data_dir=tmp / node_id,
                            broker_port=broker.port, digest_interval=kw.pop("digest_interval", 0.2),
-                           login=broker.login(node_id, role), **kw)  # type: ignore[arg-type]
+                           login=broker.login(node_id, role), **kw)
 
 
 @pytest.mark.timeout(30)

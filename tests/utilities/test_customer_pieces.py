@@ -12,7 +12,7 @@ from fixgw.dictionary import DataDictionary
 from fixgw.message import Message, encode
 from fixgw.orders import CxlRejReason, CxlRejResponseTo, ExecType
 from fixgw.validation import validate
-from replication.record import RecordType
+from replication.record import RecordType, Scalar
 from tests.utilities.support_orderrecs import fill, rec
 from utilities import execreports as er
 from utilities.books import CASH_KEY, POSITION_PREFIX
@@ -73,7 +73,7 @@ def test_decimal_formatting_has_no_exponent() -> None:
 
 
 def account(cash: str, **pos: str) -> object:
-    extra: dict[str, object] = {CASH_KEY: Decimal(cash), "max_order_qty": Decimal(1000)}
+    extra: dict[str, Scalar] = {CASH_KEY: Decimal(cash), "max_order_qty": Decimal(1000)}
     for s, q in pos.items():
         extra[POSITION_PREFIX + s] = Decimal(q)
     return rec(RecordType.ACCOUNT, 0, origin="firm", txn="account:ACC1", terms=False, account="ACC1", extra=extra)
@@ -126,7 +126,7 @@ def test_router_repeats_until_answered_and_moves_off_a_dead_street() -> None:
     router.add(order)
     alive = {"ssu1", "ssu2"}
 
-    def choose(p: object) -> str | None:
+    def choose(p: Any) -> str | None:
         cur = p.street
         return cur if cur in alive else min(alive)
 

@@ -16,7 +16,8 @@ from fixgw.orders import OrdStatus, Side
 from tests.venues.venue_support import T0, make_exchange, order
 from venues import bench
 from venues.clock import FrozenClock
-from venues.commands import CancelOrder, CommandError, SubmitOrder
+from venues.commands import CancelOrder, SubmitOrder
+from venues.errors import CommandError, VenueConfigError
 from venues.events import (
     CancelRejected,
     ExecutionEvent,
@@ -33,7 +34,6 @@ from venues.exchange import Exchange
 from venues.venue_config import (
     DEFAULT_VENUE_CONFIG,
     LiquiditySpec,
-    VenueConfigError,
     load_venue_config,
     venue_config_from_mapping,
 )
@@ -184,7 +184,7 @@ def test_fast_constructor_builds_ordinary_frozen_events(cls: type) -> None:
     slow = cls(**{f.name: v for f, v in zip(fields(cls), values, strict=True)})
     assert type(fast) is cls and fast == slow and hash(fast) == hash(slow) and repr(fast) == repr(slow)
     with pytest.raises(FrozenInstanceError):
-        fast.owner = "x"
+        setattr(fast, "owner", "x")  # noqa: B010 - a frozen instance refuses any store
     if issubclass(cls, ExecutionEvent):
         assert cls.exec_type.value in "048C5FI"
 

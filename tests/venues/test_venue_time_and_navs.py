@@ -11,7 +11,8 @@ import pytest
 
 from venues.business_days import add_business_days, next_business_day, previous_business_day
 from venues.clock import FrozenClock, SimulatedDayClock, SystemClock
-from venues.navs import CsvNavs, NavError, RandomWalkNavs
+from venues.errors import NavError
+from venues.navs import CsvNavs, RandomWalkNavs
 
 NY = ZoneInfo("America/New_York")
 D = Decimal
