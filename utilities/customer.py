@@ -52,6 +52,7 @@ from utilities import execreports as er
 from utilities.account_inquiries import AccountInquiries
 from utilities.books import new_york_today, trade_date_of
 from utilities.clordids import ClOrdIds
+from utilities.in_flight import ANSWERED, InFlight, InFlightLimits
 from utilities.liveness import Liveness
 from utilities.order_request import OrderRequest
 from utilities.record_node import RecordNode
@@ -102,6 +103,7 @@ class CustomerUtility(MessageCracker):
         today: Callable[[], dt.date] | None = None,  # the trading day (New York date); injectable for tests
         sessions: SessionOwner | None = None,        # None: every session is this process's (tests)
         rate_limits: Mapping[str, float] | None = None,  # client CompID -> messages/s per session
+        in_flight: InFlightLimits | None = None,     # orders taken and not yet answered by a venue
     ) -> None:
         self.node = node
         self.name = node_name
@@ -135,7 +137,8 @@ class CustomerUtility(MessageCracker):
         # "orders" received, "accepted" (durable, PendingNew sent), "rejects", "reports" (street
         # records turned into reports), "execution_reports" (every 35=8 sent), "routed", ...
         self.counters = {"orders": 0, "accepted": 0, "rejects": 0, "reports": 0, "execution_reports": 0, "routed": 0,
-                         "reported_again": 0, "possdup_known": 0, "throttled": 0}
+                         "reported_again": 0, "possdup_known": 0, "throttled": 0,
+                         "in_flight_holds": 0, "in_flight_rejects": 0}
         # NewOrderSingle read -> PendingNew (or Rejected) handed to the engine, seconds
         self.ack_latency = LatencyHistogram()
         self.sessions = sessions
@@ -145,6 +148,12 @@ class CustomerUtility(MessageCracker):
         self.client_txns: dict[str, dict[str, tuple[dt.date, str]]] = {}
         self._reset_logon: dict[SessionKey, bool] = {}          # the Logon being taken asked for a reset
         self.throttle = SessionThrottle(rate_limits or {})
+        # backpressure (utilities.in_flight): orders taken and not yet answered by a venue,
+        # bounded per session and in all; at the bound a session is not read, or refused
+        self.limits = in_flight or InFlightLimits()
+        limits = self.limits
+        self.in_flight: InFlight[SessionID] = InFlight(
+            limits.total, limits.per_session, lambda sid: limits.customer_bounds.get(sid.target_comp_id))
         self.inquiries = AccountInquiries(name=node_name, customers=self.customers,
                                           records_for_txn=lambda txn: self.node.log.records_for_txn(txn),
                                           send=self._send, today=self.today, reference_prices=reference_prices)
@@ -182,6 +191,8 @@ class CustomerUtility(MessageCracker):
             st = fold(recs)
             if st is not None and st.is_terminal:
                 continue
+            if r.type is RecordType.ORDER and r.session and not any(s.type in ANSWERED for s in recs):
+                self.in_flight.add(r.txn, SessionID(str(r.extra.get("begin") or "FIX.4.4"), self.comp_id, r.session))
             self.router.add(r)
             for s in recs:
                 if s.type in STREET_TYPES:
@@ -242,6 +253,7 @@ class CustomerUtility(MessageCracker):
 
     async def on_logon(self, session_id: SessionID) -> None:
         self.logged_on.add(session_id)
+        self._apply_holds()  # still at a bound (orders of a previous connection, or the total)
         self.begin_of[session_id.target_comp_id] = session_id.begin_string
         key = SessionKey(session_id.begin_string, session_id.target_comp_id)
         if self.sessions is not None and key in self.sessions.report_again:
@@ -356,11 +368,20 @@ class CustomerUtility(MessageCracker):
         today = self._trading_day()
         if msg.get(43) == b"Y" and self._answer_resent(msg, sid, client, cl, today):
             return
+        in_flight = self.in_flight
+        if in_flight.full(sid) and self.limits.policy_of(client) == "reject":
+            self.counters["in_flight_rejects"] += 1
+            n = in_flight.count(sid) if in_flight.count(sid) >= in_flight.bound(sid) else in_flight.total
+            self._throttle_reject(msg, sid, f"throttled: {n} orders in flight")
+            return
         reason = self._refuse(client, account, symbol, side, qty, cash_qty, price, ord_type, venue, cl, today)
         assert self.txns is not None
         txn = self.txns.next()
         if reason is None:
             self.clids.take(client, cl, txn, today)  # before the await: a second order with this ClOrdID is a duplicate
+            if in_flight.add(txn, sid):   # in flight from here: counted before the next message is read
+                self.counters["in_flight_holds"] += 1
+                self._apply_holds()
         self.counters["orders"] += 1
         self._spawn(self._new_order(sid, txn, req, reason, received))
 
@@ -412,7 +433,11 @@ class CustomerUtility(MessageCracker):
                                                 exec_type=ExecType.REJECTED, text=reason[1], ord_rej_reason=reason[0]))
             self.ack_latency.observe(time.perf_counter() - received)
             return
-        rec = await self.node.append(type=RecordType.ORDER, txn=txn, status=OrdStatus.PENDING_NEW.value, **fields)
+        try:
+            rec = await self.node.append(type=RecordType.ORDER, txn=txn, status=OrdStatus.PENDING_NEW.value, **fields)
+        except BaseException:
+            self._left_flight(txn)   # never accepted: not in flight
+            raise
         # durable: acknowledge now
         self._send(sid, er.execution_report(sid.begin_string, _view_of(rec, OrdStatus.PENDING_NEW), exec_id=_record_exec_id(rec),
                                             exec_type=ExecType.PENDING_NEW))
@@ -530,9 +555,38 @@ class CustomerUtility(MessageCracker):
         self.inquiries.on_record(r)
         if r.type not in STREET_TYPES:
             return
+        if r.type in ANSWERED:
+            self._left_flight(r.txn)
         if self.router.answered_by(r):
             pass
         self._report(r)
+
+    # ------------------------------------------------------------------ backpressure
+    def _left_flight(self, txn: str) -> None:
+        if self.in_flight.answered(txn):
+            self._apply_holds()
+
+    def _apply_holds(self) -> None:
+        """Pause reading the sessions held at a bound (policy "pause"), resume the others: called
+        when a hold starts or ends (utilities.in_flight's marks), not per order."""
+        engine = self.engine
+        if engine is None:
+            return
+        in_flight, limits = self.in_flight, self.limits
+        for sid, rt in engine.sessions.items():
+            hold = in_flight.is_held(sid) and limits.policy_of(sid.target_comp_id) == "pause"
+            if hold and not rt.reading_paused:
+                rt.pause_reading()
+            elif not hold and rt.reading_paused:
+                rt.resume_reading()
+
+    def in_flight_report(self) -> dict[str, Any]:
+        """For the status file: orders in flight, the bounds, who is held now."""
+        f = self.in_flight
+        return {"total": f.total, "bound": f.total_bound, "per_session_bound": f.default_per_session,
+                "policy": self.limits.policy, "peak": f.peak, "holds": f.times_held, "all_held": f.all_held,
+                "sessions": {str(k): v for k, v in sorted(f.counts.items(), key=lambda kv: str(kv[0]))},
+                "held": sorted(str(k) for k in f.held)}
 
     def _owner_session(self, r: Record) -> SessionID | None:
         client = r.session

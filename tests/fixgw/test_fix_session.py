@@ -388,3 +388,34 @@ def test_application_errors_become_rejects(exc_name: str, mt: bytes, reason: byt
     assert r.msg_type == mt  # type: ignore[union-attr]
     assert r[380 if mt == b"j" else 373] == reason  # type: ignore[index]
     assert s.next_target == 3  # counted once, when the message was accepted
+
+
+def test_a_peer_not_read_by_our_choice_is_not_timed_out_and_heartbeats_still_go_out() -> None:
+    # backpressure (issue 19): the engine stops reading the peer for longer than 2.4 x HeartBtInt;
+    # its silence is ours: no TestRequest, no time-out, our heartbeats keep going
+    s, p = logged_on(hb=10)
+    for _ in range(6):               # 60 s held, the engine's ticker calls reading_held each tick
+        p.now += 10.0
+        s.reading_held(p.now)
+        s.on_timer(p.now)
+        assert p.types() == ["0"], p.now
+    assert s.state is State.LOGGED_ON
+    # reading again, the usual clock starts from the last held tick: a peer silent after it is
+    # asked (TestRequest at 1.2 x) and given up (2.4 x), as any other
+    p.now += 12.0
+    s.on_timer(p.now)
+    assert p.types() == ["1"]
+    p.now += 12.0
+    s.on_timer(p.now)
+    assert p.types() == ["CLOSE"]
+
+
+def test_reading_held_forgets_a_test_request_the_peer_could_not_answer_unread() -> None:
+    s, p = logged_on(hb=10)
+    p.now += 12.0
+    s.on_timer(p.now)
+    assert p.types() == ["1"] and s.test_requests == 1
+    s.reading_held(p.now + 5)     # its answer waits unread in the socket
+    assert s.test_requests == 0 and s.last_received == p.now + 5
+    s.reading_held(p.now)         # never moves the clock back
+    assert s.last_received == p.now + 5
