@@ -423,8 +423,7 @@ class Session:
         what the peer sent meanwhile waits unread in the socket, so its silence is ours and
         does not count towards the heartbeat timeout or a TestRequest. Reading again, the
         usual timers start from here: a peer that died during the pause is noticed then."""
-        if now > self.last_received:
-            self.last_received = now
+        self.last_received = max(self.last_received, now)
         self.test_requests = 0
 
     def on_timer(self, now: float) -> list[Action]:

@@ -23,6 +23,17 @@ origin that hears its own key with foreign content says so the same way. Resend 
 are served within a budget per requester (records and requests per second): a flood of
 distinct requests costs the origin a bounded share of its CPU, and a request over budget
 is dropped (counted) for the requester to repeat later, as it does for any lost request.
+
+Its queues, and what bounds each under overload (issue 19): the publisher's outbox holds at
+most ``outbox_limit`` records (older ones are read back from LMDB); the resend queue holds one
+entry per distinct (requester, range) admitted by the per-requester budget; the group-commit
+writer's queue holds what arrived during one loop turn and what waits on the commit in flight
+(its size grows with the load, never past what the loop took in meanwhile); MQTT delivery to a
+node is QoS 1 through the broker, which queues at most ``max_queued_messages`` per node
+(``replication.broker``; beyond, the node's catch-up fetches them again from the origin's log).
+The records themselves are bounded upstream: customer utilities bound the orders in flight
+(:mod:`utilities.in_flight`), and every record is about an order. How far behind each origin
+the node is, in records and seconds, is :mod:`replication.lag`.
 """
 
 from __future__ import annotations

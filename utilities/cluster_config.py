@@ -16,7 +16,12 @@ from typing import Any
 from replication.auth import MONITOR_USER
 from replication.lag import DEFAULT_BEHIND_AFTER_S
 from utilities.errors import UtilitiesError
-from utilities.in_flight import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT_PER_SESSION, POLICIES, InFlightLimits
+from utilities.in_flight import (
+    DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_MAX_IN_FLIGHT_PER_SESSION,
+    POLICIES,
+    InFlightLimits,
+)
 
 ROLES = ("customer", "street", "firm")
 VENUE_KINDS = ("exchange", "fund")
@@ -338,9 +343,10 @@ def parse_cluster_config(data: Mapping[str, Any], source: Path) -> ClusterConfig
         raise r.fail("cluster.map_limit", f"at least cluster.map_size ({map_size} bytes)", cluster["map_limit"])
     dashboard_port = r.port(cluster, "dashboard_port", "cluster.") if "dashboard_port" in cluster else None
     dashboard_host = r.str_(cluster, "dashboard_host", "cluster.", "127.0.0.1")
-    max_in_flight = r.count(cluster, "max_in_flight", "cluster.", DEFAULT_MAX_IN_FLIGHT, "orders")
+    max_in_flight = r.count(cluster, "max_in_flight", "cluster.", DEFAULT_MAX_IN_FLIGHT, "orders") \
+        or DEFAULT_MAX_IN_FLIGHT
     max_in_flight_per_session = r.count(cluster, "max_in_flight_per_session", "cluster.",
-                                        DEFAULT_MAX_IN_FLIGHT_PER_SESSION, "orders")
+                                        DEFAULT_MAX_IN_FLIGHT_PER_SESSION, "orders") or DEFAULT_MAX_IN_FLIGHT_PER_SESSION
     in_flight_policy = r.policy(cluster, "in_flight_policy", "cluster.") or "pause"
     behind_after_s = cluster.get("behind_after_s", DEFAULT_BEHIND_AFTER_S)
     if isinstance(behind_after_s, bool) or not isinstance(behind_after_s, (int, float)) or not behind_after_s > 0:

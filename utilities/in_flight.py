@@ -41,8 +41,8 @@ ANSWERED = frozenset({
 })
 POLICIES = ("pause", "reject")
 LOW_WATER = 0.75   # resume reading below this share of the bound
-DEFAULT_MAX_IN_FLIGHT = 1000           # per customer utility, every session together
-DEFAULT_MAX_IN_FLIGHT_PER_SESSION = 500
+DEFAULT_MAX_IN_FLIGHT = 500           # per customer utility, every session together
+DEFAULT_MAX_IN_FLIGHT_PER_SESSION = 250
 
 
 def low_water(bound: int) -> int:
@@ -98,8 +98,7 @@ class InFlight(Generic[K]):
         self.txns[txn] = key
         n = self.counts[key] = self.counts.get(key, 0) + 1
         total = len(self.txns)
-        if total > self.peak:
-            self.peak = total
+        self.peak = max(self.peak, total)
         started = False
         if n >= self.bound(key) and key not in self.held:
             self.held.add(key)

@@ -2,7 +2,12 @@
 bounded in count and time, against a cluster whose customer utilities bound their orders in
 flight (``utilities.in_flight``). Fill latency stays bounded (the customer utilities stop
 reading the bench's sockets instead of queueing), every order ends filled, none is lost, no
-process's memory keeps growing, and the replicas agree within seconds of the end."""
+process builds a backlog in memory, and the replicas agree within seconds of the end.
+
+The issue's goal, fill p99 <= 2 s for 50,000 orders on this machine, is measured by hand (README,
+"Under overload"); here 6,000 orders and tighter bounds (300 in flight per utility, 200 per
+session) keep the test near 15 s, and the p99 bound allows for the suite's two workers sharing
+the machine's two cores."""
 
 from __future__ import annotations
 
@@ -51,7 +56,20 @@ def test_overload_keeps_fill_latency_memory_and_replication_bounded(cluster: Clu
     assert sum(cluster.status(u)["in_flight"]["holds"] for u in ("cfu1", "cfu2")) > 0
     # fill latency bounded by what is in flight, not by the size of the run
     assert res["fill_p99_us"] <= 5_000_000, res
-    # memory flat: no process ends far above where it peaked... and none peaked far above its start
-    for name, v in res["rss_kb_by_process"].items():
-        assert v["peak"] <= v["start"] + 120_000, (name, v)
+    # memory: no process built a backlog and drained it (peak within 16 MB of the end), and
+    # none grew by more than its per-order views of the day can explain (measured: customer
+    # utilities +13 MB, street +8 MB for 6,000 orders; 50,000 orders: +100 MB and +65 MB, both
+    # less than before the bound, 170 and 230 MB peaks). The dashboard is left out: it keeps
+    # every record of the firm's log in memory by design (utilities/dashboard.py), so it grows
+    # with the log, not with the load.
+    rss = res["rss_kb_by_process"]
+    assert {"cfu1", "cfu2", "ssu1", "ssu2", "firm", "exchange", "broker"} <= set(rss), rss
+    for name, v in rss.items():
+        if name != "dashboard":
+            assert v["peak"] - v["end"] <= 16_000 and v["peak"] <= v["start"] + 64_000, (name, v)
+    # replicas agree within seconds of the end, and nobody fell far behind meanwhile
     assert res["replicas_agree"] is True, res
+    assert res["replication_lag_max"] <= 20_000, res
+    for node in ("cfu1", "cfu2", "ssu1", "ssu2", "firm"):
+        st = cluster.status(node)
+        assert st["behind"] == [] and all(v["records"] == 0 for v in st["replication_lag"].values()), (node, st)

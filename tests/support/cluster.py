@@ -167,10 +167,12 @@ class Cluster:
         raise RuntimeError("fixgw up did not get ready:\n" + (self.base / "up.log").read_text())
 
     def gateway_status(self, name: str) -> dict[str, Any]:
-        return json.loads((self.data / name / "status.json").read_text())
+        st: dict[str, Any] = json.loads((self.data / name / "status.json").read_text())
+        return st
 
     def status(self, node: str) -> dict[str, Any]:
-        return json.loads((self.data / node / "status.json").read_text())
+        st: dict[str, Any] = json.loads((self.data / node / "status.json").read_text())
+        return st
 
     def pid(self, node: str) -> int:
         return int(self.status(node)["pid"])
