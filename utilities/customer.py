@@ -52,7 +52,7 @@ from utilities import execreports as er
 from utilities.account_inquiries import AccountInquiries
 from utilities.books import new_york_today, trade_date_of
 from utilities.clordids import ClOrdIds
-from utilities.in_flight import ANSWERED, InFlight, InFlightLimits
+from utilities.in_flight import ANSWERED, REQUEST_ANSWERED, REQUESTS_ENDED, InFlight, InFlightLimits
 from utilities.liveness import Liveness
 from utilities.order_request import OrderRequest
 from utilities.record_node import RecordNode
@@ -154,6 +154,9 @@ class CustomerUtility(MessageCracker):
         limits = self.limits
         self.in_flight: InFlight[SessionID] = InFlight(
             limits.total, limits.per_session, lambda sid: limits.customer_bounds.get(sid.target_comp_id))
+        # cancel and replace requests in flight count too, each under "<txn>|<its ClOrdID>"
+        # (routing.request_id): a burst of cancels for resting orders is a burst all the same
+        self._requests_in_flight: dict[str, set[str]] = {}   # txn -> its requests in flight
         self.inquiries = AccountInquiries(name=node_name, customers=self.customers,
                                           records_for_txn=lambda txn: self.node.log.records_for_txn(txn),
                                           send=self._send, today=self.today, reference_prices=reference_prices)
@@ -191,8 +194,8 @@ class CustomerUtility(MessageCracker):
             st = fold(recs)
             if st is not None and st.is_terminal:
                 continue
-            if r.type is RecordType.ORDER and r.session and not any(s.type in ANSWERED for s in recs):
-                self.in_flight.add(r.txn, SessionID(str(r.extra.get("begin") or "FIX.4.4"), self.comp_id, r.session))
+            if r.session and not any(_answers(s, r) for s in recs):
+                self._take_flight(r, SessionID(str(r.extra.get("begin") or "FIX.4.4"), self.comp_id, r.session))
             self.router.add(r)
             for s in recs:
                 if s.type in STREET_TYPES:
@@ -368,20 +371,15 @@ class CustomerUtility(MessageCracker):
         today = self._trading_day()
         if msg.get(43) == b"Y" and self._answer_resent(msg, sid, client, cl, today):
             return
-        in_flight = self.in_flight
-        if in_flight.full(sid) and self.limits.policy_of(client) == "reject":
-            self.counters["in_flight_rejects"] += 1
-            n = in_flight.count(sid) if in_flight.count(sid) >= in_flight.bound(sid) else in_flight.total
-            self._throttle_reject(msg, sid, f"throttled: {n} orders in flight")
+        if (text := self._over_flight(sid)) is not None:
+            self._throttle_reject(msg, sid, text)
             return
         reason = self._refuse(client, account, symbol, side, qty, cash_qty, price, ord_type, venue, cl, today)
         assert self.txns is not None
         txn = self.txns.next()
         if reason is None:
             self.clids.take(client, cl, txn, today)  # before the await: a second order with this ClOrdID is a duplicate
-            if in_flight.add(txn, sid):   # in flight from here: counted before the next message is read
-                self.counters["in_flight_holds"] += 1
-                self._apply_holds()
+            self._take_flight_id(txn, txn, sid)   # in flight from here: counted before the next message is read
         self.counters["orders"] += 1
         self._spawn(self._new_order(sid, txn, req, reason, received))
 
@@ -498,7 +496,11 @@ class CustomerUtility(MessageCracker):
             req = dataclasses.replace(req, order_qty=req.order_qty if new_qty is None else new_qty,
                                       price=req.price if new_px is None else new_px,
                                       ord_type=msg.get_str(40) or req.ord_type)
+        if (text := self._over_flight(sid)) is not None:
+            self._cxl_reject(sid, st, cl, orig, response_to, CxlRejReason.BROKER_OPTION, text)
+            return
         self.clids.take(client, cl, txn, today)
+        self._take_flight_id(f"{txn}|{cl}", txn, sid)
         self._spawn(self._request(sid, txn, st, req, replace))
 
     async def _request(self, sid: SessionID, txn: str, st: OrderStatus, req: OrderRequest, replace: bool) -> None:
@@ -506,7 +508,11 @@ class CustomerUtility(MessageCracker):
         pending, exec_type = ((OrdStatus.PENDING_REPLACE, ExecType.PENDING_REPLACE) if replace
                               else (OrdStatus.PENDING_CANCEL, ExecType.PENDING_CANCEL))
         fields = req.record_fields()
-        rec = await self.node.append(type=rtype, txn=txn, status=pending.value, **fields)
+        try:
+            rec = await self.node.append(type=rtype, txn=txn, status=pending.value, **fields)
+        except BaseException:
+            self._left_flight(f"{txn}|{req.cl_ord_id}")   # never accepted: not in flight
+            raise
         view = _view_of_status(st, pending, cl_ord_id=rec.cl_ord_id, orig=rec.orig_cl_ord_id)
         self._send(sid, er.execution_report(sid.begin_string, view, exec_id=_record_exec_id(rec), exec_type=exec_type))
         self._route_due([self.router.add(rec, st.street)])
@@ -557,13 +563,45 @@ class CustomerUtility(MessageCracker):
             return
         if r.type in ANSWERED:
             self._left_flight(r.txn)
+        requests = self._requests_in_flight.get(r.txn)
+        if requests and (r.type in REQUESTS_ENDED or r.type in REQUEST_ANSWERED):
+            for rid in list(requests) if r.type in REQUESTS_ENDED else [f"{r.txn}|{r.cl_ord_id}"]:
+                self._left_flight(rid)
         if self.router.answered_by(r):
             pass
         self._report(r)
 
     # ------------------------------------------------------------------ backpressure
-    def _left_flight(self, txn: str) -> None:
-        if self.in_flight.answered(txn):
+    def _over_flight(self, sid: SessionID) -> str | None:
+        """The reject's text when ``sid`` is at its in-flight bound under the reject policy."""
+        f = self.in_flight
+        if not f.full(sid) or self.limits.policy_of(sid.target_comp_id) != "reject":
+            return None
+        self.counters["in_flight_rejects"] += 1
+        n = f.count(sid) if f.count(sid) >= f.bound(sid) else f.total
+        return f"throttled: {n} orders in flight"
+
+    def _take_flight(self, r: Record, sid: SessionID) -> None:
+        """An own request record (order, cancel or replace) not answered yet (at start-up)."""
+        if r.type is RecordType.ORDER:
+            self._take_flight_id(r.txn, r.txn, sid)
+        elif r.type in (RecordType.CANCEL_REQUEST, RecordType.REPLACE_REQUEST):
+            self._take_flight_id(f"{r.txn}|{r.cl_ord_id}", r.txn, sid)
+
+    def _take_flight_id(self, rid: str, txn: str, sid: SessionID) -> None:
+        if rid != txn:
+            self._requests_in_flight.setdefault(txn, set()).add(rid)
+        if self.in_flight.add(rid, sid):
+            self.counters["in_flight_holds"] += 1
+            self._apply_holds()
+
+    def _left_flight(self, rid: str) -> None:
+        txn, sep, _ = rid.partition("|")
+        if sep and (requests := self._requests_in_flight.get(txn)) is not None:
+            requests.discard(rid)
+            if not requests:
+                del self._requests_in_flight[txn]
+        if self.in_flight.answered(rid):
             self._apply_holds()
 
     def _apply_holds(self) -> None:
@@ -752,6 +790,13 @@ def _in_seq(msg: Message) -> int:
     next number from it: utilities.session_rule); 0 for a resend (PossDupFlag=Y)."""
     seq = msg.get(34)
     return int(seq) if seq is not None and seq.isdigit() and msg.get(43) != b"Y" else 0
+
+
+def _answers(s: Record, r: Record) -> bool:
+    """Whether record ``s`` shows a venue's answer to the request ``r`` (utilities.in_flight)."""
+    if r.type is RecordType.ORDER:
+        return s.type in ANSWERED
+    return s.type in REQUESTS_ENDED or (s.type in REQUEST_ANSWERED and s.cl_ord_id == r.cl_ord_id)
 
 
 def txn_done(risk: RiskView, txn: str) -> bool:

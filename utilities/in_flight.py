@@ -2,7 +2,8 @@
 
 An order is *in flight* from the moment the customer utility takes it to record (before its
 PendingNew) until a street utility's record shows the venue's answer (venue New, reject, fill,
-cancel, expiry, a venue status), or the order is otherwise final. Without a bound, overload
+cancel, expiry, a venue status), or the order is otherwise final; a cancel or replace request
+likewise, until the venue answers it (canceled, replaced, cancel rejected) or the order ends. Without a bound, overload
 turned into a backlog: measured on the default cluster (``fixgw bench --sessions 4 --rate 0
 --orders 50000``), the customer utilities acknowledged 6,114 orders/s while the street side
 filled 2,159/s, so every order waited behind tens of thousands of others: fill p50 15.3 s,
@@ -39,6 +40,10 @@ ANSWERED = frozenset({
     RecordType.VENUE_ACK, RecordType.VENUE_REJECT, RecordType.FILL, RecordType.CANCELED,
     RecordType.EXPIRED, RecordType.VENUE_STATUS, RecordType.REPLACED,
 })
+# a cancel or replace request is answered by the venue's answer carrying its ClOrdID, or ended
+# by the order ending (every request of the order with it)
+REQUEST_ANSWERED = frozenset({RecordType.CANCELED, RecordType.REPLACED, RecordType.CANCEL_REJECTED})
+REQUESTS_ENDED = frozenset({RecordType.CANCELED, RecordType.EXPIRED, RecordType.VENUE_REJECT})
 POLICIES = ("pause", "reject")
 LOW_WATER = 0.75   # resume reading below this share of the bound
 DEFAULT_MAX_IN_FLIGHT = 500           # per customer utility, every session together

@@ -144,3 +144,38 @@ async def test_reject_policy_refuses_the_order_over_the_bound_and_records_nothin
         assert engine.sessions[S2].reading_paused
     finally:
         await node.close()
+
+
+async def test_cancel_and_replace_requests_are_in_flight_until_the_venue_answers_them(tmp_path: Path) -> None:
+    node, app, _engine = await start(tmp_path, InFlightLimits(total=100, per_session=3))
+    try:
+        recs = [await order(node, app, S1, f"O{i}") for i in range(2)]
+        for r in recs:
+            assert r is not None
+            await venue_ack(node, r)                      # resting at the venue: out of flight
+        assert app.in_flight.total == 0
+        head = node.log.head
+        await app.on_cancel(Message.new("F", [(11, "X0"), (41, "O0"), (55, "AAPL"), (54, "1"),
+                                             (60, "20260102-10:00:00")]), S1)
+        await app.on_replace(Message.new("G", [(11, "X1"), (41, "O1"), (55, "AAPL"), (54, "1"), (38, "20"),
+                                              (40, "2"), (44, "191"), (60, "20260102-10:00:00")]), S1)
+        for _ in range(200):
+            if node.log.head >= head + 2:
+                break
+            await asyncio.sleep(0.005)
+        assert recs[0] is not None and recs[1] is not None
+        assert set(app.in_flight.txns) == {f"{recs[0].txn}|X0", f"{recs[1].txn}|X1"}
+        # the venue refuses the cancel (its ClOrdID), and the replaced order's own answer
+        await node.append(type=RecordType.CANCEL_REJECTED, txn=recs[0].txn, status="0", account="ACC1", symbol="AAPL",
+                          side="1", cl_ord_id="X0", orig_cl_ord_id="O0", session="CLIENT1")
+        assert set(app.in_flight.txns) == {f"{recs[1].txn}|X1"}
+    finally:
+        await node.close()
+    node, app, _engine = await start(tmp_path, InFlightLimits(total=100, per_session=3))
+    try:
+        assert set(app.in_flight.txns) == {f"{recs[1].txn}|X1"}   # rebuilt from the log
+        await node.append(type=RecordType.CANCELED, txn=recs[1].txn, status="4", account="ACC1", symbol="AAPL",
+                          side="1", cl_ord_id="O1", session="CLIENT1")
+        assert app.in_flight.total == 0                   # the order ended: its requests with it
+    finally:
+        await node.close()
