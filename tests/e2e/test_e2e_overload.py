@@ -54,8 +54,14 @@ def test_overload_keeps_fill_latency_memory_and_replication_bounded(cluster: Clu
         assert 0 < flight["peak"] <= MAX_IN_FLIGHT, (u, flight)
         assert flight["total"] == 0, (u, flight)     # all answered once the load is over
     assert sum(cluster.status(u)["in_flight"]["holds"] for u in ("cfu1", "cfu2")) > 0
-    # fill latency bounded by what is in flight, not by the size of the run
-    assert res["fill_p99_us"] <= 5_000_000, res
+    # fill latency bounded by what is queued (the bench's window and the utilities' bound) over
+    # the rate, not by the size of the run: a backlog (before the bound) put p99 near the whole
+    # run's length (50,000 orders: p99 17-70 s of 38-118 s runs); here it stays a fraction of it.
+    # The machine is shared (two test workers, other work): the bound scales with the rate seen.
+    queued = 200 * 2 + MAX_IN_FLIGHT * 2
+    p99_s = res["fill_p99_us"] / 1e6
+    assert p99_s <= max(5.0, 3.0 * queued / res["sustained_fills_per_s"]), res
+    assert p99_s <= 0.6 * res["fill_run_s"], res
     # memory: no process built a backlog and drained it (peak within 16 MB of the end), and
     # none grew by more than its per-order views of the day can explain (measured: customer
     # utilities +13 MB, street +8 MB for 6,000 orders; 50,000 orders: +100 MB and +65 MB, both
