@@ -420,6 +420,9 @@ class SessionRuntime:
         self._acked = 0  # batches of the lane already written (compared with lane.done)
         self._lane_policy = CommitLanePolicy()  # inline or in the store thread (fixgw.commitlane)
         self._draining = False
+        # backpressure (pause_reading): set while the application wants this peer not read
+        self._hold: asyncio.Event | None = None
+        self.reading_pauses = 0
         self._flush_idle = asyncio.Event()
         self._flush_idle.set()
         self._logged_on = asyncio.Event()
@@ -469,6 +472,38 @@ class SessionRuntime:
     def logout(self, text: str = "") -> None:
         self.session.logout(self.engine.clock(), text)
         self.kick()
+
+    # ---- backpressure: the application stops reading a peer that sends more than it can work
+    def pause_reading(self) -> None:
+        """Read no further message of this peer until :meth:`resume_reading` (TCP flow control
+        then slows the peer down: its messages wait in the socket buffers, unread, unanswered).
+        It takes effect between two messages: the message being handled is finished. Messages
+        keep going out (answers, heartbeats), and the peer's silence while it is not read does
+        not count against it (:meth:`Session.reading_held`): a pause longer than the heartbeat
+        interval does not time the session out. It outlives a connection: a peer that
+        reconnects while paused gets its Logon answered, then waits."""
+        if self._hold is None:
+            self._hold = asyncio.Event()
+            self.reading_pauses += 1
+            self.log.event("reading paused (backpressure)")
+
+    def resume_reading(self) -> None:
+        hold, self._hold = self._hold, None
+        if hold is not None:
+            hold.set()
+            self.session.reading_held(self.engine.clock())
+            self.log.event("reading resumed")
+
+    @property
+    def reading_paused(self) -> bool:
+        return self._hold is not None
+
+    async def _wait_held(self, conn: _Conn) -> None:
+        """(read loop) Wait while reading is paused, or until the connection closes."""
+        self.kick()  # what the handled messages produced goes out meanwhile
+        while (hold := self._hold) is not None and not conn.closing and not self._closing():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(hold.wait(), _TICK)
 
     def abort(self, reason: str) -> None:
         """Close the connection now and send nothing more on it: what the session produced and
@@ -750,6 +785,10 @@ class SessionRuntime:
                 lane = self._lane
                 sid = self.session_id
                 while True:
+                    if self._hold is not None:  # the application pushes back: read nothing more
+                        await self._wait_held(conn)
+                        if conn.closing or self._closing():
+                            break
                     hit = framer.next_known(frame_at) if frame_at is not None else None
                     item: Message | Garbled
                     if hit is not None:
@@ -825,6 +864,8 @@ class SessionRuntime:
         s = self.session
         if s.state is State.DISCONNECTED:
             return
+        if self._hold is not None:
+            s.reading_held(now)  # not read by our choice: its silence is not the peer's
         actions = s.on_timer(now)
         if actions:
             await self.run_actions(actions)

@@ -418,6 +418,14 @@ class Session:
         self._log(f"garbled message ignored ({reason}): {raw[:120]!r}")
         return self.dispatch(Event.GARBLED, now, None, reason)
 
+    def reading_held(self, now: float) -> None:
+        """The engine is not reading this peer (the application's backpressure, up to now):
+        what the peer sent meanwhile waits unread in the socket, so its silence is ours and
+        does not count towards the heartbeat timeout or a TestRequest. Reading again, the
+        usual timers start from here: a peer that died during the pause is noticed then."""
+        self.last_received = max(self.last_received, now)
+        self.test_requests = 0
+
     def on_timer(self, now: float) -> list[Action]:
         return self.dispatch(Event.TIMER, now)
 

@@ -23,6 +23,17 @@ origin that hears its own key with foreign content says so the same way. Resend 
 are served within a budget per requester (records and requests per second): a flood of
 distinct requests costs the origin a bounded share of its CPU, and a request over budget
 is dropped (counted) for the requester to repeat later, as it does for any lost request.
+
+Its queues, and what bounds each under overload (issue 19): the publisher's outbox holds at
+most ``outbox_limit`` records (older ones are read back from LMDB); the resend queue holds one
+entry per distinct (requester, range) admitted by the per-requester budget; the group-commit
+writer's queue holds what arrived during one loop turn and what waits on the commit in flight
+(its size grows with the load, never past what the loop took in meanwhile); MQTT delivery to a
+node is QoS 1 through the broker, which queues at most ``max_queued_messages`` per node
+(``replication.broker``; beyond, the node's catch-up fetches them again from the origin's log).
+The records themselves are bounded upstream: customer utilities bound the orders in flight
+(:mod:`utilities.in_flight`), and every record is about an order. How far behind each origin
+the node is, in records and seconds, is :mod:`replication.lag`.
 """
 
 from __future__ import annotations
@@ -47,6 +58,7 @@ from replication.conflicts import RECENT_CONFLICTS, ConflictReport, describe_rec
 from replication.errors import LogError, RecordDecodeError
 from replication.histogram import LatencyHistogram
 from replication.hlc import HybridLogicalClock
+from replication.lag import DEFAULT_BEHIND_AFTER_S, LagTracker, OriginLag
 from replication.log import DEFAULT_MAP_SIZE, Conflict, Inserted, InsertOutcome, RecordLog
 from replication.matrix import holding_for, roles_held_by
 from replication.record import Record, RecordType, Role
@@ -144,6 +156,7 @@ class ReplicationNode:
         publish_linger: float = 0.002,
         extra_subscriptions: Sequence[tuple[str, int]] = (),
         on_extra_message: Callable[[str, bytes], None] | None = None,
+        behind_after_s: float = DEFAULT_BEHIND_AFTER_S,
     ) -> None:
         self.node_id = check_node_id(node_id)
         self.role = Role(role)
@@ -198,6 +211,8 @@ class ReplicationNode:
         self._published_upto = 0
         self._peer_digests: dict[str, Digest] = {}
         self._malformed_logged = 0
+        self.lag = LagTracker(behind_after_s, monotonic)
+        """How far behind each origin this node is (records, seconds): :mod:`replication.lag`."""
         self.behind_peers = False
         """True once a peer's digest showed more of our own records than our log holds."""
         self._background: set[asyncio.Task[Any]] = set()
@@ -384,6 +399,10 @@ class ReplicationNode:
         """Own records handed to the log writer since start (each ends committed or refused)."""
         return self._writer.appends if self._writer else 0
 
+    def replication_lag(self) -> dict[str, OriginLag]:
+        """Per origin heard of: records and seconds this node is behind it (:mod:`replication.lag`)."""
+        return self.lag.report(self.log.high_water_marks())
+
     def peer_digests(self) -> dict[str, Digest]:
         """The latest digest heard from each node whose records this node holds."""
         return dict(self._peer_digests)
@@ -545,6 +564,7 @@ class ReplicationNode:
             self._counters.rejected += len(batch.records)
             return
         self.clock.observe(max(r.hlc for r, _ in batch.records))
+        self.lag.heard(origin, batch.records[-1][0].seq)   # a batch is in seq order
         st = self.log.origin_state(origin)
         items = list(batch.records)
         if st is not None:
@@ -593,6 +613,7 @@ class ReplicationNode:
             return
         self._peer_digests[digest.node] = digest
         self._catchup.saw_head(digest.node, digest.head)
+        self.lag.heard(digest.node, digest.head)
         st = self.log.origin_state(digest.node)
         if st is not None and st.role is not digest.role:
             self._malformed("digest", f"{digest.node} claims role {digest.role.value}, known as {st.role.value}")

@@ -127,8 +127,12 @@ FILL_QUIET_S = 5.0
 
 
 async def run(cfg: ClusterConfig, prices: Mapping[str, Decimal], *, sessions: int, orders: int, rate: float,
-              seconds: float, begin: str = "FIX.4.4") -> dict[str, Any]:
-    """Run the bench against the cluster of ``cfg`` (``prices``: reference price per symbol)."""
+              seconds: float, begin: str = "FIX.4.4", window: int = 200) -> dict[str, Any]:
+    """Run the bench against the cluster of ``cfg`` (``prices``: reference price per symbol).
+    At ``rate`` 0 it sends as fast as the cluster takes orders: each session leaves at most
+    ``window`` orders unacknowledged (a closed loop, as a client engine does)."""
+    if window < 1:
+        raise BenchError(f"the window must be at least 1 order per session, not {window}")
     bench_clients = [c for c in cfg.customers.values() if c.comp_id.startswith("BENCH")]
     cfus = cfg.nodes_with_role("customer")
     if not bench_clients:
@@ -220,7 +224,13 @@ async def run(cfg: ClusterConfig, prices: Mapping[str, Decimal], *, sessions: in
     interval = 0.002
     try:
         while n < orders and time.monotonic() < t_end:
-            target = orders if rate <= 0 else min(orders, int((time.perf_counter() - t0) * rate) + 1)
+            if rate <= 0:
+                # as fast as the cluster takes them, with at most `window` orders of a session
+                # unacknowledged: writing all of them at once (as this bench did) timed the
+                # bench's own socket buffers, 50,000 orders deep, not the cluster (issue 19)
+                target = min(orders, len(acked) + len(refused) + window * sessions)
+            else:
+                target = min(orders, int((time.perf_counter() - t0) * rate) + 1)
             batch: dict[int, list[bytes]] = {}
             while n < target:
                 i = n % sessions
@@ -243,8 +253,8 @@ async def run(cfg: ClusterConfig, prices: Mapping[str, Decimal], *, sessions: in
                 except (OSError, RuntimeError):   # closed under us: these end as unacked
                     c.closed = True
             await asyncio.sleep(interval if rate > 0 else 0)
-            if rate <= 0 and len(sent_at) - len(acked) - len(refused) > 200 * sessions:
-                await asyncio.sleep(0.005)
+            if rate <= 0 and n >= target:
+                await asyncio.sleep(0.002)   # the window is full: wait for acknowledgements
         send_elapsed = time.perf_counter() - t0
         # wait (bounded) for every ack, and for fills until none has come for FILL_QUIET_S
         # after the last ack: an overloaded cluster acknowledges first and fills seconds later
@@ -302,6 +312,7 @@ async def run(cfg: ClusterConfig, prices: Mapping[str, Decimal], *, sessions: in
         "sessions": sessions,
         "seconds": round(ack_elapsed, 3),
         "offered_rate": rate,
+        "window": window if rate <= 0 else None,
         # sustained throughput: orders acknowledged per second, from the first order sent to
         # the last acknowledgement (an overloaded system acknowledges late, and this shows it)
         "orders_per_s": round(len(acked) / max((last_ack[0] - t0_ns) / 1e9, send_elapsed, 1e-9), 1),

@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from replication.auth import MONITOR_USER
+from replication.lag import DEFAULT_BEHIND_AFTER_S
 from utilities.errors import UtilitiesError
+from utilities.in_flight import (
+    DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_MAX_IN_FLIGHT_PER_SESSION,
+    POLICIES,
+    InFlightLimits,
+)
 
 ROLES = ("customer", "street", "firm")
 VENUE_KINDS = ("exchange", "fund")
@@ -98,6 +105,9 @@ class CustomerConfig:
     password: str = ""
     # messages per second each of its sessions may send (fixgw.throttle); None: no limit
     max_messages_per_s: float | None = None
+    # orders in flight each of its sessions may have (utilities.in_flight); None: the cluster's
+    max_in_flight: int | None = None
+    in_flight_policy: str | None = None  # "pause" or "reject"; None: the cluster's
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +142,20 @@ class ClusterConfig:
     # `fixgw up` restarts a child that exits on its own (with back-off); off for tests that kill
     # processes on purpose and start them again by hand
     restart_children: bool = True
+    # backpressure (utilities.in_flight): orders a customer utility has taken and a venue has
+    # not answered yet, in all and per session; at the bound "pause" reading or "reject"
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    max_in_flight_per_session: int = DEFAULT_MAX_IN_FLIGHT_PER_SESSION
+    in_flight_policy: str = "pause"
+    # a node more than this many seconds behind an origin's records says so (replication.lag)
+    behind_after_s: float = DEFAULT_BEHIND_AFTER_S
+
+    def in_flight_limits(self) -> InFlightLimits:
+        return InFlightLimits(
+            total=self.max_in_flight, per_session=self.max_in_flight_per_session, policy=self.in_flight_policy,
+            customer_bounds={c.comp_id: c.max_in_flight for c in self.customers.values() if c.max_in_flight is not None},
+            customer_policies={c.comp_id: c.in_flight_policy for c in self.customers.values()
+                               if c.in_flight_policy is not None})
 
     @property
     def dashboard_url(self) -> str | None:
@@ -237,6 +261,22 @@ class _Reader:
             raise self.fail(where + key, _SIZE_EXPECTED, data.get(key))
         return value
 
+    def count(self, data: Mapping[str, Any], key: str, where: str, default: int | None, what: str) -> int | None:
+        """A whole number >= 1 (``default`` when the key is absent)."""
+        value = data.get(key, default)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise self.fail(f"{where}{key}", f"a whole number of {what} >= 1", value)
+        return value
+
+    def policy(self, data: Mapping[str, Any], key: str, where: str) -> str | None:
+        """An in-flight policy (utilities.in_flight.POLICIES), None when absent."""
+        value = data.get(key)
+        if value is not None and value not in POLICIES:
+            raise self.fail(f"{where}{key}", "one of " + ", ".join(f'"{p}"' for p in POLICIES), value)
+        return value
+
     def bool_(self, data: Mapping[str, Any], key: str, where: str, default: bool) -> bool:
         value = data.get(key, default)
         if not isinstance(value, bool):
@@ -277,7 +317,8 @@ def parse_cluster_config(data: Mapping[str, Any], source: Path) -> ClusterConfig
     cluster = r.table(data, "cluster", "", required=True)
     r.check_keys(cluster, {"name", "data_dir", "heartbeat_s", "dead_after_s", "fix_store_sync", "map_size",
                            "map_limit", "fix_log_keep_days", "dashboard_port", "dashboard_host",
-                           "restart_children"}, "cluster.")
+                           "restart_children", "max_in_flight", "max_in_flight_per_session", "in_flight_policy",
+                           "behind_after_s"}, "cluster.")
     name = r.str_(cluster, "name", "cluster.")
     data_dir = Path(r.str_(cluster, "data_dir", "cluster.", "var/" + name))
     if not data_dir.is_absolute():
@@ -302,6 +343,14 @@ def parse_cluster_config(data: Mapping[str, Any], source: Path) -> ClusterConfig
         raise r.fail("cluster.map_limit", f"at least cluster.map_size ({map_size} bytes)", cluster["map_limit"])
     dashboard_port = r.port(cluster, "dashboard_port", "cluster.") if "dashboard_port" in cluster else None
     dashboard_host = r.str_(cluster, "dashboard_host", "cluster.", "127.0.0.1")
+    max_in_flight = r.count(cluster, "max_in_flight", "cluster.", DEFAULT_MAX_IN_FLIGHT, "orders") \
+        or DEFAULT_MAX_IN_FLIGHT
+    max_in_flight_per_session = r.count(cluster, "max_in_flight_per_session", "cluster.",
+                                        DEFAULT_MAX_IN_FLIGHT_PER_SESSION, "orders") or DEFAULT_MAX_IN_FLIGHT_PER_SESSION
+    in_flight_policy = r.policy(cluster, "in_flight_policy", "cluster.") or "pause"
+    behind_after_s = cluster.get("behind_after_s", DEFAULT_BEHIND_AFTER_S)
+    if isinstance(behind_after_s, bool) or not isinstance(behind_after_s, (int, float)) or not behind_after_s > 0:
+        raise r.fail("cluster.behind_after_s", "a number of seconds > 0", behind_after_s)
 
     b = r.table(data, "broker", "")
     r.check_keys(b, {"kind", "host", "port", "auth", "tls", "ca_file", "monitor_password_file"}, "broker.")
@@ -379,7 +428,8 @@ def parse_cluster_config(data: Mapping[str, Any], source: Path) -> ClusterConfig
 
     customers: dict[str, CustomerConfig] = {}
     for where, c in r.tables(data, "customers"):
-        r.check_keys(c, {"comp_id", "accounts", "password", "max_messages_per_s"}, where)
+        r.check_keys(c, {"comp_id", "accounts", "password", "max_messages_per_s", "max_in_flight",
+                         "in_flight_policy"}, where)
         comp = r.str_(c, "comp_id", where)
         accts = c.get("accounts")
         if not isinstance(accts, list) or not accts or not all(isinstance(a, str) for a in accts):
@@ -391,7 +441,9 @@ def parse_cluster_config(data: Mapping[str, Any], source: Path) -> ClusterConfig
         if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0):
             raise r.fail(where + "max_messages_per_s", "a number of messages per second > 0", rate)
         customers[comp] = CustomerConfig(comp_id=comp, accounts=tuple(accts), password=pw,
-                                         max_messages_per_s=float(rate) if rate is not None else None)
+                                         max_messages_per_s=float(rate) if rate is not None else None,
+                                         max_in_flight=r.count(c, "max_in_flight", where, None, "orders"),
+                                         in_flight_policy=r.policy(c, "in_flight_policy", where))
 
     accounts: dict[str, AccountConfig] = {}
     for where, a in r.tables(data, "accounts"):
@@ -427,6 +479,8 @@ def parse_cluster_config(data: Mapping[str, Any], source: Path) -> ClusterConfig
         customers=customers, accounts=accounts, heartbeat_s=heartbeat_s, dead_after_s=dead_after_s,
         fix_store_sync=fix_store_sync, fix_log_keep_days=fix_log_keep_days, settings=settings, gateways=gateways,
         dashboard_port=dashboard_port, dashboard_host=dashboard_host, restart_children=restart_children,
+        max_in_flight=max_in_flight, max_in_flight_per_session=max_in_flight_per_session,
+        in_flight_policy=in_flight_policy, behind_after_s=float(behind_after_s),
     )
 
 

@@ -53,6 +53,7 @@ from utilities.account_inquiries import AccountInquiries
 from utilities.books import new_york_today, trade_date_of
 from utilities.clordids import ClOrdIds
 from utilities.customer_marketdata import CustomerMarketData
+from utilities.in_flight import ANSWERED, REQUEST_ANSWERED, REQUESTS_ENDED, InFlight, InFlightLimits
 from utilities.liveness import Liveness
 from utilities.order_request import OrderRequest
 from utilities.record_node import RecordNode
@@ -103,6 +104,7 @@ class CustomerUtility(MessageCracker):
         today: Callable[[], dt.date] | None = None,  # the trading day (New York date); injectable for tests
         sessions: SessionOwner | None = None,        # None: every session is this process's (tests)
         rate_limits: Mapping[str, float] | None = None,  # client CompID -> messages/s per session
+        in_flight: InFlightLimits | None = None,     # orders taken and not yet answered by a venue
     ) -> None:
         self.node = node
         self.name = node_name
@@ -136,7 +138,8 @@ class CustomerUtility(MessageCracker):
         # "orders" received, "accepted" (durable, PendingNew sent), "rejects", "reports" (street
         # records turned into reports), "execution_reports" (every 35=8 sent), "routed", ...
         self.counters = {"orders": 0, "accepted": 0, "rejects": 0, "reports": 0, "execution_reports": 0, "routed": 0,
-                         "reported_again": 0, "possdup_known": 0, "throttled": 0}
+                         "reported_again": 0, "possdup_known": 0, "throttled": 0,
+                         "in_flight_holds": 0, "in_flight_rejects": 0}
         # NewOrderSingle read -> PendingNew (or Rejected) handed to the engine, seconds
         self.ack_latency = LatencyHistogram()
         self.sessions = sessions
@@ -146,6 +149,15 @@ class CustomerUtility(MessageCracker):
         self.client_txns: dict[str, dict[str, tuple[dt.date, str]]] = {}
         self._reset_logon: dict[SessionKey, bool] = {}          # the Logon being taken asked for a reset
         self.throttle = SessionThrottle(rate_limits or {})
+        # backpressure (utilities.in_flight): orders taken and not yet answered by a venue,
+        # bounded per session and in all; at the bound a session is not read, or refused
+        self.limits = in_flight or InFlightLimits()
+        limits = self.limits
+        self.in_flight: InFlight[SessionID] = InFlight(
+            limits.total, limits.per_session, lambda sid: limits.customer_bounds.get(sid.target_comp_id))
+        # cancel and replace requests in flight count too, each under "<txn>|<its ClOrdID>"
+        # (routing.request_id): a burst of cancels for resting orders is a burst all the same
+        self._requests_in_flight: dict[str, set[str]] = {}   # txn -> its requests in flight
         self.inquiries = AccountInquiries(name=node_name, customers=self.customers,
                                           records_for_txn=lambda txn: self.node.log.records_for_txn(txn),
                                           send=self._send, today=self.today, reference_prices=reference_prices)
@@ -187,6 +199,8 @@ class CustomerUtility(MessageCracker):
             st = fold(recs)
             if st is not None and st.is_terminal:
                 continue
+            if r.session and not any(_answers(s, r) for s in recs):
+                self._take_flight(r, SessionID(str(r.extra.get("begin") or "FIX.4.4"), self.comp_id, r.session))
             self.router.add(r)
             for s in recs:
                 if s.type in STREET_TYPES:
@@ -247,6 +261,7 @@ class CustomerUtility(MessageCracker):
 
     async def on_logon(self, session_id: SessionID) -> None:
         self.logged_on.add(session_id)
+        self._apply_holds()  # still at a bound (orders of a previous connection, or the total)
         self.begin_of[session_id.target_comp_id] = session_id.begin_string
         key = SessionKey(session_id.begin_string, session_id.target_comp_id)
         if self.sessions is not None and key in self.sessions.report_again:
@@ -362,11 +377,15 @@ class CustomerUtility(MessageCracker):
         today = self._trading_day()
         if msg.get(43) == b"Y" and self._answer_resent(msg, sid, client, cl, today):
             return
+        if (text := self._over_flight(sid)) is not None:
+            self._throttle_reject(msg, sid, text)
+            return
         reason = self._refuse(client, account, symbol, side, qty, cash_qty, price, ord_type, venue, cl, today)
         assert self.txns is not None
         txn = self.txns.next()
         if reason is None:
             self.clids.take(client, cl, txn, today)  # before the await: a second order with this ClOrdID is a duplicate
+            self._take_flight_id(txn, txn, sid)   # in flight from here: counted before the next message is read
         self.counters["orders"] += 1
         self._spawn(self._new_order(sid, txn, req, reason, received))
 
@@ -418,7 +437,11 @@ class CustomerUtility(MessageCracker):
                                                 exec_type=ExecType.REJECTED, text=reason[1], ord_rej_reason=reason[0]))
             self.ack_latency.observe(time.perf_counter() - received)
             return
-        rec = await self.node.append(type=RecordType.ORDER, txn=txn, status=OrdStatus.PENDING_NEW.value, **fields)
+        try:
+            rec = await self.node.append(type=RecordType.ORDER, txn=txn, status=OrdStatus.PENDING_NEW.value, **fields)
+        except BaseException:
+            self._left_flight(txn)   # never accepted: not in flight
+            raise
         # durable: acknowledge now
         self._send(sid, er.execution_report(sid.begin_string, _view_of(rec, OrdStatus.PENDING_NEW), exec_id=_record_exec_id(rec),
                                             exec_type=ExecType.PENDING_NEW))
@@ -479,7 +502,11 @@ class CustomerUtility(MessageCracker):
             req = dataclasses.replace(req, order_qty=req.order_qty if new_qty is None else new_qty,
                                       price=req.price if new_px is None else new_px,
                                       ord_type=msg.get_str(40) or req.ord_type)
+        if (text := self._over_flight(sid)) is not None:
+            self._cxl_reject(sid, st, cl, orig, response_to, CxlRejReason.BROKER_OPTION, text)
+            return
         self.clids.take(client, cl, txn, today)
+        self._take_flight_id(f"{txn}|{cl}", txn, sid)
         self._spawn(self._request(sid, txn, st, req, replace))
 
     async def _request(self, sid: SessionID, txn: str, st: OrderStatus, req: OrderRequest, replace: bool) -> None:
@@ -487,7 +514,11 @@ class CustomerUtility(MessageCracker):
         pending, exec_type = ((OrdStatus.PENDING_REPLACE, ExecType.PENDING_REPLACE) if replace
                               else (OrdStatus.PENDING_CANCEL, ExecType.PENDING_CANCEL))
         fields = req.record_fields()
-        rec = await self.node.append(type=rtype, txn=txn, status=pending.value, **fields)
+        try:
+            rec = await self.node.append(type=rtype, txn=txn, status=pending.value, **fields)
+        except BaseException:
+            self._left_flight(f"{txn}|{req.cl_ord_id}")   # never accepted: not in flight
+            raise
         view = _view_of_status(st, pending, cl_ord_id=rec.cl_ord_id, orig=rec.orig_cl_ord_id)
         self._send(sid, er.execution_report(sid.begin_string, view, exec_id=_record_exec_id(rec), exec_type=exec_type))
         self._route_due([self.router.add(rec, st.street)])
@@ -545,9 +576,70 @@ class CustomerUtility(MessageCracker):
         self.inquiries.on_record(r)
         if r.type not in STREET_TYPES:
             return
+        if r.type in ANSWERED:
+            self._left_flight(r.txn)
+        requests = self._requests_in_flight.get(r.txn)
+        if requests and (r.type in REQUESTS_ENDED or r.type in REQUEST_ANSWERED):
+            for rid in list(requests) if r.type in REQUESTS_ENDED else [f"{r.txn}|{r.cl_ord_id}"]:
+                self._left_flight(rid)
         if self.router.answered_by(r):
             pass
         self._report(r)
+
+    # ------------------------------------------------------------------ backpressure
+    def _over_flight(self, sid: SessionID) -> str | None:
+        """The reject's text when ``sid`` is at its in-flight bound under the reject policy."""
+        f = self.in_flight
+        if not f.full(sid) or self.limits.policy_of(sid.target_comp_id) != "reject":
+            return None
+        self.counters["in_flight_rejects"] += 1
+        n = f.count(sid) if f.count(sid) >= f.bound(sid) else f.total
+        return f"throttled: {n} orders in flight"
+
+    def _take_flight(self, r: Record, sid: SessionID) -> None:
+        """An own request record (order, cancel or replace) not answered yet (at start-up)."""
+        if r.type is RecordType.ORDER:
+            self._take_flight_id(r.txn, r.txn, sid)
+        elif r.type in (RecordType.CANCEL_REQUEST, RecordType.REPLACE_REQUEST):
+            self._take_flight_id(f"{r.txn}|{r.cl_ord_id}", r.txn, sid)
+
+    def _take_flight_id(self, rid: str, txn: str, sid: SessionID) -> None:
+        if rid != txn:
+            self._requests_in_flight.setdefault(txn, set()).add(rid)
+        if self.in_flight.add(rid, sid):
+            self.counters["in_flight_holds"] += 1
+            self._apply_holds()
+
+    def _left_flight(self, rid: str) -> None:
+        txn, sep, _ = rid.partition("|")
+        if sep and (requests := self._requests_in_flight.get(txn)) is not None:
+            requests.discard(rid)
+            if not requests:
+                del self._requests_in_flight[txn]
+        if self.in_flight.answered(rid):
+            self._apply_holds()
+
+    def _apply_holds(self) -> None:
+        """Pause reading the sessions held at a bound (policy "pause"), resume the others: called
+        when a hold starts or ends (utilities.in_flight's marks), not per order."""
+        engine = self.engine
+        if engine is None:
+            return
+        in_flight, limits = self.in_flight, self.limits
+        for sid, rt in engine.sessions.items():
+            hold = in_flight.is_held(sid) and limits.policy_of(sid.target_comp_id) == "pause"
+            if hold and not rt.reading_paused:
+                rt.pause_reading()
+            elif not hold and rt.reading_paused:
+                rt.resume_reading()
+
+    def in_flight_report(self) -> dict[str, Any]:
+        """For the status file: orders in flight, the bounds, who is held now."""
+        f = self.in_flight
+        return {"total": f.total, "bound": f.total_bound, "per_session_bound": f.default_per_session,
+                "policy": self.limits.policy, "peak": f.peak, "holds": f.times_held, "all_held": f.all_held,
+                "sessions": {str(k): v for k, v in sorted(f.counts.items(), key=lambda kv: str(kv[0]))},
+                "held": sorted(str(k) for k in f.held)}
 
     def _owner_session(self, r: Record) -> SessionID | None:
         client = r.session
@@ -713,6 +805,13 @@ def _in_seq(msg: Message) -> int:
     next number from it: utilities.session_rule); 0 for a resend (PossDupFlag=Y)."""
     seq = msg.get(34)
     return int(seq) if seq is not None and seq.isdigit() and msg.get(43) != b"Y" else 0
+
+
+def _answers(s: Record, r: Record) -> bool:
+    """Whether record ``s`` shows a venue's answer to the request ``r`` (utilities.in_flight)."""
+    if r.type is RecordType.ORDER:
+        return s.type in ANSWERED
+    return s.type in REQUESTS_ENDED or (s.type in REQUEST_ANSWERED and s.cl_ord_id == r.cl_ord_id)
 
 
 def txn_done(risk: RiskView, txn: str) -> bool:

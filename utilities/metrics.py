@@ -20,7 +20,12 @@ Metric names (all with labels ``node`` and ``role``):
   ``fixgw_record_commit_latency_seconds`` histogram (LMDB transaction incl. sync)
 - ``fixgw_replication_head``: the node's own last sequence number;
   ``fixgw_replication_high_water_mark{origin}``, ``fixgw_replication_lag_records{origin}``
-  (the origin's last announced head minus what is held contiguously)
+  (the origin's last announced head minus what is held contiguously),
+  ``fixgw_replication_lag_seconds{origin}`` (the age of the oldest announced record not yet
+  held) and ``fixgw_replication_behind{origin}`` (1 while over ``cluster.behind_after_s``:
+  ``replication.lag``)
+- ``fixgw_orders_in_flight`` (customer utilities): orders taken and not yet answered by a
+  venue, bounded by ``cluster.max_in_flight`` (``utilities.in_flight``)
 - ``fixgw_broker_connected`` (0/1), ``fixgw_broker_connects_total``,
   ``fixgw_malformed_payloads_total``, ``fixgw_records_received_total``
 - ``fixgw_role_events_total{counter}``: the role's other counters (routed, takeovers, ...)
@@ -146,6 +151,20 @@ class NodeCollector(Collector):
             lag.add_metric(base + [origin], digests[origin].head)
         yield hwm
         yield lag
+        secs = GaugeMetricFamily("fixgw_replication_lag_seconds",
+                                 "per origin: the age of the oldest of its announced records not yet held",
+                                 labels=okeys)
+        behind = GaugeMetricFamily("fixgw_replication_behind",
+                                   "per origin: 1 while more than cluster.behind_after_s behind it", labels=okeys)
+        try:
+            lags = node.replication_lag()
+        except Exception:  # noqa: BLE001 - the log is closed while the node stops
+            lags = {}
+        for origin, ol in sorted(lags.items()):
+            secs.add_metric(base + [origin], ol.seconds)
+            behind.add_metric(base + [origin], 1 if origin in node.lag.behind else 0)
+        yield secs
+        yield behind
 
     def _role_metrics(self, keys: list[str], base: list[str]) -> Iterator[Any]:
         role = self._role_obj()
@@ -160,6 +179,11 @@ class NodeCollector(Collector):
             for key, value in sorted(counters.items()):
                 other.add_metric(base + [key], value)
             yield other
+        flight = getattr(role, "in_flight", None)
+        if flight is not None and hasattr(flight, "total"):
+            g = GaugeMetricFamily("fixgw_orders_in_flight", "orders taken and not yet answered by a venue", labels=keys)
+            g.add_metric(base, flight.total)
+            yield g
         ack = getattr(role, "ack_latency", None)
         if ack is not None:
             yield histogram_family("fixgw_ack_latency_seconds",

@@ -215,6 +215,7 @@ class NodeProcess:
             map_size=me.map_size, map_limit=me.map_limit,
             digest_interval=max(0.2, cfg.heartbeat_s),
             extra_subscriptions=self.subscriptions(), on_extra_message=self.on_bus_message,
+            behind_after_s=cfg.behind_after_s,
         )
         eventloop.stop_on_signals(self.stop_requested)
         background: list[asyncio.Task[Any]] = []
@@ -302,6 +303,7 @@ class NodeProcess:
             liveness=self.liveness, publish=self.publish, reference_prices=self.catalogue.prices,
             rate_limits={c.comp_id: c.max_messages_per_s for c in cfg.customers.values()
                          if c.max_messages_per_s is not None},
+            in_flight=cfg.in_flight_limits(),
         )
         app.market_data.publish = self.publish_quotes
         app.load()
@@ -394,6 +396,9 @@ class NodeProcess:
                           commits=s.commits, conflicts=s.conflicts, resends_limited=s.resends_limited,
                           recent_conflicts=[c.as_dict() for c in s.recent_conflicts])
                 st["peer_heads"] = {n: d.head for n, d in node.peer_digests().items()}
+                # per origin: records and seconds behind; those over cluster.behind_after_s
+                st["replication_lag"] = {o: lag.as_dict() for o, lag in sorted(node.replication_lag().items())}
+                st["behind"] = sorted(node.lag.behind)
                 st["map"] = node.log.map_usage().as_dict()  # near_limit: at 80% of map_limit
             except Exception as exc:  # noqa: BLE001 - the log is closed while stopping (LMDB's own errors)
                 st["error"] = str(exc)
@@ -413,6 +418,8 @@ class NodeProcess:
             if isinstance(fence, Fence):
                 st["fenced"] = fence.fenced
                 st["counters"].update({f"fence_{k}": v for k, v in fence.counters.items()})
+        if isinstance(self.app, CustomerUtility):
+            st["in_flight"] = self.app.in_flight_report()
         if self.sessions is not None and isinstance(self.app, CustomerUtility):
             st["sessions"] = self.app.session_report()
             st["session_counters"] = dict(self.sessions.counters)
@@ -421,8 +428,28 @@ class NodeProcess:
     def write_status(self) -> None:
         write_status(self.dir, self.status())
 
+    def check_lag(self) -> None:
+        """Say it in the log when this node falls more than ``cluster.behind_after_s`` behind an
+        origin's records, and when it has caught up again (replication.lag)."""
+        node = self.node
+        if node is None:
+            return
+        try:
+            lags = node.replication_lag()
+        except Exception:  # noqa: BLE001 - the log is closed while stopping (LMDB's own errors)
+            return
+        fell, caught = node.lag.update_behind(lags)
+        for origin in fell:
+            lag = lags[origin]
+            log.warning("%s: BEHIND %s: %d records, %.1f s behind (cluster.behind_after_s = %g)",
+                        self.me.name, origin, lag.records, lag.seconds, self.cfg.behind_after_s)
+        for origin in caught:
+            log.info("%s: caught up with %s (%d records, %.1f s behind)", self.me.name, origin,
+                     lags[origin].records, lags[origin].seconds)
+
     async def _status_writer(self) -> None:
         while True:
+            self.check_lag()
             try:
                 self.write_status()
             except OSError as exc:

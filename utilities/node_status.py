@@ -81,6 +81,12 @@ def cluster_status(cfg: ClusterConfig) -> dict[str, Any]:
                       "own_seq": heads[n.name], "hwm": hwm, "lag": lag, "connected": st.get("connected", False),
                       "fix_sessions": st.get("fix_sessions", {}), "fix_seqnums": st.get("fix_seqnums", {}),
                       "counters": st.get("counters", {}), "metrics_url": n.metrics_url,
+                      # the node's own view (replication.lag): seconds behind each origin, and the
+                      # origins it is more than cluster.behind_after_s behind
+                      "lag_seconds": {o: float(v.get("seconds", 0.0))
+                                      for o, v in (st.get("replication_lag") or {}).items()},
+                      "behind": list(st.get("behind") or []),
+                      "in_flight": st.get("in_flight"),
                       "malformed": int(st.get("malformed", 0) or 0), "conflicts": int(st.get("conflicts", 0) or 0),
                       "recent_conflicts": st.get("recent_conflicts", []),
                       "map": st.get("map")})  # the record log's map: used, size, limit, near_limit

@@ -10,6 +10,16 @@ when the venue has never heard of it.
 Venue ClOrdIDs are derived from the transaction number (the order itself: ``<txn>``; a
 cancel or replace: ``<txn>~<request id>``), so any street utility can map a venue's
 report back to the order after a restart or a takeover.
+
+What bounds its queues under overload (issue 19): a street utility takes no order of its own;
+everything it works comes from the customer utilities' commands, and those carry only orders
+in flight, which each customer utility bounds (``cluster.max_in_flight``,
+:mod:`utilities.in_flight`). So the tasks ``on_command`` spawns (one per command; a command
+repeated while its order is being worked is dropped on ``inflight``), the records appended for
+venue reports, and the FIX session's outbox towards the venue hold at most the customer
+utilities' bounds together, plus their cancel and replace requests. The in-memory indexes are
+capped by count (``KNOWN_LIMIT``, ``EXEC_LIMIT``, ``REQUEST_LIMIT``: oldest dropped first).
+The record node's queues are bounded in :mod:`replication.node`.
 """
 
 from __future__ import annotations

@@ -52,6 +52,8 @@ def register(sub: Any) -> None:
     p.add_argument("--config", help="cluster config: end-to-end bench against fixgw up")
     p.add_argument("--sessions", type=int, default=None, help="FIX sessions (end to end)")
     p.add_argument("--rate", type=float, default=None, help="orders/s to offer (end to end; 0 = as fast as possible), or syncs/s (disk)")
+    p.add_argument("--window", type=int, default=None,
+                   help="end to end at --rate 0: orders a session leaves unacknowledged at most (default 200)")
     p.add_argument("--seconds", type=float, default=None, help="upper bound on the run time")
     p.add_argument("--data", help="working directory for files the bench writes")
     p.add_argument("--records", type=int, default=None,
@@ -102,7 +104,7 @@ def run_e2e(args: argparse.Namespace) -> int:
     rate = 3000.0 if args.rate is None else args.rate
     try:
         res = eventloop.run(run_bench(cfg, prices, sessions=args.sessions or 4, orders=args.orders or 20000,
-                                      rate=rate, seconds=args.seconds or 60.0))
+                                      rate=rate, seconds=args.seconds or 60.0, window=args.window or 200))
     except BenchError as exc:
         raise CliError(str(exc)) from None
     except (OSError, ConnectionError, TimeoutError) as exc:

@@ -332,14 +332,24 @@ def run_status(args: argparse.Namespace) -> int:
         total = sum(lag.values()) if lag else 0
         print(f"{node['name']:<8} {node['role']:<9} {node['state']:<8} pid={node.get('pid', '-')}  own_seq={node.get('own_seq', 0)}"
               f"  lag={total}  broker={'up' if node.get('connected') else 'down'}"
+              + (f"  BEHIND {','.join(node['behind'])}" if node.get("behind") else "")
               + (f"  CONFLICTS={node['conflicts']}" if node.get("conflicts") else "")
               + (f"  malformed={node['malformed']}" if node.get("malformed") else ""))
         m = node.get("map")
         if m:
             print(f"    log map: {m['used'] >> 20} MiB used of a {m['size'] >> 20} MiB map, limit {m['limit'] >> 20} MiB"
                   f" ({100 * m['of_limit']:.0f}%)" + ("  WARNING: near map_limit" if m["near_limit"] else ""))
+        secs = node.get("lag_seconds", {})
         for origin, hwm in sorted(node.get("hwm", {}).items()):
-            print(f"    {origin:<8} hwm={hwm:<8} behind={lag.get(origin, 0)}")
+            print(f"    {origin:<8} hwm={hwm:<8} behind={lag.get(origin, 0)}"
+                  + (f" ({secs[origin]:.1f}s)" if origin in secs else "")
+                  + ("  BEHIND" if origin in node.get("behind", ()) else ""))
+        flight = node.get("in_flight")
+        if flight:
+            print(f"    orders in flight: {flight['total']} of {flight['bound']} (peak {flight['peak']}, "
+                  f"held {flight['holds']} times, policy {flight['policy']})"
+                  + (f"  HELD: {', '.join(flight['held'])}" if flight.get("held") else "")
+                  + ("  HELD: all sessions" if flight.get("all_held") else ""))
         for c in node.get("recent_conflicts", []):
             what = "FOREIGN version of its own record" if c.get("own") else "conflict"
             print(f"    {what} {c['origin']}#{c['seq']}: kept {c['kept']}; refused {c['received']}")

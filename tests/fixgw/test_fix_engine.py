@@ -330,3 +330,33 @@ async def _refused() -> None:
             await ini.wait_logged_on(sid, 2.5)
         assert b"5" not in client.admin and b"A" not in client.admin
         assert not acc.sessions[acc.settings[0].session_id].logged_on
+
+
+@pytest.mark.timeout(30)
+async def test_pause_reading_holds_the_peer_back_without_timing_it_out() -> None:
+    # backpressure (issue 19): the application stops reading a session for three heartbeat
+    # intervals; the peer's orders wait unread, both sides stay logged on (our heartbeats go out,
+    # the peer's silence is not held against it), and on resume every order is worked, in order
+    port = free_port()
+    venue, client = Venue(), Client()
+    ini = settings(initiator_cfg(port).replace("HeartBtInt=30", "HeartBtInt=1"))
+    async with Engine(settings(acceptor_cfg(port)), venue) as ve, Engine(ini, client) as ce:
+        await ce.wait_logged_on(CLIENT_SID, 5)
+        await ve.wait_logged_on(VENUE_SID, 5)
+        rt = ve.session(VENUE_SID)
+        assert ce.send_to_target(nos("B0"), CLIENT_SID)
+        assert (await asyncio.wait_for(client.reports.get(), 5)).get_str(11) == "B0"
+        rt.pause_reading()
+        assert rt.reading_paused and rt.reading_pauses == 1
+        for i in range(1, 21):
+            assert ce.send_to_target(nos(f"B{i}"), CLIENT_SID)
+        await asyncio.sleep(3.5)       # > 2.4 x HeartBtInt: a peer not heard from would be gone
+        assert client.reports.empty()  # nothing read, nothing answered
+        assert rt.logged_on and ce.session(CLIENT_SID).logged_on
+        assert rt.logons == ce.session(CLIENT_SID).logons == 1   # never timed out, never reconnected
+        assert b"0" in client.admin    # our heartbeats reached the client meanwhile
+        assert b"5" not in client.admin
+        rt.resume_reading()
+        got = [await asyncio.wait_for(client.reports.get(), 5) for _ in range(20)]
+        assert [m.get_str(11) for m in got] == [f"B{i}" for i in range(1, 21)]
+        assert rt.logged_on and not rt.reading_paused

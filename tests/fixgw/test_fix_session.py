@@ -50,7 +50,8 @@ class Peer:
         return Message(fields, raw)
 
     def send(self, mt: str, body: list[tuple[int, bytes]] | None = None, **kw: object) -> list[object]:
-        return self.s.on_message(self.msg(mt, body, **kw), self.now)  # type: ignore[arg-type]
+        acts: list[object] = [*self.s.on_message(self.msg(mt, body, **kw), self.now)]  # type: ignore[arg-type]
+        return acts
 
     def out(self) -> list[Message | Close]:
         """Messages (and Close markers) the session produced since the last call."""
@@ -75,6 +76,11 @@ def order(cid: str = "O1") -> list[tuple[int, bytes]]:
             (38, b"100"), (40, b"1")]
 
 
+def state_of(s: Session) -> State:
+    """The session's state, read afresh (mypy would keep an earlier assert's narrowing)."""
+    return s.state
+
+
 def acceptor(**kw: object) -> tuple[Session, Peer]:
     cfg = SessionConfig("FIX.4.4", "SRV", "CLI", **kw)  # type: ignore[arg-type]
     s = Session(cfg, validator=functools.partial(validate, DD))
@@ -88,9 +94,9 @@ def logged_on(hb: int = 30, **kw: object) -> tuple[Session, Peer]:
     assert s.state is State.AWAITING_LOGON
     acts = p.send("A", [(98, b"0"), (108, b"%d" % hb)])
     assert [type(a) for a in acts] == [VerifyLogon]
-    assert s.state is State.LOGON_PENDING_APP
+    assert state_of(s) is State.LOGON_PENDING_APP
     assert [type(a) for a in s.logon_accepted(p.now)] == [LoggedOn]
-    assert s.state is State.LOGGED_ON
+    assert state_of(s) is State.LOGGED_ON
     (logon,) = p.out()
     assert isinstance(logon, Message) and logon[108] == b"%d" % hb and logon[34] == b"1"
     return s, p
@@ -328,10 +334,12 @@ def test_initiator_sends_logon_with_reset_and_credentials() -> None:
     # the answer
     header = [(35, b"A"), (49, b"SRV"), (56, b"CLI"), (34, b"1"), (52, utc_timestamp(T0))]
     ans = encode(b"FIX.4.4", header, [(98, b"0"), (108, b"15"), (141, b"Y")])
-    acts = s.on_message(Message(parse_fields(ans)), T0)  # type: ignore[arg-type]
+    fields = parse_fields(ans)
+    assert fields is not None
+    acts = s.on_message(Message(fields), T0)
     assert isinstance(acts[0], VerifyLogon)
     assert s.logon_accepted(T0) == [LoggedOn()]
-    assert s.state is State.LOGGED_ON and s.next_target == 2
+    assert state_of(s) is State.LOGGED_ON and s.next_target == 2
 
 
 def test_logon_timeout() -> None:
@@ -388,3 +396,34 @@ def test_application_errors_become_rejects(exc_name: str, mt: bytes, reason: byt
     assert r.msg_type == mt  # type: ignore[union-attr]
     assert r[380 if mt == b"j" else 373] == reason  # type: ignore[index]
     assert s.next_target == 3  # counted once, when the message was accepted
+
+
+def test_a_peer_not_read_by_our_choice_is_not_timed_out_and_heartbeats_still_go_out() -> None:
+    # backpressure (issue 19): the engine stops reading the peer for longer than 2.4 x HeartBtInt;
+    # its silence is ours: no TestRequest, no time-out, our heartbeats keep going
+    s, p = logged_on(hb=10)
+    for _ in range(6):               # 60 s held, the engine's ticker calls reading_held each tick
+        p.now += 10.0
+        s.reading_held(p.now)
+        s.on_timer(p.now)
+        assert p.types() == ["0"], p.now
+    assert s.state is State.LOGGED_ON
+    # reading again, the usual clock starts from the last held tick: a peer silent after it is
+    # asked (TestRequest at 1.2 x) and given up (2.4 x), as any other
+    p.now += 12.0
+    s.on_timer(p.now)
+    assert p.types() == ["1"]
+    p.now += 12.0
+    s.on_timer(p.now)
+    assert p.types() == ["CLOSE"]
+
+
+def test_reading_held_forgets_a_test_request_the_peer_could_not_answer_unread() -> None:
+    s, p = logged_on(hb=10)
+    p.now += 12.0
+    s.on_timer(p.now)
+    assert p.types() == ["1"] and s.test_requests == 1
+    s.reading_held(p.now + 5)     # its answer waits unread in the socket
+    assert s.test_requests == 0 and s.last_received == p.now + 5
+    s.reading_held(p.now)         # never moves the clock back
+    assert s.last_received == p.now + 5

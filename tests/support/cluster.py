@@ -25,6 +25,7 @@ heartbeat_s = 0.3
 dead_after_s = 2.0
 dashboard_port = {dashboard}
 restart_children = {restart_children}
+{cluster_extra}
 
 [broker]
 kind = "{broker_kind}"
@@ -128,11 +129,12 @@ class Cluster:
     """``restart_children``: ``fixgw up`` supervises (off by default here: most tests kill
     processes on purpose and start them again by hand).
     ``gateways``: names of gateways (``fixgw gateway``) to run in front of cfu1 and cfu2; their
-    ports are in ``ports`` under their names. ``gateway_extra``: TOML lines added to a gateway's table."""
+    ports are in ``ports`` under their names. ``gateway_extra``: TOML lines added to a gateway's table.
+    ``cluster_extra``: TOML lines added to the ``[cluster]`` table."""
 
     def __init__(self, base: Path, *, day_seconds: float = 3.0, broker_kind: str = "mosquitto",
                  gateways: tuple[str, ...] = (), gateway_extra: Mapping[str, str] | None = None,
-                 broker_extra: str = "", restart_children: bool = False) -> None:
+                 broker_extra: str = "", restart_children: bool = False, cluster_extra: str = "") -> None:
         self.base = base
         self.data = base / "var"
         self.ports = {k: free_port() for k in ("broker", "exchange", "fund", "cfu1", "cfu2", "dashboard", "m_exchange",
@@ -142,7 +144,7 @@ class Cluster:
         gateway_keys = {*gateways, *(f"m_{g}" for g in gateways)}
         text = CONFIG.format(data=self.data, day_seconds=day_seconds, broker_kind=broker_kind,
                              restart_children="true" if restart_children else "false",
-                             broker_extra=broker_extra,
+                             broker_extra=broker_extra, cluster_extra=cluster_extra,
                              **{k: v for k, v in self.ports.items() if k not in gateway_keys})
         for g in gateways:
             text += GATEWAY.format(name=g, port=self.ports[g], mport=self.ports[f"m_{g}"]) + (gateway_extra or {}).get(g, "")
@@ -165,10 +167,12 @@ class Cluster:
         raise RuntimeError("fixgw up did not get ready:\n" + (self.base / "up.log").read_text())
 
     def gateway_status(self, name: str) -> dict[str, Any]:
-        return json.loads((self.data / name / "status.json").read_text())
+        st: dict[str, Any] = json.loads((self.data / name / "status.json").read_text())
+        return st
 
     def status(self, node: str) -> dict[str, Any]:
-        return json.loads((self.data / node / "status.json").read_text())
+        st: dict[str, Any] = json.loads((self.data / node / "status.json").read_text())
+        return st
 
     def pid(self, node: str) -> int:
         return int(self.status(node)["pid"])

@@ -241,3 +241,39 @@ def test_bus_secrets_are_made_once_0600_and_a_missing_one_is_named(tmp_path: Pat
     assert not [t for t in c1.publish if "/quote/" in t] and not [t for t in s1.publish if "/mdwant/" in t]
     assert next(g for g in access.grants if g.username == "monitor").publish == ()
     assert monitor_login(cfg) is not None and login.ca_file is None
+
+
+def test_in_flight_bounds_and_behind_threshold(tmp_path: Path) -> None:
+    # backpressure and lag (issue 19): defaults bound the default cluster; a customer may override
+    cfg = load_cluster_config(ROOT / "configs" / "local.toml")
+    lim = cfg.in_flight_limits()
+    assert (lim.total, lim.per_session, lim.policy) == (500, 250, "pause") and cfg.behind_after_s == 5.0
+    text = ('[cluster]\nname = "t"\nmax_in_flight = 40\nmax_in_flight_per_session = 10\nin_flight_policy = "reject"\n'
+            'behind_after_s = 2.5\n[[nodes]]\nname = "firm"\nrole = "firm"\n[[accounts]]\nid = "A"\ncash = "1"\n'
+            '[[customers]]\ncomp_id = "C"\naccounts = ["A"]\nmax_in_flight = 3\nin_flight_policy = "pause"\n'
+            '[[customers]]\ncomp_id = "D"\naccounts = ["A"]\n')
+    cfg = load_cluster_config(write(tmp_path, text))
+    lim = cfg.in_flight_limits()
+    assert (lim.total, lim.per_session, lim.policy, cfg.behind_after_s) == (40, 10, "reject", 2.5)
+    assert lim.customer_bounds == {"C": 3} and lim.policy_of("C") == "pause" and lim.policy_of("D") == "reject"
+
+
+@pytest.mark.parametrize(
+    "cluster_line, customer_line, needle",
+    [
+        ("max_in_flight = 0", "", "key 'cluster.max_in_flight': expected a whole number of orders >= 1, got 0"),
+        ('max_in_flight_per_session = "9"', "", "key 'cluster.max_in_flight_per_session': expected a whole number"),
+        ('in_flight_policy = "drop"', "", """key 'cluster.in_flight_policy': expected one of "pause", "reject", got 'drop'"""),
+        ("behind_after_s = 0", "", "key 'cluster.behind_after_s': expected a number of seconds > 0, got 0"),
+        ("", "max_in_flight = 1.5", "key 'customers[0].max_in_flight': expected a whole number of orders >= 1, got 1.5"),
+        ("", 'in_flight_policy = "queue"', "key 'customers[0].in_flight_policy': expected one of"),
+    ],
+)
+def test_in_flight_mistakes_name_file_key_and_expectation(tmp_path: Path, cluster_line: str, customer_line: str,
+                                                          needle: str) -> None:
+    text = (f'[cluster]\nname = "t"\n{cluster_line}\n[[nodes]]\nname = "firm"\nrole = "firm"\n'
+            f'[[accounts]]\nid = "A"\ncash = "1"\n[[customers]]\ncomp_id = "C"\naccounts = ["A"]\n{customer_line}\n')
+    path = write(tmp_path, text)
+    with pytest.raises(ClusterConfigError) as info:
+        load_cluster_config(path)
+    assert str(path) in str(info.value) and needle in str(info.value)

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import os
 import subprocess
 import sys
 from decimal import Decimal
 from pathlib import Path
+
+import pytest
 
 from replication.hlc import Hlc
 from replication.node import ReplicationNode
@@ -176,6 +179,38 @@ def test_status_files_make_the_cluster_status(tmp_path: Path) -> None:
         "gw1": "gateway", "cfu1": "customer", "cfu2": "customer", "exchange": "venue", "fund": "venue"}
     assert report["entry_points"][0]["name"] == "gw1"                   # the customers' one address first
     assert [(g["name"], g["state"]) for g in report["gateways"]] == [("gw1", NEVER_STARTED)]
+
+
+async def test_a_node_too_far_behind_an_origin_says_so_in_its_log_and_status(tmp_path: Path,
+                                                                            caplog: pytest.LogCaptureFixture) -> None:
+    # issue 19 item 2: records and seconds behind per origin, BEHIND past cluster.behind_after_s
+    cfg = local_config(tmp_path)
+    clock = Clock()
+    np = NodeProcess(cfg, cfg.node("ssu1"), VenueCatalogue())
+    np.node = node = ReplicationNode(node_id="ssu1", role=Role.STREET, cluster="local", data_dir=tmp_path / "log",
+                                     mqtt=False, monotonic=clock, behind_after_s=cfg.behind_after_s)
+    await node.start()
+    try:
+        node.lag.heard("ssu2", 120)          # ssu2's digest: its head is 120; nothing of it held
+        clock.now += 3.0
+        with caplog.at_level(logging.INFO, logger="fixgw.node"):
+            np.check_lag()
+            assert not [r for r in caplog.records if "BEHIND" in r.getMessage()]
+            st = np.status()
+            assert st["replication_lag"] == {"ssu2": {"records": 120, "seconds": 3.0}} and st["behind"] == []
+            clock.now += 2.5                 # 5.5 s > behind_after_s (5)
+            np.check_lag()
+            np.check_lag()                   # said once
+            warned = [r for r in caplog.records if "BEHIND" in r.getMessage()]
+            assert len(warned) == 1 and warned[0].levelno == logging.WARNING
+            assert "ssu1: BEHIND ssu2: 120 records, 5.5 s behind" in warned[0].getMessage()
+            assert np.status()["behind"] == ["ssu2"]
+            (tmp_path / "ssu1").mkdir()
+            write_status(tmp_path / "ssu1", {**np.status(), "pid": os.getpid()})
+            nodes = {n["name"]: n for n in cluster_status(cfg)["nodes"]}
+            assert nodes["ssu1"]["behind"] == ["ssu2"] and nodes["ssu1"]["lag_seconds"] == {"ssu2": 5.5}
+    finally:
+        await node.close()
 
 
 # -- the catalogue and order requests ----------------------------------------------------------
