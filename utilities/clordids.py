@@ -48,6 +48,12 @@ class ClOrdIds:
         """A request accepted now under this id (checked with :meth:`taken` first)."""
         self._entries[(client, cl_ord_id)] = _Entry(txn, today)
 
+    def forget(self, client: str, cl_ord_id: str, txn: str) -> None:
+        """A request taken under this id was not stored after all (refused): the id is free."""
+        e = self._entries.get((client, cl_ord_id))
+        if e is not None and e.txn == txn:
+            del self._entries[(client, cl_ord_id)]
+
     def learn(self, client: str, cl_ord_id: str, txn: str, day: dt.date) -> None:
         """An accepted request seen in a record (at start-up, or replicated from a peer).
 

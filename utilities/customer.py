@@ -45,13 +45,16 @@ from fixgw.orders import (
     TimeInForce,
 )
 from replication.codec import encode_record
+from replication.errors import LogError, LogFullError
 from replication.histogram import LatencyHistogram
 from replication.record import Record, RecordType
 from replication.wire import Topics
+from replication.writer import full_reason
 from utilities import execreports as er
 from utilities.account_inquiries import AccountInquiries
 from utilities.books import new_york_today, trade_date_of
 from utilities.clordids import ClOrdIds
+from utilities.fencing import Fence
 from utilities.liveness import Liveness
 from utilities.order_request import OrderRequest
 from utilities.record_node import RecordNode
@@ -102,6 +105,7 @@ class CustomerUtility(MessageCracker):
         today: Callable[[], dt.date] | None = None,  # the trading day (New York date); injectable for tests
         sessions: SessionOwner | None = None,        # None: every session is this process's (tests)
         rate_limits: Mapping[str, float] | None = None,  # client CompID -> messages/s per session
+        fence: Fence | None = None,                  # the stall detector (utilities.fencing); None: never fenced
     ) -> None:
         self.node = node
         self.name = node_name
@@ -135,10 +139,12 @@ class CustomerUtility(MessageCracker):
         # "orders" received, "accepted" (durable, PendingNew sent), "rejects", "reports" (street
         # records turned into reports), "execution_reports" (every 35=8 sent), "routed", ...
         self.counters = {"orders": 0, "accepted": 0, "rejects": 0, "reports": 0, "execution_reports": 0, "routed": 0,
-                         "reported_again": 0, "possdup_known": 0, "throttled": 0}
+                         "reported_again": 0, "possdup_known": 0, "throttled": 0, "not_stored": 0,
+                         "fenced_requests": 0}
         # NewOrderSingle read -> PendingNew (or Rejected) handed to the engine, seconds
         self.ack_latency = LatencyHistogram()
         self.sessions = sessions
+        self.fence = fence
         if sessions is not None:
             sessions.control = self
         # client -> its orders' txns -> (trading day, BeginString of the session that sent it)
@@ -239,6 +245,8 @@ class CustomerUtility(MessageCracker):
                 await self.sessions.acquire(key)
             except NotReady as exc:
                 raise RejectLogon(str(exc)) from None
+            except LogError as exc:  # the session's records cannot be stored here now
+                raise RejectLogon(cannot_store_text(exc, "sessions")) from None
 
     async def on_logon(self, session_id: SessionID) -> None:
         self.logged_on.add(session_id)
@@ -335,8 +343,20 @@ class CustomerUtility(MessageCracker):
         self._exec_seq += 1
         return f"{self.name}.{time.time_ns():x}.{self._exec_seq}"
 
+    def _fenced(self) -> bool:
+        """This process may have been replaced (utilities.fencing): a request read now is left
+        unanswered and unrecorded; the fence drops the connection, and the customer sends it
+        again (PossDup) to the session's next owner."""
+        fence = self.fence
+        if fence is None or fence.may_act():
+            return False
+        self.counters["fenced_requests"] += 1
+        return True
+
     @handles("D")
     async def on_new_order(self, msg: Message, sid: SessionID) -> None:
+        if self._fenced():
+            return
         received = time.perf_counter()
         client = sid.target_comp_id
         cl = msg.require_str(11)
@@ -405,14 +425,32 @@ class CustomerUtility(MessageCracker):
                          received: float) -> None:
         fields = req.record_fields()
         if reason is not None:
-            rec = await self.node.append(type=RecordType.ORDER_REJECTED, txn=txn, status=OrdStatus.REJECTED.value,
-                                         text=reason[1], **fields)
             self.counters["rejects"] += 1
-            self._send(sid, er.execution_report(sid.begin_string, _view_of(rec, OrdStatus.REJECTED), exec_id=_record_exec_id(rec),
+            try:
+                rec = await self.node.append(type=RecordType.ORDER_REJECTED, txn=txn, status=OrdStatus.REJECTED.value,
+                                             text=reason[1], **fields)
+            except LogError:
+                # a refusal need not be stored to be sent: the customer hears it all the same
+                self.counters["not_stored"] += 1
+                view, exec_id = _view_of_request(req, txn), self._exec_id()
+            else:
+                view, exec_id = _view_of(rec, OrdStatus.REJECTED), _record_exec_id(rec)
+            self._send(sid, er.execution_report(sid.begin_string, view, exec_id=exec_id,
                                                 exec_type=ExecType.REJECTED, text=reason[1], ord_rej_reason=reason[0]))
             self.ack_latency.observe(time.perf_counter() - received)
             return
-        rec = await self.node.append(type=RecordType.ORDER, txn=txn, status=OrdStatus.PENDING_NEW.value, **fields)
+        try:
+            rec = await self.node.append(type=RecordType.ORDER, txn=txn, status=OrdStatus.PENDING_NEW.value, **fields)
+        except LogError as exc:
+            # not stored, so not accepted: a clear reject, the ClOrdID free again
+            self.clids.forget(req.session, req.cl_ord_id, txn)
+            self.counters["not_stored"] += 1
+            self._send(sid, er.execution_report(sid.begin_string, _view_of_request(req, "NONE"),
+                                                exec_id=self._exec_id(), exec_type=ExecType.REJECTED,
+                                                text=cannot_store_text(exc, "orders"),
+                                                ord_rej_reason=OrdRejReason.OTHER))
+            self.ack_latency.observe(time.perf_counter() - received)
+            return
         # durable: acknowledge now
         self._send(sid, er.execution_report(sid.begin_string, _view_of(rec, OrdStatus.PENDING_NEW), exec_id=_record_exec_id(rec),
                                             exec_type=ExecType.PENDING_NEW))
@@ -440,6 +478,8 @@ class CustomerUtility(MessageCracker):
         await self._cancel_or_replace(msg, sid, replace=True)
 
     async def _cancel_or_replace(self, msg: Message, sid: SessionID, *, replace: bool) -> None:
+        if self._fenced():
+            return
         client = sid.target_comp_id
         cl = msg.require_str(11)
         orig = msg.require_str(41)
@@ -481,7 +521,15 @@ class CustomerUtility(MessageCracker):
         pending, exec_type = ((OrdStatus.PENDING_REPLACE, ExecType.PENDING_REPLACE) if replace
                               else (OrdStatus.PENDING_CANCEL, ExecType.PENDING_CANCEL))
         fields = req.record_fields()
-        rec = await self.node.append(type=rtype, txn=txn, status=pending.value, **fields)
+        try:
+            rec = await self.node.append(type=rtype, txn=txn, status=pending.value, **fields)
+        except LogError as exc:
+            self.clids.forget(req.session, req.cl_ord_id, txn)
+            self.counters["not_stored"] += 1
+            self._cxl_reject(sid, st, req.cl_ord_id, req.orig_cl_ord_id,
+                             CxlRejResponseTo.REPLACE if replace else CxlRejResponseTo.CANCEL, CxlRejReason.OTHER,
+                             cannot_store_text(exc, "cancels or replaces" if replace else "cancels"))
+            return
         view = _view_of_status(st, pending, cl_ord_id=rec.cl_ord_id, orig=rec.orig_cl_ord_id)
         self._send(sid, er.execution_report(sid.begin_string, view, exec_id=_record_exec_id(rec), exec_type=exec_type))
         self._route_due([self.router.add(rec, st.street)])
@@ -679,8 +727,10 @@ class CustomerUtility(MessageCracker):
             log.debug("%s: %d command(s) for %s not sent: %s", self.name, len(records), street, exc)
 
     async def run_router(self, interval: float = 0.2) -> None:
+        fence = self.fence
         while True:
-            self._route_due()
+            if fence is None or fence.may_act():   # fenced: its view of what is answered may be stale
+                self._route_due()
             self._trading_day()  # a new day frees old ids even while no order comes in
             await asyncio.sleep(interval)
 
@@ -698,6 +748,13 @@ def _in_seq(msg: Message) -> int:
     next number from it: utilities.session_rule); 0 for a resend (PossDupFlag=Y)."""
     seq = msg.get(34)
     return int(seq) if seq is not None and seq.isdigit() and msg.get(43) != b"Y" else 0
+
+
+def cannot_store_text(exc: LogError, what: str) -> str:
+    """The text of a reject for a request that could not be stored (the node is degraded)."""
+    if isinstance(exc, LogFullError):
+        return f"node cannot store {what}: {full_reason(exc)}"
+    return f"node cannot store {what}: {exc}"
 
 
 def txn_done(risk: RiskView, txn: str) -> bool:
@@ -727,6 +784,16 @@ def _view_of(r: Record, ord_status: str, *, terminal: bool = False) -> er.OrderV
         symbol=r.symbol, side=r.side, order_qty=r.order_qty, cash_order_qty=r.cash_order_qty, price=r.price,
         ord_type=r.ord_type, tif=r.tif, ord_status=ord_status, cum_qty=cum, leaves_qty=leaves,
         avg_px=r.avg_px or Decimal(0),
+    )
+
+
+def _view_of_request(req: OrderRequest, order_id: str) -> er.OrderView:
+    """A refused request that no record holds (the node could not store it)."""
+    return er.OrderView(
+        order_id=order_id, cl_ord_id=req.cl_ord_id, orig_cl_ord_id=req.orig_cl_ord_id, account=req.account,
+        symbol=req.symbol, side=req.side, order_qty=req.order_qty, cash_order_qty=req.cash_order_qty,
+        price=req.price, ord_type=req.ord_type, tif=req.tif, ord_status=OrdStatus.REJECTED, cum_qty=Decimal(0),
+        leaves_qty=Decimal(0), avg_px=Decimal(0),
     )
 
 

@@ -113,6 +113,7 @@ class NodeProcess:
         self.state = "starting"
         self.app: RoleApp | None = None
         self.sessions: SessionOwner | None = None  # customer: who owns which customer FIX session
+        self.fence: Fence | None = None            # customer and street: the stall detector
         self.engine: Engine | None = None
         self.node: ReplicationNode | None = None
         self.started_at = time.time()
@@ -269,11 +270,16 @@ class NodeProcess:
     # ------------------------------------------------------------------ the roles
     async def start_customer(self, node: ReplicationNode) -> list[asyncio.Task[Any]]:
         cfg, me = self.cfg, self.me
+        # the stall detector (utilities.fencing), the street utilities' own: a paused customer
+        # utility drops its sessions and takes none, routes nothing, until caught up
+        self.fence = fence = Fence(me.name, node, dead_after_s=cfg.dead_after_s, heartbeat_s=cfg.heartbeat_s)
+        watchdog = asyncio.create_task(fence.run())
         self.sessions = sessions = SessionOwner(
             node=node, me=me.name, peers=[n.name for n in cfg.nodes_with_role("customer")], liveness=self.liveness,
-            dead_after_s=cfg.dead_after_s, heartbeat_s=cfg.heartbeat_s, cluster=cfg.name, publish=self.publish)
+            dead_after_s=cfg.dead_after_s, heartbeat_s=cfg.heartbeat_s, cluster=cfg.name, publish=self.publish,
+            fence=fence)
         app = CustomerUtility(
-            sessions=sessions,
+            sessions=sessions, fence=fence,
             node=node, node_name=me.name, comp_id=me.comp_id, cluster=cfg.name,
             customers={c.comp_id: c.accounts for c in cfg.customers.values()},
             passwords={c.comp_id: c.password for c in cfg.customers.values() if c.password},
@@ -291,17 +297,28 @@ class NodeProcess:
         await asyncio.sleep(2 * cfg.heartbeat_s)      # hear every live street at least once
         while loop.time() < deadline and not all(app.can_route(v) for v in cfg.venues):
             await asyncio.sleep(0.05)
-        self.engine = Engine(customer_settings(cfg, me, self.dir), app,
-                             store_factory=SessionStoreFactory(str(self.dir / "fixstore"), sessions,
-                                                               sync=cfg.fix_store_sync))
+        stores = SessionStoreFactory(str(self.dir / "fixstore"), sessions, sync=cfg.fix_store_sync,
+                                     health=node.storage)
+        self.engine = Engine(customer_settings(cfg, me, self.dir), app, store_factory=stores)
         await self.engine.start()
-        return [asyncio.create_task(app.run_router()), asyncio.create_task(sessions.run())]
+        return [watchdog, asyncio.create_task(app.run_router()), asyncio.create_task(self._retry_spilled(stores))]
+
+    async def _retry_spilled(self, stores: SessionStoreFactory) -> None:
+        """A full disk: the FIX message stores hold messages in memory until they can write."""
+        while True:
+            await asyncio.sleep(0.5)
+            if not self.node or self.node.storage.ok:
+                continue
+            try:
+                await asyncio.to_thread(stores.retry_spilled)
+            except Exception:  # noqa: BLE001 - logged; the next round tries again
+                log.exception("%s: writing held FIX messages failed", self.me.name)
 
     async def start_street(self, node: ReplicationNode) -> list[asyncio.Task[Any]]:
         cfg, me = self.cfg, self.me
         settings = street_settings(cfg, me, self.dir)
         # the stall detector (utilities.fencing): a paused street sends nothing until caught up
-        fence = Fence(me.name, node, dead_after_s=cfg.dead_after_s, heartbeat_s=cfg.heartbeat_s)
+        self.fence = fence = Fence(me.name, node, dead_after_s=cfg.dead_after_s, heartbeat_s=cfg.heartbeat_s)
         watchdog = asyncio.create_task(fence.run())
         app = StreetUtility(
             node=node, node_name=me.name,
@@ -369,8 +386,12 @@ class NodeProcess:
                           recent_conflicts=[c.as_dict() for c in s.recent_conflicts])
                 st["peer_heads"] = {n: d.head for n, d in node.peer_digests().items()}
                 st["map"] = node.log.map_usage().as_dict()  # near_limit: at 80% of map_limit
+                st["not_stored"] = s.not_stored
             except Exception as exc:  # noqa: BLE001 - the log is closed while stopping (LMDB's own errors)
                 st["error"] = str(exc)
+            # a full disk or map (replication.storage_health): "degraded" says why, or is None
+            st["storage"] = node.storage.as_dict()
+            st["degraded"] = st["storage"]["degraded"]
         if self.metrics_url is not None:
             st["metrics_url"] = self.metrics_url
         if self.engine is not None:
@@ -379,8 +400,8 @@ class NodeProcess:
                                  for sid, rt in self.engine.sessions.items()}
         if self.app is not None:
             st["counters"] = dict(self.app.counters)
-            fence = getattr(self.app, "fence", None)
-            if isinstance(fence, Fence):
+            fence = self.fence
+            if fence is not None:
                 st["fenced"] = fence.fenced
                 st["counters"].update({f"fence_{k}": v for k, v in fence.counters.items()})
         if self.sessions is not None and isinstance(self.app, CustomerUtility):
