@@ -52,7 +52,13 @@ from replication.log import DEFAULT_MAP_SIZE, Conflict, Inserted, InsertOutcome,
 from replication.matrix import holding_for, roles_held_by
 from replication.record import Record, RecordType, Role
 from replication.request_budget import RequestBudget
-from replication.storage_health import LOW_SPACE_BYTES, RECORD_LOG, Backoff, StorageHealth, free_bytes
+from replication.storage_health import (
+    LOW_SPACE_BYTES,
+    RECORD_LOG,
+    Backoff,
+    StorageHealth,
+    free_bytes,
+)
 from replication.wire import (
     Batch,
     Digest,

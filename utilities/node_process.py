@@ -311,7 +311,7 @@ class NodeProcess:
                 continue
             try:
                 await asyncio.to_thread(stores.retry_spilled)
-            except Exception:  # noqa: BLE001 - logged; the next round tries again
+            except Exception:
                 log.exception("%s: writing held FIX messages failed", self.me.name)
 
     async def start_street(self, node: ReplicationNode) -> list[asyncio.Task[Any]]:

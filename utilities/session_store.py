@@ -42,6 +42,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import lmdb
+
 from fixgw.config import SessionID
 from fixgw.store import LmdbStore, MessageStore, StoreError
 from replication.storage_health import FIX_STORE, Backoff, StorageHealth, is_disk_full
@@ -49,6 +51,7 @@ from utilities.session_rule import SessionKey
 
 log = logging.getLogger(__name__)
 SPILL_LIMIT_BYTES = 64 << 20  # messages held in memory per session while the disk is full, at most
+WRITE_ERRORS = (lmdb.Error, OSError, StoreError)  # what a local commit raises when it cannot write
 
 __all__ = ["Permit", "ReplicatedSessionStore", "SessionStoreFactory"]
 
@@ -156,12 +159,12 @@ class ReplicatedSessionStore(MessageStore):
                 try:
                     self._local.commit_batch(messages, next_sender_seq, next_target_seq)
                     return
-                except Exception as exc:
+                except WRITE_ERRORS as exc:
                     self._start_spill(exc, reset=False)
             self._hold(messages, next_sender_seq, next_target_seq)
             self._retry(force=False)
 
-    def _start_spill(self, exc: Exception, *, reset: bool) -> None:
+    def _start_spill(self, exc: BaseException, *, reset: bool) -> None:
         """The local store could not write: hold in memory if the disk is full, else raise."""
         if not is_disk_full(exc, self._local.directory):
             raise exc
@@ -218,7 +221,7 @@ class ReplicatedSessionStore(MessageStore):
             if self._spill is None:
                 try:
                     self._local.reset()
-                except Exception as exc:
+                except WRITE_ERRORS as exc:
                     self._start_spill(exc, reset=True)
             else:
                 self._spill = _Spill(reset=True, backoff=self._spill.backoff, retry_at=self._spill.retry_at)
@@ -232,7 +235,7 @@ class ReplicatedSessionStore(MessageStore):
                     self._local.reset()
                     self._local.commit_batch((), next_sender, next_target)
                     return
-                except Exception as exc:
+                except WRITE_ERRORS as exc:
                     self._start_spill(exc, reset=True)
             else:
                 self._spill = _Spill(reset=True, backoff=self._spill.backoff, retry_at=self._spill.retry_at)

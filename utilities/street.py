@@ -107,6 +107,9 @@ def _now() -> bytes:
     return utc_timestamp(time.time())
 
 
+RECHECK_S = 2.0  # an order never acknowledged and unknown at the venue after logon is asked again this much later
+
+
 class StreetUtility(MessageCracker):
     def __init__(
         self,
@@ -119,6 +122,7 @@ class StreetUtility(MessageCracker):
         startup_grace_s: float = 3.0,
         fence: Fence | None = None,
         command_ttl_s: float = 0.0,
+        recheck_s: float = RECHECK_S,
     ) -> None:
         self.node = node
         self.name = node_name
@@ -132,6 +136,8 @@ class StreetUtility(MessageCracker):
         self.inflight: set[str] = set()
         self.resolving: set[str] = set()             # txns taken over, waiting for the venue's status
         self.reconciling: set[str] = set()           # txns asked about after a logon (reconcile)
+        self.rechecking: set[str] = set()            # ... unknown there, never acknowledged: asked once more
+        self.recheck_s = recheck_s
         self._known: dict[str, _Known] = {}          # txn -> report context (a cache of the log)
         self.ids: TxnAllocator | None = None
         self._tasks = TaskSet(node_name, log)
@@ -145,7 +151,7 @@ class StreetUtility(MessageCracker):
             fence.on_lift(self._settle_withheld)
         self.counters = {"sent": 0, "reports": 0, "takeovers": 0, "duplicates": 0, "duplicate_fills": 0,
                          "fenced_commands": 0, "withheld": 0, "moved": 0, "stale_commands": 0,
-                         "reconciled": 0, "canceled_by_venue": 0}
+                         "reconciled": 0, "canceled_by_venue": 0, "rechecked": 0}
 
     # ------------------------------------------------------------------ start-up
     def load(self) -> None:
@@ -437,8 +443,12 @@ class StreetUtility(MessageCracker):
                 return
             self.resolving.discard(txn)
             if unknown and reconciling:
-                if self._may_act():
-                    self._canceled_by_venue(txn, base, msg)
+                if self._reached_venue(txn) or txn in self.rechecking:
+                    self.rechecking.discard(txn)
+                    if self._may_act():
+                        self._canceled_by_venue(txn, base, msg)
+                else:
+                    self._recheck_later(txn)
                 return
         else:
             return      # pending states: nothing new
@@ -517,6 +527,28 @@ class StreetUtility(MessageCracker):
         if asked:
             log.info("%s: reconciling %d open order(s) with %s after logon", self.name, asked, venue)
         return asked
+
+    def _recheck_later(self, txn: str) -> None:
+        """An order the venue never acknowledged, unknown to it after logon: its NewOrderSingle may
+        still be on its way (sent after the status request, or resent with the session's gap),
+        so the venue is asked once more ``recheck_s`` later; unknown then, it is canceled by the
+        venue. Deciding at the first answer would record canceled an order then acknowledged
+        and working at the venue (or, sending it again, put it there twice)."""
+        self.rechecking.add(txn)
+        self.counters["rechecked"] += 1
+        asyncio.get_running_loop().call_later(self.recheck_s, self._recheck, txn)
+
+    def _recheck(self, txn: str) -> None:
+        st = fold(self.node.log.records_for_txn(txn))
+        base = self._base(txn)
+        if st is None or base is None or st.is_terminal or self._reached_venue(txn) or st.street != self.name:
+            self.rechecking.discard(txn)   # answered meanwhile (acknowledged, filled, taken over)
+            return
+        if not self._may_act() or base.venue not in self.logged_on:
+            self.rechecking.discard(txn)   # the next logon reconciles it again
+            return
+        self.reconciling.add(txn)
+        self._status_request(base)
 
     def _canceled_by_venue(self, txn: str, base: Record, msg: Message) -> None:
         fields = self._order_fields(base)
