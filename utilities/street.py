@@ -20,7 +20,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from fixgw.application import MessageCracker, handles
+from fixgw.application import DoNotSend, MessageCracker, handles
 from fixgw.config import SessionID
 from fixgw.message import Message
 from fixgw.orders import CxlRejReason, CxlRejResponseTo, ExecType, OrdRejReason, OrdStatus, OrdType
@@ -38,6 +38,8 @@ from utilities.tasks import TaskSet
 from utilities.txn import TxnAllocator
 
 log = logging.getLogger(__name__)
+# the venue's answers to a cancel or replace request
+REQUEST_ANSWERS = frozenset({RecordType.CANCELED, RecordType.REPLACED, RecordType.CANCEL_REJECTED})
 
 SENT_TYPES = frozenset({RecordType.SENT, RecordType.TAKEOVER})
 # the venue answered about the order: it was there (a takeover does not send it again)
@@ -151,7 +153,7 @@ class StreetUtility(MessageCracker):
             fence.on_lift(self._settle_withheld)
         self.counters = {"sent": 0, "reports": 0, "takeovers": 0, "duplicates": 0, "duplicate_fills": 0,
                          "fenced_commands": 0, "withheld": 0, "moved": 0, "stale_commands": 0,
-                         "reconciled": 0, "canceled_by_venue": 0, "rechecked": 0}
+                         "reconciled": 0, "canceled_by_venue": 0, "rechecked": 0, "resends_withheld": 0}
 
     # ------------------------------------------------------------------ start-up
     def load(self) -> None:
@@ -181,6 +183,38 @@ class StreetUtility(MessageCracker):
 
     async def on_logout(self, session_id: SessionID) -> None:
         self.logged_on.discard(self.venue_of.get(session_id, ""))
+
+    def to_app(self, message: Message, session_id: SessionID) -> None:
+        """What the FIX session resends to a venue (its ResendRequest after a reconnect) is
+        decided here, not replayed blindly: a NewOrderSingle of an order the venue already
+        acknowledged (or that is final) is gap-filled, and so is a cancel or replace already
+        answered and every status request (reconciliation asks afresh after the logon).
+        Measured in the venue-restart test (tests/e2e/test_e2e_venue_forgets.py): the exchange
+        restarted empty asked for 1..10, and the resent NewOrderSingles put the forgotten
+        orders back at the venue, where reconciliation then found them "known". An order the
+        venue never answered about is resent: that is its first delivery."""
+        if message.get(43) != b"Y":
+            return
+        mt = message.msg_type
+        if mt == b"H":
+            raise DoNotSend("a status request is not resent: reconciliation asks afresh after logon")
+        vid = message.get_str(11)
+        if mt not in (b"D", b"F", b"G") or not vid:
+            return
+        held = self.node.log.records_for_txn(txn_of(vid))
+        st = fold(held)
+        if st is not None and st.is_terminal:
+            self.counters["resends_withheld"] += 1
+            raise DoNotSend(f"{vid}: the order is {st.ord_status}: not sent again")
+        if mt == b"D" and any(h.type in VENUE_SAW_TYPES for h in held):
+            self.counters["resends_withheld"] += 1
+            raise DoNotSend(f"{vid}: the venue acknowledged this order already: not sent again")
+        if mt != b"D":
+            req = self._request_of(vid)
+            if req is not None and any(h.type in REQUEST_ANSWERS and h.cl_ord_id == req.cl_ord_id
+                                       and h.hlc > req.hlc for h in held):
+                self.counters["resends_withheld"] += 1
+                raise DoNotSend(f"{vid}: the venue answered this request already: not sent again")
 
     def _send(self, venue: str, msg: Message) -> None:
         sid = self.venues.get(venue)

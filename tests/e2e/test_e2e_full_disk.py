@@ -6,7 +6,7 @@ trades through cfu1. Must show:
 
 - new orders get an ExecutionReport Rejected (OrdRejReason 99) "node cannot store orders: disk
   full"; the customer's session stays up (one logon for the whole test);
-- cfu1 says it is degraded, with the reason, in its status file and in ``fixgw status``;
+- cfu1 says it is degraded, with the reason, in its status file, ``fixgw status`` and its metrics;
 - nothing acknowledged (PendingNew) that is not stored: every acknowledged ClOrdID has its ORDER
   record in cfu1's log and in cfu2's; no refused one has;
 - the filler removed, cfu1 comes back by itself: no longer degraded, a new order is accepted,
@@ -29,6 +29,7 @@ from replication.record import RecordType
 from tests.e2e.qf_customer import QfCustomer
 from tests.interop.quickfix_initiator import until
 from tests.support.cluster import Cluster
+from tests.support.prometheus import scrape, value
 from tests.support.tmpfs import fill, small_tmpfs
 
 pytestmark = pytest.mark.timeout(180)
@@ -109,10 +110,15 @@ async def _full_disk(cl: Cluster, tmp: Path) -> None:
         human = cl.fixgw("status", "--config", str(cl.config)).stdout
         assert "DEGRADED, cannot store" in human and "degraded" in human.split("cfu1", 1)[1].split("\n", 1)[0], human
         assert c.qf.logged_on() and c.logons() == 1, "the customer's session was dropped"
+        metrics = f"http://127.0.0.1:{cl.ports['m_cfu1']}/metrics"
+        _, samples = scrape(metrics)
+        assert value(samples, "fixgw_node_degraded", node="cfu1") == 1
+        assert value(samples, "fixgw_storage_write_failures_total", node="cfu1") >= 1
 
         # space back: cfu1 recovers by itself
         filler.unlink()
         await until(lambda: cl.status("cfu1").get("degraded") is None, 15, "cfu1 no longer degraded")
+        assert value(scrape(metrics)[1], "fixgw_node_degraded", node="cfu1") == 0
         c.order("AFTER", "1", 1, REST)
         await until(lambda: venue_new("AFTER"), 15, "a new order accepted after recovery")
         # every acknowledged order's venue New reaches the customer, none is lost
