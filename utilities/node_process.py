@@ -93,6 +93,7 @@ def street_settings(cfg: ClusterConfig, me: NodeConfig, node_dir: Path) -> dict[
             begin_string="FIX.4.4", sender_comp_id=me.comp_id, target_comp_id=v.comp_id,
             connection_type="initiator", socket_connect_host=v.host, socket_connect_port=v.port,
             heart_bt_int=5, reconnect_interval=1, max_reconnect_interval=2,
+            reset_when_peer_forgot=True,  # a venue restarted empty: log on again with 141=Y (fixgw.session)
             file_store_path=node_dir / "fixstore", file_store_sync=cfg.fix_store_sync,
             file_log_path=node_dir / "fixlog",
             file_log_keep_days=cfg.fix_log_keep_days,
