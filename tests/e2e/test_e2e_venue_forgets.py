@@ -50,6 +50,13 @@ def statuses(cl: Cluster, node: str, clids: list[str]) -> dict[str, str]:
     return out
 
 
+def start_empty_exchange(cl: Cluster, log_path: Path) -> subprocess.Popen[bytes]:
+    """The exchange again on its port, with no --data: no orders, no FIX sequence numbers."""
+    log = open(log_path, "wb")  # noqa: SIM115 (the venue writes it until it stops)
+    return subprocess.Popen(FIXGW + ["venue", "exchange", "--host", "127.0.0.1", "--port", str(cl.ports["exchange"]),
+                                     "--comp-id", "EXCH"], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+
+
 def test_venue_restarted_empty_cancels_its_orders_everywhere(own_cluster: Cluster, tmp_path: Path) -> None:
     asyncio.run(_venue_forgets(own_cluster, tmp_path))
 
@@ -81,10 +88,7 @@ async def _venue_forgets(cl: Cluster, tmp: Path) -> None:
         # the exchange dies and comes back empty (no --data: no orders, no sequence numbers)
         os.kill(exchange_pid(cl), signal.SIGKILL)
         killed = time.monotonic()
-        port = cl.ports["exchange"]
-        log = open(tmp / "exchange.restart.log", "wb")  # noqa: SIM115 (the venue writes it until it stops)
-        cl.extra.append(subprocess.Popen(FIXGW + ["venue", "exchange", "--host", "127.0.0.1", "--port", str(port),
-                                                  "--comp-id", "EXCH"], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT))
+        cl.extra.append(start_empty_exchange(cl, tmp / "exchange.restart.log"))
 
         def canceled_by_venue(x: str) -> bool:
             return any(f.get(11) == x and f.get(150) == "4" and "Canceled by the venue" in f.get(58, "")

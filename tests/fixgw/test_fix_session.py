@@ -393,7 +393,9 @@ def test_application_errors_become_rejects(exc_name: str, mt: bytes, reason: byt
 def _logon_answer(seq: int, reset: bool = False) -> Message:
     header = [(35, b"A"), (49, b"SRV"), (56, b"CLI"), (34, b"%d" % seq), (52, utc_timestamp(T0))]
     ans = encode(b"FIX.4.4", header, [(98, b"0"), (108, b"30")] + ([(141, b"Y")] if reset else []))
-    return Message(parse_fields(ans))  # type: ignore[arg-type]
+    f = parse_fields(ans)
+    assert f is not None
+    return Message(f)
 
 
 @pytest.mark.parametrize("forgot", [True, False])
@@ -407,7 +409,7 @@ def test_a_counterparty_that_forgot_the_session_is_logged_on_again_with_a_reset(
     s.connected(T0)
     assert dict(parse_fields(s.outbox[-1]) or [])[34] == b"25"      # type: ignore[arg-type]
     s.on_message(_logon_answer(1), T0)
-    assert isinstance(s.outbox[-1], Close) and s.state is not State.LOGGED_ON
+    assert isinstance(s.outbox[-1], Close) and not s.logged_on
     s.disconnected(T0)
     s.connected(T0 + 1)
     logon = dict(parse_fields(s.outbox[-1]) or [])                  # type: ignore[arg-type]
@@ -418,8 +420,8 @@ def test_a_counterparty_that_forgot_the_session_is_logged_on_again_with_a_reset(
     acts = s.on_message(_logon_answer(1, reset=True), T0 + 1)
     assert isinstance(acts[0], VerifyLogon)
     assert s.logon_accepted(T0 + 1) == [LoggedOn()]
-    assert s.state is State.LOGGED_ON and s.next_target == 2 and s.next_sender == 2
+    assert s.logged_on and s.next_target == 2 and s.next_sender == 2
     # once only: a later reconnect logs on with the numbers as they are
     s.disconnected(T0 + 2)
     s.connected(T0 + 3)
-    assert 141 not in dict(parse_fields(s.outbox[-1]) or [])        # type: ignore[arg-type]
+    assert 141 not in dict(parse_fields(s.outbox[-1]) or [])

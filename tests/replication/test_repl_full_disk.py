@@ -1,7 +1,8 @@
 """A full disk under a real LMDB record log: refused writes say so, the node is degraded, it recovers.
 
-Real LMDB on a real full filesystem (a 2 MiB tmpfs of the test's own), real writer thread; the
-pure parts (back-off, the health ledger) with no I/O.
+Real LMDB on a real full filesystem (a 2 MiB tmpfs of the test's own), real writer thread, and
+for the replication side two nodes on a real mosquitto; the pure parts (back-off, the health
+ledger) with no I/O.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import time
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -17,9 +20,11 @@ import pytest
 from replication.errors import LogFullError
 from replication.hlc import HybridLogicalClock
 from replication.log import RecordLog
+from replication.node import ReplicationNode
 from replication.record import RecordType, Role
 from replication.storage_health import FIX_STORE, RECORD_LOG, Backoff, StorageHealth, is_disk_full
 from replication.writer import GroupCommitWriter, full_reason
+from tests.support.broker import Mosquitto
 from tests.support.tmpfs import fill, small_tmpfs
 
 
@@ -93,3 +98,43 @@ async def _full_disk(mnt: Path) -> None:
             log.close()
         with RecordLog(mnt / "log", readonly=True) as ro:
             assert [r.seq for r in ro.iter_type(RecordType.ORDER)] == [r.seq for r in stored] + [more.seq]
+
+
+@pytest.mark.timeout(60)
+async def test_records_a_full_replica_could_not_store_are_fetched_again(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """The replication side: a street's records reach a customer node whose disk is full; the
+    batches it cannot insert are counted (not stored), and once space is back the catch-up
+    (digest heads, resend requests) brings every one of them in, without any restart."""
+    def make(node_id: str, role: Role, data: Path) -> ReplicationNode:
+        return ReplicationNode(node_id=node_id, role=role, cluster="t", data_dir=data, broker_port=mosquitto.port,
+                               digest_interval=0.2, login=mosquitto.login(node_id, role))
+
+    async def until(pred: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not pred():
+            assert time.monotonic() < deadline, f"not within {timeout}s: {what}"
+            await asyncio.sleep(0.02)
+
+    mnt = tmp_path / "mnt"
+    with small_tmpfs(mnt, "2m"):
+        async with make("s1", Role.STREET, tmp_path / "s1") as street, make("c1", Role.CUSTOMER, mnt / "c1") as cust:
+            await street.wait_connected(5)
+            await cust.wait_connected(5)
+            await asyncio.gather(*(street.append(type=RecordType.FILL, txn=f"c9-{i}", status="2") for i in range(20)))
+            await until(lambda: cust.log.high_water_marks().get("s1") == 20, "the first records")
+            fill(mnt / "filler")
+            n = 20
+            while cust.stats.not_stored == 0 and n < 20_000:   # free LMDB pages take some batches first
+                await asyncio.gather(*(street.append(type=RecordType.FILL, txn=f"c9-{n + i}", status="2",
+                                                     text=os.urandom(200).hex()) for i in range(100)))
+                n += 100
+                await asyncio.sleep(0.05)
+            assert cust.stats.not_stored > 0, "no batch refused by the full disk"
+            await until(lambda: cust.storage.degraded is not None, "the replica degraded")
+            assert "disk full" in (cust.stats.degraded or "")
+            held = cust.log.high_water_marks().get("s1", 0)
+            assert held < n
+            (mnt / "filler").unlink()
+            await until(lambda: cust.log.high_water_marks().get("s1") == n, f"all {n} records at the replica")
+            await until(lambda: cust.storage.ok, "the replica no longer degraded")
+            assert cust.stats.gaps_requested > 0
