@@ -5,7 +5,8 @@ root; unmounted in teardown); a filler file takes every free block while a Quick
 trades through cfu1. Must show:
 
 - new orders get an ExecutionReport Rejected (OrdRejReason 99) "node cannot store orders: disk
-  full"; the customer's session stays up (one logon for the whole test);
+  full", a cancel an OrderCancelReject (CxlRejReason 99) "node cannot store cancels: disk full";
+  the customer's session stays up (one logon for the whole test);
 - cfu1 says it is degraded, with the reason, in its status file, ``fixgw status`` and its metrics;
 - nothing acknowledged (PendingNew) that is not stored: every acknowledged ClOrdID has its ORDER
   record in cfu1's log and in cfu2's; no refused one has;
@@ -26,7 +27,7 @@ import pytest
 
 from replication.log import RecordLog
 from replication.record import RecordType
-from tests.e2e.qf_customer import QfCustomer
+from tests.e2e.qf_customer import QfCustomer, fields
 from tests.interop.quickfix_initiator import until
 from tests.support.cluster import Cluster
 from tests.support.prometheus import scrape, value
@@ -101,6 +102,27 @@ async def _full_disk(cl: Cluster, tmp: Path) -> None:
                     refused.append(x)
         assert refused, f"no order refused in {n} sent on a full disk"
         print(f"FIGURE full disk: first refusal after {n} orders, {time.monotonic() - started:.1f}s")
+
+        # a cancel it cannot store: OrderCancelReject 102=99 with the reason (bounded by the orders acked)
+        def cancel_answer(cl_ord_id: str) -> tuple[str, dict[int, str]] | None:
+            for r in c.qf.app.snapshot()[0]:
+                f = fields(r.raw)
+                if f.get(11) == cl_ord_id and (r.msg_type == "9" or f.get(150) == "6"):
+                    return r.msg_type, f
+            return None
+
+        cxl_refused = None
+        for orig in ["B0", "B1", "B2", *acked]:
+            cxl = f"X{orig}"
+            c.cancel(orig, cxl, "1", 1)
+            await until(lambda: cancel_answer(cxl) is not None, 20, f"an answer to {cxl}")  # noqa: B023
+            got = cancel_answer(cxl)
+            assert got is not None
+            if got[0] == "9":
+                cxl_refused = got[1]
+                break
+        assert cxl_refused is not None, "no cancel refused on a full disk"
+        assert cxl_refused.get(102) == "99" and "node cannot store cancels: disk full" in cxl_refused.get(58, "")
 
         # degraded, with the reason, in the status file (written in place) and fixgw status
         await until(lambda: "disk full" in str(cl.status("cfu1").get("degraded") or ""), 10, "cfu1 degraded")
