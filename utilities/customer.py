@@ -140,11 +140,13 @@ class CustomerUtility(MessageCracker):
         # records turned into reports), "execution_reports" (every 35=8 sent), "routed", ...
         self.counters = {"orders": 0, "accepted": 0, "rejects": 0, "reports": 0, "execution_reports": 0, "routed": 0,
                          "reported_again": 0, "possdup_known": 0, "throttled": 0, "not_stored": 0,
-                         "fenced_requests": 0}
+                         "fenced_requests": 0, "superseded": 0}
         # NewOrderSingle read -> PendingNew (or Rejected) handed to the engine, seconds
         self.ack_latency = LatencyHistogram()
         self.sessions = sessions
         self.fence = fence
+        if fence is not None:
+            fence.on_lift(self._drop_superseded)
         if sessions is not None:
             sessions.control = self
         # client -> its orders' txns -> (trading day, BeginString of the session that sent it)
@@ -198,10 +200,22 @@ class CustomerUtility(MessageCracker):
     def _index(self, r: Record) -> None:
         self.risk.apply(r)
         self.inquiries.index(r)
-        if r.type in TAKES_CLORDID and r.session and r.cl_ord_id:
-            self.clids.learn(r.session, r.cl_ord_id, r.txn, trade_date_of(r.hlc))
+        if r.session and r.cl_ord_id:
+            if r.type in TAKES_CLORDID:
+                self.clids.learn(r.session, r.cl_ord_id, r.txn, trade_date_of(r.hlc))
+            elif r.type in (RecordType.SENT, RecordType.TAKEOVER):
+                # the street's sending carries the ClOrdID too: a customer utility paused right
+                # after recording an order (its record not yet on the bus) may have routed it; its
+                # successor then knows the id from the street's SENT and answers the customer's
+                # PossDup resend with the order's status instead of taking it as new
+                self.clids.learn_unknown(r.session, r.cl_ord_id, r.txn, trade_date_of(r.hlc))
         if r.type in (RecordType.ORDER, RecordType.ORDER_REJECTED) and r.session:
             self.client_txns.setdefault(r.session, {})[r.txn] = (trade_date_of(r.hlc), str(r.extra.get("begin") or ""))
+        elif r.type is RecordType.SENT and r.session:
+            # the order of a peer paused before its ORDER record left: the street's SENT names the
+            # client, so a take-over reports its events again all the same (_report_again)
+            self.client_txns.setdefault(r.session, {}).setdefault(
+                r.txn, (trade_date_of(r.hlc), str(r.extra.get("begin") or "")))
         if self.sessions is not None:
             self.sessions.on_record(r)
 
@@ -326,7 +340,8 @@ class CustomerUtility(MessageCracker):
             if (day < today or open_only) and txn not in self.risk.open or sent_on not in ("", begin):
                 continue
             recs = sorted(log_.records_for_txn(txn), key=lambda r: r.hlc)
-            first = next((r for r in recs if r.type in (RecordType.ORDER, RecordType.ORDER_REJECTED)), None)
+            first = next((r for r in recs if r.type in (RecordType.ORDER, RecordType.ORDER_REJECTED)), None) or \
+                next((r for r in recs if r.type is RecordType.SENT), None)
             if first is None or str(first.extra.get("begin") or begin) != begin:
                 continue
             for r in recs:
@@ -352,6 +367,31 @@ class CustomerUtility(MessageCracker):
             return False
         self.counters["fenced_requests"] += 1
         return True
+
+    def _drop_superseded(self) -> None:
+        """The fence lifted (utilities.fencing): an order this process recorded just before it
+        stood still, whose record and command never left, was sent again by its customer to the
+        session's successor (a PossDup resend of a number the successor did not hold) and
+        recorded there under another txn. Routing ours now would put the order at the venue
+        twice (seen in tests/e2e/test_e2e_fencing.py's customer pause: 1-2 orders of ~620 in 3
+        of 4 runs): ours is recorded Rejected, superseded, and not routed."""
+        for rid, p in list(self.router.pending.items()):
+            r = p.record
+            if r.type is not RecordType.ORDER or r.origin != self.name or not r.session:
+                continue
+            others = self.clids.others(r.session, r.cl_ord_id, r.txn)
+            if not others or not self.router.forget(rid):
+                continue
+            self.counters["superseded"] += 1
+            text = (f"Superseded: {r.session} sent {r.cl_ord_id} again while {self.name} stood still; "
+                    f"it is order {', '.join(sorted(others))}")
+            log.warning("%s: order %s not routed: %s", self.name, r.txn, text)
+            fields = {k: v for k, v in OrderRequest(
+                account=r.account, symbol=r.symbol, side=r.side, order_qty=r.order_qty,
+                cash_order_qty=r.cash_order_qty, price=r.price, ord_type=r.ord_type, tif=r.tif,
+                cl_ord_id=r.cl_ord_id, venue=r.venue, session=r.session).record_fields().items()}
+            self._spawn(self.node.append(type=RecordType.ORDER_REJECTED, txn=r.txn, status=OrdStatus.REJECTED.value,
+                                         text=text, **fields))
 
     @handles("D")
     async def on_new_order(self, msg: Message, sid: SessionID) -> None:
@@ -721,6 +761,11 @@ class CustomerUtility(MessageCracker):
             self._spawn(self._publish_commands(street, records))
 
     async def _publish_commands(self, street: str, records: list[Command]) -> None:
+        if self.fence is not None and not self.fence.may_act():
+            # routed just before this process stood still, published only now: its view may be
+            # stale (the customer may have sent the order again elsewhere meanwhile); the router
+            # repeats what is still due once the fence is lifted (_drop_superseded first)
+            return
         try:
             await self.publish(self.topics.commands(street), encode_commands(records))
         except Exception as exc:  # noqa: BLE001 - the broker away (any MQTT error): the router repeats them
