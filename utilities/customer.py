@@ -390,6 +390,7 @@ class CustomerUtility(MessageCracker):
                 account=r.account, symbol=r.symbol, side=r.side, order_qty=r.order_qty,
                 cash_order_qty=r.cash_order_qty, price=r.price, ord_type=r.ord_type, tif=r.tif,
                 cl_ord_id=r.cl_ord_id, venue=r.venue, session=r.session).record_fields().items()}
+            fields["extra"] = {**fields.get("extra", {}), "superseded": ", ".join(sorted(others))}
             self._spawn(self.node.append(type=RecordType.ORDER_REJECTED, txn=r.txn, status=OrdStatus.REJECTED.value,
                                          text=text, **fields))
 
@@ -665,6 +666,8 @@ class CustomerUtility(MessageCracker):
         """The message that reports record ``r`` to the customer (ExecID from the record: the
         same on every customer utility, so a report sent again is recognised), or None."""
         t = r.type
+        if r.extra.get("superseded"):
+            return None     # a copy of an order its customer sent twice: the customer knows the other one
         status = r.status or OrdStatus.NEW
         exec_id = _record_exec_id(r)
         if t is RecordType.ORDER:

@@ -15,6 +15,7 @@ report back to the order after a restart or a takeover.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import time
 from collections.abc import Mapping
@@ -28,6 +29,7 @@ from fixgw.session import utc_timestamp
 from replication.codec import decode_record
 from replication.errors import RecordDecodeError
 from replication.record import Record, RecordType
+from utilities.books import trade_date_of
 from utilities.execreports import fmt
 from utilities.fencing import Fence
 from utilities.liveness import Liveness
@@ -140,6 +142,7 @@ class StreetUtility(MessageCracker):
         self.reconciling: set[str] = set()           # txns asked about after a logon (reconcile)
         self.rechecking: set[str] = set()            # ... unknown there, never acknowledged: asked once more
         self.recheck_s = recheck_s
+        self._sent_ids: dict[dt.date, dict[tuple[str, str], str]] = {}  # day -> (client, ClOrdID) -> txn sent
         self._known: dict[str, _Known] = {}          # txn -> report context (a cache of the log)
         self.ids: TxnAllocator | None = None
         self._tasks = TaskSet(node_name, log)
@@ -153,7 +156,7 @@ class StreetUtility(MessageCracker):
             fence.on_lift(self._settle_withheld)
         self.counters = {"sent": 0, "reports": 0, "takeovers": 0, "duplicates": 0, "duplicate_fills": 0,
                          "fenced_commands": 0, "withheld": 0, "moved": 0, "stale_commands": 0,
-                         "reconciled": 0, "canceled_by_venue": 0, "rechecked": 0, "resends_withheld": 0}
+                         "reconciled": 0, "canceled_by_venue": 0, "rechecked": 0, "resends_withheld": 0, "superseded": 0}
 
     # ------------------------------------------------------------------ start-up
     def load(self) -> None:
@@ -173,6 +176,26 @@ class StreetUtility(MessageCracker):
                 _put_bounded(self.requests, vid, r, REQUEST_LIMIT)
         elif r.type is RecordType.FILL and r.exec_id:
             self.seen_exec.add(r.exec_id)
+        elif r.type in SENT_TYPES and r.session and r.cl_ord_id:
+            self._note_sent(r.session, r.cl_ord_id, r.txn, trade_date_of(r.hlc))
+
+    def _note_sent(self, session: str, cl_ord_id: str, txn: str, day: dt.date) -> None:
+        ids = self._sent_ids.get(day)
+        if ids is None:
+            ids = self._sent_ids[day] = {}
+            for old in sorted(self._sent_ids)[:-2]:   # today's and yesterday's are enough
+                del self._sent_ids[old]
+        ids.setdefault((session, cl_ord_id), txn)
+
+    def _sent_as(self, order: Record) -> str | None:
+        """Another txn under which this customer order (its client and ClOrdID, today) went to
+        a venue already, by this street or a peer: a customer utility paused right after
+        routing it, whose customer sent it again to the successor (the venue sees other
+        ClOrdIDs, ours are txns, so it cannot tell)."""
+        if not order.session or not order.cl_ord_id:
+            return None
+        other = self._sent_ids.get(trade_date_of(order.hlc), {}).get((order.session, order.cl_ord_id))
+        return other if other is not None and other != order.txn else None
 
     # ------------------------------------------------------------------ FIX sessions
     async def on_logon(self, session_id: SessionID) -> None:
@@ -274,6 +297,18 @@ class StreetUtility(MessageCracker):
         if any(h.type in SENT_TYPES for h in held):
             self.counters["duplicates"] += 1
             return      # already sent by us or a peer: idempotent on txn
+        other = self._sent_as(order)
+        if other is not None and not any(h.type is RecordType.VENUE_REJECT for h in held):
+            self.counters["superseded"] += 1
+            log.warning("%s: order %s not sent: %s's ClOrdID %s went to the venue as %s already", self.name, txn,
+                        order.session, order.cl_ord_id, other)
+            fields = self._order_fields(order)
+            fields["text"] = (f"Not sent: {order.session}'s ClOrdID {order.cl_ord_id} went to the venue as order "
+                              f"{other} already")
+            await self.node.append(type=RecordType.VENUE_REJECT, txn=txn, status=OrdStatus.REJECTED.value,
+                                   extra={"street": self.name, "reason": str(OrdRejReason.DUPLICATE_ORDER),
+                                          "superseded": other}, **fields)
+            return
         self.inflight.add(txn)
         try:
             fields = self._order_fields(order)
