@@ -298,7 +298,9 @@ class StreetUtility(MessageCracker):
             self.counters["duplicates"] += 1
             return      # already sent by us or a peer: idempotent on txn
         other = self._sent_as(order)
-        if other is not None and not any(h.type is RecordType.VENUE_REJECT for h in held):
+        if other is not None:
+            if any(h.type is RecordType.VENUE_REJECT for h in held):
+                return  # refused already (the router repeated the command before our record reached it)
             self.counters["superseded"] += 1
             log.warning("%s: order %s not sent: %s's ClOrdID %s went to the venue as %s already", self.name, txn,
                         order.session, order.cl_ord_id, other)
