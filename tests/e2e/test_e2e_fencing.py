@@ -136,7 +136,7 @@ def test_customer_paused_past_liveness_sends_nothing_twice(own_cluster: Cluster,
         pid = cl.pid("cfu1")
         os.kill(pid, signal.SIGSTOP)
         try:
-            trickle(PAUSE_S + 2.0)   # CLIENT1's first orders queue in cfu1's socket, then go to cfu2
+            trickle(PAUSE_S + 1.0)   # CLIENT1's first orders queue in cfu1's socket, then go to cfu2
         finally:
             os.kill(pid, signal.SIGCONT)
         trickle(1.5)
