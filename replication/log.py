@@ -48,6 +48,7 @@ from typing import Any, NamedTuple, Self
 import lmdb
 import msgpack
 
+from fixgw.lmdblock import allocate_lock_file
 from replication.codec import (
     check_node_id,
     decode_record,
@@ -378,6 +379,13 @@ class RecordLog:
         except lmdb.Error as exc:
             self._release_writer_lock()
             raise LogError(f"{self.path}: cannot open the LMDB record log: {exc}") from None
+        if not readonly:
+            try:
+                allocate_lock_file(self.path)  # a full disk later: write errors, not SIGBUS (fixgw.lmdblock)
+            except OSError as exc:
+                self._env.close()
+                self._release_writer_lock()
+                raise LogError(f"{self.path}: cannot allocate the LMDB lock file: {exc}") from None
         self._closed = False
         self._sync = sync and not readonly
         self._write_lock = threading.Lock()

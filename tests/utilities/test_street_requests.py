@@ -43,10 +43,13 @@ async def test_a_customer_order_sent_again_under_another_txn_is_not_sent_twice(t
     two txns, one client ClOrdID. The first goes to the venue; the second is recorded rejected
     (superseded), not sent, and no customer utility reports it."""
     clock = HybridLogicalClock("cfu1")
-    terms = {"account": "ACC1", "symbol": "AAPL", "side": "1", "order_qty": Decimal(1), "price": Decimal(150),
-             "ord_type": "2", "tif": "0", "venue": "exchange", "session": "CLIENT1", "cl_ord_id": "1-54"}
-    first = Record(origin="cfu2", seq=7, txn="cfu2-0.7", type=RecordType.ORDER, status="A", hlc=clock.now(), **terms)
-    again = Record(origin="cfu1", seq=9, txn="cfu1-0.9", type=RecordType.ORDER, status="A", hlc=clock.now(), **terms)
+
+    def order(origin: str, txn: str) -> Record:
+        return Record(origin=origin, seq=7, txn=txn, type=RecordType.ORDER, status="A", hlc=clock.now(),
+                      account="ACC1", symbol="AAPL", side="1", order_qty=Decimal(1), price=Decimal(150),
+                      ord_type="2", tif="0", venue="exchange", session="CLIENT1", cl_ord_id="1-54")
+
+    first, again = order("cfu2", "cfu2-0.7"), order("cfu1", "cfu1-0.9")
     async with ReplicationNode(node_id="ssu1", role=Role.STREET, cluster="t", data_dir=tmp_path, mqtt=False) as node:
         street = StreetUtility(node=node, node_name="ssu1", venues={"exchange": SessionID("FIX.4.4", "S", "EXCH")},
                                peers=(), liveness=Liveness(3.0))
