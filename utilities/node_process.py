@@ -355,7 +355,11 @@ class NodeProcess:
         if isinstance(self.app, StreetUtility):
             venues = tuple(sorted(self.app.logged_on))
         sessions = self.sessions.owned_clients() if self.sessions is not None else ()
-        return Heartbeat(self.me.name, self.me.role, self.state, venues, os.getpid(), self.instance, sessions)
+        # a node that cannot store (a full disk or map) says so: gateways route no new Logon to
+        # it (utilities.gateway: only "ready" is routable) and keep the connections it has
+        state = "degraded" if self.state == "ready" and self.node is not None and not self.node.storage.ok \
+            else self.state
+        return Heartbeat(self.me.name, self.me.role, state, venues, os.getpid(), self.instance, sessions)
 
     async def beat(self) -> None:
         """Publish one heartbeat (QoS 0; nothing when the broker is away)."""
