@@ -117,6 +117,10 @@ class SessionSettings:
     reset_on_logon: bool = False
     reset_on_logout: bool = False
     reset_on_disconnect: bool = False
+    # fixgw's own (not QuickFIX's): an initiator whose counterparty answers its Logon with a
+    # MsgSeqNum lower than expected (it restarted with no memory of the session) logs on again
+    # with ResetSeqNumFlag=Y instead of retrying the same Logon for ever
+    reset_when_peer_forgot: bool = False
     refresh_on_logon: bool = False
     use_data_dictionary: bool = True
     data_dictionary: Path | None = None  # None: the built-in dictionary of begin_string
@@ -334,6 +338,7 @@ _KEYS: dict[str, tuple[str, _Parser]] = {
     "ResetOnLogon": ("reset_on_logon", _p_yn),
     "ResetOnLogout": ("reset_on_logout", _p_yn),
     "ResetOnDisconnect": ("reset_on_disconnect", _p_yn),
+    "ResetWhenPeerForgot": ("reset_when_peer_forgot", _p_yn),
     "RefreshOnLogon": ("refresh_on_logon", _p_yn),
     "UseDataDictionary": ("use_data_dictionary", _p_yn),
     "DataDictionary": ("data_dictionary", _p_file),

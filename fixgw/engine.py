@@ -217,6 +217,7 @@ def config_from_settings(s: SessionSettings) -> SessionConfig:
         reset_on_logon=s.reset_on_logon,
         reset_on_logout=s.reset_on_logout,
         reset_on_disconnect=s.reset_on_disconnect,
+        reset_when_peer_forgot=s.reset_when_peer_forgot,
         check_latency=s.check_latency,
         max_latency=s.max_latency,
         logon_timeout=float(s.logon_timeout),

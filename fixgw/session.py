@@ -164,6 +164,7 @@ class SessionConfig:
     reset_on_logon: bool = False
     reset_on_logout: bool = False
     reset_on_disconnect: bool = False
+    reset_when_peer_forgot: bool = False  # initiator: a Logon answered "too low" -> next Logon resets
     check_latency: bool = True
     max_latency: int = 120
     logon_timeout: float = 10.0
@@ -309,6 +310,7 @@ class Session:
         self._resend_range: tuple[int, int] | None = None
         self._pending_logon: _PendingLogon | None = None
         self._sent_reset = False
+        self._reset_next_logon = False  # the counterparty forgot the session: reset at the next Logon
         self._was_logged_on = False
         self._b_begin = config.begin_string.encode()
         self._b_sender = config.sender_comp_id.encode()
@@ -794,7 +796,8 @@ class Session:
         # initiator: send the Logon
         self.state = State.LOGON_SENT
         body: list[tuple[int, bytes]] = [(98, b"0"), (108, b"%d" % self.config.heartbeat_int)]
-        if self.config.reset_on_logon:
+        if self.config.reset_on_logon or self._reset_next_logon:
+            self._reset_next_logon = False
             self._reset_seqnums(now)
             self._sent_reset = True
             body.append((141, b"Y"))
@@ -873,6 +876,10 @@ class Session:
             self._dirty = True
         if seq < self.next_target and msg.get(43) != b"Y":
             text = f"MsgSeqNum too low, expecting {self.next_target} but received {seq}"
+            if self.config.reset_when_peer_forgot and not self._sent_reset:
+                # its numbers went back: it restarted empty, and would answer "too low" for ever
+                self._reset_next_logon = True
+                text += "; the counterparty lost the session: the next Logon resets both sides (141=Y)"
             self._send_logout(now, text)
             self._close(text)
             return []

@@ -28,6 +28,7 @@ import lmdb
 
 from fixgw.config import SessionID
 from fixgw.errors import StoreClosedError, StoreError
+from fixgw.lmdblock import allocate_lock_file
 
 __all__ = [
     "Clock",
@@ -333,6 +334,11 @@ class _Env:
             )
         except lmdb.Error as e:
             raise StoreError(f"{path}: cannot open LMDB message store: {e}") from e
+        try:
+            allocate_lock_file(path)  # a full disk later: write errors, not SIGBUS (fixgw.lmdblock)
+        except OSError as e:
+            self.env.close()
+            raise StoreError(f"{path}: cannot allocate the LMDB lock file: {e}") from e
         self.path = path
         self.synced = sync  # commits sync by themselves (else write(sync=True) syncs after)
         self.sessions = self.env.open_db(b"sessions")

@@ -31,12 +31,14 @@ class LogFullError(LogError):
     """The LMDB map or the disk is full: the append was NOT made durable.
 
     ``map_grown``: the map was full but has grown since (it was below its limit): the same
-    write may be made again, in a new transaction.
+    write may be made again, in a new transaction. ``disk``: the filesystem is full (else the
+    map is: at its limit, or it could not grow just now).
     """
 
-    def __init__(self, message: str, *, map_grown: bool = False) -> None:
+    def __init__(self, message: str, *, map_grown: bool = False, disk: bool = False) -> None:
         super().__init__(message)
         self.map_grown = map_grown
+        self.disk = disk
 
 
 class LogClosedError(LogError):

@@ -35,10 +35,10 @@ own commits, which acknowledgements wait for, queue behind fewer flushes.
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import os
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +48,7 @@ from typing import Any, NamedTuple, Self
 import lmdb
 import msgpack
 
+from fixgw.lmdblock import allocate_lock_file
 from replication.codec import (
     check_node_id,
     decode_record,
@@ -67,6 +68,7 @@ from replication.mapsize import MapGrowth, MapUsage, ReadGate, round_up_to_page
 from replication.matrix import Holding, holding_for
 from replication.record import Record, RecordType, Role
 from replication.recordzip import Packer, unpack
+from replication.storage_health import is_disk_full
 
 DEFAULT_MAP_SIZE = 4 << 30  # address space only; the file grows with the data
 # the map grows by itself up to map_limit (replication.mapsize); without one it stays map_size
@@ -377,6 +379,13 @@ class RecordLog:
         except lmdb.Error as exc:
             self._release_writer_lock()
             raise LogError(f"{self.path}: cannot open the LMDB record log: {exc}") from None
+        if not readonly:
+            try:
+                allocate_lock_file(self.path)  # a full disk later: write errors, not SIGBUS (fixgw.lmdblock)
+            except OSError as exc:
+                self._env.close()
+                self._release_writer_lock()
+                raise LogError(f"{self.path}: cannot allocate the LMDB lock file: {exc}") from None
         self._closed = False
         self._sync = sync and not readonly
         self._write_lock = threading.Lock()
@@ -514,11 +523,25 @@ class RecordLog:
                 f"limit {u.limit}): the write was not made durable; raise map_limit (cluster config) "
                 "or archive old records"
             )
-        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC or (
-            isinstance(exc, lmdb.DiskError)
-        ) or "No space left" in str(exc):
-            return LogFullError(f"{self.path}: the disk is full: the write was not made durable ({exc})")
+        if isinstance(exc, lmdb.DiskError) or is_disk_full(exc, self.path):
+            # LMDB reports the short write of a full filesystem as EIO (replication.storage_health)
+            return LogFullError(f"{self.path}: the disk is full: the write was not made durable ({exc})", disk=True)
         return LogError(f"{self.path}: LMDB write failed: {exc}")
+
+    def probe(self) -> None:
+        """One small synced write transaction (a time stamp in ``meta``): whether the log can
+        write again after a full disk. LogFullError / LogError as :meth:`write` raises them."""
+        if self.readonly:
+            raise LogError(f"{self.path}: opened read-only")
+        self._check_open()
+        with self._write_lock:
+            try:
+                with self._env.begin(write=True, db=self._meta) as txn:
+                    txn.put(b"probe", str(time.time()).encode())
+                if self._sync:
+                    self._env.sync(True)
+            except (lmdb.Error, OSError) as exc:
+                raise self._wrap_lmdb_error(exc) from None
 
     # -- reading -------------------------------------------------------------------------
 

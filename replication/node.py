@@ -63,6 +63,13 @@ from replication.log import DEFAULT_MAP_SIZE, Conflict, Inserted, InsertOutcome,
 from replication.matrix import holding_for, roles_held_by
 from replication.record import Record, RecordType, Role
 from replication.request_budget import RequestBudget
+from replication.storage_health import (
+    LOW_SPACE_BYTES,
+    RECORD_LOG,
+    Backoff,
+    StorageHealth,
+    free_bytes,
+)
 from replication.wire import (
     Batch,
     Digest,
@@ -108,6 +115,8 @@ class NodeStats:
     behind_peers: bool     # a peer holds own records this log lacks (lost data directory?)
     hwms: dict[str, int]   # per origin: contiguous high-water mark
     recent_conflicts: tuple[ConflictReport, ...] = ()  # the latest conflicts, oldest first
+    degraded: str | None = None  # why the node cannot store now (a full disk or map), or None
+    not_stored: int = 0    # records received that could not be stored (asked again once it can)
 
 
 class _Counters:
@@ -124,6 +133,7 @@ class _Counters:
         self.resent = 0
         self.conflicts = 0
         self.resends_limited = 0
+        self.not_stored = 0
 
 
 class ReplicationNode:
@@ -216,6 +226,10 @@ class ReplicationNode:
         self.behind_peers = False
         """True once a peer's digest showed more of our own records than our log holds."""
         self._background: set[asyncio.Task[Any]] = set()
+        self.storage = StorageHealth()
+        """Whether this node can store (replication.storage_health); other writers of the node
+        (a customer utility's FIX message store) report here too."""
+        self._probe_backoff = Backoff(first=0.2, most=2.0)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -241,8 +255,9 @@ class ReplicationNode:
             if last is not None:
                 self.clock.observe(last.hlc)
         self._committed_head = self._published_upto = head
-        self._writer = GroupCommitWriter(self._log, self.clock, on_commit=self._on_commit)
+        self._writer = GroupCommitWriter(self._log, self.clock, on_commit=self._on_commit, health=self.storage)
         self._writer.start()
+        self._spawn(self._storage_probe())
         if self._mqtt:
             self._bus = MqttBus(
                 client_id=self.node_id,
@@ -387,6 +402,8 @@ class ReplicationNode:
             conflicts=c.conflicts,
             resends_limited=c.resends_limited,
             recent_conflicts=tuple(self._conflicts),
+            degraded=self.storage.degraded,
+            not_stored=c.not_stored,
         )
 
     @property
@@ -586,7 +603,12 @@ class ReplicationNode:
             return
         exc = fut.exception()
         if exc is not None:
-            log.error("%s: could not store records of %s: %s", self.node_id, origin, exc)
+            # not stored: the digests' heads keep the gap open and it is asked again (_digests)
+            self._counters.not_stored += 1
+            n = self._counters.not_stored
+            if n <= 10 or n % 1000 == 0:
+                log.error("%s: could not store records of %s (%d batches so far; asked again once the node "
+                          "can write): %s", self.node_id, origin, n, exc)
             return
         out = fut.result()
         self._counters.duplicates += out.duplicates
@@ -648,6 +670,25 @@ class ReplicationNode:
         task = asyncio.get_running_loop().create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    async def _storage_probe(self) -> None:
+        """While the record log cannot write (a full disk or map), try a small write now and
+        then (back-off), so that the node comes back by itself once space is back even when
+        no record arrives. A full disk is tried only once it shows free space again."""
+        writer = self._writer
+        while True:
+            if self.storage.ok or not self.storage.failing(RECORD_LOG):
+                self._probe_backoff.reset()
+                await asyncio.sleep(0.5)
+                continue
+            await asyncio.sleep(self._probe_backoff.next())
+            full = writer.last_full
+            if full is not None and full.disk:
+                free = free_bytes(self.data_dir)
+                if free is not None and free < LOW_SPACE_BYTES:
+                    continue
+            if await writer.probe():
+                log.warning("%s: can store again", self.node_id)
 
     # -- while connected -------------------------------------------------------------------
 

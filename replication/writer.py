@@ -33,6 +33,7 @@ from replication.histogram import LatencyHistogram
 from replication.hlc import HybridLogicalClock
 from replication.log import Inserted, InsertOutcome, RecordLog
 from replication.record import Record, Role
+from replication.storage_health import LOW_SPACE_BYTES, RECORD_LOG, StorageHealth, free_bytes
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,11 @@ _Future = asyncio.Future
 _tuple_new = tuple.__new__
 
 
+def full_reason(error: LogFullError) -> str:
+    """What a refused write means, in the words a customer's reject and ``fixgw status`` use."""
+    return "disk full" if error.disk else "record log map full (raise map_limit)"
+
+
 class GroupCommitWriter:
     """The only writer of a :class:`RecordLog` while a node runs.
 
@@ -72,9 +78,13 @@ class GroupCommitWriter:
         on_commit: CommitListener | None = None,
         *,
         inline_max_s: float = INLINE_MAX_S,
+        health: StorageHealth | None = None,
     ) -> None:
-        """``inline_max_s <= 0``: every commit in the writer thread."""
+        """``inline_max_s <= 0``: every commit in the writer thread. ``health``: told of every
+        commit refused by a full disk or map, and of the next one that succeeds."""
         self._log = log
+        self.health = health if health is not None else StorageHealth()
+        self.last_full: LogFullError | None = None  # the latest write refused by a full disk or map
         self._clock = clock
         self._on_commit = on_commit
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -158,7 +168,10 @@ class GroupCommitWriter:
         self._complete(jobs, results, new, error)
 
     def _complete(self, jobs: list[_Job], results: list[Any], new: list[Inserted], error: BaseException | None) -> None:
+        health = self.health
         if error is None:
+            if not health.ok:
+                self._wrote_again()
             self.commits += 1
             self.committed_records += len(new)
             if new and self._on_commit is not None:
@@ -167,6 +180,8 @@ class GroupCommitWriter:
                 except Exception:  # a listener bug must not lose acknowledgements
                     log.exception("commit listener failed")
         if error is not None:
+            if isinstance(error, LogFullError):
+                self._full(error)
             for job in jobs:
                 if not job.future.done():
                     job.future.set_exception(error)
@@ -179,6 +194,40 @@ class GroupCommitWriter:
                 fut.set_exception(result)
             else:
                 fut.set_result(result)
+
+    def _full(self, error: LogFullError) -> None:
+        health = self.health
+        self.last_full = error
+        if not health.failing(RECORD_LOG):
+            log.error("%s: DEGRADED: %s", self._log.path, error)
+        health.failed(RECORD_LOG, full_reason(error))
+
+    async def probe(self) -> bool:
+        """Whether the log can write again (a small synced transaction, off the loop); reports
+        the outcome to ``health`` as a commit would."""
+        try:
+            await asyncio.to_thread(self._log.probe)
+        except LogFullError as exc:
+            self._full(exc)
+            return False
+        except LogError:
+            return False
+        return self._wrote_again()
+
+    def _wrote_again(self) -> bool:
+        """A write succeeded: the log is no longer degraded, unless its disk is still short of
+        space (a small commit may succeed on LMDB's free pages while the next one cannot grow
+        the file: measured, a full tmpfs let a commit through 6 ms after refusing one)."""
+        if not self.health.failing(RECORD_LOG):
+            return True
+        full = self.last_full
+        if full is not None and full.disk:
+            free = free_bytes(self._log.path)
+            if free is not None and free < LOW_SPACE_BYTES:
+                return False
+        if self.health.recovered(RECORD_LOG):
+            log.warning("%s: the record log writes again: no longer degraded", self._log.path)
+        return True
 
     # -- the writer thread -----------------------------------------------------------------
 

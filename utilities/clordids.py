@@ -28,12 +28,15 @@ class _Entry:
 class ClOrdIds:
     """``(client CompID, ClOrdID) -> txn`` of the order it names, for the current trading day."""
 
-    __slots__ = ("_entries", "_is_open")
+    __slots__ = ("_entries", "_is_open", "_twice")
 
     def __init__(self, is_open: Callable[[str], bool]) -> None:
         """``is_open(txn)``: whether that order is still working (not filled, canceled, ...)."""
         self._entries: dict[tuple[str, str], _Entry] = {}
         self._is_open = is_open
+        # ids learnt under more than one txn on one day: (client, id) -> every txn (rare: a request
+        # recorded by a paused customer utility and again, resent, by its successor)
+        self._twice: dict[tuple[str, str], set[str]] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -48,6 +51,12 @@ class ClOrdIds:
         """A request accepted now under this id (checked with :meth:`taken` first)."""
         self._entries[(client, cl_ord_id)] = _Entry(txn, today)
 
+    def forget(self, client: str, cl_ord_id: str, txn: str) -> None:
+        """A request taken under this id was not stored after all (refused): the id is free."""
+        e = self._entries.get((client, cl_ord_id))
+        if e is not None and e.txn == txn:
+            del self._entries[(client, cl_ord_id)]
+
     def learn(self, client: str, cl_ord_id: str, txn: str, day: dt.date) -> None:
         """An accepted request seen in a record (at start-up, or replicated from a peer).
 
@@ -59,6 +68,20 @@ class ClOrdIds:
         e = self._entries.get(key)
         if e is None or day > e.day:
             self._entries[key] = _Entry(txn, day)
+        elif e.txn != txn and day == e.day:
+            self._twice.setdefault(key, {e.txn}).add(txn)
+
+    def learn_unknown(self, client: str, cl_ord_id: str, txn: str, day: dt.date) -> None:
+        """An id seen in a record that is not the request itself (a street's report of it): learnt
+        only if nothing is known under it (such records come days later too, and must not make
+        an id of an earlier day today's)."""
+        key = (client, cl_ord_id)
+        if key not in self._entries:
+            self._entries[key] = _Entry(txn, day)
+
+    def others(self, client: str, cl_ord_id: str, txn: str) -> set[str]:
+        """The other txns recorded today under the id ``txn`` was recorded under (usually none)."""
+        return self._twice.get((client, cl_ord_id), set()) - {txn}
 
     def txn_of(self, client: str, cl_ord_id: str) -> str | None:
         """The order this id names (the latest use), if known."""
@@ -71,4 +94,5 @@ class ClOrdIds:
         stale = [k for k, e in self._entries.items() if e.day < today and not is_open(e.txn)]
         for k in stale:
             del self._entries[k]
+            self._twice.pop(k, None)
         return len(stale)

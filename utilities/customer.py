@@ -45,14 +45,17 @@ from fixgw.orders import (
     TimeInForce,
 )
 from replication.codec import encode_record
+from replication.errors import LogError, LogFullError
 from replication.histogram import LatencyHistogram
 from replication.record import Record, RecordType
 from replication.wire import Topics
+from replication.writer import full_reason
 from utilities import execreports as er
 from utilities.account_inquiries import AccountInquiries
 from utilities.books import new_york_today, trade_date_of
 from utilities.clordids import ClOrdIds
 from utilities.customer_marketdata import CustomerMarketData
+from utilities.fencing import Fence
 from utilities.in_flight import ANSWERED, REQUEST_ANSWERED, REQUESTS_ENDED, InFlight, InFlightLimits
 from utilities.liveness import Liveness
 from utilities.order_request import OrderRequest
@@ -105,6 +108,7 @@ class CustomerUtility(MessageCracker):
         sessions: SessionOwner | None = None,        # None: every session is this process's (tests)
         rate_limits: Mapping[str, float] | None = None,  # client CompID -> messages/s per session
         in_flight: InFlightLimits | None = None,     # orders taken and not yet answered by a venue
+        fence: Fence | None = None,                  # the stall detector (utilities.fencing); None: never fenced
     ) -> None:
         self.node = node
         self.name = node_name
@@ -138,11 +142,14 @@ class CustomerUtility(MessageCracker):
         # "orders" received, "accepted" (durable, PendingNew sent), "rejects", "reports" (street
         # records turned into reports), "execution_reports" (every 35=8 sent), "routed", ...
         self.counters = {"orders": 0, "accepted": 0, "rejects": 0, "reports": 0, "execution_reports": 0, "routed": 0,
-                         "reported_again": 0, "possdup_known": 0, "throttled": 0,
-                         "in_flight_holds": 0, "in_flight_rejects": 0}
+                         "reported_again": 0, "possdup_known": 0, "throttled": 0, "not_stored": 0,
+                         "fenced_requests": 0, "superseded": 0, "in_flight_holds": 0, "in_flight_rejects": 0}
         # NewOrderSingle read -> PendingNew (or Rejected) handed to the engine, seconds
         self.ack_latency = LatencyHistogram()
         self.sessions = sessions
+        self.fence = fence
+        if fence is not None:
+            fence.on_lift(self._drop_superseded)
         if sessions is not None:
             sessions.control = self
         # client -> its orders' txns -> (trading day, BeginString of the session that sent it)
@@ -211,10 +218,22 @@ class CustomerUtility(MessageCracker):
     def _index(self, r: Record) -> None:
         self.risk.apply(r)
         self.inquiries.index(r)
-        if r.type in TAKES_CLORDID and r.session and r.cl_ord_id:
-            self.clids.learn(r.session, r.cl_ord_id, r.txn, trade_date_of(r.hlc))
+        if r.session and r.cl_ord_id:
+            if r.type in TAKES_CLORDID:
+                self.clids.learn(r.session, r.cl_ord_id, r.txn, trade_date_of(r.hlc))
+            elif r.type in (RecordType.SENT, RecordType.TAKEOVER):
+                # the street's sending carries the ClOrdID too: a customer utility paused right
+                # after recording an order (its record not yet on the bus) may have routed it; its
+                # successor then knows the id from the street's SENT and answers the customer's
+                # PossDup resend with the order's status instead of taking it as new
+                self.clids.learn_unknown(r.session, r.cl_ord_id, r.txn, trade_date_of(r.hlc))
         if r.type in (RecordType.ORDER, RecordType.ORDER_REJECTED) and r.session:
             self.client_txns.setdefault(r.session, {})[r.txn] = (trade_date_of(r.hlc), str(r.extra.get("begin") or ""))
+        elif r.type is RecordType.SENT and r.session:
+            # the order of a peer paused before its ORDER record left: the street's SENT names the
+            # client, so a take-over reports its events again all the same (_report_again)
+            self.client_txns.setdefault(r.session, {}).setdefault(
+                r.txn, (trade_date_of(r.hlc), str(r.extra.get("begin") or "")))
         if self.sessions is not None:
             self.sessions.on_record(r)
 
@@ -258,6 +277,8 @@ class CustomerUtility(MessageCracker):
                 await self.sessions.acquire(key)
             except NotReady as exc:
                 raise RejectLogon(str(exc)) from None
+            except LogError as exc:  # the session's records cannot be stored here now
+                raise RejectLogon(cannot_store_text(exc, "sessions")) from None
 
     async def on_logon(self, session_id: SessionID) -> None:
         self.logged_on.add(session_id)
@@ -339,7 +360,8 @@ class CustomerUtility(MessageCracker):
             if (day < today or open_only) and txn not in self.risk.open or sent_on not in ("", begin):
                 continue
             recs = sorted(log_.records_for_txn(txn), key=lambda r: r.hlc)
-            first = next((r for r in recs if r.type in (RecordType.ORDER, RecordType.ORDER_REJECTED)), None)
+            first = next((r for r in recs if r.type in (RecordType.ORDER, RecordType.ORDER_REJECTED)), None) or \
+                next((r for r in recs if r.type is RecordType.SENT), None)
             if first is None or str(first.extra.get("begin") or begin) != begin:
                 continue
             for r in recs:
@@ -356,8 +378,46 @@ class CustomerUtility(MessageCracker):
         self._exec_seq += 1
         return f"{self.name}.{time.time_ns():x}.{self._exec_seq}"
 
+    def _fenced(self) -> bool:
+        """This process may have been replaced (utilities.fencing): a request read now is left
+        unanswered and unrecorded; the fence drops the connection, and the customer sends it
+        again (PossDup) to the session's next owner."""
+        fence = self.fence
+        if fence is None or fence.may_act():
+            return False
+        self.counters["fenced_requests"] += 1
+        return True
+
+    def _drop_superseded(self) -> None:
+        """The fence lifted (utilities.fencing): an order this process recorded just before it
+        stood still, whose record and command never left, was sent again by its customer to the
+        session's successor (a PossDup resend of a number the successor did not hold) and
+        recorded there under another txn. Routing ours now would put the order at the venue
+        twice (seen in tests/e2e/test_e2e_fencing.py's customer pause: 1-2 orders of ~620 in 3
+        of 4 runs): ours is recorded Rejected, superseded, and not routed."""
+        for rid, p in list(self.router.pending.items()):
+            r = p.record
+            if r.type is not RecordType.ORDER or r.origin != self.name or not r.session:
+                continue
+            others = self.clids.others(r.session, r.cl_ord_id, r.txn)
+            if not others or not self.router.forget(rid):
+                continue
+            self.counters["superseded"] += 1
+            text = (f"Superseded: {r.session} sent {r.cl_ord_id} again while {self.name} stood still; "
+                    f"it is order {', '.join(sorted(others))}")
+            log.warning("%s: order %s not routed: %s", self.name, r.txn, text)
+            fields = {k: v for k, v in OrderRequest(
+                account=r.account, symbol=r.symbol, side=r.side, order_qty=r.order_qty,
+                cash_order_qty=r.cash_order_qty, price=r.price, ord_type=r.ord_type, tif=r.tif,
+                cl_ord_id=r.cl_ord_id, venue=r.venue, session=r.session).record_fields().items()}
+            fields["extra"] = {**fields.get("extra", {}), "superseded": ", ".join(sorted(others))}
+            self._spawn(self.node.append(type=RecordType.ORDER_REJECTED, txn=r.txn, status=OrdStatus.REJECTED.value,
+                                         text=text, **fields))
+
     @handles("D")
     async def on_new_order(self, msg: Message, sid: SessionID) -> None:
+        if self._fenced():
+            return
         received = time.perf_counter()
         client = sid.target_comp_id
         cl = msg.require_str(11)
@@ -430,15 +490,33 @@ class CustomerUtility(MessageCracker):
                          received: float) -> None:
         fields = req.record_fields()
         if reason is not None:
-            rec = await self.node.append(type=RecordType.ORDER_REJECTED, txn=txn, status=OrdStatus.REJECTED.value,
-                                         text=reason[1], **fields)
             self.counters["rejects"] += 1
-            self._send(sid, er.execution_report(sid.begin_string, _view_of(rec, OrdStatus.REJECTED), exec_id=_record_exec_id(rec),
+            try:
+                rec = await self.node.append(type=RecordType.ORDER_REJECTED, txn=txn, status=OrdStatus.REJECTED.value,
+                                             text=reason[1], **fields)
+            except LogError:
+                # a refusal need not be stored to be sent: the customer hears it all the same
+                self.counters["not_stored"] += 1
+                view, exec_id = _view_of_request(req, txn), self._exec_id()
+            else:
+                view, exec_id = _view_of(rec, OrdStatus.REJECTED), _record_exec_id(rec)
+            self._send(sid, er.execution_report(sid.begin_string, view, exec_id=exec_id,
                                                 exec_type=ExecType.REJECTED, text=reason[1], ord_rej_reason=reason[0]))
             self.ack_latency.observe(time.perf_counter() - received)
             return
         try:
             rec = await self.node.append(type=RecordType.ORDER, txn=txn, status=OrdStatus.PENDING_NEW.value, **fields)
+        except LogError as exc:
+            self._left_flight(txn)   # never accepted: not in flight
+            # not stored, so not accepted: a clear reject, the ClOrdID free again
+            self.clids.forget(req.session, req.cl_ord_id, txn)
+            self.counters["not_stored"] += 1
+            self._send(sid, er.execution_report(sid.begin_string, _view_of_request(req, "NONE"),
+                                                exec_id=self._exec_id(), exec_type=ExecType.REJECTED,
+                                                text=cannot_store_text(exc, "orders"),
+                                                ord_rej_reason=OrdRejReason.OTHER))
+            self.ack_latency.observe(time.perf_counter() - received)
+            return
         except BaseException:
             self._left_flight(txn)   # never accepted: not in flight
             raise
@@ -469,6 +547,8 @@ class CustomerUtility(MessageCracker):
         await self._cancel_or_replace(msg, sid, replace=True)
 
     async def _cancel_or_replace(self, msg: Message, sid: SessionID, *, replace: bool) -> None:
+        if self._fenced():
+            return
         client = sid.target_comp_id
         cl = msg.require_str(11)
         orig = msg.require_str(41)
@@ -516,6 +596,14 @@ class CustomerUtility(MessageCracker):
         fields = req.record_fields()
         try:
             rec = await self.node.append(type=rtype, txn=txn, status=pending.value, **fields)
+        except LogError as exc:
+            self._left_flight(f"{txn}|{req.cl_ord_id}")   # never accepted: not in flight
+            self.clids.forget(req.session, req.cl_ord_id, txn)
+            self.counters["not_stored"] += 1
+            self._cxl_reject(sid, st, req.cl_ord_id, req.orig_cl_ord_id,
+                             CxlRejResponseTo.REPLACE if replace else CxlRejResponseTo.CANCEL, CxlRejReason.OTHER,
+                             cannot_store_text(exc, "cancels or replaces" if replace else "cancels"))
+            return
         except BaseException:
             self._left_flight(f"{txn}|{req.cl_ord_id}")   # never accepted: not in flight
             raise
@@ -684,6 +772,8 @@ class CustomerUtility(MessageCracker):
         """The message that reports record ``r`` to the customer (ExecID from the record: the
         same on every customer utility, so a report sent again is recognised), or None."""
         t = r.type
+        if r.extra.get("superseded"):
+            return None     # a copy of an order its customer sent twice: the customer knows the other one
         status = r.status or OrdStatus.NEW
         exec_id = _record_exec_id(r)
         if t is RecordType.ORDER:
@@ -780,14 +870,21 @@ class CustomerUtility(MessageCracker):
             self._spawn(self._publish_commands(street, records))
 
     async def _publish_commands(self, street: str, records: list[Command]) -> None:
+        if self.fence is not None and not self.fence.may_act():
+            # routed just before this process stood still, published only now: its view may be
+            # stale (the customer may have sent the order again elsewhere meanwhile); the router
+            # repeats what is still due once the fence is lifted (_drop_superseded first)
+            return
         try:
             await self.publish(self.topics.commands(street), encode_commands(records))
         except Exception as exc:  # noqa: BLE001 - the broker away (any MQTT error): the router repeats them
             log.debug("%s: %d command(s) for %s not sent: %s", self.name, len(records), street, exc)
 
     async def run_router(self, interval: float = 0.2) -> None:
+        fence = self.fence
         while True:
-            self._route_due()
+            if fence is None or fence.may_act():   # fenced: its view of what is answered may be stale
+                self._route_due()
             self._trading_day()  # a new day frees old ids even while no order comes in
             await asyncio.sleep(interval)
 
@@ -812,6 +909,13 @@ def _answers(s: Record, r: Record) -> bool:
     if r.type is RecordType.ORDER:
         return s.type in ANSWERED
     return s.type in REQUESTS_ENDED or (s.type in REQUEST_ANSWERED and s.cl_ord_id == r.cl_ord_id)
+
+
+def cannot_store_text(exc: LogError, what: str) -> str:
+    """The text of a reject for a request that could not be stored (the node is degraded)."""
+    if isinstance(exc, LogFullError):
+        return f"node cannot store {what}: {full_reason(exc)}"
+    return f"node cannot store {what}: {exc}"
 
 
 def txn_done(risk: RiskView, txn: str) -> bool:
@@ -841,6 +945,16 @@ def _view_of(r: Record, ord_status: str, *, terminal: bool = False) -> er.OrderV
         symbol=r.symbol, side=r.side, order_qty=r.order_qty, cash_order_qty=r.cash_order_qty, price=r.price,
         ord_type=r.ord_type, tif=r.tif, ord_status=ord_status, cum_qty=cum, leaves_qty=leaves,
         avg_px=r.avg_px or Decimal(0),
+    )
+
+
+def _view_of_request(req: OrderRequest, order_id: str) -> er.OrderView:
+    """A refused request that no record holds (the node could not store it)."""
+    return er.OrderView(
+        order_id=order_id, cl_ord_id=req.cl_ord_id, orig_cl_ord_id=req.orig_cl_ord_id, account=req.account,
+        symbol=req.symbol, side=req.side, order_qty=req.order_qty, cash_order_qty=req.cash_order_qty,
+        price=req.price, ord_type=req.ord_type, tif=req.tif, ord_status=OrdStatus.REJECTED, cum_qty=Decimal(0),
+        leaves_qty=Decimal(0), avg_px=Decimal(0),
     )
 
 

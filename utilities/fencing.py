@@ -8,8 +8,13 @@ view* was 6 s old. A pause, a stall of the event loop or a broker link down for 
 liveness timeout means the cluster may have replaced this process: what it believes (who is
 alive, which order is still to be sent) is stale.
 
-The rule, one module for every role that has it (street utilities here; the customer
-utilities' session ownership is the same rule, see h4-sessions' ``utilities/session_owner``):
+The rule, one module for every role that has it: the street utilities (no venue send, no
+take-over of a peer's orders) and the customer utilities' session ownership
+(:mod:`utilities.session_owner`: every owned session dropped at the fence, no session taken and
+no order routed until it is lifted, a session's owner presumed dead on fresh evidence only).
+The customer utilities had a stall detector of their own, with its own notion of "caught up"
+(every *live* peer's digest, judged on the liveness view the pause had frozen); one detector
+now serves both roles, so the two cannot drift apart:
 
 - **noticing**: a watchdog ticks every ``interval`` (0.1 s); a gap between ticks longer than
   ``dead_after_s`` (the monotonic clock jumped: SIGSTOP, a swapped-out or stalled process) or
@@ -71,6 +76,7 @@ class Fence:
         self.why = ""
         self.clear_since = now          # running, unfenced and connected since
         self._on_lift: list[Callable[[], None]] = []
+        self._on_fence: list[Callable[[str], None]] = []
         self._stale: dict[str, Any] = {}  # the peers' digests as they were when fenced
         self.counters = {"fenced": 0, "lifted": 0}
 
@@ -87,9 +93,15 @@ class Fence:
             self.fence(f"the process stood still for {gap:.1f}s")
 
     def may_act(self) -> bool:
-        """Whether this process may send to a venue or take anything over now."""
+        """Whether this process may send to a venue or take anything over now (on the loop
+        thread: a jump seen here fences at once, and the ``on_fence`` callbacks run)."""
         self._check_gap()
         return self.fenced_at is None
+
+    def stalled(self) -> bool:
+        """Whether this process is fenced, or stood still past the liveness timeout and its
+        watchdog has not seen it yet: a read only, safe from any thread (the FIX store's)."""
+        return self.fenced_at is not None or self._monotonic() - self._last_tick > self.dead_after_s
 
     def may_presume_dead(self, silent_for: float | None) -> bool:
         """Whether a peer silent for ``silent_for`` seconds (None: never heard) may be taken as dead:
@@ -112,14 +124,25 @@ class Fence:
         """Call ``callback`` each time the fence is lifted (e.g. to settle what was withheld)."""
         self._on_lift.append(callback)
 
+    def on_fence(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback(why)`` each time this process is fenced (e.g. to drop its sessions)."""
+        self._on_fence.append(callback)
+
     def fence(self, why: str) -> None:
-        if self.fenced_at is None:
+        first = self.fenced_at is None
+        if first:
             self.counters["fenced"] += 1
             self.why = why
             log.warning("%s: fenced: %s: sending nothing, taking nothing over until caught up with the peers",
                         self.name, why)
         self.fenced_at = self._monotonic()
         self._stale = dict(self.node.peer_digests())
+        if first:
+            for cb in self._on_fence:
+                try:
+                    cb(why)
+                except Exception:
+                    log.exception("%s: on being fenced", self.name)
 
     def tick(self) -> None:
         """One watchdog step (``run`` calls it every ``interval``)."""

@@ -26,7 +26,7 @@ HEARTBEAT_VERSION = 1
 class Heartbeat:
     node: str
     role: str
-    state: str                     # "starting" | "ready" | "stopping"
+    state: str                     # "starting" | "ready" | "degraded" (cannot store) | "stopping"
     venues: tuple[str, ...] = ()   # street: venues whose FIX session is logged on
     pid: int = 0
     instance: str = ""             # this run of the node (host/pid/random): tells two runs apart

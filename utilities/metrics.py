@@ -26,6 +26,8 @@ Metric names (all with labels ``node`` and ``role``):
   ``replication.lag``)
 - ``fixgw_orders_in_flight`` (customer utilities): orders taken and not yet answered by a
   venue, bounded by ``cluster.max_in_flight`` (``utilities.in_flight``)
+- ``fixgw_node_degraded`` (0/1: cannot store, a full disk or map), ``fixgw_storage_write_failures_total``,
+  ``fixgw_records_not_stored_total`` (received batches refused by a full disk, asked again later)
 - ``fixgw_broker_connected`` (0/1), ``fixgw_broker_connects_total``,
   ``fixgw_malformed_payloads_total``, ``fixgw_records_received_total``
 - ``fixgw_role_events_total{counter}``: the role's other counters (routed, takeovers, ...)
@@ -132,6 +134,18 @@ class NodeCollector(Collector):
         g = GaugeMetricFamily("fixgw_broker_connected", "1 while connected to the MQTT broker", labels=keys)
         g.add_metric(base, 1 if st.connected else 0)
         yield g
+        storage = node.storage
+        g = GaugeMetricFamily("fixgw_node_degraded", "1 while the node cannot store (a full disk or map)",
+                              labels=keys)
+        g.add_metric(base, 0 if storage.ok else 1)
+        yield g
+        c = CounterMetricFamily("fixgw_storage_write_failures", "writes refused by a full disk or map", labels=keys)
+        c.add_metric(base, storage.write_failures)
+        yield c
+        c = CounterMetricFamily("fixgw_records_not_stored", "batches of received records that could not be stored "
+                                "(asked again once the node can write)", labels=keys)
+        c.add_metric(base, st.not_stored)
+        yield c
         g = GaugeMetricFamily("fixgw_replication_head", "the node's own last record sequence number", labels=keys)
         g.add_metric(base, st.head)
         yield g

@@ -101,6 +101,7 @@ def street_settings(cfg: ClusterConfig, me: NodeConfig, node_dir: Path) -> dict[
             begin_string="FIX.4.4", sender_comp_id=me.comp_id, target_comp_id=v.comp_id,
             connection_type="initiator", socket_connect_host=v.host, socket_connect_port=v.port,
             heart_bt_int=5, reconnect_interval=1, max_reconnect_interval=2,
+            reset_when_peer_forgot=True,  # a venue restarted empty: log on again with 141=Y (fixgw.session)
             file_store_path=node_dir / "fixstore", file_store_sync=cfg.fix_store_sync,
             file_log_path=node_dir / "fixlog",
             file_log_keep_days=cfg.fix_log_keep_days,
@@ -121,6 +122,7 @@ class NodeProcess:
         self.state = "starting"
         self.app: RoleApp | None = None
         self.sessions: SessionOwner | None = None  # customer: who owns which customer FIX session
+        self.fence: Fence | None = None            # customer and street: the stall detector
         self.engine: Engine | None = None
         self.node: ReplicationNode | None = None
         self.started_at = time.time()
@@ -290,11 +292,16 @@ class NodeProcess:
     # ------------------------------------------------------------------ the roles
     async def start_customer(self, node: ReplicationNode) -> list[asyncio.Task[Any]]:
         cfg, me = self.cfg, self.me
+        # the stall detector (utilities.fencing), the street utilities' own: a paused customer
+        # utility drops its sessions and takes none, routes nothing, until caught up
+        self.fence = fence = Fence(me.name, node, dead_after_s=cfg.dead_after_s, heartbeat_s=cfg.heartbeat_s)
+        watchdog = asyncio.create_task(fence.run())
         self.sessions = sessions = SessionOwner(
             node=node, me=me.name, peers=[n.name for n in cfg.nodes_with_role("customer")], liveness=self.liveness,
-            dead_after_s=cfg.dead_after_s, heartbeat_s=cfg.heartbeat_s, cluster=cfg.name, publish=self.publish)
+            dead_after_s=cfg.dead_after_s, heartbeat_s=cfg.heartbeat_s, cluster=cfg.name, publish=self.publish,
+            fence=fence)
         app = CustomerUtility(
-            sessions=sessions,
+            sessions=sessions, fence=fence,
             node=node, node_name=me.name, comp_id=me.comp_id, cluster=cfg.name,
             customers={c.comp_id: c.accounts for c in cfg.customers.values()},
             passwords={c.comp_id: c.password for c in cfg.customers.values() if c.password},
@@ -314,18 +321,29 @@ class NodeProcess:
         await asyncio.sleep(2 * cfg.heartbeat_s)      # hear every live street at least once
         while loop.time() < deadline and not all(app.can_route(v) for v in cfg.venues):
             await asyncio.sleep(0.05)
-        self.engine = Engine(customer_settings(cfg, me, self.dir), app,
-                             store_factory=SessionStoreFactory(str(self.dir / "fixstore"), sessions,
-                                                               sync=cfg.fix_store_sync))
+        stores = SessionStoreFactory(str(self.dir / "fixstore"), sessions, sync=cfg.fix_store_sync,
+                                     health=node.storage)
+        self.engine = Engine(customer_settings(cfg, me, self.dir), app, store_factory=stores)
         await self.engine.start()
-        return [asyncio.create_task(app.run_router()), asyncio.create_task(sessions.run()),
+        return [watchdog, asyncio.create_task(app.run_router()), asyncio.create_task(self._retry_spilled(stores)),
                 asyncio.create_task(app.market_data.run(cfg.heartbeat_s))]
+
+    async def _retry_spilled(self, stores: SessionStoreFactory) -> None:
+        """A full disk: the FIX message stores hold messages in memory until they can write."""
+        while True:
+            await asyncio.sleep(0.5)
+            if not self.node or self.node.storage.ok:
+                continue
+            try:
+                await asyncio.to_thread(stores.retry_spilled)
+            except Exception:
+                log.exception("%s: writing held FIX messages failed", self.me.name)
 
     async def start_street(self, node: ReplicationNode) -> list[asyncio.Task[Any]]:
         cfg, me = self.cfg, self.me
         settings = street_settings(cfg, me, self.dir)
         # the stall detector (utilities.fencing): a paused street sends nothing until caught up
-        fence = Fence(me.name, node, dead_after_s=cfg.dead_after_s, heartbeat_s=cfg.heartbeat_s)
+        self.fence = fence = Fence(me.name, node, dead_after_s=cfg.dead_after_s, heartbeat_s=cfg.heartbeat_s)
         watchdog = asyncio.create_task(fence.run())
         app = StreetUtility(
             node=node, node_name=me.name,
@@ -365,7 +383,11 @@ class NodeProcess:
         if isinstance(self.app, StreetUtility):
             venues = tuple(sorted(self.app.logged_on))
         sessions = self.sessions.owned_clients() if self.sessions is not None else ()
-        return Heartbeat(self.me.name, self.me.role, self.state, venues, os.getpid(), self.instance, sessions)
+        # a node that cannot store (a full disk or map) says so: gateways route no new Logon to
+        # it (utilities.gateway: only "ready" is routable) and keep the connections it has
+        state = "degraded" if self.state == "ready" and self.node is not None and not self.node.storage.ok \
+            else self.state
+        return Heartbeat(self.me.name, self.me.role, state, venues, os.getpid(), self.instance, sessions)
 
     async def beat(self) -> None:
         """Publish one heartbeat (QoS 0; nothing when the broker is away)."""
@@ -400,8 +422,12 @@ class NodeProcess:
                 st["replication_lag"] = {o: lag.as_dict() for o, lag in sorted(node.replication_lag().items())}
                 st["behind"] = sorted(node.lag.behind)
                 st["map"] = node.log.map_usage().as_dict()  # near_limit: at 80% of map_limit
+                st["not_stored"] = s.not_stored
             except Exception as exc:  # noqa: BLE001 - the log is closed while stopping (LMDB's own errors)
                 st["error"] = str(exc)
+            # a full disk or map (replication.storage_health): "degraded" says why, or is None
+            st["storage"] = node.storage.as_dict()
+            st["degraded"] = st["storage"]["degraded"]
         if self.metrics_url is not None:
             st["metrics_url"] = self.metrics_url
         if self.engine is not None:
@@ -414,8 +440,8 @@ class NodeProcess:
                 st["counters"].update(self.app.market_data.counters)
             elif isinstance(self.app, StreetUtility) and self.app.quotes is not None:
                 st["counters"].update(self.app.quotes.counters)
-            fence = getattr(self.app, "fence", None)
-            if isinstance(fence, Fence):
+            fence = self.fence
+            if fence is not None:
                 st["fenced"] = fence.fenced
                 st["counters"].update({f"fence_{k}": v for k, v in fence.counters.items()})
         if isinstance(self.app, CustomerUtility):

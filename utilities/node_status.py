@@ -11,6 +11,7 @@ replaced atomically (written aside, then renamed), so a reader never sees half o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -28,21 +29,51 @@ def status_path(node_dir: Path) -> Path:
     return node_dir / STATUS_FILE
 
 
+STATUS_SLACK = 4096  # bytes of trailing blanks kept in the file, for an in-place rewrite on a full disk
+
+
 def write_status(node_dir: Path, status: dict[str, Any]) -> None:
-    """Replace the node's status file with ``status`` (atomically); OSError when it cannot."""
+    """Replace the node's status file with ``status`` (atomically); OSError when it cannot.
+
+    A node whose disk is full must still say so (issue 14, item 5), but a file written aside
+    needs new blocks. So the file is padded with blanks (JSON allows them) to the next 4 KiB
+    past :data:`STATUS_SLACK`, blocks it already holds; when writing aside fails, the text is
+    written over the file in place, within its size (a reader may then see it half written:
+    :func:`read_status` reads again once)."""
     path = status_path(node_dir)
+    text = json.dumps(status, sort_keys=True, default=str).encode()
+    padded = text + b" " * (-(-(len(text) + STATUS_SLACK) // 4096) * 4096 - len(text))
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(status, sort_keys=True, default=str))
-    tmp.replace(path)
+    try:
+        tmp.write_bytes(padded)
+        tmp.replace(path)
+        return
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        size = path.stat().st_size   # OSError: no file to write over
+        if len(text) > size:
+            raise
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.pwrite(fd, text + b" " * (size - len(text)), 0)
+    finally:
+        os.close(fd)
 
 
 def read_status(node_dir: Path) -> dict[str, Any] | None:
     """The node's last status, or None when it has none (never started) or it is unreadable."""
-    try:
-        st = json.loads(status_path(node_dir).read_text())
-    except (OSError, ValueError):
-        return None
-    return st if isinstance(st, dict) else None
+    for attempt in (1, 2):   # once more: a file rewritten in place (full disk) may be read half written
+        try:
+            st = json.loads(status_path(node_dir).read_text())
+        except OSError:
+            return None
+        except ValueError:
+            if attempt == 2:
+                return None
+            continue
+        return st if isinstance(st, dict) else None
+    return None
 
 
 def pid_alive(pid: int) -> bool:
@@ -89,6 +120,7 @@ def cluster_status(cfg: ClusterConfig) -> dict[str, Any]:
                       "in_flight": st.get("in_flight"),
                       "malformed": int(st.get("malformed", 0) or 0), "conflicts": int(st.get("conflicts", 0) or 0),
                       "recent_conflicts": st.get("recent_conflicts", []),
+                      "degraded": st.get("degraded"),   # why it cannot store (full disk or map), or None
                       "map": st.get("map")})  # the record log's map: used, size, limit, near_limit
     # the entry points, each with its kind: gateways first (the one address customers need)
     utility_comps = ", ".join(sorted({n.comp_id for n in cfg.nodes_with_role("customer")}))

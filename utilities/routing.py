@@ -131,6 +131,13 @@ class Router:
             self.by_txn.setdefault(r.txn, set()).add(rid)
         return rid
 
+    def forget(self, rid: str) -> bool:
+        """Stop routing a command (it will never be answered: superseded); True if it was pending."""
+        if rid not in self.pending:
+            return False
+        self._drop(rid)
+        return True
+
     def _drop(self, rid: str) -> None:
         p = self.pending.pop(rid)
         rids = self.by_txn.get(p.record.txn)

@@ -33,12 +33,15 @@ which closes the connection rather than risk a number a successor would not know
 Measured cost: see the README's failover section (bench at --rate 1000, before and after).
 
 Fencing (DESIGN.md): a process paused (SIGSTOP, a stall) or cut off from the broker for longer
-than the liveness timeout may have been replaced. A watchdog notices the jump of the monotonic
-clock (or a broker link down that long); the process then drops every session it owned at once
-(connections closed, nothing more sent: the store refuses every commit from the moment the jump
-is seen) and takes no session until it has caught up with its peers' records. Ownership lost
-any other way (another utility's ``taken`` with a higher epoch arrives) closes that connection
-the same way.
+than the liveness timeout may have been replaced. The rule and its detector are the street
+utilities' own (:class:`utilities.fencing.Fence`, one watchdog per process): once fenced, the
+process drops every session it owned at once (connections closed, nothing more sent: the store
+refuses every commit from the moment the jump is seen, :meth:`Fence.stalled`) and takes no session
+until the fence is lifted (caught up with its peers' records, heard since the wake-up). An owner
+that does not answer a handover request is presumed dead only on fresh evidence
+(:meth:`Fence.may_presume_dead`: silent while this process ran unfenced and connected), never on
+the liveness view a pause froze. Ownership lost any other way (another utility's ``taken`` with a
+higher epoch arrives) closes that connection the same way.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ import msgpack
 
 from replication.record import Record, RecordType
 from replication.wire import Topics
+from utilities.fencing import Fence
 from utilities.liveness import Liveness
 from utilities.session_rule import (
     FactKind,
@@ -170,7 +174,10 @@ class SessionOwner:
         publish: Callable[[str, bytes], Awaitable[None]],
         block: int = BLOCK,
         monotonic: Callable[[], float] = time.monotonic,
+        fence: Fence | None = None,
     ) -> None:
+        """``fence``: the process's stall detector (:mod:`utilities.fencing`, its watchdog run by
+        the caller); None: one of its own, whose watchdog nobody runs (tests)."""
         if block < 2:
             raise ValueError("block must be >= 2")
         self.node = node
@@ -188,9 +195,9 @@ class SessionOwner:
         self.owned: dict[SessionKey, _Owned] = {}
         self.report_again: set[SessionKey] = set()   # taken over: report the events again after logon
         self.control: SessionControl | None = None
-        self._last_tick = monotonic()
-        self._link_down_since: float | None = None
-        self.fenced_at: float | None = None
+        self.fence = fence if fence is not None else Fence(me, node, dead_after_s=dead_after_s,
+                                                           heartbeat_s=heartbeat_s, monotonic=monotonic)
+        self.fence.on_fence(self._drop_all)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._locks: dict[SessionKey, asyncio.Lock] = {}
@@ -243,7 +250,7 @@ class SessionOwner:
     # ------------------------------------------------------------------ the store's questions
     def may_send(self, key: SessionKey, last_seq: int) -> str | None:
         """None when numbers up to ``last_seq`` may go out on this session from here."""
-        if self.fenced_at is not None or self._monotonic() - self._last_tick > self.dead_after_s:
+        if self.fence.stalled():
             self.counters["refused"] += 1
             return "this process was paused or cut off: it may have been replaced"
         own = self.owned.get(key)
@@ -365,8 +372,14 @@ class SessionOwner:
                 raise NotReady("sequence numbers not yet replicated to the peer customer utilities")
             return False
         owner = current_owner(self.facts(key))
-        if owner is not None and owner.node != self.me and not owner.released and self.liveness.alive(owner.node):
-            await self._ask_handover(key, owner.node, owner.epoch)
+        if owner is not None and owner.node != self.me and not owner.released:
+            if self.liveness.alive(owner.node):
+                await self._ask_handover(key, owner.node, owner.epoch)
+            elif not self.fence.may_presume_dead(self.liveness.silent_for(owner.node)):
+                raise NotReady(f"{owner.node} owns the session and cannot be presumed dead yet "
+                               "(no fresh evidence of its silence)")
+        if not self.fence.may_act():
+            raise NotReady("this process was paused or cut off meanwhile")
         start = successor_start(self.facts(key))
         upto = start.next_sender + self.block - 1
         rec = await self._append(key, FactKind.TAKEN, epoch=start.epoch, upto=upto,
@@ -402,8 +415,13 @@ class SessionOwner:
             if now is None or now.node != owner or now.epoch != epoch or now.released:
                 return
             if not self.liveness.alive(owner):
-                return
+                break
             await asyncio.sleep(_POLL_S)
+        # silent or unanswering: presumed dead only on fresh evidence (this process ran unfenced
+        # and connected the whole time), never on a view a pause froze
+        if not self.fence.may_presume_dead(None if self.liveness.alive(owner) else self.liveness.silent_for(owner)):
+            raise NotReady(f"{owner} did not hand session {key} over, and this process cannot tell whether "
+                           "it is alive (paused or cut off meanwhile)")
         log.warning("%s: %s did not hand session %s over within %.1fs: presumed dead", self.me, owner, key,
                     self.dead_after_s)
 
@@ -443,51 +461,21 @@ class SessionOwner:
             self.control.abort_session(key, why)
 
     # ------------------------------------------------------------------ fencing
-    async def run(self, interval: float = 0.1) -> None:
-        """The watchdog: a monotonic jump or a long broker outage fences this process."""
-        self._loop = asyncio.get_running_loop()
-        self._last_tick = self._monotonic()
-        while True:
-            await asyncio.sleep(interval)
-            now = self._monotonic()
-            gap = now - self._last_tick
-            self._last_tick = now
-            if not self.node.connected:
-                if self._link_down_since is None:
-                    self._link_down_since = now
-            else:
-                self._link_down_since = None
-            if gap > self.dead_after_s:
-                self.fence(f"the process stood still for {gap:.1f}s")
-            elif self._link_down_since is not None and now - self._link_down_since > self.dead_after_s:
-                self.fence("cut off from the broker")
-
-    def fence(self, why: str) -> None:
-        """Drop every session now; take none until caught up with the peers."""
-        if self.fenced_at is None:
-            self.counters["fenced"] += 1
-            log.warning("%s: %s: dropping %d session(s) until caught up with the peers", self.me, why,
-                        len(self.owned))
-        self.fenced_at = self._monotonic()
+    def _drop_all(self, why: str) -> None:
+        """Fenced (utilities.fencing): drop every session now; take none until the fence is lifted."""
+        self.counters["fenced"] += 1
+        log.warning("%s: %s: dropping %d session(s) until caught up with the peers", self.me, why, len(self.owned))
         for key in list(self.owned):
             self._lose(key, why)
 
     async def _caught_up(self) -> None:
-        """Return once not fenced (caught up with every live peer's records); NotReady if too long."""
-        if self.fenced_at is None:
-            return
+        """Return once not fenced (the fence is lifted once caught up with the peers); NotReady if
+        that takes longer than the customer should wait for its Logon's answer."""
         deadline = self._monotonic() + self._patience()
-        while self._monotonic() < deadline:
-            if self.node.connected and self._monotonic() - self.fenced_at >= 2 * self.heartbeat_s:
-                digests = self.node.peer_digests()
-                hwms = self.node.log.high_water_marks()
-                if all(p in digests and hwms.get(p, 0) >= digests[p].head
-                       for p in self.peers if self.liveness.alive(p)):
-                    self.fenced_at = None
-                    log.info("%s: caught up with the peers: taking sessions again", self.me)
-                    return
+        while not self.fence.may_act():
+            if self._monotonic() >= deadline:
+                raise NotReady("still catching up with the peers after a pause")
             await asyncio.sleep(_POLL_S)
-        raise NotReady("still catching up with the peers after a pause")
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)

@@ -25,6 +25,7 @@ The record node's queues are bounded in :mod:`replication.node`.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import time
 from collections.abc import Mapping
@@ -38,6 +39,7 @@ from fixgw.session import utc_timestamp
 from replication.codec import decode_record
 from replication.errors import RecordDecodeError
 from replication.record import Record, RecordType
+from utilities.books import trade_date_of
 from utilities.execreports import fmt
 from utilities.fencing import Fence
 from utilities.liveness import Liveness
@@ -49,6 +51,8 @@ from utilities.tasks import TaskSet
 from utilities.txn import TxnAllocator
 
 log = logging.getLogger(__name__)
+# the venue's answers to a cancel or replace request
+REQUEST_ANSWERS = frozenset({RecordType.CANCELED, RecordType.REPLACED, RecordType.CANCEL_REJECTED})
 
 SENT_TYPES = frozenset({RecordType.SENT, RecordType.TAKEOVER})
 # the venue answered about the order: it was there (a takeover does not send it again)
@@ -118,6 +122,9 @@ def _now() -> bytes:
     return utc_timestamp(time.time())
 
 
+RECHECK_S = 2.0  # an order never acknowledged and unknown at the venue after logon is asked again this much later
+
+
 class StreetUtility(MessageCracker):
     def __init__(
         self,
@@ -131,6 +138,7 @@ class StreetUtility(MessageCracker):
         fence: Fence | None = None,
         command_ttl_s: float = 0.0,
         quotes: QuoteFeed | None = None,             # market data for the customer utilities
+        recheck_s: float = RECHECK_S,
     ) -> None:
         self.node = node
         self.name = node_name
@@ -144,6 +152,9 @@ class StreetUtility(MessageCracker):
         self.inflight: set[str] = set()
         self.resolving: set[str] = set()             # txns taken over, waiting for the venue's status
         self.reconciling: set[str] = set()           # txns asked about after a logon (reconcile)
+        self.rechecking: set[str] = set()            # ... unknown there, never acknowledged: asked once more
+        self.recheck_s = recheck_s
+        self._sent_ids: dict[dt.date, dict[tuple[str, str], str]] = {}  # day -> (client, ClOrdID) -> txn sent
         self._known: dict[str, _Known] = {}          # txn -> report context (a cache of the log)
         self.ids: TxnAllocator | None = None
         self._tasks = TaskSet(node_name, log)
@@ -158,7 +169,7 @@ class StreetUtility(MessageCracker):
             fence.on_lift(self._settle_withheld)
         self.counters = {"sent": 0, "reports": 0, "takeovers": 0, "duplicates": 0, "duplicate_fills": 0,
                          "fenced_commands": 0, "withheld": 0, "moved": 0, "stale_commands": 0,
-                         "reconciled": 0, "canceled_by_venue": 0, "resends_gap_filled": 0}
+                         "reconciled": 0, "canceled_by_venue": 0, "rechecked": 0, "resends_withheld": 0, "superseded": 0}
 
     # ------------------------------------------------------------------ start-up
     def load(self) -> None:
@@ -178,6 +189,26 @@ class StreetUtility(MessageCracker):
                 _put_bounded(self.requests, vid, r, REQUEST_LIMIT)
         elif r.type is RecordType.FILL and r.exec_id:
             self.seen_exec.add(r.exec_id)
+        elif r.type in SENT_TYPES and r.session and r.cl_ord_id:
+            self._note_sent(r.session, r.cl_ord_id, r.txn, trade_date_of(r.hlc))
+
+    def _note_sent(self, session: str, cl_ord_id: str, txn: str, day: dt.date) -> None:
+        ids = self._sent_ids.get(day)
+        if ids is None:
+            ids = self._sent_ids[day] = {}
+            for old in sorted(self._sent_ids)[:-2]:   # today's and yesterday's are enough
+                del self._sent_ids[old]
+        ids.setdefault((session, cl_ord_id), txn)
+
+    def _sent_as(self, order: Record) -> str | None:
+        """Another txn under which this customer order (its client and ClOrdID, today) went to
+        a venue already, by this street or a peer: a customer utility paused right after
+        routing it, whose customer sent it again to the successor (the venue sees other
+        ClOrdIDs, ours are txns, so it cannot tell)."""
+        if not order.session or not order.cl_ord_id:
+            return None
+        other = self._sent_ids.get(trade_date_of(order.hlc), {}).get((order.session, order.cl_ord_id))
+        return other if other is not None and other != order.txn else None
 
     # ------------------------------------------------------------------ FIX sessions
     async def on_logon(self, session_id: SessionID) -> None:
@@ -254,23 +285,51 @@ class StreetUtility(MessageCracker):
         return self._may_act()
 
     def to_app(self, message: Message, session_id: SessionID) -> None:
-        """A resend (43=Y) of an order or a cancel/replace: gap-filled (:class:`DoNotSend`)
-        unless this street may act and the order is still its own and unknown to the venue.
-        A NewOrderSingle gap-filled while fenced is asked about at the venue once the fence is
-        lifted (``withheld``), and sent then only if the venue never heard of it."""
-        if message.get(43) != b"Y" or message.msg_type not in (b"D", b"F", b"G"):
+        """What the FIX session resends to a venue (its ResendRequest after a reconnect) is
+        decided here, not replayed blindly. Gap-filled (:class:`DoNotSend`):
+
+        - anything while this street is fenced; a NewOrderSingle so withheld is asked about at
+          the venue once the fence is lifted (``withheld``) and sent then only if the venue
+          never heard of it and it is still ours (see :meth:`may_write`);
+        - a status request (reconciliation asks afresh after the logon);
+        - an order that is final, or that the venue acknowledged already, or that another
+          street has taken over since; a cancel or replace the venue answered already.
+          Measured in the venue-restart test (tests/e2e/test_e2e_venue_forgets.py): the
+          exchange restarted empty asked for 1..10, and the resent NewOrderSingles put the
+          forgotten orders back at the venue, where reconciliation then found them "known".
+
+        An order the venue never answered about and still ours is resent: its first delivery."""
+        if message.get(43) != b"Y":
             return
-        txn = txn_of(message.require_str(11))
+        mt = message.msg_type
+        if mt == b"H":
+            raise DoNotSend("a status request is not resent: reconciliation asks afresh after logon")
+        vid = message.get_str(11)
+        if mt not in (b"D", b"F", b"G") or not vid:
+            return
+        txn = txn_of(vid)
         if not self._may_act():
-            if message.msg_type == b"D":
+            if mt == b"D":
                 self.withheld.add(txn)
-            why = "fenced"
-        elif message.msg_type == b"D" and (self._reached_venue(txn) or not self._still_ours(txn)):
-            why = "the venue has it, or another street took it over"
-        else:
-            return
-        self.counters["resends_gap_filled"] += 1
-        raise DoNotSend(f"{self.name}: resend of {txn} gap-filled: {why}")
+            self.counters["resends_withheld"] += 1
+            raise DoNotSend(f"{vid}: fenced: not sent again until caught up")
+        held = self.node.log.records_for_txn(txn)
+        st = fold(held)
+        if st is not None and st.is_terminal:
+            self.counters["resends_withheld"] += 1
+            raise DoNotSend(f"{vid}: the order is {st.ord_status}: not sent again")
+        if mt == b"D" and any(h.type in VENUE_SAW_TYPES for h in held):
+            self.counters["resends_withheld"] += 1
+            raise DoNotSend(f"{vid}: the venue acknowledged this order already: not sent again")
+        if mt == b"D" and not self._still_ours(txn):
+            self.counters["resends_withheld"] += 1
+            raise DoNotSend(f"{vid}: another street took this order over: not sent again")
+        if mt != b"D":
+            req = self._request_of(vid)
+            if req is not None and any(h.type in REQUEST_ANSWERS and h.cl_ord_id == req.cl_ord_id
+                                       and h.hlc > req.hlc for h in held):
+                self.counters["resends_withheld"] += 1
+                raise DoNotSend(f"{vid}: the venue answered this request already: not sent again")
 
     def _still_ours(self, txn: str) -> bool:
         """Whether this street's SENT/TAKEOVER is the order's latest one."""
@@ -296,6 +355,20 @@ class StreetUtility(MessageCracker):
         if any(h.type in SENT_TYPES for h in held):
             self.counters["duplicates"] += 1
             return      # already sent by us or a peer: idempotent on txn
+        other = self._sent_as(order)
+        if other is not None:
+            if any(h.type is RecordType.VENUE_REJECT for h in held):
+                return  # refused already (the router repeated the command before our record reached it)
+            self.counters["superseded"] += 1
+            log.warning("%s: order %s not sent: %s's ClOrdID %s went to the venue as %s already", self.name, txn,
+                        order.session, order.cl_ord_id, other)
+            fields = self._order_fields(order)
+            fields["text"] = (f"Not sent: {order.session}'s ClOrdID {order.cl_ord_id} went to the venue as order "
+                              f"{other} already")
+            await self.node.append(type=RecordType.VENUE_REJECT, txn=txn, status=OrdStatus.REJECTED.value,
+                                   extra={"street": self.name, "reason": str(OrdRejReason.DUPLICATE_ORDER),
+                                          "superseded": other}, **fields)
+            return
         self.inflight.add(txn)
         try:
             fields = self._order_fields(order)
@@ -499,8 +572,12 @@ class StreetUtility(MessageCracker):
                 return
             self.resolving.discard(txn)
             if unknown and reconciling:
-                if self._may_act():
-                    self._canceled_by_venue(txn, base, msg)
+                if self._reached_venue(txn) or txn in self.rechecking:
+                    self.rechecking.discard(txn)
+                    if self._may_act():
+                        self._canceled_by_venue(txn, base, msg)
+                else:
+                    self._recheck_later(txn)
                 return
         else:
             return      # pending states: nothing new
@@ -595,6 +672,28 @@ class StreetUtility(MessageCracker):
         if asked:
             log.info("%s: reconciling %d open order(s) with %s after logon", self.name, asked, venue)
         return asked
+
+    def _recheck_later(self, txn: str) -> None:
+        """An order the venue never acknowledged, unknown to it after logon: its NewOrderSingle may
+        still be on its way (sent after the status request, or resent with the session's gap),
+        so the venue is asked once more ``recheck_s`` later; unknown then, it is canceled by the
+        venue. Deciding at the first answer would record canceled an order then acknowledged
+        and working at the venue (or, sending it again, put it there twice)."""
+        self.rechecking.add(txn)
+        self.counters["rechecked"] += 1
+        asyncio.get_running_loop().call_later(self.recheck_s, self._recheck, txn)
+
+    def _recheck(self, txn: str) -> None:
+        st = fold(self.node.log.records_for_txn(txn))
+        base = self._base(txn)
+        if st is None or base is None or st.is_terminal or self._reached_venue(txn) or st.street != self.name:
+            self.rechecking.discard(txn)   # answered meanwhile (acknowledged, filled, taken over)
+            return
+        if not self._may_act() or base.venue not in self.logged_on:
+            self.rechecking.discard(txn)   # the next logon reconciles it again
+            return
+        self.reconciling.add(txn)
+        self._status_request(base)
 
     def _canceled_by_venue(self, txn: str, base: Record, msg: Message) -> None:
         fields = self._order_fields(base)

@@ -53,6 +53,7 @@ from typing import Any
 import lmdb
 import msgpack
 
+from fixgw.lmdblock import allocate_lock_file
 from fixgw.orders import OrdType, Side, TimeInForce
 from venues.clock import Clock
 from venues.commands import CancelOrder, Command, QueryStatus, ReplaceOrder, SubmitOrder
@@ -152,6 +153,7 @@ class VenueJournal:
             # a flusher thread fsyncs what was written every flush_seconds (see the docstring)
             self._env = lmdb.open(str(path), map_size=map_size, subdir=True, sync=False, metasync=False,
                                   max_dbs=0, lock=True)
+            allocate_lock_file(Path(path))  # a full disk later: write errors, not SIGBUS (fixgw.lmdblock)
         except (OSError, lmdb.Error) as exc:
             raise JournalError(f"venue journal {path}: cannot open: {exc}") from None
         with self._env.begin() as txn:

@@ -330,11 +330,14 @@ def run_status(args: argparse.Namespace) -> int:
     for node in report["nodes"]:
         lag = node.get("lag", {})
         total = sum(lag.values()) if lag else 0
-        print(f"{node['name']:<8} {node['role']:<9} {node['state']:<8} pid={node.get('pid', '-')}  own_seq={node.get('own_seq', 0)}"
+        state = "degraded" if node.get("degraded") and node["state"] == "ready" else node["state"]
+        print(f"{node['name']:<8} {node['role']:<9} {state:<8} pid={node.get('pid', '-')}  own_seq={node.get('own_seq', 0)}"
               f"  lag={total}  broker={'up' if node.get('connected') else 'down'}"
               + (f"  BEHIND {','.join(node['behind'])}" if node.get("behind") else "")
               + (f"  CONFLICTS={node['conflicts']}" if node.get("conflicts") else "")
               + (f"  malformed={node['malformed']}" if node.get("malformed") else ""))
+        if node.get("degraded"):
+            print(f"    DEGRADED, cannot store: {node['degraded']}")
         m = node.get("map")
         if m:
             print(f"    log map: {m['used'] >> 20} MiB used of a {m['size'] >> 20} MiB map, limit {m['limit'] >> 20} MiB"

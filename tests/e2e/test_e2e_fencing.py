@@ -1,9 +1,11 @@
-"""A street utility paused past the liveness timeout during load, twice: it wakes up harmless.
+"""A street or customer utility paused past the liveness timeout during load: it wakes up harmless.
 
 Issue 14 item 3: ssu1 SIGSTOPped past ``dead_after_s`` and resumed used to send hundreds of
 orders its peer had taken over to the venue again, and take over its live peer's orders on its
 frozen view. Counted at the venue (its own FIX message logs): every NewOrderSingle ClOrdID
-arrives once; the bench loses nothing; the woken utility took nothing over.
+arrives once; the bench loses nothing; the woken utility took nothing over. The customer
+utilities follow the same rule (one ``utilities.fencing.Fence``): cfu1 paused while its
+customer fails over to cfu2, and woken with that customer's orders still queued in its socket.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ import pytest
 
 from fixgw.fixlog import read_message_log
 from fixgw.message import Message
+from replication.log import RecordLog
+from replication.record import RecordType
+from tests.e2e.qf_customer import QfCustomer
 from tests.support.cluster import FIXGW, ROOT, Cluster
 
 pytestmark = pytest.mark.timeout(300)
@@ -91,3 +96,70 @@ def test_street_paused_past_liveness_twice_sends_nothing_twice(own_cluster: Clus
     assert sum(seen.values()) >= 2400 * 9 // 10, len(seen)
     twice = {k: n for k, n in seen.items() if n > 1}
     assert twice == {}, f"{len(twice)} orders reached the venue more than once: {list(twice.items())[:10]}"
+
+
+def customer_orders(log_dir: Path) -> dict[str, tuple[str, str]]:
+    """txn -> (client CompID, its ClOrdID) of every order a customer utility's log holds (its own
+    and its peers'): what the venue's ClOrdIDs (the txns) stand for."""
+    with RecordLog(log_dir, readonly=True) as lg:
+        return {r.txn: (r.session, r.cl_ord_id) for r in lg.iter_type(RecordType.ORDER)}
+
+
+def test_customer_paused_past_liveness_sends_nothing_twice(own_cluster: Cluster, tmp_path: Path) -> None:
+    """cfu1 SIGSTOPped past the liveness timeout while two QuickFIX customers trade (CLIENT1 on cfu1,
+    failing over to cfu2; CLIENT2 on cfu2), and woken with CLIENT1's orders still queued in its
+    socket: cfu2 takes CLIENT1's session over while cfu1 stands still; the woken cfu1 is fenced
+    (drops its sessions, records and routes nothing) until caught up. Every order the customers
+    sent ends working at the venue (lost 0: those cfu1 never answered were sent again by QuickFIX
+    to cfu2), and at the venue no customer order arrives twice (neither one txn twice nor one
+    customer ClOrdID under two txns)."""
+    cl = own_cluster
+    c1 = QfCustomer(cl, tmp_path / "qf1", client="CLIENT1", first="cfu1", then="cfu2")
+    c2 = QfCustomer(cl, tmp_path / "qf2", client="CLIENT2", first="cfu2", then="cfu1")
+    sent: dict[str, list[str]] = {"CLIENT1": [], "CLIENT2": []}
+
+    def trickle(seconds: float, rate: float = 40.0) -> None:
+        """Each customer sends resting buys at ``rate`` orders/s for ``seconds`` (bounded)."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            for c, client, symbol in ((c1, "CLIENT1", "AAPL"), (c2, "CLIENT2", "IBM")):
+                cl_ord_id = f"{client[-1]}-{len(sent[client])}"
+                c.order(cl_ord_id, "1", 1, "10.00" if symbol == "IBM" else "150.00", symbol=symbol)
+                sent[client].append(cl_ord_id)
+            time.sleep(1.0 / rate)
+
+    c1.start()
+    c2.start()
+    try:
+        wait_for(lambda: c1.qf.logged_on() and c2.qf.logged_on(), 20, "QuickFIX customers logged on")
+        trickle(1.5)
+        pid = cl.pid("cfu1")
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            trickle(PAUSE_S + 1.0)   # CLIENT1's first orders queue in cfu1's socket, then go to cfu2
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        trickle(1.5)
+        wait_for(lambda: cl.status("cfu1")["counters"]["fence_fenced"] >= 1, 20, "cfu1 fenced")
+        wait_for(lambda: cl.status("cfu1")["counters"]["fence_lifted"] >= 1 and not cl.status("cfu1")["fenced"],
+                 30, "cfu1 caught up")
+        assert c1.logons() >= 2 and c1.qf.logged_on(), "CLIENT1 did not move to cfu2"
+        for c, client in ((c1, "CLIENT1"), (c2, "CLIENT2")):
+            wait_for(lambda: all(c.seen().get(x) is not None and c.seen()[x].ord_status == "0"  # noqa: B023
+                                 for x in sent[client]), 40, f"every order of {client} working (lost 0)")  # noqa: B023
+            assert c.exec_ids_consistent() == []
+    finally:
+        c1.close()
+        c2.close()
+    n = len(sent["CLIENT1"]) + len(sent["CLIENT2"])
+    print(f"FIGURE customer pause: {n} orders, CLIENT1 moved to cfu2, lost 0")
+
+    # at the venue: every order arrived once, counted by txn and by the customer's own ClOrdID
+    seen = venue_new_orders(cl.data / "exchange")
+    twice = {k: m for k, m in seen.items() if m > 1}
+    assert twice == {}, f"{len(twice)} txns reached the venue more than once: {list(twice.items())[:10]}"
+    orders = customer_orders(cl.data / "cfu2" / "log")
+    per_customer_order = Counter(orders[txn] for txn in seen if txn in orders)
+    again = {k: m for k, m in per_customer_order.items() if m > 1}
+    assert again == {}, f"{len(again)} customer orders reached the venue under two txns: {list(again.items())[:10]}"
+    assert set(per_customer_order) == {(client, x) for client, xs in sent.items() for x in xs}

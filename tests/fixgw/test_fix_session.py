@@ -427,3 +427,40 @@ def test_reading_held_forgets_a_test_request_the_peer_could_not_answer_unread() 
     assert s.test_requests == 0 and s.last_received == p.now + 5
     s.reading_held(p.now)         # never moves the clock back
     assert s.last_received == p.now + 5
+
+
+def _logon_answer(seq: int, reset: bool = False) -> Message:
+    header = [(35, b"A"), (49, b"SRV"), (56, b"CLI"), (34, b"%d" % seq), (52, utc_timestamp(T0))]
+    ans = encode(b"FIX.4.4", header, [(98, b"0"), (108, b"30")] + ([(141, b"Y")] if reset else []))
+    f = parse_fields(ans)
+    assert f is not None
+    return Message(f)
+
+
+@pytest.mark.parametrize("forgot", [True, False])
+def test_a_counterparty_that_forgot_the_session_is_logged_on_again_with_a_reset(forgot: bool) -> None:
+    """ResetWhenPeerForgot=Y: a venue restarted empty answers our Logon with MsgSeqNum 1 where 40
+    was expected; the next Logon asks both sides to start again at 1. Without it, the same
+    Logon is refused again and again."""
+    cfg = SessionConfig("FIX.4.4", "CLI", "SRV", initiator=True, reset_when_peer_forgot=forgot)
+    s = Session(cfg)
+    s.next_sender, s.next_target = 25, 40
+    s.connected(T0)
+    assert dict(parse_fields(s.outbox[-1]) or [])[34] == b"25"      # type: ignore[arg-type]
+    s.on_message(_logon_answer(1), T0)
+    assert isinstance(s.outbox[-1], Close) and not s.logged_on
+    s.disconnected(T0)
+    s.connected(T0 + 1)
+    logon = dict(parse_fields(s.outbox[-1]) or [])                  # type: ignore[arg-type]
+    if not forgot:
+        assert logon[34] == b"27" and 141 not in logon   # 26 went into the Logout
+        return
+    assert logon[34] == b"1" and logon[141] == b"Y"
+    acts = s.on_message(_logon_answer(1, reset=True), T0 + 1)
+    assert isinstance(acts[0], VerifyLogon)
+    assert s.logon_accepted(T0 + 1) == [LoggedOn()]
+    assert s.logged_on and s.next_target == 2 and s.next_sender == 2
+    # once only: a later reconnect logs on with the numbers as they are
+    s.disconnected(T0 + 2)
+    s.connected(T0 + 3)
+    assert 141 not in dict(parse_fields(s.outbox[-1]) or [])

@@ -98,6 +98,7 @@ SocketConnectPort=5001
 HeartBtInt=15
 ResetOnLogout=Y
 ResetOnDisconnect=Y
+ResetWhenPeerForgot=Y
 RefreshOnLogon=Y
 DataDictionary=dd.xml
 ValidateFieldsOutOfOrder=N
@@ -133,7 +134,7 @@ Password=secret
     assert s.connection_type == "initiator" and not s.is_acceptor
     assert (s.sender_sub_id, s.target_sub_id) == ("desk1", "router")
     assert (s.socket_connect_host, s.socket_connect_port, s.heart_bt_int) == ("localhost", 5001, 15)
-    assert s.reset_on_logout and s.reset_on_disconnect and s.refresh_on_logon
+    assert s.reset_on_logout and s.reset_on_disconnect and s.refresh_on_logon and s.reset_when_peer_forgot
     assert s.data_dictionary == tmp_path / "dd.xml"  # relative to the settings file
     assert not (s.validate_fields_out_of_order or s.validate_fields_have_values)
     assert s.allow_unknown_msg_fields and not s.check_latency and not s.check_comp_id

@@ -31,6 +31,25 @@ D3 = D1 + dt.timedelta(days=2)
 
 # -- the map ----------------------------------------------------------------------------------
 
+def test_an_id_recorded_under_two_txns_on_one_day_is_seen_and_forgotten_with_its_day() -> None:
+    """A paused customer utility's order and its successor's copy of the customer's resend
+    (utilities.customer._drop_superseded): each txn sees the other; a refused request frees its id."""
+    ids = ClOrdIds(lambda txn: False)
+    ids.take("C", "1", "cfu1-1", D1)
+    ids.learn("C", "1", "cfu1-1", D1)             # its own record, and the street's: the same txn
+    assert ids.others("C", "1", "cfu1-1") == set()
+    ids.learn("C", "1", "cfu2-7", D1)             # the successor's record of the resend
+    assert ids.others("C", "1", "cfu1-1") == {"cfu2-7"} and ids.others("C", "1", "cfu2-7") == {"cfu1-1"}
+    ids.learn("C", "2", "cfu1-2", D1)
+    ids.learn("C", "2", "cfu1-9", D2)             # a later day's use of the id is not a duplicate
+    assert ids.others("C", "2", "cfu1-9") == set()
+    ids.roll(D2)
+    assert ids.others("C", "1", "cfu1-1") == set()
+    ids.take("C", "3", "cfu1-3", D2)
+    ids.forget("C", "3", "cfu1-3")                # not stored after all (a full disk): free again
+    assert not ids.taken("C", "3", D2)
+
+
 def test_an_id_is_taken_for_its_day_then_free_once_its_order_is_done() -> None:
     open_orders = {"t1"}
     ids = ClOrdIds(lambda txn: txn in open_orders)

@@ -54,6 +54,8 @@ def test_dead_starting_stopping_and_unknown_are_not_routed_to() -> None:
     beat(d, "cfu1")
     beat(d, "cfu2", "C", state="stopping")                      # an owner on its way out is no owner
     assert names(d, "C") == ["cfu1"] and not d.alive("cfu2")
+    beat(d, "cfu2", "C", state="degraded")                      # cannot store (full disk): no new Logon,
+    assert names(d, "C") == ["cfu1"] and d.alive("cfu2")        # but alive: its connections stay
 
 
 def test_the_target_comp_id_must_be_a_utilitys() -> None:

@@ -172,8 +172,8 @@ async def _pause(tmp: Path) -> None:
         with pytest.raises(StoreError, match="paused"):
             store.commit_batch([(2, b"second")], 3, 1)
         assert local.get_range(1, 0) == [(1, b"first")] and local.next_sender_seq == 2
-        o.fence("test")
-        assert not o.owns(KEY) and fix.aborted and o.fenced_at is not None
+        o.fence.fence("test")
+        assert not o.owns(KEY) and fix.aborted and o.fence.fenced
         with pytest.raises(StoreError):
             store.commit_batch([(2, b"second")], 3, 1)
         store.close()

@@ -7,6 +7,7 @@ about both; the one the venue no longer knows becomes a CANCELED record with the
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -72,3 +73,49 @@ async def test_an_order_the_venue_forgot_is_canceled_by_the_venue(tmp_path: Path
             st2 = fold(kept)
             assert st2 is not None and st2.ord_status == "0"
             assert street.counters["reconciled"] == 2 and street.counters["canceled_by_venue"] == 1
+
+
+@pytest.mark.timeout(60)
+async def test_an_order_still_on_its_way_is_not_canceled(tmp_path: Path) -> None:
+    """The race of reconciliation with an order in flight: ``cfu1-0.3`` is recorded SENT and its
+    NewOrderSingle leaves only after the status request was answered "unknown" (overtaken); it
+    is asked again ``recheck_s`` later and stays working. ``cfu1-0.4``, recorded SENT and never
+    sent, is unknown both times: canceled by the venue."""
+    clock = FrozenClock(datetime(2024, 3, 6, 15, 0, tzinfo=UTC))
+    venue = Exchange(ExchangeConfig(liquidity=LiquiditySpec(enabled=False)), clock)
+    port = free_port()
+    settings = venue_settings(comp_id="EXCH", host="127.0.0.1", port=port, data_dir=None)
+    async with ReplicationNode(node_id="ssu1", role=Role.STREET, cluster="t", data_dir=tmp_path / "ssu1",
+                               mqtt=False) as node, \
+            VenueServer(venue, settings, seconds_until=seconds_until_for(clock), max_timer_sleep=0.02):
+        for txn, clid in (("cfu1-0.3", "C3"), ("cfu1-0.4", "C4")):
+            extra = {"street": "ssu1", "venue_cl_ord_id": txn}
+            await node.append(type=RecordType.SENT, txn=txn, status="A", cl_ord_id=clid, extra=extra, **TERMS)
+        sid = SessionID("FIX.4.4", "FIXGW-SSU1", "EXCH")
+        street = StreetUtility(node=node, node_name="ssu1", venues={"exchange": sid}, peers=(),
+                               liveness=Liveness(3.0), recheck_s=0.5)
+        street.load()
+        loop = asyncio.get_running_loop()
+
+        async def until(cond: Callable[[], bool], what: str) -> None:
+            deadline = loop.time() + 10
+            while not cond():
+                assert loop.time() < deadline, what
+                await asyncio.sleep(0.02)
+
+        async with Engine(initiator_settings(port, "FIXGW-SSU1", "EXCH", "FIX.4.4", None), street) as engine:
+            await engine.wait_logged_on(sid, 10)
+            await until(lambda: street.counters["rechecked"] == 2, "both unknown at the first answer")
+            assert not any(r.type is RecordType.CANCELED for t in ("cfu1-0.3", "cfu1-0.4")
+                           for r in node.log.records_for_txn(t))
+            base = street._base("cfu1-0.3")
+            assert base is not None
+            street._send_new("exchange", "cfu1-0.3", base)      # the overtaken order arrives now
+            await until(lambda: any(r.type is RecordType.CANCELED for r in node.log.records_for_txn("cfu1-0.4")),
+                        "cfu1-0.4 canceled by the venue after the second answer")
+            await asyncio.sleep(0.2)
+            working = node.log.records_for_txn("cfu1-0.3")
+            assert not any(r.type is RecordType.CANCELED for r in working), working
+            st = fold(working)
+            assert st is not None and st.ord_status == "0" and not st.is_terminal
+            assert street.counters["canceled_by_venue"] == 1 and not street.rechecking
