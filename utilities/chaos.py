@@ -12,9 +12,9 @@ Three parts, the first and last pure (frozen inputs, unit-tested):
   supervision the cluster runs with, and it is part of what is tested. Faults do not overlap: the
   next one starts a few seconds (``min_gap_s``-``max_gap_s``) after the previous one ended, so
   each fault's effect can be told apart in the logs. The first three faults are one kill of a
-  process other than the broker, one kill or restart of the broker and one stop, in a seeded
-  order, each on another process: a short run covers all three (the test in the suite relies on
-  it). No fault hits the previous fault's process (it may still be starting again).
+  process other than the broker and one kill or restart of the broker, in a seeded order, then
+  one stop, each on another process: a short run covers all three (the test in the suite relies
+  on it). No fault hits the previous fault's process (it may still be starting again).
 - :func:`inject`: sends the signals at their times to the pids the cluster's process list
   (``utilities.cluster_processes``) names at that moment, and always sends the SIGCONT of a
   stop, even when cancelled.
@@ -120,9 +120,9 @@ def make_schedule(seed: int, seconds: float, targets: Iterable[Target], *, lead_
 
     The first fault is at ``lead_s``; each next one ``min_gap_s``-``max_gap_s`` after the previous
     one ended; every fault ends (a stop's SIGCONT included) by ``seconds``. The first three are
-    one kill of a non-broker process, one kill or restart of the broker (when there is one) and one
-    stop, each on another process, in a seeded order, as far as they fit; then any action on any
-    target but the previous fault's."""
+    one kill of a non-broker process and one kill or restart of the broker (when there is one), in
+    a seeded order, then one stop, each on another process, as far as they fit; then any action on
+    any target but the previous fault's."""
     if not 0 < min_gap_s <= max_gap_s or not 0 < stop_s[0] <= stop_s[1] or lead_s < 0 or seconds < 0:
         raise ChaosError(f"schedule: need 0 < min_gap_s <= max_gap_s, 0 < stop_s[0] <= stop_s[1], lead_s >= 0, "
                          f"seconds >= 0; got {min_gap_s}, {max_gap_s}, {stop_s}, {lead_s}, {seconds}")
@@ -133,11 +133,13 @@ def make_schedule(seed: int, seconds: float, targets: Iterable[Target], *, lead_
     brokers = [t for t in pool if t.name == BROKER]
     others = [t for t in pool if t.name != BROKER] or pool
     killed = rng.choice(others)
-    first: list[tuple[FaultAction, Target]] = [(FaultAction.KILL, killed),
-                                               (FaultAction.STOP, rng.choice([t for t in others if t != killed] or pool))]
+    first: list[tuple[FaultAction, Target]] = [(FaultAction.KILL, killed)]
     if brokers:
         first.append((rng.choice([FaultAction.KILL, FaultAction.RESTART]), brokers[0]))
     rng.shuffle(first)
+    # the stop last: it is the one that lasts (and is cut to end with the load), so the two
+    # instant faults fit before it in any run of lead_s + 2 * max_gap_s + stop_s[0] seconds
+    first.append((FaultAction.STOP, rng.choice([t for t in others if t != killed] or pool)))
     out: list[Fault] = []
     t = lead_s
     while t < seconds:

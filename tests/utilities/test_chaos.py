@@ -1,0 +1,156 @@
+"""``utilities.chaos``: the seeded fault schedule and each check, on crafted inputs (no processes)."""
+
+from __future__ import annotations
+
+import itertools
+from decimal import Decimal
+
+import pytest
+
+from utilities.chaos import (
+    BROKER,
+    ChaosError,
+    Fault,
+    FaultAction,
+    Injected,
+    Target,
+    VenueFill,
+    VenueNewOrder,
+    Verdict,
+    check_books,
+    check_orders,
+    check_processes,
+    check_venue_orders,
+    make_schedule,
+)
+
+CLUSTER = [Target("broker", "mosquitto"), Target("exchange", "venue"), Target("fund", "venue"),
+           Target("cfu1", "customer"), Target("cfu2", "customer"), Target("ssu1", "street"),
+           Target("ssu2", "street"), Target("firm", "firm"), Target("gw1", "gateway"),
+           Target("dashboard", "dashboard")]
+
+
+def test_schedule_is_a_function_of_the_seed() -> None:
+    a = make_schedule(7, 600, CLUSTER)
+    assert a == make_schedule(7, 600, list(reversed(CLUSTER)))   # the targets' order does not matter
+    assert a != make_schedule(8, 600, CLUSTER)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_schedule_rules(seed: int) -> None:
+    seconds = 300.0
+    s = make_schedule(seed, seconds, CLUSTER, lead_s=2.0, min_gap_s=3.0, max_gap_s=10.0)
+    assert s and s[0].at_s == 2.0
+    for f in s:
+        assert f.target != "dashboard" and f.end_s <= seconds
+        if f.action is FaultAction.STOP:
+            assert 1.0 <= f.hold_s <= 8.0
+        else:
+            assert f.hold_s == 0
+    for prev, nxt in itertools.pairwise(s):
+        assert 3.0 - 0.011 <= nxt.at_s - prev.end_s <= 10.0 + 0.011   # spaced, never overlapping
+        assert nxt.target != prev.target
+    # the first three: a kill of a non-broker process, a kill or restart of the broker, a stop
+    first = s[:3]
+    assert any(f.action is FaultAction.KILL and f.target != BROKER for f in first)
+    assert any(f.target == BROKER and f.action in (FaultAction.KILL, FaultAction.RESTART) for f in first)
+    assert any(f.action is FaultAction.STOP for f in first)
+    assert len({f.target for f in first}) == 3
+    # a long run reaches every kind of process and uses every action
+    assert {f.action for f in s} == set(FaultAction)
+    assert {f.kind for f in s} == {"mosquitto", "venue", "customer", "street", "firm", "gateway"}
+
+
+def test_short_schedule_still_covers_the_three_kinds() -> None:
+    # what the suite's e2e run uses: 10 s of load, faults 1.5-2.5 s apart: every seed fits the
+    # three (2 + 2 * 2.5 + 1 <= 10)
+    for seed in range(100):
+        s = make_schedule(seed, 10.0, CLUSTER, min_gap_s=1.5, max_gap_s=2.5)
+        assert len(s) >= 3 and all(f.end_s <= 10.0 for f in s), s
+        assert s[2].action is FaultAction.STOP and 1.0 <= s[2].hold_s
+        assert any(f.target == BROKER for f in s[:2]) and any(f.action is FaultAction.KILL for f in s[:2])
+
+
+def test_a_stop_is_cut_to_end_with_the_load_and_dropped_when_no_second_is_left() -> None:
+    s = make_schedule(1, 4.0, [Target("cfu1", "customer")], lead_s=2.5, min_gap_s=1, max_gap_s=1)
+    assert all(f.end_s <= 4.0 for f in s)
+    assert make_schedule(1, 2.0, CLUSTER) == []   # nothing fits after the lead
+
+
+def test_schedule_refuses_bad_parameters() -> None:
+    with pytest.raises(ChaosError):
+        make_schedule(1, 60, [Target("dashboard", "dashboard")])
+    with pytest.raises(ChaosError):
+        make_schedule(1, 60, CLUSTER, min_gap_s=5, max_gap_s=2)
+    with pytest.raises(ChaosError):
+        Fault(1.0, FaultAction.KILL, "cfu1", "customer", hold_s=2.0)
+    with pytest.raises(ChaosError):
+        Fault(1.0, FaultAction.STOP, "cfu1", "customer", hold_s=0.0)
+
+
+def test_orders_check_tells_lost_unsettled_and_disagreeing_apart() -> None:
+    d = Decimal
+    views = {
+        "cfu1": {"A": ("2", d(100)), "B": ("0", d(0)), "C": ("A", d(0)), "D": ("2", d(100))},
+        "cfu2": {"A": ("2", d(100)), "B": ("0", d(0)), "C": ("A", d(0)), "D": ("1", d(50))},
+    }
+    ok = check_orders(["A", "B"], views)
+    assert ok.ok and ok.acked == 2
+    bad = check_orders(["A", "C", "D", "E"], views)
+    assert not bad.ok
+    assert bad.lost == (("E", "cfu1"), ("E", "cfu2"))
+    assert bad.unsettled == (("C", "cfu1", "A"), ("C", "cfu2", "A"))   # PendingNew: not settled
+    assert [cid for cid, _ in bad.disagree] == ["D"]
+    # known at one utility only: lost at the other
+    assert check_orders(["A"], {"cfu1": views["cfu1"], "cfu2": {}}).lost == (("A", "cfu2"),)
+
+
+def test_venue_check_counts_executions_and_plain_resends_not_possdup() -> None:
+    def o(cid: str, possdup: bool = False, accepted: bool = True, venue: str = "exchange") -> VenueNewOrder:
+        return VenueNewOrder(venue, "FIXGW", cid, possdup, accepted)
+
+    clean = check_venue_orders([o("t1"), o("t2"), o("t2", possdup=True, accepted=False)])
+    assert clean.ok and clean.duplicates == 0 and clean.possdup_resends == 1 and clean.new_orders == 3
+    # sent again without PossDup: the simulator refused it (not accepted), a venue that does not
+    # check would have executed it twice
+    sent = check_venue_orders([o("t1"), o("t1", accepted=False)])
+    assert sent.sent_twice == ("exchange/FIXGW/t1",) and sent.executed_twice == () and sent.duplicates == 1
+    both = check_venue_orders([o("t1"), o("t1", possdup=True)])
+    assert both.executed_twice == ("exchange/FIXGW/t1",) and both.sent_twice == () and not both.ok
+    # the same ClOrdID at two venues is two orders
+    assert check_venue_orders([o("t1"), o("t1", venue="fund")]).ok
+
+
+def test_books_check_compares_quantity_and_notional_per_order() -> None:
+    d = Decimal
+    fills = [VenueFill("exchange", "t1", "e1", d(60), d("10.00")), VenueFill("exchange", "t1", "e2", d(40), d("10.50"))]
+    assert check_books({"t1": (d(100), d("1020.00"))}, fills).ok
+    off = check_books({"t1": (d(100), d("1000.00")), "t9": (d(5), d(50))}, fills)
+    assert [t for t, _, _ in off.differ] == ["t1", "t9"]
+    missing = check_books({}, fills)
+    assert missing.differ == (("t1", "0/0", "100/1020.00"),) and missing.venue_fills == 2
+
+
+def test_processes_check_and_verdict() -> None:
+    assert check_processes(["cfu1", "broker"], ["broker", "cfu1", "up"]).ok
+    dead = check_processes(["cfu1", "broker"], ["cfu1"])
+    assert dead.dead == ("broker",)
+    d = Decimal
+    orders = check_orders(["A"], {"cfu1": {"A": ("2", d(100))}})
+    venues = check_venue_orders([VenueNewOrder("exchange", "FIXGW", "t1", False, True)])
+    books = check_books({"t1": (d(1), d(1))}, [VenueFill("exchange", "t1", "e", d(1), d(1))])
+    kill = Fault(2.0, FaultAction.KILL, "cfu1", "customer")
+    faults = (Injected(kill, 123, 2.01), Injected(Fault(5.0, FaultAction.STOP, "ssu1", "street", 2.0), None, 5.0))
+    good = Verdict(orders, venues, books, check_processes(["cfu1"], ["cfu1"]), True, (), True, 1.5, faults,
+                   {"orders": 3})
+    doc = good.to_json()
+    assert good.ok and doc["verdict"] == "pass" and doc["failures"] == []
+    assert doc["faults_injected"] == 1 and doc["faults_skipped"] == 1 and doc["faults_by_action"] == {"kill": 1}
+    assert doc["orders"] == 3 and doc["acked"] == 1 and doc["lost"] == doc["duplicates"] == 0
+    assert doc["schedule"][0]["pid"] == 123 and doc["schedule"][1]["pid"] is None
+    bad = Verdict(check_orders(["A", "B"], {"cfu1": {"A": ("2", d(100))}}), venues, books, dead, False,
+                  ("origin x: DIFFERS",), False, 180.0, faults)
+    fails = " | ".join(bad.failures)
+    for word in ("lost: 1", "replicas differ", "dead: broker", "did not settle"):
+        assert word in fails
+    assert bad.to_json()["verdict"] == "fail" and bad.to_json()["lost"] == 1
