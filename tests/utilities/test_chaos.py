@@ -21,6 +21,7 @@ from utilities.chaos import (
     check_orders,
     check_processes,
     check_venue_orders,
+    inject,
     make_schedule,
 )
 
@@ -154,3 +155,65 @@ def test_processes_check_and_verdict() -> None:
     for word in ("lost: 1", "replicas differ", "dead: broker", "did not settle"):
         assert word in fails
     assert bad.to_json()["verdict"] == "fail" and bad.to_json()["lost"] == 1
+
+
+def _state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+
+
+def test_inject_stops_continues_and_kills_real_processes() -> None:
+    import asyncio
+    import subprocess
+    import sys
+    import time
+
+    a = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    b = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        schedule = [Fault(0.1, FaultAction.STOP, "a", "customer", 0.5), Fault(0.7, FaultAction.KILL, "b", "street"),
+                    Fault(0.8, FaultAction.RESTART, "gone", "street")]
+        seen: list[str] = []
+
+        async def main() -> list[Injected]:
+            t0 = time.monotonic()
+            task = asyncio.create_task(inject(schedule, lambda: {"a": a.pid, "b": b.pid}, t0, seen.append))
+            await asyncio.sleep(0.35)
+            seen.append(f"state a {_state(a.pid)}")   # stopped in the middle of its hold
+            return await asyncio.wait_for(task, 5)
+
+        done = asyncio.run(main())
+        assert "state a T" in seen, seen
+        assert _state(a.pid) in ("S", "R")            # continued
+        assert b.wait(5) == -9                         # SIGKILL
+        assert [i.pid for i in done] == [a.pid, b.pid, None] and done[2].note == "not running: skipped"
+        assert done[0].at_s >= 0.1 and done[1].at_s >= 0.7
+        assert any(line.endswith(f"cont a (pid {a.pid})") for line in seen), seen
+    finally:
+        for p in (a, b):
+            p.kill()
+            p.wait()
+
+
+def test_inject_continues_a_stopped_process_when_cancelled() -> None:
+    import asyncio
+    import subprocess
+    import sys
+    import time
+
+    a = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        async def main() -> None:
+            task = asyncio.create_task(inject([Fault(0.0, FaultAction.STOP, "a", "customer", 20.0)],
+                                              lambda: {"a": a.pid}, time.monotonic()))
+            await asyncio.sleep(0.3)
+            assert _state(a.pid) == "T"
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+        asyncio.run(main())
+        assert _state(a.pid) in ("S", "R")
+    finally:
+        a.kill()
+        a.wait()
