@@ -21,7 +21,8 @@ Three parts, the first and last pure (frozen inputs, unit-tested):
 - the checks, each on plain data read from the nodes' logs and the venues' journals:
   :func:`check_orders` (every acknowledged order is resting or final, with the same status, at
   every customer utility), :func:`check_venue_orders` (no order reached a venue twice),
-  :func:`check_books` (the firm's books equal the venues' fills) and :func:`check_processes`,
+  :func:`check_books` (the firm's books equal the venues' fills), :func:`check_resting` (an
+  order resting at the brokerage is open at its venue) and :func:`check_processes`,
   gathered by :func:`verdict`. Replicas converging is ``replication.ops.verify``.
 
 "Reached a venue twice" means, per (venue, firm, ClOrdID) -- the street's ClOrdID towards a venue
@@ -45,7 +46,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from replication.log import RecordLog
 from utilities.books import Books
@@ -228,7 +229,14 @@ def running_pids(cfg: ClusterConfig) -> dict[str, int]:
 
 # -- reading what each part holds ----------------------------------------------------------------
 
-OrderView = tuple[str, Decimal]   # (OrdStatus, CumQty) of one order at one utility
+class OrderView(NamedTuple):
+    """One order at one customer utility: its OrdStatus, CumQty and txn (the street's ClOrdID
+    towards the venue)."""
+
+    status: str
+    cum_qty: Decimal
+    txn: str = ""
+
 RESTING_OR_FINAL = frozenset({"0", "1", "2", "4", "8", "C"})   # New, partial, filled, canceled, rejected, expired
 
 
@@ -240,7 +248,7 @@ def customer_view(data_dir: Path, cl_ord_ids: set[str] | None = None) -> dict[st
     out: dict[str, OrderView] = {}
     for st in statuses.values():
         if cl_ord_ids is None or st.cl_ord_id in cl_ord_ids:
-            out[st.cl_ord_id] = (st.ord_status, st.cum_qty)
+            out[st.cl_ord_id] = OrderView(st.ord_status, st.cum_qty, st.txn)
     return out
 
 
@@ -285,10 +293,10 @@ def check_orders(acked: Iterable[str], views: Mapping[str, Mapping[str, OrderVie
                 lost.append((cid, node))
                 continue
             seen[node] = v
-            if v[0] not in RESTING_OR_FINAL:
-                unsettled.append((cid, node, v[0]))
+            if v.status not in RESTING_OR_FINAL:
+                unsettled.append((cid, node, v.status))
         if len(set(seen.values())) > 1:
-            disagree.append((cid, " ".join(f"{n}={s}/{q}" for n, (s, q) in seen.items())))
+            disagree.append((cid, " ".join(f"{n}={v.status}/{v.cum_qty}" for n, v in seen.items())))
     return OrdersCheck(len(ids), tuple(lost), tuple(unsettled), tuple(disagree))
 
 
@@ -336,6 +344,42 @@ def check_venue_orders(orders: Iterable[VenueNewOrder]) -> VenueCheck:
             plain[key] += 1
     return VenueCheck(n, tuple(sorted(k for k, c in accepted.items() if c > 1)),
                       tuple(sorted(k for k, c in plain.items() if c > 1)), possdup)
+
+
+RESTING = frozenset({"0", "1"})   # New, PartiallyFilled
+
+
+@dataclass(frozen=True, slots=True)
+class RestingCheck:
+    resting: int                                # acknowledged orders resting at the utilities
+    venue_differs: tuple[tuple[str, str], ...]  # (ClOrdID, "utilities 0/0, venue 4/0" or "... venue unknown")
+
+    @property
+    def ok(self) -> bool:
+        return not self.venue_differs
+
+
+def check_resting(acked: Iterable[str], views: Mapping[str, Mapping[str, OrderView]],
+                  venue: Mapping[str, tuple[str, Decimal]]) -> RestingCheck:
+    """Every acknowledged order that the utilities show resting (New or PartiallyFilled) is open at
+    its venue, with that status and CumQty (``venue``: txn -> (OrdStatus, CumQty) at the end of
+    the venues' journals): a venue that forgot an order (a restart) must not leave it "New" for ever
+    at the brokerage (issue 14 item 3). Filled orders are the books check's; a resting order is
+    judged on the first utility's copy (the orders check makes them agree)."""
+    n = 0
+    differ: list[tuple[str, str]] = []
+    first = min(views) if views else None
+    for cid in sorted(set(acked)):
+        v = views[first].get(cid) if first is not None else None
+        if v is None or v.status not in RESTING:
+            continue
+        n += 1
+        at_venue = venue.get(v.txn)
+        if at_venue is None:
+            differ.append((cid, f"utilities {v.status}/{v.cum_qty}, venue unknown (txn {v.txn})"))
+        elif at_venue != (v.status, v.cum_qty):
+            differ.append((cid, f"utilities {v.status}/{v.cum_qty}, venue {at_venue[0]}/{at_venue[1]} (txn {v.txn})"))
+    return RestingCheck(n, tuple(differ))
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,6 +446,7 @@ class Verdict:
     venues: VenueCheck
     books: BooksCheck
     processes: ProcessesCheck
+    resting: RestingCheck
     replicas_ok: bool
     replica_lines: tuple[str, ...]
     settled: bool
@@ -422,6 +467,9 @@ class Verdict:
             out.append(f"executed twice at a venue: {len(self.venues.executed_twice)} orders")
         if self.venues.sent_twice:
             out.append(f"sent twice without PossDup to a venue: {len(self.venues.sent_twice)} orders")
+        if not self.resting.ok:
+            out.append(f"resting: {len(self.resting.venue_differs)} orders resting at the utilities, "
+                       "not so at their venue")
         if not self.books.ok:
             out.append(f"books: {len(self.books.differ)} orders whose booked fills differ from the venues'")
         if not self.replicas_ok:
@@ -461,6 +509,8 @@ class Verdict:
             "venue_new_orders": self.venues.new_orders,
             "venue_fills": self.books.venue_fills,
             "books_differ": len(self.books.differ),
+            "resting": self.resting.resting,
+            "resting_venue_differs": len(self.resting.venue_differs),
             "replicas_converge": self.replicas_ok,
             "dead": list(self.processes.dead),
             "settled": self.settled,
@@ -472,6 +522,7 @@ class Verdict:
                 "executed_twice": list(self.venues.executed_twice[:sample]),
                 "sent_twice": list(self.venues.sent_twice[:sample]),
                 "books_differ": [list(x) for x in self.books.differ[:sample]],
+                "resting_venue_differs": [list(x) for x in self.resting.venue_differs[:sample]],
                 "replicas": [ln for ln in self.replica_lines if "DIFFERS" in ln or ln.startswith("  ")][:sample],
             },
         }

@@ -1,4 +1,5 @@
-"""What a venue did, read back from its journal: every NewOrderSingle it applied and every fill.
+"""What a venue did, read back from its journal: every NewOrderSingle it applied, every fill, and
+each client order's status at the end.
 
 ``fixgw chaos`` asks the venue itself whether an order reached it twice and which fills it made,
 to compare with the brokerage's records. Why the journal and not the venue's FIX message log:
@@ -26,7 +27,7 @@ from typing import Any
 from fixgw.orders import OrdStatus
 from venues.clock import SystemClock
 from venues.commands import CancelOrder, QueryStatus, ReplaceOrder, SubmitOrder
-from venues.events import NO_ORDER_ID, OrderAccepted, OrderFilled, VenueEvent
+from venues.events import NO_ORDER_ID, OrderAccepted, OrderFilled, OrderStatusReport, VenueEvent
 from venues.fix_acceptor import VenueKind, build_venue
 from venues.journal import JournalClock, VenueJournal, decode_command, from_micros
 from venues.venue_config import VenueConfig
@@ -59,6 +60,8 @@ class JournalAudit:
     new_orders: list[NewOrderSeen] = field(default_factory=list)
     fills: list[FillSeen] = field(default_factory=list)
     commands: int = 0
+    # (firm, ClOrdID) -> (OrdStatus, CumQty) of each client order at the end of the journal
+    final: dict[tuple[str, str], tuple[str, Decimal]] = field(default_factory=dict)
 
 
 def _fills(events: Iterable[VenueEvent], firms: set[str], into: list[FillSeen]) -> None:
@@ -78,6 +81,7 @@ def audit_records(records: Iterable[list[Any]], kind: VenueKind, config: VenueCo
     clock.pin(from_micros(first[1]))
     venue = build_venue(kind, config, clock)
     firms: set[str] = set()   # the clients' firms (the market maker is not one of them)
+    submitted: dict[tuple[str, str], SubmitOrder] = {}
     for rec in it:
         clock.pin(from_micros(rec[1]))
         k = rec[0]
@@ -91,6 +95,7 @@ def audit_records(records: Iterable[list[Any]], kind: VenueKind, config: VenueCo
         cmd = decode_command(k, rec[-1])
         firms.add(cmd.owner)
         if isinstance(cmd, SubmitOrder):
+            submitted.setdefault((cmd.owner, cmd.cl_ord_id), cmd)
             possdup = bool(rec[4])
             if possdup:
                 asked = venue.status(QueryStatus(cmd.owner, cmd.cl_ord_id, cmd.symbol, cmd.side))
@@ -111,6 +116,10 @@ def audit_records(records: Iterable[list[Any]], kind: VenueKind, config: VenueCo
             assert isinstance(cmd, QueryStatus)
             events = venue.status(cmd)
         _fills(events, firms, out.fills)
+    for (firm, cid), cmd in submitted.items():
+        last = venue.status(QueryStatus(firm, cid, cmd.symbol, cmd.side))[-1]
+        if isinstance(last, OrderStatusReport) and last.order_id != NO_ORDER_ID:   # one it accepted
+            out.final[(firm, cid)] = (last.ord_status.value, last.cum_qty)
     return out
 
 

@@ -9,8 +9,9 @@ killed ones again (its back-off; nothing here restarts a process). Then it waits
 ``--settle-timeout``) until every process runs, every node is ready and caught up, and every
 acknowledged order is resting or final alike at every customer utility; checks that no process is
 left dead; stops the cluster cleanly; and checks offline that the replicas converge
-(``replication.ops.verify``, as ``fixgw log verify``), that no order reached a venue twice and that
-the firm's books equal the venues' fills (both from the venues' journals: ``venues.audit``).
+(``replication.ops.verify``, as ``fixgw log verify``), that no order reached a venue twice, that
+the firm's books equal the venues' fills and that an order resting at the utilities is open at its
+venue (the last three from the venues' journals: ``venues.audit``).
 Prints the schedule, the figures and a verdict; exit 0 on pass, 1 on fail.
 
 Why start the cluster rather than attach to a running one: the checks compare every record and
@@ -134,8 +135,9 @@ def _settle(cfg: ClusterConfig, expected: set[str], acked: set[str], timeout: fl
         time.sleep(1.0)
 
 
-def _venue_facts(cfg: ClusterConfig) -> tuple[list[Any], list[Any]]:
-    """Every venue's NewOrderSingles and fills, from its journal (the cluster stopped)."""
+def _venue_facts(cfg: ClusterConfig) -> tuple[list[Any], list[Any], dict[str, Any]]:
+    """Every venue's NewOrderSingles, fills and orders' final status (txn -> (OrdStatus, CumQty)),
+    from its journal (the cluster stopped)."""
     from utilities.chaos import VenueFill, VenueNewOrder
     from utilities.street import txn_of
     from venues.audit import audit_journal
@@ -144,6 +146,7 @@ def _venue_facts(cfg: ClusterConfig) -> tuple[list[Any], list[Any]]:
 
     orders: list[VenueNewOrder] = []
     fills: list[VenueFill] = []
+    final: dict[str, Any] = {}
     for v in cfg.venues.values():
         path = cfg.data_dir / v.name / "journal"
         if not path.exists():
@@ -155,7 +158,8 @@ def _venue_facts(cfg: ClusterConfig) -> tuple[list[Any], list[Any]]:
         audit = audit_journal(path, "exchange" if v.kind == "exchange" else "fund", vc)
         orders += [VenueNewOrder(v.name, o.firm, o.cl_ord_id, o.possdup, o.accepted) for o in audit.new_orders]
         fills += [VenueFill(v.name, txn_of(f.cl_ord_id), f.exec_id, f.qty, f.px) for f in audit.fills]
-    return orders, fills
+        final.update({txn_of(cid): st for (_firm, cid), st in audit.final.items()})
+    return orders, fills, final
 
 
 def chaos(args: argparse.Namespace, cfg: ClusterConfig) -> Verdict:
@@ -167,6 +171,7 @@ def chaos(args: argparse.Namespace, cfg: ClusterConfig) -> Verdict:
         check_books,
         check_orders,
         check_processes,
+        check_resting,
         check_venue_orders,
         customer_view,
         firm_fills,
@@ -230,14 +235,15 @@ def chaos(args: argparse.Namespace, cfg: ClusterConfig) -> Verdict:
     finally:
         _stop_up(up, cfg)
     cfus = [n.name for n in cfg.nodes_with_role("customer")]
-    orders = check_orders(ledger.acked, {c: customer_view(cfg.node_data_dir(c) / "log", ledger.acked) for c in cfus})
+    views = {c: customer_view(cfg.node_data_dir(c) / "log", ledger.acked) for c in cfus}
+    orders = check_orders(ledger.acked, views)
     report = verify([cfg.node_data_dir(n) / "log" for n in cfg.nodes])
-    venue_orders, venue_fills = _venue_facts(cfg)
+    venue_orders, venue_fills, venue_final = _venue_facts(cfg)
     booked: dict[str, Any] = {}
     for firm in cfg.nodes_with_role("firm"):
         booked.update(firm_fills(cfg.node_data_dir(firm.name) / "log"))
     verdict = VerdictT(orders=orders, venues=check_venue_orders(venue_orders), books=check_books(booked, venue_fills),
-                       processes=processes, replicas_ok=report.ok, replica_lines=tuple(report.lines),
+                       processes=processes, resting=check_resting(ledger.acked, views, venue_final), replicas_ok=report.ok, replica_lines=tuple(report.lines),
                        settled=settled, settle_s=settle_s, faults=tuple(injected), load=load)
     return verdict
 
@@ -272,6 +278,8 @@ def run(args: argparse.Namespace) -> int:
           f"{doc['executed_twice']}, sent twice without PossDup {doc['sent_twice']}); PossDup resends "
           f"{doc['possdup_resends']}")
     print(f"books: {doc['venue_fills']} venue fills; orders whose booked fills differ: {doc['books_differ']}")
+    print(f"resting: {doc['resting']} acknowledged orders resting at the utilities; not so at their venue: "
+          f"{doc['resting_venue_differs']}")
     print(f"replicas converge: {'yes' if verdict.replicas_ok else 'NO'}; dead processes: "
           f"{', '.join(doc['dead']) or 'none'}")
     for name, items in doc["examples"].items():

@@ -13,6 +13,7 @@ from utilities.chaos import (
     Fault,
     FaultAction,
     Injected,
+    OrderView,
     Target,
     VenueFill,
     VenueNewOrder,
@@ -20,10 +21,13 @@ from utilities.chaos import (
     check_books,
     check_orders,
     check_processes,
+    check_resting,
     check_venue_orders,
     inject,
     make_schedule,
 )
+
+V = OrderView
 
 CLUSTER = [Target("broker", "mosquitto"), Target("exchange", "venue"), Target("fund", "venue"),
            Target("cfu1", "customer"), Target("cfu2", "customer"), Target("ssu1", "street"),
@@ -92,8 +96,8 @@ def test_schedule_refuses_bad_parameters() -> None:
 def test_orders_check_tells_lost_unsettled_and_disagreeing_apart() -> None:
     d = Decimal
     views = {
-        "cfu1": {"A": ("2", d(100)), "B": ("0", d(0)), "C": ("A", d(0)), "D": ("2", d(100))},
-        "cfu2": {"A": ("2", d(100)), "B": ("0", d(0)), "C": ("A", d(0)), "D": ("1", d(50))},
+        "cfu1": {"A": V("2", d(100)), "B": V("0", d(0)), "C": V("A", d(0)), "D": V("2", d(100))},
+        "cfu2": {"A": V("2", d(100)), "B": V("0", d(0)), "C": V("A", d(0)), "D": V("1", d(50))},
     }
     ok = check_orders(["A", "B"], views)
     assert ok.ok and ok.acked == 2
@@ -122,6 +126,20 @@ def test_venue_check_counts_executions_and_plain_resends_not_possdup() -> None:
     assert check_venue_orders([o("t1"), o("t1", venue="fund")]).ok
 
 
+def test_resting_check_finds_orders_the_venue_forgot_or_ended() -> None:
+    d = Decimal
+    views = {"cfu1": {"A": V("0", d(0), "t1"), "B": V("1", d(40), "t2"), "C": V("2", d(100), "t3"),
+                      "D": V("0", d(0), "t4")},
+             "cfu2": {}}
+    venue = {"t1": ("0", d(0)), "t2": ("1", d(40)), "t4": ("4", d(0))}
+    r = check_resting(["A", "B", "C", "D"], views, venue)
+    assert r.resting == 3 and [cid for cid, _ in r.venue_differs] == ["D"] and not r.ok
+    assert "venue 4/0" in r.venue_differs[0][1]
+    gone = check_resting(["A"], views, {})
+    assert gone.venue_differs == (("A", "utilities 0/0, venue unknown (txn t1)"),)
+    assert check_resting(["C"], views, {}).ok   # filled: the books check's business
+
+
 def test_books_check_compares_quantity_and_notional_per_order() -> None:
     d = Decimal
     fills = [VenueFill("exchange", "t1", "e1", d(60), d("10.00")), VenueFill("exchange", "t1", "e2", d(40), d("10.50"))]
@@ -137,22 +155,24 @@ def test_processes_check_and_verdict() -> None:
     dead = check_processes(["cfu1", "broker"], ["cfu1"])
     assert dead.dead == ("broker",)
     d = Decimal
-    orders = check_orders(["A"], {"cfu1": {"A": ("2", d(100))}})
+    orders = check_orders(["A"], {"cfu1": {"A": V("2", d(100))}})
+    resting = check_resting(["A"], {"cfu1": {"A": V("2", d(100))}}, {})
     venues = check_venue_orders([VenueNewOrder("exchange", "FIXGW", "t1", False, True)])
     books = check_books({"t1": (d(1), d(1))}, [VenueFill("exchange", "t1", "e", d(1), d(1))])
     kill = Fault(2.0, FaultAction.KILL, "cfu1", "customer")
     faults = (Injected(kill, 123, 2.01), Injected(Fault(5.0, FaultAction.STOP, "ssu1", "street", 2.0), None, 5.0))
-    good = Verdict(orders, venues, books, check_processes(["cfu1"], ["cfu1"]), True, (), True, 1.5, faults,
+    good = Verdict(orders, venues, books, check_processes(["cfu1"], ["cfu1"]), resting, True, (), True, 1.5, faults,
                    {"orders": 3})
     doc = good.to_json()
     assert good.ok and doc["verdict"] == "pass" and doc["failures"] == []
     assert doc["faults_injected"] == 1 and doc["faults_skipped"] == 1 and doc["faults_by_action"] == {"kill": 1}
     assert doc["orders"] == 3 and doc["acked"] == 1 and doc["lost"] == doc["duplicates"] == 0
     assert doc["schedule"][0]["pid"] == 123 and doc["schedule"][1]["pid"] is None
-    bad = Verdict(check_orders(["A", "B"], {"cfu1": {"A": ("2", d(100))}}), venues, books, dead, False,
+    forgot = check_resting(["A"], {"cfu1": {"A": V("0", d(0), "t1")}}, {})
+    bad = Verdict(check_orders(["A", "B"], {"cfu1": {"A": V("2", d(100))}}), venues, books, dead, forgot, False,
                   ("origin x: DIFFERS",), False, 180.0, faults)
     fails = " | ".join(bad.failures)
-    for word in ("lost: 1", "replicas differ", "dead: broker", "did not settle"):
+    for word in ("lost: 1", "resting: 1", "replicas differ", "dead: broker", "did not settle"):
         assert word in fails
     assert bad.to_json()["verdict"] == "fail" and bad.to_json()["lost"] == 1
 

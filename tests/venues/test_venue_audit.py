@@ -52,9 +52,11 @@ def test_audit_counts_new_orders_and_fills_from_the_journal(tmp_path: Path) -> N
     assert sum(f.qty for f in audit.fills) == 100
     assert all(f.px <= crossing for f in audit.fills)
     assert len({f.exec_id for f in audit.fills}) == len(audit.fills)
+    # each accepted order's state at the end: t1 filled, t2 resting
+    assert audit.final == {("FIXGW", "t1"): ("2", Decimal(100)), ("FIXGW", "t2"): ("0", Decimal(0))}
 
 
 def test_audit_of_an_empty_journal(tmp_path: Path) -> None:
     VenueJournal(tmp_path / "journal", sync=False).close()
     audit = audit_journal(tmp_path / "journal", "fund", DEFAULT_VENUE_CONFIG)
-    assert audit.new_orders == [] and audit.fills == [] and audit.commands == 0
+    assert audit.new_orders == [] and audit.fills == [] and audit.commands == 0 and audit.final == {}
