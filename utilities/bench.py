@@ -141,7 +141,7 @@ class OrderLedger:
 async def run(cfg: ClusterConfig, prices: Mapping[str, Decimal], *, sessions: int, orders: int, rate: float,
               seconds: float, begin: str = "FIX.4.4", via: tuple[str, int] | None = None,
               ack_wait_s: float | None = None, quiet_s: float | None = None, verify: bool = True,
-              ledger: OrderLedger | None = None) -> dict[str, Any]:
+              ledger: OrderLedger | None = None, resting_every: int = 0) -> dict[str, Any]:
     """Run the bench against the cluster of ``cfg`` (``prices``: reference price per symbol).
 
     ``via``: every session logs on at this address (a gateway) instead of at a customer utility
@@ -149,6 +149,8 @@ async def run(cfg: ClusterConfig, prices: Mapping[str, Decimal], *, sessions: in
     ``max(30, seconds)``); ``quiet_s``: stop waiting once no ack, fill or reject came for that
     long, even with orders unanswered (a caller that knows some never will). ``verify=False`` skips the status requests and the wait for the
     replicas (a caller that checks them itself). ``ledger`` receives each order's outcome.
+    ``resting_every`` k > 0: every k-th order is a passive limit that rests at the venue (so that
+    a venue restart has open orders to keep).
 
     A session whose connection drops (its utility killed or fenced) logs on again in the
     background, retrying up to every ``RECONNECT_MAX_DELAY_S``; the orders that fall to it
@@ -167,6 +169,10 @@ async def run(cfg: ClusterConfig, prices: Mapping[str, Decimal], *, sessions: in
     limit = {(sym, side): str((prices[sym] * (Decimal("1.01") if side == b"1" else Decimal("0.99")))
                               .quantize(Decimal("0.01"))).encode()
              for sym in symbols for side in (b"1", b"2")}
+    # passive limits, 5% away on the wrong side of the market: they rest at the venue
+    passive = {(sym, side): str((prices[sym] * (Decimal("0.95") if side == b"1" else Decimal("1.05")))
+                                .quantize(Decimal("0.01"))).encode()
+               for sym in symbols for side in (b"1", b"2")}
 
     def where(i: int) -> tuple[str, int, str]:
         cfu = cfus[i % len(cfus)]
@@ -288,7 +294,7 @@ async def run(cfg: ClusterConfig, prices: Mapping[str, Decimal], *, sessions: in
                 c = maybe
                 sym = symbols[(n // 2) % len(symbols)]
                 side = b"1" if n % 2 == 0 else b"2"
-                px = limit[(sym, side)]
+                px = (passive if resting_every and n % resting_every == resting_every - 1 else limit)[(sym, side)]
                 cid = b"E%s.%d" % (run_id, n)
                 now = time.time()
                 body = [(11, cid), (1, b"BENCH"), (21, b"1"), (55, sym.encode()), (54, side), (60, utc_timestamp(now)),

@@ -46,6 +46,7 @@ ACK_WAIT_S = 30.0        # after the load: the bench waits this long at most for
 ACK_QUIET_S = 2.0        # and stops once none came for this long (orders written into a dropped
                          # connection are never answered; the settle that follows waits for the rest)
 SESSIONS = 4
+RESTING_EVERY = 10       # every 10th order a passive limit that rests: a killed venue must keep it
 
 
 def register(sub: Any) -> None:
@@ -212,7 +213,8 @@ def chaos(args: argparse.Namespace, cfg: ClusterConfig) -> Verdict:
             try:
                 res = await run_bench(cfg, prices, sessions=SESSIONS, orders=int(args.rate * args.seconds) + 1,
                                       rate=args.rate, seconds=args.seconds, via=via, ack_wait_s=ACK_WAIT_S, quiet_s=ACK_QUIET_S,
-                                      verify=False, ledger=ledger)
+                                      verify=False, ledger=ledger,
+                                      resting_every=RESTING_EVERY)
             except BaseException:
                 injector.cancel()
                 raise
