@@ -266,9 +266,16 @@ def firm_fills(data_dir: Path) -> dict[str, tuple[Decimal, Decimal]]:
 # -- the checks (pure) ---------------------------------------------------------------------------
 
 
+def orders_to_check(acked: Iterable[str], views: Mapping[str, Mapping[str, OrderView]]) -> set[str]:
+    """The orders the checks hold to account: every one the client saw acknowledged, and every one
+    a customer utility stored (``views`` holds only the run's own ClOrdIDs) even if its
+    acknowledgement never reached the client (its connection dropped first): stored is promised."""
+    return set(acked) | {cid for v in views.values() for cid in v}
+
+
 @dataclass(frozen=True, slots=True)
 class OrdersCheck:
-    acked: int
+    checked: int
     lost: tuple[tuple[str, str], ...]          # (ClOrdID, utility) acknowledged, unknown there
     unsettled: tuple[tuple[str, str, str], ...]  # (ClOrdID, utility, OrdStatus) neither resting nor final
     disagree: tuple[tuple[str, str], ...]      # (ClOrdID, "cfu1=2/100 cfu2=0/0")
@@ -494,7 +501,8 @@ class Verdict:
             "faults_skipped": sum(1 for i in self.faults if i.pid is None),
             "schedule": [i.to_json() for i in self.faults],
             "orders": int(self.load.get("orders", 0)),
-            "acked": self.orders.acked,
+            "acked": int(self.load.get("acked", 0)),
+            "orders_checked": self.orders.checked,
             "refused": int(self.load.get("refused", 0)),
             "unacked": int(self.load.get("unacked", 0)),
             "skipped": int(self.load.get("skipped", 0)),

@@ -111,11 +111,12 @@ def _stop_up(proc: subprocess.Popen[bytes], cfg: ClusterConfig) -> None:
         proc.wait()
 
 
-def _settle(cfg: ClusterConfig, expected: set[str], acked: set[str], timeout: float) -> tuple[bool, float]:
+def _settle(cfg: ClusterConfig, expected: set[str], sent: set[str], acked: set[str], timeout: float
+            ) -> tuple[bool, float]:
     """Wait until every process runs, every node is ready and caught up, and every acknowledged
     order is resting or final alike at every customer utility; (settled, seconds waited)."""
     from replication.errors import ReplicationError
-    from utilities.chaos import check_orders, customer_view, running_pids
+    from utilities.chaos import check_orders, customer_view, orders_to_check, running_pids
     from utilities.node_status import cluster_status
 
     t0 = time.monotonic()
@@ -128,10 +129,10 @@ def _settle(cfg: ClusterConfig, expected: set[str], acked: set[str], timeout: fl
             nodes = cluster_status(cfg)["nodes"]
             if all(n.get("state") == "ready" and sum(n.get("lag", {}).values()) == 0 for n in nodes):
                 try:
-                    views = {c: customer_view(cfg.node_data_dir(c) / "log", acked) for c in cfus}
+                    views = {c: customer_view(cfg.node_data_dir(c) / "log", sent) for c in cfus}
                 except ReplicationError:   # a log not there (yet): not settled
                     views = None
-                if views is not None and check_orders(acked, views).ok:
+                if views is not None and check_orders(orders_to_check(acked, views), views).ok:
                     return True, time.monotonic() - t0
         time.sleep(1.0)
 
@@ -163,7 +164,8 @@ def _venue_facts(cfg: ClusterConfig) -> tuple[list[Any], list[Any], dict[str, An
     return orders, fills, final
 
 
-def chaos(args: argparse.Namespace, cfg: ClusterConfig) -> Verdict:
+def chaos(args: argparse.Namespace, cfg: ClusterConfig, phases: dict[str, float]) -> Verdict:
+    """The run; ``phases`` receives the wall seconds of each phase (start, load, settle, stop, checks)."""
     from replication.ops import verify
     from utilities.bench import BenchError, OrderLedger
     from utilities.bench import run as run_bench
@@ -178,6 +180,7 @@ def chaos(args: argparse.Namespace, cfg: ClusterConfig) -> Verdict:
         firm_fills,
         inject,
         make_schedule,
+        orders_to_check,
         running_pids,
     )
     from utilities.chaos import Verdict as VerdictT
@@ -190,7 +193,16 @@ def chaos(args: argparse.Namespace, cfg: ClusterConfig) -> Verdict:
     up_log = cfg.data_dir / "chaos-up.log"
     _say(args, f"fixgw chaos: starting a fresh cluster from {cfg.source} (data in {cfg.data_dir}; "
                f"fixgw up's output in {up_log})")
+    mark = time.monotonic()
+
+    def phase(name: str) -> None:
+        nonlocal mark
+        now = time.monotonic()
+        phases[name] = round(now - mark, 2)
+        mark = now
+
     up = _start_up(cfg, up_log)
+    phase("start")
     try:
         procs = {name: kind for name, (kind, _pid) in cluster_processes(cfg).items() if name != "up"}
         schedule = make_schedule(args.seed, args.seconds, [Target(n, k) for n, k in procs.items()],
@@ -224,6 +236,7 @@ def chaos(args: argparse.Namespace, cfg: ClusterConfig) -> Verdict:
             load, injected = eventloop.run(load_and_faults())
         except BenchError as exc:
             raise CliError(str(exc)) from None
+        phase("load")
         _say(args, f"fixgw chaos: load over: {load['orders']} orders sent, {len(ledger.acked)} acknowledged, "
                    f"{load['refused']} refused, {load['unacked']} unacknowledged, {load['skipped']} not sent "
                    f"(session away), {load['reconnects']} logons again; settling (at most "
@@ -231,22 +244,26 @@ def chaos(args: argparse.Namespace, cfg: ClusterConfig) -> Verdict:
         # time to settle: from the end of the load (every fault is over by then) to the first
         # moment the checks held; the bench's own wait for the last acks and fills counts in it
         load_end = t0 + args.seconds
-        settled, _waited = _settle(cfg, expected, ledger.acked, args.settle_timeout)
+        settled, _waited = _settle(cfg, expected, ledger.sent, ledger.acked, args.settle_timeout)
         settle_s = time.monotonic() - load_end
         processes = check_processes(expected, running_pids(cfg).keys())
+        phase("settle")
     finally:
         _stop_up(up, cfg)
+    phase("stop")
     cfus = [n.name for n in cfg.nodes_with_role("customer")]
-    views = {c: customer_view(cfg.node_data_dir(c) / "log", ledger.acked) for c in cfus}
-    orders = check_orders(ledger.acked, views)
+    views = {c: customer_view(cfg.node_data_dir(c) / "log", ledger.sent) for c in cfus}
+    checked = orders_to_check(ledger.acked, views)
+    orders = check_orders(checked, views)
     report = verify([cfg.node_data_dir(n) / "log" for n in cfg.nodes])
     venue_orders, venue_fills, venue_final = _venue_facts(cfg)
     booked: dict[str, Any] = {}
     for firm in cfg.nodes_with_role("firm"):
         booked.update(firm_fills(cfg.node_data_dir(firm.name) / "log"))
     verdict = VerdictT(orders=orders, venues=check_venue_orders(venue_orders), books=check_books(booked, venue_fills),
-                       processes=processes, resting=check_resting(ledger.acked, views, venue_final), replicas_ok=report.ok, replica_lines=tuple(report.lines),
+                       processes=processes, resting=check_resting(checked, views, venue_final), replicas_ok=report.ok, replica_lines=tuple(report.lines),
                        settled=settled, settle_s=settle_s, faults=tuple(injected), load=load)
+    phase("checks")
     return verdict
 
 
@@ -260,12 +277,13 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"{cfg.source}: [cluster] restart_children = false: fixgw chaos needs fixgw up to start "
                        "killed processes again (true, the default)")
     try:
-        verdict = chaos(args, cfg)
+        phases: dict[str, float] = {}
+        verdict = chaos(args, cfg, phases)
     except ChaosError as exc:
         raise CliError(f"{cfg.source}: {exc}") from None
     doc = verdict.to_json()
     doc.update({"config": str(cfg.source), "seed": args.seed, "seconds": args.seconds, "rate": args.rate,
-                "data_dir": str(cfg.data_dir)})
+                "data_dir": str(cfg.data_dir), "phases_s": phases})
     if args.json:
         print(json.dumps(doc))
         return 0 if verdict.ok else 1
@@ -273,9 +291,10 @@ def run(args: argparse.Namespace) -> int:
           f", skipped {doc['faults_skipped']} (process not running at its time)")
     print(f"orders: {doc['orders']} sent, {doc['acked']} acknowledged, {doc['refused']} refused, {doc['unacked']} "
           f"unacknowledged, {doc['skipped']} not sent while their session was away")
-    print(f"settled: {'yes' if verdict.settled else 'NO'} after {doc['settle_s']:.1f} s")
-    print(f"orders at every customer utility: lost {doc['lost']}, unsettled {doc['unsettled']}, "
-          f"disagree {doc['disagree']}")
+    print(f"settled: {'yes' if verdict.settled else 'NO'} {doc['settle_s']:.1f} s after the end of the load")
+    print("wall seconds: " + ", ".join(f"{k} {v:g}" for k, v in phases.items()))
+    print(f"orders at every customer utility ({doc['orders_checked']} checked: acknowledged or stored): lost "
+          f"{doc['lost']}, unsettled {doc['unsettled']}, disagree {doc['disagree']}")
     print(f"venues: {doc['venue_new_orders']} NewOrderSingles; duplicates {doc['duplicates']} (executed twice "
           f"{doc['executed_twice']}, sent twice without PossDup {doc['sent_twice']}); PossDup resends "
           f"{doc['possdup_resends']}")

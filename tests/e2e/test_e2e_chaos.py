@@ -54,6 +54,8 @@ def test_chaos_run_loses_nothing_and_reports_each_check(tmp_path: Path) -> None:
     # (not sent while a session was away, or unanswered) but none lost once acknowledged
     assert res["orders"] > 100 and 0 < res["acked"] <= res["orders"], res
     assert res["reconnects"] >= 1, res   # cfu2's sessions logged on again (through the gateway)
+    # every order acknowledged or stored by a utility (its ack lost with the connection) is checked
+    assert res["orders_checked"] >= res["acked"], res
     assert res["lost"] == 0 and res["unsettled"] == 0 and res["disagree"] == 0, res["examples"]
     # the venue saw each acknowledged order once at most
     assert res["venue_new_orders"] >= res["acked"], res

@@ -25,6 +25,7 @@ from utilities.chaos import (
     check_venue_orders,
     inject,
     make_schedule,
+    orders_to_check,
 )
 
 V = OrderView
@@ -100,7 +101,7 @@ def test_orders_check_tells_lost_unsettled_and_disagreeing_apart() -> None:
         "cfu2": {"A": V("2", d(100)), "B": V("0", d(0)), "C": V("A", d(0)), "D": V("1", d(50))},
     }
     ok = check_orders(["A", "B"], views)
-    assert ok.ok and ok.acked == 2
+    assert ok.ok and ok.checked == 2
     bad = check_orders(["A", "C", "D", "E"], views)
     assert not bad.ok
     assert bad.lost == (("E", "cfu1"), ("E", "cfu2"))
@@ -124,6 +125,16 @@ def test_venue_check_counts_executions_and_plain_resends_not_possdup() -> None:
     assert both.executed_twice == ("exchange/FIXGW/t1",) and both.sent_twice == () and not both.ok
     # the same ClOrdID at two venues is two orders
     assert check_venue_orders([o("t1"), o("t1", venue="fund")]).ok
+
+
+def test_orders_checked_are_the_acknowledged_and_the_stored() -> None:
+    d = Decimal
+    views = {"cfu1": {"A": V("2", d(100)), "B": V("0", d(0))}, "cfu2": {"A": V("2", d(100))}}
+    ids = orders_to_check(["A", "C"], views)
+    assert ids == {"A", "B", "C"}
+    r = check_orders(ids, views)
+    # B stored at cfu1 (its ack never reached the client) but missing at cfu2; C acked, stored nowhere
+    assert r.lost == (("B", "cfu2"), ("C", "cfu1"), ("C", "cfu2"))
 
 
 def test_resting_check_finds_orders_the_venue_forgot_or_ended() -> None:
@@ -162,11 +173,12 @@ def test_processes_check_and_verdict() -> None:
     kill = Fault(2.0, FaultAction.KILL, "cfu1", "customer")
     faults = (Injected(kill, 123, 2.01), Injected(Fault(5.0, FaultAction.STOP, "ssu1", "street", 2.0), None, 5.0))
     good = Verdict(orders, venues, books, check_processes(["cfu1"], ["cfu1"]), resting, True, (), True, 1.5, faults,
-                   {"orders": 3})
+                   {"orders": 3, "acked": 2})
     doc = good.to_json()
     assert good.ok and doc["verdict"] == "pass" and doc["failures"] == []
     assert doc["faults_injected"] == 1 and doc["faults_skipped"] == 1 and doc["faults_by_action"] == {"kill": 1}
-    assert doc["orders"] == 3 and doc["acked"] == 1 and doc["lost"] == doc["duplicates"] == 0
+    assert doc["orders"] == 3 and doc["acked"] == 2 and doc["orders_checked"] == 1
+    assert doc["lost"] == doc["duplicates"] == 0
     assert doc["schedule"][0]["pid"] == 123 and doc["schedule"][1]["pid"] is None
     forgot = check_resting(["A"], {"cfu1": {"A": V("0", d(0), "t1")}}, {})
     bad = Verdict(check_orders(["A", "B"], {"cfu1": {"A": V("2", d(100))}}), venues, books, dead, forgot, False,
