@@ -263,6 +263,24 @@ def firm_fills(data_dir: Path) -> dict[str, tuple[Decimal, Decimal]]:
     return out
 
 
+def tracebacks_in_logs(log_dir: Path) -> dict[str, list[str]]:
+    """Per process log (fixgw up's ``logs/``): the exception line that ends each traceback in it.
+    Reported, not failed: a traceback a process survived is a lead, not a lost order."""
+    out: dict[str, list[str]] = {}
+    for path in sorted(log_dir.glob("*.log")):
+        lines = path.read_text(errors="replace").splitlines()
+        ends = []
+        for i, line in enumerate(lines):
+            if line.startswith("Traceback"):
+                j = i + 1
+                while j < len(lines) and (lines[j].startswith(" ") or not lines[j].strip()):
+                    j += 1
+                ends.append(lines[j] if j < len(lines) else "(truncated)")
+        if ends:
+            out[path.stem] = ends
+    return out
+
+
 # -- the checks (pure) ---------------------------------------------------------------------------
 
 

@@ -170,6 +170,7 @@ def chaos(args: argparse.Namespace, cfg: ClusterConfig, phases: dict[str, float]
     from utilities.bench import BenchError, OrderLedger
     from utilities.bench import run as run_bench
     from utilities.chaos import (
+        NOT_TARGETS,
         Target,
         check_books,
         check_orders,
@@ -207,9 +208,10 @@ def chaos(args: argparse.Namespace, cfg: ClusterConfig, phases: dict[str, float]
         procs = {name: kind for name, (kind, _pid) in cluster_processes(cfg).items() if name != "up"}
         schedule = make_schedule(args.seed, args.seconds, [Target(n, k) for n, k in procs.items()],
                                  min_gap_s=args.min_gap, max_gap_s=max(args.min_gap, args.max_gap))
-        expected = {n for n, k in procs.items() if k != "dashboard"}
+        # fixgw up itself too: its supervision is what brings the others back
+        expected = {n for n, k in procs.items() if k != "dashboard"} | {"up"}
         _say(args, f"fixgw chaos: seed {args.seed}: {len(schedule)} faults over {args.seconds:g} s of load at "
-                   f"{args.rate:g} orders/s into {len(expected)} processes")
+                   f"{args.rate:g} orders/s into {sum(k not in NOT_TARGETS for k in procs.values())} processes")
         for f in schedule:
             _say(args, "  " + f.describe())
         via = next(((g.host, g.port) for g in cfg.gateways.values()), None)
@@ -268,7 +270,7 @@ def chaos(args: argparse.Namespace, cfg: ClusterConfig, phases: dict[str, float]
 
 
 def run(args: argparse.Namespace) -> int:
-    from utilities.chaos import ChaosError
+    from utilities.chaos import ChaosError, tracebacks_in_logs
 
     if args.seconds <= 0 or args.rate <= 0 or args.settle_timeout <= 0 or args.min_gap <= 0:
         raise CliError("--seconds, --rate, --settle-timeout and --min-gap must be > 0")
@@ -279,11 +281,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         phases: dict[str, float] = {}
         verdict = chaos(args, cfg, phases)
+        tracebacks = tracebacks_in_logs(cfg.data_dir / "logs")
     except ChaosError as exc:
         raise CliError(f"{cfg.source}: {exc}") from None
     doc = verdict.to_json()
     doc.update({"config": str(cfg.source), "seed": args.seed, "seconds": args.seconds, "rate": args.rate,
-                "data_dir": str(cfg.data_dir), "phases_s": phases})
+                "data_dir": str(cfg.data_dir), "phases_s": phases,
+                "tracebacks": {name: len(ends) for name, ends in tracebacks.items()},
+                "traceback_examples": {name: sorted(set(ends))[:5] for name, ends in tracebacks.items()}})
     if args.json:
         print(json.dumps(doc))
         return 0 if verdict.ok else 1
@@ -303,6 +308,8 @@ def run(args: argparse.Namespace) -> int:
           f"{doc['resting_venue_differs']}")
     print(f"replicas converge: {'yes' if verdict.replicas_ok else 'NO'}; dead processes: "
           f"{', '.join(doc['dead']) or 'none'}")
+    for name, ends in tracebacks.items():
+        print(f"tracebacks in {name}'s log: {len(ends)} (reported, not failed): " + "; ".join(sorted(set(ends))[:3]))
     for name, items in doc["examples"].items():
         for item in items:
             print(f"  {name}: {item}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -26,6 +27,7 @@ from utilities.chaos import (
     inject,
     make_schedule,
     orders_to_check,
+    tracebacks_in_logs,
 )
 
 V = OrderView
@@ -249,3 +251,12 @@ def test_inject_continues_a_stopped_process_when_cancelled() -> None:
     finally:
         a.kill()
         a.wait()
+
+
+def test_tracebacks_in_logs_names_each_exception(tmp_path: Path) -> None:
+    (tmp_path / "cfu1.log").write_text("ready\nTraceback (most recent call last):\n  File \"x.py\", line 1\n"
+                                       "    boom()\nOSError: [Errno 9] Bad file descriptor\nstill running\n")
+    (tmp_path / "ssu1.log").write_text("all quiet\n")
+    (tmp_path / "cut.log").write_text("Traceback (most recent call last):\n  File \"y.py\", line 2\n")
+    assert tracebacks_in_logs(tmp_path) == {"cfu1": ["OSError: [Errno 9] Bad file descriptor"], "cut": ["(truncated)"]}
+    assert tracebacks_in_logs(tmp_path / "none") == {}
