@@ -516,6 +516,7 @@ class Verdict:
             "failures": self.failures,
             "faults_injected": sum(by_action.values()),
             "faults_by_action": dict(sorted(by_action.items())),
+            "faults_by_target": dict(sorted(Counter(i.fault.target for i in self.faults if i.pid is not None).items())),
             "faults_skipped": sum(1 for i in self.faults if i.pid is None),
             "schedule": [i.to_json() for i in self.faults],
             "orders": int(self.load.get("orders", 0)),

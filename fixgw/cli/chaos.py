@@ -293,7 +293,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(doc))
         return 0 if verdict.ok else 1
     print(f"faults injected: {doc['faults_injected']} ({', '.join(f'{k} {v}' for k, v in doc['faults_by_action'].items())})"
-          f", skipped {doc['faults_skipped']} (process not running at its time)")
+          f", skipped {doc['faults_skipped']} (process not running at its time); by process: "
+          + ", ".join(f"{k} {v}" for k, v in doc["faults_by_target"].items()))
     print(f"orders: {doc['orders']} sent, {doc['acked']} acknowledged, {doc['refused']} refused, {doc['unacked']} "
           f"unacknowledged, {doc['skipped']} not sent while their session was away")
     print(f"settled: {'yes' if verdict.settled else 'NO'} {doc['settle_s']:.1f} s after the end of the load")

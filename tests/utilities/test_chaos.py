@@ -179,6 +179,7 @@ def test_processes_check_and_verdict() -> None:
     doc = good.to_json()
     assert good.ok and doc["verdict"] == "pass" and doc["failures"] == []
     assert doc["faults_injected"] == 1 and doc["faults_skipped"] == 1 and doc["faults_by_action"] == {"kill": 1}
+    assert doc["faults_by_target"] == {"cfu1": 1}
     assert doc["orders"] == 3 and doc["acked"] == 2 and doc["orders_checked"] == 1
     assert doc["lost"] == doc["duplicates"] == 0
     assert doc["schedule"][0]["pid"] == 123 and doc["schedule"][1]["pid"] is None
