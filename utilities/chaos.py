@@ -7,7 +7,7 @@ Three parts, the first and last pure (frozen inputs, unit-tested):
 - :func:`make_schedule`: the faults, from a seed. Three actions on any process of the cluster
   (broker, venues, nodes, gateways; never ``fixgw up`` itself): ``kill`` (SIGKILL), ``stop``
   (SIGSTOP, then SIGCONT after 1-8 s) and ``restart`` (SIGTERM: a clean stop). A killed or
-  stopped-for-good process is started again by ``fixgw up``'s own supervision (``fixgw.backoff``:
+  terminated process is started again by ``fixgw up``'s own supervision (``fixgw.backoff``:
   1 s, doubling for a process that ran less than 60 s, up to 30 s), not by us: that is the
   supervision the cluster runs with, and it is part of what is tested. Faults do not overlap: the
   next one starts a few seconds (``min_gap_s``-``max_gap_s``) after the previous one ended, so
@@ -23,7 +23,7 @@ Three parts, the first and last pure (frozen inputs, unit-tested):
   every customer utility), :func:`check_venue_orders` (no order reached a venue twice),
   :func:`check_books` (the firm's books equal the venues' fills), :func:`check_resting` (an
   order resting at the brokerage is open at its venue) and :func:`check_processes`,
-  gathered by :func:`verdict`. Replicas converging is ``replication.ops.verify``.
+  gathered in a :class:`Verdict`. Replicas converging is ``replication.ops.verify``.
 
 "Reached a venue twice" means, per (venue, firm, ClOrdID) -- the street's ClOrdID towards a venue
 is the order's txn, so per order: accepted twice (two OrderAccepted: a duplicate execution), or
