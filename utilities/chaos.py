@@ -22,7 +22,8 @@ Three parts, the first and last pure (frozen inputs, unit-tested):
   :func:`check_orders` (every acknowledged order is resting or final, with the same status, at
   every customer utility), :func:`check_venue_orders` (no order reached a venue twice),
   :func:`check_books` (the firm's books equal the venues' fills), :func:`check_resting` (an
-  order resting at the brokerage is open at its venue) and :func:`check_processes`,
+  order resting at the brokerage is open at its venue), :func:`check_delivered` (no acknowledged
+  order ends canceled or rejected without ever reaching a venue) and :func:`check_processes`,
   gathered in a :class:`Verdict`. Replicas converging is ``replication.ops.verify``.
 
 "Reached a venue twice" means, per (venue, firm, ClOrdID) -- the street's ClOrdID towards a venue
@@ -236,6 +237,7 @@ class OrderView(NamedTuple):
     status: str
     cum_qty: Decimal
     txn: str = ""
+    text: str = ""      # the reason of a reject or cancel
 
 RESTING_OR_FINAL = frozenset({"0", "1", "2", "4", "8", "C"})   # New, partial, filled, canceled, rejected, expired
 
@@ -248,7 +250,7 @@ def customer_view(data_dir: Path, cl_ord_ids: set[str] | None = None) -> dict[st
     out: dict[str, OrderView] = {}
     for st in statuses.values():
         if cl_ord_ids is None or st.cl_ord_id in cl_ord_ids:
-            out[st.cl_ord_id] = OrderView(st.ord_status, st.cum_qty, st.txn)
+            out[st.cl_ord_id] = OrderView(st.ord_status, st.cum_qty, st.txn, st.text)
     return out
 
 
@@ -407,6 +409,35 @@ def check_resting(acked: Iterable[str], views: Mapping[str, Mapping[str, OrderVi
     return RestingCheck(n, tuple(differ))
 
 
+ENDED_UNFILLED = frozenset({"4", "8", "C"})   # Canceled, Rejected, Expired
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryCheck:
+    acked: int
+    unsent: tuple[tuple[str, str], ...]   # (ClOrdID, "8: unknown order ...") ended without reaching a venue
+
+    @property
+    def ok(self) -> bool:
+        return not self.unsent
+
+
+def check_delivered(acked: Iterable[str], views: Mapping[str, Mapping[str, OrderView]],
+                    venue_txns: set[str]) -> DeliveryCheck:
+    """An order the client saw acknowledged is the brokerage's to deliver (DESIGN: sent to a street
+    utility "at least once"): it must not end canceled, rejected or expired at the utilities without
+    its NewOrderSingle ever reaching a venue (``venue_txns``: the venues' ClOrdIDs, i.e. txns).
+    Judged on the first utility's copy; an order unknown there is the orders check's."""
+    ids = sorted(set(acked))
+    first = min(views) if views else None
+    unsent = []
+    for cid in ids:
+        v = views[first].get(cid) if first is not None else None
+        if v is not None and v.status in ENDED_UNFILLED and v.txn not in venue_txns:
+            unsent.append((cid, f"{v.status}: {v.text}"))
+    return DeliveryCheck(len(ids), tuple(unsent))
+
+
 @dataclass(frozen=True, slots=True)
 class VenueFill:
     """One execution a venue made for one of our orders (``txn``: its ClOrdID's order part)."""
@@ -472,6 +503,7 @@ class Verdict:
     books: BooksCheck
     processes: ProcessesCheck
     resting: RestingCheck
+    delivery: DeliveryCheck
     replicas_ok: bool
     replica_lines: tuple[str, ...]
     settled: bool
@@ -492,6 +524,9 @@ class Verdict:
             out.append(f"executed twice at a venue: {len(self.venues.executed_twice)} orders")
         if self.venues.sent_twice:
             out.append(f"sent twice without PossDup to a venue: {len(self.venues.sent_twice)} orders")
+        if not self.delivery.ok:
+            out.append(f"unsent: {len(self.delivery.unsent)} acknowledged orders ended canceled or rejected "
+                       "without ever reaching a venue")
         if not self.resting.ok:
             out.append(f"resting: {len(self.resting.venue_differs)} orders resting at the utilities, "
                        "not so at their venue")
@@ -536,6 +571,7 @@ class Verdict:
             "venue_new_orders": self.venues.new_orders,
             "venue_fills": self.books.venue_fills,
             "books_differ": len(self.books.differ),
+            "unsent": len(self.delivery.unsent),
             "resting": self.resting.resting,
             "resting_venue_differs": len(self.resting.venue_differs),
             "replicas_converge": self.replicas_ok,
@@ -550,6 +586,7 @@ class Verdict:
                 "sent_twice": list(self.venues.sent_twice[:sample]),
                 "books_differ": [list(x) for x in self.books.differ[:sample]],
                 "resting_venue_differs": [list(x) for x in self.resting.venue_differs[:sample]],
+                "unsent": [list(x) for x in self.delivery.unsent[:sample]],
                 "replicas": [ln for ln in self.replica_lines if "DIFFERS" in ln or ln.startswith("  ")][:sample],
             },
         }

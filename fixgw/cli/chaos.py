@@ -173,6 +173,7 @@ def chaos(args: argparse.Namespace, cfg: ClusterConfig, phases: dict[str, float]
         NOT_TARGETS,
         Target,
         check_books,
+        check_delivered,
         check_orders,
         check_processes,
         check_resting,
@@ -263,7 +264,8 @@ def chaos(args: argparse.Namespace, cfg: ClusterConfig, phases: dict[str, float]
     for firm in cfg.nodes_with_role("firm"):
         booked.update(firm_fills(cfg.node_data_dir(firm.name) / "log"))
     verdict = VerdictT(orders=orders, venues=check_venue_orders(venue_orders), books=check_books(booked, venue_fills),
-                       processes=processes, resting=check_resting(checked, views, venue_final), replicas_ok=report.ok, replica_lines=tuple(report.lines),
+                       processes=processes, resting=check_resting(checked, views, venue_final),
+                       delivery=check_delivered(ledger.acked, views, {o.cl_ord_id for o in venue_orders}), replicas_ok=report.ok, replica_lines=tuple(report.lines),
                        settled=settled, settle_s=settle_s, faults=tuple(injected), load=load)
     phase("checks")
     return verdict
@@ -305,6 +307,7 @@ def run(args: argparse.Namespace) -> int:
           f"{doc['executed_twice']}, sent twice without PossDup {doc['sent_twice']}); PossDup resends "
           f"{doc['possdup_resends']}")
     print(f"books: {doc['venue_fills']} venue fills; orders whose booked fills differ: {doc['books_differ']}")
+    print(f"delivery: acknowledged orders ended canceled or rejected without reaching a venue: {doc['unsent']}")
     print(f"resting: {doc['resting']} acknowledged orders resting at the utilities; not so at their venue: "
           f"{doc['resting_venue_differs']}")
     print(f"replicas converge: {'yes' if verdict.replicas_ok else 'NO'}; dead processes: "

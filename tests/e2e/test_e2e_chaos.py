@@ -62,6 +62,7 @@ def test_chaos_run_loses_nothing_and_reports_each_check(tmp_path: Path) -> None:
     assert res["duplicates"] == res["executed_twice"] == res["sent_twice"] == 0, res["examples"]
     # crossing limits fill against the market maker: the firm booked exactly the venue's fills
     assert res["venue_fills"] > 0 and res["books_differ"] == 0, res["examples"]
+    assert res["unsent"] == 0, res["examples"]   # no acknowledged order dropped before any venue
     # every 10th order rests at the venue: each of them open there as at the utilities
     assert res["resting"] > 0 and res["resting_venue_differs"] == 0, res["examples"]
     assert res["replicas_converge"] is True and res["dead"] == [], res

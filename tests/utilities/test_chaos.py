@@ -20,6 +20,7 @@ from utilities.chaos import (
     VenueNewOrder,
     Verdict,
     check_books,
+    check_delivered,
     check_orders,
     check_processes,
     check_resting,
@@ -153,6 +154,18 @@ def test_resting_check_finds_orders_the_venue_forgot_or_ended() -> None:
     assert check_resting(["C"], views, {}).ok   # filled: the books check's business
 
 
+def test_delivery_check_finds_acknowledged_orders_that_never_reached_a_venue() -> None:
+    d = Decimal
+    views = {"cfu1": {"A": V("8", d(0), "t1", "unknown order t1"), "B": V("8", d(0), "t2", "price band"),
+                      "C": V("4", d(0), "t3", "canceled by the venue"), "D": V("2", d(100), "t4"),
+                      "E": V("0", d(0), "t5")}}
+    r = check_delivered(["A", "B", "C", "D", "E", "F"], views, {"t2", "t4"})
+    # B was rejected by the venue itself (it reached it); D filled; E resting (the resting check's);
+    # F unknown (the orders check's)
+    assert r.unsent == (("A", "8: unknown order t1"), ("C", "4: canceled by the venue")) and not r.ok
+    assert check_delivered(["B", "D"], views, {"t2", "t4"}).ok
+
+
 def test_books_check_compares_quantity_and_notional_per_order() -> None:
     d = Decimal
     fills = [VenueFill("exchange", "t1", "e1", d(60), d("10.00")), VenueFill("exchange", "t1", "e2", d(40), d("10.50"))]
@@ -174,8 +187,9 @@ def test_processes_check_and_verdict() -> None:
     books = check_books({"t1": (d(1), d(1))}, [VenueFill("exchange", "t1", "e", d(1), d(1))])
     kill = Fault(2.0, FaultAction.KILL, "cfu1", "customer")
     faults = (Injected(kill, 123, 2.01), Injected(Fault(5.0, FaultAction.STOP, "ssu1", "street", 2.0), None, 5.0))
-    good = Verdict(orders, venues, books, check_processes(["cfu1"], ["cfu1"]), resting, True, (), True, 1.5, faults,
-                   {"orders": 3, "acked": 2})
+    delivered = check_delivered(["A"], {"cfu1": {"A": V("2", d(100), "t1")}}, {"t1"})
+    good = Verdict(orders, venues, books, check_processes(["cfu1"], ["cfu1"]), resting, delivered, True, (), True,
+                   1.5, faults, {"orders": 3, "acked": 2})
     doc = good.to_json()
     assert good.ok and doc["verdict"] == "pass" and doc["failures"] == []
     assert doc["faults_injected"] == 1 and doc["faults_skipped"] == 1 and doc["faults_by_action"] == {"kill": 1}
@@ -184,10 +198,11 @@ def test_processes_check_and_verdict() -> None:
     assert doc["lost"] == doc["duplicates"] == 0
     assert doc["schedule"][0]["pid"] == 123 and doc["schedule"][1]["pid"] is None
     forgot = check_resting(["A"], {"cfu1": {"A": V("0", d(0), "t1")}}, {})
-    bad = Verdict(check_orders(["A", "B"], {"cfu1": {"A": V("2", d(100))}}), venues, books, dead, forgot, False,
-                  ("origin x: DIFFERS",), False, 180.0, faults)
+    unsent = check_delivered(["A"], {"cfu1": {"A": V("8", d(0), "t1", "unknown order t1")}}, set())
+    bad = Verdict(check_orders(["A", "B"], {"cfu1": {"A": V("2", d(100))}}), venues, books, dead, forgot, unsent,
+                  False, ("origin x: DIFFERS",), False, 180.0, faults)
     fails = " | ".join(bad.failures)
-    for word in ("lost: 1", "resting: 1", "replicas differ", "dead: broker", "did not settle"):
+    for word in ("lost: 1", "unsent: 1", "resting: 1", "replicas differ", "dead: broker", "did not settle"):
         assert word in fails
     assert bad.to_json()["verdict"] == "fail" and bad.to_json()["lost"] == 1
 
