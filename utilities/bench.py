@@ -124,13 +124,41 @@ async def _logout(c: _Conn) -> None:
 
 
 FILL_QUIET_S = 5.0
+RECONNECT_MAX_DELAY_S = 2.0   # between two logon attempts of a session whose utility is away
+
+
+@dataclass
+class OrderLedger:
+    """Which orders ended how, by ClOrdID, for a caller that checks them itself (``fixgw chaos``
+    compares every acknowledged order at every customer utility)."""
+
+    sent: set[str] = field(default_factory=set)
+    acked: set[str] = field(default_factory=set)
+    refused: set[str] = field(default_factory=set)
+    skipped: int = 0     # orders not sent: their session was logged off (its utility away)
 
 
 async def run(cfg: ClusterConfig, prices: Mapping[str, Decimal], *, sessions: int, orders: int, rate: float,
-              seconds: float, begin: str = "FIX.4.4", window: int = 200) -> dict[str, Any]:
+              seconds: float, begin: str = "FIX.4.4", window: int = 200, via: tuple[str, int] | None = None,
+              ack_wait_s: float | None = None, quiet_s: float | None = None, verify: bool = True,
+              ledger: OrderLedger | None = None, resting_every: int = 0) -> dict[str, Any]:
     """Run the bench against the cluster of ``cfg`` (``prices``: reference price per symbol).
     At ``rate`` 0 it sends as fast as the cluster takes orders: each session leaves at most
-    ``window`` orders unacknowledged (a closed loop, as a client engine does)."""
+    ``window`` orders unacknowledged (a closed loop, as a client engine does).
+
+    ``via``: every session logs on at this address (a gateway) instead of at a customer utility
+    of its own. ``ack_wait_s``: the longest wait for acks and fills after the last order (default
+    ``max(30, seconds)``); ``quiet_s``: stop waiting once no ack, fill or reject came for that
+    long, even with orders unanswered (a caller that knows some never will). ``verify=False`` skips
+    the status requests and the wait for the replicas (a caller that checks them itself).
+    ``ledger`` receives each order's outcome. ``resting_every`` k > 0: every k-th order is a
+    passive limit that rests at the venue (so that a venue restart has open orders to keep).
+
+    A session whose connection drops (its utility killed or fenced) logs on again in the
+    background, retrying up to every ``RECONNECT_MAX_DELAY_S``; the orders that fall to it
+    meanwhile are not sent (``skipped``), and those written into a connection that then dropped
+    end as unacked: both are "refused while away", never lost.
+    """
     if window < 1:
         raise BenchError(f"the window must be at least 1 order per session, not {window}")
     bench_clients = [c for c in cfg.customers.values() if c.comp_id.startswith("BENCH")]
@@ -145,8 +173,16 @@ async def run(cfg: ClusterConfig, prices: Mapping[str, Decimal], *, sessions: in
     limit = {(sym, side): str((prices[sym] * (Decimal("1.01") if side == b"1" else Decimal("0.99")))
                               .quantize(Decimal("0.01"))).encode()
              for sym in symbols for side in (b"1", b"2")}
-    conns = [await _logon(cfus[i % len(cfus)].host, int(cfus[i % len(cfus)].port or 0),
-                          bench_clients[i].comp_id, cfus[i % len(cfus)].comp_id, begin) for i in range(sessions)]
+    # passive limits, 5% away on the wrong side of the market: they rest at the venue
+    passive = {(sym, side): str((prices[sym] * (Decimal("0.95") if side == b"1" else Decimal("1.05")))
+                                .quantize(Decimal("0.01"))).encode()
+               for sym in symbols for side in (b"1", b"2")}
+
+    def where(i: int) -> tuple[str, int, str]:
+        cfu = cfus[i % len(cfus)]
+        return (via[0], via[1], cfu.comp_id) if via is not None else (cfu.host, int(cfu.port or 0), cfu.comp_id)
+
+    conns = [await _logon(*where(i)[:2], bench_clients[i].comp_id, where(i)[2], begin) for i in range(sessions)]
     sent_at: dict[bytes, int] = {}
     acked: dict[bytes, float] = {}
     filled: dict[bytes, float] = {}
@@ -197,19 +233,44 @@ async def run(cfg: ClusterConfig, prices: Mapping[str, Decimal], *, sessions: in
     readers = [asyncio.create_task(reader(c)) for c in conns]
     reconnects = [0]
 
-    async def live(i: int) -> _Conn:
-        """Session i's connection; logged on again, at the SAME utility, if that one closed it
-        (an overloaded utility that stood still past the liveness timeout drops its sessions:
-        utilities.session_owner's fencing). Orders written into a closed connection were never
-        acknowledged: they end as unacked, not lost."""
+    relogons: dict[int, asyncio.Task[None]] = {}
+
+    async def relogon(i: int) -> None:
+        """Log session i on again, at the SAME utility (or ``via``), retrying with a growing
+        pause until it works; cancelled when the bench ends."""
+        pause = 0.2
+        while True:
+            host, port, target = where(i)
+            try:
+                c = await _logon(host, port, bench_clients[i].comp_id, target, begin)
+            except (OSError, TimeoutError, BenchError):   # refused, silent (a stopped process), logon refused
+                await asyncio.sleep(pause)
+                pause = min(RECONNECT_MAX_DELAY_S, pause * 2)
+                continue
+            conns[i] = c
+            readers.append(asyncio.create_task(reader(c)))
+            reconnects[0] += 1
+            return
+
+    def connected(i: int) -> _Conn | None:
+        """Session i's connection, or None while it is logged off (an overloaded utility that
+        stood still past the liveness timeout drops its sessions: utilities.session_owner's
+        fencing; a killed one drops them all): a logon again is then under way."""
         c = conns[i]
         if not c.closed and not c.writer.is_closing():
             return c
-        cfu = cfus[i % len(cfus)]
-        c = conns[i] = await _logon(cfu.host, int(cfu.port or 0), bench_clients[i].comp_id, cfu.comp_id, begin)
-        readers.append(asyncio.create_task(reader(c)))
-        reconnects[0] += 1
-        return c
+        task = relogons.get(i)
+        if task is None or task.done():
+            relogons[i] = asyncio.create_task(relogon(i))
+        return None
+
+    async def live(i: int) -> _Conn:
+        """Session i's connection, waiting (bounded) for a logon again if it dropped."""
+        c = connected(i)
+        if c is not None:
+            return c
+        await asyncio.wait_for(asyncio.shield(relogons[i]), 30)
+        return conns[i]
     run_id = b"%x" % (time.time_ns() // 1_000_000 % 0xFFFFFFF)   # ClOrdIDs unique across runs
     procs = cluster_processes(cfg)
     pids = {name: pid for name, (_kind, pid) in procs.items()}
@@ -221,6 +282,7 @@ async def run(cfg: ClusterConfig, prices: Mapping[str, Decimal], *, sessions: in
     t0 = time.perf_counter()
     t_end = time.monotonic() + seconds
     n = 0
+    skipped = 0
     interval = 0.002
     try:
         while n < orders and time.monotonic() < t_end:
@@ -228,16 +290,22 @@ async def run(cfg: ClusterConfig, prices: Mapping[str, Decimal], *, sessions: in
                 # as fast as the cluster takes them, with at most `window` orders of a session
                 # unacknowledged: writing all of them at once (as this bench did) timed the
                 # bench's own socket buffers, 50,000 orders deep, not the cluster (issue 19)
-                target = min(orders, len(acked) + len(refused) + window * sessions)
+                # (orders skipped while their session was away take no room in the window)
+                target = min(orders, len(acked) + len(refused) + skipped + window * sessions)
             else:
                 target = min(orders, int((time.perf_counter() - t0) * rate) + 1)
             batch: dict[int, list[bytes]] = {}
             while n < target:
                 i = n % sessions
-                c = conns[i]
+                maybe = connected(i)
+                if maybe is None:
+                    n += 1
+                    skipped += 1
+                    continue
+                c = maybe
                 sym = symbols[(n // 2) % len(symbols)]
                 side = b"1" if n % 2 == 0 else b"2"
-                px = limit[(sym, side)]
+                px = (passive if resting_every and n % resting_every == resting_every - 1 else limit)[(sym, side)]
                 cid = b"E%s.%d" % (run_id, n)
                 now = time.time()
                 body = [(11, cid), (1, b"BENCH"), (21, b"1"), (55, sym.encode()), (54, side), (60, utc_timestamp(now)),
@@ -247,7 +315,7 @@ async def run(cfg: ClusterConfig, prices: Mapping[str, Decimal], *, sessions: in
                 owner[cid] = (sym, side.decode())
                 n += 1
             for i, chunks in batch.items():
-                c = await live(i)
+                c = conns[i]
                 try:
                     c.writer.write(b"".join(chunks))
                 except (OSError, RuntimeError):   # closed under us: these end as unacked
@@ -258,13 +326,20 @@ async def run(cfg: ClusterConfig, prices: Mapping[str, Decimal], *, sessions: in
         send_elapsed = time.perf_counter() - t0
         # wait (bounded) for every ack, and for fills until none has come for FILL_QUIET_S
         # after the last ack: an overloaded cluster acknowledges first and fills seconds later
-        wait_end = time.monotonic() + max(30.0, seconds)
+        wait_end = time.monotonic() + (max(30.0, seconds) if ack_wait_s is None else ack_wait_s)
         last_fills, quiet_since = -1, time.monotonic()
+        progress, progress_at = (-1, -1, -1), time.monotonic()
         while time.monotonic() < wait_end:
+            now_progress = (len(acked), len(filled), len(refused))
+            if now_progress != progress:
+                progress, progress_at = now_progress, time.monotonic()
+            elif quiet_s is not None and time.monotonic() - progress_at > quiet_s:
+                break
             answered = len(acked) + len(refused - acked.keys())
-            if len(filled) != last_fills or answered < n:
+            if len(filled) != last_fills or answered < len(sent_at):
                 last_fills, quiet_since = len(filled), time.monotonic()
-            if answered >= n and (len(filled) + len(refused) >= n or time.monotonic() - quiet_since > FILL_QUIET_S):
+            if answered >= len(sent_at) and (len(filled) + len(refused) >= len(sent_at)
+                                             or time.monotonic() - quiet_since > FILL_QUIET_S):
                 break
             await asyncio.sleep(0.05)
         ack_elapsed = time.perf_counter() - t0
@@ -272,20 +347,27 @@ async def run(cfg: ClusterConfig, prices: Mapping[str, Decimal], *, sessions: in
         proc_spent = proccpu.spent(proc_before, proccpu.snapshot(pids))
         # the status of every order not refused, over the bench's own sessions (their owners)
         asked = [cid for cid in owner if cid not in refused]
-        await _ask_status(live, asked, owner, status, sessions)
-        agreed = await _replicated(cfg, 60.0)
+        agreed: bool | None = None
+        if verify:
+            await _ask_status(live, asked, owner, status, sessions)
+            agreed = await _replicated(cfg, 60.0)
     finally:
         done.set()
-        for t in readers:
+        for t in [*readers, *relogons.values()]:
             t.cancel()
         for c in conns:
             await _logout(c)
         await sampler
     unacked = [cid for cid in owner if cid not in acked and cid not in refused]
+    if ledger is not None:
+        ledger.sent.update(cid.decode("latin-1") for cid in owner)
+        ledger.acked.update(cid.decode("latin-1") for cid in acked)
+        ledger.refused.update(cid.decode("latin-1") for cid in refused)
+        ledger.skipped += skipped
     # lost: acknowledged (PendingNew received), yet unknown to the session's owner; an order
     # never acknowledged and unknown was never accepted: it counts as unacked
     lost = sum(1 for cid in asked if status.get(cid) == b"?" and cid in acked)
-    unanswered = sum(1 for cid in asked if cid not in status)
+    unanswered = sum(1 for cid in asked if cid not in status) if verify else 0
     pending = sum(1 for cid in asked if status.get(cid, b"?") not in RESTING_OR_TERMINAL and status.get(cid) != b"?"
                   and cid in status)
     run_s = max((last_fill[0] - t0_ns) / 1e9, send_elapsed, 1e-9)
@@ -294,7 +376,8 @@ async def run(cfg: ClusterConfig, prices: Mapping[str, Decimal], *, sessions: in
     # each process's CPU over the load phase, per acknowledged order (issue 13)
     per_order = {name: round(sec * 1e6 / max(1, len(acked)), 1) for name, sec in sorted(proc_spent.items())}
     return {
-        "orders": n,
+        "orders": len(sent_at),
+        "skipped": skipped,
         "acked": len(acked),
         "filled": len(filled),
         "rejected": len(rejects),

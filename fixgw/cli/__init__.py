@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "dashboard": "dashboard",
     "fix": "fix",
     "gateway": "gateway",
+    "chaos": "chaos",
 }
 
 
