@@ -31,6 +31,10 @@ class RecordSource(Protocol):
 
     def records_for_txn(self, txn_id: str) -> list[Record]: ...
 
+    def high_water_marks(self) -> dict[str, int]:
+        """Per origin, the highest sequence number held with every one before it."""
+        ...
+
 
 class RecordNode(Protocol):
     """A node's log and what the roles do with it."""
