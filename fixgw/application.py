@@ -117,7 +117,15 @@ class Application:
         call."""
         return True
 
-    async def from_app(self, message: Message, session_id: SessionID) -> None:
+    async def from_app(self, message: Message, session_id: SessionID) -> Awaitable[object] | None:
+        """An application message from the counterparty.
+
+        Return an awaitable (e.g. the future of a record being committed) when what the message
+        caused is durable only once it is done: until then the session's store keeps expecting
+        this message's MsgSeqNum, so that if the process dies first the counterparty resends
+        the message (PossDupFlag 43=Y) at the next logon, instead of its being lost with the
+        session's sequence numbers already past it. The session itself goes on meanwhile (the
+        next messages are read and handled). Return None when nothing is pending."""
         return None
 
     def supports(self, msg_type: bytes) -> bool:
@@ -131,8 +139,8 @@ class Application:
         return self.engine.send_to_target(message, session_id)
 
 
-Handler = Callable[[Any, Message, "SessionID"], Awaitable[None]]
-F = TypeVar("F", bound=Callable[..., Awaitable[None]])
+Handler = Callable[[Any, Message, "SessionID"], Awaitable[Awaitable[object] | None]]
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 
 def handles(*msg_types: str) -> Callable[[F], F]:
@@ -165,11 +173,11 @@ class MessageCracker(Application):
     def supports(self, msg_type: bytes) -> bool:
         return msg_type in self._handlers
 
-    def bound_handlers(self) -> dict[bytes, Callable[[Message, SessionID], Awaitable[None]]]:
+    def bound_handlers(self) -> dict[bytes, Callable[[Message, SessionID], Awaitable[Awaitable[object] | None]]]:
         """MsgType -> this application's bound handler (built once; engines may call them
         directly when from_app is not overridden)."""
         try:
-            bound: dict[bytes, Callable[[Message, SessionID], Awaitable[None]]] = self.__dict__[
+            bound: dict[bytes, Callable[[Message, SessionID], Awaitable[Awaitable[object] | None]]] = self.__dict__[
                 "_bound_handlers"
             ]
         except KeyError:
@@ -178,7 +186,7 @@ class MessageCracker(Application):
             }
         return bound
 
-    async def from_app(self, message: Message, session_id: SessionID) -> None:
+    async def from_app(self, message: Message, session_id: SessionID) -> Awaitable[object] | None:
         try:
             bound = self.__dict__["_bound_handlers"]
         except KeyError:
@@ -186,4 +194,5 @@ class MessageCracker(Application):
         handler = bound.get(message.msg_type)
         if handler is None:
             raise UnsupportedMessageType(message.msg_type.decode("latin-1"))
-        await handler(message, session_id)
+        result: Awaitable[object] | None = await handler(message, session_id)
+        return result

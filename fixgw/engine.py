@@ -36,7 +36,7 @@ import ssl
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, Self
 
 from fixgw.application import Application, MessageCracker
@@ -65,6 +65,12 @@ _log = logging.getLogger("fixgw.engine")
 _READ_SIZE = 1 << 16
 _TICK = 0.2
 _SLICE = 64  # messages handled before the loop lets other tasks run
+
+
+def _seq_of(msg: Message) -> int:
+    """A delivered message's MsgSeqNum (0 when it has none a store could expect)."""
+    raw = msg.get(34)
+    return int(raw) if raw is not None and raw.isdigit() else 0
 
 
 class _GilSwitch:
@@ -419,6 +425,14 @@ class SessionRuntime:
             collections.deque()
         )
         self._acked = 0  # batches of the lane already written (compared with lane.done)
+        # inbound messages the application has not made durable yet (from_app returned an
+        # awaitable, or is still running): the store's expected inbound MsgSeqNum stays at the
+        # first of them, so a crash before they are durable gets them resent at the next logon
+        self._in_app = 0                                  # MsgSeqNum being handled, 0: none
+        self._holds: collections.deque[tuple[int, asyncio.Future[Any]]] = collections.deque()
+        self._failed_floor = 0                            # first one whose awaitable failed
+        self._floor_applied = False                       # a batch was committed held back
+        self.inbound_held = 0                             # batches committed held back
         self._lane_policy = CommitLanePolicy()  # inline or in the store thread (fixgw.commitlane)
         self._draining = False
         # backpressure (pause_reading): set while the application wants this peer not read
@@ -527,8 +541,11 @@ class SessionRuntime:
                     if a.admin:
                         await app.from_admin(a.message, sid)
                     else:
-                        await app.from_app(a.message, sid)
+                        seq = _seq_of(a.message)
+                        self._in_app = seq
+                        self._app_returned(seq, await app.from_app(a.message, sid))
                 except Exception as exc:  # noqa: BLE001 - the application's answer is a reject of some kind
+                    self._in_app = 0
                     await self._app_failed(a, exc)
             elif type(a) is VerifyLogon:
                 try:
@@ -601,7 +618,7 @@ class SessionRuntime:
         if not self.durable:
             self._flush_sync()
             return
-        batch = s.take_batch()
+        batch = self._take_batch()
         out = s.take_outbox()
         if batch is None and not self._staged:
             if out:
@@ -725,9 +742,70 @@ class SessionRuntime:
         if close is not None:
             conn.close()
 
+    # ---- inbound durability: Application.from_app may return an awaitable
+    def _take_batch(self) -> Batch | None:
+        """The session's batch, its expected inbound MsgSeqNum held at the first inbound message
+        the application has not made durable yet (a record still being committed)."""
+        batch = self.session.take_batch()
+        if batch is None:
+            return None
+        if batch.reset:
+            self._holds.clear()      # the counterparty's old sequence numbers are gone
+            self._failed_floor = 0
+        floor = self._inbound_floor()
+        if floor and batch.next_target_seq > floor:
+            batch.next_target_seq = floor
+            self._floor_applied = True
+            self.inbound_held += 1
+        return batch
+
+    def _inbound_floor(self) -> int:
+        holds = self._holds
+        while holds and holds[0][1].done():
+            seq, fut = holds.popleft()
+            if (fut.cancelled() or fut.exception() is not None) and not self._failed_floor:
+                # not durable: the store keeps expecting it, so that the counterparty resends
+                # it after this process restarts (the records of the messages after it are
+                # kept too, and their resends are the application's duplicates to drop)
+                self._failed_floor = seq
+                self.log.event(f"inbound message {seq} not made durable by the application: "
+                               "its resend will be asked for after a restart")
+        floor = self._in_app
+        for f in (holds[0][0] if holds else 0, self._failed_floor):
+            if f and (not floor or f < floor):
+                floor = f
+        return floor
+
+    def _app_returned(self, seq: int, result: Awaitable[object] | None) -> None:
+        """(after from_app) Keep the inbound MsgSeqNum ``seq`` from the store until ``result``
+        (when the application returned an awaitable) is done."""
+        self._in_app = 0
+        if result is not None and seq:
+            fut: asyncio.Future[Any] = asyncio.ensure_future(result)
+            if not fut.done():
+                self._holds.append((seq, fut))
+                fut.add_done_callback(self._hold_done)
+                return
+            if fut.cancelled() or fut.exception() is not None:
+                self._holds.append((seq, fut))
+        if self._floor_applied:
+            self._hold_done(None)
+
+    def _hold_done(self, _fut: object) -> None:
+        """An awaitable is done: commit the expected inbound MsgSeqNum it held back."""
+        if not self._floor_applied:
+            return
+        if self._holds and not self._holds[0][1].done():
+            return  # the first held message is still not durable: nothing moves yet
+        self._floor_applied = False
+        self.session._dirty = True  # the session's next batch carries the sequence numbers again
+        if not self._kick_scheduled:
+            self._kick_scheduled = True
+            asyncio.get_running_loop().call_soon(self._scheduled_kick)
+
     def _flush_sync(self) -> None:
         s = self.session
-        batch = s.take_batch()
+        batch = self._take_batch()
         out = s.take_outbox()
         if batch is not None:
             self._commit(batch)
@@ -816,21 +894,30 @@ class SessionRuntime:
                                 handlers.get(item._mt)  # type: ignore[arg-type]
                                 if handlers is not None else None
                             )
+                            seq = self._in_app = session.next_target - 1
                             try:
                                 if handler is not None:
-                                    await handler(item, sid)
+                                    r = await handler(item, sid)
                                 else:
-                                    await from_app(item, sid)
+                                    r = await from_app(item, sid)
                             except Exception as exc:  # noqa: BLE001 - answered by a reject
+                                self._in_app = 0
                                 await self._app_failed(Deliver(item, False), exc)
+                            else:
+                                if r is not None or self._floor_applied:
+                                    self._app_returned(seq, r)
+                                else:
+                                    self._in_app = 0
                         else:
                             actions = session.on_message(item, now)
                             if actions:
                                 a = actions[0]
                                 if type(a) is Deliver and not a.admin and len(actions) == 1:
+                                    seq = self._in_app = _seq_of(a.message)
                                     try:
-                                        await from_app(a.message, sid)
+                                        self._app_returned(seq, await from_app(a.message, sid))
                                     except Exception as exc:  # noqa: BLE001 - answered by a reject
+                                        self._in_app = 0
                                         await self._app_failed(a, exc)
                                 else:
                                     await self.run_actions(actions)

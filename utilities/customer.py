@@ -173,7 +173,7 @@ class CustomerUtility(MessageCracker):
                                               streets=self.streets, send=self._send, backlog=self._backlog,
                                               publish=publish, snapshot_timeout_s=max(5.0, 2 * liveness.dead_after_s))
 
-    def bound_handlers(self) -> dict[bytes, Callable[[Message, SessionID], Awaitable[None]]]:
+    def bound_handlers(self) -> dict[bytes, Callable[[Message, SessionID], Awaitable[Awaitable[object] | None]]]:
         """The handlers, behind each session's message-rate limit (utilities.session_throttle)."""
         if "_bound_handlers" not in self.__dict__:
             self.__dict__["_bound_handlers"] = self.throttle.wrap(super().bound_handlers(), self._throttle_reject)

@@ -20,7 +20,7 @@ from fixgw.errors import BusinessReject
 from fixgw.message import Message
 from fixgw.throttle import RateLimit
 
-Handler = Callable[[Message, SessionID], Awaitable[None]]
+Handler = Callable[[Message, SessionID], Awaitable[Awaitable[object] | None]]
 
 BUSINESS_REJECT_OTHER = 0   # BusinessRejectReason (380) 0 = Other
 
@@ -56,12 +56,13 @@ class SessionThrottle:
 
     def _wrap_one(self, mt: bytes, handler: Handler,
                   reject_order: Callable[[Message, SessionID, str], None]) -> Handler:
-        async def throttled(msg: Message, sid: SessionID) -> None:
+        async def throttled(msg: Message, sid: SessionID) -> Awaitable[object] | None:
             bucket = self.over(sid)
             if bucket is None:
-                await handler(msg, sid)
-            elif mt == b"D":
+                return await handler(msg, sid)   # what the handler says is pending (fixgw.application)
+            if mt == b"D":
                 reject_order(msg, sid, bucket.text())
+                return None
             else:
                 raise BusinessReject(BUSINESS_REJECT_OTHER, bucket.text())
         return throttled

@@ -160,6 +160,81 @@ async def test_a_withheld_write_never_reaches_the_peer_and_its_resend_is_the_app
     assert venue.orders == [("C0", None), ("C2", "Y"), ("C3", None)]
 
 
+class DurableLaterClient(Client):
+    """Returns from from_app a future per report (its 'record being committed'); the test
+    decides which of them become durable."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pending: dict[str, asyncio.Future[None]] = {}
+
+    async def from_app(self, message: Message, session_id: SessionID) -> asyncio.Future[None]:  # type: ignore[override]
+        await self.reports.put(message)
+        fut = self.pending[message.require_str(11)] = asyncio.get_running_loop().create_future()
+        return fut
+
+
+@pytest.mark.timeout(30)
+async def test_an_inbound_message_not_yet_durable_is_resent_after_a_restart(tmp_path: Path) -> None:
+    """from_app returned an awaitable not done when the process stopped: the store still
+    expects that message, and the counterparty resends it (PossDup) at the next logon; the
+    messages the application made durable are not asked for again."""
+    port = free_port()
+    venue = Venue()
+    ini = initiator_cfg(port, extra=f"FileStorePath={tmp_path / 'c'}")
+    async with Engine(settings(acceptor_cfg(port, store=tmp_path / "v")), venue) as ve:
+        first = DurableLaterClient()
+        async with Engine(settings(ini), first) as ce:
+            await ce.wait_logged_on(CLIENT_SID, 5)
+            for cid in ("C0", "C1", "C2"):
+                ce.send_to_target(nos(cid), CLIENT_SID)
+            got = [await asyncio.wait_for(first.reports.get(), 5) for _ in range(3)]
+            assert [m.get_str(11) for m in got] == ["C0", "C1", "C2"]
+            first.pending["C0"].set_result(None)          # C0's record is durable, C1's and C2's not
+            await asyncio.sleep(0.2)
+            rt = ce.session(CLIENT_SID)
+            assert rt.inbound_held >= 1
+            # what the store holds now: the report of C1 is still expected
+            assert ce.session(CLIENT_SID).store.next_target_seq == int(got[1][34])
+        await ve.session(VENUE_SID).wait_disconnected(5)
+        # the process "died" with C1 and C2 not durable: a new one on the same store
+        second = Client()
+        async with Engine(settings(ini), second) as ce:
+            await ce.wait_logged_on(CLIENT_SID, 5)
+            again = [await asyncio.wait_for(second.reports.get(), 5) for _ in range(2)]
+            assert [(m.get_str(11), m.get_str(43)) for m in again] == [("C1", "Y"), ("C2", "Y")]
+            ce.send_to_target(nos("C3"), CLIENT_SID)
+            nxt = await asyncio.wait_for(second.reports.get(), 5)
+            assert (nxt.get_str(11), nxt.get_str(43)) == ("C3", None)
+            assert second.reports.empty()                 # C0 was not asked for again
+
+
+@pytest.mark.timeout(30)
+async def test_the_store_catches_up_once_the_application_is_durable(tmp_path: Path) -> None:
+    port = free_port()
+    venue = Venue()
+    async with Engine(settings(acceptor_cfg(port, store=tmp_path / "v")), venue):
+        client = DurableLaterClient()
+        ini = initiator_cfg(port, extra=f"FileStorePath={tmp_path / 'c'}")
+        async with Engine(settings(ini), client) as ce:
+            await ce.wait_logged_on(CLIENT_SID, 5)
+            for cid in ("C0", "C1"):
+                ce.send_to_target(nos(cid), CLIENT_SID)
+            got = [await asyncio.wait_for(client.reports.get(), 5) for _ in range(2)]
+            store = ce.session(CLIENT_SID).store
+            await asyncio.sleep(0.1)
+            assert store.next_target_seq == int(got[0][34])
+            client.pending["C1"].set_result(None)         # out of order: C0 still holds
+            await asyncio.sleep(0.1)
+            assert store.next_target_seq == int(got[0][34])
+            client.pending["C0"].set_result(None)
+            for _ in range(50):
+                if store.next_target_seq == int(got[1][34]) + 1:
+                    break
+                await asyncio.sleep(0.02)
+            assert store.next_target_seq == int(got[1][34]) + 1
+
+
 @pytest.mark.timeout(30)
 async def test_sequence_numbers_survive_an_engine_restart(tmp_path: Path) -> None:
     port = free_port()
