@@ -42,7 +42,7 @@ from typing import Any, Protocol, Self
 from fixgw.application import Application, MessageCracker
 from fixgw.commitlane import CommitLanePolicy
 from fixgw.config import SessionID, SessionSettings
-from fixgw.errors import RejectLogon
+from fixgw.errors import RejectLogon, StoreError
 from fixgw.framing import Framer, Garbled
 from fixgw.message import Message, parse_fields
 from fixgw.plans import PlanBook, plan_book
@@ -641,8 +641,8 @@ class SessionRuntime:
         t = time.perf_counter()
         try:
             self._commit(batch)
-        except Exception:  # noqa: BLE001 - the same answer as a failed commit in the thread
-            _log.exception("store commit failed for %s: closing the connection", self.session_id)
+        except Exception as exc:  # noqa: BLE001 - the same answer as a failed commit in the thread
+            self._commit_failed(exc)
             if self.conn is not None:
                 self.conn.close()
             return
@@ -651,6 +651,18 @@ class SessionRuntime:
         if out:
             self._write(out)
             self._check_backlog()
+
+    def _commit_failed(self, exc: BaseException) -> None:
+        """A store commit failed: the connection is closed (what it held is not sent). A store
+        that refuses (StoreError: closed, or the application's owner check says this process
+        may not send on the session any more) is an expected turn of events, logged in one
+        line; anything else with its traceback."""
+        if isinstance(exc, StoreError):
+            self.log.event(f"store commit refused: {exc}: closing the connection")
+            _log.warning("%s: store commit refused (%s): closing the connection", self.session_id, exc)
+        else:
+            _log.error("store commit failed for %s: closing the connection", self.session_id,
+                       exc_info=exc)
 
     def _check_backlog(self) -> None:
         """After a write: when the peer does not read (4 MB waiting), no more commits and
@@ -673,8 +685,7 @@ class SessionRuntime:
             lane.error = None
             self._staged.clear()
             self._acked = lane.done
-            _log.error("store commit failed for %s: closing the connection", self.session_id,
-                       exc_info=err)
+            self._commit_failed(err)
             if self.conn is not None:
                 self.conn.close()
             self._flush_idle.set()

@@ -575,10 +575,18 @@ class StreetUtility(MessageCracker):
                 return None
             self.resolving.discard(txn)
             if unknown and reconciling:
-                if self._reached_venue(txn) or txn in self.rechecking:
+                if self._reached_venue(txn):
                     self.rechecking.discard(txn)
                     if self._may_act():
                         return self._canceled_by_venue(txn, base, msg)
+                elif txn in self.rechecking:
+                    # never acknowledged, unknown twice ``recheck_s`` apart: it is not on its way,
+                    # the venue never got it (this street died or was fenced between recording
+                    # SENT and the write). The customer was told New: send it now, not "canceled
+                    # by the venue" (a fixgw chaos run found one so canceled that no venue had seen)
+                    self.rechecking.discard(txn)
+                    if self._still_ours(txn):
+                        await self._resend_unknown(base, why="sent_after_reconcile")
                 else:
                     self._recheck_later(txn)
                 return None
@@ -755,8 +763,9 @@ class StreetUtility(MessageCracker):
         """Whether the venue ever answered about the order (it was there)."""
         return any(h.type in VENUE_SAW_TYPES for h in self.node.log.records_for_txn(txn))
 
-    async def _resend_unknown(self, base: Record) -> None:
-        """The venue never got the order its dead sender recorded as SENT: send it now."""
+    async def _resend_unknown(self, base: Record, why: str = "resent_after_takeover") -> None:
+        """The venue never got the order its sender (a dead peer, or this street before a crash
+        or a fence) recorded as SENT: send it now (recorded SENT again, marked ``why``)."""
         txn = base.txn
         self.resolving.discard(txn)
         if self._reached_venue(txn):
@@ -765,7 +774,7 @@ class StreetUtility(MessageCracker):
             self.withheld.add(txn)   # fenced: asked about again once caught up (_settle_withheld)
             return
         fields = self._order_fields(base)
-        fields["extra"] = {"street": self.name, "venue_cl_ord_id": txn, "resent_after_takeover": True}
+        fields["extra"] = {"street": self.name, "venue_cl_ord_id": txn, why: True}
         await self.node.append(type=RecordType.SENT, txn=txn, status=OrdStatus.PENDING_NEW.value, **fields)
         if not self._may_act():
             self.withheld.add(txn)
