@@ -148,6 +148,9 @@ class StreetUtility(MessageCracker):
         self.peers = peers
         self.liveness = liveness
         self.logged_on: set[str] = set()
+        # FIX sessions the engine has created (on_create): commands that arrive before (the
+        # bus connects before the engine has started) are not acted on; the router repeats them
+        self.sessions_created: set[SessionID] = set()
         self.requests: dict[str, Record] = {}        # venue ClOrdID of a cancel/replace -> its *_SENT record (a cache of the log)
         self.seen_exec = RecentIds(EXEC_LIMIT)
         self.inflight: set[str] = set()
@@ -172,7 +175,7 @@ class StreetUtility(MessageCracker):
             fence.on_lift(self._settle_withheld)
         self.counters = {"sent": 0, "reports": 0, "takeovers": 0, "duplicates": 0, "duplicate_fills": 0,
                          "fenced_commands": 0, "withheld": 0, "moved": 0, "stale_commands": 0,
-                         "reconciled": 0, "canceled_by_venue": 0, "rechecked": 0, "resends_withheld": 0, "superseded": 0, "unknown_ignored": 0}
+                         "reconciled": 0, "canceled_by_venue": 0, "rechecked": 0, "resends_withheld": 0, "superseded": 0, "unknown_ignored": 0, "not_ready": 0}
 
     # ------------------------------------------------------------------ start-up
     def load(self) -> None:
@@ -214,6 +217,9 @@ class StreetUtility(MessageCracker):
         return other if other is not None and other != order.txn else None
 
     # ------------------------------------------------------------------ FIX sessions
+    async def on_create(self, session_id: SessionID) -> None:
+        self.sessions_created.add(session_id)
+
     async def on_logon(self, session_id: SessionID) -> None:
         venue = self.venue_of.get(session_id)
         if venue:
@@ -354,6 +360,11 @@ class StreetUtility(MessageCracker):
             # stale (queued while we stood still): the customer utility's router repeats it
             self.counters["fenced_commands"] += 1
             return
+        if self.venues.get(order.venue) not in self.sessions_created:
+            # starting: no FIX session to the venue yet (recorded SENT, it could not go out: a
+            # restarted street logged 32 KeyErrors so in a fixgw chaos run); the router repeats it
+            self.counters["not_ready"] += 1
+            return
         held = self.node.log.records_for_txn(txn)
         if any(h.type in SENT_TYPES for h in held):
             self.counters["duplicates"] += 1
@@ -453,6 +464,9 @@ class StreetUtility(MessageCracker):
         if not self._may_act():
             self.counters["fenced_commands"] += 1
             return      # the customer utility repeats the request once we answer again
+        if self.venues.get(sent[0].venue) not in self.sessions_created:
+            self.counters["not_ready"] += 1
+            return      # starting (no FIX session yet, see _new_order): repeated by the router
         self.inflight.add(key)
         try:
             assert self.ids is not None

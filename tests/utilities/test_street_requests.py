@@ -51,9 +51,15 @@ async def test_a_customer_order_sent_again_under_another_txn_is_not_sent_twice(t
 
     first, again = order("cfu2", "cfu2-0.7"), order("cfu1", "cfu1-0.9")
     async with ReplicationNode(node_id="ssu1", role=Role.STREET, cluster="t", data_dir=tmp_path, mqtt=False) as node:
-        street = StreetUtility(node=node, node_name="ssu1", venues={"exchange": SessionID("FIX.4.4", "S", "EXCH")},
+        sid = SessionID("FIX.4.4", "S", "EXCH")
+        street = StreetUtility(node=node, node_name="ssu1", venues={"exchange": sid},
                                peers=(), liveness=Liveness(3.0))
         street.load()
+        # starting: the engine has not created the session to the venue yet: nothing is done
+        # (no SENT record that could not go out); the router repeats the command
+        await street._new_order(first, Command(b""))
+        assert node.log.records_for_txn("cfu2-0.7") == [] and street.counters["not_ready"] == 1
+        await street.on_create(sid)
         await street._new_order(first, Command(b""))
         await street._new_order(again, Command(b""))
         assert [r.type for r in node.log.records_for_txn("cfu2-0.7")] == [RecordType.SENT]
