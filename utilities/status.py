@@ -305,8 +305,48 @@ def _pick(tiered: Sequence[Sequence[Record]], attr: str) -> object:
     return None
 
 
-def _tiers(recs: Sequence[Record], *tiers: frozenset[RecordType]) -> list[list[Record]]:
-    return [[r for r in recs if r.type in tier] for tier in tiers]
+# The tiers of the order's terms (see "Order terms"): each of the order-flow types in one of them.
+_TIER_OF: Mapping[RecordType, int] = {
+    **{t: 0 for t in _ORDER_TYPES}, **{t: 1 for t in _ORDER_VIEW_TYPES},
+    **{t: 2 for t in _QTY_FALLBACK_TYPES}, **{t: 3 for t in _OTHER_TYPES}}
+# the terms, each with the number of leading tiers it is taken from (identity: 4, quantities: 3,
+# ClOrdIDs: 2), in the order of _fold_sorted's locals
+_TERMS: tuple[tuple[str, int], ...] = (
+    ("account", 4), ("symbol", 4), ("side", 4), ("venue", 4), ("session", 4), ("ord_type", 3), ("tif", 3),
+    ("cl_ord_id", 2), ("orig_cl_ord_id", 2), ("order_qty", 3), ("cash_order_qty", 3), ("price", 3))
+_TERM_NAMES = tuple(name for name, _ in _TERMS)
+
+
+def _terms(recs: Sequence[Record]) -> list[object]:
+    """``_pick`` of every one of :data:`_TERMS` in one pass over the tiers (built in one pass too).
+
+    Twelve ``_pick`` calls over four comprehensions were ~15% of a fold (cProfile, replay of
+    100,000 records); the answer is the same: per term, the first value that is neither None
+    nor ``""`` in tier order, earliest record first (``recs`` is sorted by clock)."""
+    tiers: list[list[Record]] = [[], [], [], []]
+    tier_of = _TIER_OF
+    for r in recs:
+        tiers[tier_of[r.type]].append(r)
+    out: list[object] = [None] * len(_TERMS)
+    todo = list(range(len(_TERMS)))
+    for k, tier in enumerate(tiers):
+        if not tier:
+            continue
+        todo = [i for i in todo if _TERMS[i][1] > k]
+        if not todo:
+            break
+        for r in tier:
+            left = []
+            for i in todo:
+                v = getattr(r, _TERM_NAMES[i])
+                if v is not None and v != "":
+                    out[i] = v
+                else:
+                    left.append(i)
+            todo = left
+            if not todo:
+                return out
+    return out
 
 
 def _str(v: object) -> str:
@@ -418,24 +458,20 @@ def fold_all(records: Iterable[Record]) -> dict[str, OrderStatus]:
 
 def _fold_sorted(txn: str, recs: list[Record]) -> OrderStatus:
     types = {r.type for r in recs}
-    orders, views, qty_fallback, others = _tiers(
-        recs, _ORDER_TYPES, _ORDER_VIEW_TYPES, _QTY_FALLBACK_TYPES, _OTHER_TYPES)
-    ident_tiers = (orders, views, qty_fallback, others)
-    term_tiers = (orders, views)
-    qty_tiers = (orders, views, qty_fallback)
-
-    account = _str(_pick(ident_tiers, "account"))
-    symbol = _str(_pick(ident_tiers, "symbol"))
-    side = _str(_pick(ident_tiers, "side"))
-    venue = _str(_pick(ident_tiers, "venue"))
-    session = _str(_pick(ident_tiers, "session"))
-    ord_type = _str(_pick(qty_tiers, "ord_type"))
-    tif = _str(_pick(qty_tiers, "tif"))
-    cl_ord_id = _str(_pick(term_tiers, "cl_ord_id"))
-    orig_cl_ord_id = _str(_pick(term_tiers, "orig_cl_ord_id"))
-    order_qty = _positive(_dec(_pick(qty_tiers, "order_qty")))
-    cash_order_qty = _positive(_dec(_pick(qty_tiers, "cash_order_qty")))
-    price = _dec(_pick(qty_tiers, "price"))
+    (account_v, symbol_v, side_v, venue_v, session_v, ord_type_v, tif_v, cl_ord_id_v, orig_cl_ord_id_v,
+     order_qty_v, cash_order_qty_v, price_v) = _terms(recs)
+    account = _str(account_v)
+    symbol = _str(symbol_v)
+    side = _str(side_v)
+    venue = _str(venue_v)
+    session = _str(session_v)
+    ord_type = _str(ord_type_v)
+    tif = _str(tif_v)
+    cl_ord_id = _str(cl_ord_id_v)
+    orig_cl_ord_id = _str(orig_cl_ord_id_v)
+    order_qty = _positive(_dec(order_qty_v))
+    cash_order_qty = _positive(_dec(cash_order_qty_v))
+    price = _dec(price_v)
     if not cl_ord_id:
         # only requests held: a request's OrigClOrdID is the order's ClOrdID
         requests = [r for r in recs if r.type in (RecordType.CANCEL_REQUEST, RecordType.REPLACE_REQUEST)]
