@@ -53,6 +53,7 @@ from replication.errors import RecordDecodeError, ReplicationError
 from replication.hlc import Hlc
 from replication.log import RecordLog
 from replication.matrix import Holding
+from replication.ops import parse_export_line
 from replication.record import Record, RecordKey
 from utilities.books import Books, BooksPart, Trade, dec_str
 from utilities.firm import books_summary
@@ -352,6 +353,24 @@ def replay_log(data_dir: Path, *, until_ns: int | None = None, txn: str | None =
     with _no_gc():
         return _merged(parts, source=str(data_dir), node=node, role=role, until_ns=until_ns, txn=txn,
                        account=account)
+
+
+def _parsed(lines: Iterable[str], name: str) -> Iterable[Record]:
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            _, rec = parse_export_line(line)
+        except RecordDecodeError as exc:
+            raise ReplayError(f"{name}:{lineno}: not a record of `fixgw log export`: {exc}") from None
+        yield rec
+
+
+def replay_export(lines: Iterable[str], *, name: str, until_ns: int | None = None, txn: str | None = None,
+                  account: str | None = None, progress: Progress | None = None) -> Replay:
+    """Replay the JSON lines of ``fixgw log export`` (``name`` is for messages)."""
+    return replay_records(_parsed(lines, name), source=name, until_ns=until_ns, txn=txn, account=account,
+                          progress=progress)
 
 
 # -- output -------------------------------------------------------------------------------
