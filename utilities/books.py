@@ -327,7 +327,7 @@ class BooksPart:
         orders = fold_all(recs)
         trades: dict[str, Trade] = {}
         last_px: dict[str, tuple[Hlc, Decimal]] = {}
-        days = _TradeDays(frozenset(holidays))
+        days = TradeDays(frozenset(holidays))
         for txn, o in orders.items():
             if not o.fills:
                 continue
@@ -352,7 +352,7 @@ class BooksPart:
                    anomalies=tuple(anomalies), holidays=frozenset(holidays))
 
 
-class _TradeDays:
+class TradeDays:
     """Trade and settlement dates of clock readings, the New York day's UTC span cached.
 
     ``trade_date_of`` (a ``fromtimestamp(..).astimezone(NEW_YORK)``, ~1.5 us) per fill was ~10%
