@@ -344,12 +344,32 @@ class BooksPart:
                     if prev_px is None or prev_px[0] < f.hlc:
                         last_px[o.symbol] = (f.hlc, f.px)
                 td, sd = days.of(f.hlc)
-                trades[ref] = Trade(ref=ref, txn=txn, exec_id=f.exec_id, account=o.account,
-                                    symbol=o.symbol, side=o.side, qty=f.qty, price=f.px, hlc=f.hlc,
-                                    trade_date=td, settle_date=sd,
-                                    settled=ref in settled_refs, cl_ord_id=o.cl_ord_id)
+                # what Trade.__post_init__ checks holds here (a ref, _unbookable passed, a fill's
+                # qty > 0): built unchecked, as the fold builds its statuses (~1.5 us a trade less)
+                t: Any = _TradeShell()
+                t.ref = ref
+                t.txn = txn
+                t.exec_id = f.exec_id
+                t.account = o.account
+                t.symbol = o.symbol
+                t.side = o.side
+                t.qty = f.qty
+                t.price = f.px
+                t.hlc = f.hlc
+                t.trade_date = td
+                t.settle_date = sd
+                t.settled = ref in settled_refs
+                t.cl_ord_id = o.cl_ord_id
+                t.__class__ = Trade
+                trades[ref] = t
         return cls(orders=orders, fill_trades=trades, last_px=last_px, firm_records=firm,
                    anomalies=tuple(anomalies), holidays=frozenset(holidays))
+
+
+class _TradeShell:
+    """A Trade under construction: its slots, not frozen (see :meth:`BooksPart.of`)."""
+
+    __slots__ = Trade.__slots__
 
 
 class TradeDays:
