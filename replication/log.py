@@ -615,23 +615,25 @@ class RecordLog:
         out.sort(key=lambda r: r.hlc)
         return out
 
-    def txn_bounds(self, parts: int) -> list[str]:
-        """``parts - 1`` txns that cut the records into ``parts`` runs of about equal size by
-        txn (each order's records in one run): the split of a replay over processes.
+    def txn_bounds(self, parts: int, first_share: float | None = None) -> list[str]:
+        """``parts - 1`` txns that cut the records into ``parts`` runs by txn (each order's
+        records in one run): the split of a replay over processes. The runs are of about equal
+        size, or the first holds ``first_share`` of the records and the others share the rest.
 
         Fewer when the log has fewer distinct txns. Reads only the keys of the txn index
         (~0.1 us an entry)."""
         self._check_open()
         if parts < 2:
             return []
+        first = 1 / parts if first_share is None else min(max(first_share, 0.0), 1.0)
         out: list[str] = []
         with self._gate, self._env.begin() as txn:
             total = txn.stat(self._by_txn)["entries"]
-            step = total / parts
+            cuts = [total * (first + (1 - first) * i / (parts - 1)) for i in range(parts - 1)]
             cur = txn.cursor(db=self._by_txn)
             prev = None
             for n, k in enumerate(cur.iternext(keys=True, values=False), 1):
-                if k != prev and n > step * (len(out) + 1):
+                if k != prev and n > cuts[len(out)]:
                     # k starts the next run unless it continues the current txn
                     out.append(bytes(k[1:]).decode())
                     if len(out) == parts - 1:

@@ -71,6 +71,11 @@ PARALLEL_MIN_RECORDS = 200_000
 PARALLEL_WORKERS = 2
 """Processes of a parallel replay (this one and the others): the machine has 2 cores."""
 
+PARENT_SHARE = 0.57
+"""The share of the records this process folds itself when it has one helper: the helper also
+pickles its answer (~3.5 us a record) and this process loads it (~2.5 us) after folding its own
+(~13 us a record to read, decode and fold): 0.57 x 13 ~= 0.43 x (13 + 3.5), the two finish together."""
+
 PROGRESS_EVERY = 1 << 14
 """Records between two progress callbacks (a callback per record would cost ~10% of a replay)."""
 
@@ -251,17 +256,24 @@ def _rebuild(i: int, values: tuple[Any, ...]) -> Any:
     return obj
 
 
-class _WirePickler(pickle.Pickler):
-    def reducer_override(self, obj: Any) -> Any:
-        i = _WIRE_INDEX.get(type(obj))
-        if i is None:
-            return NotImplemented
-        return _rebuild, (i, _WIRE_GET[i](obj))
+def _reducer(i: int) -> Callable[[Any], tuple[Any, ...]]:
+    get = _WIRE_GET[i]
+
+    def reduce(obj: Any) -> tuple[Any, ...]:
+        return _rebuild, (i, get(obj))
+    return reduce
+
+
+# a dispatch table, not reducer_override: that would be a Python call for every object pickled
+# (each Decimal, date, frozenset), this one only for the classes above
+_WIRE_DISPATCH = {cls: _reducer(i) for i, cls in enumerate(_WIRE_CLASSES)}
 
 
 def _dumps(value: object) -> bytes:
     buf = io.BytesIO()
-    _WirePickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
+    pickler = pickle.Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL)
+    pickler.dispatch_table = _WIRE_DISPATCH
+    pickler.dump(value)
     return buf.getvalue()
 
 
@@ -271,6 +283,7 @@ def worker_main() -> None:
     A plain ``python -c`` child rather than :mod:`multiprocessing`: spawn re-runs the caller's
     main module (a script without a ``__main__`` guard would start again), and fork copies a
     process whose other threads (a progress bar's) may hold locks."""
+    gc.disable()  # a process of its own that ends when it has answered (see _no_gc)
     data_dir, first, end, until_ns = pickle.load(sys.stdin.buffer)
     try:
         part = _replay_range(data_dir, first, end, until_ns)
@@ -311,10 +324,18 @@ def _worker_result(proc: subprocess.Popen[bytes], data_dir: Path) -> _Part:
     return dataclasses.replace(part, books=books)
 
 
-def default_workers(records: int) -> int:
-    """Processes for a replay of ``records`` records: more than one only where they pay."""
-    cores = len(os.sched_getaffinity(0))
-    return min(PARALLEL_WORKERS, cores) if records >= PARALLEL_MIN_RECORDS else 1
+def default_workers(records: int, *, cores: int | None = None, load: float | None = None) -> int:
+    """Processes for a replay of ``records`` records: more than one only where they pay.
+
+    That is: a log of at least :data:`PARALLEL_MIN_RECORDS`, and a core idle for the helper (the
+    1-minute load average at most ``cores - 1``). A helper costs ~6 us a record of pickling more
+    CPU in all; on a machine whose cores are busy it gets no core of its own and the replay is
+    no faster for it (500,000 records, load average 3 on 2 cores: 8.7 s alone, 8.9 s with it)."""
+    cores = len(os.sched_getaffinity(0)) if cores is None else cores
+    load = os.getloadavg()[0] if load is None else load
+    if records < PARALLEL_MIN_RECORDS or cores < 2 or load > cores - 1:
+        return 1
+    return min(PARALLEL_WORKERS, cores)
 
 
 def replay_log(data_dir: Path, *, until_ns: int | None = None, txn: str | None = None,
@@ -328,7 +349,7 @@ def replay_log(data_dir: Path, *, until_ns: int | None = None, txn: str | None =
     with RecordLog(data_dir, readonly=True) as log:
         node, role = log.node_id, log.role.value
         n = workers if workers is not None else default_workers(log.count())
-        bounds = log.txn_bounds(n) if n > 1 else []
+        bounds = log.txn_bounds(n, PARENT_SHARE if n == 2 else None) if n > 1 else []
         if not bounds:
             with _no_gc():
                 part = _fold_part(_decoded(log, _held(log)), until_ns, progress)
@@ -337,22 +358,22 @@ def replay_log(data_dir: Path, *, until_ns: int | None = None, txn: str | None =
     ranges = list(zip([None, *bounds], [*bounds, None], strict=True))
     procs = [_start_worker(data_dir, first, end, until_ns) for first, end in ranges[1:]]
     try:
-        with _no_gc(), RecordLog(data_dir, readonly=True) as log:
-            mine = _fold_part(_decoded(log, log.iter_txn_range(*ranges[0])), until_ns, progress)
-        parts = [mine]
-        for proc in procs:
-            part = _worker_result(proc, data_dir)
-            if progress is not None:
-                progress(part.read)
-            parts.append(part)
+        with _no_gc():  # loading the workers' parts too: millions of objects, no cycles
+            with RecordLog(data_dir, readonly=True) as log:
+                mine = _fold_part(_decoded(log, log.iter_txn_range(*ranges[0])), until_ns, progress)
+            parts = [mine]
+            for proc in procs:
+                part = _worker_result(proc, data_dir)
+                if progress is not None:
+                    progress(part.read)
+                parts.append(part)
+            return _merged(parts, source=str(data_dir), node=node, role=role, until_ns=until_ns, txn=txn,
+                           account=account)
     finally:
         for proc in procs:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-    with _no_gc():
-        return _merged(parts, source=str(data_dir), node=node, role=role, until_ns=until_ns, txn=txn,
-                       account=account)
 
 
 def _parsed(lines: Iterable[str], name: str) -> Iterable[Record]:

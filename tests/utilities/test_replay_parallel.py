@@ -29,7 +29,13 @@ from utilities.books import (
     trade_date_of,
 )
 from utilities.errors import InvalidValue
-from utilities.replay import replay_log, to_json
+from utilities.replay import (
+    PARALLEL_MIN_RECORDS,
+    PARALLEL_WORKERS,
+    default_workers,
+    replay_log,
+    to_json,
+)
 
 T0 = 1_796_400_000_000_000_000  # 2026-12-04, a trading day
 SECOND = 1_000_000_000
@@ -153,3 +159,11 @@ def test_cached_trade_dates_equal_trade_date_of_across_dst_changes() -> None:
             hlc = Hlc((base + minutes * 60) * SECOND, 0, "ssu1")
             td = trade_date_of(hlc)
             assert days.of(hlc) == (td, settlement_date(td, {dt.date(2026, 11, 26)}))
+
+
+def test_a_second_process_only_for_a_big_log_and_an_idle_core() -> None:
+    assert default_workers(PARALLEL_MIN_RECORDS, cores=2, load=0.5) == 2
+    assert default_workers(PARALLEL_MIN_RECORDS - 1, cores=2, load=0.5) == 1
+    assert default_workers(PARALLEL_MIN_RECORDS, cores=2, load=1.5) == 1  # no idle core
+    assert default_workers(PARALLEL_MIN_RECORDS, cores=1, load=0.0) == 1
+    assert default_workers(10 * PARALLEL_MIN_RECORDS, cores=8, load=1.0) == PARALLEL_WORKERS
