@@ -302,9 +302,12 @@ def distinct_fills(records: Iterable[Record]) -> list[Fill]:
             copies[fill_key(r)].append(r)
     fills: list[Fill] = []
     for key, rs in copies.items():
-        first = min(rs, key=_order_key)
-        # largest quantity wins (a subset never counts more), then a priced copy, then earliest
-        chosen = min(rs, key=lambda r: (-(r.last_qty or Decimal(0)), r.last_px is None, _order_key(r)))
+        if len(rs) == 1:  # the usual case: one copy is the first and the chosen one
+            first = chosen = rs[0]
+        else:
+            first = min(rs, key=_order_key)
+            # largest quantity wins (a subset never counts more), then a priced copy, then earliest
+            chosen = min(rs, key=lambda r: (-(r.last_qty or Decimal(0)), r.last_px is None, _order_key(r)))
         assert chosen.last_qty is not None
         # valid by construction (a non-empty key, a Decimal qty > 0, a Decimal or None price)
         f: Any = _FillShell()
@@ -316,7 +319,8 @@ def distinct_fills(records: Iterable[Record]) -> list[Fill]:
         f.record = chosen.key
         f.__class__ = Fill
         fills.append(cast(Fill, f))
-    fills.sort(key=lambda f: (f.hlc, f.key))
+    if len(fills) > 1:
+        fills.sort(key=lambda f: (f.hlc.wall_ns, f.hlc.logical, f.hlc.node, f.key))  # Hlc's order, compared in C
     return fills
 
 
@@ -666,7 +670,7 @@ def _filled_at(fills: Sequence[Fill], reports: Sequence[Record], order_qty: Deci
             says_filled = r.status == FILLED and r.type in (RecordType.FILL, RecordType.VENUE_STATUS)
             events.append((r.hlc, f"@{r.origin}:{r.seq}", Decimal(0), r.cum_qty or Decimal(0),
                            Decimal(0), says_filled))
-        events.sort(key=lambda e: (e[0], e[1]))
+        events.sort(key=lambda e: (e[0].wall_ns, e[0].logical, e[0].node, e[1]))  # Hlc's order, in C
         fill_sum = Decimal(0)
         reported = Decimal(0)
         notional = Decimal(0)
