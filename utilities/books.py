@@ -413,7 +413,8 @@ class Books:
                  orders: Mapping[str, OrderStatus], reserved: Mapping[str, Decimal],
                  sell_reserved: Mapping[tuple[str, str], Decimal], anomalies: Iterable[str]) -> None:
         self._openings = dict(openings)
-        self._trades = tuple(sorted(trades, key=lambda t: (t.hlc, t.ref)))
+        # Hlc's order spread into its fields: compared in C, not by Hlc.__lt__ (a third of a merge)
+        self._trades = tuple(sorted(trades, key=lambda t: (t.hlc.wall_ns, t.hlc.logical, t.hlc.node, t.ref)))
         self._orders = dict(orders)
         self._reserved = dict(reserved)
         self._sell_reserved = dict(sell_reserved)
