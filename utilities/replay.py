@@ -15,15 +15,29 @@ Reading a live node
     next to a live writer, which is why the reader table is used.
 
 Speed
-    The cost is per record, all of it Python: reading (~1.5 us of CPU a record), decoding
-    (msgpack and a frozen dataclass, ~10 us), the fold (~30 us a record for orders of five
-    records) and the books (~10 us more); figures of CPU time on this shared 2-core machine
-    under a load average of 10-15, where a plain Python loop runs 4x slower than idle (so
-    perhaps a quarter of that alone). ``fixgw bench replay --records 1000000``
-    (``utilities/replay_bench.py``): 16,500 records per CPU second, 3,700 records/s of wall
-    time with the machine 98% busy. The goal of 200,000 records/s is NOT met: it needs
-    about 5 us a record all in, i.e. the fold in compiled code or spread over processes;
-    the fold is the one used by every node, so speeding it up speeds them up too.
+    The cost is per record, all of it Python. CPU per record after issue 15's work, replaying
+    a 100,000-record customer log (orders of five records), best of 3, this shared 2-core
+    machine: read and expand 1.3 us, decode 3.1 us, the fold 5.5 us, booking the trades 0.9 us,
+    the merge 0.5 us: ~11.5 us, ~85,000 records per CPU second alone. Three changes gave most:
+    the garbage collector off while folding (:func:`_no_gc`: a third of the CPU went to
+    generation-2 passes over objects that are all still alive), the fold's passes cut to those
+    the record types need and its results built without re-checking, and the books split into
+    parts and a merge. ``fixgw bench replay --records 1000000 --json``, paired runs in one
+    sitting, load average ~4 on the 2 cores: 29,830 records/s of wall time (36,188 per CPU
+    second) before, 60,014 (67,102) after, one process each.
+
+    A log of :data:`PARALLEL_MIN_RECORDS` records or more is split by txn range between this
+    process and a helper (``python -c``, its own read-only open, the txn index read with
+    ``Cursor.getmulti``) when a core is idle (:func:`default_workers`); each folds and books
+    its orders (:class:`utilities.books.BooksPart`) and the parts are merged
+    (:meth:`utilities.books.Books.merge`), the same result as one process
+    (``tests/utilities/test_replay_parallel.py``). The helper's answer costs ~3.5 us a record
+    to pickle and ~2.5 us to load, so the split pays only with a free core: by CPU arithmetic
+    ~1.5x the wall speed of one process; on this machine, always busy with other work while it
+    was measured (load 3-12 on 2 cores), it was no faster, which is why it is gated on the load.
+    The goal of 200,000 records/s (5 us a record) is NOT met: it needs the decode and the fold
+    in compiled code (together ~9 us of the ~11.5), or the fold's results shipped without
+    pickling (shared memory of plain arrays) to four or more cores.
 
 Inputs
     A node's data directory (:func:`replay_log`) or an export of ``fixgw log export``

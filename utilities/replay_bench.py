@@ -6,12 +6,13 @@ VENUE_ACK and FILL (held read-only, as replicated), plus the firm's ACCOUNT reco
 times :func:`utilities.replay.replay_log` over the whole log (decode, fold, books) and once
 more as of the middle of the day (``--until``), and reports records/s.
 
-Measured on this machine (2 cores shared with other engineers' test runs, load average 11-15,
-the machine 98% busy): ``fixgw bench replay --records 1000000 --json`` replayed 999,999
-records (199,999 orders) in 267.5 s of wall time, 60.6 s of CPU: 3,738 records/s of wall
-time, 16,508 records per CPU second; as of the middle of the day 3,400 records/s (it reads
-every record either way). Far from the 200,000 records/s asked for: see utilities/replay.py.
-Building the log took 254 s.
+It reports records/s of wall time and per CPU second (this process's and its replay helper's,
+``RUSAGE_CHILDREN``) and how many processes replayed (``replay_workers``: 2 only with an idle
+core, see :func:`utilities.replay.default_workers`).
+
+Measured on this machine (2 cores shared with other engineers' test runs), paired runs in one
+sitting, ``fixgw bench replay --records 1000000 --json``, before and after issue 15's work
+(see utilities/replay.py, Speed): FIGURES_HERE
 """
 
 from __future__ import annotations
