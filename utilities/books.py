@@ -43,6 +43,13 @@ Buying power
     amount (fund) reserves CashOrderQty minus the filled notional. ``sellable`` = traded
     position minus open sell orders' leaves qty.
 
+Parts and merge
+    :meth:`Books.from_records` is :meth:`Books.merge` of one :class:`BooksPart`: a part folds the
+    orders of its records and books their fills (nearly all of the cost, and it splits by
+    order); the merge does what spans orders (openings, settlement marks from any part, last
+    prices, reservations). ``fixgw log replay`` builds parts in two processes over disjoint txn
+    ranges and merges them: the same books (``tests/utilities/test_replay_parallel.py``).
+
 Anomalies
     Records that cannot be booked (no account, unknown side, unparsable opening balance, fill
     without a price, ...) never raise: they are skipped or booked as far as possible and

@@ -14,11 +14,12 @@ import random
 from decimal import Decimal
 from pathlib import Path
 
+import lmdb
 import pytest
 
 from replication.codec import encode_record
 from replication.hlc import Hlc
-from replication.log import RecordLog
+from replication.log import RecordLog, record_key
 from replication.record import Record, RecordType, Role
 from utilities.books import (
     Books,
@@ -32,6 +33,8 @@ from utilities.errors import InvalidValue
 from utilities.replay import (
     PARALLEL_MIN_RECORDS,
     PARALLEL_WORKERS,
+    PARENT_SHARE,
+    ReplayError,
     default_workers,
     replay_log,
     to_json,
@@ -167,3 +170,21 @@ def test_a_second_process_only_for_a_big_log_and_an_idle_core() -> None:
     assert default_workers(PARALLEL_MIN_RECORDS, cores=2, load=1.5) == 1  # no idle core
     assert default_workers(PARALLEL_MIN_RECORDS, cores=1, load=0.0) == 1
     assert default_workers(10 * PARALLEL_MIN_RECORDS, cores=8, load=1.0) == PARALLEL_WORKERS
+
+
+def test_a_record_that_does_not_decode_in_the_helpers_range_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "cfu1"
+    records = _day(40, 5)
+    with RecordLog(path, node_id="cfu1", role=Role.CUSTOMER, sync=False) as log, log.write() as batch:
+        for origin, role in {"cfu1": Role.CUSTOMER, "ssu1": Role.STREET, "firm": Role.FIRM}.items():
+            batch.insert(role, [(r, encode_record(r)) for r in records if r.origin == origin])
+    with RecordLog(path, readonly=True) as log:
+        bounds = log.txn_bounds(2, PARENT_SHARE)
+    last = max((r for r in records if r.origin == "ssu1" and r.txn >= bounds[0]), key=lambda r: r.seq)
+    # the helper's range (the second) holds a record whose bytes are not a record
+    with lmdb.open(str(path), max_dbs=8, subdir=True) as env:
+        db = env.open_db(b"ro", create=False)
+        with env.begin(write=True, db=db) as txn:
+            assert txn.put(record_key("ssu1", last.seq), b"\x00not msgpack")
+    with pytest.raises(ReplayError, match="does not decode"):
+        replay_log(path, workers=2)
