@@ -23,8 +23,10 @@ Speed
     generation-2 passes over objects that are all still alive), the fold's passes cut to those
     the record types need and its results built without re-checking, and the books split into
     parts and a merge. ``fixgw bench replay --records 1000000 --json``, paired runs in one
-    sitting, load average ~4 on the 2 cores: 29,830 records/s of wall time (36,188 per CPU
-    second) before, 60,014 (67,102) after, one process each.
+    sitting (09:01-09:03 UTC, load average 5.8 then 3.1 on the 2 cores): 29,314 records/s of
+    wall time, 36,230 per CPU second before (commit 25a1e46); 62,852 and 62,905 after, one
+    process (no idle core for a second). At 1,000,000 records the CPU per record is ~13-16 us
+    (read and decode 5.0, part 7.0, merge 1.0: more than at 100,000, the caches).
 
     A log of :data:`PARALLEL_MIN_RECORDS` records or more is split by txn range between this
     process and a helper (``python -c``, its own read-only open, the txn index read with
@@ -33,8 +35,10 @@ Speed
     (:meth:`utilities.books.Books.merge`), the same result as one process
     (``tests/utilities/test_replay_parallel.py``). The helper's answer costs ~3.5 us a record
     to pickle and ~2.5 us to load, so the split pays only with a free core: by CPU arithmetic
-    ~1.5x the wall speed of one process; on this machine, always busy with other work while it
-    was measured (load 3-12 on 2 cores), it was no faster, which is why it is gated on the load.
+    ~1.5x the wall speed of one process. Measured on this machine, always busy with other work
+    (a 1,000,000-record log, ``replay_log(workers=...)`` alternately, load average 3.8-3.5):
+    one process 26.3 s and 25.0 s, two 28.1 s and 14.2 s (70,653 records/s): it pays only
+    when the second core is free, which is why it is gated on the load.
     The goal of 200,000 records/s (5 us a record) is NOT met: it needs the decode and the fold
     in compiled code (together ~9 us of the ~11.5), or the fold's results shipped without
     pickling (shared memory of plain arrays) to four or more cores.
