@@ -12,7 +12,11 @@ Reading a live node
     never blocks the node's writer (LMDB's MVCC) and takes no lock of the node's. LMDB keeps
     the pages of that snapshot until the reader ends, so a replay holds them for the few
     seconds it reads; it never writes. A lock-free open (``lock=False``) would be unsafe
-    next to a live writer, which is why the reader table is used.
+    next to a live writer, which is why the reader table is used. A replay in two processes
+    (see Speed) reads two snapshots, taken a moment apart: each order's records come from one
+    of them, but next to a live node the orders of the second txn range may show a few records
+    more than the first snapshot held (an ``--until`` in the past is not affected unless
+    records stamped before it were still arriving).
 
 Speed
     The cost is per record, all of it Python. CPU per record after issue 15's work, replaying
