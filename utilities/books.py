@@ -436,11 +436,18 @@ class Books:
             for t in self._trades:
                 p = pos[(t.account, t.symbol)]
                 c = cash[t.account]
-                p[2] += t.qty_delta
-                c[2] += t.cash_delta
+                # Trade.qty_delta / cash_delta inlined (cash_delta enters a decimal context of its
+                # own a call; this loop is inside _EXACT already): the same values
+                notional = t.qty * t.price if t.price is not None else _ZERO
+                if t.side in BUY_SIDES:
+                    dq, dc = t.qty, -notional
+                else:
+                    dq, dc = -t.qty, notional
+                p[2] += dq
+                c[2] += dc
                 if t.settled:
-                    p[1] += t.qty_delta
-                    c[1] += t.cash_delta
+                    p[1] += dq
+                    c[1] += dc
         self._positions = {k: Position(k[0], k[1], v[0], v[1], v[2]) for k, v in sorted(pos.items())}
         self._cash = {k: Cash(k, v[0], v[1], v[2]) for k, v in sorted(cash.items())}
         accts = set(self._cash) | set(self._reserved) | {o.account for o in self._orders.values() if o.account}

@@ -22,7 +22,7 @@ Speed
     The cost is per record, all of it Python. CPU per record after issue 15's work, replaying
     a 100,000-record customer log (orders of five records), best of 3, this shared 2-core
     machine: read and expand 1.3 us, decode 3.1 us, the fold 5.5 us, booking the trades 0.9 us,
-    the merge 0.5 us: ~11.5 us, ~85,000 records per CPU second alone. Three changes gave most:
+    the merge 0.3 us: ~11.3 us, ~88,000 records per CPU second alone. Three changes gave most:
     the garbage collector off while folding (:func:`_no_gc`: a third of the CPU went to
     generation-2 passes over objects that are all still alive), the fold's passes cut to those
     the record types need and its results built without re-checking, and the books split into
@@ -44,7 +44,7 @@ Speed
     one process 26.3 s and 25.0 s, two 28.1 s and 14.2 s (70,653 records/s): it pays only
     when the second core is free, which is why it is gated on the load.
     The goal of 200,000 records/s (5 us a record) is NOT met: it needs the decode and the fold
-    in compiled code (together ~9 us of the ~11.5), or the fold's results shipped without
+    in compiled code (together ~9 us of the ~11.3), or the fold's results shipped without
     pickling (shared memory of plain arrays) to four or more cores.
 
 Inputs
