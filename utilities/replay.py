@@ -29,7 +29,8 @@ Speed
     parts and a merge. ``fixgw bench replay --records 1000000 --json``, paired runs in one
     sitting (09:01-09:03 UTC, load average 5.8 then 3.1 on the 2 cores): 29,314 records/s of
     wall time, 36,230 per CPU second before (commit 25a1e46); 62,852 and 62,905 after, one
-    process (no idle core for a second). At 1,000,000 records the CPU per record is ~13-16 us
+    process (no idle core for a second); again at 09:09-09:12 (load 2.6 then 3.0, 80% busy
+    both): 28,801 and 32,062 before, 50,910 and 60,113 after. At 1,000,000 records the CPU per record is ~13-16 us
     (read and decode 5.0, part 7.0, merge 1.0: more than at 100,000, the caches).
 
     A log of :data:`PARALLEL_MIN_RECORDS` records or more is split by txn range between this

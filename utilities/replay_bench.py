@@ -15,7 +15,8 @@ sitting, ``fixgw bench replay --records 1000000 --json``, before and after issue
 (see utilities/replay.py, Speed), 09:01-09:03 UTC: before (commit 25a1e46, load average 5.8,
 the machine 92% busy) 29,314 records/s of wall time, 36,230 per CPU second; after (load 3.1,
 51% busy, 1 process) 62,852 and 62,905; as of the middle of the day 54,349 and 82,687
-records/s. Building the log took 16-20 s. (The figure this docstring gave before, measured
+records/s. Again at 09:09-09:12 (load 2.6 then 3.0, 80% busy both): before 28,801 and 32,062,
+after 50,910 and 60,113. Building the log took 16-26 s. (The figure this docstring gave before, measured
 under a load average of 11-15: 3,738 records/s, 16,508 per CPU second.)
 """
 
