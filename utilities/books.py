@@ -43,6 +43,13 @@ Buying power
     amount (fund) reserves CashOrderQty minus the filled notional. ``sellable`` = traded
     position minus open sell orders' leaves qty.
 
+Parts and merge
+    :meth:`Books.from_records` is :meth:`Books.merge` of one :class:`BooksPart`: a part folds the
+    orders of its records and books their fills (nearly all of the cost, and it splits by
+    order); the merge does what spans orders (openings, settlement marks from any part, last
+    prices, reservations). ``fixgw log replay`` builds parts in two processes over disjoint txn
+    ranges and merges them: the same books (``tests/utilities/test_replay_parallel.py``).
+
 Anomalies
     Records that cannot be booked (no account, unknown side, unparsable opening balance, fill
     without a price, ...) never raise: they are skipped or booked as far as possible and
@@ -52,6 +59,7 @@ Anomalies
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import decimal
 from collections import defaultdict
@@ -286,6 +294,125 @@ def _settled_ref(r: Record) -> str:
     return f"{r.txn}|{r.exec_id}" if r.exec_id else ""
 
 
+@dataclass(frozen=True, slots=True)
+class BooksPart:
+    """What the orders of one set of records contribute to the books, before the merge.
+
+    :meth:`of` folds the orders (:func:`utilities.status.fold_all`) and books their fills as
+    trades: that is the cost of the books (~90% of ``Books.from_records``), and it splits by
+    order, so a replay can build parts in separate processes over disjoint txn ranges and
+    :meth:`Books.merge` them. What depends on every order (openings, settlement across parts,
+    last prices, reservations) is left to the merge; the parts keep their firm records for it.
+    """
+
+    orders: Mapping[str, OrderStatus]
+    fill_trades: Mapping[str, Trade]               # by ref; settled when this part's SETTLED names it
+    last_px: Mapping[str, tuple[Hlc, Decimal]]     # latest priced fill per symbol
+    firm_records: tuple[Record, ...]               # ACCOUNT and SETTLED records, de-duplicated
+    anomalies: tuple[str, ...]
+    holidays: frozenset[dt.date]
+
+    @classmethod
+    def of(cls, records: Iterable[Record], *, holidays: Collection[dt.date] = ()) -> BooksPart:
+        """Fold and book ``records`` (any order, duplicates allowed)."""
+        anomalies: list[str] = []
+        unique: dict[tuple[str, int], Record] = {}
+        for r in records:
+            if not isinstance(r, Record):
+                raise WrongType(f"Books.from_records takes Record values, got {type(r).__name__}")
+            prev = unique.get((r.origin, r.seq))
+            if prev is None or repr(r) < repr(prev):
+                unique[(r.origin, r.seq)] = r
+        recs = unique.values()
+        firm = tuple(r for r in recs if r.type is RecordType.ACCOUNT or r.type is RecordType.SETTLED)
+        settled_refs: set[str] = set()
+        for r in firm:
+            if r.type is RecordType.SETTLED:
+                ref = _settled_ref(r)
+                if ref:
+                    settled_refs.add(ref)
+        orders = fold_all(recs)
+        trades: dict[str, Trade] = {}
+        last_px: dict[str, tuple[Hlc, Decimal]] = {}
+        days = TradeDays(frozenset(holidays))
+        for txn, o in orders.items():
+            if not o.fills:
+                continue
+            problem = _unbookable(o.account, o.symbol, o.side)
+            for f in o.fills:
+                ref = f"{txn}|{f.key}"  # fill_ref(txn, f)
+                if problem:
+                    anomalies.append(f"fill {ref}: {problem}; not booked")
+                    continue
+                if f.px is None:
+                    anomalies.append(f"fill {ref}: no price; booked with zero cash")
+                else:
+                    prev_px = last_px.get(o.symbol)
+                    if prev_px is None or prev_px[0] < f.hlc:
+                        last_px[o.symbol] = (f.hlc, f.px)
+                td, sd = days.of(f.hlc)
+                # what Trade.__post_init__ checks holds here (a ref, _unbookable passed, a fill's
+                # qty > 0): built unchecked, as the fold builds its statuses (~1.5 us a trade less)
+                t: Any = _TradeShell()
+                t.ref = ref
+                t.txn = txn
+                t.exec_id = f.exec_id
+                t.account = o.account
+                t.symbol = o.symbol
+                t.side = o.side
+                t.qty = f.qty
+                t.price = f.px
+                t.hlc = f.hlc
+                t.trade_date = td
+                t.settle_date = sd
+                t.settled = ref in settled_refs
+                t.cl_ord_id = o.cl_ord_id
+                t.__class__ = Trade
+                trades[ref] = t
+        return cls(orders=orders, fill_trades=trades, last_px=last_px, firm_records=firm,
+                   anomalies=tuple(anomalies), holidays=frozenset(holidays))
+
+
+class _TradeShell:
+    """A Trade under construction: its slots, not frozen (see :meth:`BooksPart.of`)."""
+
+    __slots__ = Trade.__slots__
+
+
+class TradeDays:
+    """Trade and settlement dates of clock readings, the New York day's UTC span cached.
+
+    ``trade_date_of`` (a ``fromtimestamp(..).astimezone(NEW_YORK)``, ~1.5 us) per fill was ~10%
+    of the books; a day has one span ``[start, end)`` of UTC seconds, so a reading inside the
+    last span seen needs two compares. The span is found from the zone itself (the offsets at
+    the day's local midnights), so DST days (23 or 25 hours) are exact.
+    """
+
+    __slots__ = ("_end", "_holidays", "_settle", "_start", "_trade")
+
+    def __init__(self, holidays: frozenset[dt.date]) -> None:
+        self._holidays = holidays
+        self._start = self._end = 0
+        self._trade = self._settle = dt.date.min
+
+    def of(self, hlc: Hlc) -> tuple[dt.date, dt.date]:
+        secs = hlc.wall_ns // 1_000_000_000
+        if not (self._start <= secs < self._end):
+            td = trade_date_of(hlc)
+            self._trade, self._settle = td, settlement_date(td, self._holidays)
+            self._start = _ny_midnight(td)
+            self._end = _ny_midnight(td + dt.timedelta(days=1))
+            if not (self._start <= secs < self._end):  # cannot happen; never cache a wrong span
+                self._start = self._end = 0
+        return self._trade, self._settle
+
+
+def _ny_midnight(day: dt.date) -> int:
+    """UTC seconds of the first instant of ``day`` in New York (midnight exists there every day)."""
+    local = dt.datetime(day.year, day.month, day.day, tzinfo=NEW_YORK)
+    return int(local.timestamp())
+
+
 class Books:
     """Positions, cash, buying power and trades per account; build with :meth:`from_records`."""
 
@@ -293,7 +420,8 @@ class Books:
                  orders: Mapping[str, OrderStatus], reserved: Mapping[str, Decimal],
                  sell_reserved: Mapping[tuple[str, str], Decimal], anomalies: Iterable[str]) -> None:
         self._openings = dict(openings)
-        self._trades = tuple(sorted(trades, key=lambda t: (t.hlc, t.ref)))
+        # Hlc's order spread into its fields: compared in C, not by Hlc.__lt__ (a third of a merge)
+        self._trades = tuple(sorted(trades, key=lambda t: (t.hlc.wall_ns, t.hlc.logical, t.hlc.node, t.ref)))
         self._orders = dict(orders)
         self._reserved = dict(reserved)
         self._sell_reserved = dict(sell_reserved)
@@ -308,11 +436,18 @@ class Books:
             for t in self._trades:
                 p = pos[(t.account, t.symbol)]
                 c = cash[t.account]
-                p[2] += t.qty_delta
-                c[2] += t.cash_delta
+                # Trade.qty_delta / cash_delta inlined (cash_delta enters a decimal context of its
+                # own a call; this loop is inside _EXACT already): the same values
+                notional = t.qty * t.price if t.price is not None else _ZERO
+                if t.side in BUY_SIDES:
+                    dq, dc = t.qty, -notional
+                else:
+                    dq, dc = -t.qty, notional
+                p[2] += dq
+                c[2] += dc
                 if t.settled:
-                    p[1] += t.qty_delta
-                    c[1] += t.cash_delta
+                    p[1] += dq
+                    c[1] += dc
         self._positions = {k: Position(k[0], k[1], v[0], v[1], v[2]) for k, v in sorted(pos.items())}
         self._cash = {k: Cash(k, v[0], v[1], v[2]) for k, v in sorted(cash.items())}
         accts = set(self._cash) | set(self._reserved) | {o.account for o in self._orders.values() if o.account}
@@ -324,21 +459,55 @@ class Books:
     def from_records(cls, records: Iterable[Record], *,
                      reference_prices: Mapping[str, Decimal] | None = None,
                      holidays: Collection[dt.date] = ()) -> Books:
+        """The books of ``records`` (any set, any order, duplicates allowed): one part, merged."""
+        return cls.merge([BooksPart.of(records, holidays=holidays)], reference_prices=reference_prices)
+
+    @classmethod
+    def merge(cls, parts: Iterable[BooksPart], *,
+              reference_prices: Mapping[str, Decimal] | None = None) -> Books:
+        """The books of the union of the records of ``parts`` (see :class:`BooksPart`).
+
+        The parts must hold disjoint sets of orders (each order's records all in one part):
+        a txn folded in two parts raises ValueError. What spans orders is decided here, over
+        every part: the opening balances (latest ACCOUNT record), which trades are settled,
+        settled trades booked from their SETTLED record, the last trade price per symbol and
+        the reservations of open orders. ``Books.merge([BooksPart.of(rs)])`` is
+        ``Books.from_records(rs)``; so is the merge of the parts of any split of ``rs`` by txn.
+        """
+        parts = list(parts)
+        holidays = parts[0].holidays if parts else frozenset()
         refs = dict(reference_prices or {})
         anomalies: list[str] = []
+        orders: dict[str, OrderStatus] = {}
+        fill_trades: dict[str, Trade] = {}
+        last_px: dict[str, tuple[Hlc, Decimal]] = {}
         unique: dict[tuple[str, int], Record] = {}
-        for r in records:
-            if not isinstance(r, Record):
-                raise WrongType(f"Books.from_records takes Record values, got {type(r).__name__}")
-            prev = unique.get((r.origin, r.seq))
-            if prev is None or repr(r) < repr(prev):
-                unique[(r.origin, r.seq)] = r
-        recs = list(unique.values())
+        for part in parts:
+            if part.holidays != holidays:
+                raise InvalidValue("Books.merge: the parts were booked with different holidays")
+            if len(orders) < len(part.orders):
+                clash = orders.keys() & part.orders.keys()
+            else:
+                clash = part.orders.keys() & orders.keys()
+            if clash:
+                raise InvalidValue(f"Books.merge: txn(s) {sorted(clash)[:3]} folded in more than one part")
+            orders.update(part.orders)
+            fill_trades.update(part.fill_trades)
+            anomalies.extend(part.anomalies)
+            for sym, seen in part.last_px.items():
+                prev_px = last_px.get(sym)
+                if prev_px is None or prev_px[0] < seen[0]:
+                    last_px[sym] = seen
+            for r in part.firm_records:
+                prev = unique.get((r.origin, r.seq))
+                if prev is None or repr(r) < repr(prev):
+                    unique[(r.origin, r.seq)] = r
+        if len(parts) > 1:  # the fold orders by txn (fold_all): so does a merge of several
+            orders = dict(sorted(orders.items()))
         # Only the firm's ACCOUNT and SETTLED records need the clock order here (the latest
         # ACCOUNT opens, the earliest SETTLED names a fill); the fold orders each order's records
         # itself, so the whole set is not sorted (that sort was ~5% of Books.from_records, cProfile, 50k records).
-        firm_recs = sorted((r for r in recs if r.type is RecordType.ACCOUNT or r.type is RecordType.SETTLED),
-                           key=_key)
+        firm_recs = sorted(unique.values(), key=_key)
 
         # opening balances: latest ACCOUNT record per account
         openings: dict[str, AccountOpening] = {}
@@ -359,27 +528,11 @@ class Books:
                 else:
                     anomalies.append(f"SETTLED record {r.origin}:{r.seq} names no fill (extra['fill_ref'])")
 
-        orders = fold_all(recs)
+        # a part marks settled the trades its own SETTLED records name; one named in another part
+        # (a SETTLED record filed under another txn) is marked here
         trades: dict[str, Trade] = {}
-        last_px: dict[str, tuple[Hlc, Decimal]] = {}
-        for txn, o in orders.items():
-            for f in o.fills:
-                ref = fill_ref(txn, f)
-                problem = _unbookable(o.account, o.symbol, o.side)
-                if problem:
-                    anomalies.append(f"fill {ref}: {problem}; not booked")
-                    continue
-                if f.px is None:
-                    anomalies.append(f"fill {ref}: no price; booked with zero cash")
-                else:
-                    prev_px = last_px.get(o.symbol)
-                    if prev_px is None or prev_px[0] < f.hlc:
-                        last_px[o.symbol] = (f.hlc, f.px)
-                td = trade_date_of(f.hlc)
-                trades[ref] = Trade(ref=ref, txn=txn, exec_id=f.exec_id, account=o.account,
-                                    symbol=o.symbol, side=o.side, qty=f.qty, price=f.px, hlc=f.hlc,
-                                    trade_date=td, settle_date=settlement_date(td, holidays),
-                                    settled=ref in settled, cl_ord_id=o.cl_ord_id)
+        for ref, t in fill_trades.items():
+            trades[ref] = t if t.settled or ref not in settled else dataclasses.replace(t, settled=True)
         # settled trades whose fill we do not hold: book them from the SETTLED record itself
         for ref, r in settled.items():
             if ref in trades:

@@ -6,18 +6,25 @@ VENUE_ACK and FILL (held read-only, as replicated), plus the firm's ACCOUNT reco
 times :func:`utilities.replay.replay_log` over the whole log (decode, fold, books) and once
 more as of the middle of the day (``--until``), and reports records/s.
 
-Measured on this machine (2 cores shared with other engineers' test runs, load average 11-15,
-the machine 98% busy): ``fixgw bench replay --records 1000000 --json`` replayed 999,999
-records (199,999 orders) in 267.5 s of wall time, 60.6 s of CPU: 3,738 records/s of wall
-time, 16,508 records per CPU second; as of the middle of the day 3,400 records/s (it reads
-every record either way). Far from the 200,000 records/s asked for: see utilities/replay.py.
-Building the log took 254 s.
+It reports records/s of wall time and per CPU second (this process's and its replay helper's,
+``RUSAGE_CHILDREN``) and how many processes replayed (``replay_workers``: 2 only with an idle
+core, see :func:`utilities.replay.default_workers`).
+
+Measured on this machine (2 cores shared with other engineers' test runs), paired runs in one
+sitting, ``fixgw bench replay --records 1000000 --json``, before and after issue 15's work
+(see utilities/replay.py, Speed), 09:01-09:03 UTC: before (commit 25a1e46, load average 5.8,
+the machine 92% busy) 29,314 records/s of wall time, 36,230 per CPU second; after (load 3.1,
+51% busy, 1 process) 62,852 and 62,905; as of the middle of the day 54,349 and 82,687
+records/s. Again at 09:09-09:12 (load 2.6 then 3.0, 80% busy both): before 28,801 and 32,062,
+after 50,910 and 60,113. Building the log took 16-26 s. (The figure this docstring gave before, measured
+under a load average of 11-15: 3,738 records/s, 16,508 per CPU second.)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import shutil
 import tempfile
 import time
@@ -101,10 +108,10 @@ def run(records: int, data: Path | None = None, *, progress_factory: Any = None)
         with _bar(progress_factory, records, "building the log") as tick:
             written, middle = build_log(path, records, progress=tick)
         build_s = time.perf_counter() - t0
-        t0, c0, host0 = time.perf_counter(), time.process_time(), hostcpu.read()
+        t0, c0, host0 = time.perf_counter(), _cpu(), hostcpu.read()
         with _bar(progress_factory, written, "replay") as tick:
             full = replay_log(path, progress=tick)
-        full_s, full_cpu = time.perf_counter() - t0, time.process_time() - c0
+        full_s, full_cpu = time.perf_counter() - t0, _cpu() - c0
         host = hostcpu.usage(host0, hostcpu.read())
         t0 = time.perf_counter()
         with _bar(progress_factory, written, "replay --until") as tick:
@@ -115,13 +122,21 @@ def run(records: int, data: Path | None = None, *, progress_factory: Any = None)
             "replay_s": round(full_s, 3), "replay_records_per_s": round(written / full_s),
             # CPU time of the replay itself: on a shared machine the wall clock mostly measures
             # the others (see host_busy_pct / host_steal_pct, as in the end-to-end bench)
+            # CPU of this process and of the replay's worker processes
             "replay_cpu_s": round(full_cpu, 3), "replay_records_per_cpu_s": round(written / max(full_cpu, 1e-9)),
+            "replay_workers": full.workers,
             "host_busy_pct": host.busy_pct if host else None, "host_steal_pct": host.steal_pct if host else None,
             "until": iso_ns(middle), "until_orders": len(half.books.orders()),
             "until_s": round(half_s, 3), "until_records_per_s": round(written / half_s),
         }
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _cpu() -> float:
+    """CPU seconds of this process and of its waited-for children (a replay's workers)."""
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + kids.ru_utime + kids.ru_stime
 
 
 class _NoBar:
@@ -145,7 +160,8 @@ def main(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"replay of {result['records']} records ({result['orders']} orders): {result['replay_s']} s, "
+        print(f"replay of {result['records']} records ({result['orders']} orders) by {result['replay_workers']} "
+              f"process(es): {result['replay_s']} s, "
               f"{result['replay_records_per_s']} records/s; {result['replay_cpu_s']} s of CPU, "
               f"{result['replay_records_per_cpu_s']} records per CPU second")
         if result["host_busy_pct"] is not None:
