@@ -997,6 +997,7 @@ class Engine:
         self._listeners: dict[tuple[str, int], list[SessionSettings]] = {}
         self._servers: list[asyncio.base_events.Server] = []
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._creating: dict[SessionID, asyncio.Future[SessionRuntime]] = {}  # runtimes being created
         self._stopping = False
         self._started = False
         self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="fixgw-store")
@@ -1085,13 +1086,31 @@ class Engine:
         return t
 
     async def _create_runtime(self, s: SessionSettings) -> SessionRuntime:
+        """The session's runtime, created once: two connections for a new dynamic session that
+        arrive together both wait for the one creation (a second store open of the same session
+        failed with "already open in this process": a venue in a fixgw chaos run)."""
         sid = s.session_id
+        rt = self.sessions.get(sid)
+        if rt is not None:
+            return rt
+        pending = self._creating.get(sid)
+        if pending is not None:
+            return await asyncio.shield(pending)
         loop = asyncio.get_running_loop()
-        store = await loop.run_in_executor(self.executor, _call_factory, self.store_factory, s, sid)
-        log = _call_factory(self.log_factory, s, sid)
-        rt = SessionRuntime(self, s, store, log)
-        self.sessions[sid] = rt
-        await self.app.on_create(sid)
+        pending = self._creating[sid] = loop.create_future()
+        try:
+            store = await loop.run_in_executor(self.executor, _call_factory, self.store_factory, s, sid)
+            log = _call_factory(self.log_factory, s, sid)
+            rt = SessionRuntime(self, s, store, log)
+            self.sessions[sid] = rt
+            await self.app.on_create(sid)
+            pending.set_result(rt)
+        except BaseException as exc:
+            pending.set_exception(exc)
+            pending.exception()  # retrieved: only the waiters (if any) see it again
+            raise
+        finally:
+            del self._creating[sid]
         return rt
 
     # ---------------------------------------------------------------- app-facing

@@ -268,6 +268,19 @@ async def test_reject_logon_and_password() -> None:
 
 
 @pytest.mark.timeout(30)
+async def test_a_new_dynamic_session_asked_for_twice_at_once_is_created_once(tmp_path: Path) -> None:
+    """Two connections (or open_session calls) for a session nobody has opened yet, together:
+    one runtime, one store open (a second open of the same LMDB session failed with "already
+    open in this process"), on_create called once."""
+    venue = Venue()
+    async with Engine(settings(acceptor_cfg(free_port(), target="*", store=tmp_path / "v")), venue) as ve:
+        sid = SessionID("FIX.4.4", "VENUE", "NEWCLIENT")
+        assert list(await asyncio.gather(ve.open_session(sid), ve.open_session(sid), ve.open_session(sid))) == [True] * 3
+        assert [e for e in venue.events if e[0] == "create"] == [("create", str(sid))]
+        assert ve.session(sid) is ve.sessions[sid]
+
+
+@pytest.mark.timeout(30)
 async def test_dynamic_sessions_for_any_client() -> None:
     port = free_port()
     venue = Venue()
