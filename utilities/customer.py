@@ -24,6 +24,7 @@ from decimal import Decimal
 from typing import Any
 
 from fixgw.application import (
+    DoNotSend,
     IncorrectTagValue,
     MessageCracker,
     RejectLogon,
@@ -71,6 +72,7 @@ from utilities.tasks import TaskSet
 from utilities.txn import TxnAllocator, parse_txn
 
 log = logging.getLogger(__name__)
+_NOT_RESENT = frozenset({b"W", b"X"})  # market data refreshes: gap-filled on a resend (to_app)
 
 STREET_TYPES = frozenset({
     RecordType.SENT, RecordType.CANCEL_SENT, RecordType.REPLACE_SENT, RecordType.VENUE_ACK,
@@ -143,7 +145,8 @@ class CustomerUtility(MessageCracker):
         # records turned into reports), "execution_reports" (every 35=8 sent), "routed", ...
         self.counters = {"orders": 0, "accepted": 0, "rejects": 0, "reports": 0, "execution_reports": 0, "routed": 0,
                          "reported_again": 0, "possdup_known": 0, "throttled": 0, "not_stored": 0,
-                         "fenced_requests": 0, "superseded": 0, "in_flight_holds": 0, "in_flight_rejects": 0}
+                         "fenced_requests": 0, "superseded": 0, "in_flight_holds": 0, "in_flight_rejects": 0,
+                         "md_not_resent": 0}
         # NewOrderSingle read -> PendingNew (or Rejected) handed to the engine, seconds
         self.ack_latency = LatencyHistogram()
         self.sessions = sessions
@@ -279,6 +282,14 @@ class CustomerUtility(MessageCracker):
                 raise RejectLogon(str(exc)) from None
             except LogError as exc:  # the session's records cannot be stored here now
                 raise RejectLogon(cannot_store_text(exc, "sessions")) from None
+
+    def to_app(self, message: Message, session_id: SessionID) -> None:
+        """A market data refresh (W, X) is not resent on the customer's ResendRequest: gap-filled
+        (:class:`DoNotSend`), as FIX advises for stale data; the customer asks for a snapshot
+        again. Everything else (ExecutionReports, position reports, rejects) is resent."""
+        if message.msg_type in _NOT_RESENT and message.get(43) == b"Y":
+            self.counters["md_not_resent"] += 1
+            raise DoNotSend("market data is not resent (stale): gap-filled")
 
     async def on_logon(self, session_id: SessionID) -> None:
         self.logged_on.add(session_id)

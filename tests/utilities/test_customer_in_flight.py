@@ -179,3 +179,4 @@ async def test_cancel_and_replace_requests_are_in_flight_until_the_venue_answers
         assert app.in_flight.total == 0                   # the order ended: its requests with it
     finally:
         await node.close()
+
