@@ -419,6 +419,9 @@ class Gateway:
         self.status_dir = status_dir
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self.connections: dict[str, set[_Customer]] = {}
+        # Logons on their way to a utility (connecting): counted as its load, so customers
+        # arriving together are spread, not all sent to the one that looked least loaded
+        self._connecting: dict[str, int] = {}
         self.state = "starting"
         self.started_at = time.time()
         self._bus = MqttBus(client_id=bus_client_id or f"{cluster}-gateway-{name}", host=broker_host,
@@ -534,7 +537,11 @@ class Gateway:
             conns.discard(c)
 
     def load(self) -> dict[str, int]:
-        return {n: len(c) for n, c in self.connections.items()}
+        """This gateway's connections to each utility, counting those being connected."""
+        out = {n: len(c) for n, c in self.connections.items()}
+        for n, k in self._connecting.items():
+            out[n] = out.get(n, 0) + k
+        return out
 
     def start_routing(self, c: _Customer, first: bytes, client: str, target: str) -> None:
         task = asyncio.get_running_loop().create_task(self.route(c, first, client, target))
@@ -569,6 +576,7 @@ class Gateway:
             route = routes[0]
             up = route.upstream
             tried.add(up.name)
+            self._connecting[up.name] = self._connecting.get(up.name, 0) + 1
             try:
                 _, proto = await asyncio.wait_for(
                     loop.create_connection(lambda: _Utility(c), up.host, up.port), CONNECT_TIMEOUT_S)
@@ -578,6 +586,10 @@ class Gateway:
                 log.warning("%s: customer utility %s at %s:%s refused %s (%s): trying another", self.name, up.name,
                             up.host, up.port, client, exc)
                 continue
+            finally:
+                self._connecting[up.name] -= 1
+                if not self._connecting[up.name]:
+                    del self._connecting[up.name]
             if c.state != "routing":     # the customer left while we connected
                 if proto.transport is not None:
                     proto.transport.close()
@@ -601,6 +613,10 @@ class Gateway:
             "connections": {n: len(c) for n, c in sorted(self.connections.items()) if c},
             "utilities": {n: ("routable" if d.routable(n) else "alive" if d.alive(n) else "dead")
                           for n in sorted(d.upstreams)},
+            # the sessions each utility's last heartbeat lists: with "connections", what routing
+            # by load weighs
+            "sessions": {n: list(hb.sessions) for n in sorted(d.upstreams)
+                         if (hb := d.liveness.heartbeat(n)) is not None},
         }
 
     def _write_status(self) -> None:

@@ -132,6 +132,10 @@ async def _scenario(cl: Cluster, tmp_path: Path, cert: Path) -> None:
     q2 = QuickfixInitiator(FailoverConfig(host="127.0.0.1", port=cl.ports["gw1"], store_dir=tmp_path / "q2",
                                           begin_string="FIX.4.2", sender_comp_id="CLIENT2", reset_on_logon=True,
                                           failover_ports=(cl.ports["gw2"],)))
+    # routing is by load, and the load includes the sessions a utility's heartbeat lists: the
+    # bench's sessions must be gone from cfu1's heartbeat first (a heartbeat interval at most)
+    await until(lambda: not any(gw_status(cl, "gw1").get("sessions", {"x": ["x"]}).values()), 10,
+                "the bench's sessions leave the heartbeats gw1 holds")
     q1.start()
     q2.start()
     try:

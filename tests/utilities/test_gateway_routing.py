@@ -62,6 +62,25 @@ async def test_routes_by_load_then_to_the_owner_named_in_heartbeats(mosquitto: M
                 assert gw.status()["connections"] == {"cfu1": 1, "cfu2": 2}
 
 
+async def test_customers_arriving_together_are_spread_not_sent_to_one_utility(mosquitto: Mosquitto) -> None:
+    # six Logons written at once: each is routed while the others are still connecting, so the
+    # connections being made count as load (before: all six could see the same least-loaded one)
+    async with rig(mosquitto) as r:
+        gw = await r.gateway()
+        conns = [await asyncio.open_connection("127.0.0.1", gw.port) for _ in range(6)]
+        try:
+            for i, (_, writer) in enumerate(conns):
+                writer.write(logon(f"RAW{i}"))
+            for _, (reader, _) in enumerate(conns):
+                answer = await asyncio.wait_for(reader.read(4096), 10)
+                assert b"\x0135=A\x01" in answer
+            assert gw.status()["connections"] == {"cfu1": 3, "cfu2": 3}
+            assert gw.load() == {"cfu1": 3, "cfu2": 3}
+        finally:
+            for _, writer in conns:
+                writer.close()
+
+
 async def test_a_silent_utility_loses_its_customers_to_a_live_one(mosquitto: Mosquitto) -> None:
     async with rig(mosquitto) as r:
         gw = await r.gateway()
