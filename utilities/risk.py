@@ -155,6 +155,10 @@ class RiskView:
             self._reserve(o, +1)
             if r.status == "2" or o.qty == 0:
                 self._close(r)
+        elif r.status == "2" and r.txn not in self.closed:
+            # the fill that ends an order whose ORDER record is not here yet (a peer's, replicated
+            # after the street's): the order is done, its ORDER must not open it when it comes
+            self._close(r)
 
     def _replaced(self, r: Record) -> None:
         o = self.open.get(r.txn)
