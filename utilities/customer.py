@@ -232,7 +232,7 @@ class CustomerUtility(MessageCracker):
             state = snap.state if snap is not None else CustomerState.empty(self.name, self.reference_prices)
             folded = state.fold(rd.iter_after(snap.position if snap is not None else {}, held))
             state.prune_requests(rd.records_for_txn)
-            if path is not None and (snap is None or folded >= max(1, self.snapshot_every) // 2):
+            if path is not None and (snap is None or folded >= max(1, self.snapshot_every // 2)):
                 state.roll(self.today() - KEEP_DAYS)     # as a snapshot taken later would hold it
                 data = encode(state, held, (snap.records if snap is not None else 0) + folded, self.reference_prices)
             folded += state.fold(rd.iter_after(held))   # held above a gap: not in the snapshot

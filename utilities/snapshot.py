@@ -37,8 +37,10 @@ it: the event loop is not stalled, and the live views are not touched), and at a
 
 from __future__ import annotations
 
+import copyreg
 import datetime as dt
 import hashlib
+import io
 import logging
 import os
 import pickle
@@ -49,6 +51,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from replication.codec import decode_record, encode_record
 from replication.record import Record, RecordType
 from utilities.books import trade_date_of
 from utilities.clordids import ClOrdIds
@@ -194,12 +197,20 @@ class Snapshot:
     taken_at: float     # time.time() when written
 
 
+def _reduce_record(r: Record) -> tuple[Callable[[bytes], Record], tuple[bytes]]:
+    """A Record pickles as its encoded bytes (its ``extra`` is a read-only mapping pickle refuses)."""
+    return decode_record, (encode_record(r),)
+
+
 def encode(state: CustomerState, position: dict[str, int], records: int,
            reference_prices: dict[str, Decimal]) -> bytes:
     """The file's bytes (see the module doc)."""
-    payload = pickle.dumps({"node": state.me, "position": dict(position), "records": records,
-                            "taken_at": time.time(), "reference_prices": dict(reference_prices), "state": state},
-                           protocol=pickle.HIGHEST_PROTOCOL)
+    buf = io.BytesIO()
+    pickler = pickle.Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL)
+    pickler.dispatch_table = {**copyreg.dispatch_table, Record: _reduce_record}
+    pickler.dump({"node": state.me, "position": dict(position), "records": records, "taken_at": time.time(),
+                  "reference_prices": dict(reference_prices), "state": state})
+    payload = buf.getvalue()
     return MAGIC + SNAPSHOT_FORMAT.to_bytes(2, "big") + fingerprint() + hashlib.sha256(payload).digest() + payload
 
 
