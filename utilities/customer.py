@@ -285,22 +285,32 @@ class CustomerUtility(MessageCracker):
 
     # ------------------------------------------------------------------ snapshots
     async def write_snapshot(self) -> Taken | None:
-        """A snapshot now (a worker thread; one at a time): the newest one plus the records since.
-        None when this utility keeps none or one is being written already."""
-        if self.snapshot_path is None or self._snapshotting is not None:
+        """A snapshot now (a worker thread, one at a time: a call while one is being written waits
+        for it, then writes its own): the newest one plus the records since. None when this
+        utility keeps none, or it failed (logged; the next one folds what this one would have)."""
+        if self.snapshot_path is None:
             return None
+        while (running := self._snapshotting) is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(running)
         self._since_snapshot = 0
         path, today = self.snapshot_path, self.today()
         loop = asyncio.get_running_loop()
         self._snapshotting = fut = loop.run_in_executor(None, lambda: take(
             self.node.log, path, me=self.name, reference_prices=self.reference_prices, today=today))
+
+        def done(_: asyncio.Future[Taken]) -> None:
+            # only once the thread is done: a stop waits for it before the log is closed
+            if self._snapshotting is fut:
+                self._snapshotting = None
+        fut.add_done_callback(done)
         try:
-            taken = await fut
+            taken = await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            raise
         except Exception:
             log.exception("%s: snapshot not written", self.name)
             return None
-        finally:
-            self._snapshotting = None
         if taken.previous:
             log.warning("%s: the previous snapshot was not used: %s", self.name, taken.previous)
         self.counters["snapshots"] += 1
@@ -730,6 +740,7 @@ class CustomerUtility(MessageCracker):
         self._index(r)
         self._since_snapshot += 1
         if self.snapshot_every and self._since_snapshot >= self.snapshot_every and self._snapshotting is None:
+            self._since_snapshot = -(1 << 62)   # one at a time: counted again once it has started
             self._spawn(self.write_snapshot())
         self.inquiries.on_record(r)
         if r.type not in STREET_TYPES:

@@ -66,8 +66,8 @@ def test_a_killed_customer_utility_restarts_from_its_snapshot_and_answers_a_stat
         startup = st["startup"]
         held = sum(int(v) for v in st["hwm"].values())
         assert startup["snapshot"] is True and startup["snapshot_ignored"] == "", startup
-        # it folded only the records since its last snapshot (one every 40 records), not its ~100
-        assert startup["snapshot_records"] >= 60 and startup["folded"] <= 40, startup
+        # it folded only the records since its last snapshot (one every 40 records), not its ~80
+        assert startup["snapshot_records"] >= 40 and startup["folded"] <= 40, startup
         assert startup["snapshot_records"] + startup["folded"] <= held, (startup, held)
         log = (cl.base / "cfu1.restart.log").read_text()
         assert "loaded from a snapshot of" in log, log[-3000:]
