@@ -17,7 +17,9 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
+import json
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
@@ -56,6 +58,7 @@ from utilities.account_inquiries import AccountInquiries
 from utilities.books import new_york_today
 from utilities.clordids import ClOrdIds
 from utilities.customer_marketdata import CustomerMarketData
+from utilities.errors import UtilitiesError
 from utilities.fencing import Fence
 from utilities.in_flight import ANSWERED, REQUEST_ANSWERED, REQUESTS_ENDED, InFlight, InFlightLimits
 from utilities.liveness import Liveness
@@ -74,7 +77,7 @@ from utilities.snapshot import (
     Taken,
     encode,
     read_file,
-    take,
+    take_command,
     write_file,
 )
 from utilities.status import OrderStatus, fold
@@ -284,6 +287,22 @@ class CustomerUtility(MessageCracker):
             self.sessions.on_fact(*got)
 
     # ------------------------------------------------------------------ snapshots
+    async def _take_snapshot(self, path: Path) -> Taken:
+        """utilities.snapshot.take in a process of its own (the log opened read-only there)."""
+        log_dir = getattr(self.node.log, "path", None)
+        if not isinstance(log_dir, Path):
+            raise UtilitiesError(f"{self.name}: its log has no directory to snapshot from")
+        root = Path(__file__).resolve().parents[1]
+        env = {**os.environ, "PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        cmd = take_command(log_dir, path, me=self.name, reference_prices=self.reference_prices, today=self.today())
+        proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE,
+                                                    stderr=asyncio.subprocess.PIPE, env=env)
+        out, err = await proc.communicate()
+        if proc.returncode != 0:
+            raise UtilitiesError(f"{self.name}: the snapshot process exited {proc.returncode}: "
+                                 f"{err.decode(errors='replace')[-2000:]}")
+        return Taken(**json.loads(out.decode().strip().splitlines()[-1]))
+
     async def write_snapshot(self) -> Taken | None:
         """A snapshot now (a worker thread, one at a time: a call while one is being written waits
         for it, then writes its own): the newest one plus the records since. None when this
@@ -294,13 +313,10 @@ class CustomerUtility(MessageCracker):
             with contextlib.suppress(Exception):
                 await asyncio.shield(running)
         self._since_snapshot = 0
-        path, today = self.snapshot_path, self.today()
-        loop = asyncio.get_running_loop()
-        self._snapshotting = fut = loop.run_in_executor(None, lambda: take(
-            self.node.log, path, me=self.name, reference_prices=self.reference_prices, today=today))
+        self._snapshotting = fut = asyncio.ensure_future(self._take_snapshot(self.snapshot_path))
 
         def done(_: asyncio.Future[Taken]) -> None:
-            # only once the thread is done: a stop waits for it before the log is closed
+            # only once the process is done: a stop waits for it before the log is closed
             if self._snapshotting is fut:
                 self._snapshotting = None
         fut.add_done_callback(done)

@@ -31,19 +31,26 @@ checksum, node, reference prices, a position beyond the log) is ignored with a w
 the node folds the whole log, then writes a fresh one.
 
 Written: after a start-up that folded many records, every ``[cluster] snapshot_every_records``
-records (a worker thread reads the newest snapshot, folds the records since into it and writes
-it: the event loop is not stalled, and the live views are not touched), and at a clean stop.
+records, and at a clean stop. A process of its own (``python -m utilities.snapshot``, the log
+opened read-only: LMDB readers in other processes are what ``fixgw log`` does to a running
+node) reads the newest snapshot, folds the records since into it and writes it; the live views
+are not touched. Not a worker thread: one held the utility's event loop up to 97 ms at a time
+(1 ms sleeps: p99 11 ms late, the GIL through the fold and through one whole pickle call; a
+full fold of 200,000 records, 2 busy cores); with the process: p99 0.2 ms, max 8.5 ms.
 """
 
 from __future__ import annotations
 
 import copyreg
+import dataclasses
 import datetime as dt
 import hashlib
 import io
+import json
 import logging
 import os
 import pickle
+import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -257,7 +264,7 @@ def decode(data: bytes, *, node: str, reference_prices: dict[str, Decimal],
 def write_file(path: Path, data: bytes) -> None:
     """Atomically: a temporary file, fsynced, renamed over ``path``, the directory fsynced."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")   # a writer of its own (a restarted node's and an old one's)
     with open(tmp, "wb") as f:
         f.write(data)
         f.flush()
@@ -315,3 +322,34 @@ def take(node_log: RecordSource, path: Path, *, me: str, reference_prices: dict[
     data = encode(state, held, records, prices)
     write_file(path, data)
     return Taken(records, folded, len(data), time.perf_counter() - t0, why)
+
+
+def take_command(log_dir: Path, path: Path, *, me: str, reference_prices: dict[str, Decimal],
+                 today: dt.date) -> list[str]:
+    """The command line of a process that takes a snapshot (:func:`main`): the running utility's
+    own process is left alone (a worker thread held its event loop up to 97 ms at a time: the
+    GIL through the fold and through one pickle call, 200,000 records)."""
+    prices = ",".join(f"{k}={v}" for k, v in sorted(reference_prices.items()))
+    return [sys.executable, "-m", "utilities.snapshot", str(log_dir), str(path), me, today.isoformat(), prices]
+
+
+def main(argv: list[str]) -> int:
+    """``python -m utilities.snapshot LOG_DIR PATH NODE TODAY PRICES``: :func:`take` on a read-only
+    open of the log (another process may be writing it); prints what it did as JSON."""
+    from replication.log import RecordLog
+
+    log_dir, path, me, today = Path(argv[0]), Path(argv[1]), argv[2], dt.date.fromisoformat(argv[3])
+    prices = {k: Decimal(v) for k, _, v in (kv.partition("=") for kv in argv[4].split(",") if kv)}
+    with RecordLog(log_dir, readonly=True) as node_log:
+        taken = take(node_log, path, me=me, reference_prices=prices, today=today)
+    print(json.dumps({f.name: getattr(taken, f.name) for f in dataclasses.fields(taken)}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 6:
+        sys.exit("usage: python -m utilities.snapshot LOG_DIR PATH NODE TODAY PRICES (internal: a customer utility's)")
+    # run through the module's own name: a state pickled from ``__main__`` would name its classes there
+    import importlib
+
+    sys.exit(importlib.import_module("utilities.snapshot").main(sys.argv[1:]))
