@@ -1015,10 +1015,6 @@ def cannot_store_text(exc: LogError, what: str) -> str:
     return f"node cannot store {what}: {exc}"
 
 
-def txn_done(risk: RiskView, txn: str) -> bool:
-    return txn not in risk.open
-
-
 def _int(v: object, default: int) -> int:
     try:
         return int(str(v))
