@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from replication.hlc import Hlc, HybridLogicalClock
 from replication.log import RecordLog
 from replication.node import ReplicationNode
-from replication.record import RecordType, Role
+from replication.record import Record, RecordType, Role
 from utilities.books import CASH_KEY, POSITION_PREFIX, trade_date_of
 from utilities.customer import CustomerUtility
 from utilities.liveness import Liveness
@@ -330,3 +330,38 @@ async def test_load_uses_a_good_snapshot_and_folds_only_the_tail(tmp_path: Path)
         # the order a street sent is not routed again; the one of the tail no street has seen is, and in flight
         assert list(app.router.pending) == ["cfu1-0.2"] and app.in_flight.total == 1
         assert app.client_txns == {"C1": {"cfu1-0.1": (DAY0, "FIX.4.4"), "cfu1-0.2": (DAY0, "FIX.4.4")}}
+
+
+# -- the risk view does not depend on which origin's records come first ---------------------------
+
+@settings(max_examples=200, deadline=None)
+@given(fills=st.lists(st.integers(1, 60), min_size=1, max_size=4), final=st.booleans(), cash=st.booleans(),
+       data=st.data())
+def test_fills_before_their_order_record_reserve_what_the_order_first_would(
+        fills: list[int], final: bool, cash: bool, data: st.DataObject) -> None:
+    """A peer's ORDER record may come after the street's fills (two origins, two replication
+    paths): the view ends as if the ORDER had come first, whichever snapshot sits in between."""
+    from utilities.risk import RiskView
+
+    px, qty = Decimal(10), Decimal(sum(fills) + (0 if final else 7))
+    terms: dict[str, Any] = {"account": "ACC1", "symbol": "AAPL", "side": "1", "price": px}
+    order = Record(origin=PEER, seq=1, txn="cfu2-0.1", type=RecordType.ORDER, status="A", hlc=Hlc(T0, 0, PEER),
+                   order_qty=None if cash else qty, cash_order_qty=qty * px if cash else None, **terms)
+    street, cum = [], 0
+    for i, q in enumerate(fills):
+        cum += q
+        street.append(Record(origin="ssu1", seq=i + 1, txn="cfu2-0.1", type=RecordType.FILL,
+                             status="2" if final and i == len(fills) - 1 else "1", hlc=Hlc(T0 + i + 1, 0, "ssu1"),
+                             exec_id=f"E{i}", last_qty=Decimal(q), last_px=px, cum_qty=Decimal(cum), **terms))
+    first = RiskView(dict(PRICES))
+    for r in [order, *street]:
+        first.apply(r)
+    late = RiskView(dict(PRICES))
+    at = data.draw(st.integers(0, len(street)))
+    for r in [*street[:at], order, *street[at:]]:
+        late.apply(r)
+
+    def seen(v: RiskView) -> tuple[Any, ...]:
+        return (v.open, set(v.closed), {k: x for k, x in v.reserved_cash.items() if x != 0}, v.traded_cash,
+                v.traded_pos, v.early)
+    assert seen(late) == seen(first)
