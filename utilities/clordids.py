@@ -88,6 +88,15 @@ class ClOrdIds:
         e = self._entries.get((client, cl_ord_id))
         return None if e is None else e.txn
 
+    def export(self) -> tuple[dict[tuple[str, str], tuple[str, dt.date]], dict[tuple[str, str], set[str]]]:
+        """What it knows, as plain data (a snapshot: utilities.snapshot); :meth:`restore` takes it back."""
+        return {k: (e.txn, e.day) for k, e in self._entries.items()}, {k: set(v) for k, v in self._twice.items()}
+
+    def restore(self, entries: dict[tuple[str, str], tuple[str, dt.date]],
+                twice: dict[tuple[str, str], set[str]]) -> None:
+        self._entries = {k: _Entry(txn, day) for k, (txn, day) in entries.items()}
+        self._twice = {k: set(v) for k, v in twice.items()}
+
     def roll(self, today: dt.date) -> int:
         """A new trading day: forget ids of earlier days whose order is done. Returns how many."""
         is_open = self._is_open

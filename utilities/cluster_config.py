@@ -22,6 +22,7 @@ from utilities.in_flight import (
     POLICIES,
     InFlightLimits,
 )
+from utilities.snapshot import DEFAULT_EVERY_RECORDS as DEFAULT_SNAPSHOT_EVERY
 
 ROLES = ("customer", "street", "firm")
 VENUE_KINDS = ("exchange", "fund")
@@ -149,6 +150,8 @@ class ClusterConfig:
     in_flight_policy: str = "pause"
     # a node more than this many seconds behind an origin's records says so (replication.lag)
     behind_after_s: float = DEFAULT_BEHIND_AFTER_S
+    # a customer utility's snapshot every this many records (utilities.snapshot; 0: at start and stop only)
+    snapshot_every_records: int = DEFAULT_SNAPSHOT_EVERY
 
     def in_flight_limits(self) -> InFlightLimits:
         return InFlightLimits(
@@ -318,7 +321,7 @@ def parse_cluster_config(data: Mapping[str, Any], source: Path) -> ClusterConfig
     r.check_keys(cluster, {"name", "data_dir", "heartbeat_s", "dead_after_s", "fix_store_sync", "map_size",
                            "map_limit", "fix_log_keep_days", "dashboard_port", "dashboard_host",
                            "restart_children", "max_in_flight", "max_in_flight_per_session", "in_flight_policy",
-                           "behind_after_s"}, "cluster.")
+                           "behind_after_s", "snapshot_every_records"}, "cluster.")
     name = r.str_(cluster, "name", "cluster.")
     data_dir = Path(r.str_(cluster, "data_dir", "cluster.", "var/" + name))
     if not data_dir.is_absolute():
@@ -348,6 +351,10 @@ def parse_cluster_config(data: Mapping[str, Any], source: Path) -> ClusterConfig
     max_in_flight_per_session = r.count(cluster, "max_in_flight_per_session", "cluster.",
                                         DEFAULT_MAX_IN_FLIGHT_PER_SESSION, "orders") or DEFAULT_MAX_IN_FLIGHT_PER_SESSION
     in_flight_policy = r.policy(cluster, "in_flight_policy", "cluster.") or "pause"
+    snapshot_every = cluster.get("snapshot_every_records", DEFAULT_SNAPSHOT_EVERY)
+    if isinstance(snapshot_every, bool) or not isinstance(snapshot_every, int) or snapshot_every < 0:
+        raise r.fail("cluster.snapshot_every_records", "a whole number of records >= 0 (0: a snapshot only at "
+                     "start-up and at a clean stop)", snapshot_every)
     behind_after_s = cluster.get("behind_after_s", DEFAULT_BEHIND_AFTER_S)
     if isinstance(behind_after_s, bool) or not isinstance(behind_after_s, (int, float)) or not behind_after_s > 0:
         raise r.fail("cluster.behind_after_s", "a number of seconds > 0", behind_after_s)
@@ -481,6 +488,7 @@ def parse_cluster_config(data: Mapping[str, Any], source: Path) -> ClusterConfig
         dashboard_port=dashboard_port, dashboard_host=dashboard_host, restart_children=restart_children,
         max_in_flight=max_in_flight, max_in_flight_per_session=max_in_flight_per_session,
         in_flight_policy=in_flight_policy, behind_after_s=float(behind_after_s),
+        snapshot_every_records=snapshot_every,
     )
 
 

@@ -17,10 +17,13 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
+import json
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from fixgw.application import (
@@ -53,9 +56,10 @@ from replication.wire import Topics
 from replication.writer import full_reason
 from utilities import execreports as er
 from utilities.account_inquiries import AccountInquiries
-from utilities.books import new_york_today, trade_date_of
+from utilities.books import new_york_today
 from utilities.clordids import ClOrdIds
 from utilities.customer_marketdata import CustomerMarketData
+from utilities.errors import UtilitiesError
 from utilities.fencing import Fence
 from utilities.in_flight import ANSWERED, REQUEST_ANSWERED, REQUESTS_ENDED, InFlight, InFlightLimits
 from utilities.liveness import Liveness
@@ -67,6 +71,16 @@ from utilities.session_owner import NotReady, SessionOwner
 from utilities.session_rule import SessionKey
 from utilities.session_store import ReplicatedSessionStore
 from utilities.session_throttle import SessionThrottle
+from utilities.snapshot import (
+    DEFAULT_EVERY_RECORDS,
+    KEEP_DAYS,
+    CustomerState,
+    Taken,
+    encode,
+    read_file,
+    take_command,
+    write_file,
+)
 from utilities.status import OrderStatus, fold
 from utilities.tasks import TaskSet
 from utilities.txn import TxnAllocator, parse_txn
@@ -79,9 +93,6 @@ STREET_TYPES = frozenset({
     RecordType.VENUE_REJECT, RecordType.FILL, RecordType.CANCELED, RecordType.REPLACED,
     RecordType.EXPIRED, RecordType.CANCEL_REJECTED, RecordType.VENUE_STATUS, RecordType.TAKEOVER,
 })
-# the accepted requests of a client, each under a ClOrdID of its own (a refused one takes none)
-TAKES_CLORDID = frozenset({RecordType.ORDER, RecordType.CANCEL_REQUEST, RecordType.REPLACE_REQUEST})
-RISK_MEMORY = dt.timedelta(days=1)  # the risk view remembers finished orders and fills this long past their day
 ORD_TYPES = {OrdType.MARKET: "market", OrdType.LIMIT: "limit"}
 TIFS = frozenset({*TimeInForce, "6"})  # and GTD (6), which only a venue may refuse
 
@@ -111,6 +122,8 @@ class CustomerUtility(MessageCracker):
         rate_limits: Mapping[str, float] | None = None,  # client CompID -> messages/s per session
         in_flight: InFlightLimits | None = None,     # orders taken and not yet answered by a venue
         fence: Fence | None = None,                  # the stall detector (utilities.fencing); None: never fenced
+        snapshot_path: Path | None = None,           # its snapshot (utilities.snapshot); None: none kept
+        snapshot_every: int = DEFAULT_EVERY_RECORDS,  # records between two snapshots (0: only at start and stop)
     ) -> None:
         self.node = node
         self.name = node_name
@@ -124,10 +137,19 @@ class CustomerUtility(MessageCracker):
         self.liveness = liveness
         self.publish = publish
         self.default_venue = default_venue
-        self.risk = RiskView(dict(reference_prices or {}))
+        self.reference_prices = dict(reference_prices or {})
+        # the views rebuilt from the log (utilities.snapshot): risk, ClOrdIDs, clients' orders, ...
+        self.state = CustomerState.empty(node_name, self.reference_prices)
+        self.risk: RiskView = self.state.risk
+        self.snapshot_path = snapshot_path
+        self.snapshot_every = snapshot_every
+        self._since_snapshot = 0
+        self._snapshotting: asyncio.Future[Taken] | None = None
+        # how the last start-up went: snapshot used or why not, records folded, seconds (status file, bench)
+        self.startup: dict[str, Any] = {}
         self.router = Router(ttl_s=TTL_FACTOR * liveness.dead_after_s)
         self.today = today or new_york_today
-        self.clids = ClOrdIds(lambda txn: txn in self.risk.open)
+        self.clids: ClOrdIds = self.state.clids
         self._day: dt.date | None = None
         self.begin_of: dict[str, str] = {}                 # client CompID -> BeginString last used
         self.txns: TxnAllocator | None = None
@@ -146,7 +168,7 @@ class CustomerUtility(MessageCracker):
         self.counters = {"orders": 0, "accepted": 0, "rejects": 0, "reports": 0, "execution_reports": 0, "routed": 0,
                          "reported_again": 0, "possdup_known": 0, "throttled": 0, "not_stored": 0,
                          "fenced_requests": 0, "superseded": 0, "in_flight_holds": 0, "in_flight_rejects": 0,
-                         "md_not_resent": 0}
+                         "md_not_resent": 0, "snapshots": 0}
         # NewOrderSingle read -> PendingNew (or Rejected) handed to the engine, seconds
         self.ack_latency = LatencyHistogram()
         self.sessions = sessions
@@ -155,8 +177,9 @@ class CustomerUtility(MessageCracker):
             fence.on_lift(self._drop_superseded)
         if sessions is not None:
             sessions.control = self
+            sessions.restore_views(self.state.sessions)
         # client -> its orders' txns -> (trading day, BeginString of the session that sent it)
-        self.client_txns: dict[str, dict[str, tuple[dt.date, str]]] = {}
+        self.client_txns: dict[str, dict[str, tuple[dt.date, str]]] = self.state.client_txns
         self._reset_logon: dict[SessionKey, bool] = {}          # the Logon being taken asked for a reset
         self.throttle = SessionThrottle(rate_limits or {})
         # backpressure (utilities.in_flight): orders taken and not yet answered by a venue,
@@ -171,6 +194,7 @@ class CustomerUtility(MessageCracker):
         self.inquiries = AccountInquiries(name=node_name, customers=self.customers,
                                           records_for_txn=lambda txn: self.node.log.records_for_txn(txn),
                                           send=self._send, today=self.today, reference_prices=reference_prices)
+        self.inquiries.accounts = self.state.accounts
         # market data from the street utilities' quotes (utilities.customer_marketdata)
         self.market_data = CustomerMarketData(name=node_name, cluster=cluster, symbols=self.symbol_venues,
                                               streets=self.streets, send=self._send, backlog=self._backlog,
@@ -196,14 +220,30 @@ class CustomerUtility(MessageCracker):
 
     # ------------------------------------------------------------------ start-up
     def load(self) -> None:
-        """Rebuild the in-memory views from the log (after a restart) and what must be routed."""
+        """Rebuild the in-memory views (after a restart) and what must be routed: from the newest
+        valid snapshot and the records after it, else from the whole log (utilities.snapshot);
+        then, if it folded many records, a new snapshot."""
+        t0 = time.perf_counter()
         node_log = self.node.log
         self.txns = TxnAllocator(self.name, node_log.head)
-        requests: list[Record] = []
-        for r in node_log.iter_all():
-            self._index(r)
-            if r.origin == self.name and r.type in (RecordType.ORDER, RecordType.CANCEL_REQUEST, RecordType.REPLACE_REQUEST):
-                requests.append(r)
+        path = self.snapshot_path
+        data = b""
+        with node_log.reader() as rd:
+            held = rd.high_water_marks()
+            snap, why = read_file(path, node=self.name, reference_prices=self.reference_prices, held=held) \
+                if path is not None else (None, "")
+            if why:
+                log.warning("%s: snapshot ignored, folding the whole log: %s", self.name, why)
+            state = snap.state if snap is not None else CustomerState.empty(self.name, self.reference_prices)
+            folded = state.fold(rd.iter_after(snap.position if snap is not None else {}, held))
+            state.prune_requests(rd.records_for_txn)
+            if path is not None and (snap is None or folded >= max(1, self.snapshot_every // 2)):
+                state.roll(self.today() - KEEP_DAYS)     # as a snapshot taken later would hold it
+                data = encode(state, held, (snap.records if snap is not None else 0) + folded, self.reference_prices)
+            folded += state.fold(rd.iter_after(held))   # held above a gap: not in the snapshot
+        self._adopt(state)
+        requests = sorted(state.requests.values(), key=lambda r: r.seq)
+        state.requests = {}                             # kept only in snapshots
         for r in requests:
             recs = node_log.records_for_txn(r.txn)
             st = fold(recs)
@@ -217,40 +257,92 @@ class CustomerUtility(MessageCracker):
                     self.router.answered_by(s)
         self._trading_day()  # forget the ids of earlier days whose orders are done
         self.node.add_listener(self.on_record)
+        load_s = time.perf_counter() - t0
+        self.startup = {"snapshot": snap is not None, "snapshot_records": snap.records if snap is not None else 0,
+                        "snapshot_ignored": why, "folded": folded, "load_s": round(load_s, 3)}
+        if snap is not None:
+            log.info("%s: loaded from a snapshot of %d records (taken %s); folded %d record(s) after it in %.2f s",
+                     self.name, snap.records, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(snap.taken_at)),
+                     folded, load_s)
+        else:
+            log.info("%s: no snapshot used: folded the whole log, %d record(s), in %.2f s", self.name, folded, load_s)
+        if data and path is not None:
+            try:
+                write_file(path, data)
+                self.startup["snapshot_written"] = len(data)
+            except OSError as exc:
+                log.warning("%s: snapshot not written to %s: %s", self.name, path, exc)
+
+    def _adopt(self, state: CustomerState) -> None:
+        """Make ``state`` the live views (start-up)."""
+        self.state = state
+        self.risk = state.risk
+        self.clids = state.clids
+        self.client_txns = state.client_txns
+        self.inquiries.accounts = state.accounts
+        if self.sessions is not None:
+            self.sessions.restore_views(state.sessions)
 
     def _index(self, r: Record) -> None:
-        self.risk.apply(r)
-        self.inquiries.index(r)
-        if r.session and r.cl_ord_id:
-            if r.type in TAKES_CLORDID:
-                self.clids.learn(r.session, r.cl_ord_id, r.txn, trade_date_of(r.hlc))
-            elif r.type in (RecordType.SENT, RecordType.TAKEOVER):
-                # the street's sending carries the ClOrdID too: a customer utility paused right
-                # after recording an order (its record not yet on the bus) may have routed it; its
-                # successor then knows the id from the street's SENT and answers the customer's
-                # PossDup resend with the order's status instead of taking it as new
-                self.clids.learn_unknown(r.session, r.cl_ord_id, r.txn, trade_date_of(r.hlc))
-        if r.type in (RecordType.ORDER, RecordType.ORDER_REJECTED) and r.session:
-            self.client_txns.setdefault(r.session, {})[r.txn] = (trade_date_of(r.hlc), str(r.extra.get("begin") or ""))
-        elif r.type is RecordType.SENT and r.session:
-            # the order of a peer paused before its ORDER record left: the street's SENT names the
-            # client, so a take-over reports its events again all the same (_report_again)
-            self.client_txns.setdefault(r.session, {}).setdefault(
-                r.txn, (trade_date_of(r.hlc), str(r.extra.get("begin") or "")))
-        if self.sessions is not None:
-            self.sessions.on_record(r)
+        got = self.state.index(r)
+        if got is not None and self.sessions is not None:
+            self.sessions.on_fact(*got)
+
+    # ------------------------------------------------------------------ snapshots
+    async def _take_snapshot(self, path: Path) -> Taken:
+        """utilities.snapshot.take in a process of its own (the log opened read-only there)."""
+        log_dir = getattr(self.node.log, "path", None)
+        if not isinstance(log_dir, Path):
+            raise UtilitiesError(f"{self.name}: its log has no directory to snapshot from")
+        root = Path(__file__).resolve().parents[1]
+        env = {**os.environ, "PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        cmd = take_command(log_dir, path, me=self.name, reference_prices=self.reference_prices, today=self.today())
+        proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE,
+                                                    stderr=asyncio.subprocess.PIPE, env=env)
+        out, err = await proc.communicate()
+        if proc.returncode != 0:
+            raise UtilitiesError(f"{self.name}: the snapshot process exited {proc.returncode}: "
+                                 f"{err.decode(errors='replace')[-2000:]}")
+        return Taken(**json.loads(out.decode().strip().splitlines()[-1]))
+
+    async def write_snapshot(self) -> Taken | None:
+        """A snapshot now (a worker thread, one at a time: a call while one is being written waits
+        for it, then writes its own): the newest one plus the records since. None when this
+        utility keeps none, or it failed (logged; the next one folds what this one would have)."""
+        if self.snapshot_path is None:
+            return None
+        while (running := self._snapshotting) is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(running)
+        self._since_snapshot = 0
+        self._snapshotting = fut = asyncio.ensure_future(self._take_snapshot(self.snapshot_path))
+
+        def done(_: asyncio.Future[Taken]) -> None:
+            # only once the process is done: a stop waits for it before the log is closed
+            if self._snapshotting is fut:
+                self._snapshotting = None
+        fut.add_done_callback(done)
+        try:
+            taken = await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s: snapshot not written", self.name)
+            return None
+        if taken.previous:
+            log.warning("%s: the previous snapshot was not used: %s", self.name, taken.previous)
+        self.counters["snapshots"] += 1
+        log.info("%s: snapshot of %d records written (%d folded since the last one, %d bytes, %.2f s)",
+                 self.name, taken.records, taken.folded, taken.bytes, taken.seconds)
+        return taken
 
     def _trading_day(self) -> dt.date:
         """Today; on the first call of a new trading day, the ids of earlier days whose
         orders are done are forgotten (ClOrdIDs are unique within a day)."""
         today = self.today()
         if today != self._day:
-            dropped = self.clids.roll(today)
-            for txns in self.client_txns.values():
-                for txn in [t for t, (day, _) in txns.items() if day < today and txn_done(self.risk, t)]:
-                    del txns[txn]
             # late or repeated records of finished orders come within minutes: a day's margin
-            forgotten = self.risk.forget_before(today - RISK_MEMORY)
+            dropped, forgotten = self.state.roll(today)
             if self._day is not None or dropped or forgotten:
                 log.info("%s: trading day %s: %d ClOrdIDs of earlier days released (%d kept), "
                          "%d finished orders and fills forgotten", self.name, today, dropped, len(self.clids), forgotten)
@@ -672,6 +764,10 @@ class CustomerUtility(MessageCracker):
     # ------------------------------------------------------------------ records in
     def on_record(self, r: Record) -> None:
         self._index(r)
+        self._since_snapshot += 1
+        if self.snapshot_every and self._since_snapshot >= self.snapshot_every and self._snapshotting is None:
+            self._since_snapshot = -(1 << 62)   # one at a time: counted again once it has started
+            self._spawn(self.write_snapshot())
         self.inquiries.on_record(r)
         if r.type not in STREET_TYPES:
             return
@@ -927,10 +1023,6 @@ def cannot_store_text(exc: LogError, what: str) -> str:
     if isinstance(exc, LogFullError):
         return f"node cannot store {what}: {full_reason(exc)}"
     return f"node cannot store {what}: {exc}"
-
-
-def txn_done(risk: RiskView, txn: str) -> bool:
-    return txn not in risk.open
 
 
 def _int(v: object, default: int) -> int:

@@ -66,6 +66,7 @@ from utilities.quote_feed import QuoteFeed
 from utilities.routing import TTL_FACTOR
 from utilities.session_owner import SessionOwner
 from utilities.session_store import SessionStoreFactory
+from utilities.snapshot import FILE_NAME as SNAPSHOT_FILE
 from utilities.street import StreetUtility
 
 log = logging.getLogger("fixgw.node")
@@ -246,6 +247,8 @@ class NodeProcess:
                 await asyncio.wait_for(self.beat(), FAREWELL_TIMEOUT_S)
             if self.engine is not None:
                 await self.engine.stop()
+            if isinstance(self.app, CustomerUtility):
+                await self.app.write_snapshot()   # a clean stop: the next start folds nothing
             for t in background:
                 t.cancel()
             self.write_status()
@@ -311,6 +314,7 @@ class NodeProcess:
             rate_limits={c.comp_id: c.max_messages_per_s for c in cfg.customers.values()
                          if c.max_messages_per_s is not None},
             in_flight=cfg.in_flight_limits(),
+            snapshot_path=self.dir / "snapshot" / SNAPSHOT_FILE, snapshot_every=cfg.snapshot_every_records,
         )
         app.market_data.publish = self.publish_quotes
         app.load()
@@ -446,6 +450,7 @@ class NodeProcess:
                 st["counters"].update({f"fence_{k}": v for k, v in fence.counters.items()})
         if isinstance(self.app, CustomerUtility):
             st["in_flight"] = self.app.in_flight_report()
+            st["startup"] = dict(self.app.startup)   # snapshot used or not, records folded (utilities.snapshot)
         if self.sessions is not None and isinstance(self.app, CustomerUtility):
             st["sessions"] = self.app.session_report()
             st["session_counters"] = dict(self.sessions.counters)

@@ -10,8 +10,10 @@ without MQTT, or only a log), and shows in one place what the roles ask of repli
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
+from replication.log import LogReader
 from replication.record import Record, RecordType
 
 
@@ -30,6 +32,10 @@ class RecordSource(Protocol):
     def iter_type(self, rtype: RecordType) -> Iterator[Record]: ...
 
     def records_for_txn(self, txn_id: str) -> list[Record]: ...
+
+    def reader(self) -> AbstractContextManager[LogReader]:
+        """One consistent read (a snapshot's position and the records after it)."""
+        ...
 
     def high_water_marks(self) -> dict[str, int]:
         """Per origin, the highest sequence number held with every one before it."""

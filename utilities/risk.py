@@ -79,6 +79,9 @@ class RiskView:
         self.open: dict[str, _Open] = {}
         self.closed: dict[str, dt.date] = {}    # txn -> trade date of the record that closed it
         self.fills: dict[str, dt.date] = {}     # fill key -> trade date of the fill
+        # fills of orders whose ORDER record is not here yet (a peer's, replicated after the
+        # street's records): txn -> (shares, amount, trade date); the ORDER reserves only the rest
+        self.early: dict[str, tuple[Decimal, Decimal, dt.date]] = {}
         self.last_px: dict[str, Decimal] = dict(reference_prices or {})
 
     # ------------------------------------------------------------------ updates
@@ -120,6 +123,12 @@ class RiskView:
             return
         is_cash = r.order_qty is None and r.cash_order_qty is not None
         qty = (r.cash_order_qty if is_cash else r.order_qty) or Decimal(0)
+        early = self.early.pop(r.txn, None)
+        if early is not None:
+            qty = max(Decimal(0), qty - (early[1] if is_cash else early[0]))
+            if qty == 0:
+                self.closed[r.txn] = early[2]
+                return
         px = r.price if r.price is not None else self.last_px.get(r.symbol, Decimal(0))
         o = _Open(r.account, r.symbol, r.side, qty, px, is_cash)
         self.open[r.txn] = o
@@ -155,6 +164,14 @@ class RiskView:
             self._reserve(o, +1)
             if r.status == "2" or o.qty == 0:
                 self._close(r)
+        elif r.txn not in self.closed:
+            # an order whose ORDER record is not here yet (a peer's, replicated after the street's):
+            # its ORDER reserves what is left; after its last fill it must not open it at all
+            if r.status == "2":
+                self._close(r)
+            else:
+                shares, amount, _ = self.early.get(r.txn, (Decimal(0), Decimal(0), dt.date.min))
+                self.early[r.txn] = (shares + qty, amount + notional, self.fills[key])
 
     def _replaced(self, r: Record) -> None:
         o = self.open.get(r.txn)
@@ -170,6 +187,7 @@ class RiskView:
     def _close(self, r: Record) -> None:
         txn = r.txn
         self.closed[txn] = trade_date_of(r.hlc)
+        self.early.pop(txn, None)
         o = self.open.pop(txn, None)
         if o is not None:
             self._reserve(o, -1)
@@ -183,7 +201,10 @@ class RiskView:
         fills = [k for k, d in self.fills.items() if d < day]
         for k in fills:
             del self.fills[k]
-        return len(closed) + len(fills)
+        early = [k for k, (_, _, d) in self.early.items() if d < day]
+        for k in early:
+            del self.early[k]
+        return len(closed) + len(fills) + len(early)
 
     # ------------------------------------------------------------------ queries
     def buying_power(self, account: str) -> Decimal:

@@ -28,6 +28,14 @@ the log: what snapshots are for); 355 MiB RSS, 177 MiB anonymous, with 1,000 ope
 50,050 ClOrdIDs in the views; status inquiry p50 296 us, p99 25 ms (the p99 is the busy
 machine's preemption: compare runs only with like ``host_busy_pct``).
 
+With snapshots (utilities.snapshot), paired in one sitting on 2 cores (load average ~1.9): main
+(69ea790) folded the whole log, restart 21.8 s (21.1 s CPU), 564 MiB RSS, 385 MiB anonymous;
+this branch, from a snapshot of 900,000 records folding the last 100,000 (``--tail``, the
+worst case of the default ``snapshot_every_records``), restart 3.4 s (3.4 s CPU), 193 MiB
+RSS, 159 MiB anonymous (331 MiB peak while it reads one snapshot and writes the next).
+3. (restart) now also takes the snapshot ``--tail`` records before the end, in the writing
+process, as the running utility would have (``--no-snapshot``: none).
+
 Bounded: ``--records`` at most 100 million, the write phase stops at ``--seconds`` (default
 3600) with what it wrote; progress goes to a terminal only. Nothing but files under
 ``--data`` (default: a temporary directory, removed afterwards).
@@ -45,6 +53,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -68,6 +77,7 @@ PRICES = {s: Decimal(p) for s, p in zip(SYMBOLS, ("189.25", "402.10", "171.55", 
 MAX_RECORDS = 100_000_000
 CHUNK_ORDERS = 2500  # orders per synced transaction while writing (~10,000 records)
 QUERIES = 2000
+DEFAULT_TAIL = 100_000  # utilities.snapshot.DEFAULT_EVERY_RECORDS: a node killed just before its next snapshot
 SESSION_NS = int(6.5 * 3600e9)  # orders spread over a 6.5 h trading session each day
 
 
@@ -92,8 +102,10 @@ class _Origin:
 
 
 def write_history(data: Path, records: int, days: int, open_orders: int, seconds: float,
-                  map_limit: int = 1 << 40) -> dict[str, Any]:
-    """Grow the log in ``data`` to about ``records`` records; returns what was written."""
+                  map_limit: int = 1 << 40, pause_at: int | None = None,
+                  pause: Callable[[RecordLog], None] | None = None) -> dict[str, Any]:
+    """Grow the log in ``data`` to about ``records`` records; returns what was written.
+    ``pause(log)`` is called once, when ``pause_at`` records are written (the bench's snapshot)."""
     per_order = 4  # ORDER, SENT, VENUE_ACK, FILL; an open order has no FILL
     orders = max(1, (records + open_orders) // per_order)
     open_orders = min(open_orders, orders)
@@ -166,6 +178,9 @@ def write_history(data: Path, records: int, days: int, open_orders: int, seconds
             for o in (peer, *streets):
                 o.items.clear()
             k = chunk_end
+            if pause is not None and pause_at is not None and written >= pause_at:
+                pause(log)
+                pause = None
             elapsed = time.perf_counter() - t0
             _progress(f"writing: {written:,} records, {written / elapsed:,.0f}/s")
         write_s = time.perf_counter() - t0
@@ -200,6 +215,22 @@ def _memory() -> dict[str, float]:
     return {"rss_mb": out.get("VmRSS", 0.0), "anon_mb": out.get("RssAnon", 0.0), "peak_rss_mb": out.get("VmHWM", 0.0)}
 
 
+def snapshot_path(data: Path) -> Path:
+    """Where the bench's customer utility keeps its snapshot (beside its log, as a node does)."""
+    from utilities.snapshot import FILE_NAME
+
+    return data.parent / "snapshot" / FILE_NAME
+
+
+def take_snapshot(log: RecordLog) -> dict[str, Any]:
+    """The snapshot a running customer utility would have written (utilities.snapshot.take)."""
+    from utilities.books import new_york_today
+    from utilities.snapshot import take
+
+    taken = take(log, snapshot_path(log.path), me=NODE, reference_prices=dict(PRICES), today=new_york_today())
+    return {"snapshot_taken_records": taken.records, "snapshot_bytes": taken.bytes, "snapshot_take_s": taken.seconds}
+
+
 async def _restart(data: Path, txns: list[str], spawned_at: float) -> dict[str, Any]:
     """In the child process: rebuild the customer utility, then time status inquiries."""
     from fixgw import eventloop
@@ -221,6 +252,7 @@ async def _restart(data: Path, txns: list[str], spawned_at: float) -> dict[str, 
             customers={c: (ACCOUNT,) for c in CLIENTS}, passwords={},
             symbol_venues={s: "exchange" for s in SYMBOLS}, streets={s: ("exchange",) for s in STREETS},
             liveness=Liveness(3.0), publish=no_publish, reference_prices=PRICES,
+            snapshot_path=snapshot_path(data), snapshot_every=0,
         )
         t_load = time.time()
         app.load()
@@ -228,7 +260,10 @@ async def _restart(data: Path, txns: list[str], spawned_at: float) -> dict[str, 
         t_ready = time.time()
         cpu_ready = time.process_time()  # this process's CPU since it started: less noisy on a busy host
         mem = _memory()
-        views = {"open_in_view": len(app.risk.open), "clordids": len(app.clids), "routed_pending": len(app.router.pending)}
+        views = {"open_in_view": len(app.risk.open), "clordids": len(app.clids), "routed_pending": len(app.router.pending),
+                 "used_snapshot": app.startup["snapshot"], "folded": app.startup["folded"],
+                 "snapshot_ignored": app.startup["snapshot_ignored"],
+                 "account_txns": sum(len(t) for t in app.inquiries.accounts.txns.values())}
         lat: list[float] = []
         found = 0
         for txn in txns:
@@ -288,9 +323,20 @@ def measure_log_status(data: Path, txns: list[str]) -> dict[str, Any]:
             "log_status_p99_us": _percentile(lat, 0.99)}
 
 
-def run(data: Path, records: int, days: int, open_orders: int, seconds: float, queries: int) -> dict[str, Any]:
+def run(data: Path, records: int, days: int, open_orders: int, seconds: float, queries: int,
+        tail: int = 0, snapshot: bool = True) -> dict[str, Any]:
+    """``tail``: records written after the snapshot (what the restart folds); ``snapshot``
+    False: no snapshot, the restart folds the whole log."""
     logdir = data / "log"
-    w = write_history(logdir, records, days, open_orders, seconds)
+    taken: dict[str, Any] = {}
+
+    def pause(log: RecordLog) -> None:
+        _progress("taking a snapshot ...")
+        taken.update(take_snapshot(log))
+
+    w = write_history(logdir, records, days, open_orders, seconds, pause_at=max(0, records - tail) if snapshot else None,
+                      pause=pause)
+    w.update(taken)
     size = (logdir / "data.mdb").stat().st_size
     n = max(1, w["records"])
     result: dict[str, Any] = {**w, "log_bytes": size, "bytes_per_record": size / n}
@@ -319,8 +365,13 @@ def main(args: argparse.Namespace) -> int:
     seconds = float(getattr(args, "seconds", None) or 3600.0)
     given = getattr(args, "data", None)
     data = Path(tempfile.mkdtemp(prefix="scale-", dir=given)) if given else Path(tempfile.mkdtemp(prefix="fixgw-scale-"))
+    given_tail = getattr(args, "tail", None)
+    tail = DEFAULT_TAIL if given_tail is None else int(given_tail)
+    if tail < 0:
+        raise SystemExit(f"fixgw bench scale: --tail must be >= 0, got {tail}")
     try:
-        result = run(data, records, days, open_orders, seconds, QUERIES)
+        result = run(data, records, days, open_orders, seconds, QUERIES, tail=min(tail, records),
+                     snapshot=not getattr(args, "no_snapshot", False))
     finally:
         if not getattr(args, "keep", False):
             shutil.rmtree(data, ignore_errors=True)
@@ -333,7 +384,9 @@ def main(args: argparse.Namespace) -> int:
     print(f"log file: {r['log_bytes'] / 2**20:,.1f} MiB, {r['bytes_per_record']:.0f} bytes/record "
           f"(values {r['value_bytes_per_record']:.0f}; pages: records {r['auth_bytes_per_record'] + r['ro_bytes_per_record']:.0f}, "
           f"txn index {r['by_txn_bytes_per_record']:.0f})")
-    print(f"customer utility restart to ready: {r['restart_s']:.2f} s (log load {r['load_s']:.2f} s; "
+    how = (f"from a snapshot of {r.get('snapshot_taken_records', 0):,} records, folding {r['folded']:,} after it"
+           if r["used_snapshot"] else f"no snapshot: the whole log folded, {r['folded']:,} records")
+    print(f"customer utility restart to ready ({how}): {r['restart_s']:.2f} s (log load {r['load_s']:.2f} s; "
           f"{r['restart_cpu_s']:.2f} s of CPU; machine {r['host_busy_pct']}% busy meanwhile); "
           f"memory {r['rss_mb']:.0f} MiB RSS, {r['anon_mb']:.0f} MiB anonymous; views: {r['open_in_view']:,} open orders, "
           f"{r['clordids']:,} ClOrdIDs, {r['routed_pending']:,} to route")

@@ -70,7 +70,7 @@ from utilities.session_rule import (
     successor_start,
 )
 
-__all__ = ["HandoverRequest", "NotReady", "SessionControl", "SessionOwner"]
+__all__ = ["HandoverRequest", "NotReady", "SessionControl", "SessionOwner", "SessionView", "learn_fact"]
 
 log = logging.getLogger(__name__)
 BLOCK = 20_000
@@ -142,7 +142,10 @@ class _Owned:
 
 
 @dataclass(slots=True)
-class _View:
+class SessionView:
+    """What the log says of one session: its facts (RECEIVED ones pruned), for its current owner
+    and a successor's numbers; a customer utility's snapshot keeps them (utilities.snapshot)."""
+
     facts: list[SessionFact] = field(default_factory=list)
     received: list[SessionFact] = field(default_factory=list)  # RECEIVED facts, Pareto-pruned
 
@@ -156,6 +159,22 @@ class _View:
         if not any(g.stamp >= f.stamp and g.next_target >= f.next_target for g in kept):
             kept.append(f)
         self.received = kept
+
+
+def learn_fact(views: dict[SessionKey, SessionView], r: Record) -> tuple[SessionKey, SessionFact] | None:
+    """Add the session fact of record ``r`` (if any) to ``views``; the fact, or None."""
+    got = fact_of(r) if r.type is RecordType.SESSION else in_seq_of(r)
+    if got is None:
+        return None
+    key, f = got
+    view = views.get(key)
+    if view is None:
+        view = views[key] = SessionView()
+    if f.kind is FactKind.RECEIVED:
+        view.add_received(f)
+    else:
+        view.facts.append(f)
+    return got
 
 
 class SessionOwner:
@@ -191,7 +210,7 @@ class SessionOwner:
         self.publish = publish
         self.block = block
         self._monotonic = monotonic
-        self.views: dict[SessionKey, _View] = {}
+        self.views: dict[SessionKey, SessionView] = {}
         self.owned: dict[SessionKey, _Owned] = {}
         self.report_again: set[SessionKey] = set()   # taken over: report the events again after logon
         self.control: SessionControl | None = None
@@ -212,9 +231,11 @@ class SessionOwner:
     def on_record(self, r: Record) -> None:
         """A record committed here (own or a peer's): learn its fact, notice a lost session."""
         got = self._learn(r)
-        if got is None:
-            return
-        key, f = got
+        if got is not None:
+            self.on_fact(*got)
+
+    def on_fact(self, key: SessionKey, f: SessionFact) -> None:
+        """A fact learnt (into :attr:`views`) from a record committed here: notice a lost session."""
         own = self.owned.get(key)
         if own is None or f.kind is not FactKind.TAKEN or f.node == self.me:
             return
@@ -223,18 +244,11 @@ class SessionOwner:
             self._lose(key, f"{f.node} took the session (epoch {f.epoch})")
 
     def _learn(self, r: Record) -> tuple[SessionKey, SessionFact] | None:
-        got = fact_of(r) if r.type is RecordType.SESSION else in_seq_of(r)
-        if got is None:
-            return None
-        key, f = got
-        view = self.views.get(key)
-        if view is None:
-            view = self.views[key] = _View()
-        if f.kind is FactKind.RECEIVED:
-            view.add_received(f)
-        else:
-            view.facts.append(f)
-        return got
+        return learn_fact(self.views, r)
+
+    def restore_views(self, views: dict[SessionKey, SessionView]) -> None:
+        """The facts of the log up to a snapshot and its tail (start-up, utilities.snapshot)."""
+        self.views = views
 
     def facts(self, key: SessionKey) -> list[SessionFact]:
         view = self.views.get(key)

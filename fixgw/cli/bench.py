@@ -6,7 +6,7 @@
     fixgw bench marketdata --config F                  book change at the venue -> customer's refresh (``fixgw up``)
     fixgw bench journal [--orders N] [--json]          the venue journal per order (and its replay)
     fixgw bench disk [--data DIR] [--json]             the synced-commit floor under every ack
-    fixgw bench scale --records N [--json]             restart, memory, status inquiry on a long history
+    fixgw bench scale --records N [--tail N] [--json]  restart (from a snapshot), memory, status inquiry on a long history
     fixgw bench replay [--records N] [--json]          ``fixgw log replay`` over a built log
     fixgw bench --connect H:P --sender S --target T    FIX load client against any acceptor
     fixgw bench --config F                             end to end against ``fixgw up``
@@ -61,6 +61,10 @@ def register(sub: Any) -> None:
     p.add_argument("--days", type=int, default=None, help="trading days the records span (scale; default 5)")
     p.add_argument("--open", type=int, default=None, help="orders left open (scale; default 1,000)")
     p.add_argument("--keep", action="store_true", help="keep the log the bench wrote (scale)")
+    p.add_argument("--tail", type=int, default=None,
+                   help="records written after the customer utility's snapshot, folded by its restart "
+                        "(scale; default 100,000, the default snapshot_every_records: the worst case)")
+    p.add_argument("--no-snapshot", action="store_true", help="no snapshot: the restart folds the whole log (scale)")
     p.add_argument("--rounds", type=int, default=3, help="gateway: runs through it and direct, alternately")
     p.set_defaults(func=run)
 

@@ -265,6 +265,9 @@ def test_in_flight_bounds_and_behind_threshold(tmp_path: Path) -> None:
         ('max_in_flight_per_session = "9"', "", "key 'cluster.max_in_flight_per_session': expected a whole number"),
         ('in_flight_policy = "drop"', "", """key 'cluster.in_flight_policy': expected one of "pause", "reject", got 'drop'"""),
         ("behind_after_s = 0", "", "key 'cluster.behind_after_s': expected a number of seconds > 0, got 0"),
+        ("snapshot_every_records = -5", "", ("key 'cluster.snapshot_every_records': expected a whole number of "
+         "records >= 0 (0: a snapshot only at start-up and at a clean stop), got -5")),
+        ('snapshot_every_records = "1000"', "", "key 'cluster.snapshot_every_records': expected a whole number"),
         ("", "max_in_flight = 1.5", "key 'customers[0].max_in_flight': expected a whole number of orders >= 1, got 1.5"),
         ("", 'in_flight_policy = "queue"', "key 'customers[0].in_flight_policy': expected one of"),
     ],
@@ -277,3 +280,9 @@ def test_in_flight_mistakes_name_file_key_and_expectation(tmp_path: Path, cluste
     with pytest.raises(ClusterConfigError) as info:
         load_cluster_config(path)
     assert str(path) in str(info.value) and needle in str(info.value)
+
+
+def test_snapshot_every_records_defaults_and_is_read(tmp_path: Path) -> None:
+    assert load_cluster_config(write(tmp_path, MINIMAL)).snapshot_every_records == 100_000
+    text = MINIMAL.replace('name = "t"\n', 'name = "t"\nsnapshot_every_records = 0\n', 1)
+    assert load_cluster_config(write(tmp_path, text)).snapshot_every_records == 0
