@@ -132,10 +132,12 @@ async def _scenario(cl: Cluster, tmp_path: Path, cert: Path) -> None:
     q2 = QuickfixInitiator(FailoverConfig(host="127.0.0.1", port=cl.ports["gw1"], store_dir=tmp_path / "q2",
                                           begin_string="FIX.4.2", sender_comp_id="CLIENT2", reset_on_logon=True,
                                           failover_ports=(cl.ports["gw2"],)))
-    # routing is by load, and the load includes the sessions a utility's heartbeat lists: the
-    # bench's sessions must be gone from cfu1's heartbeat first (a heartbeat interval at most)
-    await until(lambda: not any(gw_status(cl, "gw1").get("sessions", {"x": ["x"]}).values()), 10,
-                "the bench's sessions leave the heartbeats gw1 holds")
+    # routing is by load, and the load counts the sessions a utility's heartbeat lists: cfu1 owns
+    # the bench's session BENCH1 from now on (an owner keeps a session its customer left), so
+    # cfu1 weighs 1 and cfu2 0. The two Logons below arrive together: the first goes to cfu2,
+    # and the second, while the first is still connecting, ties at 1 and goes to cfu1 by name
+    await until(lambda: gw_status(cl, "gw1").get("sessions") == {"cfu1": ["BENCH1"], "cfu2": []}, 10,
+                "gw1 hears cfu1 own the bench's session")
     q1.start()
     q2.start()
     try:
