@@ -633,17 +633,8 @@ class RecordLog:
     def records_for_txn(self, txn_id: str) -> list[Record]:
         """Every record of one order (``txn``) held here, in HLC order."""
         self._check_open()
-        out = []
         with self._gate, self._env.begin() as txn:
-            cur = txn.cursor(db=self._by_txn)
-            if cur.set_key(b"t" + txn_id.encode()):
-                for tagged in cur.iternext_dup():
-                    db = self._auth if tagged[:1] == b"a" else self._ro
-                    raw = txn.get(tagged[1:], db=db)
-                    if raw is not None:
-                        out.append(decode_record(unpack(raw)))
-        out.sort(key=lambda r: r.hlc)
-        return out
+            return _records_for_txn(self, txn, txn_id)
 
     def txn_bounds(self, parts: int, first_share: float | None = None) -> list[str]:
         """``parts - 1`` txns that cut the records into ``parts`` runs by txn (each order's
@@ -780,6 +771,20 @@ class RecordLog:
                     yield k, exc
 
 
+def _records_for_txn(log: RecordLog, txn: lmdb.Transaction, txn_id: str) -> list[Record]:
+    """Every record of one order in ``txn`` (a read transaction of ``log``), in HLC order."""
+    out = []
+    cur = txn.cursor(db=log._by_txn)
+    if cur.set_key(b"t" + txn_id.encode()):
+        for tagged in cur.iternext_dup():
+            db = log._auth if tagged[:1] == b"a" else log._ro
+            raw = txn.get(tagged[1:], db=db)
+            if raw is not None:
+                out.append(decode_record(unpack(bytes(raw))))
+    out.sort(key=lambda r: r.hlc)
+    return out
+
+
 class LogReader:
     """One consistent read of the log (a single LMDB read transaction): what it holds of each
     origin and the records after a position, as of one instant, from any thread.
@@ -838,17 +843,7 @@ class LogReader:
 
     def records_for_txn(self, txn_id: str) -> list[Record]:
         """Every record of one order as of this read, in HLC order (RecordLog.records_for_txn)."""
-        log, txn = self._log, self._txn
-        out = []
-        cur = txn.cursor(db=log._by_txn)
-        if cur.set_key(b"t" + txn_id.encode()):
-            for tagged in cur.iternext_dup():
-                db = log._auth if tagged[:1] == b"a" else log._ro
-                raw = txn.get(tagged[1:], db=db)
-                if raw is not None:
-                    out.append(decode_record(unpack(bytes(raw))))
-        out.sort(key=lambda r: r.hlc)
-        return out
+        return _records_for_txn(self._log, self._txn, txn_id)
 
 
 class _WriteContext:
