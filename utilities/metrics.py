@@ -30,7 +30,8 @@ Metric names (all with labels ``node`` and ``role``):
   ``fixgw_records_not_stored_total`` (received batches refused by a full disk, asked again later)
 - ``fixgw_broker_connected`` (0/1), ``fixgw_broker_connects_total``,
   ``fixgw_malformed_payloads_total``, ``fixgw_records_received_total``
-- ``fixgw_role_events_total{counter}``: the role's other counters (routed, takeovers, ...)
+- ``fixgw_role_events_total{counter}``: the role's other counters (routed, takeovers, ...; at a
+  customer utility also its market data's: md_requests, md_rejects, md_snapshots, md_refreshes, ...)
 - the FIX engine's metrics (``fixgw.metrics.EngineCollector``)
 
 A gateway (``GatewayCollector``, labels ``gateway``) reads its ``status()`` at scrape time, the
@@ -183,6 +184,10 @@ class NodeCollector(Collector):
     def _role_metrics(self, keys: list[str], base: list[str]) -> Iterator[Any]:
         role = self._role_obj()
         counters: dict[str, int] = dict(getattr(role, "counters", {}) or {})
+        # a customer utility's market data (utilities.customer_marketdata) keeps its own
+        # counters (md_requests, md_rejects, md_snapshots, ...): exported with the role's
+        md = getattr(role, "market_data", None)
+        counters.update(getattr(md, "counters", {}) or {})
         for key, (name, doc) in ORDER_COUNTERS.items():
             if key in counters:
                 c = CounterMetricFamily(name, doc, labels=keys)

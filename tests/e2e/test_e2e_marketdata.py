@@ -129,6 +129,11 @@ async def _scenario(cl: Cluster, tmp: Path) -> None:
         assert (await c2.expect(is_(b"Y", "unk"), "unknown symbol")).get_str(281) == "0"
         send_v(c2, "typ", "1", [SYMBOL], ["0", "4"])
         assert (await c2.expect(is_(b"Y", "typ"), "entry type")).get_str(281) == "8"
+        # the customer utility's market-data counters in its Prometheus metrics
+        _, samples = scrape(f"http://127.0.0.1:{cl.ports['m_cfu2']}/metrics")
+        md = {dict(labels)["counter"]: v for (n, labels), v in samples.items()
+              if n == "fixgw_role_events_total" and dict(labels).get("counter", "").startswith("md_")}
+        assert md["md_rejects"] >= 3 and md["md_snapshots"] >= 2 and md["md_requests"] >= 5, md
         for s in sessions:
             assert s.invalid == [], s.invalid
             assert [m for m in s.inbox.messages if m.msg_type == b"3"] == []
