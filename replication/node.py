@@ -167,6 +167,7 @@ class ReplicationNode:
         extra_subscriptions: Sequence[tuple[str, int]] = (),
         on_extra_message: Callable[[str, bytes], None] | None = None,
         behind_after_s: float = DEFAULT_BEHIND_AFTER_S,
+        insert_linger_s: float = 0.0,
     ) -> None:
         self.node_id = check_node_id(node_id)
         self.role = Role(role)
@@ -204,6 +205,7 @@ class ReplicationNode:
         # topics the roles built on the node use for their own messages (heartbeats,
         # order routing): the node carries them on its connection but does not read them
         self._publish_linger = publish_linger
+        self._insert_linger = insert_linger_s   # received records' commit may wait this long (writer)
         self._extra_subscriptions = list(extra_subscriptions)
         self._on_extra_message = on_extra_message
         self._counters = _Counters()
@@ -255,7 +257,8 @@ class ReplicationNode:
             if last is not None:
                 self.clock.observe(last.hlc)
         self._committed_head = self._published_upto = head
-        self._writer = GroupCommitWriter(self._log, self.clock, on_commit=self._on_commit, health=self.storage)
+        self._writer = GroupCommitWriter(self._log, self.clock, on_commit=self._on_commit, health=self.storage,
+                                         insert_linger_s=self._insert_linger)
         self._writer.start()
         self._spawn(self._storage_probe())
         if self._mqtt:

@@ -54,6 +54,8 @@ class _Insert:
 
 
 _Job = _Append | _Insert
+# received batches queued while lingering beyond which they are committed at once
+_LINGER_MAX_JOBS = 256
 _Future = asyncio.Future
 _tuple_new = tuple.__new__
 
@@ -79,9 +81,20 @@ class GroupCommitWriter:
         *,
         inline_max_s: float = INLINE_MAX_S,
         health: StorageHealth | None = None,
+        insert_linger_s: float = 0.0,
     ) -> None:
         """``inline_max_s <= 0``: every commit in the writer thread. ``health``: told of every
-        commit refused by a full disk or map, and of the next one that succeeds."""
+        commit refused by a full disk or map, and of the next one that succeeds.
+        ``insert_linger_s > 0``: received records wait up to that long for others before their
+        commit (own records never wait: an append commits at the end of its loop turn, with
+        whatever received records are queued). For a node that nothing waits on for a replica
+        (the firm, a street's copy of its peer): at 100 orders/s the firm committed 2.9 times
+        per order, each a synced transaction."""
+        if insert_linger_s < 0:
+            raise ValueError(f"insert_linger_s must be >= 0, got {insert_linger_s!r}")
+        self._insert_linger = insert_linger_s
+        self._soon = False   # a flush at the end of this loop turn is scheduled
+        self._later: asyncio.TimerHandle | None = None   # a lingering flush is scheduled
         self._log = log
         self.health = health if health is not None else StorageHealth()
         self.last_full: LogFullError | None = None  # the latest write refused by a full disk or map
@@ -128,7 +141,8 @@ class GroupCommitWriter:
         fut: asyncio.Future[Record] = _Future(loop=loop)
         pending = self._pending
         self.appends += 1
-        if not pending:
+        if not self._soon:
+            self._soon = True
             loop.call_soon(self._flush)  # end of this loop turn: commit the batch (inline or in the thread)
         # tuple.__new__ directly: a NamedTuple's own __new__ is a Python frame (~0.3 us)
         pending.append(_tuple_new(_Append, (fields, fut)))
@@ -140,12 +154,20 @@ class GroupCommitWriter:
         if loop is None or self._closed:
             raise LogClosedError(f"the writer of {self._log.path} is not running")
         fut: asyncio.Future[InsertOutcome] = loop.create_future()
-        if not self._pending:
-            loop.call_soon(self._flush)
+        if not self._soon:
+            if self._insert_linger <= 0 or len(self._pending) >= _LINGER_MAX_JOBS:
+                self._soon = True
+                loop.call_soon(self._flush)
+            elif self._later is None:
+                self._later = loop.call_later(self._insert_linger, self._flush)
         self._pending.append(_Insert(origin_role, items, fut))
         return fut
 
     def _flush(self) -> None:
+        self._soon = False
+        if self._later is not None:
+            self._later.cancel()
+            self._later = None
         if not self._pending:
             return
         batch, self._pending = self._pending, []

@@ -72,6 +72,11 @@ from utilities.street import StreetUtility
 log = logging.getLogger("fixgw.node")
 FAREWELL_TIMEOUT_S = 0.5  # the last heartbeat (state "stopping") on the way out
 STATUS_INTERVAL_S = 1.0   # how often the status file is rewritten
+# How long a node's received records may wait for more before their synced commit, by role
+# (replication.writer). Nothing waits on the firm's replicas, nor on a street's copy of its
+# peer's records (read at a takeover, seconds later); a customer utility's replicas carry the
+# fills its customers wait for, so they commit at once.
+REPLICA_LINGER_S = {"firm": 0.02, "street": 0.02}
 
 RoleApp = CustomerUtility | StreetUtility | FirmNode
 
@@ -219,6 +224,7 @@ class NodeProcess:
             digest_interval=max(0.2, cfg.heartbeat_s),
             extra_subscriptions=self.subscriptions(), on_extra_message=self.on_bus_message,
             behind_after_s=cfg.behind_after_s,
+            insert_linger_s=REPLICA_LINGER_S.get(me.role, 0.0),
         )
         eventloop.stop_on_signals(self.stop_requested)
         background: list[asyncio.Task[Any]] = []
