@@ -393,37 +393,21 @@ class _TradeShell:
 
 
 class TradeDays:
-    """Trade and settlement dates of clock readings, the New York day's UTC span cached.
+    """Trade and settlement dates of clock readings: the trade date from :func:`trade_date_of`
+    (memoised per UTC hour), the settlement date of the last trade date seen kept (fills come
+    day by day, and ``settlement_date`` walks the calendar)."""
 
-    ``trade_date_of`` (a ``fromtimestamp(..).astimezone(NEW_YORK)``, ~1.5 us) per fill was ~10%
-    of the books; a day has one span ``[start, end)`` of UTC seconds, so a reading inside the
-    last span seen needs two compares. The span is found from the zone itself (the offsets at
-    the day's local midnights), so DST days (23 or 25 hours) are exact.
-    """
-
-    __slots__ = ("_end", "_holidays", "_settle", "_start", "_trade")
+    __slots__ = ("_holidays", "_settle", "_trade")
 
     def __init__(self, holidays: frozenset[dt.date]) -> None:
         self._holidays = holidays
-        self._start = self._end = 0
         self._trade = self._settle = dt.date.min
 
     def of(self, hlc: Hlc) -> tuple[dt.date, dt.date]:
-        secs = hlc.wall_ns // 1_000_000_000
-        if not (self._start <= secs < self._end):
-            td = trade_date_of(hlc)
+        td = trade_date_of(hlc)
+        if td != self._trade:
             self._trade, self._settle = td, settlement_date(td, self._holidays)
-            self._start = _ny_midnight(td)
-            self._end = _ny_midnight(td + dt.timedelta(days=1))
-            if not (self._start <= secs < self._end):  # cannot happen; never cache a wrong span
-                self._start = self._end = 0
-        return self._trade, self._settle
-
-
-def _ny_midnight(day: dt.date) -> int:
-    """UTC seconds of the first instant of ``day`` in New York (midnight exists there every day)."""
-    local = dt.datetime(day.year, day.month, day.day, tzinfo=NEW_YORK)
-    return int(local.timestamp())
+        return td, self._settle
 
 
 class Books:

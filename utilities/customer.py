@@ -19,7 +19,6 @@ import dataclasses
 import datetime as dt
 import json
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
@@ -57,6 +56,7 @@ from replication.writer import full_reason
 from utilities import execreports as er
 from utilities.account_inquiries import AccountInquiries
 from utilities.books import new_york_today
+from utilities.child_env import child_env
 from utilities.clordids import ClOrdIds
 from utilities.customer_marketdata import CustomerMarketData
 from utilities.errors import UtilitiesError
@@ -294,11 +294,9 @@ class CustomerUtility(MessageCracker):
         log_dir = getattr(self.node.log, "path", None)
         if not isinstance(log_dir, Path):
             raise UtilitiesError(f"{self.name}: its log has no directory to snapshot from")
-        root = Path(__file__).resolve().parents[1]
-        env = {**os.environ, "PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", "")}
         cmd = take_command(log_dir, path, me=self.name, reference_prices=self.reference_prices, today=self.today())
         proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE,
-                                                    stderr=asyncio.subprocess.PIPE, env=env)
+                                                    stderr=asyncio.subprocess.PIPE, env=child_env())
         out, err = await proc.communicate()
         if proc.returncode != 0:
             raise UtilitiesError(f"{self.name}: the snapshot process exited {proc.returncode}: "

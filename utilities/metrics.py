@@ -30,8 +30,9 @@ Metric names (all with labels ``node`` and ``role``):
   ``fixgw_records_not_stored_total`` (received batches refused by a full disk, asked again later)
 - ``fixgw_broker_connected`` (0/1), ``fixgw_broker_connects_total``,
   ``fixgw_malformed_payloads_total``, ``fixgw_records_received_total``
-- ``fixgw_role_events_total{counter}``: the role's other counters (routed, takeovers, ...; at a
-  customer utility also its market data's: md_requests, md_rejects, md_snapshots, md_refreshes, ...)
+- ``fixgw_role_events_total{counter}``: the role's other counters, those of status.json
+  (routed, takeovers, ...; a customer utility's market data's md_requests, md_rejects, ...; a
+  street's quote feed's md_subscribes, quote_messages, ...; the fence's fence_*)
 - the FIX engine's metrics (``fixgw.metrics.EngineCollector``)
 
 A gateway (``GatewayCollector``, labels ``gateway``) reads its ``status()`` at scrape time, the
@@ -44,7 +45,7 @@ alive or dead) and ``fixgw_broker_connected``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -102,10 +103,12 @@ class GatewayCollector(Collector):
 
 class NodeCollector(Collector):
     def __init__(self, name: str, role: str, node: Callable[[], ReplicationNode | None],
-                 role_obj: Callable[[], Any]) -> None:
+                 role_obj: Callable[[], Any], counters: Callable[[], Mapping[str, int]]) -> None:
+        """``counters``: the role's counters with its parts' (the ones status.json shows)."""
         self._labels = {"node": name, "role": role}
         self._node = node
         self._role_obj = role_obj
+        self._counters = counters
 
     def collect(self) -> Iterator[Any]:
         keys, base = list(self._labels), list(self._labels.values())
@@ -183,11 +186,7 @@ class NodeCollector(Collector):
 
     def _role_metrics(self, keys: list[str], base: list[str]) -> Iterator[Any]:
         role = self._role_obj()
-        counters: dict[str, int] = dict(getattr(role, "counters", {}) or {})
-        # a customer utility's market data (utilities.customer_marketdata) keeps its own
-        # counters (md_requests, md_rejects, md_snapshots, ...): exported with the role's
-        md = getattr(role, "market_data", None)
-        counters.update(getattr(md, "counters", {}) or {})
+        counters = dict(self._counters())
         for key, (name, doc) in ORDER_COUNTERS.items():
             if key in counters:
                 c = CounterMetricFamily(name, doc, labels=keys)

@@ -263,6 +263,21 @@ class NodeProcess:
         log.info("%s (%s) stopped", me.name, me.role)
         return 0
 
+    def role_counters(self) -> dict[str, int]:
+        """The role's counters with those of its parts (a customer utility's market data, a
+        street's quote feed, the fence): what status.json and the metrics both show."""
+        app = self.app
+        if app is None:
+            return {}
+        out = dict(app.counters)
+        if isinstance(app, CustomerUtility):
+            out.update(app.market_data.counters)
+        elif isinstance(app, StreetUtility) and app.quotes is not None:
+            out.update(app.quotes.counters)
+        if self.fence is not None:
+            out.update({f"fence_{k}": v for k, v in self.fence.counters.items()})
+        return out
+
     def serve_metrics(self) -> MetricsServer | None:
         """The node's Prometheus endpoint, when the config gives it a port (a port in use is
         logged and the node runs without metrics: metrics must never stop the trading)."""
@@ -272,7 +287,7 @@ class NodeProcess:
         labels = {"node": me.name, "role": me.role}
         try:
             server = serve_metrics(me.host, me.metrics_port, [
-                NodeCollector(me.name, me.role, lambda: self.node, lambda: self.app),
+                NodeCollector(me.name, me.role, lambda: self.node, lambda: self.app, self.role_counters),
                 EngineCollector(lambda: self.engine, labels),
             ])
         except OSError as exc:
@@ -445,15 +460,9 @@ class NodeProcess:
             st["fix_seqnums"] = {str(sid): [rt.session.next_sender, rt.session.next_target]
                                  for sid, rt in self.engine.sessions.items()}
         if self.app is not None:
-            st["counters"] = dict(self.app.counters)
-            if isinstance(self.app, CustomerUtility):
-                st["counters"].update(self.app.market_data.counters)
-            elif isinstance(self.app, StreetUtility) and self.app.quotes is not None:
-                st["counters"].update(self.app.quotes.counters)
-            fence = self.fence
-            if fence is not None:
-                st["fenced"] = fence.fenced
-                st["counters"].update({f"fence_{k}": v for k, v in fence.counters.items()})
+            st["counters"] = self.role_counters()
+            if self.fence is not None:
+                st["fenced"] = self.fence.fenced
         if isinstance(self.app, CustomerUtility):
             st["in_flight"] = self.app.in_flight_report()
             st["startup"] = dict(self.app.startup)   # snapshot used or not, records folded (utilities.snapshot)

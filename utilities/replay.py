@@ -79,6 +79,7 @@ from replication.matrix import Holding
 from replication.ops import parse_export_line
 from replication.record import Record, RecordKey
 from utilities.books import Books, BooksPart, Trade, dec_str
+from utilities.child_env import child_env
 from utilities.firm import books_summary
 from utilities.status import Fill, OrderStatus, PendingRequest
 
@@ -321,11 +322,8 @@ def worker_main() -> None:
 
 
 def _start_worker(data_dir: Path, first: str | None, end: str | None, until_ns: int | None) -> subprocess.Popen[bytes]:
-    env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[1])  # where this package is imported from
-    env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
     proc = subprocess.Popen([sys.executable, "-c", "import utilities.replay as r; r.worker_main()"],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env())
     assert proc.stdin is not None
     proc.stdin.write(pickle.dumps((data_dir, first, end, until_ns)))
     proc.stdin.close()

@@ -120,9 +120,8 @@ def run(records: int, data: Path | None = None, *, progress_factory: Any = None)
         return {
             "records": written, "orders": len(full.books.orders()), "build_s": round(build_s, 2),
             "replay_s": round(full_s, 3), "replay_records_per_s": round(written / full_s),
-            # CPU time of the replay itself: on a shared machine the wall clock mostly measures
-            # the others (see host_busy_pct / host_steal_pct, as in the end-to-end bench)
-            # CPU of this process and of the replay's worker processes
+            # CPU time of the replay itself, this process's and its worker processes': on a shared
+            # machine the wall clock mostly measures the others (see host_busy_pct / host_steal_pct)
             "replay_cpu_s": round(full_cpu, 3), "replay_records_per_cpu_s": round(written / max(full_cpu, 1e-9)),
             "replay_workers": full.workers,
             "host_busy_pct": host.busy_pct if host else None, "host_steal_pct": host.steal_pct if host else None,

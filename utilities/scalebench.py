@@ -46,7 +46,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import random
 import shutil
 import subprocess
@@ -65,6 +64,7 @@ from replication.hlc import Hlc, HybridLogicalClock
 from replication.log import RecordLog
 from replication.record import Record, RecordType, Role
 from utilities.books import NEW_YORK
+from utilities.child_env import child_env
 
 NODE = "cfu1"
 PEER = "cfu2"
@@ -294,11 +294,9 @@ def _child(argv: list[str]) -> int:
 def measure_restart(data: Path, txns: list[str], timeout: float = 1800.0) -> dict[str, Any]:
     sample_file = data.parent / "status-sample.json"
     sample_file.write_text(json.dumps(txns))
-    root = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     spawned_at = time.time()
     out = subprocess.run([sys.executable, "-m", "utilities.scalebench", "restart", str(data), str(sample_file),
-                          repr(spawned_at)], capture_output=True, text=True, timeout=timeout, env=env, check=False)
+                          repr(spawned_at)], capture_output=True, text=True, timeout=timeout, env=child_env(), check=False)
     if out.returncode != 0:
         raise RuntimeError(f"the restarted customer utility failed ({out.returncode}): {out.stderr[-2000:]}")
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])

@@ -220,6 +220,16 @@ class StreetUtility(MessageCracker):
     async def on_create(self, session_id: SessionID) -> None:
         self.sessions_created.add(session_id)
 
+    def _venue_ready(self, venue: str) -> bool:
+        """Whether the engine has created the FIX session to ``venue``. Starting, it has not (the
+        bus connects first): a command is not acted on, counted ``not_ready``, and the customer
+        utility's router repeats it (recorded SENT, it could not go out: a restarted street
+        logged 32 KeyErrors so in a fixgw chaos run)."""
+        if self.venues.get(venue) in self.sessions_created:
+            return True
+        self.counters["not_ready"] += 1
+        return False
+
     async def on_logon(self, session_id: SessionID) -> None:
         venue = self.venue_of.get(session_id)
         if venue:
@@ -360,10 +370,7 @@ class StreetUtility(MessageCracker):
             # stale (queued while we stood still): the customer utility's router repeats it
             self.counters["fenced_commands"] += 1
             return
-        if self.venues.get(order.venue) not in self.sessions_created:
-            # starting: no FIX session to the venue yet (recorded SENT, it could not go out: a
-            # restarted street logged 32 KeyErrors so in a fixgw chaos run); the router repeats it
-            self.counters["not_ready"] += 1
+        if not self._venue_ready(order.venue):
             return
         held = self.node.log.records_for_txn(txn)
         if any(h.type in SENT_TYPES for h in held):
@@ -464,9 +471,8 @@ class StreetUtility(MessageCracker):
         if not self._may_act():
             self.counters["fenced_commands"] += 1
             return      # the customer utility repeats the request once we answer again
-        if self.venues.get(sent[0].venue) not in self.sessions_created:
-            self.counters["not_ready"] += 1
-            return      # starting (no FIX session yet, see _new_order): repeated by the router
+        if not self._venue_ready(sent[0].venue):
+            return
         self.inflight.add(key)
         try:
             assert self.ids is not None

@@ -134,6 +134,13 @@ async def _scenario(cl: Cluster, tmp: Path) -> None:
         md = {dict(labels)["counter"]: v for (n, labels), v in samples.items()
               if n == "fixgw_role_events_total" and dict(labels).get("counter", "").startswith("md_")}
         assert md["md_rejects"] >= 3 and md["md_snapshots"] >= 2 and md["md_requests"] >= 5, md
+        # ... and the street utilities' quote feeds' (one of them subscribed at the venue)
+        subscribes = 0.0
+        for street in ("m_ssu1", "m_ssu2"):
+            _, samples = scrape(f"http://127.0.0.1:{cl.ports[street]}/metrics")
+            subscribes += sum(v for (n, labels), v in samples.items()
+                              if n == "fixgw_role_events_total" and dict(labels).get("counter") == "md_subscribes")
+        assert subscribes >= 1
         for s in sessions:
             assert s.invalid == [], s.invalid
             assert [m for m in s.inbox.messages if m.msg_type == b"3"] == []
