@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from fixgw.fastinit import fast_constructor
 from fixgw.orders import CxlRejResponseTo, OrdRejReason, OrdStatus, OrdType, Side, TimeInForce
 from venues.book import BookOrder, OrderBook, Trade
 from venues.business_days import next_local_instant
@@ -31,7 +32,6 @@ from venues.events import (
     OrderReplaced,
     OrderStatusReport,
     VenueEvent,
-    fast_constructor,
 )
 from venues.limits import MAX_PRICE, MAX_QUANTITY, QUANTITY_QUANTUM
 from venues.liquidity import LiquidityProvider

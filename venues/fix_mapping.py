@@ -38,6 +38,7 @@ from typing import TypeVar
 
 from fixgw.errors import IncorrectDataFormat, IncorrectTagValue
 from fixgw.execreport import TransactTimes, cancel_reject, execution_report
+from fixgw.fastinit import fast_constructor
 from fixgw.message import Message
 from fixgw.orders import OrdRejReason, OrdStatus, OrdType, Side, TimeInForce
 from venues.commands import CancelOrder, QueryStatus, ReplaceOrder, SubmitOrder
@@ -50,7 +51,6 @@ from venues.events import (
     OrderRejected,
     OrderStatusReport,
     VenueEvent,
-    fast_constructor,
 )
 
 __all__ = [

@@ -19,6 +19,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Generic, Protocol, TypeVar
 
+from fixgw.fastinit import fast_constructor
 from fixgw.orders import (
     CxlRejReason,
     CxlRejResponseTo,
@@ -29,7 +30,7 @@ from fixgw.orders import (
 )
 from venues.clock import Clock
 from venues.commands import CancelOrder, QueryStatus, ReplaceOrder
-from venues.events import NO_ORDER_ID, CancelRejected, OrderStatusReport, fast_constructor
+from venues.events import NO_ORDER_ID, CancelRejected, OrderStatusReport
 
 __all__ = ["OrderRegistry", "RegisteredOrder", "fmt"]
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from fixgw.fastinit import fast_constructor
 from fixgw.orders import OrdStatus, Side
 from tests.venues.venue_support import T0, make_exchange, order
 from venues import bench
@@ -28,7 +29,6 @@ from venues.events import (
     OrderRejected,
     OrderReplaced,
     OrderStatusReport,
-    fast_constructor,
 )
 from venues.exchange import Exchange
 from venues.venue_config import (
