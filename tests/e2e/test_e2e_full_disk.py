@@ -18,6 +18,7 @@ trades through cfu1. Must show:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Iterator
@@ -63,6 +64,7 @@ def test_customer_utility_on_a_full_disk(small_disk_cluster: Cluster, tmp_path: 
 
 async def _full_disk(cl: Cluster, tmp: Path) -> None:
     c = QfCustomer(cl, tmp / "qf", first="cfu1", then="cfu1")
+    pinned = contextlib.ExitStack()   # a reader of cfu1's log, held while the disk is full (below)
     c.start()
     try:
         await until(c.qf.logged_on, 20, "logon to cfu1")
@@ -82,6 +84,13 @@ async def _full_disk(cl: Cluster, tmp: Path) -> None:
 
         filler = cl.data / "cfu1" / "filler"
         fill(filler)
+        # A reader of cfu1's log, as `fixgw log status` or a replay would hold one: LMDB then
+        # reuses no page freed after its snapshot, so every write of cfu1 needs pages the full
+        # disk cannot give, and a small one (a cancel) is refused as surely as an order. Without
+        # it a cancel could fit in recycled pages run after run (once, 400 orders and as many
+        # cancels were all stored in a full run of the suite).
+        pin_log = pinned.enter_context(RecordLog(cl.data / "cfu1" / "log", readonly=True))
+        pinned.enter_context(pin_log.reader())
         started = time.monotonic()
         acked: list[str] = []
         refused: list[str] = []
@@ -108,10 +117,10 @@ async def _full_disk(cl: Cluster, tmp: Path) -> None:
         assert refused, f"no order refused in {n} sent on a full disk"
         print(f"FIGURE full disk: first refusal after {n} orders, {time.monotonic() - started:.1f}s")
 
-        # a cancel it cannot store: OrderCancelReject 102=99 with the reason. A small write can
-        # still fit in the log's free pages (LMDB reuses the pages older transactions freed,
-        # once no reader holds them), so a cancel may be stored and accepted, rightly: then more
-        # orders use those pages up, and the cancels go on (bounded by MAX_ORDERS)
+        # a cancel it cannot store: OrderCancelReject 102=99 with the reason. The free pages
+        # older than the pinned reader's snapshot may still take a few small writes (a cancel
+        # stored is rightly accepted): then more orders use them up and the cancels go on,
+        # bounded by MAX_ORDERS
         def cancel_answer(cl_ord_id: str) -> tuple[str, dict[int, str]] | None:
             for r in c.qf.app.snapshot()[0]:
                 f = fields(r.raw)
@@ -135,6 +144,7 @@ async def _full_disk(cl: Cluster, tmp: Path) -> None:
             if cxl_refused is None:
                 assert n < MAX_ORDERS, f"every cancel stored after {n} orders sent on a full disk"
                 await burst()
+        pinned.close()
         assert cxl_refused is not None, "no cancel refused on a full disk"
         assert cxl_refused.get(102) == "99" and "node cannot store cancels: disk full" in cxl_refused.get(58, "")
 
@@ -162,6 +172,7 @@ async def _full_disk(cl: Cluster, tmp: Path) -> None:
                     f"New for every acknowledged order ({len(acked)})")
         assert c.qf.logged_on() and c.logons() == 1
     finally:
+        pinned.close()
         c.close()
 
     # nothing acknowledged that is not stored, on cfu1 and replicated to cfu2; nothing refused stored
