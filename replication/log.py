@@ -4,10 +4,18 @@ One LMDB environment per node (its data directory), with named databases:
 
 ``auth``     records held as authoritative: the node's own and its same-role peers'
 ``ro``       records held read-only: those of other roles (replication matrix)
-``by_txn``   index ``txn -> record key`` (dupsort), so all records of an order come
-             from one range scan
+``txn_index`` index ``txn -> record`` (dupsort, dupfixed), so all records of an order come
+             from one range scan; each entry is 11 bytes: a holding tag (``a``/``r``), the
+             origin's number here (2 bytes) and the seq (8 bytes)
 ``origins``  per origin: its role, its contiguous high-water mark and its highest sequence
-``meta``     schema version, this node's id and role
+``meta``     schema version, this node's id and role, and each origin's number (``o`` + origin)
+
+The txn index is a third of the log's bytes, so its entries are small and of one size: LMDB
+stores the duplicates of a fixed size packed, without a node header each. Measured on the
+records of ``fixgw bench scale --records 200000`` inserted in time order (as a node does):
+61.6 bytes an entry with the record's key as the value (``by_txn``, log format 2), 40.7 with
+the 11-byte fixed entries (format 3). A log of format 1 or 2 is rewritten to format 3 the first
+time it is opened for writing (one transaction); a read-only open reads either.
 
 A record key is ``origin UTF-8 + NUL + seq as 8 bytes big-endian``, so one origin's records
 are contiguous and in sequence order. Values are stored compressed with a trained dictionary
@@ -74,8 +82,12 @@ DEFAULT_MAP_SIZE = 4 << 30  # address space only; the file grows with the data
 # the map grows by itself up to map_limit (replication.mapsize); without one it stays map_size
 # format 2: values may be compressed (replication.recordzip); a build that reads only
 # format 1 refuses such a log by name instead of failing on its values
-LOG_FORMAT = b"2"
-READS_FORMATS = (b"1", b"2")
+# format 3: the txn index holds fixed-size entries with an origin number (txn_index, not by_txn)
+LOG_FORMAT = b"3"
+READS_FORMATS = (b"1", b"2", b"3")
+_OLD_INDEX_FORMATS = (b"1", b"2")
+_ORDINAL = b"o"  # meta key prefix: origin -> its number here (2 bytes, big-endian)
+MAX_ORIGINS = 1 << 16
 MAX_TXN_BYTES = 400  # LMDB keys are at most 511 bytes; the txn index key is 1 + txn
 _SEP = b"\x00"
 _GETMULTI_RUN = 1 << 14  # keys per Cursor.getmulti call: bounded memory, few calls
@@ -165,6 +177,22 @@ class WriteBatch:
         self._own_hwm = -1
         self._stamps: list[Hlc] = []
         self.own = False  # holds records of this node: fully synced on commit
+        self._new_ordinals: dict[str, bytes] = {}  # origins numbered in this transaction
+
+    def ordinal(self, origin: str) -> bytes:
+        """``origin``'s number in the txn index (2 bytes): numbered the first time it is written,
+        in this transaction (``meta``); the log learns it once the transaction commits."""
+        got = self._log._ordinals.get(origin) or self._new_ordinals.get(origin)
+        if got is not None:
+            return got
+        taken = (*self._log._ordinals.values(), *self._new_ordinals.values())
+        n = 1 + max((int.from_bytes(b, "big") for b in taken), default=-1)
+        if n >= MAX_ORIGINS:
+            raise LogError(f"{self._log.path}: more than {MAX_ORIGINS} origins")
+        got = n.to_bytes(2, "big")
+        self._txn.put(_ORDINAL + origin.encode(), got, db=self._log._meta)
+        self._new_ordinals[origin] = got
+        return got
 
     def reserve_stamps(self, n: int) -> None:
         """Take ``n`` HLC stamps at once for the next ``n`` appends (one clock lock, cheap stamps)."""
@@ -204,7 +232,7 @@ class WriteBatch:
         data = encode_values(values)
         key = log._own_prefix + seq.to_bytes(8, "big")
         self._auth_puts.append((key, log._pack(data)))
-        self._txn_puts.append((b"t" + txn_b, b"a" + key))
+        self._txn_puts.append((b"t" + txn_b, log._own_entry + seq.to_bytes(8, "big")))
         self.own = True
         self._own_max = seq
         if self._own_hwm == seq - 1:
@@ -246,7 +274,8 @@ class WriteBatch:
                 if held is None:
                     out.rejected.append(f"a {log.role.value} node does not hold records of {origin_role.value} {o}")
                     continue
-                origin, how, tag, prefix = o, held, _TAG[held], key_prefix(o)
+                origin, how, prefix = o, held, key_prefix(o)
+                tag = _TAG[held] + self.ordinal(o)
                 db, puts = (log._auth, self._auth_puts) if held is Holding.AUTHORITATIVE else (log._ro, self._ro_puts)
             seq = rec.seq
             key = prefix + seq.to_bytes(8, "big")
@@ -264,7 +293,7 @@ class WriteBatch:
                 out.rejected.append(f"{origin}#{seq}: txn longer than {MAX_TXN_BYTES} bytes")
                 continue
             puts.append((key, pack(data)))
-            self._txn_puts.append((b"t" + txn_b, tag + key))
+            self._txn_puts.append((b"t" + txn_b, tag + key[-8:]))
             if seq > max_seq:  # noqa: PLR1730 - a compare is cheaper than a call to max() here
                 max_seq = seq
             if seq == hwm + 1:
@@ -295,7 +324,7 @@ class WriteBatch:
                     raise LogError(f"{log.path}: {consumed - added} record key(s) were already present")
                 puts.clear()
         if self._txn_puts:
-            txn.cursor(db=log._by_txn).putmulti(self._txn_puts, dupdata=True)
+            txn.cursor(db=log._txn_index).putmulti(self._txn_puts, dupdata=True)
             self._txn_puts.clear()
 
     def _scan_contiguous(self, db: Any, origin: str, hwm: int) -> int:
@@ -398,17 +427,31 @@ class RecordLog:
             names = {}
             for name in ("auth", "ro", "origins", "meta"):
                 names[name] = self._env.open_db(name.encode(), create=not readonly)
-            names["by_txn"] = self._env.open_db(b"by_txn", create=not readonly, dupsort=True)
+            self._auth, self._ro = names["auth"], names["ro"]
+            self._origins, self._meta = names["origins"], names["meta"]
+            with self._env.begin(db=self._meta) as txn:
+                fmt = txn.get(b"format")
+            # a read-only open of a format 1 or 2 log reads its by_txn index as it is
+            self._fixed_index = not (readonly and fmt in _OLD_INDEX_FORMATS)
+            if self._fixed_index:
+                self._txn_index = self._env.open_db(b"txn_index", create=not readonly, dupsort=True, dupfixed=True)
+            else:
+                self._txn_index = self._env.open_db(b"by_txn", create=False, dupsort=True)
         except lmdb.Error as exc:
             self._env.close()
             self._release_writer_lock()
             raise LogError(f"{self.path}: not a fixgw record log (named databases missing): {exc}") from None
-        self._auth, self._ro = names["auth"], names["ro"]
-        self._by_txn = names["by_txn"]
-        self._origins, self._meta = names["origins"], names["meta"]
+        self._ordinals: dict[str, bytes] = {}       # origin -> its number in the txn index
+        self._prefixes: dict[bytes, bytes] = {}     # number -> the origin's record key prefix
         self.node_id, self.role = self._check_meta(node_id, role)
         self._own_prefix = key_prefix(self.node_id)
         self._states: dict[str, OriginState] = self._load_states()
+        with self._env.begin(db=self._meta) as txn:
+            self._load_ordinals(txn)
+        self._own_entry = b""
+        if not readonly:
+            with self.write() as batch:
+                self._own_entry = b"a" + batch.ordinal(self.node_id)   # txn index entries of own records
 
     # -- opening -------------------------------------------------------------------------
 
@@ -419,8 +462,7 @@ class RecordLog:
             self.close()
             raise LogError(f"{self.path}: log format {fmt!r}, this build reads {b', '.join(READS_FORMATS)!r}")
         if fmt is not None and fmt != LOG_FORMAT and not self.readonly:
-            with self._env.begin(write=True, db=self._meta) as txn:
-                txn.put(b"format", LOG_FORMAT)  # format 1 values stay readable as they are
+            self._upgrade_index()  # format 1 values stay readable as they are
         if node_b is None or role_b is None:
             if self.readonly or node_id is None or role is None:
                 self.close()
@@ -440,6 +482,64 @@ class RecordLog:
                 f"not {role.value if role else stored_role.value} node {node_id or stored_node!r}"
             )
         return stored_node, stored_role
+
+    def _upgrade_index(self) -> None:
+        """Rewrite a format 1 or 2 log's txn index (``by_txn``, the record key as the value) as
+        format 3's fixed-size entries (``txn_index``), in one transaction with the format."""
+        try:
+            by_txn = self._env.open_db(b"by_txn", create=False, dupsort=True)
+        except lmdb.NotFoundError:
+            by_txn = None
+        ordinals: dict[bytes, bytes] = {}
+        try:
+            self._rewrite_index(by_txn, ordinals)
+        except lmdb.Error as exc:
+            self.close()
+            raise LogError(f"{self.path}: cannot rewrite the txn index as log format {LOG_FORMAT.decode()}: {exc}") from None
+
+    def _rewrite_index(self, by_txn: Any, ordinals: dict[bytes, bytes]) -> None:
+        with self._env.begin(write=True) as txn:
+            if by_txn is not None:
+                puts = []
+                for k, tagged in txn.cursor(db=by_txn).iternext(keys=True, values=True):
+                    origin, seq = bytes(tagged[1:-9]), bytes(tagged[-8:])
+                    n = ordinals.get(origin)
+                    if n is None:
+                        n = ordinals[origin] = len(ordinals).to_bytes(2, "big")
+                        txn.put(_ORDINAL + origin, n, db=self._meta)
+                    puts.append((bytes(k), bytes(tagged[:1]) + n + seq))
+                txn.cursor(db=self._txn_index).putmulti(puts, dupdata=True)
+                txn.drop(by_txn, delete=True)
+            txn.put(b"format", LOG_FORMAT, db=self._meta)
+
+    def _load_ordinals(self, txn: lmdb.Transaction) -> None:
+        """Every origin's number in the txn index, as ``txn`` (on ``meta``) sees them. Readers
+        call it again for a number they do not know: an origin written after they opened."""
+        ordinals = dict(self._ordinals)   # numbers never change once given
+        cur = txn.cursor(db=self._meta)
+        if cur.set_range(_ORDINAL):
+            for k, v in cur:
+                if bytes(k[:1]) != _ORDINAL:
+                    break
+                ordinals[bytes(k[1:]).decode()] = bytes(v)
+        # copy on write: readers on other threads keep using the dicts they hold
+        self._prefixes = {n: key_prefix(o) for o, n in ordinals.items()}
+        self._ordinals = ordinals
+
+    def _index_target(self, txn: lmdb.Transaction, tagged: bytes) -> tuple[Any, bytes]:
+        """The database and key of the record a txn index entry points at."""
+        db = self._auth if tagged[:1] == b"a" else self._ro
+        if not self._fixed_index:
+            return db, tagged[1:]
+        n = tagged[1:3]
+        prefix = self._prefixes.get(n)
+        if prefix is None and self.readonly:  # numbered after this open (a writer numbers in memory first)
+            self._load_ordinals(txn)
+            prefix = self._prefixes.get(n)
+        if prefix is None:
+            raise LogError(f"{self.path}: the txn index names origin number {int.from_bytes(n, 'big')}, "
+                           "which the log does not know")
+        return db, prefix + tagged[3:]
 
     def _load_states(self) -> dict[str, OriginState]:
         states = {}
@@ -649,9 +749,9 @@ class RecordLog:
         first = 1 / parts if first_share is None else min(max(first_share, 0.0), 1.0)
         out: list[str] = []
         with self._gate, self._env.begin() as txn:
-            total = txn.stat(self._by_txn)["entries"]
+            total = txn.stat(self._txn_index)["entries"]
             cuts = [total * (first + (1 - first) * i / (parts - 1)) for i in range(parts - 1)]
-            cur = txn.cursor(db=self._by_txn)
+            cur = txn.cursor(db=self._txn_index)
             prev = None
             for n, k in enumerate(cur.iternext(keys=True, values=False), 1):
                 if k != prev and n > cuts[len(out)]:
@@ -673,12 +773,15 @@ class RecordLog:
         auth: list[bytes] = []
         ro: list[bytes] = []
         with self._gate, self._env.begin() as txn:
-            cur = txn.cursor(db=self._by_txn)
+            cur = txn.cursor(db=self._txn_index)
             if cur.set_range(lo):
+                target = self._index_target
+                auth_db = self._auth
                 for k, tagged in cur.iternext(keys=True, values=True):
                     if hi is not None and k >= hi:
                         break
-                    (auth if tagged[:1] == b"a" else ro).append(tagged[1:])
+                    db, key = target(txn, tagged)
+                    (auth if db is auth_db else ro).append(key)
             for keys, db in ((auth, self._auth), (ro, self._ro)):
                 keys.sort()
                 for i in range(0, len(keys), _GETMULTI_RUN):
@@ -751,12 +854,12 @@ class RecordLog:
             return sum(txn.stat(db)["entries"] for db in dbs)
 
     def space(self) -> dict[str, tuple[int, int]]:
-        """Per named database (auth, ro, by_txn): entries and the bytes of its pages."""
+        """Per named database (auth, ro, by_txn: the txn index): entries and the bytes of its pages."""
         self._check_open()
         psize = self._env.stat()["psize"]
         out = {}
         with self._gate, self._env.begin() as txn:
-            for name, db in (("auth", self._auth), ("ro", self._ro), ("by_txn", self._by_txn)):
+            for name, db in (("auth", self._auth), ("ro", self._ro), ("by_txn", self._txn_index)):
                 st = txn.stat(db)
                 out[name] = (st["entries"], (st["branch_pages"] + st["leaf_pages"] + st["overflow_pages"]) * psize)
         return out
@@ -774,11 +877,11 @@ class RecordLog:
 def _records_for_txn(log: RecordLog, txn: lmdb.Transaction, txn_id: str) -> list[Record]:
     """Every record of one order in ``txn`` (a read transaction of ``log``), in HLC order."""
     out = []
-    cur = txn.cursor(db=log._by_txn)
+    cur = txn.cursor(db=log._txn_index)
     if cur.set_key(b"t" + txn_id.encode()):
         for tagged in cur.iternext_dup():
-            db = log._auth if tagged[:1] == b"a" else log._ro
-            raw = txn.get(tagged[1:], db=db)
+            db, key = log._index_target(txn, bytes(tagged))
+            raw = txn.get(key, db=db)
             if raw is not None:
                 out.append(decode_record(unpack(bytes(raw))))
     out.sort(key=lambda r: r.hlc)
@@ -893,5 +996,9 @@ class _WriteContext:
                 states = dict(log._states)
                 states.update(batch._states)
                 log._states = states
+            if batch._new_ordinals:
+                ordinals = {**log._ordinals, **batch._new_ordinals}
+                log._prefixes = {**log._prefixes, **{n: key_prefix(o) for o, n in batch._new_ordinals.items()}}
+                log._ordinals = ordinals
         finally:
             log._write_lock.release()

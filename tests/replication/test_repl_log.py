@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -42,6 +45,55 @@ def test_append_assigns_contiguous_seqs_and_survives_reopen(tmp_path: Path) -> N
         assert log.records_for_txn("c1-1") == [a1]
     with RecordLog(tmp_path, node_id="c1", role=Role.CUSTOMER) as log, log.write(clock) as b:
         assert b.append(order_fields(3)).record.seq == 3
+
+
+READER = """
+import json, sys
+from replication.log import RecordLog
+with RecordLog(sys.argv[1], readonly=True) as log:
+    print(json.dumps(sorted(r.origin for r in log.records_for_txn("c1-1"))), flush=True)
+    sys.stdin.readline()  # the writer has written more
+    print(json.dumps([sorted(r.origin for r in log.records_for_txn("c1-1")),
+                      sorted(k.decode("latin-1") for k, _ in log.iter_txn_range("c1-2", None))]), flush=True)
+"""
+
+
+def test_the_txn_index_finds_every_origin_across_reopens_and_for_a_reader_opened_before_it(tmp_path: Path) -> None:
+    """Txn index entries name their origin by a number the log gives it (format 3): records of
+    origins first written after a reader (another process) opened, or after a transaction that
+    failed, are found."""
+    clock = HybridLogicalClock("c1")
+    with RecordLog(tmp_path, node_id="c1", role=Role.CUSTOMER) as log:
+        with log.write(clock) as b:
+            b.append(order_fields(1))
+            b.insert(Role.STREET, [rec("s1", 1, "c1-1")])
+        reader = subprocess.Popen([sys.executable, "-c", READER, str(tmp_path)], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2])
+        try:
+            assert reader.stdout is not None and reader.stdin is not None
+            assert json.loads(reader.stdout.readline()) == ["c1", "s1"]
+            with pytest.raises(RuntimeError), log.write(clock) as b:  # aborted: s2's number is not kept
+                b.insert(Role.STREET, [rec("s2", 1, "c1-1")])
+                raise RuntimeError("abort")
+            with log.write(clock) as b:  # new origins after the reader opened
+                b.insert(Role.STREET, [rec("s3", 1, "c1-1"), rec("s3", 2, "c1-2")])
+                b.insert(Role.CUSTOMER, [rec("c2", 1, "c1-2")])
+            reader.stdin.write("go\n")
+            reader.stdin.flush()
+            origins, keys = json.loads(reader.stdout.readline())
+            assert origins == ["c1", "s1", "s3"]
+            assert keys == ["c2\x00" + "\x00" * 7 + "\x01", "s3\x00" + "\x00" * 7 + "\x02"]
+        finally:
+            reader.kill()
+            reader.wait(timeout=10)
+        assert sorted(r.origin for r in log.records_for_txn("c1-2")) == ["c2", "s3"]
+    with RecordLog(tmp_path, node_id="c1", role=Role.CUSTOMER) as log:
+        with log.write(clock) as b:
+            b.insert(Role.STREET, [rec("s2", 1, "c1-2")])
+            b.append(order_fields(2))
+        assert sorted(r.origin for r in log.records_for_txn("c1-2")) == ["c1", "c2", "s2", "s3"]
+        assert sorted(r.origin for r in log.records_for_txn("c1-1")) == ["c1", "s1", "s3"]
+        assert log.space()["by_txn"][0] == 7
 
 
 def test_authoritative_and_read_only_are_kept_apart(tmp_path: Path) -> None:

@@ -55,33 +55,68 @@ def test_a_corrupted_stored_value_is_a_decode_error() -> None:
         unpack(bytes(stored))
 
 
-def test_the_log_returns_the_origins_bytes_and_reads_uncompressed_values_of_older_logs(tmp_path: Path) -> None:
-    recs = [fill_record(s) for s in (1, 2, 3)]
-    with RecordLog(tmp_path, node_id="c1", role=Role.CUSTOMER) as log, log.write(HybridLogicalClock("c1")) as b:
-        b.insert(Role.STREET, [(r, encode_record(r)) for r in recs[:2]])
-    # a value written by a build before compression: plain msgpack, in a format 1 log
-    env = lmdb.open(str(tmp_path), max_dbs=8, subdir=True)
-    ro, by_txn, meta = env.open_db(b"ro"), env.open_db(b"by_txn", dupsort=True), env.open_db(b"meta")
-    origins = env.open_db(b"origins")
+def write_old_log(path: Path, fmt: bytes, recs: list[Record], compressed: set[int]) -> None:
+    """A log as a build of log format ``fmt`` (1 or 2) wrote it, straight into LMDB: the txn
+    index ``by_txn`` with each record's key as the value; the values of the seqs in
+    ``compressed`` stored compressed (format 2), the others as plain msgpack (format 1)."""
+    env = lmdb.open(str(path), max_dbs=8, subdir=True)
+    env.open_db(b"auth")
+    ro, origins, meta = env.open_db(b"ro"), env.open_db(b"origins"), env.open_db(b"meta")
+    by_txn = env.open_db(b"by_txn", dupsort=True)
     with env.begin(write=True) as txn:
-        stored = txn.get(b"ssu1\x00" + (1).to_bytes(8, "big"), db=ro)
-        assert stored is not None and stored[:1] == b"\x01"  # compressed on disk
-        key3 = b"ssu1\x00" + (3).to_bytes(8, "big")
-        txn.put(key3, encode_record(recs[2]), db=ro)
-        txn.put(b"tcfu1-0.3", b"r" + key3, db=by_txn)
-        txn.put(b"ssu1", msgpack.packb(["street", 3, 3]), db=origins)
-        txn.put(b"format", b"1", db=meta)
+        for r in recs:
+            key = b"ssu1\x00" + r.seq.to_bytes(8, "big")
+            data = encode_record(r)
+            txn.put(key, PACKER.pack(data) if r.seq in compressed else data, db=ro)
+            txn.put(b"t" + r.txn.encode(), b"r" + key, db=by_txn)
+        top = max(r.seq for r in recs)
+        txn.put(b"ssu1", msgpack.packb(["street", top, top]), db=origins)
+        for k, v in ((b"format", fmt), (b"node", b"c1"), (b"role", b"customer")):
+            txn.put(k, v, db=meta)
     env.close()
+
+
+def stored_format(path: Path) -> tuple[bytes | None, bool]:
+    """The log's format and whether it still has the format 1/2 txn index."""
+    env = lmdb.open(str(path), max_dbs=8, subdir=True, readonly=True)
+    try:
+        meta = env.open_db(b"meta", create=False)
+        with env.begin() as txn:
+            fmt = txn.get(b"format", db=meta)
+        try:
+            env.open_db(b"by_txn", create=False)
+            old_index = True
+        except lmdb.NotFoundError:
+            old_index = False
+        return fmt, old_index
+    finally:
+        env.close()
+
+
+@pytest.mark.parametrize("fmt", [b"1", b"2"])
+def test_an_older_log_reads_as_written_and_a_writable_open_upgrades_its_txn_index(tmp_path: Path, fmt: bytes) -> None:
+    recs = [fill_record(s) for s in (1, 2, 3)]
+    write_old_log(tmp_path, fmt, recs, compressed={1, 2} if fmt == b"2" else set())
+
+    def reads_every_way(log: RecordLog, recs: list[Record]) -> None:
+        want = [encode_record(r) for r in recs]
+        seqs = [r.seq for r in recs]
+        assert [log.get_raw("ssu1", s) for s in seqs] == want
+        assert [log.records_for_txn(r.txn) for r in recs] == [[r] for r in recs]
+        assert [raw for _, raw in log.iter_raw("ssu1")] == want
+        assert [raw for _, raw in log.iter_holding(Holding.READ_ONLY)] == want
+        assert [raw for _, raw in log.iter_txn_range("cfu1-0.2", None)] == want[1:]
+        assert [r.seq for r in log.iter_type(RecordType.FILL)] == seqs
+
+    with RecordLog(tmp_path, readonly=True) as log:  # read as it is, not changed
+        reads_every_way(log, recs)
+    assert stored_format(tmp_path) == (fmt, True)
+    with RecordLog(tmp_path, node_id="c1", role=Role.CUSTOMER) as log:  # a writable open upgrades the index
+        reads_every_way(log, recs)
+        with log.write(HybridLogicalClock("c1")) as b:
+            b.insert(Role.STREET, [(fill_record(4), encode_record(fill_record(4)))])
+        reads_every_way(log, [*recs, fill_record(4)])
+    assert stored_format(tmp_path) == (b"3", False)
     with RecordLog(tmp_path, readonly=True) as log:
-        assert [log.get_raw("ssu1", s) for s in (1, 2, 3)] == [encode_record(r) for r in recs]
-        assert log.records_for_txn("cfu1-0.3") == [recs[2]] and log.records_for_txn("cfu1-0.1") == [recs[0]]
-        assert [raw for _, raw in log.iter_raw("ssu1")] == [encode_record(r) for r in recs]
-        assert [raw for _, raw in log.iter_holding(Holding.READ_ONLY)] == [encode_record(r) for r in recs]
-        assert [r.seq for r in log.iter_type(RecordType.FILL)] == [1, 2, 3]
-    with RecordLog(tmp_path, node_id="c1", role=Role.CUSTOMER) as log:  # a writable open upgrades the format
-        assert log.get("ssu1", 3) == recs[2]
-    env = lmdb.open(str(tmp_path), max_dbs=8, subdir=True, readonly=True)
-    meta = env.open_db(b"meta", create=False)
-    with env.begin() as txn:
-        assert txn.get(b"format", db=meta) == b"2"
-    env.close()
+        reads_every_way(log, [*recs, fill_record(4)])
+        assert log.space()["by_txn"][0] == 4
