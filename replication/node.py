@@ -164,6 +164,7 @@ class ReplicationNode:
         resend_requests_per_s: float = 20.0,
         monotonic: Callable[[], float] = time.monotonic,
         publish_linger: float = 0.002,
+        publish_linger_idle: bool = False,
         extra_subscriptions: Sequence[tuple[str, int]] = (),
         on_extra_message: Callable[[str, bytes], None] | None = None,
         behind_after_s: float = DEFAULT_BEHIND_AFTER_S,
@@ -205,6 +206,8 @@ class ReplicationNode:
         # topics the roles built on the node use for their own messages (heartbeats,
         # order routing): the node carries them on its connection but does not read them
         self._publish_linger = publish_linger
+        # own records wait publish_linger for more even when nothing was published a moment ago
+        self._publish_linger_idle = publish_linger_idle
         self._insert_linger = insert_linger_s   # received records' commit may wait this long (writer)
         self._extra_subscriptions = list(extra_subscriptions)
         self._on_extra_message = on_extra_message
@@ -708,15 +711,17 @@ class ReplicationNode:
         topic = self.topics.records(self.role, self.node_id)
         c = self._counters
         linger = self._publish_linger
+        idle_too = self._publish_linger_idle
         last_publish = 0.0
         while True:
             if self._published_upto >= self._committed_head:
                 self._pub_wakeup.clear()
                 await self._pub_wakeup.wait()
                 continue
-            if linger > 0 and time.monotonic() - last_publish < 2 * linger \
+            if linger > 0 and (idle_too or time.monotonic() - last_publish < 2 * linger) \
                     and self._committed_head - self._published_upto < self._max_batch_records // 2:
-                # under load (we published a moment ago), wait a little for more records: every
+                # under load (we published a moment ago), or always where nothing waits on the
+                # first record (publish_linger_idle), wait a little for more records: every
                 # publish costs each receiver a message and a commit, far more than a record does
                 await asyncio.sleep(linger)
             batch = self._next_batch()

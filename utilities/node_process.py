@@ -77,6 +77,16 @@ STATUS_INTERVAL_S = 1.0   # how often the status file is rewritten
 # peer's records (read at a takeover, seconds later); a customer utility's replicas carry the
 # fills its customers wait for, so they commit at once.
 REPLICA_LINGER_S = {"firm": 0.02, "street": 0.02}
+# Roles whose own records wait the publish linger (2 ms) for more even at a low rate, so that one
+# MQTT message carries several. A street records an order's SENT, VENUE_ACK and FILL within a
+# few ms of each other; every message costs each of its four receivers a read, a commit and a
+# PUBACK. Nobody waits on the first of them: the customer's acknowledgement (PendingNew) comes
+# from the customer utility's own record, only the fill report waits on a street's. Measured
+# (fixgw bench --config, 2,000 orders at 100/s, a fresh cluster per run, alternated twice): a
+# street's publishes per order 0.93 -> 0.54, a customer utility's commits per order 2.85 -> 2.1,
+# broker CPU 580-605 -> 445-505 us an order, cluster CPU 8.62/8.99 -> 8.03/8.78 ms an order,
+# fill p50 9.0/9.3 -> 7.2/7.6 ms (fewer messages queue behind each other), ack p50 unchanged.
+PUBLISH_LINGER_IDLE_ROLES = frozenset({"street"})
 
 RoleApp = CustomerUtility | StreetUtility | FirmNode
 
@@ -225,6 +235,7 @@ class NodeProcess:
             extra_subscriptions=self.subscriptions(), on_extra_message=self.on_bus_message,
             behind_after_s=cfg.behind_after_s,
             insert_linger_s=REPLICA_LINGER_S.get(me.role, 0.0),
+            publish_linger_idle=me.role in PUBLISH_LINGER_IDLE_ROLES,
         )
         eventloop.stop_on_signals(self.stop_requested)
         background: list[asyncio.Task[Any]] = []

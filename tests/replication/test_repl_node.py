@@ -67,6 +67,25 @@ async def test_two_nodes_replicate_with_listeners_once_and_nodelay(tmp_path: Pat
 
 
 @pytest.mark.timeout(30)
+@pytest.mark.parametrize("idle_too", [False, True])
+async def test_publish_linger_idle_sends_records_appended_apart_in_one_message(
+        tmp_path: Path, mosquitto: Mosquitto, idle_too: bool) -> None:
+    """Two records appended 20 ms apart on an idle node: one publish with publish_linger_idle
+    (the first waits the linger for more), two without (the first goes at once)."""
+    async with node(tmp_path, mosquitto, "s1", Role.STREET, publish_linger=0.2, publish_linger_idle=idle_too) as s, \
+            node(tmp_path, mosquitto, "f1", Role.FIRM) as f:
+        await s.wait_connected(5)
+        await f.wait_connected(5)
+        await s.append(type=RecordType.SENT, txn="c1-1", status="sent")
+        await asyncio.sleep(0.02)
+        await s.append(type=RecordType.VENUE_ACK, txn="c1-1", status="0")
+        await until(lambda: f.log.high_water_marks().get("s1") == 2, what="the firm to hold both")
+        await s.flush(5)
+        assert s.stats.published == 2
+        assert s.stats.publishes == (1 if idle_too else 2)
+
+
+@pytest.mark.timeout(30)
 async def test_malformed_payloads_are_counted_and_survived(tmp_path: Path, mosquitto: Mosquitto) -> None:
     async with node(tmp_path, mosquitto, "c2", Role.CUSTOMER) as b:
         await b.wait_connected(5)
