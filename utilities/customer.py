@@ -61,6 +61,7 @@ from utilities.clordids import ClOrdIds
 from utilities.customer_marketdata import CustomerMarketData
 from utilities.errors import UtilitiesError
 from utilities.fencing import Fence
+from utilities.gcpause import gc_paused
 from utilities.in_flight import ANSWERED, REQUEST_ANSWERED, REQUESTS_ENDED, InFlight, InFlightLimits
 from utilities.liveness import Liveness
 from utilities.order_request import OrderRequest
@@ -228,7 +229,8 @@ class CustomerUtility(MessageCracker):
         self.txns = TxnAllocator(self.name, node_log.head)
         path = self.snapshot_path
         data = b""
-        with node_log.reader() as rd:
+        # millions of long-lived objects loaded and folded: no collector passes over them (utilities.gcpause)
+        with gc_paused(), node_log.reader() as rd:
             held = rd.high_water_marks()
             snap, why = read_file(path, node=self.name, reference_prices=self.reference_prices, held=held) \
                 if path is not None else (None, "")

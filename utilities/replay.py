@@ -23,7 +23,7 @@ Speed
     a 100,000-record customer log (orders of five records), best of 3, this shared 2-core
     machine: read and expand 1.3 us, decode 3.1 us, the fold 5.5 us, booking the trades 0.9 us,
     the merge 0.3 us: ~11.3 us, ~88,000 records per CPU second alone. Three changes gave most:
-    the garbage collector off while folding (:func:`_no_gc`: a third of the CPU went to
+    the garbage collector off while folding (:func:`utilities.gcpause.gc_paused`: a third of the CPU went to
     generation-2 passes over objects that are all still alive), the fold's passes cut to those
     the record types need and its results built without re-checking, and the books split into
     parts and a merge. ``fixgw bench replay --records 1000000 --json``, paired runs in one
@@ -65,8 +65,7 @@ import os
 import pickle
 import subprocess
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -81,6 +80,7 @@ from replication.record import Record, RecordKey
 from utilities.books import Books, BooksPart, Trade, dec_str
 from utilities.child_env import child_env
 from utilities.firm import books_summary
+from utilities.gcpause import gc_paused
 from utilities.status import Fill, OrderStatus, PendingRequest
 
 ORD_STATUS_NAMES: Mapping[str, str] = {
@@ -168,23 +168,6 @@ class Replay:
         return list(self.books.accounts())
 
 
-@contextmanager
-def _no_gc() -> Iterator[None]:
-    """The cyclic garbage collector off while a replay builds its objects.
-
-    A replay allocates millions of objects and frees almost none until the end, so every
-    generation-2 collection walks all of them: a third of the CPU of a 100,000-record replay
-    (1.55 s with the collector off against 2.35 s on, paired runs); the objects it makes hold
-    no reference cycles that would be left uncollected meanwhile."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-
-
 @dataclass(frozen=True, slots=True)
 class _Part:
     """What one process folded: its books part and what it read."""
@@ -231,7 +214,7 @@ def replay_records(records: Iterable[Record], *, source: str, node: str = "", ro
                    until_ns: int | None = None, txn: str | None = None, account: str | None = None,
                    progress: Progress | None = None) -> Replay:
     """Fold ``records`` as of ``until_ns`` (None: every record)."""
-    with _no_gc():
+    with gc_paused():
         part = _fold_part(records, until_ns, progress)
         return _merged([part], source=source, node=node, role=role, until_ns=until_ns, txn=txn, account=account)
 
@@ -257,7 +240,7 @@ def _held(log: RecordLog) -> Iterable[tuple[bytes, bytes]]:
 
 def _replay_range(data_dir: Path, first: str | None, end: str | None, until_ns: int | None) -> _Part:
     """Fold the orders whose txn is in ``[first, end)`` (its own read-only open of the log)."""
-    with _no_gc(), RecordLog(data_dir, readonly=True) as log:
+    with gc_paused(), RecordLog(data_dir, readonly=True) as log:
         return _fold_part(_decoded(log, log.iter_txn_range(first, end)), until_ns, None)
 
 
@@ -307,7 +290,7 @@ def worker_main() -> None:
     A plain ``python -c`` child rather than :mod:`multiprocessing`: spawn re-runs the caller's
     main module (a script without a ``__main__`` guard would start again), and fork copies a
     process whose other threads (a progress bar's) may hold locks."""
-    gc.disable()  # a process of its own that ends when it has answered (see _no_gc)
+    gc.disable()  # a process of its own that ends when it has answered (see utilities.gcpause)
     data_dir, first, end, until_ns = pickle.load(sys.stdin.buffer)
     try:
         part = _replay_range(data_dir, first, end, until_ns)
@@ -372,14 +355,14 @@ def replay_log(data_dir: Path, *, until_ns: int | None = None, txn: str | None =
         n = workers if workers is not None else default_workers(log.count())
         bounds = log.txn_bounds(n, PARENT_SHARE if n == 2 else None) if n > 1 else []
         if not bounds:
-            with _no_gc():
+            with gc_paused():
                 part = _fold_part(_decoded(log, _held(log)), until_ns, progress)
             return _merged([part], source=str(data_dir), node=node, role=role, until_ns=until_ns, txn=txn,
                            account=account)
     ranges = list(zip([None, *bounds], [*bounds, None], strict=True))
     procs = [_start_worker(data_dir, first, end, until_ns) for first, end in ranges[1:]]
     try:
-        with _no_gc():  # loading the workers' parts too: millions of objects, no cycles
+        with gc_paused():  # loading the workers' parts too: millions of objects, no cycles
             with RecordLog(data_dir, readonly=True) as log:
                 mine = _fold_part(_decoded(log, log.iter_txn_range(*ranges[0])), until_ns, progress)
             parts = [mine]
