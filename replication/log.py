@@ -448,10 +448,11 @@ class RecordLog:
         self._states: dict[str, OriginState] = self._load_states()
         with self._env.begin(db=self._meta) as txn:
             self._load_ordinals(txn)
-        self._own_entry = b""
-        if not readonly:
+        own = self._ordinals.get(self.node_id)
+        if own is None and not readonly:   # a new log: its own number, once
             with self.write() as batch:
-                self._own_entry = b"a" + batch.ordinal(self.node_id)   # txn index entries of own records
+                own = batch.ordinal(self.node_id)
+        self._own_entry = b"a" + (own or b"")   # how txn index entries of own records start
 
     # -- opening -------------------------------------------------------------------------
 
@@ -486,31 +487,28 @@ class RecordLog:
     def _upgrade_index(self) -> None:
         """Rewrite a format 1 or 2 log's txn index (``by_txn``, the record key as the value) as
         format 3's fixed-size entries (``txn_index``), in one transaction with the format."""
+        ordinals: dict[bytes, bytes] = {}
         try:
             by_txn = self._env.open_db(b"by_txn", create=False, dupsort=True)
         except lmdb.NotFoundError:
             by_txn = None
-        ordinals: dict[bytes, bytes] = {}
         try:
-            self._rewrite_index(by_txn, ordinals)
+            with self._env.begin(write=True) as txn:
+                if by_txn is not None:
+                    puts = []
+                    for k, tagged in txn.cursor(db=by_txn).iternext(keys=True, values=True):
+                        origin, seq = bytes(tagged[1:-9]), bytes(tagged[-8:])
+                        n = ordinals.get(origin)
+                        if n is None:
+                            n = ordinals[origin] = len(ordinals).to_bytes(2, "big")
+                            txn.put(_ORDINAL + origin, n, db=self._meta)
+                        puts.append((bytes(k), bytes(tagged[:1]) + n + seq))
+                    txn.cursor(db=self._txn_index).putmulti(puts, dupdata=True)
+                    txn.drop(by_txn, delete=True)
+                txn.put(b"format", LOG_FORMAT, db=self._meta)
         except lmdb.Error as exc:
             self.close()
             raise LogError(f"{self.path}: cannot rewrite the txn index as log format {LOG_FORMAT.decode()}: {exc}") from None
-
-    def _rewrite_index(self, by_txn: Any, ordinals: dict[bytes, bytes]) -> None:
-        with self._env.begin(write=True) as txn:
-            if by_txn is not None:
-                puts = []
-                for k, tagged in txn.cursor(db=by_txn).iternext(keys=True, values=True):
-                    origin, seq = bytes(tagged[1:-9]), bytes(tagged[-8:])
-                    n = ordinals.get(origin)
-                    if n is None:
-                        n = ordinals[origin] = len(ordinals).to_bytes(2, "big")
-                        txn.put(_ORDINAL + origin, n, db=self._meta)
-                    puts.append((bytes(k), bytes(tagged[:1]) + n + seq))
-                txn.cursor(db=self._txn_index).putmulti(puts, dupdata=True)
-                txn.drop(by_txn, delete=True)
-            txn.put(b"format", LOG_FORMAT, db=self._meta)
 
     def _load_ordinals(self, txn: lmdb.Transaction) -> None:
         """Every origin's number in the txn index, as ``txn`` (on ``meta``) sees them. Readers

@@ -62,7 +62,6 @@ from replication.codec import decode_record, encode_record
 from replication.record import Record, RecordType
 from utilities.books import trade_date_of
 from utilities.clordids import ClOrdIds
-from utilities.gcpause import gc_paused
 from utilities.positions import AccountIndex
 from utilities.record_node import RecordSource
 from utilities.risk import RiskView
@@ -311,17 +310,16 @@ def take(node_log: RecordSource, path: Path, *, me: str, reference_prices: dict[
     (it touches none of the live views)."""
     t0 = time.perf_counter()
     prices = dict(reference_prices)
-    with gc_paused():     # a state of millions of objects (utilities.gcpause)
-        with node_log.reader() as rd:
-            held = rd.high_water_marks()
-            snap, why = read_file(path, node=me, reference_prices=prices, held=held)
-            state = snap.state if snap is not None else CustomerState.empty(me, prices)
-            after = snap.position if snap is not None else {}
-            folded = state.fold(rd.iter_after(after, held))
-            state.prune_requests(rd.records_for_txn)
-        state.roll(today - KEEP_DAYS)
-        records = (snap.records if snap is not None else 0) + folded
-        data = encode(state, held, records, prices)
+    with node_log.reader() as rd:
+        held = rd.high_water_marks()
+        snap, why = read_file(path, node=me, reference_prices=prices, held=held)
+        state = snap.state if snap is not None else CustomerState.empty(me, prices)
+        after = snap.position if snap is not None else {}
+        folded = state.fold(rd.iter_after(after, held))
+        state.prune_requests(rd.records_for_txn)
+    state.roll(today - KEEP_DAYS)
+    records = (snap.records if snap is not None else 0) + folded
+    data = encode(state, held, records, prices)
     write_file(path, data)
     return Taken(records, folded, len(data), time.perf_counter() - t0, why)
 
