@@ -47,7 +47,7 @@ import fcntl
 import os
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -105,6 +105,10 @@ def record_key(origin: str, seq: int) -> bytes:
 
 def split_key(key: bytes) -> tuple[str, int]:
     return key[:-9].decode(), int.from_bytes(key[-8:], "big")
+
+
+KeyFilter = Callable[[str, int], bool]
+"""Which records a read wants, by key: ``(origin, seq) -> bool``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -728,11 +732,13 @@ class RecordLog:
         with self._gate, self._env.begin(buffers=False) as txn:
             yield LogReader(self, txn)
 
-    def records_for_txn(self, txn_id: str) -> list[Record]:
-        """Every record of one order (``txn``) held here, in HLC order."""
+    def records_for_txn(self, txn_id: str, want: KeyFilter | None = None) -> list[Record]:
+        """Every record of one order (``txn``) held here, in HLC order; ``want``: only those
+        whose key ``(origin, seq)`` it accepts (the others are not even read: the txn index
+        names them)."""
         self._check_open()
         with self._gate, self._env.begin() as txn:
-            return _records_for_txn(self, txn, txn_id)
+            return _records_for_txn(self, txn, txn_id, want)
 
     def txn_bounds(self, parts: int, first_share: float | None = None) -> list[str]:
         """``parts - 1`` txns that cut the records into ``parts`` runs by txn (each order's
@@ -872,13 +878,15 @@ class RecordLog:
                     yield k, exc
 
 
-def _records_for_txn(log: RecordLog, txn: lmdb.Transaction, txn_id: str) -> list[Record]:
+def _records_for_txn(log: RecordLog, txn: lmdb.Transaction, txn_id: str, want: KeyFilter | None = None) -> list[Record]:
     """Every record of one order in ``txn`` (a read transaction of ``log``), in HLC order."""
     out = []
     cur = txn.cursor(db=log._txn_index)
     if cur.set_key(b"t" + txn_id.encode()):
         for tagged in cur.iternext_dup():
             db, key = log._index_target(txn, bytes(tagged))
+            if want is not None and not want(key[:-9].decode(), int.from_bytes(key[-8:], "big")):
+                continue
             raw = txn.get(key, db=db)
             if raw is not None:
                 out.append(decode_record(unpack(bytes(raw))))
@@ -942,9 +950,31 @@ class LogReader:
                         break
                     yield decode_record(unpack(bytes(v)))
 
-    def records_for_txn(self, txn_id: str) -> list[Record]:
+    def records_for_txn(self, txn_id: str, want: KeyFilter | None = None) -> list[Record]:
         """Every record of one order as of this read, in HLC order (RecordLog.records_for_txn)."""
-        return _records_for_txn(self._log, self._txn, txn_id)
+        return _records_for_txn(self._log, self._txn, txn_id, want)
+
+    def iter_by_txn(self, upto: Mapping[str, int] | None = None) -> Iterator[tuple[str, list[Record]]]:
+        """Every txn of the log with its records (those with ``seq <= upto[origin]``; None: all),
+        one txn at a time in the txn index's order: a fold that needs each order whole, at
+        the cost of a read by key for each record (the records are filed by origin)."""
+        log, txn = self._log, self._txn
+        cur = txn.cursor(db=log._txn_index)
+        current: bytes | None = None
+        out: list[Record] = []
+        for k, tagged in cur.iternext(keys=True, values=True):
+            if k != current:
+                if current is not None and out:
+                    yield current[1:].decode(), out
+                current, out = bytes(k), []
+            db, key = log._index_target(txn, bytes(tagged))
+            if upto is not None and int.from_bytes(key[-8:], "big") > upto.get(key[:-9].decode(), 0):
+                continue
+            raw = txn.get(key, db=db)
+            if raw is not None:
+                out.append(decode_record(unpack(bytes(raw))))
+        if current is not None and out:
+            yield current[1:].decode(), out
 
 
 class _WriteContext:

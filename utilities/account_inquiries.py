@@ -21,7 +21,8 @@ before they reach this module (see :mod:`fixgw.engine`).
 Subscriptions live in this process only, per session: a logout ends them (a customer that
 logs on again, perhaps at the other utility, subscribes again). A fill of a subscribed
 account's order is answered once per loop turn with one AP per changed instrument
-(UnsolicitedIndicator Y); only the account's records are folded (:class:`utilities.positions.AccountIndex`).
+(UnsolicitedIndicator Y); nothing is folded for an answer: the positions are kept up to date as
+records come (:class:`utilities.positions.AccountLedger`).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ from fixgw.orders import (
     SubscriptionRequestType,
 )
 from replication.record import Record, RecordType
-from utilities.positions import AccountIndex, AccountView
+from utilities.positions import AccountLedger, AccountView, TxnRecords
 from utilities.status import fold
 
 log = logging.getLogger(__name__)
@@ -65,13 +66,14 @@ class Subscription:
 
 class AccountInquiries:
     def __init__(self, *, name: str, customers: Mapping[str, tuple[str, ...]],
-                 records_for_txn: Callable[[str], list[Record]],
+                 records_for_txn: TxnRecords,
                  send: Callable[[SessionID, Message], None], today: Callable[[], dt.date],
                  reference_prices: Mapping[str, Decimal] | None = None) -> None:
         self.name = name
         self.customers = customers
-        self.accounts = AccountIndex()
         self.records_for_txn = records_for_txn
+        self.accounts = AccountLedger()
+        self.accounts.source = records_for_txn
         self.send = send
         self.today = today
         self.reference_prices = dict(reference_prices or {})
@@ -87,8 +89,13 @@ class AccountInquiries:
         """Every record this node holds, at start-up and as it arrives."""
         self.accounts.add(r)
 
+    def adopt(self, ledger: AccountLedger) -> None:
+        """Answer from ``ledger`` (a start-up's), reading orders' records from this utility's log."""
+        ledger.source = self.records_for_txn
+        self.accounts = ledger
+
     def _view(self, account: str) -> AccountView:
-        return self.accounts.view(account, self.records_for_txn, reference_prices=self.reference_prices)
+        return self.accounts.view(account, reference_prices=self.reference_prices)
 
     def _account(self, msg: Message, client: str) -> tuple[str, str]:
         """(account, why it is refused or "")."""
@@ -168,7 +175,7 @@ class AccountInquiries:
             return
         account, symbol = r.account, r.symbol
         if not account or not symbol:
-            st = fold(self.records_for_txn(r.txn))
+            st = fold(list(self.records_for_txn(r.txn)))
             if st is None:
                 return
             account, symbol = account or st.account, symbol or st.symbol

@@ -501,68 +501,10 @@ class Books:
                 except ValueError as e:
                     anomalies.append(str(e))
 
-        # settlement marks
-        settled: dict[str, Record] = {}
-        for r in firm_recs:
-            if r.type is RecordType.SETTLED:
-                ref = _settled_ref(r)
-                if ref:
-                    settled.setdefault(ref, r)
-                else:
-                    anomalies.append(f"SETTLED record {r.origin}:{r.seq} names no fill (extra['fill_ref'])")
-
-        # a part marks settled the trades its own SETTLED records name; one named in another part
-        # (a SETTLED record filed under another txn) is marked here
-        trades: dict[str, Trade] = {}
-        for ref, t in fill_trades.items():
-            trades[ref] = t if t.settled or ref not in settled else dataclasses.replace(t, settled=True)
-        # settled trades whose fill we do not hold: book them from the SETTLED record itself
-        for ref, r in settled.items():
-            if ref in trades:
-                continue
-            problem = _unbookable(r.account, r.symbol, r.side)
-            if problem or r.last_qty is None or r.last_qty <= 0:
-                anomalies.append(f"SETTLED record {r.origin}:{r.seq} ({ref}): {problem or 'no quantity'}; not booked")
-                continue
-            td = _iso_date(r.extra.get("trade_date")) or trade_date_of(r.hlc)
-            sd = _iso_date(r.extra.get("settle_date")) or settlement_date(td, holidays)
-            trades[ref] = Trade(ref=ref, txn=r.txn, exec_id=r.exec_id, account=r.account,
-                                symbol=r.symbol, side=r.side, qty=r.last_qty, price=r.last_px,
-                                hlc=r.hlc, trade_date=td, settle_date=sd, settled=True)
+        trades = book_settlements(fill_trades, firm_recs, holidays, anomalies)
 
         # reservations of open orders
-        reserved: dict[str, Decimal] = defaultdict(lambda: _ZERO)
-        sell_reserved: dict[tuple[str, str], Decimal] = defaultdict(lambda: _ZERO)
-        with decimal.localcontext(_EXACT):
-            for txn, o in orders.items():
-                if o.is_terminal or not o.account or o.side not in BUY_SIDES | SELL_SIDES:
-                    continue
-                ref_px = refs.get(o.symbol)
-                if ref_px is None and o.symbol in last_px:
-                    ref_px = last_px[o.symbol][1]
-                if ref_px is None:
-                    ref_px = o.price
-                filled_notional = sum((f.qty * f.px for f in o.fills if f.px is not None), _ZERO)
-                if o.side in BUY_SIDES:
-                    if o.order_qty is None and o.cash_order_qty is not None:
-                        reserved[o.account] += max(o.cash_order_qty - filled_notional, _ZERO)
-                        continue
-                    px = o.price if o.price is not None and o.ord_type != "1" else ref_px
-                    if px is None:
-                        anomalies.append(f"open order {txn}: no limit or reference price for "
-                                         f"{o.symbol!r}; nothing reserved")
-                        continue
-                    reserved[o.account] += o.leaves_qty * px
-                else:
-                    if o.order_qty is None and o.cash_order_qty is not None:
-                        if ref_px is None or ref_px <= 0:
-                            anomalies.append(f"open order {txn}: cash-amount sell without a reference "
-                                             f"price for {o.symbol!r}; no shares reserved")
-                            continue
-                        sell_reserved[(o.account, o.symbol)] += max(
-                            o.cash_order_qty - filled_notional, _ZERO) / ref_px
-                    else:
-                        sell_reserved[(o.account, o.symbol)] += o.leaves_qty
+        reserved, sell_reserved = reservations(orders.items(), refs, last_px, anomalies)
         return cls(openings=openings, trades=trades.values(), orders=orders, reserved=reserved,
                    sell_reserved=sell_reserved, anomalies=anomalies)
 
@@ -619,6 +561,84 @@ def _unbookable(account: str, symbol: str, side: str) -> str:
     if side not in BUY_SIDES | SELL_SIDES:
         return f"side {side!r} is neither a buy nor a sell"
     return ""
+
+
+def book_settlements(fill_trades: Mapping[str, Trade], firm_records: Iterable[Record],
+                     holidays: Collection[dt.date], anomalies: list[str]) -> dict[str, Trade]:
+    """Every trade, by ref: the fills' trades, settled where a SETTLED record names them, and
+    the trades of SETTLED records naming a fill not held (booked from the record itself);
+    ``firm_records`` in clock order (the earliest SETTLED of a ref counts). What cannot be
+    booked is described in ``anomalies`` (see the module doc)."""
+    # settlement marks
+    settled: dict[str, Record] = {}
+    for r in firm_records:
+        if r.type is RecordType.SETTLED:
+            ref = _settled_ref(r)
+            if ref:
+                settled.setdefault(ref, r)
+            else:
+                anomalies.append(f"SETTLED record {r.origin}:{r.seq} names no fill (extra['fill_ref'])")
+
+    # a part marks settled the trades its own SETTLED records name; one named in another part
+    # (a SETTLED record filed under another txn) is marked here
+    trades: dict[str, Trade] = {}
+    for ref, t in fill_trades.items():
+        trades[ref] = t if t.settled or ref not in settled else dataclasses.replace(t, settled=True)
+    # settled trades whose fill we do not hold: book them from the SETTLED record itself
+    for ref, r in settled.items():
+        if ref in trades:
+            continue
+        problem = _unbookable(r.account, r.symbol, r.side)
+        if problem or r.last_qty is None or r.last_qty <= 0:
+            anomalies.append(f"SETTLED record {r.origin}:{r.seq} ({ref}): {problem or 'no quantity'}; not booked")
+            continue
+        td = _iso_date(r.extra.get("trade_date")) or trade_date_of(r.hlc)
+        sd = _iso_date(r.extra.get("settle_date")) or settlement_date(td, holidays)
+        trades[ref] = Trade(ref=ref, txn=r.txn, exec_id=r.exec_id, account=r.account,
+                            symbol=r.symbol, side=r.side, qty=r.last_qty, price=r.last_px,
+                            hlc=r.hlc, trade_date=td, settle_date=sd, settled=True)
+    return trades
+
+
+def reservations(orders: Iterable[tuple[str, OrderStatus]], reference_prices: Mapping[str, Decimal],
+                 last_px: Mapping[str, tuple[Hlc, Decimal]], anomalies: list[str]
+                 ) -> tuple[dict[str, Decimal], dict[tuple[str, str], Decimal]]:
+    """What open orders may still spend (cash per account) and sell (shares per account and
+    symbol), by the rules of the module doc (Buying power); ``(txn, status)`` pairs, terminal
+    ones skipped. An order priced by nothing is described in ``anomalies``."""
+    reserved: dict[str, Decimal] = defaultdict(lambda: _ZERO)
+    sell_reserved: dict[tuple[str, str], Decimal] = defaultdict(lambda: _ZERO)
+    with decimal.localcontext(_EXACT):
+        for txn, o in orders:
+            if o.is_terminal or not o.account or o.side not in BUY_SIDES | SELL_SIDES:
+                continue
+            ref_px = reference_prices.get(o.symbol)
+            if ref_px is None and o.symbol in last_px:
+                ref_px = last_px[o.symbol][1]
+            if ref_px is None:
+                ref_px = o.price
+            filled_notional = sum((f.qty * f.px for f in o.fills if f.px is not None), _ZERO)
+            if o.side in BUY_SIDES:
+                if o.order_qty is None and o.cash_order_qty is not None:
+                    reserved[o.account] += max(o.cash_order_qty - filled_notional, _ZERO)
+                    continue
+                px = o.price if o.price is not None and o.ord_type != "1" else ref_px
+                if px is None:
+                    anomalies.append(f"open order {txn}: no limit or reference price for "
+                                     f"{o.symbol!r}; nothing reserved")
+                    continue
+                reserved[o.account] += o.leaves_qty * px
+            else:
+                if o.order_qty is None and o.cash_order_qty is not None:
+                    if ref_px is None or ref_px <= 0:
+                        anomalies.append(f"open order {txn}: cash-amount sell without a reference "
+                                         f"price for {o.symbol!r}; no shares reserved")
+                        continue
+                    sell_reserved[(o.account, o.symbol)] += max(
+                        o.cash_order_qty - filled_notional, _ZERO) / ref_px
+                else:
+                    sell_reserved[(o.account, o.symbol)] += o.leaves_qty
+    return reserved, sell_reserved
 
 
 def _iso_date(v: object) -> dt.date | None:

@@ -50,6 +50,7 @@ from fixgw.orders import (
 from replication.codec import encode_record
 from replication.errors import LogError, LogFullError
 from replication.histogram import LatencyHistogram
+from replication.log import KeyFilter
 from replication.record import Record, RecordType
 from replication.wire import Topics
 from replication.writer import full_reason
@@ -193,9 +194,9 @@ class CustomerUtility(MessageCracker):
         # (routing.request_id): a burst of cancels for resting orders is a burst all the same
         self._requests_in_flight: dict[str, set[str]] = {}   # txn -> its requests in flight
         self.inquiries = AccountInquiries(name=node_name, customers=self.customers,
-                                          records_for_txn=lambda txn: self.node.log.records_for_txn(txn),
+                                          records_for_txn=self._records_for_txn,
                                           send=self._send, today=self.today, reference_prices=reference_prices)
-        self.inquiries.accounts = self.state.accounts
+        self.inquiries.adopt(self.state.accounts)
         # market data from the street utilities' quotes (utilities.customer_marketdata)
         self.market_data = CustomerMarketData(name=node_name, cluster=cluster, symbols=self.symbol_venues,
                                               streets=self.streets, send=self._send, backlog=self._backlog,
@@ -237,12 +238,12 @@ class CustomerUtility(MessageCracker):
             if why:
                 log.warning("%s: snapshot ignored, folding the whole log: %s", self.name, why)
             state = snap.state if snap is not None else CustomerState.empty(self.name, self.reference_prices)
-            folded = state.fold(rd.iter_after(snap.position if snap is not None else {}, held))
+            folded = state.fold_from(rd, snap.position if snap is not None else {}, held)
             state.prune_requests(rd.records_for_txn)
             if path is not None and (snap is None or folded >= max(1, self.snapshot_every // 2)):
                 state.roll(self.today() - KEEP_DAYS)     # as a snapshot taken later would hold it
                 data = encode(state, held, (snap.records if snap is not None else 0) + folded, self.reference_prices)
-            folded += state.fold(rd.iter_after(held))   # held above a gap: not in the snapshot
+            folded += state.fold_from(rd, held)   # held above a gap: not in the snapshot
         self._adopt(state)
         requests = sorted(state.requests.values(), key=lambda r: r.seq)
         state.requests = {}                             # kept only in snapshots
@@ -281,9 +282,12 @@ class CustomerUtility(MessageCracker):
         self.risk = state.risk
         self.clids = state.clids
         self.client_txns = state.client_txns
-        self.inquiries.accounts = state.accounts
+        self.inquiries.adopt(state.accounts)
         if self.sessions is not None:
             self.sessions.restore_views(state.sessions)
+
+    def _records_for_txn(self, txn_id: str, want: KeyFilter | None = None) -> list[Record]:
+        return self.node.log.records_for_txn(txn_id, want)
 
     def _index(self, r: Record) -> None:
         got = self.state.index(r)

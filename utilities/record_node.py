@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
-from replication.log import LogReader
+from replication.log import KeyFilter, LogReader
 from replication.record import Record, RecordType
 
 
@@ -31,7 +31,7 @@ class RecordSource(Protocol):
 
     def iter_type(self, rtype: RecordType) -> Iterator[Record]: ...
 
-    def records_for_txn(self, txn_id: str) -> list[Record]: ...
+    def records_for_txn(self, txn_id: str, want: KeyFilter | None = None) -> list[Record]: ...
 
     def reader(self) -> AbstractContextManager[LogReader]:
         """One consistent read (a snapshot's position and the records after it)."""

@@ -265,7 +265,7 @@ async def _restart(data: Path, txns: list[str], spawned_at: float) -> dict[str, 
         views = {"open_in_view": len(app.risk.open), "clordids": len(app.clids), "routed_pending": len(app.router.pending),
                  "used_snapshot": app.startup["snapshot"], "folded": app.startup["folded"],
                  "snapshot_ignored": app.startup["snapshot_ignored"],
-                 "account_txns": sum(len(t) for t in app.inquiries.accounts.txns.values())}
+                 "ledger_live_orders": len(app.inquiries.accounts.live)}
         lat: list[float] = []
         found = 0
         for txn in txns:

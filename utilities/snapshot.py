@@ -6,8 +6,9 @@ Start-up used to fold the whole log (``CustomerUtility.load``): ``fixgw bench sc
 the node ever took (``records_for_txn`` + the status fold of each, to find the few still
 open). All of it grows with history; at 1,000,000 records the restart took 108 s.
 
-What a snapshot holds (:class:`CustomerState`): the risk view, the account index of the
-position inquiries, the ClOrdIDs, each client's orders, the session facts
+What a snapshot holds (:class:`CustomerState`): the risk view, the account ledger of the
+position inquiries (:class:`utilities.positions.AccountLedger`: sums and open orders, every
+waiting order booked first), the ClOrdIDs, each client's orders, the session facts
 (:class:`utilities.session_owner.SessionView`) and the own requests whose order was not final
 (what the router and the in-flight bound start from), together with the **position** it is the
 fold of: per origin a high-water mark, read in the same LMDB read transaction as the records
@@ -52,17 +53,18 @@ import os
 import pickle
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from replication.codec import decode_record, encode_record
+from replication.log import LogReader
 from replication.record import Record, RecordType
 from utilities.books import trade_date_of
 from utilities.clordids import ClOrdIds
-from utilities.positions import AccountIndex
+from utilities.positions import AccountLedger
 from utilities.record_node import RecordSource
 from utilities.risk import RiskView
 from utilities.session_owner import SessionView, learn_fact
@@ -109,7 +111,7 @@ class CustomerState:
 
     me: str
     risk: RiskView
-    accounts: AccountIndex = field(default_factory=AccountIndex)
+    accounts: AccountLedger = field(default_factory=AccountLedger)
     clids_entries: dict[tuple[str, str], tuple[str, dt.date]] = field(default_factory=dict)
     clids_twice: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     # client -> its orders' txns -> (trading day, BeginString of the session that sent it)
@@ -137,10 +139,12 @@ class CustomerState:
         self.__dict__.update(d)
         self.__post_init__()
 
-    def index(self, r: Record) -> tuple[SessionKey, SessionFact] | None:
-        """One record into the views (at start-up and live); the session fact it holds, if any."""
+    def index(self, r: Record, *, ledger: bool = True) -> tuple[SessionKey, SessionFact] | None:
+        """One record into the views (at start-up and live); the session fact it holds, if any.
+        ``ledger`` False: not into the account ledger (it books the same records by txn)."""
         self.risk.apply(r)
-        self.accounts.add(r)
+        if ledger:
+            self.accounts.add(r)
         session = r.session
         if session and r.cl_ord_id:
             if r.type in TAKES_CLORDID:
@@ -161,15 +165,30 @@ class CustomerState:
                     r.txn, (trade_date_of(r.hlc), str(r.extra.get("begin") or "")))
         return learn_fact(self.sessions, r)
 
-    def fold(self, records: Iterable[Record]) -> int:
+    def fold(self, records: Iterable[Record], *, ledger: bool = True) -> int:
         """Index ``records`` (a start-up or a snapshot), keeping the own requests; how many."""
         n = 0
         me, requests = self.me, self.requests
         for r in records:
-            self.index(r)
+            self.index(r, ledger=ledger)
             if r.origin == me and r.type in TAKES_CLORDID:
                 requests[r.seq] = r
             n += 1
+        return n
+
+    def fold_from(self, rd: LogReader, after: Mapping[str, int], upto: Mapping[str, int] | None = None) -> int:
+        """The records of ``rd`` above ``after`` (and at or below ``upto``) into the views; how
+        many. The account ledger books each order once, whole: by txn when it starts from
+        nothing (a whole log), else as the records come, booking the orders at the end."""
+        ledger = self.accounts
+        ledger.source = rd.records_for_txn
+        if not after and upto is not None and not ledger.added.upto and not ledger.pending:
+            n = self.fold(rd.iter_after(after, upto), ledger=False)
+            ledger.book_log(rd.iter_by_txn(upto), upto)
+            return n
+        with ledger.bulk():
+            n = self.fold(rd.iter_after(after, upto))
+        ledger.settle()
         return n
 
     def prune_requests(self, records_for_txn: Callable[[str], list[Record]]) -> None:
@@ -315,7 +334,7 @@ def take(node_log: RecordSource, path: Path, *, me: str, reference_prices: dict[
         snap, why = read_file(path, node=me, reference_prices=prices, held=held)
         state = snap.state if snap is not None else CustomerState.empty(me, prices)
         after = snap.position if snap is not None else {}
-        folded = state.fold(rd.iter_after(after, held))
+        folded = state.fold_from(rd, after, held)   # every order booked: a snapshot holds no records waiting
         state.prune_requests(rd.records_for_txn)
     state.roll(today - KEEP_DAYS)
     records = (snap.records if snap is not None else 0) + folded

@@ -4,23 +4,36 @@ answers built from them (utilities/account_inquiries.py), in-process with frozen
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import datetime as dt
 import itertools
+import pickle
 from decimal import Decimal
+from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fixgw.config import SessionID
 from fixgw.message import Message
 from replication.hlc import Hlc
+from replication.log import KeyFilter
 from replication.record import Record
 from replication.record import RecordType as T
 from tests.utilities.support_orderrecs import SECOND, T0, fill, rec
+from tests.utilities.test_books_ledger import firm_records
 from utilities.account_inquiries import AccountInquiries
 from utilities.books import Books, account_record, settled_record, settlements_due
 from utilities.firm import books_summary
-from utilities.positions import AccountIndex, account_view, account_view_of
+from utilities.positions import (
+    AccountLedger,
+    AddedRecords,
+    TxnRecords,
+    account_view,
+    account_view_of,
+)
+from utilities.snapshot import CustomerState, decode, encode
 
 D = Decimal
 DAY = dt.date(2024, 3, 5)
@@ -87,16 +100,27 @@ def with_open_market_buy() -> list[Record]:
             fill(10, 3, "11.5", "E4", txn="c-0.6", terms=False, status="2")]
 
 
+def by_txn_of(rs: list[Record]) -> TxnRecords:
+    """records_for_txn over ``rs`` (as the log reads them: only the keys ``want`` accepts)."""
+    def read(txn_id: str, want: KeyFilter | None = None) -> list[Record]:
+        return [r for r in rs if r.txn == txn_id and (want is None or want(r.origin, r.seq))]
+    return read
+
+
+def ledger_of(rs: list[Record]) -> AccountLedger:
+    led = AccountLedger()
+    led.source = by_txn_of(rs)
+    return led
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.permutations(range(len(with_open_market_buy()))), st.sampled_from(["ACC1", "ACC2", "NOBODY"]))
-def test_index_of_the_account_records_agrees_with_the_whole_fold(order: list[int], account: str) -> None:
+def test_the_ledger_agrees_with_the_whole_fold(order: list[int], account: str) -> None:
     rs = with_open_market_buy()
-    idx = AccountIndex()
+    led = ledger_of(rs)
     for i in order:
-        idx.add(rs[i])
-    view = idx.view(account, lambda txn: [r for r in rs if r.txn == txn])
-    assert view == account_view_of(rs, account)
-    assert len(idx.records(account, lambda txn: [r for r in rs if r.txn == txn])) < len(rs)
+        led.add(rs[i])
+    assert led.view(account) == account_view_of(rs, account)
 
 
 def test_reference_price_prices_only_an_untraded_symbol() -> None:
@@ -113,7 +137,7 @@ SID = SessionID("FIX.4.4", "CFU", "CLIENT1")
 
 def inquiries(rs: list[Record]) -> tuple[AccountInquiries, list[tuple[SessionID, Message]]]:
     sent: list[tuple[SessionID, Message]] = []
-    by_txn = lambda txn: [r for r in rs if r.txn == txn]
+    by_txn = by_txn_of(rs)
     inq = AccountInquiries(name="cfu1", customers={"CLIENT1": ("ACC1",), "CLIENT2": ("ACC2",)},
                            records_for_txn=by_txn, send=lambda sid, m: sent.append((sid, m)), today=lambda: DAY)
     for r in rs:
@@ -191,3 +215,167 @@ def test_subscription_reports_a_fill_until_unsubscribed() -> None:
         assert len(sent) == 1
 
     asyncio.run(scenario())
+
+
+# ---------------------------------------------------------------- the ledger against the whole fold
+
+def _stray(s: Record, txn: str) -> Record:
+    """``s`` (a SETTLED record) written again under another txn and key: it still names its fill."""
+    return Record(origin="firm", seq=s.seq + 500_000, txn=txn, type=T.SETTLED, status=s.status,
+                  hlc=Hlc(s.hlc.wall_ns + SECOND, 0, "firm"), account=s.account, symbol=s.symbol, side=s.side,
+                  exec_id=s.exec_id, last_qty=s.last_qty, last_px=s.last_px, extra=dict(s.extra))
+
+
+@st.composite
+def ledger_histories(draw: st.DrawFn, market: bool = True) -> list[Record]:
+    """The books' random histories (orders of two accounts, fills recorded by one street or
+    both, cancels, some trades settled) and what else a customer utility meets: a corrected
+    opening, a SETTLED record filed under another txn, a fill that names no terms, an open
+    market buy priced by the last trade."""
+    rs = list(draw(firm_records()))
+    if draw(st.booleans()):
+        rs.append(opening("ACC1", "90000", MSFT="7"))
+    settled = [r for r in rs if r.type is T.SETTLED]
+    if draw(st.booleans()) and settled:
+        rs.append(_stray(draw(st.sampled_from(settled)), txn="p-0.0"))
+    fills = [r for r in rs if r.type is T.FILL]
+    if draw(st.booleans()) and fills:
+        f = draw(st.sampled_from(fills))
+        rs.append(fill(f.hlc.wall_ns / SECOND - T0 / SECOND + 0.5, 1, "10.02", "E9", origin="ssu2", txn=f.txn,
+                       terms=False))
+    if market and draw(st.booleans()):
+        rs.append(rec(T.ORDER, 7 * 86400, txn="p-0.9", account="ACC2", ord_type="1", price=None, order_qty=D(3)))
+    return rs
+
+
+def _without_prices(v: Any) -> Any:
+    return dataclasses.replace(v, positions=tuple(dataclasses.replace(p, price=D(0)) for p in v.positions))
+
+
+def _snapshotted(led: AccountLedger) -> AccountLedger:
+    """``led`` written into a customer snapshot and read back, as a restart reads it."""
+    state = CustomerState.empty("cfu1", {})
+    state.accounts = led
+    back = decode(encode(state, {}, 0, {}), node="cfu1", reference_prices={}).state.accounts
+    back.PENDING_TXNS = led.PENDING_TXNS
+    return back
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(records=ledger_histories(market=False), data=st.data())
+def test_the_ledger_books_records_in_any_order_as_the_whole_fold(records: list[Record], data: st.DataObject) -> None:
+    """In any order, with duplicates, booking at any point (a small PENDING_TXNS), records
+    committed to the log before the ledger is given them (another thread commits), and through
+    snapshots: every account's quantities, cash, settlement and buying power are the whole fold's.
+    Not the last trade prices (nor so a market order's reservation): see AccountLedger."""
+    arrival = data.draw(st.permutations(records)) + data.draw(st.lists(st.sampled_from(records), max_size=4))
+    visible: list[Record] = []
+    led = AccountLedger()
+    led.PENDING_TXNS = data.draw(st.integers(0, 3))
+    source = by_txn_of(visible)
+    led.source = source
+    bulk = data.draw(st.booleans())    # as a start-up gives them: by key, read again when booked
+    if bulk:
+        led.BULK_PENDING_TXNS = data.draw(st.integers(0, 3))
+    with led.bulk() if bulk else contextlib.nullcontext():
+        i = 0
+        while i < len(arrival):
+            batch = arrival[i:i + data.draw(st.integers(1, 3))]
+            visible.extend(batch)       # in the log before they reach add()
+            for r in batch:
+                led.add(r)
+            if not bulk and data.draw(st.integers(0, 9)) == 0:
+                led = _snapshotted(led)
+                led.source = source
+            i += len(batch)
+    for account in ("ACC1", "ACC2", "NOBODY"):
+        assert _without_prices(led.view(account)) == _without_prices(account_view_of(records, account))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(records=ledger_histories(), pending=st.integers(0, 3))
+def test_records_in_clock_order_give_the_whole_folds_prices_too(records: list[Record], pending: int) -> None:
+    """As records usually come (each in its clock's order), the price of every line too: the
+    last trade of the symbol, any account's."""
+    led = AccountLedger()
+    led.PENDING_TXNS = pending
+    led.source = by_txn_of(records)
+    for r in sorted(records, key=lambda r: (r.hlc.wall_ns, r.hlc.logical, r.hlc.node, r.origin, r.seq)):
+        led.add(r)
+    for account in ("ACC1", "ACC2", "NOBODY"):
+        assert led.view(account) == account_view_of(records, account)
+
+
+def test_the_ledger_keeps_the_open_orders_and_not_the_history() -> None:
+    """2,000 orders filled and settled: nothing of them stays but the totals; an open one does."""
+    rs: list[Record] = [opening("ACC1", "1000000")]
+    for i in range(2000):
+        txn = f"h-0.{i}"
+        rs += [rec(T.ORDER, i, txn=txn, cl_ord_id=f"H{i}", order_qty=D(10)),
+               fill(i + 0.5, 10, "10", f"HE{i}", txn=txn, order_qty=D(10), status="2")]
+    for k, s in enumerate(settlements_due(rs, DAY + dt.timedelta(days=1))):
+        rs.append(settled_record(s, origin="firm", seq=900_000 + k, hlc=Hlc(T0 + 86400 * SECOND + k, 0, "firm")))
+    rs.append(rec(T.ORDER, 3000, txn="h-0.open", cl_ord_id="HOPEN", order_qty=D(5), price=D(11)))
+    led = ledger_of(rs)
+    for r in rs:
+        led.add(r)
+    assert len(led.pending) <= led.PENDING_TXNS
+    view = led.view("ACC1")
+    assert view == account_view_of(rs, "ACC1")
+    assert (view.positions[0].traded, view.positions[0].settled) == (D(20000), D(20000))
+    assert list(led.live) == ["h-0.open"] and not led.pending and not led.strays
+    assert view.balance.reserved == D(55)
+    # what a snapshot holds of it: a few hundred bytes, not 6,001 records
+    assert len(pickle.dumps(led.comparable()["totals"])) < 1000
+
+
+def test_a_record_committed_before_it_is_added_is_booked_once() -> None:
+    """The log's writer thread commits, then the event loop adds: an order booked in between
+    (another order's add tipped the pending bound) must not count the fill it has not been given."""
+    o = rec(T.ORDER, 1, txn="r-0.1", cl_ord_id="R1", order_qty=D(10))
+    f = fill(2, 10, "10", "RE1", txn="r-0.1", order_qty=D(10), status="2")
+    other = rec(T.ORDER, 3, txn="r-0.2", cl_ord_id="R2", order_qty=D(1))
+    log = [o, f, other]                  # all three committed
+    led = AccountLedger()
+    led.PENDING_TXNS = 0
+    led.source = by_txn_of(log)
+    led.add(o)                           # booked at once: the fill is in the log, not added yet
+    assert led.totals == {}
+    led.add(other)
+    led.add(f)
+    assert led.view("ACC1").positions[0].traded == D(10)
+
+
+def test_added_records_follow_gaps() -> None:
+    seen = AddedRecords()
+    for seq in (1, 2, 5, 3):
+        seen.add("a", seq)
+    assert [("a", s) in seen for s in range(1, 7)] == [True, True, True, False, True, False]
+    seen.add("a", 4)
+    assert seen.upto == {"a": 5} and seen.above == {}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(records=ledger_histories(), data=st.data())
+def test_booking_a_whole_log_by_txn_gives_the_whole_fold(records: list[Record], data: st.DataObject) -> None:
+    """From nothing (a first snapshot, a start-up without one) the ledger books each order once,
+    whole, txn by txn in the index's order; the records after it come one by one as usual."""
+    cut = data.draw(st.integers(0, len(records)))
+    first, rest = records[:cut], records[cut:]
+    upto: dict[str, int] = {}
+    for r in first:
+        upto[r.origin] = max(upto.get(r.origin, 0), r.seq)
+    below = [r for r in records if r.seq <= upto.get(r.origin, 0)]
+    groups: dict[str, list[Record]] = {}
+    for r in sorted(below, key=lambda r: r.txn.encode()):
+        groups.setdefault(r.txn, []).append(r)
+    led = ledger_of(records)
+    led.book_log(groups.items(), upto)
+    assert not led.pending
+    for r in rest:
+        led.add(r)
+    for account in ("ACC1", "ACC2", "NOBODY"):
+        assert _without_prices(led.view(account)) == _without_prices(account_view_of(records, account))
+    if not rest:   # each order booked once, whole: the prices too
+        for account in ("ACC1", "ACC2"):
+            assert led.view(account) == account_view_of(records, account)

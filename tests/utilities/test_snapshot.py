@@ -167,14 +167,14 @@ def views(s: CustomerState) -> dict[str, Any]:
     # a session's facts are a set (utilities.session_rule reads them in any order); their list
     # order is the order the records came in
     sessions = {k: (sorted(map(repr, v.facts)), sorted(map(repr, v.received))) for k, v in s.sessions.items()}
-    return {"risk": risk, "accounts": vars(s.accounts), "clids": s.clids.export(),
+    return {"risk": risk, "accounts": s.accounts.comparable(), "clids": s.clids.export(),
             "client_txns": s.client_txns, "sessions": sessions, "requests": s.requests}
 
 
 def full_fold(log: RecordLog, today: dt.date) -> CustomerState:
     state = CustomerState.empty(ME, PRICES)
     with log.reader() as rd:
-        state.fold(rd.iter_after({}))
+        state.fold_from(rd, {})
         state.prune_requests(rd.records_for_txn)
     state.roll(today)
     return state
@@ -206,7 +206,7 @@ def test_a_snapshot_at_any_point_plus_its_tail_gives_the_full_fold(
                 snap = decode(data, node=ME, reference_prices=PRICES, held=h.log.high_water_marks())
                 assert snap.records == snap_records
                 with h.log.reader() as rd:
-                    folded = snap.state.fold(rd.iter_after(snap.position))
+                    folded = snap.state.fold_from(rd, snap.position)
                     snap.state.prune_requests(rd.records_for_txn)
                 assert folded == len(records) + 1 - snap_records
                 snap.state.roll(today)
