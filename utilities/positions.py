@@ -263,7 +263,6 @@ class AccountLedger:
         self.strays: dict[str, dict[Key, Record]] = {}     # txn -> SETTLED records naming its fill but filed under another txn
         self._last: dict[str, tuple[tuple[int, int, str, str], Decimal]] = {}   # symbol -> (trade clock and ref, its price)
         self._bulk = False
-        self._bound = self.PENDING_TXNS
 
     def __getstate__(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in ("added", "openings", "totals", "live", "pending", "strays", "_last")}
@@ -271,20 +270,30 @@ class AccountLedger:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.source = None
         self._bulk = False
-        self._bound = self.PENDING_TXNS
         for k, v in state.items():
             setattr(self, k, v)
 
     @contextlib.contextmanager
     def bulk(self) -> Iterator[None]:
         """Records read from ``source``'s log (a start-up, a snapshot): keep keys, book later."""
-        self._bulk, self._bound = True, self.BULK_PENDING_TXNS
+        self._bulk = True
         try:
             yield
         finally:
-            self._bulk, self._bound = False, self.PENDING_TXNS
-            while len(self.pending) > self._bound:
-                self._book(next(iter(self.pending)))
+            self._bulk = False
+
+    @property
+    def backlog(self) -> int:
+        """Orders waiting beyond :attr:`PENDING_TXNS` (a start-up's tail not booked yet)."""
+        return max(0, len(self.pending) - self.PENDING_TXNS)
+
+    def book_some(self, n: int) -> int:
+        """Book up to ``n`` of the oldest orders beyond :attr:`PENDING_TXNS` (a start-up's tail,
+        a slice at a time on the event loop); the backlog left."""
+        while n > 0 and len(self.pending) > self.PENDING_TXNS:
+            self._book(next(iter(self.pending)))
+            n -= 1
+        return self.backlog
 
     # -- records in -----------------------------------------------------------------------
     def add(self, r: Record) -> None:
@@ -312,7 +321,7 @@ class AccountLedger:
         if waiting is None:
             waiting = self.pending[group] = {}
         waiting[key] = None if self._bulk else r
-        if len(self.pending) > self._bound and self.source is not None:
+        if len(self.pending) > (self.BULK_PENDING_TXNS if self._bulk else self.PENDING_TXNS) and self.source is not None:
             self._book(next(iter(self.pending)))
 
     def settle(self) -> int:

@@ -13,8 +13,10 @@ utility's log to N records as fast as it can, then measures what grows with it.
    txn index, LMDB's page overhead), from LMDB's own page counts.
 3. **Restart**: a fresh process opens the log and rebuilds the customer utility
    (``CustomerUtility.load``, what ``fixgw node`` does before accepting customers); restart
-   to ready is from the spawn to the end of the load, interpreter start included; its memory
-   (RSS, anonymous RSS) once ready, and the sizes of its in-memory views.
+   to ready is from the spawn to the end of the load, interpreter start included; then how long
+   the account ledger takes to book the orders of the tail (on the event loop, after ready:
+   ``ledger_booked_s``); its memory (RSS, anonymous RSS) after that, and the sizes of its
+   in-memory views.
 4. **Status inquiry**: in that process, OrderStatusRequests (35=H) by OrderID for orders
    picked at random over the whole history, answered by the utility's own handler (the FIX
    send left out): p50/p99; and ``fixgw log status``'s lookup (records of one txn + fold) on
@@ -44,6 +46,7 @@ Bounded: ``--records`` at most 100 million, the write phase stops at ``--seconds
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime as dt
 import json
 import random
@@ -261,6 +264,9 @@ async def _restart(data: Path, txns: list[str], spawned_at: float) -> dict[str, 
         eventloop.settle_gc()
         t_ready = time.time()
         cpu_ready = time.process_time()  # this process's CPU since it started: less noisy on a busy host
+        while app.inquiries.accounts.backlog:   # the tail's orders booked into the account ledger, after the load
+            await asyncio.sleep(0.001)
+        t_booked = time.time()
         mem = _memory()
         views = {"open_in_view": len(app.risk.open), "clordids": len(app.clids), "routed_pending": len(app.router.pending),
                  "used_snapshot": app.startup["snapshot"], "folded": app.startup["folded"],
@@ -290,6 +296,7 @@ async def _restart(data: Path, txns: list[str], spawned_at: float) -> dict[str, 
             await app.on_request_for_positions(msg, SessionID("FIX.4.4", "FIXGW", CLIENTS[0]))
             pos_lat.append((time.perf_counter_ns() - t) / 1e3)
     return {"restart_s": t_ready - spawned_at, "load_s": t_ready - t_load, "start_s": t_imported - spawned_at,
+            "ledger_booked_s": t_booked - t_ready,
             "restart_cpu_s": cpu_ready,
             **mem, **views, "status_p50_us": _percentile(lat, 0.5), "status_p99_us": _percentile(lat, 0.99),
             "status_queries": len(lat), "status_found": found,
@@ -403,7 +410,8 @@ def main(args: argparse.Namespace) -> int:
     print(f"customer utility restart to ready ({how}): {r['restart_s']:.2f} s (log load {r['load_s']:.2f} s; "
           f"{r['restart_cpu_s']:.2f} s of CPU; machine {r['host_busy_pct']}% busy meanwhile); "
           f"memory {r['rss_mb']:.0f} MiB RSS, {r['anon_mb']:.0f} MiB anonymous; views: {r['open_in_view']:,} open orders, "
-          f"{r['clordids']:,} ClOrdIDs, {r['routed_pending']:,} to route")
+          f"{r['clordids']:,} ClOrdIDs, {r['routed_pending']:,} to route; the tail's orders booked into the "
+          f"account ledger {r['ledger_booked_s']:.2f} s after ready (on the event loop, a slice per turn)")
     print(f"status inquiry (35=H, {r['status_queries']} random orders): p50 {r['status_p50_us']:.0f} us, "
           f"p99 {r['status_p99_us']:.0f} us; fixgw log status lookup: p50 {r['log_status_p50_us']:.0f} us, "
           f"p99 {r['log_status_p99_us']:.0f} us")

@@ -176,10 +176,12 @@ class CustomerState:
             n += 1
         return n
 
-    def fold_from(self, rd: LogReader, after: Mapping[str, int], upto: Mapping[str, int] | None = None) -> int:
+    def fold_from(self, rd: LogReader, after: Mapping[str, int], upto: Mapping[str, int] | None = None, *,
+                  settle: bool = True) -> int:
         """The records of ``rd`` above ``after`` (and at or below ``upto``) into the views; how
         many. The account ledger books each order once, whole: by txn when it starts from
-        nothing (a whole log), else as the records come, booking the orders at the end."""
+        nothing (a whole log), else as the records come, booking the orders at the end
+        (``settle`` False: later, from the log, :meth:`utilities.positions.AccountLedger.book_some`)."""
         ledger = self.accounts
         ledger.source = rd.records_for_txn
         if not after and upto is not None and not ledger.added.upto and not ledger.pending:
@@ -188,7 +190,8 @@ class CustomerState:
             return n
         with ledger.bulk():
             n = self.fold(rd.iter_after(after, upto))
-        ledger.settle()
+        if settle:
+            ledger.settle()
         return n
 
     def prune_requests(self, records_for_txn: Callable[[str], list[Record]]) -> None:

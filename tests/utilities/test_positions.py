@@ -379,3 +379,21 @@ def test_booking_a_whole_log_by_txn_gives_the_whole_fold(records: list[Record], 
     if not rest:   # each order booked once, whole: the prices too
         for account in ("ACC1", "ACC2"):
             assert led.view(account) == account_view_of(records, account)
+
+
+def test_a_start_ups_tail_is_booked_a_slice_at_a_time() -> None:
+    """A start-up leaves its tail's orders waiting by key (bulk); book_some books the oldest
+    beyond PENDING_TXNS, a slice per call, until the backlog is gone; answers are right meanwhile."""
+    rs: list[Record] = [opening("ACC1", "1000")]
+    for i in range(6):
+        rs += [rec(T.ORDER, i, txn=f"b-0.{i}", cl_ord_id=f"B{i}", order_qty=D(2)),
+               fill(i + 0.5, 2, "10", f"BE{i}", txn=f"b-0.{i}", order_qty=D(2), status="2")]
+    led = ledger_of(rs)
+    led.PENDING_TXNS = 2
+    with led.bulk():
+        for r in rs:
+            led.add(r)
+    assert led.backlog == 4 and not led.totals
+    assert led.book_some(3) == 1
+    assert led.book_some(3) == 0 and len(led.pending) == 2
+    assert led.view("ACC1") == account_view_of(rs, "ACC1") and not led.pending
