@@ -73,7 +73,7 @@ from fixgw.fastinit import fast_constructor
 from replication.hlc import Hlc
 from replication.record import Record, RecordType, Scalar
 from utilities.errors import InvalidValue, WrongType
-from utilities.status import Fill, OrderStatus, fold_all
+from utilities.status import Executions, Fill, OrderStatus, executions, fold_all
 
 NEW_YORK = ZoneInfo("America/New_York")
 BUY_SIDES = frozenset({"1", "3"})
@@ -353,29 +353,51 @@ class BooksPart:
         last_px: dict[str, tuple[Hlc, Decimal]] = {}
         days = TradeDays(frozenset(holidays))
         for txn, o in orders.items():
-            if not o.fills:
-                continue
-            problem = _unbookable(o.account, o.symbol, o.side)
-            for f in o.fills:
-                ref = f"{txn}|{f.key}"  # fill_ref(txn, f)
-                if problem:
-                    anomalies.append(f"fill {ref}: {problem}; not booked")
-                    continue
-                if f.px is None:
-                    anomalies.append(f"fill {ref}: no price; booked with zero cash")
-                else:
-                    prev_px = last_px.get(o.symbol)
-                    if prev_px is None or prev_px[0] < f.hlc:
-                        last_px[o.symbol] = (f.hlc, f.px)
-                td, sd = days.of(f.hlc)
-                # what Trade.__post_init__ checks holds here (a ref, _unbookable passed, a fill's
-                # qty > 0): built unchecked, as the fold builds its statuses (~1.5 us a trade less)
-                t = _TRADE_UNCHECKED(ref, txn, f.exec_id, o.account, o.symbol,
-                                     o.side, f.qty, f.px, f.hlc, td, sd,
-                                     ref in settled_refs, o.cl_ord_id)
-                trades[ref] = t
+            if o.fills:
+                _book_fills(txn, o.account, o.symbol, o.side, o.cl_ord_id, o.fills, settled_refs, days, last_px,
+                            anomalies, trades)
         return cls(orders=orders, fill_trades=trades, last_px=last_px, firm_records=firm,
                    anomalies=tuple(anomalies), holidays=frozenset(holidays))
+
+
+def _book_fills(txn: str, account: str, symbol: str, side: str, cl_ord_id: str, fills: Iterable[Fill],
+                settled_refs: Collection[str], days: TradeDays, last_px: dict[str, tuple[Hlc, Decimal]],
+                anomalies: list[str], trades: dict[str, Trade]) -> None:
+    """One order's distinct fills as trades into ``trades`` (see Trades)."""
+    problem = _unbookable(account, symbol, side)
+    for f in fills:
+        ref = f"{txn}|{f.key}"  # fill_ref(txn, f)
+        if problem:
+            anomalies.append(f"fill {ref}: {problem}; not booked")
+            continue
+        if f.px is None:
+            anomalies.append(f"fill {ref}: no price; booked with zero cash")
+        else:
+            prev_px = last_px.get(symbol)
+            if prev_px is None or prev_px[0] < f.hlc:
+                last_px[symbol] = (f.hlc, f.px)
+        td, sd = days.of(f.hlc)
+        # what Trade.__post_init__ checks holds here (a ref, _unbookable passed, a fill's
+        # qty > 0): built unchecked, as the fold builds its statuses (~1.5 us a trade less)
+        trades[ref] = _TRADE_UNCHECKED(ref, txn, f.exec_id, account, symbol, side, f.qty, f.px, f.hlc, td, sd,
+                                       ref in settled_refs, cl_ord_id)
+
+
+def order_trades(txn: str, records: Iterable[Record], *,
+                 holidays: Collection[dt.date] = ()) -> tuple[dict[str, Trade], Executions | None]:
+    """The trades of ONE order's records (its own SETTLED records among them): what
+    ``Books.from_records(records)`` books, without folding its whole status
+    (:func:`utilities.status.executions`; the trades' ``cl_ord_id`` is left empty), and the
+    executions they came from."""
+    recs = list(records)
+    firm = sorted((r for r in recs if r.type is RecordType.SETTLED), key=_key)
+    settled_refs = {ref for r in firm if (ref := _settled_ref(r))}
+    ex = executions(recs)
+    trades: dict[str, Trade] = {}
+    if ex is not None and ex.fills:
+        _book_fills(txn, ex.account, ex.symbol, ex.side, "", ex.fills, settled_refs, TradeDays(frozenset(holidays)),
+                    {}, [], trades)
+    return book_settlements(trades, firm, holidays, []), ex
 
 
 class TradeDays:

@@ -54,14 +54,13 @@ from replication.record import Record, RecordType
 from utilities.books import (
     AccountOpening,
     Books,
-    BooksPart,
     Trade,
     account_opening,
-    book_settlements,
+    order_trades,
     reservations,
 )
 from utilities.errors import UtilitiesError
-from utilities.status import ORDER_FLOW_TYPES, OrderStatus
+from utilities.status import ORDER_FLOW_TYPES, OrderStatus, fold
 
 _ZERO = Decimal(0)
 _EXACT = decimal.Context(prec=80, rounding=decimal.ROUND_HALF_EVEN)   # sums never round (as in the books)
@@ -199,10 +198,11 @@ class TxnRecords(Protocol):
 
 
 def _booked(txn: str, records: Iterable[Record]) -> tuple[OrderStatus | None, dict[str, Trade]]:
-    """One order's status and trades, by the books' rules (its records, SETTLED ones included)."""
-    part = BooksPart.of(records)
-    firm = sorted(part.firm_records, key=lambda r: (r.hlc.wall_ns, r.hlc.logical, r.hlc.node, r.origin, r.seq))
-    return part.orders.get(txn), book_settlements(part.fill_trades, firm, part.holidays, [])
+    """One order's trades by the books' rules (its records, SETTLED ones included) and, unless
+    it is surely final, its status (the fold, for the reservations of an open order)."""
+    recs = list(records)
+    trades, ex = order_trades(txn, recs)
+    return (None if ex is None or ex.final else fold(recs)), trades
 
 
 def _amounts(trades: Iterable[Trade]) -> Amounts:

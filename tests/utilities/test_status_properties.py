@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from replication.hlc import Hlc
 from replication.record import Record, RecordType
 from tests.utilities.support_orderrecs import SECOND, T0
-from utilities.status import ORDER_FLOW_TYPES, TERMINAL_STATUSES, fold
+from utilities.status import ORDER_FLOW_TYPES, TERMINAL_STATUSES, executions, fold
 
 D = Decimal
 PROFILE = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -196,3 +196,47 @@ def test_realistic_flow_subset_without_order_record_still_shows_fills(
     assert s is not None
     assert s.cum_qty > 0 and s.ord_status in ("1", "2")
     assert s.account == "ACC1" and s.order_qty is not None
+
+
+# ---- executions(): what the books take of an order, without the whole fold ------------------
+
+def _agrees_with_the_fold(records: list[Record]) -> bool:
+    """executions() gives the fold's account, symbol, side and fills; final only when the fold
+    is terminal. True when it says final (so the case counts)."""
+    ex = executions(records)
+    st_ = fold(records)
+    if st_ is None:
+        assert ex is None
+        return False
+    assert ex is not None
+    assert (ex.account, ex.symbol, ex.side, ex.fills) == (st_.account, st_.symbol, st_.side, st_.fills)
+    if ex.final:
+        assert st_.is_terminal, (ex, st_)
+    return ex.final
+
+
+@PROFILE
+@given(records=records_sets, data=st.data())
+def test_executions_agree_with_the_fold_on_any_records(records: list[Record], data: st.DataObject) -> None:
+    _agrees_with_the_fold(data.draw(st.permutations(records)) + data.draw(st.lists(st.sampled_from(records), max_size=3)))
+
+
+@PROFILE
+@given(case=flow())
+def test_executions_know_a_filled_or_canceled_order_is_final(case: tuple[list[Record], str, D]) -> None:
+    records, expected, _ = case
+    final = _agrees_with_the_fold(records)
+    if expected in ("2", "4"):    # filled without a replace, or canceled: known without the fold
+        assert final
+
+
+def test_a_replace_that_raised_the_quantity_is_not_taken_for_filled() -> None:
+    terms: dict[str, Any] = {"txn": "t-0.2", "account": "ACC1", "symbol": "AAPL", "side": "1", "price": D(10)}
+    recs = [Record(origin="cfu1", seq=1, type=RecordType.ORDER, status="A", hlc=Hlc(T0, 0, "cfu1"),
+                   order_qty=D(50), cl_ord_id="C1", **terms),
+            Record(origin="ssu1", seq=1, type=RecordType.REPLACED, status="0", hlc=Hlc(T0 + SECOND, 0, "ssu1"),
+                   order_qty=D(100), cl_ord_id="C2", orig_cl_ord_id="C1", **terms),
+            Record(origin="ssu1", seq=2, type=RecordType.FILL, status="1", hlc=Hlc(T0 + 2 * SECOND, 0, "ssu1"),
+                   exec_id="E1", last_qty=D(60), last_px=D(10), order_qty=D(100), cl_ord_id="C2", **terms)]
+    assert fold(recs) is not None and fold(recs).ord_status == "1"   # type: ignore[union-attr]
+    assert not _agrees_with_the_fold(recs)
