@@ -31,7 +31,8 @@ checksum matches). A snapshot that fails a check (format, fingerprint: another b
 checksum, node, reference prices, a position beyond the log) is ignored with a warning and
 the node folds the whole log, then writes a fresh one.
 
-Written: after a start-up that folded many records, every ``[cluster] snapshot_every_records``
+Written: after a start-up that folded many records (once the utility is up; a start-up from
+nothing writes its fold itself), every ``[cluster] snapshot_every_records``
 records, and at a clean stop. A process of its own (``python -m utilities.snapshot``, the log
 opened read-only: LMDB readers in other processes are what ``fixgw log`` does to a running
 node) reads the newest snapshot, folds the records since into it and writes it; the live views
