@@ -420,6 +420,14 @@ def _street(recs: Sequence[Record]) -> str:
     return ""
 
 
+def _keep(by_key: dict[tuple[str, int], Record], r: Record) -> None:
+    """Same key = same record; a deterministic copy is kept if a broken writer reused a key."""
+    k = (r.origin, r.seq)
+    prev = by_key.get(k)
+    if prev is None or (prev is not r and repr(r) < repr(prev)):
+        by_key[k] = r
+
+
 def fold(records: Iterable[Record]) -> OrderStatus | None:
     """The status of ONE order from any subset of its records, in any order, with duplicates.
 
@@ -434,11 +442,7 @@ def fold(records: Iterable[Record]) -> OrderStatus | None:
         if r.type not in ORDER_FLOW_TYPES:
             continue
         txns.add(r.txn)
-        # same key = same record; keep a deterministic copy if a broken writer reused a key
-        k = (r.origin, r.seq)
-        prev = by_key.get(k)
-        if prev is None or (prev is not r and repr(r) < repr(prev)):
-            by_key[k] = r
+        _keep(by_key, r)
     if not by_key:
         return None
     if len(txns) > 1:
@@ -469,12 +473,8 @@ def executions(records: Iterable[Record]) -> Executions | None:
     the latest); otherwise it is False, whatever the fold would say."""
     by_key: dict[tuple[str, int], Record] = {}
     for r in records:
-        if r.type not in ORDER_FLOW_TYPES:
-            continue
-        k = (r.origin, r.seq)
-        prev = by_key.get(k)
-        if prev is None or (prev is not r and repr(r) < repr(prev)):
-            by_key[k] = r
+        if r.type in ORDER_FLOW_TYPES:
+            _keep(by_key, r)
     if not by_key:
         return None
     recs = sorted(by_key.values(), key=_order_key)
@@ -509,10 +509,7 @@ def _fold_group(txn: str, group: list[Record]) -> OrderStatus:
     for r in group:
         if not isinstance(r, Record):
             raise WrongType(f"fold() takes Record values, got {type(r).__name__}")
-        k = (r.origin, r.seq)
-        prev = by_key.get(k)
-        if prev is None or (prev is not r and repr(r) < repr(prev)):
-            by_key[k] = r
+        _keep(by_key, r)
     return _fold_sorted(txn, sorted(by_key.values(), key=_order_key))
 
 
