@@ -885,7 +885,7 @@ def _records_for_txn(log: RecordLog, txn: lmdb.Transaction, txn_id: str, want: K
     if cur.set_key(b"t" + txn_id.encode()):
         for tagged in cur.iternext_dup():
             db, key = log._index_target(txn, bytes(tagged))
-            if want is not None and not want(key[:-9].decode(), int.from_bytes(key[-8:], "big")):
+            if want is not None and not want(*split_key(key)):
                 continue
             raw = txn.get(key, db=db)
             if raw is not None:
@@ -968,8 +968,10 @@ class LogReader:
                     yield current[1:].decode(), out
                 current, out = bytes(k), []
             db, key = log._index_target(txn, bytes(tagged))
-            if upto is not None and int.from_bytes(key[-8:], "big") > upto.get(key[:-9].decode(), 0):
-                continue
+            if upto is not None:
+                origin, seq = split_key(key)
+                if seq > upto.get(origin, 0):
+                    continue
             raw = txn.get(key, db=db)
             if raw is not None:
                 out.append(decode_record(unpack(bytes(raw))))

@@ -73,7 +73,7 @@ class AccountInquiries:
         self.customers = customers
         self.records_for_txn = records_for_txn
         self.accounts = AccountLedger()
-        self.accounts.source = records_for_txn
+        self.adopt(self.accounts)
         self.send = send
         self.today = today
         self.reference_prices = dict(reference_prices or {})

@@ -301,7 +301,8 @@ def settled_record(s: Settlement, *, origin: str, seq: int, hlc: Hlc) -> Record:
                          "settle_date": s.settle_date.isoformat()})
 
 
-def _settled_ref(r: Record) -> str:
+def settled_ref(r: Record) -> str:
+    """The trade a SETTLED record names: ``extra["fill_ref"]``, else ``<txn>|<exec_id>`` ("": none)."""
     ref = r.extra.get("fill_ref")
     if isinstance(ref, str) and ref:
         return ref
@@ -345,7 +346,7 @@ class BooksPart:
         settled_refs: set[str] = set()
         for r in firm:
             if r.type is RecordType.SETTLED:
-                ref = _settled_ref(r)
+                ref = settled_ref(r)
                 if ref:
                     settled_refs.add(ref)
         orders = fold_all(recs)
@@ -391,7 +392,7 @@ def order_trades(txn: str, records: Iterable[Record], *,
     executions they came from."""
     recs = list(records)
     firm = sorted((r for r in recs if r.type is RecordType.SETTLED), key=_key)
-    settled_refs = {ref for r in firm if (ref := _settled_ref(r))}
+    settled_refs = {ref for r in firm if (ref := settled_ref(r))}
     ex = executions(recs)
     trades: dict[str, Trade] = {}
     if ex is not None and ex.fills:
@@ -595,7 +596,7 @@ def book_settlements(fill_trades: Mapping[str, Trade], firm_records: Iterable[Re
     settled: dict[str, Record] = {}
     for r in firm_records:
         if r.type is RecordType.SETTLED:
-            ref = _settled_ref(r)
+            ref = settled_ref(r)
             if ref:
                 settled.setdefault(ref, r)
             else:

@@ -58,6 +58,7 @@ from utilities.books import (
     account_opening,
     order_trades,
     reservations,
+    settled_ref,
 )
 from utilities.errors import UtilitiesError
 from utilities.status import ORDER_FLOW_TYPES, OrderStatus, fold
@@ -209,9 +210,7 @@ def _amounts(trades: Iterable[Trade]) -> Amounts:
     out: dict[tuple[str, str], list[Decimal]] = {}
     with decimal.localcontext(_EXACT):
         for t in trades:
-            notional = t.qty * t.price if t.price is not None else _ZERO
-            dq, dc = (t.qty, -notional) if t.is_buy else (-t.qty, notional)
-            for line, d in (((t.account, t.symbol), dq), ((t.account, _CASH), dc)):
+            for line, d in (((t.account, t.symbol), t.qty_delta), ((t.account, _CASH), t.cash_delta)):
                 v = out.get(line)
                 if v is None:
                     v = out[line] = [_ZERO, _ZERO]
@@ -467,9 +466,9 @@ class AccountLedger:
 
 
 def _settled_group(r: Record) -> str:
-    """The txn whose fill a SETTLED record names: the txn of its ``fill_ref`` (``<txn>|<fill
-    key>``; txns have no ``|``), which is the record's own txn unless a writer filed it elsewhere."""
-    ref = r.extra.get("fill_ref")
-    if isinstance(ref, str) and ref and not ref.startswith(r.txn + "|") and "|" in ref:
+    """The txn whose fill a SETTLED record names: the txn of its ref (``<txn>|<fill key>``; txns
+    have no ``|``), which is the record's own txn unless a writer filed it elsewhere."""
+    ref = settled_ref(r)
+    if "|" in ref and not ref.startswith(r.txn + "|"):
         return ref.partition("|")[0]
     return r.txn

@@ -272,8 +272,7 @@ async def _restart(data: Path, txns: list[str], spawned_at: float) -> dict[str, 
         mem = _memory()
         views = {"open_in_view": len(app.risk.open), "clordids": len(app.clids), "routed_pending": len(app.router.pending),
                  "used_snapshot": app.startup["snapshot"], "folded": app.startup["folded"],
-                 "snapshot_ignored": app.startup["snapshot_ignored"],
-                 "ledger_live_orders": len(app.inquiries.accounts.live)}
+                 "snapshot_ignored": app.startup["snapshot_ignored"]}
         lat: list[float] = []
         found = 0
         for txn in txns:

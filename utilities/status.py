@@ -330,7 +330,6 @@ _TIER_OF: Mapping[RecordType, int] = {
 _TERMS: tuple[tuple[str, int], ...] = (
     ("account", 4), ("symbol", 4), ("side", 4), ("venue", 4), ("session", 4), ("ord_type", 3), ("tif", 3),
     ("cl_ord_id", 2), ("orig_cl_ord_id", 2), ("order_qty", 3), ("cash_order_qty", 3), ("price", 3))
-assert [name for name, _ in _TERMS][:3] == ["account", "symbol", "side"] and _TERMS[9][0] == "order_qty"  # executions()
 
 
 def _terms(recs: Sequence[Record]) -> list[object]:
@@ -479,13 +478,13 @@ def executions(records: Iterable[Record]) -> Executions | None:
         return None
     recs = sorted(by_key.values(), key=_order_key)
     types = {r.type for r in recs}
-    terms = _terms(recs)
+    account_v, symbol_v, side_v, _, _, _, _, _, _, order_qty_v, _, _ = _terms(recs)
     fills = distinct_fills(recs) if RecordType.FILL in types else []
     final = RecordType.CANCELED in types or RecordType.EXPIRED in types
     if not final and RecordType.REPLACED not in types:
-        order_qty = _positive(_dec(terms[9]))
+        order_qty = _positive(_dec(order_qty_v))
         final = order_qty is not None and sum((f.qty for f in fills), Decimal(0)) >= order_qty
-    return Executions(_str(terms[0]), _str(terms[1]), _str(terms[2]), tuple(fills), final)
+    return Executions(_str(account_v), _str(symbol_v), _str(side_v), tuple(fills), final)
 
 
 def fold_all(records: Iterable[Record]) -> dict[str, OrderStatus]:
