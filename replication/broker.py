@@ -31,16 +31,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal, Self
 
+from fixgw.ports import free_port
 from replication.auth import BrokerAccess, BusLogin, Grant, amqtt_config, mosquitto_access_lines
 
 MOSQUITTO_PATHS = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto", "/opt/homebrew/sbin/mosquitto")
 Kind = Literal["auto", "mosquitto", "amqtt"]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def find_mosquitto() -> str | None:

@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import json
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,6 +38,7 @@ from fixgw.engine import Engine
 from fixgw.mdcodes import SubscriptionRequestType
 from fixgw.mdmessages import md_request
 from fixgw.message import Message
+from fixgw.ports import free_port
 from fixgw.proccpu import cpu_seconds
 
 DEFAULT_ORDERS = 5000
@@ -46,12 +46,6 @@ DEFAULT_SECONDS = 30.0
 SUBSCRIBERS = 10
 _SYMBOL, _MID, _TICK = "AAPL", Decimal("190.00"), Decimal("0.01")
 _LATENCY_ORDERS = 300
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class _Clients(Application):
@@ -99,7 +93,7 @@ def _pct(values: list[int], p: float) -> float:
 
 
 def run(orders: int, seconds: float, inflight: int = 50) -> dict[str, float]:
-    port = _free_port()
+    port = free_port()
     with tempfile.TemporaryDirectory(prefix="fixgw-mdbench-") as tmp:
         cfg = Path(tmp) / "venue.toml"
         cfg.write_text("[exchange.liquidity]\nenabled = false\n")
