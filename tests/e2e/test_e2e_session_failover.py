@@ -89,8 +89,14 @@ async def _kill_failover(cl: Cluster, tmp: Path, begin: str, entry: tuple[str, s
             c.cancel(r, f"C{r}", "1", 10)
         await until(lambda: all(c.seen().get(f"C{r}") is not None and c.seen()[f"C{r}"].ord_status == "4"
                                 for r in resting + flight_r), 30, f"resting orders canceled through {other}")
-        await until(lambda: all(c.seen()[x].ord_status == "2" for x in crossing + flight_x), 30,
-                    "crossing orders filled")
+        try:
+            await until(lambda: all(c.seen()[x].ord_status == "2" for x in crossing + flight_x), 30,
+                        "crossing orders filled")
+        except TimeoutError as exc:
+            # what the customer saw of them, and the logs to read: a rare failure in CI (stop 24)
+            seen_now = c.seen()
+            raise TimeoutError(f"{exc}: {[(x, seen_now.get(x)) for x in crossing + flight_x]}; "
+                               f"owner was {owner}; logs in {cl.data / 'logs'}") from None
         seen = c.seen()
         for x in crossing + flight_x:
             assert seen[x].ord_status in FINAL

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from fixgw.ports import free_port
 from replication.auth import (
     BrokerAccess,
     monitor_grant,
@@ -21,7 +22,7 @@ from replication.auth import (
     node_grant,
     write_private,
 )
-from replication.broker import LocalBroker, find_mosquitto, free_port
+from replication.broker import LocalBroker, find_mosquitto
 from replication.node import ReplicationNode
 from replication.record import RecordType, Role
 

@@ -11,8 +11,9 @@ for a user with topics of its own choosing with ``grant``.
 
 from __future__ import annotations
 
+from fixgw.ports import free_port
 from replication.auth import BrokerAccess, BusLogin, Grant, monitor_grant, new_password, node_grant
-from replication.broker import LocalBroker, free_port
+from replication.broker import LocalBroker
 from replication.record import Role
 
 __all__ = ["Mosquitto", "free_port"]
