@@ -20,6 +20,7 @@ import datetime as dt
 import json
 import logging
 import time
+import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
 from pathlib import Path
@@ -56,6 +57,7 @@ from replication.wire import Topics
 from replication.writer import full_reason
 from utilities import execreports as er
 from utilities.account_inquiries import AccountInquiries
+from utilities.adoption import PeerOrders, Peers, answered
 from utilities.books import new_york_today
 from utilities.child_env import child_env
 from utilities.clordids import ClOrdIds
@@ -135,6 +137,7 @@ class CustomerUtility(MessageCracker):
         fence: Fence | None = None,                  # the stall detector (utilities.fencing); None: never fenced
         snapshot_path: Path | None = None,           # its snapshot (utilities.snapshot); None: none kept
         snapshot_every: int = DEFAULT_EVERY_RECORDS,  # records between two snapshots (0: only at start and stop)
+        peers: tuple[str, ...] = (),                 # the other customer utilities (utilities.adoption)
     ) -> None:
         self.node = node
         self.name = node_name
@@ -159,6 +162,9 @@ class CustomerUtility(MessageCracker):
         # how the last start-up went: snapshot used or why not, records folded, seconds (status file, bench)
         self.startup: dict[str, Any] = {}
         self.router = Router(ttl_s=TTL_FACTOR * liveness.dead_after_s)
+        # the peers' orders no street has answered yet, routed here if their utility dies (utilities.adoption)
+        self.peer_orders = PeerOrders(node_name, peers)
+        self._up_since = time.monotonic()
         self.today = today or new_york_today
         self.clids: ClOrdIds = self.state.clids
         self._day: dt.date | None = None
@@ -179,7 +185,7 @@ class CustomerUtility(MessageCracker):
         self.counters = {"orders": 0, "accepted": 0, "rejects": 0, "reports": 0, "execution_reports": 0, "routed": 0,
                          "reported_again": 0, "possdup_known": 0, "throttled": 0, "not_stored": 0,
                          "fenced_requests": 0, "superseded": 0, "in_flight_holds": 0, "in_flight_rejects": 0,
-                         "md_not_resent": 0, "snapshots": 0}
+                         "md_not_resent": 0, "snapshots": 0, "adopted": 0}
         # NewOrderSingle read -> PendingNew (or Rejected) handed to the engine, seconds
         self.ack_latency = LatencyHistogram()
         self.sessions = sessions
@@ -278,6 +284,11 @@ class CustomerUtility(MessageCracker):
                 if s.type in STREET_TYPES:
                     self.router.answered_by(s)
         self._trading_day()  # forget the ids of earlier days whose orders are done
+        peer_orders = self.peer_orders
+        for txn, r in sorted(state.peer_orders.items(), key=lambda kv: (kv[1].origin, kv[1].seq)):
+            if r.origin in peer_orders.peers and not answered(node_log.records_for_txn(txn)):
+                peer_orders.waiting[txn] = r
+        state.peer_orders = {}                          # kept only in snapshots; live in self.peer_orders
         self.node.add_listener(self.on_record)
         if self.inquiries.accounts.backlog:
             if _loop_running():
@@ -809,6 +820,7 @@ class CustomerUtility(MessageCracker):
             self._since_snapshot = -(1 << 62)   # one at a time: counted again once it has started
             self._spawn(self.write_snapshot())
         self.inquiries.on_record(r)
+        self.peer_orders.see(r)
         if r.type not in STREET_TYPES:
             return
         if r.type in ANSWERED:
@@ -979,8 +991,10 @@ class CustomerUtility(MessageCracker):
         live = sorted(s for s in self.streets if self._can_reach(s, venue))
         if not live:
             return None
-        # spread orders over the live streets, the same txn always to the same one
-        return live[hash(p.record.txn) % len(live)]
+        # spread orders over the live streets, the same txn always to the same one, whichever
+        # customer utility routes it (a stable hash: str's is salted per process), so that an order
+        # adopted from a paused peer (utilities.adoption) and the peer's own repeat meet at one street
+        return live[zlib.crc32(p.record.txn.encode()) % len(live)]
 
     def _can_reach(self, street: str, venue: str) -> bool:
         reach = self._reach
@@ -1027,10 +1041,43 @@ class CustomerUtility(MessageCracker):
         except Exception as exc:  # noqa: BLE001 - the broker away (any MQTT error): the router repeats them
             log.debug("%s: %d command(s) for %s not sent: %s", self.name, len(records), street, exc)
 
+    def adopt_orphans(self) -> int:
+        """Route the orders of a dead peer that no street has answered (utilities.adoption); how many."""
+        po = self.peer_orders
+        if not po.waiting:
+            return 0
+        liveness, fence, up = self.liveness, self.fence, time.monotonic() - self._up_since
+
+        def silent(p: str) -> float:
+            s = liveness.silent_for(p)
+            return up if s is None else s
+
+        peers = Peers(alive=liveness.alive, silent_for=silent,
+                      presumed_dead=lambda p: fence is None or fence.may_presume_dead(liveness.silent_for(p)))
+        rids = []
+        now = time.time()
+        for r in po.due(peers, self.router.ttl_s):
+            po.drop(r.txn)
+            if answered(self.node.log.records_for_txn(r.txn)):
+                continue     # its answer came before its order record
+            rid = self.router.add(r)
+            p = self.router.pending[rid]
+            if p.attempts == 0:
+                # moved from the dead utility: the street asks the venue before it sends (utilities.routing)
+                p.moved_from, p.prev_expires = r.origin, now
+            rids.append(rid)
+            log.warning("%s: routing order %s (%s %s) of %s, dead before a street answered it",
+                        self.name, r.txn, r.session, r.cl_ord_id, r.origin)
+        if rids:
+            self.counters["adopted"] += len(rids)
+            self._route_due(rids)
+        return len(rids)
+
     async def run_router(self, interval: float = 0.2) -> None:
         fence = self.fence
         while True:
             if fence is None or fence.may_act():   # fenced: its view of what is answered may be stale
+                self.adopt_orphans()
                 self._route_due()
             self._trading_day()  # a new day frees old ids even while no order comes in
             await asyncio.sleep(interval)

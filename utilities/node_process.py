@@ -347,6 +347,7 @@ class NodeProcess:
                          if c.max_messages_per_s is not None},
             in_flight=cfg.in_flight_limits(),
             snapshot_path=self.dir / "snapshot" / SNAPSHOT_FILE, snapshot_every=cfg.snapshot_every_records,
+            peers=tuple(n.name for n in cfg.nodes_with_role("customer") if n.name != me.name),
         )
         app.market_data.publish = self.publish_quotes
         app.load()

@@ -63,6 +63,7 @@ from typing import Any
 from replication.codec import decode_record, encode_record
 from replication.log import LogReader
 from replication.record import Record, RecordType
+from utilities.adoption import ORDER_ANSWERS, answered
 from utilities.books import trade_date_of
 from utilities.clordids import ClOrdIds
 from utilities.positions import AccountLedger
@@ -86,7 +87,7 @@ RISK_MEMORY = dt.timedelta(days=1)  # the risk view remembers finished orders an
 TAKES_CLORDID = frozenset({RecordType.ORDER, RecordType.CANCEL_REQUEST, RecordType.REPLACE_REQUEST})
 _HEADER = len(MAGIC) + 2 + 32 + 32
 # the modules whose objects a snapshot holds, or whose rules made them: another build, another fingerprint
-_SOURCES = ("utilities/snapshot.py", "utilities/risk.py", "utilities/positions.py", "utilities/clordids.py",
+_SOURCES = ("utilities/snapshot.py", "utilities/adoption.py", "utilities/risk.py", "utilities/positions.py", "utilities/clordids.py",
             "utilities/session_owner.py", "utilities/session_rule.py", "utilities/books.py", "utilities/status.py",
             "replication/record.py", "replication/hlc.py")
 
@@ -120,6 +121,8 @@ class CustomerState:
     sessions: dict[SessionKey, SessionView] = field(default_factory=dict)
     # own request records (order, cancel, replace) whose order was not final when last looked at
     requests: dict[int, Record] = field(default_factory=dict)
+    # peers' ORDER records no street record had answered when last looked at (utilities.adoption)
+    peer_orders: dict[str, Record] = field(default_factory=dict)
     clids: ClOrdIds = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -134,7 +137,7 @@ class CustomerState:
         entries, twice = self.clids.export()
         return {"me": self.me, "risk": self.risk, "accounts": self.accounts, "clids_entries": entries,
                 "clids_twice": twice, "client_txns": self.client_txns, "sessions": self.sessions,
-                "requests": self.requests}
+                "requests": self.requests, "peer_orders": self.peer_orders}
 
     def __setstate__(self, d: dict[str, Any]) -> None:
         self.__dict__.update(d)
@@ -169,11 +172,17 @@ class CustomerState:
     def fold(self, records: Iterable[Record], *, ledger: bool = True) -> int:
         """Index ``records`` (a start-up or a snapshot), keeping the own requests; how many."""
         n = 0
-        me, requests = self.me, self.requests
+        me, requests, peer_orders = self.me, self.requests, self.peer_orders
         for r in records:
             self.index(r, ledger=ledger)
-            if r.origin == me and r.type in TAKES_CLORDID:
-                requests[r.seq] = r
+            t = r.type
+            if t in TAKES_CLORDID:
+                if r.origin == me:
+                    requests[r.seq] = r
+                elif t is RecordType.ORDER:
+                    peer_orders.setdefault(r.txn, r)
+            elif t in ORDER_ANSWERS or t is RecordType.ORDER_REJECTED:
+                peer_orders.pop(r.txn, None)
             n += 1
         return n
 
@@ -196,7 +205,10 @@ class CustomerState:
         return n
 
     def prune_requests(self, records_for_txn: Callable[[str], list[Record]]) -> None:
-        """Drop the own requests whose order is final now (final stays final: utilities.status)."""
+        """Drop the own requests whose order is final now (final stays final: utilities.status),
+        and the peers' orders a street has answered (an answer folded before its order)."""
+        for txn in [t for t, r in self.peer_orders.items() if answered(records_for_txn(t))]:
+            del self.peer_orders[txn]
         done: dict[str, bool] = {}
         for seq, r in list(self.requests.items()):
             final = done.get(r.txn)

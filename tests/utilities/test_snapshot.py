@@ -169,7 +169,8 @@ def views(s: CustomerState) -> dict[str, Any]:
     # order is the order the records came in
     sessions = {k: (sorted(map(repr, v.facts)), sorted(map(repr, v.received))) for k, v in s.sessions.items()}
     return {"risk": risk, "accounts": s.accounts.comparable(), "clids": s.clids.export(),
-            "client_txns": s.client_txns, "sessions": sessions, "requests": s.requests}
+            "client_txns": s.client_txns, "sessions": sessions, "requests": s.requests,
+            "peer_orders": s.peer_orders}
 
 
 def full_fold(log: RecordLog, today: dt.date) -> CustomerState:
