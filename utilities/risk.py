@@ -22,6 +22,7 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from replication.record import Record, RecordType
 from utilities.books import account_opening, trade_date_of
@@ -67,6 +68,23 @@ def _dec(v: object) -> Decimal | None:
     except InvalidOperation:
         return None
     return d if d.is_finite() else None
+
+
+def _by_day(m: dict[str, dt.date]) -> dict[dt.date, list[str]]:
+    out: dict[dt.date, list[str]] = {}
+    for k, day in m.items():
+        keys = out.get(day)
+        if keys is None:
+            keys = out[day] = []
+        keys.append(k)
+    return out
+
+
+def _from_days(days: dict[dt.date, list[str]]) -> dict[str, dt.date]:
+    out: dict[str, dt.date] = {}
+    for day, keys in days.items():
+        out.update(dict.fromkeys(keys, day))
+    return out
 
 
 class RiskView:
@@ -205,6 +223,20 @@ class RiskView:
         for k in early:
             del self.early[k]
         return len(closed) + len(fills) + len(early)
+
+    # ------------------------------------------------------------------ pickling (utilities.snapshot)
+    def __getstate__(self) -> dict[str, Any]:
+        """The finished orders and fills it remembers go by day, as lists of keys: at 975,000 of
+        each (``fixgw bench scale --records 4000000 --days 2``) a dict of ``key -> date`` took
+        0.40 s to unpickle, and a list per day and ``dict.fromkeys`` a fraction of it."""
+        d = dict(self.__dict__)
+        d["closed"], d["fills"] = _by_day(self.closed), _by_day(self.fills)
+        return d
+
+    def __setstate__(self, d: dict[str, Any]) -> None:
+        d = dict(d)
+        d["closed"], d["fills"] = _from_days(d["closed"]), _from_days(d["fills"])
+        self.__dict__.update(d)
 
     # ------------------------------------------------------------------ queries
     def buying_power(self, account: str) -> Decimal:

@@ -19,6 +19,7 @@ from fixgw.message import Message
 from replication.hlc import HybridLogicalClock
 from replication.node import ReplicationNode
 from replication.record import Record, RecordType, Role
+from tests.utilities.clordids_oracle import DictClOrdIds
 from utilities.books import CASH_KEY, NEW_YORK
 from utilities.clordids import ClOrdIds
 from utilities.customer import CustomerUtility
@@ -108,6 +109,48 @@ def test_whatever_the_arrival_order_an_id_names_its_latest_days_order(uses: list
     for cl in {cl for cl, _ in uses}:
         latest = max(d for c, d in uses if c == cl)
         assert ids.txn_of("C", cl) == f"{cl}@{latest}"
+
+
+_OPS = st.tuples(st.sampled_from(["take", "forget", "learn", "learn_unknown", "roll", "close"]),
+                 st.sampled_from(["C", "D"]), st.sampled_from(["1", "2", "3"]),
+                 st.sampled_from(["t1", "t2", "t3", "t4"]), st.integers(0, 3))
+
+
+@given(st.lists(_OPS, max_size=60))
+def test_the_nested_layout_answers_as_the_one_dict_of_entries_did(ops: list[tuple[str, str, str, str, int]]) -> None:
+    """utilities.clordids keeps ids per day and client (session 13, for the snapshot's load time);
+    any sequence of uses, forgets, learnt records, rolls and orders closing gives the answers the
+    first layout gave (tests/utilities/clordids_oracle.py)."""
+    open_orders = {"t1", "t2", "t3", "t4"}
+    new, old = ClOrdIds(lambda t: t in open_orders), DictClOrdIds(lambda t: t in open_orders)
+    for op, client, cl, txn, d in ops:
+        day = D1 + dt.timedelta(days=d)
+        if op == "take":
+            assert new.taken(client, cl, day) == old.taken(client, cl, day)
+            if not old.taken(client, cl, day):
+                new.take(client, cl, txn, day)
+                old.take(client, cl, txn, day)
+        elif op == "forget":
+            new.forget(client, cl, txn)
+            old.forget(client, cl, txn)
+        elif op in ("learn", "learn_unknown"):
+            getattr(new, op)(client, cl, txn, day)
+            getattr(old, op)(client, cl, txn, day)
+        elif op == "roll":
+            assert new.roll(day) == old.roll(day)
+        else:
+            open_orders.discard(txn)
+        assert len(new) == len(old)
+        for c in ("C", "D"):
+            for i in ("1", "2", "3"):
+                assert new.txn_of(c, i) == old.txn_of(c, i)
+                assert all(new.taken(c, i, D1 + dt.timedelta(days=k)) == old.taken(c, i, D1 + dt.timedelta(days=k))
+                           for k in range(4))
+                assert all(new.others(c, i, t) == old.others(c, i, t) for t in ("t1", "t2", "t3", "t4"))
+    days, twice = new.export()
+    again = ClOrdIds(lambda t: t in open_orders)
+    again.restore(days, twice)
+    assert again.export() == new.export() and len(again) == len(new)
 
 
 # -- the customer utility on a real log --------------------------------------------------------
