@@ -140,13 +140,24 @@ class ClOrdIds:
 
     def roll(self, today: dt.date) -> int:
         """A new trading day: forget ids of earlier days whose order is done. Returns how many."""
-        is_open = self._is_open
+        is_open, twice = self._is_open, self._twice
         dropped = 0
         for day in [d for d in self._days if d < today]:
-            for client, ids in list(self._days[day].items()):
-                stale = [k for k, txn in ids.items() if not is_open(txn)]
-                for k in stale:
-                    self._remove(client, k, day)
-                    self._twice.pop((client, k), None)
-                dropped += len(stale)
+            # a day's dicts are built again with the ids of open orders (usually none): deleting
+            # 475,000 done ids one by one held the restart of fixgw bench scale --records 4000000
+            # --days 2 about 0.4 s
+            kept: dict[str, dict[str, str]] = {}
+            for client, ids in self._days[day].items():
+                still = {k: txn for k, txn in ids.items() if is_open(txn)}
+                dropped += len(ids) - len(still)
+                if twice:
+                    for k in ids.keys() - still.keys():
+                        twice.pop((client, k), None)
+                if still:
+                    kept[client] = still
+            if kept:
+                self._days[day] = kept
+            else:
+                del self._days[day]
+        self._newest_first = sorted(self._days, reverse=True)
         return dropped

@@ -213,16 +213,15 @@ class RiskView:
     def forget_before(self, day: dt.date) -> int:
         """Drop what is remembered of orders closed, and fills counted, before ``day``;
         returns how many entries went. Open orders and the totals are untouched."""
-        closed = [k for k, d in self.closed.items() if d < day]
-        for k in closed:
-            del self.closed[k]
-        fills = [k for k, d in self.fills.items() if d < day]
-        for k in fills:
-            del self.fills[k]
+        # kept ones copied into new dicts: deleting a day's entries one by one is slower, and a
+        # day roll forgets a whole day (~1,000,000 entries at 500,000 orders a day)
+        n = len(self.closed) + len(self.fills)
+        self.closed = {k: d for k, d in self.closed.items() if d >= day}
+        self.fills = {k: d for k, d in self.fills.items() if d >= day}
         early = [k for k, (_, _, d) in self.early.items() if d < day]
         for k in early:
             del self.early[k]
-        return len(closed) + len(fills) + len(early)
+        return n - len(self.closed) - len(self.fills) + len(early)
 
     # ------------------------------------------------------------------ pickling (utilities.snapshot)
     def __getstate__(self) -> dict[str, Any]:

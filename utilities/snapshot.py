@@ -222,11 +222,14 @@ class CustomerState:
             ledger.settle()
         return n
 
-    def prune_requests(self, records_for_txn: Callable[[str], list[Record]]) -> None:
-        """Drop the own requests whose order is final now (final stays final: utilities.status),
-        and the peers' orders a street has answered (an answer folded before its order)."""
-        for txn in [t for t, r in self.peer_orders.items() if answered(records_for_txn(t))]:
+    def prune_peer_orders(self, records_for_txn: Callable[[str], list[Record]]) -> None:
+        """Drop the peers' orders a street has answered (its answer folded before the order; a
+        start-up checks the few it holds the same way, so only a snapshot needs this)."""
+        for txn in [t for t in self.peer_orders if answered(records_for_txn(t))]:
             del self.peer_orders[txn]
+
+    def prune_requests(self, records_for_txn: Callable[[str], list[Record]]) -> None:
+        """Drop the own requests whose order is final now (final stays final: utilities.status)."""
         done: dict[str, bool] = {}
         for seq, r in list(self.requests.items()):
             final = done.get(r.txn)
@@ -370,6 +373,7 @@ def take(node_log: RecordSource, path: Path, *, me: str, reference_prices: dict[
         after = snap.position if snap is not None else {}
         folded = state.fold_from(rd, after, held)   # every order booked: a snapshot holds no records waiting
         state.prune_requests(rd.records_for_txn)
+        state.prune_peer_orders(rd.records_for_txn)
     state.roll(today - KEEP_DAYS)
     records = (snap.records if snap is not None else 0) + folded
     data = encode(state, held, records, prices)
