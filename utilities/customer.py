@@ -256,7 +256,6 @@ class CustomerUtility(MessageCracker):
             # the ledger's orders of the tail are booked after the load (book_ledger): the utility
             # takes customers sooner, and the node waits for the streets' heartbeats meanwhile
             folded = state.fold_from(rd, snap.position if snap is not None else {}, held, settle=False)
-            state.prune_requests(rd.records_for_txn)
             later = False
             if path is not None and (snap is None or folded >= max(1, self.snapshot_every // 2)):
                 if snap is not None and _loop_running():
@@ -265,6 +264,7 @@ class CustomerUtility(MessageCracker):
                     # records); from nothing it is written here, the fold being already done
                     later = True
                 else:
+                    state.prune_requests(rd.records_for_txn)   # (a start-up checks each request below)
                     state.roll(self.today() - KEEP_DAYS)     # as a snapshot taken later would hold it
                     data = encode(state, held, (snap.records if snap is not None else 0) + folded,
                                   self.reference_prices)
@@ -272,10 +272,15 @@ class CustomerUtility(MessageCracker):
         self._adopt(state)
         requests = sorted(state.requests.values(), key=lambda r: r.seq)
         state.requests = {}                             # kept only in snapshots
+        folds: dict[str, tuple[list[Record], bool]] = {}     # txn -> (its records, final): a txn's requests fold once
         for r in requests:
-            recs = node_log.records_for_txn(r.txn)
-            st = fold(recs)
-            if st is not None and st.is_terminal:
+            got = folds.get(r.txn)
+            if got is None:
+                recs = node_log.records_for_txn(r.txn)
+                st = fold(recs)
+                got = folds[r.txn] = (recs, st is not None and st.is_terminal)
+            recs, final = got
+            if final:
                 continue
             if r.session and not any(_answers(s, r) for s in recs):
                 self._take_flight(r, SessionID(str(r.extra.get("begin") or "FIX.4.4"), self.comp_id, r.session))
