@@ -19,10 +19,9 @@ refuses the order or None: a new rule is one more function, testable on its own.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any
 
 from replication.record import Record, RecordType
 from utilities.books import account_opening, trade_date_of
@@ -70,21 +69,64 @@ def _dec(v: object) -> Decimal | None:
     return d if d.is_finite() else None
 
 
-def _by_day(m: dict[str, dt.date]) -> dict[dt.date, list[str]]:
-    out: dict[dt.date, list[str]] = {}
-    for k, day in m.items():
-        keys = out.get(day)
+class DayKeys:
+    """Keys remembered with the trading day they belong to, forgotten a day at a time.
+
+    Why not a dict of ``key -> day``: the risk view remembers every order finished and every
+    fill counted for a day past their own (975,000 of each at ``fixgw bench scale --records
+    4000000 --days 2``). As dicts they took 0.40 s each to unpickle at a restart and a day roll
+    went over every entry; a set per day unpickles in a fraction of that and a roll drops
+    whole sets. A key added under two days (an order closed by two records stamped on either
+    side of midnight) is remembered until the later one is forgotten, whatever order the
+    records came in.
+    """
+
+    __slots__ = ("_days",)
+
+    def __init__(self) -> None:
+        self._days: dict[dt.date, set[str]] = {}
+
+    def __contains__(self, key: object) -> bool:
+        return any(key in keys for keys in self._days.values())
+
+    def __len__(self) -> int:
+        return sum(len(keys) for keys in self._days.values())
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, DayKeys) and self._days == other._days
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"DayKeys({ {d: len(k) for d, k in sorted(self._days.items())} })"
+
+    def __iter__(self) -> Iterator[str]:
+        """Each key once."""
+        return iter(set().union(*self._days.values()))
+
+    def days(self) -> list[dt.date]:
+        """The days that hold keys, oldest first."""
+        return sorted(self._days)
+
+    def add(self, key: str, day: dt.date) -> None:
+        keys = self._days.get(day)
         if keys is None:
-            keys = out[day] = []
-        keys.append(k)
-    return out
+            keys = self._days[day] = set()
+        keys.add(key)
 
+    def forget_before(self, day: dt.date) -> int:
+        """Forget the keys of days before ``day``; how many (a key under a later day stays)."""
+        old = [d for d in self._days if d < day]
+        n = 0
+        for d in old:
+            n += len(self._days.pop(d))
+        return n
 
-def _from_days(days: dict[dt.date, list[str]]) -> dict[str, dt.date]:
-    out: dict[str, dt.date] = {}
-    for day, keys in days.items():
-        out.update(dict.fromkeys(keys, day))
-    return out
+    def __getstate__(self) -> dict[dt.date, set[str]]:
+        return self._days
+
+    def __setstate__(self, days: dict[dt.date, set[str]]) -> None:
+        self._days = days
 
 
 class RiskView:
@@ -95,8 +137,8 @@ class RiskView:
         self.reserved_cash: dict[str, Decimal] = {}
         self.reserved_pos: dict[tuple[str, str], Decimal] = {}
         self.open: dict[str, _Open] = {}
-        self.closed: dict[str, dt.date] = {}    # txn -> trade date of the record that closed it
-        self.fills: dict[str, dt.date] = {}     # fill key -> trade date of the fill
+        self.closed = DayKeys()                 # txns, by the trade date of the record that closed them
+        self.fills = DayKeys()                  # fill keys, by the trade date of the fill
         # fills of orders whose ORDER record is not here yet (a peer's, replicated after the
         # street's records): txn -> (shares, amount, trade date); the ORDER reserves only the rest
         self.early: dict[str, tuple[Decimal, Decimal, dt.date]] = {}
@@ -145,7 +187,7 @@ class RiskView:
         if early is not None:
             qty = max(Decimal(0), qty - (early[1] if is_cash else early[0]))
             if qty == 0:
-                self.closed[r.txn] = early[2]
+                self.closed.add(r.txn, early[2])
                 return
         px = r.price if r.price is not None else self.last_px.get(r.symbol, Decimal(0))
         o = _Open(r.account, r.symbol, r.side, qty, px, is_cash)
@@ -165,7 +207,8 @@ class RiskView:
         qty, px = r.last_qty, r.last_px
         if key in self.fills or qty is None or px is None:
             return
-        self.fills[key] = trade_date_of(r.hlc)
+        day = trade_date_of(r.hlc)
+        self.fills.add(key, day)
         notional = qty * px
         pos_key = (r.account, r.symbol)
         if r.side == BUY:
@@ -189,7 +232,7 @@ class RiskView:
                 self._close(r)
             else:
                 shares, amount, _ = self.early.get(r.txn, (Decimal(0), Decimal(0), dt.date.min))
-                self.early[r.txn] = (shares + qty, amount + notional, self.fills[key])
+                self.early[r.txn] = (shares + qty, amount + notional, day)
 
     def _replaced(self, r: Record) -> None:
         o = self.open.get(r.txn)
@@ -204,7 +247,7 @@ class RiskView:
 
     def _close(self, r: Record) -> None:
         txn = r.txn
-        self.closed[txn] = trade_date_of(r.hlc)
+        self.closed.add(txn, trade_date_of(r.hlc))
         self.early.pop(txn, None)
         o = self.open.pop(txn, None)
         if o is not None:
@@ -213,29 +256,11 @@ class RiskView:
     def forget_before(self, day: dt.date) -> int:
         """Drop what is remembered of orders closed, and fills counted, before ``day``;
         returns how many entries went. Open orders and the totals are untouched."""
-        # kept ones copied into new dicts: deleting a day's entries one by one is slower, and a
-        # day roll forgets a whole day (~1,000,000 entries at 500,000 orders a day)
-        n = len(self.closed) + len(self.fills)
-        self.closed = {k: d for k, d in self.closed.items() if d >= day}
-        self.fills = {k: d for k, d in self.fills.items() if d >= day}
+        n = self.closed.forget_before(day) + self.fills.forget_before(day)
         early = [k for k, (_, _, d) in self.early.items() if d < day]
         for k in early:
             del self.early[k]
-        return n - len(self.closed) - len(self.fills) + len(early)
-
-    # ------------------------------------------------------------------ pickling (utilities.snapshot)
-    def __getstate__(self) -> dict[str, Any]:
-        """The finished orders and fills it remembers go by day, as lists of keys: at 975,000 of
-        each (``fixgw bench scale --records 4000000 --days 2``) a dict of ``key -> date`` took
-        0.40 s to unpickle, and a list per day and ``dict.fromkeys`` a fraction of it."""
-        d = dict(self.__dict__)
-        d["closed"], d["fills"] = _by_day(self.closed), _by_day(self.fills)
-        return d
-
-    def __setstate__(self, d: dict[str, Any]) -> None:
-        d = dict(d)
-        d["closed"], d["fills"] = _from_days(d["closed"]), _from_days(d["fills"])
-        self.__dict__.update(d)
+        return n + len(early)
 
     # ------------------------------------------------------------------ queries
     def buying_power(self, account: str) -> Decimal:
