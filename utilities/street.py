@@ -49,7 +49,7 @@ from utilities.execreports import fmt
 from utilities.fencing import Fence
 from utilities.gcpause import gc_paused
 from utilities.liveness import Liveness
-from utilities.open_orders import OpenOrder, OpenOrders
+from utilities.open_orders import OpenOrder, OpenOrders, Refolded
 from utilities.quote_feed import QuoteFeed
 from utilities.record_node import RecordNode
 from utilities.routing import Command, decode_commands
@@ -79,6 +79,7 @@ VENUE_SAW_TYPES = frozenset({RecordType.VENUE_ACK, RecordType.FILL, RecordType.C
 
 KNOWN_LIMIT = 200_000   # orders whose report context is kept in memory (oldest dropped first)
 REFOLD_ON_LOOP = 100    # open orders asked for with at most this many txns to fold: folded on the loop (~4 ms)
+REFOLD_CHUNK = 1_000    # txns folded again in one LMDB read transaction
 
 
 class _Known:
@@ -842,8 +843,16 @@ class StreetUtility(MessageCracker):
             if dirty:
                 want, node_log = self._authoritative, self.node.log
 
-                def refold() -> dict[str, Any]:
-                    return OpenOrders.refold(dirty, lambda txn: node_log.records_for_txn(txn, want))
+                def refold() -> Refolded:
+                    # a read transaction per chunk, not per txn (3x fewer CPU seconds per txn), nor
+                    # one for all: a resize of the map waits for the readers (replication.mapsize)
+                    out: Refolded = {}
+                    txns = list(dirty)
+                    for i in range(0, len(txns), REFOLD_CHUNK):
+                        with node_log.reader() as rd:
+                            out.update(OpenOrders.refold(txns[i:i + REFOLD_CHUNK],
+                                                         lambda txn: rd.records_for_txn(txn, want)))
+                    return out
                 try:
                     got = refold() if len(dirty) <= REFOLD_ON_LOOP else await asyncio.to_thread(refold)
                 except BaseException:
