@@ -1,8 +1,10 @@
 """A street utility's snapshot: its rebuilt state at a log position, so a restart folds only the tail.
 
 Start-up used to index the street's whole log (``StreetUtility.load``), and every logon to a
-venue and every takeover pass scanned it again to find the open orders; both grew with history
-(figures in README's "Snapshots" and in the commit that added this module).
+venue and every takeover pass scanned it again to find the open orders; both grew with history.
+On a street log of 1,016,600 records (340,000 orders, 1% open; 2 shared cores) the load took
+15-19 s; from this snapshot it takes 0.4 s, 1.4-1.9 s with 100,000 records after it. The
+snapshot was 15 MB; taking it from nothing 32 s of its process, then 4 s per 100,000 records.
 
 What a snapshot holds: the :class:`utilities.street_state.StreetState` (cancel/replace requests
 by venue ClOrdID, recent fill ExecIDs, the sent (client, ClOrdID)s of two days, the open orders
