@@ -14,8 +14,9 @@ snapshot (:mod:`utilities.street_snapshot`): the same code indexes a record live
 and in the snapshot process, so a snapshot plus its tail is the view a full fold gives
 (tests/utilities/test_street_snapshot.py checks it over random histories).
 
-Bounded by count whatever the uptime (issue 19): :data:`EXEC_LIMIT`, :data:`REQUEST_LIMIT`, two
-trading days of sent ids, the open orders (each customer utility bounds its orders in flight).
+Bounded whatever the uptime (issue 19): :data:`EXEC_LIMIT`, :data:`REQUEST_LIMIT`, two trading
+days of sent ids; the open orders hold the orders not final (resting or in flight), and the
+txns to fold again are folded by the street once there are ``utilities.street.SETTLE_DIRTY``.
 """
 
 from __future__ import annotations

@@ -403,3 +403,28 @@ def scan_live(node: ReplicationNode) -> list[OpenOrder]:
     log = node.log
     assert isinstance(log, RecordLog)
     return scan(log)
+
+
+async def test_txns_to_fold_again_are_folded_without_being_asked(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Between two venue logons nobody asks for the open orders: the txns to fold again are
+    folded once there are ``SETTLE_DIRTY`` of them, so they stay bounded whatever the uptime."""
+    from utilities import street as street_mod
+
+    monkeypatch.setattr(street_mod, "SETTLE_DIRTY", 5)
+    monkeypatch.setattr(street_mod, "REFOLD_ON_LOOP", 2)
+    async with ReplicationNode(node_id=ME, role=Role.STREET, cluster="t", data_dir=tmp_path / "log",
+                               mqtt=False) as node:
+        street = _street(node, None)
+        street.load()
+        for i in range(12):
+            for _, _, fields in _order_flow(i, ENDINGS[i], ME, T0 + i * SEC):
+                await node.append(**{k: v for k, v in fields.items() if k != "_seq"})
+        for _ in range(100):
+            if len(street.state.open_orders.dirty) < 5 and not street._settling:
+                break
+            await asyncio.sleep(0.01)
+        assert len(street.state.open_orders.dirty) < 5 and street.state.open_orders.open
+        log = node.log
+        assert isinstance(log, RecordLog)
+        assert await street._open_orders() == scan(log)
