@@ -46,7 +46,7 @@ from fixgw.message import Message
 from fixgw.orders import CxlRejReason, CxlRejResponseTo, ExecType, OrdRejReason, OrdStatus, OrdType
 from fixgw.session import utc_timestamp
 from replication.codec import decode_record
-from replication.errors import RecordDecodeError
+from replication.errors import LogClosedError, RecordDecodeError
 from replication.log import KeyFilter
 from replication.record import Record, RecordType
 from utilities.books import trade_date_of
@@ -887,6 +887,8 @@ class StreetUtility(MessageCracker):
                     with node_log.reader() as rd:   # no await between the pops and this read
                         index.apply(OpenOrders.refold(chunk, lambda txn: rd.records_for_txn(txn, want)))
                     await asyncio.sleep(0)
+        except LogClosedError:
+            pass        # stopping: the next start folds them (from the snapshot's tail)
         finally:
             self._settling = False
 
