@@ -916,6 +916,13 @@ class LogReader:
     def high_water_marks(self) -> dict[str, int]:
         return {o: st.hwm for o, st in self.states.items()}
 
+    def holding_of(self, origin: str) -> Holding | None:
+        """How this log holds ``origin``'s records (None: not at all), as :meth:`RecordLog.holding_of`."""
+        st = self.states.get(origin)
+        if st is None:
+            return None
+        return holding_for(self._log.node_id, self._log.role, origin, st.role)
+
     def _db(self, origin: str) -> Any:
         st = self.states.get(origin)
         if st is None:

@@ -150,7 +150,8 @@ class ClusterConfig:
     in_flight_policy: str = "pause"
     # a node more than this many seconds behind an origin's records says so (replication.lag)
     behind_after_s: float = DEFAULT_BEHIND_AFTER_S
-    # a customer utility's snapshot every this many records (utilities.snapshot; 0: at start and stop only)
+    # a customer or street utility's snapshot every this many records (utilities.snapshot,
+    # utilities.street_snapshot; 0: at start and stop only)
     snapshot_every_records: int = DEFAULT_SNAPSHOT_EVERY
 
     def in_flight_limits(self) -> InFlightLimits:

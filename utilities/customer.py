@@ -79,12 +79,11 @@ from utilities.snapshot import (
     DEFAULT_EVERY_RECORDS,
     KEEP_DAYS,
     CustomerState,
-    Taken,
     encode,
     read_file,
     take_command,
-    write_file,
 )
+from utilities.snapshot_file import Taken, write_file
 from utilities.status import OrderStatus, fold
 from utilities.tasks import TaskSet
 from utilities.txn import TxnAllocator, parse_txn

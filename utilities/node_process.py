@@ -68,6 +68,7 @@ from utilities.session_owner import SessionOwner
 from utilities.session_store import SessionStoreFactory
 from utilities.snapshot import FILE_NAME as SNAPSHOT_FILE
 from utilities.street import StreetUtility
+from utilities.street_snapshot import FILE_NAME as STREET_SNAPSHOT_FILE
 
 log = logging.getLogger("fixgw.node")
 FAREWELL_TIMEOUT_S = 0.5  # the last heartbeat (state "stopping") on the way out
@@ -264,7 +265,7 @@ class NodeProcess:
                 await asyncio.wait_for(self.beat(), FAREWELL_TIMEOUT_S)
             if self.engine is not None:
                 await self.engine.stop()
-            if isinstance(self.app, CustomerUtility):
+            if isinstance(self.app, CustomerUtility | StreetUtility):
                 await self.app.write_snapshot()   # a clean stop: the next start folds nothing
             for t in background:
                 t.cancel()
@@ -388,6 +389,7 @@ class NodeProcess:
             peers=tuple(n.name for n in cfg.nodes_with_role("street") if n.name != me.name),
             liveness=self.liveness, startup_grace_s=cfg.dead_after_s, fence=fence,
             command_ttl_s=TTL_FACTOR * cfg.dead_after_s,
+            snapshot_path=self.dir / "snapshot" / STREET_SNAPSHOT_FILE, snapshot_every=cfg.snapshot_every_records,
         )
         app.quotes = quotes = QuoteFeed(
             name=me.name, cluster=cfg.name, symbol_venues=self.catalogue.symbol_venue, peers=app.peers,
@@ -478,6 +480,8 @@ class NodeProcess:
         if isinstance(self.app, CustomerUtility):
             st["in_flight"] = self.app.in_flight_report()
             st["startup"] = dict(self.app.startup)   # snapshot used or not, records folded (utilities.snapshot)
+        elif isinstance(self.app, StreetUtility):
+            st["startup"] = dict(self.app.startup)   # the same of the street's (utilities.street_snapshot)
         if self.sessions is not None and isinstance(self.app, CustomerUtility):
             st["sessions"] = self.app.session_report()
             st["session_counters"] = dict(self.sessions.counters)

@@ -14,6 +14,7 @@ from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from replication.log import KeyFilter, LogReader
+from replication.matrix import Holding
 from replication.record import Record, RecordType
 
 
@@ -39,6 +40,10 @@ class RecordSource(Protocol):
 
     def high_water_marks(self) -> dict[str, int]:
         """Per origin, the highest sequence number held with every one before it."""
+        ...
+
+    def holding_of(self, origin: str) -> Holding | None:
+        """How this log holds ``origin``'s records: authoritative, read-only, or not at all."""
         ...
 
 

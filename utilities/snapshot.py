@@ -21,9 +21,9 @@ the live view does (:data:`KEEP_DAYS`): a record that arrives up to a day late f
 after a restart as in a full fold; and a fold from a snapshot plus its tail gives the views a
 full fold gives (tests/utilities/test_snapshot.py checks it over random histories).
 
-The file (``<node dir>/snapshot/customer.snap``, written to a temporary file, fsynced, renamed,
-the directory fsynced): a magic line, the format version, a fingerprint of the source of the
-modules whose objects it holds, a SHA-256 of the payload, the payload (a pickle: the state is
+The file (``<node dir>/snapshot/customer.snap``; its header, checks and atomic write are
+:mod:`utilities.snapshot_file`'s, shared with the street utility's snapshot): a magic line, the
+format version, a fingerprint of the source of the modules whose objects it holds, a SHA-256 of the payload, the payload (a pickle: the state is
 Python objects, Decimals, dates and Records, and pickle writes and reads them in a few hundred
 ms at 250,000 orders where a field-by-field encoding would need a codec per class; the file
 is the node's own, in its data directory, as trusted as its LMDB, and read only after its
@@ -43,15 +43,10 @@ full fold of 200,000 records, 2 busy cores); with the process: p99 0.2 ms, max 8
 
 from __future__ import annotations
 
-import copyreg
 import dataclasses
 import datetime as dt
-import hashlib
-import io
 import json
 import logging
-import os
-import pickle
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -60,7 +55,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from replication.codec import decode_record, encode_record
 from replication.log import LogReader
 from replication.record import Record, RecordType
 from utilities.adoption import ORDER_ANSWERS, answered
@@ -71,6 +65,16 @@ from utilities.record_node import RecordSource
 from utilities.risk import RiskView
 from utilities.session_owner import SessionView, learn_fact
 from utilities.session_rule import SessionFact, SessionKey
+from utilities.snapshot_file import (
+    SnapshotError,
+    SnapshotKind,
+    Taken,
+    check_node_and_position,
+    read_bytes,
+    write_file,
+)
+from utilities.snapshot_file import decode as decode_file
+from utilities.snapshot_file import encode as encode_file
 from utilities.status import fold
 
 log = logging.getLogger(__name__)
@@ -85,26 +89,16 @@ KEEP_DAYS = dt.timedelta(days=1)  # the snapshot rolls a day behind the live vie
 RISK_MEMORY = dt.timedelta(days=1)  # the risk view remembers finished orders and fills this long past their day
 # the accepted requests of a client, each under a ClOrdID of its own (a refused one takes none)
 TAKES_CLORDID = frozenset({RecordType.ORDER, RecordType.CANCEL_REQUEST, RecordType.REPLACE_REQUEST})
-_HEADER = len(MAGIC) + 2 + 32 + 32
 # the modules whose objects a snapshot holds, or whose rules made them: another build, another fingerprint
 _SOURCES = ("utilities/snapshot.py", "utilities/adoption.py", "utilities/risk.py", "utilities/positions.py", "utilities/clordids.py",
             "utilities/session_owner.py", "utilities/session_rule.py", "utilities/books.py", "utilities/status.py",
             "replication/record.py", "replication/hlc.py")
+KIND = SnapshotKind("customer", MAGIC, SNAPSHOT_FORMAT, _SOURCES)   # the file: utilities.snapshot_file
 
 
 def fingerprint() -> bytes:
     """SHA-256 of the sources of :data:`_SOURCES` (computed once)."""
-    global _fingerprint
-    if _fingerprint is None:
-        root = Path(__file__).resolve().parents[1]
-        h = hashlib.sha256()
-        for name in _SOURCES:
-            h.update(name.encode() + b"\0" + (root / name).read_bytes())
-        _fingerprint = h.digest()
-    return _fingerprint
-
-
-_fingerprint: bytes | None = None
+    return KIND.fingerprint()
 
 
 @dataclass
@@ -262,101 +256,37 @@ class Snapshot:
     taken_at: float     # time.time() when written
 
 
-def _reduce_record(r: Record) -> tuple[Callable[[bytes], Record], tuple[bytes]]:
-    """A Record pickles as its encoded bytes (its ``extra`` is a read-only mapping pickle refuses)."""
-    return decode_record, (encode_record(r),)
-
-
 def encode(state: CustomerState, position: dict[str, int], records: int,
            reference_prices: dict[str, Decimal]) -> bytes:
     """The file's bytes (see the module doc)."""
-    buf = io.BytesIO()
-    pickler = pickle.Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL)
-    pickler.dispatch_table = {**copyreg.dispatch_table, Record: _reduce_record}
-    pickler.dump({"node": state.me, "position": dict(position), "records": records, "taken_at": time.time(),
-                  "reference_prices": dict(reference_prices), "state": state})
-    payload = buf.getvalue()
-    return MAGIC + SNAPSHOT_FORMAT.to_bytes(2, "big") + fingerprint() + hashlib.sha256(payload).digest() + payload
-
-
-class SnapshotError(Exception):
-    """A snapshot that fails its checks (the text says which)."""
+    return encode_file(KIND, {"node": state.me, "position": dict(position), "records": records,
+                              "taken_at": time.time(), "reference_prices": dict(reference_prices), "state": state})
 
 
 def decode(data: bytes, *, node: str, reference_prices: dict[str, Decimal],
            held: dict[str, int] | None = None) -> Snapshot:
     """Check and read a snapshot; ``held``: the log's high-water marks (a position beyond them
     is refused). Raises SnapshotError."""
-    if not data.startswith(MAGIC) or len(data) < _HEADER:
-        raise SnapshotError("not a customer snapshot (or truncated)")
-    at = len(MAGIC)
-    fmt = int.from_bytes(data[at:at + 2], "big")
-    if fmt != SNAPSHOT_FORMAT:
-        raise SnapshotError(f"format {fmt}, this build reads {SNAPSHOT_FORMAT}")
-    if data[at + 2:at + 34] != fingerprint():
-        raise SnapshotError("written by another build (the modules of the state differ)")
-    payload = data[_HEADER:]
-    if hashlib.sha256(payload).digest() != data[at + 34:at + 66]:
-        raise SnapshotError("checksum mismatch (corrupted or truncated)")
-    try:
-        d = pickle.loads(payload)  # the node's own file, its checksum checked
-        state, position = d["state"], d["position"]
-    except Exception as exc:  # noqa: BLE001 - whatever a bad pickle raises
-        raise SnapshotError(f"unreadable payload: {exc}") from None
-    if not isinstance(state, CustomerState) or not isinstance(position, dict):
+    d = decode_file(KIND, data)
+    state = d.get("state")
+    if not isinstance(state, CustomerState):
         raise SnapshotError("unreadable payload: not a customer state")
-    if d.get("node") != node:
-        raise SnapshotError(f"a snapshot of node {d.get('node')!r}, not {node!r}")
+    position = check_node_and_position(d, node=node, held=held)
     if d.get("reference_prices") != dict(reference_prices):
         raise SnapshotError("the reference prices changed since it was written")
-    if held is not None:
-        beyond = sorted(o for o, seq in position.items() if seq > held.get(o, 0))
-        if beyond:
-            raise SnapshotError(f"its position is beyond the log for {', '.join(beyond)}")
-    return Snapshot(state, {str(k): int(v) for k, v in position.items()}, int(d.get("records", 0)),
-                    float(d.get("taken_at", 0.0)))
-
-
-def write_file(path: Path, data: bytes) -> None:
-    """Atomically: a temporary file, fsynced, renamed over ``path``, the directory fsynced."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")   # a writer of its own (a restarted node's and an old one's)
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    return Snapshot(state, position, int(d.get("records", 0)), float(d.get("taken_at", 0.0)))
 
 
 def read_file(path: Path, *, node: str, reference_prices: dict[str, Decimal],
               held: dict[str, int]) -> tuple[Snapshot | None, str]:
     """The snapshot at ``path`` if it passes its checks, else None and why ("" when there is none)."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return None, ""
-    except OSError as exc:
-        return None, f"cannot read {path}: {exc.strerror}"
+    data, why = read_bytes(path)
+    if data is None:
+        return None, why
     try:
         return decode(data, node=node, reference_prices=reference_prices, held=held), ""
     except SnapshotError as exc:
         return None, f"{path}: {exc}"
-
-
-@dataclass(frozen=True, slots=True)
-class Taken:
-    """What one :func:`take` did."""
-
-    records: int          # records the snapshot is the fold of
-    folded: int           # of which folded now (the rest came from the previous snapshot)
-    bytes: int
-    seconds: float
-    previous: str         # "" or why the previous snapshot was not used
 
 
 def take(node_log: RecordSource, path: Path, *, me: str, reference_prices: dict[str, Decimal],

@@ -6,6 +6,7 @@ A real cluster (``fixgw up``: broker, venues, both customer utilities, streets, 
 snapshots as their records come in; more orders, then SIGKILL (no snapshot at stop), a restart
 by hand: its status file says it started from a snapshot and folded fewer records than its log
 holds, and the customer's status request for its first order is answered from the restarted node.
+Then the same of a street utility (utilities.street_snapshot): killed, restarted from its snapshot.
 """
 
 from __future__ import annotations
@@ -76,5 +77,15 @@ def test_a_killed_customer_utility_restarts_from_its_snapshot_and_answers_a_stat
         qf.status("S0", "1")
         answer = wait_for("the status answer", lambda: qf.status_answers().get("S0"))
         assert answer[37] == first and answer[39] == "0" and answer[150] == "I", answer
+
+        # a street utility too (utilities.street_snapshot), with the same setting: its records of
+        # the 25 orders (SENT, VENUE_ACK, its own and its peer's) made at least one snapshot
+        wait_for("a snapshot at ssu1", lambda: cl.status("ssu1")["counters"].get("snapshots", 0) >= 1)
+        cl.kill("ssu1")
+        cl.start_node("ssu1")
+        startup = cl.status("ssu1")["startup"]
+        assert startup["snapshot"] is True and startup["snapshot_ignored"] == "", startup
+        assert startup["snapshot_records"] >= 40 and startup["folded"] <= 40, startup
+        assert "loaded from a snapshot of" in (cl.base / "ssu1.restart.log").read_text()
     finally:
         qf.close()

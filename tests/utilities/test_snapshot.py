@@ -34,11 +34,11 @@ from utilities.snapshot import (
     MAGIC,
     SNAPSHOT_FORMAT,
     CustomerState,
-    SnapshotError,
     decode,
     read_file,
     take,
 )
+from utilities.snapshot_file import SnapshotError
 
 ME, PEER, STREETS = "cfu1", "cfu2", ("ssu1", "ssu2")
 PRICES = {"AAPL": Decimal(190), "IBM": Decimal(170)}

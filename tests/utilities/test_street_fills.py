@@ -13,7 +13,8 @@ from replication.hlc import HybridLogicalClock
 from replication.log import RecordLog
 from replication.record import RecordType, Role
 from utilities.liveness import Liveness
-from utilities.street import RecentIds, StreetUtility
+from utilities.street import StreetUtility
+from utilities.street_state import RecentIds
 
 
 def test_recent_ids_keep_the_last_ones_and_stay_bounded() -> None:

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from replication.record import Record, RecordType
 from tests.utilities.support_orderrecs import fill, rec
-from utilities.street import SENT_TYPES, _Known
+from utilities.street import _Known
+from utilities.street_state import SENT_TYPES
 
 RECORDS: list[Record] = [
     rec(RecordType.ORDER, 0.0),

@@ -13,7 +13,7 @@ from fixgw.config import SessionID
 from replication.hlc import HybridLogicalClock
 from replication.node import ReplicationNode
 from replication.record import Record, RecordType, Role
-from utilities import street as street_mod
+from utilities import street_state
 from utilities.liveness import Liveness
 from utilities.routing import Command
 from utilities.street import StreetUtility
@@ -21,7 +21,7 @@ from utilities.street import StreetUtility
 
 async def test_requests_beyond_the_cache_are_read_back_from_the_log(tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(street_mod, "REQUEST_LIMIT", 2)
+    monkeypatch.setattr(street_state, "REQUEST_LIMIT", 2)
     async with ReplicationNode(node_id="ssu1", role=Role.STREET, cluster="t", data_dir=tmp_path, mqtt=False) as node:
         for i, kind in enumerate((RecordType.REPLACE_SENT, RecordType.CANCEL_SENT, RecordType.REPLACE_SENT)):
             await node.append(type=kind, txn="cfu1-0.1", status="E", account="ACC1", symbol="AAPL", side="1",
