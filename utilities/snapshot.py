@@ -16,6 +16,14 @@ fold of: per origin a high-water mark, read in the same LMDB read transaction as
 ``seq <= hwm[origin]``, and a start-up folds exactly the records above (a range scan per origin).
 Records held above a gap are left to the tail.
 
+The day views are laid out to load as they are (session 13): ClOrdIDs as day -> client -> id ->
+txn (:mod:`utilities.clordids`), the risk view's finished orders and fills as a set per day
+(:class:`utilities.risk.DayKeys`), each client's orders as lists of txns per (day, BeginString)
+in the file. On the log of ``fixgw bench scale --records 10000000`` (500,000 orders a day), a
+restart from the snapshot of 9,900,000 records went from 6.9, 7.3 and 7.0 s to 5.1, 5.2 and
+4.7 s (``python -m utilities.scalebench restart``, the two builds alternated, each with its own
+snapshot), 896 to 433 MiB RSS, and the snapshot from 142 to 93 MB.
+
 Before it is written, the state forgets what the trading-day roll forgets, one day later than
 the live view does (:data:`KEEP_DAYS`): a record that arrives up to a day late folds the same
 after a restart as in a full fold; and a fold from a snapshot plus its tail gives the views a
