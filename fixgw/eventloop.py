@@ -58,3 +58,13 @@ def settle_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(20000, 50, 50)
+
+
+def loop_running() -> bool:
+    """Whether this thread runs an event loop now (a node's start-up spawns work on it; tests
+    call the same code with none)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True

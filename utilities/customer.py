@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
-import json
 import logging
 import time
 import zlib
@@ -26,6 +25,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from fixgw import eventloop
 from fixgw.application import (
     DoNotSend,
     IncorrectTagValue,
@@ -59,10 +59,8 @@ from utilities import execreports as er
 from utilities.account_inquiries import AccountInquiries
 from utilities.adoption import PeerOrders, Peers, answered
 from utilities.books import new_york_today
-from utilities.child_env import child_env
 from utilities.clordids import ClOrdIds
 from utilities.customer_marketdata import CustomerMarketData
-from utilities.errors import UtilitiesError
 from utilities.fencing import Fence
 from utilities.gcpause import gc_paused
 from utilities.in_flight import ANSWERED, REQUEST_ANSWERED, REQUESTS_ENDED, InFlight, InFlightLimits
@@ -84,6 +82,7 @@ from utilities.snapshot import (
     take_command,
 )
 from utilities.snapshot_file import Taken, write_file
+from utilities.snapshot_writer import SnapshotWriter
 from utilities.status import OrderStatus, fold
 from utilities.tasks import TaskSet
 from utilities.txn import TxnAllocator, parse_txn
@@ -101,12 +100,6 @@ TIFS = frozenset({*TimeInForce, "6"})  # and GTD (6), which only a venue may ref
 LEDGER_SLICE = 64  # orders of the start-up's tail booked into the account ledger per loop turn (utilities.positions)
 
 
-def _loop_running() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
 
 
 class CustomerUtility(MessageCracker):
@@ -156,8 +149,6 @@ class CustomerUtility(MessageCracker):
         self.risk: RiskView = self.state.risk
         self.snapshot_path = snapshot_path
         self.snapshot_every = snapshot_every
-        self._since_snapshot = 0
-        self._snapshotting: asyncio.Future[Taken] | None = None
         # how the last start-up went: snapshot used or why not, records folded, seconds (status file, bench)
         self.startup: dict[str, Any] = {}
         self.router = Router(ttl_s=TTL_FACTOR * liveness.dead_after_s)
@@ -185,6 +176,12 @@ class CustomerUtility(MessageCracker):
                          "reported_again": 0, "possdup_known": 0, "throttled": 0, "not_stored": 0,
                          "fenced_requests": 0, "superseded": 0, "in_flight_holds": 0, "in_flight_rejects": 0,
                          "md_not_resent": 0, "snapshots": 0, "adopted": 0}
+        # its snapshots: a process of its own each, one at a time (utilities.snapshot_writer)
+        self.snapshots = SnapshotWriter(
+            name=node_name, path=snapshot_path, every=snapshot_every, log_dir=lambda: getattr(self.node.log, "path", None),
+            command=lambda log_dir, path: take_command(log_dir, path, me=self.name, reference_prices=self.reference_prices,
+                                                       today=self.today()),
+            spawn=self._spawn, counters=self.counters)
         # NewOrderSingle read -> PendingNew (or Rejected) handed to the engine, seconds
         self.ack_latency = LatencyHistogram()
         self.sessions = sessions
@@ -257,7 +254,7 @@ class CustomerUtility(MessageCracker):
             folded = state.fold_from(rd, snap.position if snap is not None else {}, held, settle=False)
             later = False
             if path is not None and (snap is None or folded >= max(1, self.snapshot_every // 2)):
-                if snap is not None and _loop_running():
+                if snap is not None and eventloop.loop_running():
                     # after the load, by the snapshot process (write_snapshot) as the periodic ones
                     # are: encoding and writing it here kept customers waiting (~2 s at 10,000,000
                     # records); from nothing it is written here, the fold being already done
@@ -295,7 +292,7 @@ class CustomerUtility(MessageCracker):
         state.peer_orders = {}                          # kept only in snapshots; live in self.peer_orders
         self.node.add_listener(self.on_record)
         if self.inquiries.accounts.backlog:
-            if _loop_running():
+            if eventloop.loop_running():
                 self._spawn(self.book_ledger())
             else:
                 self.inquiries.accounts.settle()   # no event loop to book them on
@@ -346,50 +343,9 @@ class CustomerUtility(MessageCracker):
             self.sessions.on_fact(*got)
 
     # ------------------------------------------------------------------ snapshots
-    async def _take_snapshot(self, path: Path) -> Taken:
-        """utilities.snapshot.take in a process of its own (the log opened read-only there)."""
-        log_dir = getattr(self.node.log, "path", None)
-        if not isinstance(log_dir, Path):
-            raise UtilitiesError(f"{self.name}: its log has no directory to snapshot from")
-        cmd = take_command(log_dir, path, me=self.name, reference_prices=self.reference_prices, today=self.today())
-        proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE,
-                                                    stderr=asyncio.subprocess.PIPE, env=child_env())
-        out, err = await proc.communicate()
-        if proc.returncode != 0:
-            raise UtilitiesError(f"{self.name}: the snapshot process exited {proc.returncode}: "
-                                 f"{err.decode(errors='replace')[-2000:]}")
-        return Taken(**json.loads(out.decode().strip().splitlines()[-1]))
-
     async def write_snapshot(self) -> Taken | None:
-        """A snapshot now (a worker thread, one at a time: a call while one is being written waits
-        for it, then writes its own): the newest one plus the records since. None when this
-        utility keeps none, or it failed (logged; the next one folds what this one would have)."""
-        if self.snapshot_path is None:
-            return None
-        while (running := self._snapshotting) is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(running)
-        self._since_snapshot = 0
-        self._snapshotting = fut = asyncio.ensure_future(self._take_snapshot(self.snapshot_path))
-
-        def done(_: asyncio.Future[Taken]) -> None:
-            # only once the process is done: a stop waits for it before the log is closed
-            if self._snapshotting is fut:
-                self._snapshotting = None
-        fut.add_done_callback(done)
-        try:
-            taken = await asyncio.shield(fut)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("%s: snapshot not written", self.name)
-            return None
-        if taken.previous:
-            log.warning("%s: the previous snapshot was not used: %s", self.name, taken.previous)
-        self.counters["snapshots"] += 1
-        log.info("%s: snapshot of %d records written (%d folded since the last one, %d bytes, %.2f s)",
-                 self.name, taken.records, taken.folded, taken.bytes, taken.seconds)
-        return taken
+        """A snapshot now (utilities.snapshot_writer); None when none is kept or it failed."""
+        return await self.snapshots.write()
 
     def _trading_day(self) -> dt.date:
         """Today; on the first call of a new trading day, the ids of earlier days whose
@@ -819,10 +775,7 @@ class CustomerUtility(MessageCracker):
     # ------------------------------------------------------------------ records in
     def on_record(self, r: Record) -> None:
         self._index(r)
-        self._since_snapshot += 1
-        if self.snapshot_every and self._since_snapshot >= self.snapshot_every and self._snapshotting is None:
-            self._since_snapshot = -(1 << 62)   # one at a time: counted again once it has started
-            self._spawn(self.write_snapshot())
+        self.snapshots.record_added()
         self.inquiries.on_record(r)
         self.peer_orders.see(r)
         if r.type not in STREET_TYPES:

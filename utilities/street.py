@@ -32,14 +32,13 @@ records, a start-up took 15-19 s and each question 30-38 s before; 0.4 s and 3-1
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import logging
 import time
 from collections.abc import Awaitable, Mapping
 from pathlib import Path
 from typing import Any
 
+from fixgw import eventloop
 from fixgw.application import DoNotSend, MessageCracker, handles
 from fixgw.config import SessionID
 from fixgw.message import Message
@@ -50,8 +49,6 @@ from replication.errors import LogClosedError, RecordDecodeError
 from replication.log import KeyFilter
 from replication.record import Record, RecordType
 from utilities.books import trade_date_of
-from utilities.child_env import child_env
-from utilities.errors import UtilitiesError
 from utilities.execreports import fmt
 from utilities.fencing import Fence
 from utilities.gcpause import gc_paused
@@ -62,6 +59,7 @@ from utilities.record_node import RecordNode
 from utilities.routing import Command, decode_commands
 from utilities.snapshot import DEFAULT_EVERY_RECORDS
 from utilities.snapshot_file import Taken
+from utilities.snapshot_writer import SnapshotWriter
 from utilities.status import fold
 from utilities.street_snapshot import read_file, take, take_command
 from utilities.street_state import (
@@ -158,8 +156,6 @@ class StreetUtility(MessageCracker):
         self._authoritative: KeyFilter = lambda origin, seq: True   # set by load(): by the log's holdings
         self.snapshot_path = snapshot_path
         self.snapshot_every = snapshot_every
-        self._since_snapshot = 0
-        self._snapshotting: asyncio.Future[Taken] | None = None
         # how the last start-up went: snapshot used or why not, records folded, seconds (status file)
         self.startup: dict[str, Any] = {}
         self.inflight: set[str] = set()
@@ -185,6 +181,11 @@ class StreetUtility(MessageCracker):
                          "fenced_commands": 0, "withheld": 0, "moved": 0, "stale_commands": 0,
                          "reconciled": 0, "canceled_by_venue": 0, "rechecked": 0, "resends_withheld": 0, "superseded": 0, "unknown_ignored": 0, "not_ready": 0,
                          "snapshots": 0}
+        # its snapshots: a process of its own each, one at a time (utilities.snapshot_writer)
+        self.snapshots = SnapshotWriter(
+            name=node_name, path=snapshot_path, every=snapshot_every, log_dir=lambda: getattr(self.node.log, "path", None),
+            command=lambda log_dir, path: take_command(log_dir, path, me=self.name),
+            spawn=self._spawn, counters=self.counters)
 
     # ------------------------------------------------------------------ start-up
     @property
@@ -229,7 +230,7 @@ class StreetUtility(MessageCracker):
         else:
             log.info("%s: no snapshot used: folded the whole log, %d record(s), in %.2f s", self.name, folded, load_s)
         if path is not None and (snap is None or folded >= max(1, self.snapshot_every // 2)):
-            if _loop_running():
+            if eventloop.loop_running():
                 self.startup["snapshot_written"] = "later"
                 self._spawn(self.write_snapshot())
             else:
@@ -247,56 +248,12 @@ class StreetUtility(MessageCracker):
         if len(state.open_orders.dirty) >= SETTLE_DIRTY and not self._settling:
             self._settling = True
             self._spawn(self._settle_open())
-        self._since_snapshot += 1
-        if self.snapshot_every and self._since_snapshot >= self.snapshot_every and self._snapshotting is None:
-            self._since_snapshot = -(1 << 62)   # one at a time: counted again once it has started
-            self._spawn(self.write_snapshot())
+        self.snapshots.record_added()
 
     # ------------------------------------------------------------------ snapshots
-    async def _take_snapshot(self, path: Path) -> Taken:
-        """utilities.street_snapshot.take in a process of its own (the log opened read-only there)."""
-        log_dir = getattr(self.node.log, "path", None)
-        if not isinstance(log_dir, Path):
-            raise UtilitiesError(f"{self.name}: its log has no directory to snapshot from")
-        proc = await asyncio.create_subprocess_exec(*take_command(log_dir, path, me=self.name),
-                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-                                                    env=child_env())
-        out, err = await proc.communicate()
-        if proc.returncode != 0:
-            raise UtilitiesError(f"{self.name}: the snapshot process exited {proc.returncode}: "
-                                 f"{err.decode(errors='replace')[-2000:]}")
-        return Taken(**json.loads(out.decode().strip().splitlines()[-1]))
-
     async def write_snapshot(self) -> Taken | None:
-        """A snapshot now (a process of its own, one at a time: a call while one is being written
-        waits for it, then writes its own): the newest one plus the records since. None when
-        this utility keeps none, or it failed (logged; the next one folds what this one would have)."""
-        if self.snapshot_path is None:
-            return None
-        while (running := self._snapshotting) is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(running)
-        self._since_snapshot = 0
-        self._snapshotting = fut = asyncio.ensure_future(self._take_snapshot(self.snapshot_path))
-
-        def done(_: asyncio.Future[Taken]) -> None:
-            # only once the process is done: a stop waits for it before the log is closed
-            if self._snapshotting is fut:
-                self._snapshotting = None
-        fut.add_done_callback(done)
-        try:
-            taken = await asyncio.shield(fut)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("%s: snapshot not written", self.name)
-            return None
-        if taken.previous:
-            log.warning("%s: the previous snapshot was not used: %s", self.name, taken.previous)
-        self.counters["snapshots"] += 1
-        log.info("%s: snapshot of %d records written (%d folded since the last one, %d bytes, %.2f s)",
-                 self.name, taken.records, taken.folded, taken.bytes, taken.seconds)
-        return taken
+        """A snapshot now (utilities.snapshot_writer); None when none is kept or it failed."""
+        return await self.snapshots.write()
 
     def _sent_as(self, order: Record) -> str | None:
         """Another txn under which this customer order (its client and ClOrdID, today) went to
@@ -1000,9 +957,3 @@ class _NoHeartbeat:
 _NO_HB: Any = _NoHeartbeat()
 
 
-def _loop_running() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
