@@ -268,22 +268,31 @@ class CustomerUtility(MessageCracker):
         self._adopt(state)
         requests = sorted(state.requests.values(), key=lambda r: r.seq)
         state.requests = {}                             # kept only in snapshots
-        folds: dict[str, tuple[list[Record], bool]] = {}     # txn -> (its records, final): a txn's requests fold once
+        # each request of the tail goes to the router, which drops it at once if a street record
+        # answers it (most: they are filled or resting); only the others are folded, to leave
+        # out those whose order is final anyway (a read and fold of every order cost ~1 s of a
+        # restart at fixgw bench scale --records 10000000)
+        txn_records: dict[str, list[Record]] = {}   # txn -> its records (a txn's requests read them once)
+        final: dict[str, bool] = {}
+        router = self.router
         for r in requests:
-            got = folds.get(r.txn)
-            if got is None:
-                recs = node_log.records_for_txn(r.txn)
-                st = fold(recs)
-                got = folds[r.txn] = (recs, st is not None and st.is_terminal)
-            recs, final = got
-            if final:
-                continue
-            if r.session and not any(_answers(s, r) for s in recs):
-                self._take_flight(r, SessionID(str(r.extra.get("begin") or "FIX.4.4"), self.comp_id, r.session))
-            self.router.add(r)
+            recs = txn_records.get(r.txn)
+            if recs is None:
+                recs = txn_records[r.txn] = node_log.records_for_txn(r.txn)
+            rid = router.add(r)
             for s in recs:
                 if s.type in STREET_TYPES:
-                    self.router.answered_by(s)
+                    router.answered_by(s)
+            if rid not in router.pending:
+                continue
+            done = final.get(r.txn)
+            if done is None:
+                st = fold(recs)
+                done = final[r.txn] = st is not None and st.is_terminal
+            if done:
+                router.forget(rid)
+            elif r.session and not any(_answers(s, r) for s in recs):
+                self._take_flight(r, SessionID(str(r.extra.get("begin") or "FIX.4.4"), self.comp_id, r.session))
         self._trading_day()  # forget the ids of earlier days whose orders are done
         peer_orders = self.peer_orders
         for txn, r in sorted(state.peer_orders.items(), key=lambda kv: (kv[1].origin, kv[1].seq)):

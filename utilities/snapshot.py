@@ -247,9 +247,11 @@ class CustomerState:
         finished before yesterday are forgotten. (ClOrdIDs released, risk entries forgotten.)"""
         dropped = self.clids.roll(today)
         risk = self.risk
-        for txns in self.client_txns.values():
-            for txn in [t for t, (day, _) in txns.items() if day < today and t not in risk.open]:
-                del txns[txn]
+        open_ = risk.open
+        for client, txns in self.client_txns.items():
+            # each client's orders copied with those kept (a day's worth goes at once: 475,000 at
+            # 500,000 orders a day, deleted one by one, were ~0.15 s of a restart's roll)
+            self.client_txns[client] = {t: v for t, v in txns.items() if v[0] >= today or t in open_}
         forgotten = risk.forget_before(today - RISK_MEMORY)
         return dropped, forgotten
 
