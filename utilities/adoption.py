@@ -37,6 +37,17 @@ from utilities.routing import ANSWERS
 ORDER_ANSWERS = ANSWERS[RecordType.ORDER]
 
 
+def track(waiting: dict[str, Record], r: Record, *, from_peer: bool) -> None:
+    """The rule, for the live view and the snapshot's alike: a peer's ORDER waits (its txn ->
+    the record); a street's answer, or the peer's rejection of its own order, ends the wait."""
+    t = r.type
+    if t is RecordType.ORDER:
+        if from_peer:
+            waiting.setdefault(r.txn, r)
+    elif t in ORDER_ANSWERS or t is RecordType.ORDER_REJECTED:
+        waiting.pop(r.txn, None)
+
+
 def answered(records: Iterable[Record]) -> bool:
     """Whether an order's records (from the log) hold a street's answer or its rejection."""
     return any(s.type in ORDER_ANSWERS or s.type is RecordType.ORDER_REJECTED for s in records)
@@ -62,13 +73,8 @@ class PeerOrders:
         self.waiting: dict[str, Record] = {}   # txn -> the peer's ORDER record
 
     def see(self, r: Record) -> None:
-        """A record added to the log (live or at start-up)."""
-        t = r.type
-        if t is RecordType.ORDER:
-            if r.origin in self.peers:
-                self.waiting.setdefault(r.txn, r)
-        elif t in ORDER_ANSWERS or (t is RecordType.ORDER_REJECTED and r.origin in self.peers):
-            self.waiting.pop(r.txn, None)
+        """A record added to the log (live)."""
+        track(self.waiting, r, from_peer=r.origin in self.peers)
 
     def drop(self, txn: str) -> None:
         self.waiting.pop(txn, None)

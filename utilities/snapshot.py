@@ -65,7 +65,7 @@ from typing import Any
 
 from replication.log import LogReader
 from replication.record import Record, RecordType
-from utilities.adoption import ORDER_ANSWERS, answered
+from utilities.adoption import answered, track
 from utilities.books import trade_date_of
 from utilities.clordids import ClOrdIds, Days
 from utilities.positions import AccountLedger
@@ -195,14 +195,10 @@ class CustomerState:
         me, requests, peer_orders = self.me, self.requests, self.peer_orders
         for r in records:
             self.index(r, ledger=ledger)
-            t = r.type
-            if t in TAKES_CLORDID:
-                if r.origin == me:
-                    requests[r.seq] = r
-                elif t is RecordType.ORDER:
-                    peer_orders.setdefault(r.txn, r)
-            elif t in ORDER_ANSWERS or t is RecordType.ORDER_REJECTED:
-                peer_orders.pop(r.txn, None)
+            mine = r.origin == me
+            if mine and r.type in TAKES_CLORDID:
+                requests[r.seq] = r
+            track(peer_orders, r, from_peer=not mine)   # (customer records come from customer utilities only)
             n += 1
         return n
 

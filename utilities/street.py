@@ -955,5 +955,3 @@ class _NoHeartbeat:
 
 
 _NO_HB: Any = _NoHeartbeat()
-
-

@@ -22,7 +22,7 @@ txns to fold again are folded by the street once there are ``utilities.street.SE
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,7 +63,7 @@ class RecentIds:
     def __len__(self) -> int:
         return len(self._ids)
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[str]:
         return iter(self._ids)
 
     def add(self, item: str) -> None:
@@ -83,8 +83,8 @@ class StreetState:
     def index(self, r: Record, authoritative: bool) -> None:
         """One record into the views (live, at start-up, in the snapshot process).
         ``authoritative``: held as such (the open orders are the fold of those only)."""
-        if authoritative and r.txn:
-            self.open_orders.dirty.add(r.txn)
+        if authoritative:
+            self.open_orders.see(r)
         rtype = r.type
         if rtype in REQUEST_TYPES:
             vid = str(r.extra.get("venue_cl_ord_id", ""))
