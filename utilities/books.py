@@ -15,6 +15,23 @@ Opening balances
     account, the latest by clock (then record key) is the opening state: a correction
     replaces, it does not add. Other ``extra`` keys (limits, ...) are left to their readers.
 
+Balances carried forward (retention)
+    A node's log may not keep every order for ever (issue 18: the records of orders final
+    before the last closed trading days are archived and removed), so the firm carries each
+    account's balances forward: an ACCOUNT record with ``extra["as_of"]`` (an ISO date, see
+    :func:`carry_extra`) whose ``cash`` / ``position.<SYMBOL>`` are the traded amounts and
+    ``settled_cash`` / ``settled_position.<SYMBOL>`` the settled amounts with every trade
+    of trade date ``<= as_of`` in them. With such an opening, a trade adds to ``traded`` only
+    if its trade date is after ``as_of``, and to ``settled`` only if it is settled with a
+    settlement date after ``as_of``: the trades the carry holds count once whether their
+    orders are still in the log or not, which is what lets a node remove them. An opening
+    with an ``as_of`` outranks one without, and a later ``as_of`` an earlier one (then the
+    clock): a carry is never undone by an older record that arrives late. Its
+    ``last_px.<SYMBOL>`` / ``last_at.<SYMBOL>`` give each symbol's last trade price as of
+    then and that trade's clock (``wall_ns:logical:node``), so the last price of a symbol whose
+    trades were removed stays what it was (:attr:`Books.last_px`: the latest of the trades held
+    and the carried prices).
+
 Trades
     The records of each order are folded with :func:`utilities.status.fold`; each distinct
     fill of an order (de-duplicated by ``exec_id`` within the order, exactly as the fold does) is
@@ -80,6 +97,11 @@ BUY_SIDES = frozenset({"1", "3"})
 SELL_SIDES = frozenset({"2", "4", "5", "6"})
 CASH_KEY = "cash"
 POSITION_PREFIX = "position."
+AS_OF_KEY = "as_of"
+SETTLED_CASH_KEY = "settled_cash"
+SETTLED_POSITION_PREFIX = "settled_position."
+LAST_PX_PREFIX = "last_px."
+LAST_AT_PREFIX = "last_at."
 SETTLED_STATUS = "settled"
 
 _EXACT = decimal.Context(prec=80, rounding=decimal.ROUND_HALF_EVEN)
@@ -234,9 +256,36 @@ class Cash:
 
 @dataclass(frozen=True, slots=True)
 class AccountOpening:
+    """An account's opening state (an ACCOUNT record): see Opening balances and Balances
+    carried forward in the module doc. ``cash`` and ``positions`` are traded amounts; the settled
+    ones are the same unless the record carries its own (a carry)."""
+
     account: str
     cash: Decimal
     positions: Mapping[str, Decimal] = field(default_factory=dict)
+    as_of: dt.date | None = None                    # trades of trade date <= as_of are in it
+    settled_cash: Decimal | None = None             # None: ``cash``
+    settled_positions: Mapping[str, Decimal] = field(default_factory=dict)   # missing: ``positions``'s
+    last_px: Mapping[str, tuple[Hlc, Decimal]] = field(default_factory=dict)  # symbol -> (trade clock, price)
+
+    @property
+    def cash_settled(self) -> Decimal:
+        return self.cash if self.settled_cash is None else self.settled_cash
+
+    def position_settled(self, symbol: str) -> Decimal:
+        got = self.settled_positions.get(symbol)
+        return self.positions.get(symbol, _ZERO) if got is None else got
+
+    def symbols(self) -> list[str]:
+        return sorted(set(self.positions) | set(self.settled_positions))
+
+
+def opening_rank(r: Record) -> tuple[str, int, int, str, str, int]:
+    """How ACCOUNT records of one account rank (the highest opens it): a carry's ``as_of``
+    first (none ranks lowest), then the clock, then the record key."""
+    as_of = r.extra.get(AS_OF_KEY)
+    h = r.hlc
+    return (as_of if isinstance(as_of, str) else "", h.wall_ns, h.logical, h.node, r.origin, r.seq)
 
 
 def account_record(*, origin: str, seq: int, hlc: Hlc, account: str, cash: Decimal,
@@ -278,18 +327,96 @@ def account_opening(r: Record) -> AccountOpening:
     """Parse an ACCOUNT record; ValueError names the record and the bad key."""
     if r.type is not RecordType.ACCOUNT or not r.account:
         raise InvalidValue(f"record {r.origin}:{r.seq} is not an ACCOUNT record with an account")
+
+    def bad(key: str, e: ValueError) -> InvalidValue:
+        return InvalidValue(f"ACCOUNT record {r.origin}:{r.seq} extra[{key!r}]: {e}")
+
     try:
         cash = _as_decimal(r.extra.get(CASH_KEY, 0))
     except ValueError as e:
-        raise InvalidValue(f"ACCOUNT record {r.origin}:{r.seq} extra[{CASH_KEY!r}]: {e}") from None
+        raise bad(CASH_KEY, e) from None
+    as_of: dt.date | None = None
+    settled_cash: Decimal | None = None
+    if AS_OF_KEY in r.extra:
+        as_of = _iso_date(r.extra[AS_OF_KEY])
+        if as_of is None:
+            raise bad(AS_OF_KEY, InvalidValue(f"expected an ISO date, got {r.extra[AS_OF_KEY]!r}"))
+    if SETTLED_CASH_KEY in r.extra:
+        try:
+            settled_cash = _as_decimal(r.extra[SETTLED_CASH_KEY])
+        except ValueError as e:
+            raise bad(SETTLED_CASH_KEY, e) from None
     positions: dict[str, Decimal] = {}
+    settled: dict[str, Decimal] = {}
+    prices: dict[str, Decimal] = {}
+    stamps: dict[str, Hlc] = {}
     for k, v in r.extra.items():
-        if k.startswith(POSITION_PREFIX) and len(k) > len(POSITION_PREFIX):
-            try:
-                positions[k[len(POSITION_PREFIX):]] = _as_decimal(v)
-            except ValueError as e:
-                raise InvalidValue(f"ACCOUNT record {r.origin}:{r.seq} extra[{k!r}]: {e}") from None
-    return AccountOpening(account=r.account, cash=cash, positions=dict(sorted(positions.items())))
+        for prefix, into in ((POSITION_PREFIX, positions), (SETTLED_POSITION_PREFIX, settled), (LAST_PX_PREFIX, prices)):
+            if k.startswith(prefix) and len(k) > len(prefix):
+                try:
+                    into[k[len(prefix):]] = _as_decimal(v)
+                except ValueError as e:
+                    raise bad(k, e) from None
+        if k.startswith(LAST_AT_PREFIX) and len(k) > len(LAST_AT_PREFIX):
+            stamp = _parse_stamp(v)
+            if stamp is None:
+                raise bad(k, InvalidValue(f"expected 'wall_ns:logical:node', got {v!r}"))
+            stamps[k[len(LAST_AT_PREFIX):]] = stamp
+    last_px = {sym: (stamps[sym], px) for sym, px in sorted(prices.items()) if sym in stamps}
+    return AccountOpening(account=r.account, cash=cash, positions=dict(sorted(positions.items())), as_of=as_of,
+                          settled_cash=settled_cash, settled_positions=dict(sorted(settled.items())), last_px=last_px)
+
+
+def _parse_stamp(v: object) -> Hlc | None:
+    if not isinstance(v, str):
+        return None
+    wall, _, rest = v.partition(":")
+    logical, _, node = rest.partition(":")
+    try:
+        return Hlc(int(wall), int(logical), node)
+    except ValueError:
+        return None
+
+
+def carry_extra(books: Books, account: str, as_of: dt.date) -> dict[str, Scalar]:
+    """The amounts of the ACCOUNT record that carries ``account``'s balances forward to the end
+    of ``as_of`` (see Balances carried forward): its opening in ``books`` plus every trade of trade
+    date ``<= as_of`` (traded) and every trade settled with a settlement date ``<= as_of``
+    (settled), and the last price of every symbol as of then. ``books`` must hold every trade of
+    those dates and have settled every one due by ``as_of``; the caller adds the account's
+    limits. An ``as_of`` before the opening's own is refused."""
+    o = books.opening(account)
+    prev = o.as_of if o is not None else None
+    if prev is not None and as_of < prev:
+        raise InvalidValue(f"carry of {account} as of {as_of}: its balances are carried to {prev} already")
+    cash_t = o.cash if o is not None else _ZERO
+    cash_s = o.cash_settled if o is not None else _ZERO
+    pos_t: dict[str, Decimal] = dict(o.positions) if o is not None else {}
+    pos_s: dict[str, Decimal] = {sym: o.position_settled(sym) for sym in o.symbols()} if o is not None else {}
+    last = {sym: seen for sym, seen in books.carried_last_px().items()}
+    with decimal.localcontext(_EXACT):
+        for t in books.trades():
+            if t.price is not None and t.trade_date <= as_of:
+                seen = last.get(t.symbol)
+                if seen is None or seen[0] < t.hlc:
+                    last[t.symbol] = (t.hlc, t.price)
+            if t.account != account:
+                continue
+            dq, dc = t.qty_delta, t.cash_delta
+            if (prev is None or t.trade_date > prev) and t.trade_date <= as_of:
+                cash_t += dc
+                pos_t[t.symbol] = pos_t.get(t.symbol, _ZERO) + dq
+            if t.settled and (prev is None or t.settle_date > prev) and t.settle_date <= as_of:
+                cash_s += dc
+                pos_s[t.symbol] = pos_s.get(t.symbol, _ZERO) + dq
+    out: dict[str, Scalar] = {AS_OF_KEY: as_of.isoformat(), CASH_KEY: cash_t, SETTLED_CASH_KEY: cash_s}
+    for sym in sorted(set(pos_t) | set(pos_s)):
+        out[POSITION_PREFIX + sym] = pos_t.get(sym, _ZERO)
+        out[SETTLED_POSITION_PREFIX + sym] = pos_s.get(sym, _ZERO)
+    for sym, (h, px) in sorted(last.items()):
+        out[LAST_PX_PREFIX + sym] = px
+        out[LAST_AT_PREFIX + sym] = f"{h.wall_ns}:{h.logical}:{h.node}"
+    return out
 
 
 def settled_record(s: Settlement, *, origin: str, seq: int, hlc: Hlc) -> Record:
@@ -424,8 +551,12 @@ class Books:
 
     def __init__(self, *, openings: Mapping[str, AccountOpening], trades: Iterable[Trade],
                  orders: Mapping[str, OrderStatus], reserved: Mapping[str, Decimal],
-                 sell_reserved: Mapping[tuple[str, str], Decimal], anomalies: Iterable[str]) -> None:
+                 sell_reserved: Mapping[tuple[str, str], Decimal], anomalies: Iterable[str],
+                 last_px: Mapping[str, tuple[Hlc, Decimal]] | None = None) -> None:
         self._openings = dict(openings)
+        self.last_px: Mapping[str, tuple[Hlc, Decimal]] = dict(last_px or {})
+        """Per symbol, the clock and price of its last trade: of the fills held and the prices
+        the openings carry (see Balances carried forward)."""
         # Hlc's order spread into its fields: compared in C, not by Hlc.__lt__ (a third of a merge)
         self._trades = tuple(sorted(trades, key=lambda t: (t.hlc.wall_ns, t.hlc.logical, t.hlc.node, t.ref)))
         self._orders = dict(orders)
@@ -434,14 +565,16 @@ class Books:
         self.anomalies: tuple[str, ...] = tuple(sorted(set(anomalies)))
         pos: dict[tuple[str, str], list[Decimal]] = defaultdict(lambda: [_ZERO, _ZERO, _ZERO])
         cash: dict[str, list[Decimal]] = defaultdict(lambda: [_ZERO, _ZERO, _ZERO])
+        cut: dict[str, dt.date] = {}       # account -> its carry's as_of
         with decimal.localcontext(_EXACT):
             for acct, o in self._openings.items():
-                cash[acct] = [o.cash, o.cash, o.cash]
-                for sym, q in o.positions.items():
-                    pos[(acct, sym)] = [q, q, q]
+                cash[acct] = [o.cash, o.cash_settled, o.cash]
+                for sym in o.symbols():
+                    q = o.positions.get(sym, _ZERO)
+                    pos[(acct, sym)] = [q, o.position_settled(sym), q]
+                if o.as_of is not None:
+                    cut[acct] = o.as_of
             for t in self._trades:
-                p = pos[(t.account, t.symbol)]
-                c = cash[t.account]
                 # Trade.qty_delta / cash_delta inlined (cash_delta enters a decimal context of its
                 # own a call; this loop is inside _EXACT already): the same values
                 notional = t.qty * t.price if t.price is not None else _ZERO
@@ -449,11 +582,22 @@ class Books:
                     dq, dc = t.qty, -notional
                 else:
                     dq, dc = -t.qty, notional
-                p[2] += dq
-                c[2] += dc
-                if t.settled:
-                    p[1] += dq
-                    c[1] += dc
+                as_of = cut.get(t.account)
+                if as_of is None:
+                    p = pos[(t.account, t.symbol)]
+                    c = cash[t.account]
+                    p[2] += dq
+                    c[2] += dc
+                    if t.settled:
+                        p[1] += dq
+                        c[1] += dc
+                    continue
+                if t.trade_date > as_of:     # in the carry already otherwise
+                    pos[(t.account, t.symbol)][2] += dq
+                    cash[t.account][2] += dc
+                if t.settled and t.settle_date > as_of:
+                    pos[(t.account, t.symbol)][1] += dq
+                    cash[t.account][1] += dc
         self._positions = {k: Position(k[0], k[1], v[0], v[1], v[2]) for k, v in sorted(pos.items())}
         self._cash = {k: Cash(k, v[0], v[1], v[2]) for k, v in sorted(cash.items())}
         accts = set(self._cash) | set(self._reserved) | {o.account for o in self._orders.values() if o.account}
@@ -515,21 +659,31 @@ class Books:
         # itself, so the whole set is not sorted (that sort was ~5% of Books.from_records, cProfile, 50k records).
         firm_recs = sorted(unique.values(), key=_key)
 
-        # opening balances: latest ACCOUNT record per account
+        # opening balances: per account, the highest-ranked ACCOUNT record that parses
         openings: dict[str, AccountOpening] = {}
+        ranks: dict[str, tuple[str, int, int, str, str, int]] = {}
         for r in firm_recs:
             if r.type is RecordType.ACCOUNT:
                 try:
-                    openings[r.account] = account_opening(r)
+                    got = account_opening(r)
                 except ValueError as e:
                     anomalies.append(str(e))
+                    continue
+                rank = opening_rank(r)
+                if r.account not in ranks or ranks[r.account] < rank:
+                    openings[r.account], ranks[r.account] = got, rank
+        for o in openings.values():      # prices carried by the openings: a trade held later wins
+            for sym, seen in o.last_px.items():
+                prev_px = last_px.get(sym)
+                if prev_px is None or prev_px[0] < seen[0]:
+                    last_px[sym] = seen
 
         trades = book_settlements(fill_trades, firm_recs, holidays, anomalies)
 
         # reservations of open orders
         reserved, sell_reserved = reservations(orders.items(), refs, last_px, anomalies)
         return cls(openings=openings, trades=trades.values(), orders=orders, reserved=reserved,
-                   sell_reserved=sell_reserved, anomalies=anomalies)
+                   sell_reserved=sell_reserved, anomalies=anomalies, last_px=last_px)
 
     # ---- queries -----------------------------------------------------------------------
 
@@ -539,6 +693,16 @@ class Books:
 
     def opening(self, account: str) -> AccountOpening | None:
         return self._openings.get(account)
+
+    def carried_last_px(self) -> dict[str, tuple[Hlc, Decimal]]:
+        """Per symbol, the latest last price the openings carry (see Balances carried forward)."""
+        out: dict[str, tuple[Hlc, Decimal]] = {}
+        for o in self._openings.values():
+            for sym, seen in o.last_px.items():
+                prev = out.get(sym)
+                if prev is None or prev[0] < seen[0]:
+                    out[sym] = seen
+        return out
 
     def position(self, account: str, symbol: str) -> Position:
         return self._positions.get((account, symbol)) or Position(account, symbol, _ZERO, _ZERO, _ZERO)

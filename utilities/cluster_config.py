@@ -22,6 +22,7 @@ from utilities.in_flight import (
     POLICIES,
     InFlightLimits,
 )
+from utilities.retention import DEFAULT_KEEP_DAYS
 from utilities.snapshot import DEFAULT_EVERY_RECORDS as DEFAULT_SNAPSHOT_EVERY
 
 ROLES = ("customer", "street", "firm")
@@ -153,6 +154,9 @@ class ClusterConfig:
     # a customer or street utility's snapshot every this many records (utilities.snapshot,
     # utilities.street_snapshot; 0: at start and stop only)
     snapshot_every_records: int = DEFAULT_SNAPSHOT_EVERY
+    # closed trading days whose finished orders stay in every node's live log (utilities.retention);
+    # the firm carries the balances forward to the day before them
+    retention_days: int = DEFAULT_KEEP_DAYS
 
     def in_flight_limits(self) -> InFlightLimits:
         return InFlightLimits(
@@ -322,7 +326,7 @@ def parse_cluster_config(data: Mapping[str, Any], source: Path) -> ClusterConfig
     r.check_keys(cluster, {"name", "data_dir", "heartbeat_s", "dead_after_s", "fix_store_sync", "map_size",
                            "map_limit", "fix_log_keep_days", "dashboard_port", "dashboard_host",
                            "restart_children", "max_in_flight", "max_in_flight_per_session", "in_flight_policy",
-                           "behind_after_s", "snapshot_every_records"}, "cluster.")
+                           "behind_after_s", "snapshot_every_records", "retention_days"}, "cluster.")
     name = r.str_(cluster, "name", "cluster.")
     data_dir = Path(r.str_(cluster, "data_dir", "cluster.", "var/" + name))
     if not data_dir.is_absolute():
@@ -356,6 +360,9 @@ def parse_cluster_config(data: Mapping[str, Any], source: Path) -> ClusterConfig
     if isinstance(snapshot_every, bool) or not isinstance(snapshot_every, int) or snapshot_every < 0:
         raise r.fail("cluster.snapshot_every_records", "a whole number of records >= 0 (0: a snapshot only at "
                      "start-up and at a clean stop)", snapshot_every)
+    retention_days = cluster.get("retention_days", DEFAULT_KEEP_DAYS)
+    if isinstance(retention_days, bool) or not isinstance(retention_days, int) or not 0 <= retention_days <= 366:
+        raise r.fail("cluster.retention_days", "a whole number of closed trading days from 0 to 366", retention_days)
     behind_after_s = cluster.get("behind_after_s", DEFAULT_BEHIND_AFTER_S)
     if isinstance(behind_after_s, bool) or not isinstance(behind_after_s, (int, float)) or not behind_after_s > 0:
         raise r.fail("cluster.behind_after_s", "a number of seconds > 0", behind_after_s)
@@ -489,7 +496,7 @@ def parse_cluster_config(data: Mapping[str, Any], source: Path) -> ClusterConfig
         dashboard_port=dashboard_port, dashboard_host=dashboard_host, restart_children=restart_children,
         max_in_flight=max_in_flight, max_in_flight_per_session=max_in_flight_per_session,
         in_flight_policy=in_flight_policy, behind_after_s=float(behind_after_s),
-        snapshot_every_records=snapshot_every,
+        snapshot_every_records=snapshot_every, retention_days=retention_days,
     )
 
 

@@ -5,6 +5,16 @@ ACCOUNT records for the accounts in the cluster config (once, so that customer a
 utilities can check orders against them), SETTLED records as trades reach settlement
 (T+1), and at the end of each trading day POSITION / BUYING_POWER snapshots, an
 END_OF_DAY record and the day's books in ``<data>/eod/<date>.json`` and ``.txt``.
+
+Carrying balances forward (retention, :mod:`utilities.retention`)
+    Once a day, after settling, it carries every account's balances forward to the retention
+    cutoff (the trading day before the last ``retention_days`` closed ones): one more ACCOUNT
+    record per account, with ``as_of`` and the amounts of every trade up to then
+    (:func:`utilities.books.carry_extra`) and the account's limits as they were. From then on,
+    the orders finished and settled by that day may leave every node's live log without changing
+    a balance anywhere. It does so only when it holds every record the other nodes announced
+    (``caught_up``): a trade of the carried days that reached the firm after the carry would be
+    left out of the balances.
 """
 
 from __future__ import annotations
@@ -13,24 +23,32 @@ import asyncio
 import datetime as dt
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from replication.record import Record, RecordType
 from utilities.books import (
+    AS_OF_KEY,
     CASH_KEY,
+    LAST_AT_PREFIX,
+    LAST_PX_PREFIX,
     POSITION_PREFIX,
+    SETTLED_CASH_KEY,
+    SETTLED_POSITION_PREFIX,
     Books,
+    carry_extra,
     dec_str,
     end_of_day_report,
     format_report_text,
     new_york_today,
+    opening_rank,
     settlements_due,
     trade_date_of,
 )
 from utilities.record_node import RecordNode
+from utilities.retention import cutoff_day
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +67,8 @@ class FirmNode:
         eod_dir: Path,
         reference_prices: Mapping[str, Decimal] | None = None,
         today: Any = None,                           # () -> date (New York); injectable for tests
+        retention_days: int | None = None,           # None: balances are never carried forward
+        caught_up: Callable[[], bool] | None = None,  # holds every record the others announced
     ) -> None:
         self.node = node
         self.name = node_name
@@ -56,8 +76,11 @@ class FirmNode:
         self.eod_dir = eod_dir
         self.reference_prices = dict(reference_prices or {})
         self.today = today or new_york_today
-        self.counters = {"settled": 0, "eod_runs": 0}
+        self.retention_days = retention_days
+        self.caught_up = caught_up or (lambda: True)
+        self.counters = {"settled": 0, "eod_runs": 0, "carried": 0}
         self._last_day: dt.date | None = None
+        self._carry_due: dt.date | None = None
 
     async def open_accounts(self) -> int:
         """Write an ACCOUNT record for each configured account that has none yet from us."""
@@ -126,18 +149,52 @@ class FirmNode:
         log.info("%s: end of day %s written to %s", self.name, trade_date, path)
         return path
 
+    async def carry_forward(self, as_of: dt.date) -> int:
+        """Carry every account's balances forward to the end of ``as_of`` (see the module doc);
+        accounts carried that far already are left alone. How many ACCOUNT records it wrote."""
+        records = self.records()
+        books = self.books(records)
+        latest: dict[str, Record] = {}
+        for r in records:
+            if r.type is RecordType.ACCOUNT and r.account and r.origin == self.name and (
+                    r.account not in latest or opening_rank(latest[r.account]) < opening_rank(r)):
+                latest[r.account] = r
+        written = 0
+        for acct, rec in sorted(latest.items()):
+            opening = books.opening(acct)
+            if opening is None or (opening.as_of is not None and opening.as_of >= as_of):
+                continue
+            extra: dict[str, Any] = {k: v for k, v in rec.extra.items() if not _carried_key(k)}
+            extra.update(carry_extra(books, acct, as_of))
+            await self.node.append(type=RecordType.ACCOUNT, txn=account_txn(acct), status="open", account=acct,
+                                   extra=extra)
+            written += 1
+        if written:
+            self.counters["carried"] += written
+            log.info("%s: balances of %d account(s) carried forward to %s", self.name, written, as_of)
+        return written
+
     async def daily_once(self) -> None:
-        """Once per New York date: end of day for the dates before it, then settle what is due."""
+        """Once per New York date: end of day for the dates before it, settle what is due, then
+        carry the balances forward to the retention cutoff."""
         today = self.today()
-        if today == self._last_day:
-            return      # the books are folded over every record: once a day, not every pass
-        done = self.eod_done()
-        dates = sorted({trade_date_of(r.hlc) for r in self.node.log.iter_type(RecordType.FILL)})
-        for d in dates:
-            if d < today and d.isoformat() not in done:
-                await self.end_of_day(d)
-        await self.settle(today)
-        self._last_day = today
+        if today != self._last_day:     # the books are folded over every record: once a day, not every pass
+            done = self.eod_done()
+            dates = sorted({trade_date_of(r.hlc) for r in self.node.log.iter_type(RecordType.FILL)})
+            for d in dates:
+                if d < today and d.isoformat() not in done:
+                    await self.end_of_day(d)
+            await self.settle(today)
+            self._last_day = today
+            if self.retention_days is not None:
+                self._carry_due = cutoff_day(today, self.retention_days)
+        if self._carry_due is not None:
+            if not self.caught_up():
+                log.warning("%s: balances not carried forward to %s yet: records other nodes announced are not "
+                            "all here (tried again at the next pass)", self.name, self._carry_due)
+                return
+            await self.carry_forward(self._carry_due)
+            self._carry_due = None
 
     async def run_daily(self, interval: float = 30.0) -> None:
         while True:
@@ -146,6 +203,12 @@ class FirmNode:
             except Exception:
                 log.exception("%s: end-of-day pass failed", self.name)
             await asyncio.sleep(interval)
+
+
+def _carried_key(key: str) -> bool:
+    """An ACCOUNT record's ``extra`` key that a carry forward sets (the rest are limits, kept)."""
+    return key in (CASH_KEY, SETTLED_CASH_KEY, AS_OF_KEY) or key.startswith(
+        (POSITION_PREFIX, SETTLED_POSITION_PREFIX, LAST_PX_PREFIX, LAST_AT_PREFIX))
 
 
 def books_summary(books: Books) -> dict[str, Any]:

@@ -410,8 +410,15 @@ class NodeProcess:
         return [watchdog, asyncio.create_task(app.run_takeover()), asyncio.create_task(quotes.run())]
 
     async def start_firm(self, node: ReplicationNode) -> list[asyncio.Task[Any]]:
+        others = [n for n in self.cfg.nodes if n != self.me.name]
+
+        def caught_up() -> bool:
+            digests, hwms = node.peer_digests(), node.log.high_water_marks()
+            return all(n in digests and hwms.get(n, 0) >= digests[n].head for n in others)
+
         firm = FirmNode(node=node, node_name=self.me.name, accounts=self.cfg.accounts, eod_dir=self.dir / "eod",
-                        reference_prices=self.catalogue.prices)
+                        reference_prices=self.catalogue.prices, retention_days=self.cfg.retention_days,
+                        caught_up=caught_up)
         self.app = firm
         await firm.open_accounts()
         return [asyncio.create_task(firm.run_daily())]

@@ -43,6 +43,7 @@ Last prices
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import decimal
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -56,6 +57,7 @@ from utilities.books import (
     Books,
     Trade,
     account_opening,
+    opening_rank,
     order_trades,
     reservations,
     settled_ref,
@@ -110,12 +112,15 @@ class AccountView:
 
 
 def last_prices(books: Books) -> dict[str, Decimal]:
-    """Each symbol's last trade price in ``books`` (trades are in clock order)."""
-    out: dict[str, Decimal] = {}
+    """Each symbol's last trade price in ``books``: its latest trade (trades are in clock order),
+    or the price the account openings carry when that is later (a carry, see :mod:`utilities.books`)."""
+    seen = books.carried_last_px()
     for t in books.trades():
         if t.price is not None:
-            out[t.symbol] = t.price
-    return out
+            prev = seen.get(t.symbol)
+            if prev is None or not t.hlc < prev[0]:
+                seen[t.symbol] = (t.hlc, t.price)
+    return {sym: px for sym, (_, px) in seen.items()}
 
 
 def account_view(books: Books, account: str, *,
@@ -185,9 +190,10 @@ class AddedRecords:
 
 
 Key = tuple[str, int]
-Amounts = dict[tuple[str, str], tuple[Decimal, Decimal]]
-"""What one order adds to the books: per (account, symbol) the (traded, settled) quantity,
-per (account, "") the (traded, settled) cash."""
+Amounts = dict[tuple[str, str], dict[dt.date, tuple[Decimal, Decimal]]]
+"""What one order adds to the books: per (account, symbol) the quantity and per (account, "")
+the cash, by date: the traded amount under its trades' trade date, the settled amount under their
+settlement date (a carry forward takes in whole dates: see :mod:`utilities.books`)."""
 
 _CASH = ""
 
@@ -207,17 +213,19 @@ def _booked(txn: str, records: Iterable[Record]) -> tuple[OrderStatus | None, di
 
 
 def _amounts(trades: Iterable[Trade]) -> Amounts:
-    out: dict[tuple[str, str], list[Decimal]] = {}
+    out: dict[tuple[str, str], dict[dt.date, list[Decimal]]] = {}
     with decimal.localcontext(_EXACT):
         for t in trades:
             for line, d in (((t.account, t.symbol), t.qty_delta), ((t.account, _CASH), t.cash_delta)):
-                v = out.get(line)
-                if v is None:
-                    v = out[line] = [_ZERO, _ZERO]
+                days = out.get(line)
+                if days is None:
+                    days = out[line] = {}
+                v = days.get(t.trade_date) or days.setdefault(t.trade_date, [_ZERO, _ZERO])
                 v[0] += d
                 if t.settled:
+                    v = days.get(t.settle_date) or days.setdefault(t.settle_date, [_ZERO, _ZERO])
                     v[1] += d
-    return {line: (v[0], v[1]) for line, v in out.items()}
+    return {line: {day: (v[0], v[1]) for day, v in days.items()} for line, days in out.items()}
 
 
 @dataclass(slots=True)
@@ -256,7 +264,9 @@ class AccountLedger:
         self.source: TxnRecords | None = None
         self.added = AddedRecords()
         self.openings: dict[str, dict[Key, Record]] = {}   # account -> its ACCOUNT records (few)
-        self.totals: dict[tuple[str, str], list[Decimal]] = {}  # (account, symbol or "") -> [traded, settled] of every booked order
+        self.totals: dict[tuple[str, str], list[Decimal]] = {}  # (account, symbol or "") -> [traded, settled] of every booked order, past the carry
+        self.by_day: dict[tuple[str, str], dict[dt.date, list[Decimal]]] = {}   # the same by date (traded by trade date, settled by settlement date)
+        self.cuts: dict[str, dt.date] = {}                 # account -> the as_of of its carry (trades up to then are in its opening)
         self.live: dict[str, _Booked] = {}                 # txn -> the booking of an order not final
         self.pending: dict[str, dict[Key, Record | None]] = {}   # txn -> its records added, not booked yet (None: read it again), oldest txn first
         self.strays: dict[str, dict[Key, Record]] = {}     # txn -> SETTLED records naming its fill but filed under another txn
@@ -264,7 +274,8 @@ class AccountLedger:
         self._bulk = False
 
     def __getstate__(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("added", "openings", "totals", "live", "pending", "strays", "_last")}
+        return {k: getattr(self, k) for k in ("added", "openings", "totals", "by_day", "cuts", "live", "pending",
+                                              "strays", "_last")}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.source = None
@@ -303,8 +314,7 @@ class AccountLedger:
         self.added.add(r.origin, r.seq)
         rtype = r.type
         if rtype is RecordType.ACCOUNT:
-            if r.account:
-                self.openings.setdefault(r.account, {})[key] = r
+            self._opened(key, r)
             return
         if rtype is RecordType.SETTLED:
             group = _settled_group(r)
@@ -357,20 +367,53 @@ class AccountLedger:
                 held[k] = got
         self._apply(txn, old, held.values())
 
+    def _opened(self, key: Key, r: Record) -> None:
+        """An ACCOUNT record: kept; a carry forward past the account's last one takes the
+        amounts of the dates it carries out of the totals (they are in the opening now)."""
+        if not r.account:
+            return
+        self.openings.setdefault(r.account, {})[key] = r
+        try:
+            got = account_opening(r)
+        except ValueError:
+            return
+        for sym, (h, px) in got.last_px.items():
+            self._price(sym, (h.wall_ns, h.logical, h.node, ""), px)
+        cut = got.as_of
+        if cut is None or cut <= self.cuts.get(r.account, dt.date.min):
+            return
+        self.cuts[r.account] = cut
+        with decimal.localcontext(_EXACT):
+            for line, days in self.by_day.items():
+                if line[0] != r.account:
+                    continue
+                t = self.totals[line]
+                for day in [d for d in days if d <= cut]:
+                    traded, settled = days.pop(day)
+                    t[0] -= traded
+                    t[1] -= settled
+
     def _apply(self, txn: str, old: Amounts, held: Iterable[Record]) -> None:
         """Book ``txn`` as ``held`` makes it, having added ``old`` before."""
         status, trades = _booked(txn, held)
         amounts = _amounts(trades.values())
-        totals = self.totals
+        totals, by_day, cuts = self.totals, self.by_day, self.cuts
         with decimal.localcontext(_EXACT):
-            for line, (traded, settled) in old.items():
-                t = totals[line]
-                t[0] -= traded
-                t[1] -= settled
-            for line, (traded, settled) in amounts.items():
-                t = totals.get(line) or totals.setdefault(line, [_ZERO, _ZERO])
-                t[0] += traded
-                t[1] += settled
+            for sign, what in ((-1, old), (1, amounts)):
+                for line, days in what.items():
+                    cut = cuts.get(line[0])
+                    t = totals.get(line) or totals.setdefault(line, [_ZERO, _ZERO])
+                    mine = by_day.get(line)
+                    if mine is None:
+                        mine = by_day[line] = {}
+                    for day, (traded, settled) in days.items():
+                        if cut is not None and day <= cut:
+                            continue     # in the account's opening (a carry forward)
+                        t[0] += sign * traded
+                        t[1] += sign * settled
+                        v = mine.get(day) or mine.setdefault(day, [_ZERO, _ZERO])
+                        v[0] += sign * traded
+                        v[1] += sign * settled
         if status is not None and not status.is_terminal:
             self.live[txn] = _Booked(status, amounts)
         for trade in trades.values():
@@ -393,8 +436,7 @@ class AccountLedger:
                 key = (r.origin, r.seq)
                 rtype = r.type
                 if rtype is RecordType.ACCOUNT:
-                    if r.account:
-                        self.openings.setdefault(r.account, {})[key] = r
+                    self._opened(key, r)
                 elif rtype is RecordType.SETTLED and (group := _settled_group(r)) != txn:
                     strays.setdefault(group, {})[key] = r
                     if group.encode() < txn.encode():    # booked already: again once the pass is over
@@ -419,10 +461,9 @@ class AccountLedger:
         return {sym: px for sym, (_, px) in self._last.items()}
 
     def opening(self, account: str) -> AccountOpening | None:
-        """The latest ACCOUNT record of ``account`` that parses (as :class:`Books` opens it)."""
+        """The highest-ranked ACCOUNT record of ``account`` that parses (as :class:`Books` opens it)."""
         got: AccountOpening | None = None
-        for r in sorted(self.openings.get(account, {}).values(),
-                        key=lambda r: (r.hlc.wall_ns, r.hlc.logical, r.hlc.node, r.origin, r.seq)):
+        for r in sorted(self.openings.get(account, {}).values(), key=opening_rank):
             try:
                 got = account_opening(r)
             except ValueError:
@@ -437,20 +478,22 @@ class AccountLedger:
         last = self.last_prices()
         refs = dict(reference_prices or {})
         opening = self.opening(account)
-        open_positions = opening.positions if opening is not None else {}
-        symbols = sorted({sym for (acct, sym) in self.totals if acct == account and sym != _CASH} | set(open_positions))
+        open_symbols = opening.symbols() if opening is not None else []
+        symbols = sorted({sym for (acct, sym) in self.totals if acct == account and sym != _CASH} | set(open_symbols))
         lines: list[PositionLine] = []
         with decimal.localcontext(_EXACT):
             for sym in symbols:
-                q = open_positions.get(sym, _ZERO)
+                q = opening.positions.get(sym, _ZERO) if opening is not None else _ZERO
+                qs = opening.position_settled(sym) if opening is not None else _ZERO
                 traded, settled = self.totals.get((account, sym), (_ZERO, _ZERO))
-                line = PositionLine(symbol=sym, opening=q, traded=q + traded, settled=q + settled,
+                line = PositionLine(symbol=sym, opening=q, traded=q + traded, settled=qs + settled,
                                     price=last[sym] if sym in last else refs.get(sym, _ZERO))
                 if line.traded != 0 or line.opening != 0 or line.settled != 0:
                     lines.append(line)
             cash0 = opening.cash if opening is not None else _ZERO
+            cash0_settled = opening.cash_settled if opening is not None else _ZERO
             traded, settled = self.totals.get((account, _CASH), (_ZERO, _ZERO))
-            cash, cash_settled = cash0 + traded, cash0 + settled
+            cash, cash_settled = cash0 + traded, cash0_settled + settled
             reserved, _ = reservations(((t, b.status) for t, b in self.live.items() if b.status.account == account),
                                        last, {}, [])
             held = reserved.get(account, _ZERO)

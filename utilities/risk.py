@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 from replication.record import Record, RecordType
-from utilities.books import account_opening, trade_date_of
+from utilities.books import account_opening, opening_rank, trade_date_of
 from utilities.status import fill_key
 
 BUY = "1"
@@ -40,7 +40,7 @@ class _Account:
     active: bool = True
     max_order_qty: Decimal | None = None
     max_notional: Decimal | None = None
-    opened_at: tuple[int, int, str] = (0, 0, "")
+    opened_at: tuple[str, int, int, str] = ("", 0, 0, "")   # the ACCOUNT record's rank: a carry's as_of, then its clock
 
 
 @dataclass
@@ -134,6 +134,11 @@ class RiskView:
         self.accounts: dict[str, _Account] = {}
         self.traded_cash: dict[str, Decimal] = {}
         self.traded_pos: dict[tuple[str, str], Decimal] = {}
+        # the traded amounts by trade date, per (account, symbol or ""): a carry forward of the
+        # account's balances (an ACCOUNT record with an as_of, utilities.books) takes the dates
+        # it carries out of the totals; fills of those dates that come later are not added
+        self.traded_days: dict[tuple[str, str], dict[dt.date, Decimal]] = {}
+        self.cuts: dict[str, dt.date] = {}
         self.reserved_cash: dict[str, Decimal] = {}
         self.reserved_pos: dict[tuple[str, str], Decimal] = {}
         self.open: dict[str, _Open] = {}
@@ -165,9 +170,11 @@ class RiskView:
             opening = account_opening(r)
         except ValueError:
             return
-        stamp = (r.hlc.wall_ns, r.hlc.logical, r.hlc.node)
+        for sym, (_, px) in opening.last_px.items():
+            self.last_px.setdefault(sym, px)
+        rank = opening_rank(r)[:4]
         acct = self.accounts.get(r.account)
-        if acct is not None and acct.opened_at > stamp:
+        if acct is not None and acct.opened_at > rank:
             return
         self.accounts[r.account] = _Account(
             cash=opening.cash,
@@ -175,8 +182,23 @@ class RiskView:
             active=r.extra.get("active", True) is not False,
             max_order_qty=_dec(r.extra.get("max_order_qty")),
             max_notional=_dec(r.extra.get("max_notional")),
-            opened_at=stamp,
+            opened_at=rank,
         )
+        cut = opening.as_of
+        if cut is None or cut <= self.cuts.get(r.account, dt.date.min):
+            return
+        self.cuts[r.account] = cut
+        for line, days in self.traded_days.items():
+            if line[0] != r.account:
+                continue
+            for day in [d for d in days if d <= cut]:
+                self._traded(line, -days.pop(day))
+
+    def _traded(self, line: tuple[str, str], amount: Decimal) -> None:
+        if line[1]:
+            self.traded_pos[line] = self.traded_pos.get(line, Decimal(0)) + amount
+        else:
+            self.traded_cash[line[0]] = self.traded_cash.get(line[0], Decimal(0)) + amount
 
     def _order(self, r: Record) -> None:
         if r.txn in self.open or r.txn in self.closed:
@@ -210,13 +232,15 @@ class RiskView:
         day = trade_date_of(r.hlc)
         self.fills.add(key, day)
         notional = qty * px
-        pos_key = (r.account, r.symbol)
-        if r.side == BUY:
-            self.traded_cash[r.account] = self.traded_cash.get(r.account, Decimal(0)) - notional
-            self.traded_pos[pos_key] = self.traded_pos.get(pos_key, Decimal(0)) + qty
-        else:
-            self.traded_cash[r.account] = self.traded_cash.get(r.account, Decimal(0)) + notional
-            self.traded_pos[pos_key] = self.traded_pos.get(pos_key, Decimal(0)) - qty
+        cut = self.cuts.get(r.account)
+        if cut is None or day > cut:      # else in the account's carried-forward opening
+            dq, dc = (qty, -notional) if r.side == BUY else (-qty, notional)
+            for line, amount in (((r.account, r.symbol), dq), ((r.account, ""), dc)):
+                self._traded(line, amount)
+                days = self.traded_days.get(line)
+                if days is None:
+                    days = self.traded_days[line] = {}
+                days[day] = days.get(day, Decimal(0)) + amount
         self.last_px[r.symbol] = px
         o = self.open.get(r.txn)
         if o is not None:

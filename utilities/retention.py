@@ -1,0 +1,97 @@
+"""Which orders may leave a node's live log: the retention rule (issue 18, item 2).
+
+Every node's log is insert-only and grew with history: restarts, memory and disk with it.
+The firm's end-of-day books are the system of record for closed days, so the records of an
+order that was over before the last :data:`DEFAULT_KEEP_DAYS` closed trading days may be
+archived (written to a file per day, ``replication.archive``) and removed from the live log,
+on every node by this same rule.
+
+Why removing them leaves every view the same
+    An order's records count in three places: its own status (asked for by OrderStatusRequest:
+    an order closed days ago is answered from the archive by an operator, not by the utility),
+    the pre-trade and ledger views of a customer utility, and the firm's books. The last two
+    are sums over every trade ever made, so the firm first carries each account's balances
+    forward to the end of the cutoff day: an ACCOUNT record with ``as_of`` (see Balances
+    carried forward in :mod:`utilities.books`) that holds every trade of trade date up to then.
+    With it, trades of those dates count through the opening and not one by one, so whether
+    their orders are still in the log changes nothing. ``tests/utilities/test_retention.py``
+    checks it over random histories: the books, a customer utility's ledger and its risk view
+    of every record equal those of the records left after removing what this rule picks.
+
+The rule (:func:`removable`), for one order's records as this node holds them
+    * its status (the fold) is final: Filled, Canceled, Rejected or Expired; an order still open,
+      however old (a GTC order), stays with all its records;
+    * every record is stamped (trade date, New York) on or before the cutoff day;
+    * every trade of it is settled, with a settlement date on or before the cutoff day (the
+      SETTLED records are filed under the order's txn, and go with it);
+    * the account's balances are carried forward to the cutoff day or later (the caller
+      checks that once per account: :func:`carried_to`).
+
+    A node that holds only part of an order (a street utility holds no customer records) applies
+    the rule to what it holds. A record of a removed order that arrives later (a replica that was
+    away) is stored as any record; its trade is in the carry already, so it adds nothing to the
+    balances.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Collection, Iterable, Mapping
+
+from replication.record import Record, RecordType
+from utilities.books import account_opening, opening_rank, order_trades, trade_date_of
+from utilities.status import ORDER_FLOW_TYPES, fold
+
+DEFAULT_KEEP_DAYS = 2
+"""Closed trading days whose orders stay in the live log (``[cluster] retention_days``)."""
+
+
+def cutoff_day(today: dt.date, keep_days: int = DEFAULT_KEEP_DAYS, holidays: Collection[dt.date] = ()) -> dt.date:
+    """The last trading day whose finished orders may leave the live log on ``today`` (New York):
+    the trading day before the last ``keep_days`` closed ones. On Wednesday with 2 days kept
+    (Tuesday and Monday), Friday."""
+    if keep_days < 0:
+        raise ValueError(f"keep_days must be >= 0, got {keep_days}")
+    d = today
+    for _ in range(keep_days + 1):
+        d -= dt.timedelta(days=1)
+        while d.weekday() >= 5 or d in holidays:
+            d -= dt.timedelta(days=1)
+    return d
+
+
+def carried_to(account_records: Iterable[Record]) -> dt.date | None:
+    """The day an account's balances are carried forward to: the ``as_of`` of its
+    highest-ranked ACCOUNT record that parses (None: never carried)."""
+    best: tuple[tuple[str, int, int, str, str, int], dt.date | None] | None = None
+    for r in account_records:
+        if r.type is not RecordType.ACCOUNT:
+            continue
+        try:
+            opening = account_opening(r)
+        except ValueError:
+            continue
+        rank = opening_rank(r)
+        if best is None or best[0] < rank:
+            best = (rank, opening.as_of)
+    return best[1] if best is not None else None
+
+
+def removable(txn: str, records: Iterable[Record], cutoff: dt.date, carried: Mapping[str, dt.date | None],
+              holidays: Collection[dt.date] = ()) -> bool:
+    """Whether the order ``txn`` (its records as this node holds them) may leave the live log
+    with balances carried to ``carried[account]`` (see the module doc)."""
+    recs = list(records)
+    if not recs or not any(r.type in ORDER_FLOW_TYPES for r in recs):
+        return False
+    for r in recs:
+        if trade_date_of(r.hlc) > cutoff:
+            return False
+    status = fold(recs)
+    if status is None or not status.is_terminal:
+        return False
+    carry = carried.get(status.account) if status.account else None
+    trades, _ = order_trades(txn, recs, holidays=holidays)
+    if trades and (carry is None or carry < cutoff):
+        return False
+    return all(t.settled and t.settle_date <= cutoff for t in trades.values())
