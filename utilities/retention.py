@@ -37,7 +37,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
 
+from replication.codec import decode_record
+from replication.log import RecordLog
 from replication.record import Record, RecordType
 from utilities.books import account_opening, opening_rank, order_trades, trade_date_of
 from utilities.status import ORDER_FLOW_TYPES, fold
@@ -95,3 +98,52 @@ def removable(txn: str, records: Iterable[Record], cutoff: dt.date, carried: Map
     if trades and (carry is None or carry < cutoff):
         return False
     return all(t.settled and t.settle_date <= cutoff for t in trades.values())
+
+
+@dataclass(slots=True)
+class Plan:
+    """What one retention pass over a log would remove: the orders by the day they closed
+    (the last trade date among their records: the day of their archive file)."""
+
+    cutoff: dt.date
+    by_day: dict[dt.date, list[str]] = field(default_factory=dict)
+    scanned: int = 0          # records read to find the candidates
+    candidates: int = 0       # orders with a record stamped on or before the cutoff
+    kept: int = 0             # of those, the ones the rule keeps (open, not settled, not carried)
+
+    @property
+    def orders(self) -> int:
+        return sum(len(txns) for txns in self.by_day.values())
+
+
+def plan(log: RecordLog, cutoff: dt.date, *, holidays: Collection[dt.date] = ()) -> Plan:
+    """The orders this log may remove at ``cutoff`` (see the module doc), found without reading
+    the whole log: an origin's records come in its clock's order, so each origin is read from
+    its oldest record held to its first one stamped after the cutoff. What a pass removed is no
+    longer there to read, so a daily pass reads about one day of records plus the orders kept
+    (still open)."""
+    out = Plan(cutoff)
+    accounts: dict[str, list[Record]] = {}
+    for _, raw in log.iter_txn_range("account:", "account;"):
+        r = decode_record(raw)
+        if r.type is RecordType.ACCOUNT and r.account:
+            accounts.setdefault(r.account, []).append(r)
+    carried = {acct: carried_to(rs) for acct, rs in accounts.items()}
+    txns: dict[str, None] = {}
+    for origin in sorted(log.origin_states()):
+        for _, raw in log.iter_raw(origin):
+            out.scanned += 1
+            r = decode_record(raw)
+            if trade_date_of(r.hlc) > cutoff:
+                break
+            if r.type in ORDER_FLOW_TYPES or r.type is RecordType.SETTLED:
+                txns.setdefault(r.txn)
+    out.candidates = len(txns)
+    for txn in txns:
+        recs = log.records_for_txn(txn)
+        if removable(txn, recs, cutoff, carried, holidays):
+            day = max(trade_date_of(r.hlc) for r in recs)
+            out.by_day.setdefault(day, []).append(txn)
+        else:
+            out.kept += 1
+    return out

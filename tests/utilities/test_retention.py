@@ -13,14 +13,17 @@ import itertools
 import random
 from collections import defaultdict
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from replication.codec import encode_record
 from replication.hlc import Hlc
-from replication.record import Record
+from replication.log import RecordLog
+from replication.record import Record, Role
 from replication.record import RecordType as T
 from tests.utilities.support_orderrecs import SECOND, T0, fill, rec
 from utilities.books import (
@@ -32,7 +35,7 @@ from utilities.books import (
     settlements_due,
 )
 from utilities.positions import AccountLedger, last_prices
-from utilities.retention import carried_to, cutoff_day, removable
+from utilities.retention import carried_to, cutoff_day, plan, removable
 from utilities.risk import RiskView
 
 D = Decimal
@@ -210,22 +213,13 @@ def test_removing_what_the_rule_picks_changes_no_balance(h: tuple[list[Record], 
 def test_a_week_of_orders_carried_and_removed() -> None:
     """Tuesday to the next Tuesday: by Friday's carry, Tuesday's and Wednesday's finished and
     settled orders go; an order still open and one filled Thursday (settles Friday) stay."""
-    terms: dict[str, Any] = {"account": "ACC1", "symbol": "AAPL", "side": "1", "order_qty": D(10)}
-    rs = [opening_record("ACC1", "100000", AAPL="100"),
-          rec(T.ORDER, 0, txn="c-0.1", **terms), fill(1, 10, "10", "E1", txn="c-0.1", status="2", **terms),
-          rec(T.ORDER, DAY_S, txn="c-0.2", **terms), rec(T.CANCELED, DAY_S + 5, txn="c-0.2", status="4", **terms),
-          rec(T.ORDER, DAY_S + 60, txn="c-0.3", **terms),                               # still open (GTC)
-          rec(T.ORDER, 2 * DAY_S, txn="c-0.4", **terms), fill(2 * DAY_S + 1, 10, "11", "E2", txn="c-0.4",
-                                                             status="2", **terms)]
+    full, wed = week()
     fri = TUE + dt.timedelta(days=3)
-    for k in (1, 2, 3):     # the firm settles each day what is due that day
-        rs += settle_all(rs, TUE + dt.timedelta(days=k))
-    full = rs + carries(rs, TUE + dt.timedelta(days=1), at_day(fri, 18))    # carried to Wednesday
-    left, gone = removed(full, TUE + dt.timedelta(days=1))
+    rs = [r for r in full if "as_of" not in r.extra]
+    left, gone = removed(full, wed)
     assert gone == {"c-0.1", "c-0.2"}
     carry = account_opening(full[-1])
-    assert (carry.as_of, carry.cash, carry.cash_settled, carry.positions) == (
-        TUE + dt.timedelta(days=1), D(99900), D(99900), {"AAPL": D(110)})
+    assert (carry.as_of, carry.cash, carry.cash_settled, carry.positions) == (wed, D(99900), D(99900), {"AAPL": D(110)})
     assert carry.last_px["AAPL"][1] == D(10)
     for rs_ in (full, left):
         b = Books.from_records(rs_)
@@ -236,7 +230,37 @@ def test_a_week_of_orders_carried_and_removed() -> None:
     full2 = full + carries(full, fri, at_day(fri, 19))
     assert removed(full2, fri)[1] == {"c-0.1", "c-0.2", "c-0.4"}
     # not carried far enough: a filled order stays; one that never traded goes
-    assert removed(rs, TUE + dt.timedelta(days=1))[1] == {"c-0.2"}
+    assert removed(rs, wed)[1] == {"c-0.2"}
+
+
+def week() -> tuple[list[Record], dt.date]:
+    """The records of :func:`test_a_week_of_orders_carried_and_removed`, carried to Wednesday."""
+    terms: dict[str, Any] = {"account": "ACC1", "symbol": "AAPL", "side": "1", "order_qty": D(10)}
+    rs = [opening_record("ACC1", "100000", AAPL="100"),
+          rec(T.ORDER, 0, txn="c-0.1", **terms), fill(1, 10, "10", "E1", txn="c-0.1", status="2", **terms),
+          rec(T.ORDER, DAY_S, txn="c-0.2", **terms), rec(T.CANCELED, DAY_S + 5, txn="c-0.2", status="4", **terms),
+          rec(T.ORDER, DAY_S + 60, txn="c-0.3", **terms),
+          rec(T.ORDER, 2 * DAY_S, txn="c-0.4", **terms), fill(2 * DAY_S + 1, 10, "11", "E2", txn="c-0.4",
+                                                             status="2", **terms)]
+    for k in (1, 2, 3):
+        rs += settle_all(rs, TUE + dt.timedelta(days=k))
+    wed = TUE + dt.timedelta(days=1)
+    return rs + carries(rs, wed, at_day(TUE + dt.timedelta(days=3), 18)), wed
+
+
+def test_plan_reads_a_real_log_up_to_the_cutoff_and_picks_what_the_rule_picks(tmp_path: Path) -> None:
+    rs, wed = week()
+    roles = {"cfu1": Role.CUSTOMER, "ssu1": Role.STREET, "firm": Role.FIRM}
+    with RecordLog(tmp_path, node_id="cfu2", role=Role.CUSTOMER) as log:
+        with log.write() as batch:
+            for origin, role in roles.items():
+                mine = sorted((r for r in rs if r.origin == origin), key=lambda r: r.seq)
+                batch.insert(role, [(r, encode_record(r)) for r in mine])
+        got = plan(log, wed)
+    assert got.by_day == {wed: ["c-0.1", "c-0.2"]} and got.orders == 2     # c-0.1 settled Wednesday
+    assert (got.candidates, got.kept) == (3, 1)            # c-0.3 is open; c-0.4 is Thursday's
+    # each origin is read up to its first record stamped after the cutoff, not to its end
+    assert got.scanned < len(rs)
 
 
 def test_a_carry_is_not_undone_by_an_older_account_record() -> None:
