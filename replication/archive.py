@@ -31,7 +31,7 @@ Speed
     ``python -m replication.archivebench DIR/scale-*/log`` on the customer-utility log of
     ``fixgw bench scale --records 100000 --keep --data DIR`` (100,000 records, 25,250 orders of
     five trading days), each day's orders in one call, on a copy of the log, 2 shared cores
-    (load average 0.2-0.4), three runs: 100,000 records archived in 1.16-1.24 s, **81,000-86,000
+    (load average 0.2-0.5), six runs: 100,000 records archived in 1.15-1.24 s, **81,000-87,000
     records/s** (as many per CPU second: it waits only on a few fsyncs a day), the log empty
     afterwards; the files 15.8 bytes a record (these records repeat a lot). Under cProfile a
     quarter of the time reads the records, a fifth writes the file and nearly half removes

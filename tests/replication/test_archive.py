@@ -207,3 +207,15 @@ def test_archive_txns_wants_the_logs_own_node_and_a_writable_open(tmp_path: Path
     with RecordLog(path, readonly=True) as log, pytest.raises(ArchiveError, match="opened read-only"):
         archive_txns(log, "cfu1", Role.CUSTOMER, DAY, ["cfu1-0.1"])
     assert archive_files(path) == []
+
+
+def test_the_bench_archives_every_day_of_a_copy(tmp_path: Path) -> None:
+    from replication.archivebench import main, run
+
+    path = _log(tmp_path / "log")
+    out = run(path)
+    assert (out["records_before"], out["archived"], out["kept"], out["records_after"]) == (11, 10, 1, 1)
+    assert out["days"] == 1 and out["txns"] == 4 and out["archive_bytes"] > 0
+    with RecordLog(path, readonly=True) as log:
+        assert log.count() == 11 and archive_files(path) == []  # the original is left as it was
+    assert main([str(tmp_path / "nothing")]) == 2
