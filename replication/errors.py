@@ -47,3 +47,8 @@ class LogClosedError(LogError):
 
 class LogConflictError(LogError):
     """The data directory belongs to another node or role than the one asked for."""
+
+
+class ArchiveError(ReplicationError):
+    """An archive file (``replication.archive``) that cannot be read or written: not an archive,
+    cut short, corrupt, or another node's; the message names the file and what is wrong."""

@@ -47,7 +47,7 @@ import fcntl
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -291,6 +291,9 @@ class WriteBatch:
                     kept = unpack(bytes(kept))  # stored compressed: compare the origin's bytes
                     if kept != data:
                         out.conflicts.append(Conflict(origin, seq, kept, data))
+                    continue
+                if seq <= hwm:  # held once, removed since (RecordLog.remove: archived): not again
+                    out.duplicates += 1
                     continue
             txn_b = rec.txn.encode()
             if len(txn_b) > MAX_TXN_BYTES:
@@ -739,6 +742,70 @@ class RecordLog:
         self._check_open()
         with self._gate, self._env.begin() as txn:
             return _records_for_txn(self, txn, txn_id, want)
+
+    def raw_for_txns(self, txn_ids: Iterable[str]) -> list[tuple[Holding, str, int, bytes]]:
+        """``(holding, origin, seq, bytes)`` of every record of these orders held here (the
+        origin's bytes, as :meth:`get_raw`), in one read transaction: what an archive keeps."""
+        self._check_open()
+        out = []
+        with self._gate, self._env.begin() as txn:
+            cur = txn.cursor(db=self._txn_index)
+            for txn_id in txn_ids:
+                if not cur.set_key(b"t" + txn_id.encode()):
+                    continue
+                for tagged in cur.iternext_dup():
+                    db, key = self._index_target(txn, bytes(tagged))
+                    raw = txn.get(key, db=db)
+                    if raw is not None:
+                        how = Holding.AUTHORITATIVE if db is self._auth else Holding.READ_ONLY
+                        out.append((how, *split_key(key), unpack(bytes(raw))))
+        return out
+
+    def remove(self, keys: Iterable[tuple[str, int]]) -> int:
+        """Delete the records with these ``(origin, seq)`` keys and their txn index entries, in
+        one write transaction; returns how many were held (keys not held are ignored).
+
+        Only records at or below their origin's contiguous high-water mark may go: catch-up
+        asks only for seqs above it, so a removed seq is never asked for again (and a copy
+        received again is a duplicate, :meth:`WriteBatch.insert`). A key above it refuses the
+        whole call (LogError), nothing removed. Origin states do not change. For
+        :mod:`replication.archive`, once the records are durable in an archive file; a crash
+        may undo the removal (not the archive), and the next pass removes them again."""
+        wanted = sorted(set(keys))
+        for origin, seq in wanted:
+            st = self._states.get(origin)
+            if st is not None and seq > st.hwm:
+                raise LogError(f"{self.path}: cannot remove {origin}#{seq}: above {origin}'s contiguous "
+                               f"high-water mark {st.hwm} (catch-up would ask for it again); nothing removed")
+        removed = 0
+        with self.write() as batch:
+            txn = batch._txn
+            for origin, seq in wanted:
+                db = self._db_for(origin)
+                if db is None:
+                    continue
+                key = record_key(origin, seq)
+                stored = txn.get(key, db=db)
+                if stored is None:
+                    continue
+                # its txn only (the array's fifth item, codec schema 1): a sixth of decode_record's cost
+                try:
+                    values = msgpack.unpackb(unpack(bytes(stored)))
+                except (ValueError, msgpack.UnpackException):
+                    values = None
+                if type(values) is not list or len(values) < 4 or type(values[3]) is not str:
+                    raise LogError(f"{self.path}: cannot remove {origin}#{seq}: its value is not a record, so its "
+                                   "txn index entry is unknown; nothing removed")
+                txn_b = values[3].encode()
+                n = self._ordinals.get(origin)
+                if n is None:
+                    raise LogError(f"{self.path}: cannot remove {origin}#{seq}: origin {origin} has no number "
+                                   "in the txn index; nothing removed")
+                tag = (b"a" if db is self._auth else b"r") + n + key[-8:]
+                txn.delete(b"t" + txn_b, tag, db=self._txn_index)
+                txn.delete(key, db=db)
+                removed += 1
+        return removed
 
     def txn_bounds(self, parts: int, first_share: float | None = None) -> list[str]:
         """``parts - 1`` txns that cut the records into ``parts`` runs by txn (each order's

@@ -2,7 +2,10 @@
 
 These open data directories directly (read-only, except import), so they work on a
 stopped node and, for the read-only ones, on a running node's directory from another
-process. The command line wiring is in ``fixgw/cli/log.py``.
+process. The command line wiring is in ``fixgw/cli/log.py``. What retention moved out of a
+log into its archive files (:mod:`replication.archive`) is read too: ``dump`` shows it on
+request, ``verify`` counts it as held (a node that archived and one that did not yet agree
+when they hold the same records in all).
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
+from replication.archive import Archive, archive_files, is_archive, read_archive
 from replication.codec import encode_record, record_from_json, record_to_json_line
-from replication.errors import LogFullError, RecordDecodeError
+from replication.errors import ArchiveError, LogFullError, RecordDecodeError
 from replication.log import RecordLog, split_key
 from replication.matrix import Holding, holding_for
 from replication.record import Record, Role
@@ -57,20 +61,99 @@ def select(log: RecordLog, origin: str | None = None, txn: str | None = None) ->
     yield from log.iter_all()
 
 
+def _dump_line(rec: Record, origin_role: Role | None, how: Holding | None, as_json: bool, archived: bool) -> str:
+    if as_json:
+        more: dict[str, object] = {"origin_role": origin_role.value if origin_role else None,
+                                   "holding": how.value if how else None}
+        if archived:
+            more["archived"] = True
+        return record_to_json_line(rec, **more) + "\n"
+    return format_record(rec, how) + (" [archived]" if archived else "") + "\n"
+
+
+def _chosen(items: Iterable[tuple[Record, Role | None, Holding | None]], origin: str | None,
+            txn: str | None) -> Iterator[tuple[Record, Role | None, Holding | None]]:
+    """The items ``select`` would pick: one origin's, or one order's (then in HLC order)."""
+    picked = (i for i in items if (origin is None or i[0].origin == origin) and (txn is None or i[0].txn == txn))
+    if txn is None:
+        yield from picked
+    else:
+        yield from sorted(picked, key=lambda i: i[0].hlc)
+
+
+def archived_records(log: RecordLog) -> Iterator[tuple[Record, Role | None, Holding | None]]:
+    """The records of ``log``'s archive files that its live part does not hold (each once)."""
+    for path in archive_files(log.path):
+        arch = read_archive(path)
+        check_owner(arch, log)
+        for e, rec in arch.records():
+            if log.get_raw(e.origin, e.seq) is None:
+                yield rec, e.origin_role, e.holding
+
+
+def check_owner(arch: Archive, log: RecordLog) -> None:
+    """ArchiveError unless the archive holds ``log``'s node's records."""
+    h = arch.header
+    if (h.node, h.role) != (log.node_id, log.role):
+        raise ArchiveError(f"{arch.path}: an archive of {h.role.value} node {h.node}, found beside the log of "
+                           f"{log.role.value} node {log.node_id} ({log.path})")
+
+
 def dump(data_dir: Path, out: IO[str], *, origin: str | None = None, txn: str | None = None,
-         as_json: bool = False) -> int:
-    """Write the selected records to ``out``; returns how many."""
+         as_json: bool = False, archived: bool = False) -> int:
+    """Write the selected records to ``out``; returns how many. ``archived``: then the records
+    of the node's archive files (those its live log does not hold too), marked as archived."""
     n = 0
     with RecordLog(data_dir, readonly=True) as log:
         for rec in select(log, origin, txn):
-            how = log.holding_of(rec.origin)
-            if as_json:
-                st = log.origin_state(rec.origin)
-                out.write(record_to_json_line(rec, origin_role=st.role.value if st else None,
-                                              holding=how.value if how else None) + "\n")
-            else:
-                out.write(format_record(rec, how) + "\n")
+            st = log.origin_state(rec.origin)
+            out.write(_dump_line(rec, st.role if st else None, log.holding_of(rec.origin), as_json, False))
             n += 1
+        if archived:
+            for rec, role, how in _chosen(archived_records(log), origin, txn):
+                out.write(_dump_line(rec, role, how, as_json, True))
+                n += 1
+    return n
+
+
+def file_records(path: Path, progress: Callable[[int], None] | None = None
+                 ) -> Iterator[tuple[Record, Role | None, Holding | None]]:
+    """The records of an archive file or of an export of ``fixgw log export`` (JSON lines), with
+    their origin's role and holding (an export has no holding); ``progress``: bytes read."""
+    if is_archive(path):
+        for e, rec in read_archive(path, progress).records():
+            yield rec, e.origin_role, e.holding
+        return
+    try:
+        f = open(path, encoding="utf-8")  # noqa: SIM115 - closed by the with below
+    except OSError as exc:
+        raise ArchiveError(f"{path}: cannot read it: {exc.strerror or exc}") from None
+    with f:
+        try:
+            for lineno, line in enumerate(f, 1):
+                if progress is not None:
+                    progress(len(line))
+                if not line.strip():
+                    continue
+                try:
+                    role, rec = parse_export_line(line)
+                except RecordDecodeError as exc:
+                    raise RecordDecodeError(f"{path}:{lineno}: neither an archive file nor an export of "
+                                            f"`fixgw log export`: {exc}") from None
+                yield rec, role, None
+        except UnicodeDecodeError:
+            raise RecordDecodeError(f"{path}: neither an archive file nor an export of `fixgw log export` "
+                                    "(not UTF-8 text)") from None
+
+
+def dump_file(path: Path, out: IO[str], *, origin: str | None = None, txn: str | None = None,
+              as_json: bool = False) -> int:
+    """Write the selected records of an archive file or an export to ``out``, as :func:`dump`
+    writes a log's (an archive's read exactly like the log they were removed from)."""
+    n = 0
+    for rec, role, how in _chosen(file_records(path), origin, txn):
+        out.write(_dump_line(rec, role, how, as_json, False))
+        n += 1
     return n
 
 
@@ -86,9 +169,11 @@ class OriginSummary:
     max_seq: int
     sha256: str
     holdings: frozenset[Holding]
+    archived: int = 0  # of count, held in the node's archive files (not in its live log)
 
     def describe(self) -> str:
-        return f"{self.count} records (hwm {self.hwm}, max seq {self.max_seq})"
+        archived = f"{self.archived:,} archived, " if self.archived else ""
+        return f"{self.count:,} records ({archived}hwm {self.hwm}, max seq {self.max_seq})"
 
 
 @dataclass(slots=True)
@@ -102,24 +187,37 @@ class NodeView:
 
 
 def read_node(path: Path) -> NodeView:
+    """What a node holds: its live log and its archive files (:mod:`replication.archive`), each
+    record once. An origin's hash is over its records' digests in seq order, so two nodes
+    holding the same records agree however they are split between log and archives."""
     with RecordLog(path, readonly=True) as log:
         states = log.origin_states()
-        hashes: dict[str, hashlib._Hash] = {}
-        counts: dict[str, int] = {}
         seqs: dict[str, dict[int, bytes]] = {}
         holdings: dict[str, set[Holding]] = {}
+        archived: dict[str, int] = {}
         for how in (Holding.AUTHORITATIVE, Holding.READ_ONLY):
             for key, raw in log.iter_holding(how):
                 origin, seq = split_key(key)
-                hashes.setdefault(origin, hashlib.sha256()).update(key + raw)
-                counts[origin] = counts.get(origin, 0) + 1
                 seqs.setdefault(origin, {})[seq] = hashlib.blake2b(raw, digest_size=16).digest()
                 holdings.setdefault(origin, set()).add(how)
+        for file in archive_files(path):
+            arch = read_archive(file)
+            check_owner(arch, log)
+            for e in arch.entries:
+                held = seqs.setdefault(e.origin, {})
+                if e.seq not in held:
+                    held[e.seq] = hashlib.blake2b(e.raw, digest_size=16).digest()
+                    archived[e.origin] = archived.get(e.origin, 0) + 1
+                    holdings.setdefault(e.origin, set()).add(e.holding)
         origins = {}
-        for origin, n in counts.items():
+        for origin, held in seqs.items():
             st = states.get(origin)
-            origins[origin] = OriginSummary(n, st.hwm if st else 0, st.max_seq if st else 0,
-                                            hashes[origin].hexdigest(), frozenset(holdings[origin]))
+            digest = hashlib.sha256()
+            for seq in sorted(held):
+                digest.update(seq.to_bytes(8, "big") + held[seq])
+            origins[origin] = OriginSummary(len(held), st.hwm if st else 0, st.max_seq if st else 0,
+                                            digest.hexdigest(), frozenset(holdings[origin]),
+                                            archived.get(origin, 0))
         roles = {o: st.role for o, st in states.items()}
         roles[log.node_id] = log.role
         return NodeView(path, log.node_id, log.role, origins, roles, seqs)
@@ -155,6 +253,16 @@ def _ranges(seqs: Iterable[int], limit: int = 8) -> str:
     if run:
         out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
     return ", ".join(out[:limit]) + (f", ... ({len(out) - limit} more ranges)" if len(out) > limit else "")
+
+
+def _archived_note(origin: str, holders: list[NodeView]) -> str:
+    """`` (800 archived)`` when every holder archived as many, else per node; "" when none did."""
+    per = {v.node_id: v.origins[origin].archived for v in holders if origin in v.origins}
+    if not any(per.values()):
+        return ""
+    if len(set(per.values())) == 1:
+        return f" ({next(iter(per.values())):,} archived)"
+    return " (" + ", ".join(f"{n:,} archived on {node}" for node, n in per.items() if n) + ")"
 
 
 def verify(paths: list[Path]) -> VerifyReport:
@@ -231,7 +339,8 @@ def verify(paths: list[Path]) -> VerifyReport:
             n = ref.count if ref is not None else 0
             where = ", ".join(held_on) if held_on else "no given node"
             src = "" if owner is not None else " (origin's own log not given)"
-            report.lines.append(f"origin {origin} ({role.value}): OK, {n} records on {where}{src}")
+            report.lines.append(f"origin {origin} ({role.value}): OK, {n:,} records"
+                                f"{_archived_note(origin, holders)} on {where}{src}")
     return report
 
 
@@ -283,6 +392,7 @@ def parse_export_line(line: str) -> tuple[Role, Record]:
         raise RecordDecodeError("a line must be a JSON object")
     role_s = obj.pop("origin_role", None)
     obj.pop("holding", None)  # present in dump --json output; not part of the record
+    obj.pop("archived", None)  # dump --json --archived
     try:
         role = Role(role_s)
     except ValueError:

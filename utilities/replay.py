@@ -49,9 +49,13 @@ Speed
     pickling (shared memory of plain arrays) to four or more cores.
 
 Inputs
-    A node's data directory (:func:`replay_log`) or an export of ``fixgw log export``
-    (:func:`replay_export`, JSON lines): replaying an export of a log gives the same result as
-    replaying the log.
+    A node's data directory (:func:`replay_log`), an export of ``fixgw log export``
+    (:func:`replay_export`, JSON lines) or an archive file of retention
+    (:func:`replay_archive`, :mod:`replication.archive`): replaying an export or an archive of
+    records gives the same result as replaying the log that held them. ``replay_log(...,
+    archives=True)`` folds the node's archive files with its live log (a record in both
+    once), in one process: an order's records may be split between the two, and the parts of
+    a parallel replay are cut by txn over the live log only.
 """
 
 from __future__ import annotations
@@ -70,12 +74,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from replication.archive import read_archive
 from replication.codec import decode_record, encode_record
 from replication.errors import RecordDecodeError, ReplicationError
 from replication.hlc import Hlc
 from replication.log import RecordLog
 from replication.matrix import Holding
-from replication.ops import parse_export_line
+from replication.ops import archived_records, parse_export_line
 from replication.record import Record, RecordKey
 from utilities.books import Books, BooksPart, Trade, dec_str
 from utilities.child_env import child_env
@@ -342,16 +347,29 @@ def default_workers(records: int, *, cores: int | None = None, load: float | Non
     return min(PARALLEL_WORKERS, cores)
 
 
+def _with_archives(log: RecordLog) -> Iterable[Record]:
+    yield from _decoded(log, _held(log))
+    for rec, _, _ in archived_records(log):
+        yield rec
+
+
 def replay_log(data_dir: Path, *, until_ns: int | None = None, txn: str | None = None,
-               account: str | None = None, progress: Progress | None = None, workers: int | None = None) -> Replay:
+               account: str | None = None, progress: Progress | None = None, workers: int | None = None,
+               archives: bool = False) -> Replay:
     """Replay a node's log (read-only: safe next to the running node).
 
     ``workers``: processes that read and fold (None: :func:`default_workers`). With more than
     one, each folds the orders of one txn range of the log (its own read-only open) and the
     parts are merged (:meth:`utilities.books.Books.merge`): the same result as one process.
+    ``archives``: the node's archive files too, each record once (one process).
     """
     with RecordLog(data_dir, readonly=True) as log:
         node, role = log.node_id, log.role.value
+        if archives:
+            with gc_paused():
+                part = _fold_part(_with_archives(log), until_ns, progress)
+            return _merged([part], source=str(data_dir), node=node, role=role, until_ns=until_ns, txn=txn,
+                           account=account)
         n = workers if workers is not None else default_workers(log.count())
         bounds = log.txn_bounds(n, PARENT_SHARE if n == 2 else None) if n > 1 else []
         if not bounds:
@@ -396,6 +414,15 @@ def replay_export(lines: Iterable[str], *, name: str, until_ns: int | None = Non
     """Replay the JSON lines of ``fixgw log export`` (``name`` is for messages)."""
     return replay_records(_parsed(lines, name), source=name, until_ns=until_ns, txn=txn, account=account,
                           progress=progress)
+
+
+def replay_archive(path: Path, *, until_ns: int | None = None, txn: str | None = None, account: str | None = None,
+                   progress: Progress | None = None) -> Replay:
+    """Replay the records of one archive file (``progress``: compressed bytes read)."""
+    arch = read_archive(path, progress)
+    records = (rec for _, rec in arch.records())
+    return replay_records(records, source=str(path), node=arch.header.node, role=arch.header.role.value,
+                          until_ns=until_ns, txn=txn, account=account)
 
 
 # -- output -------------------------------------------------------------------------------

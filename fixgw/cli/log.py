@@ -1,11 +1,14 @@
 """``fixgw log ...``: operations on a node's record log (no broker needed).
 
-    fixgw log dump --data DIR [--origin NODE] [--txn T] [--json]
+    fixgw log dump (--data DIR [--archived] | --from FILE) [--origin NODE] [--txn T] [--json]
     fixgw log verify DIR DIR...
     fixgw log export --data DIR [--origin NODE] [--out FILE]
     fixgw log import --data DIR [--in FILE] [--node ID --role ROLE]
     fixgw log status --data DIR --txn T [--json]
-    fixgw log replay (--data DIR | --from FILE) [--until TIME] [--txn T | --account A] [--json]
+    fixgw log replay (--data DIR [--archives] | --from FILE) [--until TIME] [--txn T | --account A] [--json]
+
+A FILE of ``--from`` is an archive file of retention (``replication.archive``) or an export of
+``fixgw log export``: told apart by the archive's first bytes (a zstd frame).
 
 The logic lives in ``replication.ops`` (``replay``: ``utilities.replay``); this module is only the argparse wiring. Further
 actions (e.g. ``status``) register on the same ``log`` sub-parser: add a function that
@@ -85,8 +88,14 @@ def _run_dump(args: argparse.Namespace) -> int:
     from replication import ops
     from replication.errors import ReplicationError
 
+    if args.archived and args.source:
+        raise CliError("--archived goes with --data (a node's archive files); --from reads one file")
     try:
-        ops.dump(args.data, sys.stdout, origin=args.origin, txn=args.txn, as_json=args.json)
+        if args.source:
+            ops.dump_file(Path(args.source), sys.stdout, origin=args.origin, txn=args.txn, as_json=args.json)
+        else:
+            ops.dump(args.data, sys.stdout, origin=args.origin, txn=args.txn, as_json=args.json,
+                     archived=args.archived)
     except ReplicationError as exc:
         raise CliError(str(exc)) from None
     except BrokenPipeError:  # `fixgw log dump ... | head`
@@ -174,21 +183,28 @@ def _run_replay(args: argparse.Namespace) -> int:
     import json
 
     from fixgw.progress import progress_bar
+    from replication.archive import is_archive
     from replication.errors import ReplicationError
     from utilities import replay
 
+    if args.archives and args.source:
+        raise CliError("--archives goes with --data (a node's archive files); --from reads one file")
     try:
         until = replay.parse_until(args.until) if args.until else None
-        if args.source:
+        if args.source and is_archive(args.source):
+            with progress_bar(os.path.getsize(args.source), "replay", unit="bytes", json_output=args.json) as tick:
+                result = replay.replay_archive(Path(args.source), until_ns=until, txn=args.txn,
+                                               account=args.account, progress=tick)
+        elif args.source:
             with replay.read_export(args.source) as f, \
                     progress_bar(os.path.getsize(args.source), "replay", unit="bytes", json_output=args.json) as tick:
                 result = replay.replay_export(_counting(f, tick), name=args.source, until_ns=until, txn=args.txn,
                                               account=args.account)
         else:
-            total = replay.count_records(args.data)
+            total = None if args.archives else replay.count_records(args.data)  # archives: not counted first
             with progress_bar(total, "replay", json_output=args.json) as tick:
                 result = replay.replay_log(args.data, until_ns=until, txn=args.txn, account=args.account,
-                                           progress=tick)
+                                           progress=tick, archives=args.archives)
     except (replay.ReplayError, ReplicationError) as exc:
         raise CliError(str(exc)) from None
     if args.txn is not None and not result.orders():
@@ -205,7 +221,10 @@ def _add_replay(actions: Any) -> None:
     p = actions.add_parser("replay", help="rebuild what a node knew at a moment: every order's status and the books")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--data", type=_data_dir, metavar="DIR", help="the node's data directory (read-only; the node may run)")
-    src.add_argument("--from", dest="source", metavar="FILE", help="an export of `fixgw log export` instead")
+    src.add_argument("--from", dest="source", metavar="FILE",
+                     help="an archive file (DIR/archive/*.fxar) or an export of `fixgw log export` instead")
+    p.add_argument("--archives", action="store_true",
+                   help="with --data: the node's archive files too (a record in both counts once)")
     p.add_argument("--until", metavar="TIME",
                    help="ISO 8601 time, UTC unless it says otherwise (2026-12-04T16:00:00Z); default: the end")
     which = p.add_mutually_exclusive_group()
@@ -217,7 +236,12 @@ def _add_replay(actions: Any) -> None:
 
 def _add_dump(actions: Any) -> None:
     p = actions.add_parser("dump", help="print a node's records (readable lines or JSON lines)")
-    p.add_argument("--data", type=_data_dir, required=True, metavar="DIR", help="the node's data directory")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", type=_data_dir, metavar="DIR", help="the node's data directory")
+    src.add_argument("--from", dest="source", metavar="FILE",
+                     help="an archive file (DIR/archive/*.fxar) or an export of `fixgw log export` instead")
+    p.add_argument("--archived", action="store_true",
+                   help="with --data: then the records of the node's archive files, marked [archived]")
     p.add_argument("--origin", metavar="NODE", help="only records written by this node")
     p.add_argument("--txn", metavar="T", help="only the records of this order")
     p.add_argument("--json", action="store_true", help="JSON lines instead of readable lines")

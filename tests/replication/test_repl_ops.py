@@ -133,3 +133,85 @@ def test_verify_reports_conflicts_apart_from_missing_records(tmp_path: Path,
     assert "cfu1: CONFLICT: 1 record(s) differ from ssu1's under the same key, seq 2" in text
     assert "missing seq 4" in text and "missing seq 2" not in text
     assert "1 conflicting record(s)" in text and "logs DIFFER" in text
+
+
+def _complete_pair(tmp: Path) -> list[str]:
+    """cfu1 and cfu2 holding every record of both and of ssu1 (a converged cluster), and ssu1."""
+    from replication.codec import encode_record
+
+    ssu1 = build(tmp / "ssu1", "ssu1", Role.STREET, 3, {})
+    cfu1 = build(tmp / "cfu1", "cfu1", Role.CUSTOMER, 8, {"ssu1": (Role.STREET, ssu1)})
+    cfu2 = build(tmp / "cfu2", "cfu2", Role.CUSTOMER, 2, {"cfu1": (Role.CUSTOMER, cfu1), "ssu1": (Role.STREET, ssu1)})
+    with RecordLog(tmp / "cfu1", node_id="cfu1", role=Role.CUSTOMER) as log, log.write() as b:
+        b.insert(Role.CUSTOMER, [(r, encode_record(r)) for r in cfu2])
+    return [str(tmp / n) for n in ("cfu1", "cfu2", "ssu1")]
+
+
+def _archive(path: str, txns: list[str]) -> int:
+    import datetime as dt
+
+    from replication.archive import archive_txns
+
+    with RecordLog(path) as log:
+        return archive_txns(log, log.node_id, log.role, dt.date(2026, 12, 4), txns).archived
+
+
+def test_verify_counts_archived_records_as_held(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    dirs = _complete_pair(tmp_path)
+    # cfu2 archived cfu1's orders 0 and 1 (four cfu1 records, and cfu2-0's two of its own); cfu1 not yet
+    assert _archive(dirs[1], ["cfu1-0", "cfu1-1", "cfu2-0"]) == 6
+    assert main(["log", "verify", *dirs]) == 0
+    out = capsys.readouterr().out
+    assert "origin cfu1 (customer): OK, 8 records (4 archived on cfu2) on cfu1, cfu2" in out
+    assert "origin cfu2 (customer): OK, 2 records (2 archived on cfu2) on cfu1, cfu2" in out
+    assert "origin ssu1 (street): OK, 3 records on cfu1, cfu2, ssu1" in out and "logs agree" in out
+    assert _archive(dirs[0], ["cfu1-0", "cfu1-1"]) == 4  # cfu1 archives the same orders
+    assert main(["log", "verify", *dirs]) == 0
+    assert "origin cfu1 (customer): OK, 8 records (4 archived) on cfu1, cfu2" in capsys.readouterr().out
+    # a record missing on cfu2, in neither its log nor its archive: it differs, and says what is archived
+    with RecordLog(dirs[1]) as log:
+        assert log.remove([("cfu1", 8)]) == 1
+    assert main(["log", "verify", *dirs]) == 1
+    out = capsys.readouterr().out
+    assert "cfu2: 7 records (4 archived, hwm 8, max seq 8), expected 8 records (4 archived, hwm 8, max seq 8); " \
+           "missing seq 8" in out
+
+
+def test_dump_from_an_archive_equals_the_dump_before_archiving(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    dirs = _complete_pair(tmp_path)
+    cfu2 = dirs[1]
+    dumps = {}
+    for fmt in ([], ["--json"]):
+        assert main(["log", "dump", "--data", cfu2, *fmt]) == 0
+        dumps[bool(fmt)] = capsys.readouterr().out
+    assert main(["log", "dump", "--data", cfu2, "--txn", "cfu1-1"]) == 0
+    one_order = capsys.readouterr().out
+    with RecordLog(cfu2, readonly=True) as log, log.reader() as r:
+        every_txn = [t for t, _ in r.iter_by_txn()]
+    assert _archive(cfu2, every_txn) == 8 + 2 + 3
+    assert main(["log", "dump", "--data", cfu2]) == 0
+    assert capsys.readouterr().out == ""  # the live log is empty now
+    archive = str(tmp_path / "cfu2" / "archive" / "cfu2.2026-12-04.fxar")
+    for fmt in ([], ["--json"]):
+        assert main(["log", "dump", "--from", archive, *fmt]) == 0
+        assert capsys.readouterr().out == dumps[bool(fmt)]
+    assert main(["log", "dump", "--from", archive, "--txn", "cfu1-1"]) == 0
+    assert capsys.readouterr().out == one_order
+    # --archived: the node's archive files after its live records, marked
+    assert main(["log", "dump", "--data", cfu2, "--archived", "--origin", "ssu1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and all(x.endswith("[ro] [archived]") for x in lines)
+    assert main(["log", "dump", "--data", cfu2, "--archived", "--json"]) == 0
+    rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert len(rows) == 13 and all(r["archived"] is True for r in rows)
+    # an export reads the same way (without holdings: an export has none)
+    export = tmp_path / "cfu1.jsonl"
+    assert main(["log", "export", "--data", dirs[0], "--out", str(export)]) == 0
+    capsys.readouterr()
+    assert main(["log", "dump", "--from", str(export), "--origin", "ssu1"]) == 0
+    assert [x.split(" ")[0] for x in capsys.readouterr().out.splitlines()] == ["ssu1#1", "ssu1#2", "ssu1#3"]
+    assert main(["log", "dump", "--from", str(tmp_path / "cfu1" / "data.mdb")]) == 2
+    assert "neither an archive file nor an export" in capsys.readouterr().err
+    assert main(["log", "dump", "--from", archive, "--archived"]) == 2
+    assert "--archived goes with --data" in capsys.readouterr().err

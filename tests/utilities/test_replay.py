@@ -7,6 +7,7 @@ order 2 does not exist and the books hold the first fill only; at the end both a
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from fixgw.cli import main
+from replication.archive import ArchivedRecord, archive_txns, write_day
 from replication.codec import encode_record
 from replication.log import RecordLog
 from replication.record import Record, RecordType, Role
@@ -127,6 +129,40 @@ def test_replay_of_an_export_equals_replay_of_the_log(node_log: Path, tmp_path: 
             from_log.pop(k)
             from_export.pop(k)
         assert from_log == from_export
+
+
+def _archive(path: Path, txns: list[str]) -> Path:
+    with RecordLog(path) as log:
+        return archive_txns(log, "cfu1", Role.CUSTOMER, dt.date(2024, 3, 5), txns).path
+
+
+def test_replay_of_an_archive_equals_replay_of_the_log_before(node_log: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    before = {tuple(u): _replay(capsys, "--data", str(node_log), *u) for u in ([], ["--until", UNTIL])}
+    with RecordLog(node_log, readonly=True) as log, log.reader() as r:
+        txns = [t for t, _ in r.iter_by_txn()]
+    with RecordLog(node_log, readonly=True) as log:  # a pass that wrote its file, then stopped
+        entries = [ArchivedRecord(h, log.origin_states()[o].role, o, s, raw)
+                   for h, o, s, raw in log.raw_for_txns(["cfu1-0.1"])]
+    write_day(node_log, "cfu1", Role.CUSTOMER, dt.date(2024, 3, 5), entries)
+    assert _replay(capsys, "--data", str(node_log), "--archives") == before[()]  # in both: counted once
+    _archive(node_log, ["cfu1-0.1"])  # one order's records in the archive, the rest live
+    for until, want in before.items():
+        got = _replay(capsys, "--data", str(node_log), "--archives", *until)
+        assert got == want  # folded together: the same orders and books
+    assert set(_replay(capsys, "--data", str(node_log))["orders"]) == {"cfu1-0.2"}  # type: ignore[call-overload]
+    archive = _archive(node_log, txns)  # now every record (a second pass adds to the day's file)
+    assert _replay(capsys, "--data", str(node_log))["records_read"] == 0
+    for until, want in before.items():
+        assert _replay(capsys, "--data", str(node_log), "--archives", *until) == want
+        got = _replay(capsys, "--from", str(archive), *until)
+        assert got.pop("source") == str(archive) and want.pop("source") == str(node_log)
+        assert got == want  # node and role come from the archive's header
+    assert main(["log", "replay", "--from", str(archive), "--archives"]) == 2
+    assert "--archives goes with --data" in capsys.readouterr().err
+    archive.write_bytes(archive.read_bytes()[:-9])
+    assert main(["log", "replay", "--from", str(archive)]) == 2
+    assert f"{archive}: truncated archive" in capsys.readouterr().err
 
 
 def test_human_blotter(node_log: Path, capsys: pytest.CaptureFixture[str]) -> None:
