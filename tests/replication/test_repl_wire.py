@@ -56,7 +56,7 @@ def test_a_resend_answer_is_not_encoded_with_a_bad_range() -> None:
 
 
 def _answer(first: object, last: object, seqs: list[int], origin: str = "c1") -> bytes:
-    return msgpack.packb([1, "R", "c1", "customer", first, last, [encode_record(rec(origin, s)) for s in seqs]])
+    return bytes(msgpack.packb([1, "R", "c1", "customer", first, last, [encode_record(rec(origin, s)) for s in seqs]]))
 
 
 @pytest.mark.parametrize(
