@@ -115,8 +115,9 @@ KeyFilter = Callable[[str, int], bool]
 class OriginState:
     """What a log holds of one origin.
 
-    ``hwm``: every seq 1..hwm is held (the contiguous high-water mark);
-    ``max_seq``: the highest seq held (> hwm means there is a gap after hwm).
+    ``hwm``: every seq 1..hwm is held (the contiguous high-water mark), or was archived at
+    its origin (a resend answer said so: :meth:`WriteBatch.insert` ``complete``);
+    ``max_seq``: the highest seq held (> hwm means there is a gap after hwm), at least hwm.
     """
 
     role: Role
@@ -246,8 +247,17 @@ class WriteBatch:
         self.new.append(item)
         return item
 
-    def insert(self, origin_role: Role, items: list[tuple[Record, bytes]]) -> InsertOutcome:
-        """Insert received records of one or more origins of ``origin_role``, idempotently."""
+    def insert(self, origin_role: Role, items: list[tuple[Record, bytes]], *,
+               complete: tuple[str, int, int] | None = None) -> InsertOutcome:
+        """Insert received records of one or more origins of ``origin_role``, idempotently.
+
+        ``complete``: ``(origin, first, last)`` of a resend answer (:mod:`replication.wire`,
+        "R"): ``items`` hold every record of ``origin`` in ``first..last`` that the origin
+        still has, the rest were archived there. Declared in this transaction, after the
+        records: if the range starts at or below ``hwm + 1``, the high-water mark moves to
+        ``last`` at least (and on over records held after it); a range after an open gap
+        moves nothing (catch-up asks from the mark again). ``hwm`` then means "held here or
+        archived at the origin"."""
         log = self._log
         out = InsertOutcome()
         node_id = log.node_id
@@ -314,7 +324,30 @@ class WriteBatch:
             self.new.append(item)
         if origin is not None:
             self._set_state(origin, origin_role, hwm, max_seq)
+        if complete is not None:
+            self._complete(origin_role, *complete, out)
         return out
+
+    def _complete(self, origin_role: Role, origin: str, first: int, last: int, out: InsertOutcome) -> None:
+        """Every seq of ``origin`` in first..last not held is archived at the origin (insert)."""
+        if first < 1 or last < first:
+            raise ValueError(f"{self._log.path}: bad complete range {first}..{last} of {origin}")
+        log = self._log
+        st = self.state(origin)
+        if st is not None and st.role is not origin_role:
+            out.rejected.append(f"{origin} is a {st.role.value} node here, not {origin_role.value}")
+            return
+        held = holding_for(log.node_id, log.role, origin, origin_role)
+        if held is None:
+            out.rejected.append(f"a {log.role.value} node does not hold records of {origin_role.value} {origin}")
+            return
+        hwm, max_seq = (st.hwm, st.max_seq) if st is not None else (0, 0)
+        if first > hwm + 1 or last <= hwm:
+            return  # an earlier gap is still open, or nothing new
+        hwm = last
+        if max_seq > hwm:  # records held after the range join
+            hwm = self._scan_contiguous(log._auth if held is Holding.AUTHORITATIVE else log._ro, origin, hwm)
+        self._set_state(origin, origin_role, hwm, max(max_seq, hwm))
 
     def _set_state(self, origin: str, role: Role, hwm: int, max_seq: int) -> None:
         if origin == self._log.node_id and self._own_max >= 0:

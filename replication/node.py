@@ -12,7 +12,13 @@ commit before ``append`` returns; the publisher then sends them on
 ``fixgw/<cluster>/rec/<role>/<node>``, many per publish, and moves on only after the
 broker's PUBACK, so nothing is skipped across reconnects. Received records are inserted
 idempotently; a gap or a digest announcing a higher head makes the node ask the origin to
-resend (see :mod:`replication.catchup`). Appends keep working while the broker is away.
+resend (see :mod:`replication.catchup`). The origin answers with "R" messages
+(:mod:`replication.wire`), each covering a range whole: the records it still holds, and the
+word that the other seqs of the range were archived (retention moves old, final orders out
+of every live log), so that the replica's high-water mark moves over those holes in the same
+transaction as the records instead of stopping at the first one and asking for it for ever.
+An "R" is accepted only on this node's own resend topic. Appends keep working while the
+broker is away.
 
 Nothing received is trusted beyond what its topic proves: the broker's ACL lets a node
 publish only under its own name (:mod:`replication.auth`), and a payload whose sender
@@ -79,6 +85,7 @@ from replication.wire import (
     encode_batch,
     encode_digest,
     encode_request,
+    encode_resend,
 )
 
 log = logging.getLogger(__name__)
@@ -516,6 +523,10 @@ class ReplicationNode:
             if kind not in ("rec", "resend"):
                 self._malformed(topic, "a record batch on a non-record topic")
                 return
+            if msg.complete is not None and kind != "resend":
+                # "the rest of the range was archived" is an answer to this node's request only
+                self._malformed(topic, f"a resend answer of {msg.origin} outside this node's resend topic")
+                return
             if msg.origin == self.node_id:
                 self._check_own(msg)
                 return
@@ -581,13 +592,16 @@ class ReplicationNode:
 
     def _receive_batch(self, batch: Batch) -> None:
         origin = batch.origin
-        if origin == self.node_id or not batch.records:
+        complete = batch.complete   # a resend answer: the range it covers whole (archived holes)
+        if origin == self.node_id or (not batch.records and complete is None):
             return
         if holding_for(self.node_id, self.role, origin, batch.origin_role) is None:
             self._counters.rejected += len(batch.records)
             return
-        self.clock.observe(max(r.hlc for r, _ in batch.records))
-        self.lag.heard(origin, batch.records[-1][0].seq)   # a batch is in seq order
+        if batch.records:
+            self.clock.observe(max(r.hlc for r, _ in batch.records))
+        # a batch is in seq order; an answer's origin had records up to its range's end
+        self.lag.heard(origin, complete[1] if complete is not None else batch.records[-1][0].seq)
         st = self.log.origin_state(origin)
         items = list(batch.records)
         if st is not None:
@@ -599,9 +613,12 @@ class ReplicationNode:
                 for conflict in self.log.conflicts(origin, held):
                     self._conflict(conflict, own=False)
             items = fresh
-            if not items:
+            if complete is not None and complete[1] <= hwm:
+                complete = None  # the range is held (or known archived) already
+            if not items and complete is None:
                 return
-        fut = self._writer.insert(batch.origin_role, items)
+        fut = self._writer.insert(batch.origin_role, items,
+                                  complete=None if complete is None else (origin, *complete))
         fut.add_done_callback(partial(self._inserted, origin))
 
     def _inserted(self, origin: str, fut: asyncio.Future[InsertOutcome]) -> None:
@@ -768,6 +785,15 @@ class ReplicationNode:
             await asyncio.sleep(self._digest_interval)
 
     async def _resend_server(self, bus: MqttBus) -> None:
+        """Answer resend requests, a publish-sized slice at a time (short loop stalls).
+
+        Up to this node's own high-water mark every slice is an "R" (:mod:`replication.wire`)
+        covering its whole seq range: the records still held, and the word that every other
+        seq of the range was archived (retention removes only records at or below the mark,
+        so a seq missing there was archived, not lost). A replica's mark then moves over the
+        archived holes instead of stopping at the first one and asking for it for ever. Past
+        the mark (only in a log rebuilt from peers with gaps) the records held go as plain
+        "B" batches, which claim nothing about the seqs they lack."""
         c = self._counters
         while True:
             req = await self._resend_queue.get()
@@ -776,16 +802,38 @@ class ReplicationNode:
                 if last < req.first:
                     continue
                 topic = self.topics.resends(req.requester, self.node_id)
+                own = self.log.origin_state(self.node_id)
+                complete_upto = min(last, own.hwm if own is not None else 0)
                 first = req.first
-                while first <= last:  # read a publish-sized slice at a time: short loop stalls
-                    chunk = [d for _, d in self.log.iter_raw(
-                        self.node_id, first, min(last, first + self._max_batch_records - 1))]
-                    if not chunk:
+                while first <= last:
+                    end, chunk = self._resend_slice(first, complete_upto if first <= complete_upto else last)
+                    if first <= complete_upto:
+                        payload = encode_resend(self.node_id, self.role, first, end, chunk)
+                    elif chunk:
+                        payload = encode_batch(self.node_id, self.role, chunk)
+                    else:
                         break
-                    await bus.publish(topic, encode_batch(self.node_id, self.role, chunk), qos=1)
+                    await bus.publish(topic, payload, qos=1)
                     c.publishes += 1
                     c.resent += len(chunk)
-                    first += self._max_batch_records
+                    first = end + 1
                 c.resends_served += 1
             finally:
                 self._resend_pending.discard((req.requester, req.first, req.last))
+
+    def _resend_slice(self, first: int, last: int) -> tuple[int, list[bytes]]:
+        """Own records from ``first`` on, up to ``last``, as many as one publish takes
+        (``max_batch_records``, ``max_batch_bytes``, at least one), and the seq the slice
+        reaches: ``last`` when every record up to it fitted, else the last record's seq."""
+        limit, max_bytes = self._max_batch_records, self._max_batch_bytes
+        out: list[bytes] = []
+        size = 0
+        for seq, data in self.log.iter_raw(self.node_id, first, last):
+            if len(out) == limit or (out and size + len(data) > max_bytes):
+                break
+            out.append(data)
+            size += len(data)
+            end = seq
+        else:
+            end = last
+        return end, out

@@ -1,4 +1,4 @@
-"""What goes over MQTT: topic names and the three message kinds.
+"""What goes over MQTT: topic names and the four message kinds.
 
 Topics (``<cluster>`` and node ids are single topic levels)::
 
@@ -28,8 +28,19 @@ Every topic name is built here and nowhere else, so the layout can be read in on
 Payloads are msgpack arrays that start with the wire version and a kind letter:
 
     [1, "B", origin, origin_role, [record bytes, ...]]        a batch of one origin's records
+    [1, "R", origin, origin_role, first, last, [record bytes, ...]]
+                                                             a resend answer: complete for first..last
     [1, "D", node, role, head, {origin: hwm, ...}]           a digest
     [1, "Q", requester, origin, first, last]                 a resend request
+
+An origin answers a resend request with "R": the records of ``first..last`` it still holds,
+in seq order, and the word that every other seq of that range is gone for good. Its own log
+loses records only when retention archives old, final orders to a file, always below its
+contiguous high-water mark, so a seq it does not hold there was archived, not lost in
+transit. Without that word a replica that was away would stop its high-water mark at the
+first archived seq and ask for it for ever; with it, the mark moves over the holes (a "B" can
+say nothing of the seqs it lacks: its records are whatever one publish carried). Both decode
+to :class:`Batch`; ``Batch.complete`` is the range of an "R".
 
 Decoding anything malformed raises :class:`RecordDecodeError` (and nothing else).
 """
@@ -133,11 +144,17 @@ class Topics:
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """Records of one origin, in one publish. ``records`` pairs each record with its bytes."""
+    """Records of one origin, in one publish. ``records`` pairs each record with its bytes.
+
+    ``complete``: for a resend answer ("R"), the range ``(first, last)`` it answers whole:
+    ``records`` are those of the range the origin still holds, every other seq of it was
+    archived; None for a live batch ("B").
+    """
 
     origin: str
     origin_role: Role
     records: tuple[tuple[Record, bytes], ...]
+    complete: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +188,15 @@ def encode_batch(origin: str, origin_role: Role, records: Iterable[bytes]) -> by
     return cast(bytes, msgpack.packb([WIRE_VERSION, "B", origin, origin_role.value, list(records)], use_bin_type=True))
 
 
+def encode_resend(origin: str, origin_role: Role, first: int, last: int, records: Iterable[bytes]) -> bytes:
+    """An "R": ``records`` (in seq order, within first..last) are all of ``origin``'s records
+    of ``first..last`` that it still holds."""
+    if first < 1 or last < first:
+        raise ValueError(f"bad resend answer range {first}..{last}")
+    return cast(bytes, msgpack.packb([WIRE_VERSION, "R", origin, origin_role.value, first, last, list(records)],
+                                     use_bin_type=True))
+
+
 def encode_digest(node: str, role: Role, head: int, hwms: dict[str, int]) -> bytes:
     return cast(bytes, msgpack.packb([WIRE_VERSION, "D", node, role.value, head, hwms], use_bin_type=True))
 
@@ -199,6 +225,20 @@ def _count(v: object, what: str) -> int:
     return v
 
 
+def _records(origin: str, recs: object) -> tuple[tuple[Record, bytes], ...]:
+    if type(recs) is not list:
+        raise RecordDecodeError("batch records must be an array")
+    out = []
+    for data in recs:
+        if type(data) is not bytes:
+            raise RecordDecodeError("a batch holds records as binary strings")
+        rec = decode_record(data)
+        if rec.origin != origin:
+            raise RecordDecodeError(f"batch of {origin} holds a record of {rec.origin}")
+        out.append((rec, data))
+    return tuple(out)
+
+
 def decode_message(payload: bytes) -> Message:
     """The message in an MQTT payload; :class:`RecordDecodeError` for anything malformed."""
     try:
@@ -211,18 +251,21 @@ def decode_message(payload: bytes) -> Message:
         raise RecordDecodeError(f"unsupported wire version {obj[0]!r:.20} (this build speaks {WIRE_VERSION})")
     kind = obj[1]
     if kind == "B" and len(obj) == 5:
-        origin, role, recs = _node(obj[2], "batch origin"), _role(obj[3]), obj[4]
-        if type(recs) is not list:
-            raise RecordDecodeError("batch records must be an array")
-        out = []
-        for data in recs:
-            if type(data) is not bytes:
-                raise RecordDecodeError("a batch holds records as binary strings")
-            rec = decode_record(data)
-            if rec.origin != origin:
-                raise RecordDecodeError(f"batch of {origin} holds a record of {rec.origin}")
-            out.append((rec, data))
-        return Batch(origin, role, tuple(out))
+        origin = _node(obj[2], "batch origin")
+        return Batch(origin, _role(obj[3]), _records(origin, obj[4]))
+    if kind == "R" and len(obj) == 7:
+        origin, role = _node(obj[2], "resend answer origin"), _role(obj[3])
+        first, last = _count(obj[4], "first"), _count(obj[5], "last")
+        if first < 1 or last < first:
+            raise RecordDecodeError(f"bad resend answer range {first}..{last} of {origin}")
+        records = _records(origin, obj[6])
+        prev = first - 1
+        for rec, _ in records:
+            if not prev < rec.seq <= last:
+                raise RecordDecodeError(f"resend answer of {origin} for {first}..{last} holds seq {rec.seq} "
+                                        f"after {prev}: expected increasing seqs within the range")
+            prev = rec.seq
+        return Batch(origin, role, records, (first, last))
     if kind == "D" and len(obj) == 6:
         node, role, head, hwms = _node(obj[2], "digest node"), _role(obj[3]), _count(obj[4], "head"), obj[5]
         if type(hwms) is not dict:

@@ -51,6 +51,7 @@ class _Insert:
     origin_role: Role
     items: list[tuple[Record, bytes]]
     future: asyncio.Future[InsertOutcome]
+    complete: tuple[str, int, int] | None = None  # a resend answer's range (WriteBatch.insert)
 
 
 _Job = _Append | _Insert
@@ -148,11 +149,16 @@ class GroupCommitWriter:
         pending.append(_tuple_new(_Append, (fields, fut)))
         return fut
 
-    def insert(self, origin_role: Role, items: list[tuple[Record, bytes]]) -> asyncio.Future[InsertOutcome]:
-        """Queue received records (already decoded); idempotent per key."""
+    def insert(self, origin_role: Role, items: list[tuple[Record, bytes]], *,
+               complete: tuple[str, int, int] | None = None) -> asyncio.Future[InsertOutcome]:
+        """Queue received records (already decoded); idempotent per key. ``complete``: the
+        ``(origin, first, last)`` a resend answer covers whole (:meth:`WriteBatch.insert`)."""
         loop = self._loop
         if loop is None or self._closed:
             raise LogClosedError(f"the writer of {self._log.path} is not running")
+        if complete is not None and not 1 <= complete[1] <= complete[2]:
+            # here, not in the transaction: there it would fail every write of the commit
+            raise ValueError(f"{self._log.path}: bad complete range {complete[1]}..{complete[2]} of {complete[0]}")
         fut: asyncio.Future[InsertOutcome] = loop.create_future()
         if not self._soon:
             if self._insert_linger <= 0 or len(self._pending) >= _LINGER_MAX_JOBS:
@@ -160,7 +166,7 @@ class GroupCommitWriter:
                 loop.call_soon(self._flush)
             elif self._later is None:
                 self._later = loop.call_later(self._insert_linger, self._flush)
-        self._pending.append(_Insert(origin_role, items, fut))
+        self._pending.append(_Insert(origin_role, items, fut, complete))
         return fut
 
     def _flush(self) -> None:
@@ -305,7 +311,7 @@ class GroupCommitWriter:
                         except (ValueError, TypeError, RecordEncodeError) as exc:
                             results.append(exc if isinstance(exc, ValueError) else ValueError(str(exc)))
                     else:
-                        results.append(batch.insert(job.origin_role, job.items))
+                        results.append(batch.insert(job.origin_role, job.items, complete=job.complete))
             return results, batch.new, None
         except LogFullError:
             raise

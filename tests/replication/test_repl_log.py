@@ -138,6 +138,93 @@ def test_duplicates_are_no_ops_and_gaps_hold_the_high_water_mark(tmp_path: Path)
         assert [s for s, _ in log.iter_raw("c2", 2, 4)] == [2, 3, 4]
 
 
+def _state(log: RecordLog, origin: str) -> tuple[int, int]:
+    st = log.origin_state(origin)
+    assert st is not None, f"no state of {origin}"
+    return st.hwm, st.max_seq
+
+
+def test_a_complete_range_moves_the_high_water_mark_over_archived_holes(tmp_path: Path) -> None:
+    with RecordLog(tmp_path, node_id="c1", role=Role.CUSTOMER) as log:
+        with log.write() as b:  # 1..10 answered: 3, 4 and 8 are all the origin still holds
+            out = b.insert(Role.CUSTOMER, [rec("c2", 3), rec("c2", 4), rec("c2", 8)], complete=("c2", 1, 10))
+        assert len(out.inserted) == 3 and not out.rejected
+        assert _state(log, "c2") == (10, 10)
+        assert [s for s, _ in log.iter_raw("c2")] == [3, 4, 8]
+        with log.write() as b:  # a range of holes only
+            b.insert(Role.CUSTOMER, [], complete=("c2", 11, 20))
+        assert _state(log, "c2") == (20, 20)
+    with RecordLog(tmp_path, node_id="c1", role=Role.CUSTOMER) as log:
+        assert _state(log, "c2") == (20, 20)  # durable with the records
+
+
+def test_a_complete_range_after_an_open_gap_moves_nothing_but_its_records_are_stored(tmp_path: Path) -> None:
+    with RecordLog(tmp_path, node_id="c1", role=Role.CUSTOMER) as log:
+        with log.write() as b:
+            b.insert(Role.CUSTOMER, [rec("c2", 1), rec("c2", 2)])
+            b.insert(Role.CUSTOMER, [rec("c2", 6), rec("c2", 9)], complete=("c2", 5, 10))  # 3..4 still open
+        assert _state(log, "c2") == (2, 9)
+        assert [s for s, _ in log.iter_raw("c2")] == [1, 2, 6, 9]
+        assert log.first_held_after("c2", 2) == 6
+        with log.write() as b:  # the open gap answered: the mark runs on through the range above
+            b.insert(Role.CUSTOMER, [rec("c2", 4)], complete=("c2", 3, 4))
+        assert _state(log, "c2") == (4, 9)  # 5 and 7..8 were archived, but no answer said so for 5
+        with log.write() as b:
+            b.insert(Role.CUSTOMER, [], complete=("c2", 5, 10))
+        assert _state(log, "c2") == (10, 10)
+
+
+def test_a_complete_range_joins_the_records_held_after_it(tmp_path: Path) -> None:
+    with RecordLog(tmp_path, node_id="c1", role=Role.CUSTOMER) as log:
+        with log.write() as b:
+            b.insert(Role.CUSTOMER, [rec("c2", s) for s in (1, 11, 12, 13, 15)])  # live records after a gap
+        assert _state(log, "c2") == (1, 15)
+        with log.write() as b:
+            out = b.insert(Role.CUSTOMER, [rec("c2", 5)], complete=("c2", 2, 10))
+        assert len(out.inserted) == 1
+        assert _state(log, "c2") == (13, 15)  # 11..13 joined; 14 is a gap nobody answered for
+        assert log.first_held_after("c2", 13) == 15
+
+
+def test_a_complete_range_starting_below_the_mark_and_one_already_covered(tmp_path: Path) -> None:
+    with RecordLog(tmp_path, node_id="c1", role=Role.CUSTOMER) as log:
+        with log.write() as b:
+            b.insert(Role.CUSTOMER, [rec("c2", s) for s in (1, 2, 3)])
+        with log.write() as b:  # records held already: duplicates, and the range still counts
+            out = b.insert(Role.CUSTOMER, [rec("c2", 2), rec("c2", 3)], complete=("c2", 2, 7))
+        assert out.duplicates == 2 and not out.inserted
+        assert _state(log, "c2") == (7, 7)
+        with log.write() as b:  # inside the mark: nothing moves back
+            b.insert(Role.CUSTOMER, [], complete=("c2", 1, 4))
+        assert _state(log, "c2") == (7, 7)
+
+
+def test_a_complete_range_of_an_origin_not_held_or_of_another_role_is_refused(tmp_path: Path) -> None:
+    with RecordLog(tmp_path, node_id="s1", role=Role.STREET) as log:
+        with log.write() as b:
+            out = b.insert(Role.CUSTOMER, [], complete=("c1", 1, 5))
+            b.insert(Role.STREET, [rec("s2", 1)])
+            clash = b.insert(Role.FIRM, [], complete=("s2", 1, 5))
+        assert "does not hold records of customer c1" in out.rejected[0]
+        assert "s2 is a street node here, not firm" in clash.rejected[0]
+        assert log.origin_state("c1") is None and _state(log, "s2") == (1, 1)
+        with pytest.raises(ValueError, match="bad complete range 3..2 of s2"), log.write() as b:
+            b.insert(Role.STREET, [], complete=("s2", 3, 2))
+
+
+async def test_the_writer_refuses_a_bad_complete_range_before_queuing_it(tmp_path: Path) -> None:
+    with RecordLog(tmp_path, node_id="c1", role=Role.CUSTOMER) as log:
+        w = GroupCommitWriter(log, HybridLogicalClock("c1"))
+        w.start()
+        try:
+            with pytest.raises(ValueError, match="bad complete range 0..4 of c2"):
+                w.insert(Role.CUSTOMER, [], complete=("c2", 0, 4))
+            out = await w.insert(Role.CUSTOMER, [rec("c2", 2)], complete=("c2", 1, 4))
+            assert len(out.inserted) == 1 and _state(log, "c2") == (4, 4)
+        finally:
+            await w.close()
+
+
 def test_origin_with_another_role_is_refused(tmp_path: Path) -> None:
     with RecordLog(tmp_path, node_id="c1", role=Role.CUSTOMER) as log:
         with log.write() as b:
