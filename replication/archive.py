@@ -371,13 +371,20 @@ def write_day(log_dir: Path | str, node: str, role: Role, day: dt.date,
 # -- archiving records of a live log -------------------------------------------------------
 
 
+REMOVE_CHUNK = 20_000
+"""Records removed per LMDB write transaction: a running node's own appends (whose
+acknowledgements wait on their commit) take the write lock between two chunks, not after a
+whole day of removals (~0.25 s a chunk at ~85,000 records/s)."""
+
+
 def archive_txns(log: RecordLog, node: str, role: Role, day: dt.date, txns: Iterable[str]) -> ArchiveResult:
     """Move every record of ``txns`` that ``log`` holds into ``node``'s archive of ``day``.
 
     Both holdings; only records at or below their origin's contiguous high-water mark (the
     others stay in the log, counted as ``kept``: a later pass takes them once the gap before
     them is filled). The day's file is written and made durable first (:func:`write_day`),
-    then the records are removed from the log in one transaction (:meth:`RecordLog.remove`).
+    then the records are removed from the log, :data:`REMOVE_CHUNK` to a transaction
+    (:meth:`RecordLog.remove`).
     ``log`` is open for writing (the node's own open, when it runs)."""
     if log.readonly:
         raise ArchiveError(f"{log.path}: opened read-only: cannot archive its records")
@@ -393,5 +400,7 @@ def archive_txns(log: RecordLog, node: str, role: Role, day: dt.date, txns: Iter
             continue
         entries.append(ArchivedRecord(holding, st.role, origin, seq, raw))
     path = write_day(log.path, node, role, day, entries)
-    log.remove([(e.origin, e.seq) for e in entries])
+    keys = [(e.origin, e.seq) for e in entries]
+    for i in range(0, len(keys), REMOVE_CHUNK):
+        log.remove(keys[i:i + REMOVE_CHUNK])
     return ArchiveResult(path, len(entries), kept)

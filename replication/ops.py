@@ -184,6 +184,7 @@ class NodeView:
     origins: dict[str, OriginSummary]
     roles: dict[str, Role]
     seqs: dict[str, dict[int, bytes]]  # per origin: seq -> a digest of the record's bytes
+    archived_seqs: dict[str, set[int]] = field(default_factory=dict)   # per origin: the seqs held only in archives
 
 
 def read_node(path: Path) -> NodeView:
@@ -195,6 +196,7 @@ def read_node(path: Path) -> NodeView:
         seqs: dict[str, dict[int, bytes]] = {}
         holdings: dict[str, set[Holding]] = {}
         archived: dict[str, int] = {}
+        archived_seqs: dict[str, set[int]] = {}
         for how in (Holding.AUTHORITATIVE, Holding.READ_ONLY):
             for key, raw in log.iter_holding(how):
                 origin, seq = split_key(key)
@@ -208,6 +210,7 @@ def read_node(path: Path) -> NodeView:
                 if e.seq not in held:
                     held[e.seq] = hashlib.blake2b(e.raw, digest_size=16).digest()
                     archived[e.origin] = archived.get(e.origin, 0) + 1
+                    archived_seqs.setdefault(e.origin, set()).add(e.seq)
                     holdings.setdefault(e.origin, set()).add(e.holding)
         origins = {}
         for origin, held in seqs.items():
@@ -220,7 +223,7 @@ def read_node(path: Path) -> NodeView:
                                             archived.get(origin, 0))
         roles = {o: st.role for o, st in states.items()}
         roles[log.node_id] = log.role
-        return NodeView(path, log.node_id, log.role, origins, roles, seqs)
+        return NodeView(path, log.node_id, log.role, origins, roles, seqs, archived_seqs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,6 +301,7 @@ def verify(paths: list[Path]) -> VerifyReport:
             copies = [(v.origins[origin], v) for v in holders if origin in v.origins]
             ref, ref_view = max(copies, key=lambda c: c[0].count) if copies else (None, None)
         problems: list[str] = []
+        passed_over: dict[str, int] = {}
         for v in views:
             how = holding_for(v.node_id, v.role, origin, role)
             has = v.origins.get(origin)
@@ -317,6 +321,15 @@ def verify(paths: list[Path]) -> VerifyReport:
                 assert ref_view is not None
                 mine_d, theirs_d = v.seqs.get(origin, {}), ref_view.seqs.get(origin, {})
                 mine, theirs = set(mine_d), set(theirs_d)
+                # archived at the reference before this node got them: it moved over them (its
+                # high-water mark is past them) and never held them: not missing
+                passed = {s for s in ref_view.archived_seqs.get(origin, ()) if s <= has.hwm} - mine
+                if passed:
+                    passed_over[v.node_id] = passed_over.get(v.node_id, 0) + len(passed)
+                    theirs -= passed
+                    if not theirs ^ mine and (has.hwm, has.max_seq) == (ref.hwm, ref.max_seq) and \
+                            all(mine_d[s] == theirs_d[s] for s in mine):
+                        continue
                 clash = sorted(s for s in mine & theirs if mine_d[s] != theirs_d[s])
                 if clash:
                     report.conflicts.extend(KeyConflict(origin, s, v.node_id, ref_view.node_id) for s in clash)
@@ -339,8 +352,10 @@ def verify(paths: list[Path]) -> VerifyReport:
             n = ref.count if ref is not None else 0
             where = ", ".join(held_on) if held_on else "no given node"
             src = "" if owner is not None else " (origin's own log not given)"
+            never = "".join(f"; {node} never held {k:,} of them (archived before it caught up)"
+                            for node, k in sorted(passed_over.items()))
             report.lines.append(f"origin {origin} ({role.value}): OK, {n:,} records"
-                                f"{_archived_note(origin, holders)} on {where}{src}")
+                                f"{_archived_note(origin, holders)} on {where}{src}{never}")
     return report
 
 

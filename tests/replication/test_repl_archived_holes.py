@@ -16,12 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
-import lmdb
 import pytest
 
 from replication.codec import encode_record
 from replication.hlc import Hlc
-from replication.log import DEFAULT_MAP_SIZE, record_key
+from replication.log import RecordLog
 from replication.node import ReplicationNode
 from replication.record import Record, RecordType, Role
 from replication.wire import encode_resend
@@ -46,18 +45,11 @@ def node(tmp: Path, broker: Mosquitto, node_id: str, **kw: Any) -> ReplicationNo
 
 def archive(data_dir: Path, origin: str, seqs: Iterable[int]) -> None:
     """Remove records of ``origin`` from a stopped node's log, as retention does after
-    archiving them. Stand-in for ``RecordLog.remove`` (added on another branch; switch to it
-    once merged): deletes the keys from the authoritative database only, leaving their txn
-    index entries, which the resend path (``iter_raw``) never reads."""
-    env = lmdb.open(str(data_dir), map_size=DEFAULT_MAP_SIZE, max_dbs=8, subdir=True)
-    try:
-        db = env.open_db(b"auth", create=False)
-        with env.begin(write=True, db=db) as txn:
-            for seq in seqs:
-                if not txn.delete(record_key(origin, seq)):
-                    raise AssertionError(f"{data_dir}: no record {origin}#{seq} to archive")
-    finally:
-        env.close()
+    archiving them (:meth:`RecordLog.remove`)."""
+    wanted = list(seqs)
+    with RecordLog(data_dir) as log:
+        removed = log.remove([(origin, seq) for seq in wanted])
+    assert removed == len(wanted), f"{data_dir}: {len(wanted) - removed} of those records were not there"
 
 
 async def append(n: ReplicationNode, count: int) -> None:

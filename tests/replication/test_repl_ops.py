@@ -215,3 +215,35 @@ def test_dump_from_an_archive_equals_the_dump_before_archiving(tmp_path: Path,
     assert "neither an archive file nor an export" in capsys.readouterr().err
     assert main(["log", "dump", "--from", archive, "--archived"]) == 2
     assert "--archived goes with --data" in capsys.readouterr().err
+
+
+def test_verify_accepts_a_replica_that_caught_up_over_archived_holes(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """cfu1 archived its orders 0 and 1; cfu2 then lost its log and caught up from cfu1's resend
+    answers ("R": the range whole, the archived seqs absent): it never held those records, its
+    high-water mark is past them, and verify says so instead of calling them missing."""
+    from replication.codec import encode_record
+
+    dirs = _complete_pair(tmp_path)
+    assert _archive(dirs[0], ["cfu1-0", "cfu1-1"]) == 4
+    with RecordLog(dirs[1], readonly=True) as old:
+        own = [r for r in old.iter_origin("cfu2")]
+        street = [r for r in old.iter_origin("ssu1")]
+    with RecordLog(dirs[0], readonly=True) as origin:
+        live = [r for r in origin.iter_origin("cfu1")]
+    assert [r.seq for r in live] == [5, 6, 7, 8]
+    fresh = tmp_path / "cfu2-again"
+    with RecordLog(fresh, node_id="cfu2", role=Role.CUSTOMER) as log, log.write() as b:
+        b.insert(Role.CUSTOMER, [(r, encode_record(r)) for r in own])
+        b.insert(Role.STREET, [(r, encode_record(r)) for r in street])
+        b.insert(Role.CUSTOMER, [(r, encode_record(r)) for r in live], complete=("cfu1", 1, 8))
+    assert main(["log", "verify", dirs[0], str(fresh), dirs[2]]) == 0
+    out = capsys.readouterr().out
+    assert "origin cfu1 (customer): OK, 8 records (4 archived on cfu1) on cfu1, cfu2; cfu2 never held 4 of them " \
+           "(archived before it caught up)" in out, out
+    # one it should hold, gone: that one is missing, the archived ones still are not
+    with RecordLog(fresh) as log:
+        assert log.remove([("cfu1", 6)]) == 1
+    assert main(["log", "verify", dirs[0], str(fresh), dirs[2]]) == 1
+    out = capsys.readouterr().out
+    assert "missing seq 6" in out and "missing seq 1" not in out, out
