@@ -81,6 +81,7 @@ class FirmNode:
         self.counters = {"settled": 0, "eod_runs": 0, "carried": 0}
         self._last_day: dt.date | None = None
         self._carry_due: dt.date | None = None
+        self._carry_waits = 0
 
     async def open_accounts(self) -> int:
         """Write an ACCOUNT record for each configured account that has none yet from us."""
@@ -190,19 +191,24 @@ class FirmNode:
                 self._carry_due = cutoff_day(today, self.retention_days)
         if self._carry_due is not None:
             if not self.caught_up():
-                log.warning("%s: balances not carried forward to %s yet: records other nodes announced are not "
-                            "all here (tried again at the next pass)", self.name, self._carry_due)
+                if self._carry_waits == 30:     # at start, digests are a few passes away: only a long wait is news
+                    log.warning("%s: balances not carried forward to %s yet: records other nodes announced are "
+                                "not all here (tried again every pass)", self.name, self._carry_due)
+                self._carry_waits += 1
                 return
+            self._carry_waits = 0
             await self.carry_forward(self._carry_due)
             self._carry_due = None
 
-    async def run_daily(self, interval: float = 30.0) -> None:
+    async def run_daily(self, interval: float = 30.0, retry: float = 1.0) -> None:
+        """:meth:`daily_once` every ``interval`` seconds; every ``retry`` seconds while a carry
+        forward waits for the other nodes' records (at start: their digests are seconds away)."""
         while True:
             try:
                 await self.daily_once()
             except Exception:
                 log.exception("%s: end-of-day pass failed", self.name)
-            await asyncio.sleep(interval)
+            await asyncio.sleep(retry if self._carry_due is not None else interval)
 
 
 def _carried_key(key: str) -> bool:

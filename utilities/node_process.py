@@ -63,6 +63,7 @@ from utilities.liveness import Heartbeat, Liveness, another_run_of
 from utilities.metrics import NodeCollector
 from utilities.node_status import write_status
 from utilities.quote_feed import QuoteFeed
+from utilities.retention import Retention
 from utilities.routing import TTL_FACTOR
 from utilities.session_owner import SessionOwner
 from utilities.session_store import SessionStoreFactory
@@ -139,6 +140,7 @@ class NodeProcess:
         self.state = "starting"
         self.app: RoleApp | None = None
         self.sessions: SessionOwner | None = None  # customer: who owns which customer FIX session
+        self.retention: Retention | None = None     # every role: old finished orders leave the live log
         self.fence: Fence | None = None            # customer and street: the stall detector
         self.engine: Engine | None = None
         self.node: ReplicationNode | None = None
@@ -252,6 +254,9 @@ class NodeProcess:
                 background += await self.start_street(node)
             else:
                 background += await self.start_firm(node)
+            self.retention = Retention(node.log, keep_days=cfg.retention_days)
+            node.add_listener(self.retention.heard)
+            background.append(asyncio.create_task(self.retention.run()))
             eventloop.settle_gc()   # after replaying the log into the role's views
             self.state = "ready"
             self.write_status()
@@ -288,6 +293,8 @@ class NodeProcess:
             out.update(app.quotes.counters)
         if self.fence is not None:
             out.update({f"fence_{k}": v for k, v in self.fence.counters.items()})
+        if self.retention is not None:
+            out.update(self.retention.counters)
         return out
 
     def serve_metrics(self) -> MetricsServer | None:

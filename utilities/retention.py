@@ -35,15 +35,28 @@ The rule (:func:`removable`), for one order's records as this node holds them
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
-from collections.abc import Collection, Iterable, Mapping
+import logging
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from replication.archive import archive_txns
 from replication.codec import decode_record
 from replication.log import RecordLog
 from replication.record import Record, RecordType
-from utilities.books import account_opening, opening_rank, order_trades, trade_date_of
+from utilities.books import (
+    AS_OF_KEY,
+    account_opening,
+    new_york_today,
+    opening_rank,
+    order_trades,
+    trade_date_of,
+)
 from utilities.status import ORDER_FLOW_TYPES, fold
+
+log = logging.getLogger(__name__)
 
 DEFAULT_KEEP_DAYS = 2
 """Closed trading days whose orders stay in the live log (``[cluster] retention_days``)."""
@@ -147,3 +160,61 @@ def plan(log: RecordLog, cutoff: dt.date, *, holidays: Collection[dt.date] = ())
         else:
             out.kept += 1
     return out
+
+
+class Retention:
+    """A node's retention passes: once per New York date (and once soon after start), the orders
+    :func:`plan` picks are archived, one file per day they closed, and removed from the live
+    log (:func:`replication.archive.archive_txns`: the file is durable before a record goes).
+
+    The pass runs in a worker thread: it reads about one day of records and folds the orders
+    among them, which would hold the event loop for seconds; the removals are LMDB write
+    transactions like the node's own, taken in turn under the log's write lock."""
+
+    def __init__(self, record_log: RecordLog, *, keep_days: int = DEFAULT_KEEP_DAYS,
+                 today: Callable[[], dt.date] | None = None, holidays: Collection[dt.date] = ()) -> None:
+        self.record_log = record_log
+        self.keep_days = keep_days
+        self.today = today or new_york_today
+        self.holidays = frozenset(holidays)
+        self.counters = {"retention_passes": 0, "archived_orders": 0, "archived_records": 0}
+        self.last: Plan | None = None
+        self._done_for: dt.date | None = None
+        self._carried = asyncio.Event()
+
+    def run_once(self) -> Plan:
+        """One pass now (blocking: call it in a worker thread from the event loop)."""
+        cutoff = cutoff_day(self.today(), self.keep_days, self.holidays)
+        got = plan(self.record_log, cutoff, holidays=self.holidays)
+        for day, txns in sorted(got.by_day.items()):
+            result = archive_txns(self.record_log, self.record_log.node_id, self.record_log.role, day, txns)
+            self.counters["archived_orders"] += len(txns)
+            self.counters["archived_records"] += result.archived
+            log.info("%s: %d order(s) closed on %s archived (%d records) to %s", self.record_log.node_id, len(txns), day,
+                     result.archived, result.path)
+        self.counters["retention_passes"] += 1
+        self.last = got
+        return got
+
+    def heard(self, r: Record) -> None:
+        """A record this node now holds (a listener of the node): a carry forward from the firm
+        lets orders with trades go, so it calls a pass without waiting for the next date."""
+        if r.type is RecordType.ACCOUNT and AS_OF_KEY in r.extra:
+            self._carried.set()
+
+    async def run(self, *, first_after: float = 5.0, every: float = 60.0) -> None:
+        """Pass ``first_after`` seconds after start, then once per New York date and whenever a
+        carry forward arrives (checked every ``every`` seconds). A pass that fails is logged and
+        tried again at the next check."""
+        await asyncio.sleep(first_after)
+        while True:
+            today = self.today()
+            if today != self._done_for or self._carried.is_set():
+                self._carried.clear()
+                try:
+                    await asyncio.to_thread(self.run_once)
+                    self._done_for = today
+                except Exception:
+                    log.exception("%s: retention pass failed (tried again in %.0f s)", self.record_log.node_id, every)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._carried.wait(), every)

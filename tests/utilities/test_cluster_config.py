@@ -268,6 +268,9 @@ def test_in_flight_bounds_and_behind_threshold(tmp_path: Path) -> None:
         ("snapshot_every_records = -5", "", ("key 'cluster.snapshot_every_records': expected a whole number of "
          "records >= 0 (0: a snapshot only at start-up and at a clean stop), got -5")),
         ('snapshot_every_records = "1000"', "", "key 'cluster.snapshot_every_records': expected a whole number"),
+        ("retention_days = -1", "", ("key 'cluster.retention_days': expected a whole number of closed trading days "
+         "from 0 to 366, got -1")),
+        ("retention_days = true", "", "key 'cluster.retention_days': expected a whole number of closed trading days"),
         ("", "max_in_flight = 1.5", "key 'customers[0].max_in_flight': expected a whole number of orders >= 1, got 1.5"),
         ("", 'in_flight_policy = "queue"', "key 'customers[0].in_flight_policy': expected one of"),
     ],
@@ -286,3 +289,9 @@ def test_snapshot_every_records_defaults_and_is_read(tmp_path: Path) -> None:
     assert load_cluster_config(write(tmp_path, MINIMAL)).snapshot_every_records == 100_000
     text = MINIMAL.replace('name = "t"\n', 'name = "t"\nsnapshot_every_records = 0\n', 1)
     assert load_cluster_config(write(tmp_path, text)).snapshot_every_records == 0
+
+
+def test_retention_days_defaults_and_is_read(tmp_path: Path) -> None:
+    assert load_cluster_config(write(tmp_path, MINIMAL)).retention_days == 2
+    text = MINIMAL.replace('name = "t"\n', 'name = "t"\nretention_days = 0\n', 1)
+    assert load_cluster_config(write(tmp_path, text)).retention_days == 0
