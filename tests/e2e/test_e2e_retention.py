@@ -12,9 +12,9 @@ days kept), and each node archives the orders the rule picks.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import shutil
-import time
 from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
@@ -28,6 +28,7 @@ from replication.hlc import Hlc
 from replication.log import RecordLog
 from replication.record import Record, RecordType, Role
 from tests.support.cluster import Cluster
+from tests.support.waiting import wait_for
 from utilities.books import Books, account_record, new_york_today, settlement_date
 from utilities.firm import books_summary
 from utilities.retention import cutoff_day
@@ -136,16 +137,6 @@ def removed_expected(placed: dict[str, str], h: History, cutoff: dt.date) -> set
     return out
 
 
-def wait_for(what: str, check: Any, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
-
-
 def held_txns(cl: Cluster, node: str, txns: set[str]) -> set[str]:
     with RecordLog(cl.data / node / "log", readonly=True) as log:
         return {t for t in txns if log.records_for_txn(t)}
@@ -166,11 +157,13 @@ def test_old_finished_orders_leave_every_log_and_the_books_stay(tmp_path: Path) 
     try:
         def archived_everywhere() -> bool:
             return all(not held_txns(cl, n, gone) for n in ROLES)
-        wait_for("the old orders archived on every node", archived_everywhere)
+        wait_for("the old orders archived on every node", archived_everywhere, timeout=60)
+
+        def counted(node: str) -> bool:
+            return bool(cl.status(node)["counters"].get("archived_orders") == len(gone))
         for n in ROLES:
             assert held_txns(cl, n, kept) == kept, n
-            wait_for(f"{n}'s status to count the archived orders",
-                     lambda n=n: cl.status(n)["counters"].get("archived_orders") == len(gone), timeout=15)
+            wait_for(f"{n}'s status to count the archived orders", functools.partial(counted, n), timeout=15)
             files = sorted((cl.data / n / "log" / "archive").glob(f"{n}.*.fxar"))
             assert files, n
         assert cl.status("firm")["counters"]["carried"] == len(ACCOUNTS)
@@ -195,7 +188,7 @@ def test_old_finished_orders_leave_every_log_and_the_books_stay(tmp_path: Path) 
         def caught_up() -> bool:
             hwm = cl.status("cfu2")["hwm"]
             return all(int(hwm.get(o, 0)) >= head for o, head in heads.items())
-        wait_for("cfu2 caught up over the archived holes", caught_up)
+        wait_for("cfu2 caught up over the archived holes", caught_up, timeout=60)
         assert held_txns(cl, "cfu2", kept) == kept and not held_txns(cl, "cfu2", gone)
         verify = cl.fixgw("log", "verify", *cl.node_dirs(*ROLES))
         assert verify.returncode == 0, verify.stdout + verify.stderr

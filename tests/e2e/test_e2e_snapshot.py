@@ -11,15 +11,14 @@ Then the same of a street utility (utilities.street_snapshot): killed, restarted
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.e2e.qf_customer import QfCustomer
 from tests.support.cluster import Cluster
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -32,16 +31,6 @@ def snap_cluster(tmp_path: Path) -> Iterator[Cluster]:
         yield c
     finally:
         c.stop()
-
-
-def wait_for(what: str, check: Any, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def test_a_killed_customer_utility_restarts_from_its_snapshot_and_answers_a_status_request(

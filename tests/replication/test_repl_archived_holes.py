@@ -10,8 +10,7 @@ asking.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -25,16 +24,9 @@ from replication.node import ReplicationNode
 from replication.record import Record, RecordType, Role
 from replication.wire import encode_resend
 from tests.support.broker import Mosquitto
+from tests.support.waiting import until
 
 DIGEST_S = 0.2
-
-
-async def until(pred: Callable[[], bool], timeout: float = 15.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 def node(tmp: Path, broker: Mosquitto, node_id: str, **kw: Any) -> ReplicationNode:
