@@ -20,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from replication.archive import archive_files
 from replication.codec import encode_record
 from replication.hlc import Hlc
 from replication.log import RecordLog
@@ -35,7 +36,7 @@ from utilities.books import (
     settlements_due,
 )
 from utilities.positions import AccountLedger, last_prices
-from utilities.retention import carried_to, cutoff_day, plan, removable
+from utilities.retention import Retention, carried_to, cutoff_day, plan, removable
 from utilities.risk import RiskView
 
 D = Decimal
@@ -261,6 +262,27 @@ def test_plan_reads_a_real_log_up_to_the_cutoff_and_picks_what_the_rule_picks(tm
     assert (got.candidates, got.kept) == (3, 1)            # c-0.3 is open; c-0.4 is Thursday's
     # each origin is read up to its first record stamped after the cutoff, not to its end
     assert got.scanned < len(rs)
+
+
+async def test_a_pass_plans_in_a_child_process_and_archives(tmp_path: Path) -> None:
+    """The node's pass: the plan made by ``python -m utilities.retention plan`` on a read-only
+    open equals the plan made in process; then the orders go to their day's archive file."""
+    rs, wed = week()
+    roles = {"cfu1": Role.CUSTOMER, "ssu1": Role.STREET, "firm": Role.FIRM}
+    with RecordLog(tmp_path, node_id="cfu2", role=Role.CUSTOMER) as log:
+        with log.write() as batch:
+            for origin, role in roles.items():   # contiguous seqs from 1, as an origin writes them
+                mine = sorted((r for r in rs if r.origin == origin), key=lambda r: r.seq)
+                batch.insert(role, [(r, encode_record(r)) for r in (x.replace(seq=i) for i, x in enumerate(mine, 1))])
+        ret = Retention(log, keep_days=2, today=lambda: wed + dt.timedelta(days=5))   # Monday: cutoff Wednesday
+        got = await ret.plan_in_child(wed)
+        assert got == plan(log, wed)
+        ret.run_once(got)
+        assert ret.counters == {"retention_passes": 1, "archived_orders": 2, "archived_records": len(
+            [r for r in rs if r.txn in ("c-0.1", "c-0.2")])}
+        assert not log.records_for_txn("c-0.1") and log.records_for_txn("c-0.3")
+        assert [f.name for f in archive_files(tmp_path)] == ["cfu2.2024-03-06.fxar"]
+        assert ret.run_once().orders == 0      # nothing more to go
 
 
 def test_a_carry_is_not_undone_by_an_older_account_record() -> None:
