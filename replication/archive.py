@@ -384,16 +384,38 @@ def archive_txns(log: RecordLog, node: str, role: Role, day: dt.date, txns: Iter
     others stay in the log, counted as ``kept``: a later pass takes them once the gap before
     them is filled). The day's file is written and made durable first (:func:`write_day`),
     then the records are removed from the log, :data:`REMOVE_CHUNK` to a transaction
-    (:meth:`RecordLog.remove`).
-    ``log`` is open for writing (the node's own open, when it runs)."""
+    (:meth:`RecordLog.remove`). ``log`` is open for writing (the node's own open, when it runs)."""
+    _check_writable(log, node, role)
+    return _move(log, node, role, day, log.raw_for_txns(sorted(set(txns))))
+
+
+def archive_keys(log: RecordLog, node: str, role: Role, day: dt.date, keys: Iterable[tuple[str, int]]) -> ArchiveResult:
+    """:func:`archive_txns` for records named by key (the firm's records that a later one
+    supersedes share their txn with the one that stays)."""
+    _check_writable(log, node, role)
+
+    def held() -> Iterator[tuple[Holding, str, int, bytes]]:
+        for origin, seq in sorted(set(keys)):
+            how = log.holding_of(origin)
+            raw = log.get_raw(origin, seq)
+            if how is not None and raw is not None:
+                yield how, origin, seq, raw
+    return _move(log, node, role, day, held())
+
+
+def _check_writable(log: RecordLog, node: str, role: Role) -> None:
     if log.readonly:
         raise ArchiveError(f"{log.path}: opened read-only: cannot archive its records")
     if node != log.node_id or role is not log.role:
         raise ArchiveError(f"{log.path} is {log.role.value} node {log.node_id}'s log, not {role.value} node {node}'s")
+
+
+def _move(log: RecordLog, node: str, role: Role, day: dt.date,
+          records: Iterable[tuple[Holding, str, int, bytes]]) -> ArchiveResult:
     states = log.origin_states()
     entries: list[ArchivedRecord] = []
     kept = 0
-    for holding, origin, seq, raw in log.raw_for_txns(sorted(set(txns))):
+    for holding, origin, seq, raw in records:
         st = states.get(origin)
         if st is None or seq > st.hwm:
             kept += 1

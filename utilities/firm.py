@@ -48,7 +48,7 @@ from utilities.books import (
     trade_date_of,
 )
 from utilities.record_node import RecordNode
-from utilities.retention import cutoff_day
+from utilities.retention import carried_to, cutoff_day
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +150,13 @@ class FirmNode:
         log.info("%s: end of day %s written to %s", self.name, trade_date, path)
         return path
 
+    def carried_through(self) -> dt.date | None:
+        """The last day every configured account's balances are carried forward to (None: an
+        account has no carry yet)."""
+        days = [carried_to(self.node.log.records_for_txn(account_txn(a))) for a in self.accounts]
+        known = [d for d in days if d is not None]
+        return min(known) if known and len(known) == len(days) else None
+
     async def carry_forward(self, as_of: dt.date) -> int:
         """Carry every account's balances forward to the end of ``as_of`` (see the module doc);
         accounts carried that far already are left alone. How many ACCOUNT records it wrote."""
@@ -181,9 +188,12 @@ class FirmNode:
         today = self.today()
         if today != self._last_day:     # the books are folded over every record: once a day, not every pass
             done = self.eod_done()
+            closed = self.carried_through()
             dates = sorted({trade_date_of(r.hlc) for r in self.node.log.iter_type(RecordType.FILL)})
             for d in dates:
-                if d < today and d.isoformat() not in done:
+                # a carried day is closed: its END_OF_DAY record may be archived, and what is left
+                # of its fills (orders still open) is not its whole day: its report stays as written
+                if d < today and d.isoformat() not in done and (closed is None or d > closed):
                     await self.end_of_day(d)
             await self.settle(today)
             self._last_day = today

@@ -45,10 +45,10 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from replication.archive import archive_txns
+from replication.archive import archive_keys, archive_txns
 from replication.codec import decode_record
 from replication.log import RecordLog
-from replication.record import Record, RecordType
+from replication.record import Record, RecordType, Role
 from utilities.books import (
     AS_OF_KEY,
     account_opening,
@@ -125,6 +125,7 @@ class Plan:
 
     cutoff: dt.date
     by_day: dict[dt.date, list[str]] = field(default_factory=dict)
+    superseded: dict[dt.date, list[tuple[str, int]]] = field(default_factory=dict)   # the firm's, by key (see plan)
     scanned: int = 0          # records read to find the candidates
     candidates: int = 0       # orders with a record stamped on or before the cutoff
     kept: int = 0             # of those, the ones the rule keeps (open, not settled, not carried)
@@ -132,6 +133,19 @@ class Plan:
     @property
     def orders(self) -> int:
         return sum(len(txns) for txns in self.by_day.values())
+
+
+_SNAPSHOT_TYPES = frozenset({RecordType.POSITION, RecordType.BUYING_POWER, RecordType.END_OF_DAY})
+
+
+def _snapshot_day(r: Record) -> dt.date | None:
+    """The trading day an end-of-day record of the firm is about."""
+    v = r.extra.get("trade_date")
+    text = v if isinstance(v, str) else r.txn.removeprefix("eod:")
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        return None
 
 
 def plan(log: RecordLog, cutoff: dt.date, *, holidays: Collection[dt.date] = ()) -> Plan:
@@ -147,8 +161,21 @@ def plan(log: RecordLog, cutoff: dt.date, *, holidays: Collection[dt.date] = ())
         if r.type is RecordType.ACCOUNT and r.account:
             accounts.setdefault(r.account, []).append(r)
     carried = {acct: carried_to(rs) for acct, rs in accounts.items()}
+    # the firm's records a carry supersedes: its end-of-day snapshots (POSITION, BUYING_POWER,
+    # END_OF_DAY) of carried days, and every ACCOUNT record of an account but its opening
+    # (the highest-ranked, a carry), from days up to the cutoff
+    closed = min((d for d in carried.values() if d is not None), default=None) \
+        if carried and all(carried.values()) else None
+    for rs in accounts.values():
+        top = max(rs, key=opening_rank)
+        if carried_to([top]) is not None:
+            for r in rs:
+                if r is not top and trade_date_of(r.hlc) <= cutoff:
+                    out.superseded.setdefault(trade_date_of(r.hlc), []).append((r.origin, r.seq))
+    states = log.origin_states()
     txns: dict[str, None] = {}
-    for origin in sorted(log.origin_states()):
+    for origin in sorted(states):
+        firm = states[origin].role is Role.FIRM
         for _, raw in log.iter_raw(origin):
             out.scanned += 1
             r = decode_record(raw)
@@ -156,6 +183,10 @@ def plan(log: RecordLog, cutoff: dt.date, *, holidays: Collection[dt.date] = ())
                 break
             if r.type in ORDER_FLOW_TYPES or r.type is RecordType.SETTLED:
                 txns.setdefault(r.txn)
+            elif firm and closed is not None and r.type in _SNAPSHOT_TYPES:
+                day = _snapshot_day(r)
+                if day is not None and day <= min(cutoff, closed):
+                    out.superseded.setdefault(day, []).append((r.origin, r.seq))
     out.candidates = len(txns)
     for txn in txns:
         recs = log.records_for_txn(txn)
@@ -176,13 +207,15 @@ def plan_main(argv: list[str]) -> int:
     with RecordLog(Path(argv[1]), readonly=True) as rl:
         got = plan(rl, dt.date.fromisoformat(argv[2]))
     print(json.dumps({"by_day": {d.isoformat(): txns for d, txns in got.by_day.items()}, "scanned": got.scanned,
-                      "candidates": got.candidates, "kept": got.kept}))
+                      "candidates": got.candidates, "kept": got.kept,
+                      "superseded": {d.isoformat(): keys for d, keys in got.superseded.items()}}))
     return 0
 
 
 def _plan_of(out: bytes, cutoff: dt.date) -> Plan:
     raw = json.loads(out)
     return Plan(cutoff, {dt.date.fromisoformat(d): list(t) for d, t in raw["by_day"].items()},
+                {dt.date.fromisoformat(d): [(str(o), int(q)) for o, q in keys] for d, keys in raw["superseded"].items()},
                 int(raw["scanned"]), int(raw["candidates"]), int(raw["kept"]))
 
 
@@ -211,12 +244,18 @@ class Retention:
         plan made already (by :meth:`run`'s child process), else it is made here."""
         if got is None:
             got = plan(self.record_log, cutoff_day(self.today(), self.keep_days, self.holidays), holidays=self.holidays)
+        rl = self.record_log
         for day, txns in sorted(got.by_day.items()):
-            result = archive_txns(self.record_log, self.record_log.node_id, self.record_log.role, day, txns)
+            result = archive_txns(rl, rl.node_id, rl.role, day, txns)
             self.counters["archived_orders"] += len(txns)
             self.counters["archived_records"] += result.archived
-            log.info("%s: %d order(s) closed on %s archived (%d records) to %s", self.record_log.node_id, len(txns), day,
+            log.info("%s: %d order(s) closed on %s archived (%d records) to %s", rl.node_id, len(txns), day,
                      result.archived, result.path)
+        for day, keys in sorted(got.superseded.items()):
+            result = archive_keys(rl, rl.node_id, rl.role, day, keys)
+            self.counters["archived_records"] += result.archived
+            log.info("%s: %d superseded firm record(s) of %s archived to %s", rl.node_id, result.archived, day,
+                     result.path)
         self.counters["retention_passes"] += 1
         self.last = got
         return got

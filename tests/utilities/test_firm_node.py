@@ -99,3 +99,13 @@ async def test_firm_carries_balances_forward_to_the_retention_cutoff(tmp_path: P
         assert [r.extra["as_of"] for r in node.log.iter_type(RecordType.ACCOUNT) if "as_of" in r.extra] == \
             ["2024-03-05", "2024-03-06"]
         assert node.log.head == head + 1
+        # Tuesday is carried: once retention archived its END_OF_DAY record, its report is not
+        # written again from what is left (a later day's pass)
+        eod = next(r for r in node.log.iter_type(RecordType.END_OF_DAY) if r.txn == "eod:2024-03-05")
+        assert node.log.remove([(eod.origin, eod.seq)]) == 1
+        report = tmp_path / "eod" / "2024-03-05.json"
+        written = report.stat().st_mtime_ns
+        today[0] = dt.date(2024, 3, 11)
+        await firm.daily_once()
+        assert report.stat().st_mtime_ns == written
+        assert not [r for r in node.log.iter_type(RecordType.END_OF_DAY) if r.txn == "eod:2024-03-05"]

@@ -243,6 +243,9 @@ def week() -> tuple[list[Record], dt.date]:
           rec(T.ORDER, DAY_S + 60, txn="c-0.3", **terms),
           rec(T.ORDER, 2 * DAY_S, txn="c-0.4", **terms), fill(2 * DAY_S + 1, 10, "11", "E2", txn="c-0.4",
                                                              status="2", **terms)]
+    # the firm's end of day of Tuesday, written just after midnight (before Wednesday's settlements)
+    rs.append(Record(origin="firm", seq=next(_firm_seq), txn="eod:2024-03-05", type=T.END_OF_DAY, status="done",
+                     hlc=at_day(TUE + dt.timedelta(days=1), 1), extra={"accounts": 1}))
     for k in (1, 2, 3):
         rs += settle_all(rs, TUE + dt.timedelta(days=k))
     wed = TUE + dt.timedelta(days=1)
@@ -259,6 +262,10 @@ def test_plan_reads_a_real_log_up_to_the_cutoff_and_picks_what_the_rule_picks(tm
                 batch.insert(role, [(r, encode_record(r)) for r in mine])
         got = plan(log, wed)
     assert got.by_day == {wed: ["c-0.1", "c-0.2"]} and got.orders == 2     # c-0.1 settled Wednesday
+    # the firm's records the carry supersedes: the account's first opening, Tuesday's end of day
+    opening = next(r for r in rs if r.type is T.ACCOUNT)
+    eod = next(r for r in rs if r.type is T.END_OF_DAY)
+    assert got.superseded == {TUE: [(opening.origin, opening.seq), (eod.origin, eod.seq)]}
     assert (got.candidates, got.kept) == (3, 1)            # c-0.3 is open; c-0.4 is Thursday's
     # each origin is read up to its first record stamped after the cutoff, not to its end
     assert got.scanned < len(rs)
@@ -279,9 +286,10 @@ async def test_a_pass_plans_in_a_child_process_and_archives(tmp_path: Path) -> N
         assert got == plan(log, wed)
         ret.run_once(got)
         assert ret.counters == {"retention_passes": 1, "archived_orders": 2, "archived_records": len(
-            [r for r in rs if r.txn in ("c-0.1", "c-0.2")])}
+            [r for r in rs if r.txn in ("c-0.1", "c-0.2")]) + 2}     # and the two superseded firm records
+        assert [r.extra.get("as_of") for r in log.records_for_txn("account:ACC1")] == ["2024-03-06"]
         assert not log.records_for_txn("c-0.1") and log.records_for_txn("c-0.3")
-        assert [f.name for f in archive_files(tmp_path)] == ["cfu2.2024-03-06.fxar"]
+        assert [f.name for f in archive_files(tmp_path)] == ["cfu2.2024-03-05.fxar", "cfu2.2024-03-06.fxar"]
         assert ret.run_once().orders == 0      # nothing more to go
 
 
