@@ -276,6 +276,19 @@ def read_archive(path: Path | str, progress: Callable[[int], None] | None = None
     return Archive(p, _header(p, first), _entries(p, objects))
 
 
+def find_txn(log_dir: Path | str, txn: str) -> tuple[Path, list[Record]] | None:
+    """The archived records of one order and the file that holds them (an order's records are
+    archived together, in the file of the day it closed), or None. Newest file first; a record
+    is decoded only when its bytes hold the txn (msgpack's encoding of it): about a second a
+    day file of a busy day, for ``fixgw log status`` on an order no longer in the live log."""
+    needle = msgpack.packb(txn)
+    for path in reversed(archive_files(log_dir)):
+        found = [r for e in read_archive(path).entries if needle in e.raw and (r := e.record()).txn == txn]
+        if found:
+            return path, found
+    return None
+
+
 # -- writing -------------------------------------------------------------------------------
 
 

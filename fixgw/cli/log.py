@@ -38,20 +38,26 @@ def _data_dir(value: str) -> Path:
 def _run_status(args: argparse.Namespace) -> int:
     import json
 
+    from replication.archive import find_txn
     from replication.codec import record_to_json
     from replication.errors import ReplicationError
     from replication.log import RecordLog
     from replication.ops import format_record
     from utilities.status import fold
 
+    archived = None
     try:
         with RecordLog(args.data, readonly=True) as log:
             records = log.records_for_txn(args.txn)
+        if not records:     # retention may have moved it to an archive file
+            found = find_txn(args.data, args.txn)
+            if found is not None:
+                archived, records = found
     except ReplicationError as exc:
         raise CliError(str(exc)) from None
     st = fold(records)
     if st is None:
-        raise CliError(f"{args.data}: no records of order {args.txn!r}")
+        raise CliError(f"{args.data}: no records of order {args.txn!r} (in the live log or its archive files)")
     records.sort(key=lambda r: r.hlc)
     if args.json:
         print(json.dumps({
@@ -59,6 +65,7 @@ def _run_status(args: argparse.Namespace) -> int:
             "avg_px": str(st.avg_px), "order_qty": None if st.order_qty is None else str(st.order_qty),
             "cl_ord_id": st.cl_ord_id, "account": st.account, "symbol": st.symbol, "side": st.side,
             "street": st.street, "pending": [p.kind for p in st.pending],
+            "archived": None if archived is None else str(archived),
             "records": [record_to_json(r) for r in records],
         }, default=str))
         return 0
@@ -70,7 +77,8 @@ def _run_status(args: argparse.Namespace) -> int:
           f"ClOrdID {st.cl_ord_id}")
     print(f"  CumQty {st.cum_qty}  LeavesQty {st.leaves_qty}  AvgPx {st.avg_px}  street {st.street or '-'}"
           + (f"  pending {', '.join(p.kind for p in st.pending)}" if st.pending else ""))
-    print(f"  {len(records)} record(s), by hybrid clock:")
+    where = "" if archived is None else f", archived in {archived}"
+    print(f"  {len(records)} record(s){where}, by hybrid clock:")
     for r in records:
         print("    " + format_record(r))
     return 0

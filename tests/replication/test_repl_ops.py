@@ -247,3 +247,20 @@ def test_verify_accepts_a_replica_that_caught_up_over_archived_holes(tmp_path: P
     assert main(["log", "verify", dirs[0], str(fresh), dirs[2]]) == 1
     out = capsys.readouterr().out
     assert "missing seq 6" in out and "missing seq 1" not in out, out
+
+
+def test_log_status_finds_an_archived_order_in_its_archive_file(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    dirs = _complete_pair(tmp_path)
+    assert main(["log", "status", "--data", dirs[1], "--txn", "cfu1-1", "--json"]) == 0
+    live = json.loads(capsys.readouterr().out)
+    assert live["archived"] is None
+    assert _archive(dirs[1], ["cfu1-1"]) == 2
+    assert main(["log", "status", "--data", dirs[1], "--txn", "cfu1-1", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["archived"] == str(tmp_path / "cfu2" / "archive" / "cfu2.2026-12-04.fxar")
+    assert {k: v for k, v in got.items() if k != "archived"} == {k: v for k, v in live.items() if k != "archived"}
+    assert main(["log", "status", "--data", dirs[1], "--txn", "cfu1-1"]) == 0
+    assert "archived in" in capsys.readouterr().out
+    assert main(["log", "status", "--data", dirs[1], "--txn", "nobody"]) == 2
+    assert "no records of order 'nobody' (in the live log or its archive files)" in capsys.readouterr().err
