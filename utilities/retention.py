@@ -260,6 +260,17 @@ class Retention:
         self.last = got
         return got
 
+    def anything_by(self, cutoff: dt.date) -> bool:
+        """Whether any origin's oldest record held is stamped on or before ``cutoff``: else a pass
+        has nothing to look at (a young cluster, or one whose pass today ran already), and no child
+        process is started. One record read per origin."""
+        for origin in self.record_log.origin_states():
+            for _, raw in self.record_log.iter_raw(origin):
+                if trade_date_of(decode_record(raw).hlc) <= cutoff:
+                    return True
+                break
+        return False
+
     async def plan_in_child(self, cutoff: dt.date) -> Plan:
         """:func:`plan` in a child process on a read-only open of this log (``python -m
         utilities.retention plan``): it reads and folds about a day of records, ~26 us a record
@@ -291,8 +302,10 @@ class Retention:
             if today != self._done_for or self._carried.is_set():
                 self._carried.clear()
                 try:
-                    got = await self.plan_in_child(cutoff_day(today, self.keep_days, self.holidays))
-                    await asyncio.to_thread(self.run_once, got)
+                    cutoff = cutoff_day(today, self.keep_days, self.holidays)
+                    if self.anything_by(cutoff):
+                        got = await self.plan_in_child(cutoff)
+                        await asyncio.to_thread(self.run_once, got)
                     self._done_for = today
                 except Exception:
                     log.exception("%s: retention pass failed (tried again in %.0f s)", self.record_log.node_id, every)

@@ -282,6 +282,7 @@ async def test_a_pass_plans_in_a_child_process_and_archives(tmp_path: Path) -> N
                 mine = sorted((r for r in rs if r.origin == origin), key=lambda r: r.seq)
                 batch.insert(role, [(r, encode_record(r)) for r in (x.replace(seq=i) for i, x in enumerate(mine, 1))])
         ret = Retention(log, keep_days=2, today=lambda: wed + dt.timedelta(days=5))   # Monday: cutoff Wednesday
+        assert ret.anything_by(wed) and not ret.anything_by(TUE - dt.timedelta(days=1))
         got = await ret.plan_in_child(wed)
         assert got == plan(log, wed)
         ret.run_once(got)
